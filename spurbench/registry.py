@@ -1,0 +1,73 @@
+"""One generic registry: names -> objects, lazy ``module:attr`` entries, entry points.
+
+Modelled on lm-evaluation-harness's registry: lazy entries keep heavy optional
+dependencies (open_clip, transformers) out of import time, and a miss gives
+did-you-mean suggestions instead of a bare KeyError.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Generic, Iterable, TypeVar
+
+from spurbench.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return ' Did you mean: a, b?' for close matches, or ''."""
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+class Registry(Generic[T]):
+    """A named table of objects of type ``base``; values may be ``"module:attr"`` strings."""
+
+    def __init__(self, kind: str, base: type | None = None, entry_point_group: str | None = None):
+        self.kind = kind
+        self.base = base
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Any] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, target: T | str | None = None):
+        """Register ``target`` under ``name``; usable as a decorator when target is omitted."""
+
+        def add(obj: Any) -> Any:
+            if name in self._entries and self._entries[name] is not obj:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = obj
+            return obj
+
+        return add if target is None else add(target)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or self.entry_point_group is None:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            # Built-ins win over third-party plugins of the same name.
+            self._entries.setdefault(ep.name, ep.value)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> T:
+        self._load_entry_points()
+        if name not in self._entries:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{suggest(name, self._entries)} "
+                f"Known: {', '.join(sorted(self._entries))}."
+            )
+        obj = self._entries[name]
+        if isinstance(obj, str):
+            module_name, _, attr = obj.partition(":")
+            obj = getattr(importlib.import_module(module_name), attr)
+            if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+                raise TypeError(f"{self.kind} {name!r} -> {obj!r} is not a subclass of {self.base.__name__}")
+            self._entries[name] = obj
+        return obj
