@@ -32,7 +32,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def build_transform(data_config: dict[str, Any], protocol: str, role: Role) -> Callable[[Image.Image], torch.Tensor]:
+def build_transform(
+    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256
+) -> Callable[[Image.Image], torch.Tensor]:
     """Transform for one image role ("positive" = class images, "negative" = spurious-only images)."""
     if protocol not in PROTOCOLS:
         from spurbench.errors import SpurbenchError
@@ -47,7 +49,7 @@ def build_transform(data_config: dict[str, Any], protocol: str, role: Role) -> C
         # ImageNet ships square images); it only keeps batches stackable for odd local data.
         steps = [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
     else:
-        steps = [T.Resize(int(math.floor(size * 256 / 224)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+        steps = [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
     return T.Compose([_to_rgb, *steps, T.ToTensor(), normalize])
 
 

@@ -59,6 +59,9 @@ class Benchmark:
     revision: str | None = None  # pinned revision (Hub commit / generator version)
     checksum: str | None = None  # content checksum of the negatives
     positives_source: str | None = None  # where the positives came from (Hub dataset, local dir, generator)
+    # The paper protocol resizes positives to size/crop_pct and center-crops (ImageNet val: 224/256).
+    # A generated benchmark whose images already have the model's size sets 1.0.
+    positive_crop_pct: float = 224 / 256
     extra: dict[str, Any] = field(default_factory=dict)  # benchmark-specific facts recorded in results
 
     def class_by_index(self) -> dict[int, BenchmarkClass]:
