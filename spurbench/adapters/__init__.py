@@ -32,6 +32,12 @@ def split_name(name: str) -> tuple[str, str]:
     return family, spec
 
 
+def check_model_name(name: str) -> None:
+    """Fail early, with suggestions, on an unknown family or spec."""
+    family, spec = split_name(name)
+    ADAPTERS.get(family).check_spec(spec)
+
+
 def load_model(name: str, *, checkpoint: str | None = None, pretrained: bool = True, device: str = "cpu") -> ModelAdapter:
     """Build the adapter for ``family:spec``, e.g. ``timm:resnet50.a1_in1k`` or ``planted:cnn``."""
     family, spec = split_name(name)
@@ -39,4 +45,4 @@ def load_model(name: str, *, checkpoint: str | None = None, pretrained: bool = T
     return adapter_cls(spec, checkpoint=checkpoint, pretrained=pretrained).to(device)
 
 
-__all__ = ["ADAPTERS", "EXAMPLES", "DEFAULT_MODELS", "ModelAdapter", "ModelCard", "load_model", "split_name"]
+__all__ = ["ADAPTERS", "EXAMPLES", "DEFAULT_MODELS", "ModelAdapter", "ModelCard", "check_model_name", "load_model", "split_name"]

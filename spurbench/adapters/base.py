@@ -42,6 +42,13 @@ class ModelAdapter(abc.ABC):
     family: ClassVar[str]
     card: ModelCard
 
+    @classmethod
+    def check_spec(cls, spec: str) -> None:
+        """Raise UnknownNameError for a spec this family cannot build, cheaply and before any loading.
+
+        Sweeps call it for every model up front, so a typo fails in a second, not after an hour.
+        """
+
     # ---- identity -------------------------------------------------------------------------
     @property
     def name(self) -> str:

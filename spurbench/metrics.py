@@ -1,0 +1,111 @@
+"""Class-wise spurious AUC and friends, from per-image scores.
+
+Per class k the score of an image is the softmax probability of class k over the
+model's full label space. Positives are images of class k, negatives the
+spurious-only images of class k. ROC-AUC is the paper's spurious score; AP is what
+the upstream code computed under the name "AUC", reported here as ``ap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+AucKind = Literal["roc", "ap"]
+
+
+def _labelled(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.asarray(pos_scores, dtype=np.float64).ravel()
+    neg = np.asarray(neg_scores, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("spurious_auc needs at least one positive and one negative score")
+    labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    return labels, np.concatenate([pos, neg])
+
+
+def spurious_auc(pos_scores: Sequence[float] | np.ndarray, neg_scores: Sequence[float] | np.ndarray, kind: AucKind = "roc") -> float:
+    """AUC separating class images (positives) from spurious-only images (negatives).
+
+    ``kind="roc"``: ROC-AUC, the paper's definition (1.0 = no reliance on the spurious feature).
+    ``kind="ap"``: average precision with the class images as the positive class (upstream's number).
+    """
+    labels, scores = _labelled(np.asarray(pos_scores), np.asarray(neg_scores))
+    if kind == "roc":
+        return float(roc_auc_score(labels, scores))
+    if kind == "ap":
+        return float(average_precision_score(labels, scores))
+    raise ValueError(f"kind must be 'roc' or 'ap', not {kind!r}")
+
+
+def batched_roc_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each row of pos [B, P] against the same row of neg [B, M] (Mann-Whitney U, ties = 1/2)."""
+    n_pos, n_neg = pos.shape[1], neg.shape[1]
+    ranks = rankdata(np.concatenate([pos, neg], axis=1), axis=1)  # average ranks handle ties like sklearn
+    rank_sum = ranks[:, :n_pos].sum(axis=1)
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    """Per-image scores of one class: probability of k and whether k was the top-1 prediction."""
+
+    class_index: int
+    pos_prob: np.ndarray
+    neg_prob: np.ndarray
+    pos_pred_is_k: np.ndarray
+    neg_pred_is_k: np.ndarray
+
+
+def class_metrics(scores: ClassScores) -> dict[str, float]:
+    """The per-class metrics of one head."""
+    return {
+        "auc": spurious_auc(scores.pos_prob, scores.neg_prob, "roc"),
+        "ap": spurious_auc(scores.pos_prob, scores.neg_prob, "ap"),
+        "spurious_pred_rate": float(np.mean(scores.neg_pred_is_k)),
+        "val_pred_rate": float(np.mean(scores.pos_pred_is_k)),
+        "mean_prob_val": float(np.mean(scores.pos_prob)),
+        "mean_prob_spurious": float(np.mean(scores.neg_prob)),
+    }
+
+
+def bootstrap_mauc_ci(
+    per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile CI of the mAUC, resampling images with replacement within each class and role.
+
+    Vectorised over draws: one [draws, n] index matrix per class and role.
+    """
+    if draws <= 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for scores in per_class:
+        pos_idx = rng.integers(0, scores.pos_prob.size, size=(draws, scores.pos_prob.size))
+        neg_idx = rng.integers(0, scores.neg_prob.size, size=(draws, scores.neg_prob.size))
+        total += batched_roc_auc(scores.pos_prob[pos_idx], scores.neg_prob[neg_idx])
+    maucs = total / len(per_class)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(maucs, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    """mAUC, mean AP, pooled AUC, clean accuracy on the positives, and the bootstrap CI of the mAUC."""
+    rows = [class_metrics(s) for s in per_class]
+    pos_all = np.concatenate([s.pos_prob for s in per_class])
+    neg_all = np.concatenate([s.neg_prob for s in per_class])
+    correct = np.concatenate([s.pos_pred_is_k for s in per_class])
+    low, high = bootstrap_mauc_ci(per_class, draws=draws, seed=seed)
+    return {
+        "mauc": float(np.mean([r["auc"] for r in rows])),
+        "mauc_ci_low": low,
+        "mauc_ci_high": high,
+        "mean_ap": float(np.mean([r["ap"] for r in rows])),
+        "pooled_auc": spurious_auc(pos_all, neg_all, "roc"),
+        "accuracy": float(np.mean(correct)),
+        "spurious_pred_rate": float(np.mean(np.concatenate([s.neg_pred_is_k for s in per_class]))),
+    }

@@ -1,0 +1,163 @@
+"""Typed result files: one JSON per (model, benchmark), pydantic schema, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spurbench.errors import SpurbenchError
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelInfo(_Strict):
+    name: str
+    family: str
+    weights_revision: str | None
+    num_params: int
+    label_space: str
+    num_classes: int
+    data_config: dict[str, Any]
+
+
+class BenchmarkInfo(_Strict):
+    name: str
+    label_space: str
+    repo: str | None
+    revision: str | None
+    checksum: str | None
+    positives_source: str | None
+    num_classes: int
+    num_positives: int
+    num_negatives: int
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProtocolInfo(_Strict):
+    name: Literal["paper", "model"]
+    description: str
+
+
+class Aggregate(_Strict):
+    mauc: float
+    mauc_ci_low: float
+    mauc_ci_high: float
+    bootstrap_draws: int
+    mean_ap: float
+    pooled_auc: float
+    accuracy: float  # top-1 accuracy on the positives (the val subset)
+    spurious_pred_rate: float  # fraction of spurious-only images predicted as their class
+
+
+class ClassRow(_Strict):
+    class_index: int
+    class_name: str
+    components: list[int]
+    planted: bool | None
+    feature: str | None
+    num_positives: int
+    num_negatives: int
+    auc: float
+    ap: float
+    spurious_pred_rate: float
+    val_pred_rate: float
+    mean_prob_val: float
+    mean_prob_spurious: float
+
+
+class HeadResult(_Strict):
+    aggregate: Aggregate
+    classes: list[ClassRow]
+    image_prob: dict[str, float]  # image id -> softmax probability of its class k
+    image_top1: dict[str, bool]  # image id -> was k the top-1 prediction
+
+
+class ImageRecord(_Strict):
+    class_index: int
+    role: Literal["positive", "negative"]
+    component: int | None
+
+
+class Provenance(_Strict):
+    spurbench_version: str
+    git_sha: str | None
+    python: str
+    packages: dict[str, str | None]
+    device: str
+    date: str  # when the features were computed (kept across resumes, so reruns are byte-identical)
+
+
+class Result(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION  # bumped on any incompatible change
+    config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
+    model: ModelInfo
+    benchmark: BenchmarkInfo
+    protocol: ProtocolInfo
+    heads: dict[str, HeadResult]  # "plain", and SpuFix heads when fitted
+    images: dict[str, ImageRecord]
+    provenance: Provenance
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "scikit-learn", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def git_sha() -> str | None:
+    """Commit of the spurbench checkout, when running from one."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def python_version() -> str:
+    return platform.python_version()
+
+
+def result_filename(model_name: str, benchmark_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_")
+    return f"{benchmark_name}__{slug}.json"
+
+
+def write_result(result: Result, path: Path) -> Path:
+    """Write atomically: a temporary file in the same folder, then rename, so no half-written result exists."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(result.model_dump_json(indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_result(path: Path) -> Result:
+    """Parse and validate a result file; one-line SpurbenchError if it is not a valid result."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpurbenchError(f"{path}: cannot read result file ({exc.strerror})") from None
+    try:
+        return Result.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise SpurbenchError(f"{path}: invalid result file at {where}: {first['msg']}") from None
