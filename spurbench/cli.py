@@ -58,7 +58,11 @@ def run(
     from spurbench.model_lists import load_model_list
     from spurbench.results import read_result, result_filename
 
+    from spurbench.preprocessing import PROTOCOLS
+
     BENCHMARKS.get(benchmark)  # unknown benchmark: fail before anything else
+    if protocol not in PROTOCOLS:
+        raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     entries: list[tuple[str, Optional[str]]] = [(m, checkpoint) for m in (model or [])]
     if registry is not None:
         entries += [(e.model, e.checkpoint) for e in load_model_list(registry)]

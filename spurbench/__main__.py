@@ -1,0 +1,3 @@
+from spurbench.cli import main
+
+main()

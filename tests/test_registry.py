@@ -1,0 +1,35 @@
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from spurbench import registry as registry_mod
+from spurbench.adapters import ADAPTERS, ModelAdapter, load_model
+from spurbench.errors import UnknownNameError
+from spurbench.registry import Registry
+
+
+def test_lazy_entries_base_check_and_suggestions():
+    reg: Registry = Registry("widget", base=ModelAdapter)
+    reg.register("tiny", "tests.tiny:TinyAdapter")
+    reg.register("bad", "tests.tiny:tiny_benchmark")
+    assert reg.get("tiny").__name__ == "TinyAdapter"
+    with pytest.raises(TypeError):
+        reg.get("bad")
+    with pytest.raises(UnknownNameError, match="Did you mean: tiny"):
+        reg.get("tiyn")
+    with pytest.raises(ValueError):
+        reg.register("tiny", object())
+
+
+def test_third_party_adapter_through_entry_points(monkeypatch):
+    plugin = EntryPoint(name="tinyplugin", value="tests.tiny:TinyAdapter", group="spurbench.adapters")
+
+    def fake_entry_points(group=None):
+        return [plugin] if group == "spurbench.adapters" else []
+
+    monkeypatch.setattr(registry_mod, "entry_points", fake_entry_points)
+    monkeypatch.setattr(ADAPTERS, "_entry_points_loaded", False)
+    monkeypatch.setattr(ADAPTERS, "_entries", dict(ADAPTERS._entries))
+    assert "tinyplugin" in ADAPTERS.names()
+    adapter = load_model("tinyplugin:net")
+    assert adapter.name == "tiny:net" and adapter.num_classes == 4
