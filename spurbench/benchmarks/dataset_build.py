@@ -61,11 +61,16 @@ def content_checksum(items: Iterable[tuple[str, bytes]]) -> str:
     Order-independent on purpose: shard boundaries and row order are not content.
     A duplicate image_id is a DataError (it would make the set ambiguous).
     """
+    return checksum_from_digests((image_id, hashlib.sha256(data).hexdigest()) for image_id, data in items)
+
+
+def checksum_from_digests(items: Iterable[tuple[str, str]]) -> str:
+    """``content_checksum`` from precomputed ``(image_id, sha256 hexdigest)`` pairs (lets callers stream)."""
     digests: dict[str, str] = {}
-    for image_id, data in items:
+    for image_id, digest in items:
         if image_id in digests:
             raise DataError(f"duplicate image_id {image_id!r} in Spurious ImageNet data")
-        digests[image_id] = hashlib.sha256(data).hexdigest()
+        digests[image_id] = digest
     outer = hashlib.sha256()
     for image_id in sorted(digests):
         outer.update(f"{image_id}\t{digests[image_id]}\n".encode())
@@ -487,6 +492,9 @@ def hub_error(exc: Exception, what: str, hint: str = "") -> Exception:
         RevisionNotFoundError,
     )
 
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError):
+        # snapshot_download wraps some HTTP failures (403, 5xx) into "not in cache": report the real one
+        exc = exc.__cause__
     tail = f"; {hint}" if hint else ""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if isinstance(exc, GatedRepoError):
@@ -501,7 +509,9 @@ def hub_error(exc: Exception, what: str, hint: str = "") -> Exception:
             return AccessError(f"{what}: Hub refused access (HTTP {status}): check your token{tail}")
         return DataError(f"{what}: Hub error: {first}{tail}")
     if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
-        return DataError(f"{what} is not in the local Hub cache and the Hub cannot be reached (offline?){tail}")
+        return DataError(
+            f"{what} is not in the local Hub cache and the Hub cannot be reached (HF_HUB_OFFLINE=1 or no connection){tail}"
+        )
     return exc
 
 

@@ -278,7 +278,7 @@ def load_hub_imagenet_val(
 ) -> tuple[list[BenchmarkImage], str]:
     """Positives from the gated Hub dataset; returns (images, source description with resolved commit)."""
     import huggingface_hub
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     from spurbench.benchmarks.dataset_build import datasets_cache_dir, hub_error, quiet_datasets
 
@@ -295,6 +295,11 @@ def load_hub_imagenet_val(
                 allow_patterns=["*validation*.parquet"],  # only the val split (~6.4 GB), never the 140 GB train
             )
         )
+    except LocalEntryNotFoundError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, HfHubHTTPError) and getattr(getattr(cause, "response", None), "status_code", None) in (401, 403):
+            raise AccessError(f"Hub refused access to {IMAGENET_HUB_REPO}: {ACCESS_HOWTO}") from None
+        raise hub_error(exc, what, "or pass --imagenet-val DIR") from None
     except (GatedRepoError, RepositoryNotFoundError) as exc:  # gated repos answer 404 to tokens without access
         raise AccessError(f"no access to {IMAGENET_HUB_REPO} with this token ({type(exc).__name__}): {ACCESS_HOWTO}") from None
     except HfHubHTTPError as exc:
