@@ -1,0 +1,154 @@
+"""timm models: ``timm:ARCH[.TAG]``, e.g. ``timm:resnet50.a1_in1k``.
+
+timm's own split-forward contract gives the adapter split directly:
+``features = forward_head(forward_features(x), pre_logits=True)`` and the head is
+``get_classifier()``. Pretrained weights come from timm's normal Hub path (the
+local Hugging Face cache when offline); ``checkpoint=FILE.safetensors`` loads local
+weights into the architecture instead.
+
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spurbench.adapters._common import (
+    _plain,
+    _strip_wrapper_prefix,
+    file_digest,
+    hub_commit,
+    linear_parameters,
+    load_checkpoint_into,
+    raise_if_weights_unavailable,
+    read_safetensors,
+    short_list,
+)
+from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.adapters.label_maps import TIMM_SUBSET_TO_SPACE, imagenet_class_names
+from spurbench.errors import SpurbenchError, UnknownNameError
+from spurbench.registry import suggest
+
+DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+
+
+
+
+def _check_timm_name(spec: str, needs_weights: bool) -> None:
+    """Unknown architecture or tag -> UnknownNameError with suggestions (timm itself gives none)."""
+    import timm
+    from timm.models import (
+        get_arch_pretrained_cfgs,
+        get_pretrained_cfg,
+        split_model_name_tag,
+    )
+
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return  # timm resolves these from the Hub / a folder; its own errors apply
+    arch, tag = split_model_name_tag(spec)
+    if not timm.is_model(arch):
+        raise UnknownNameError(f"unknown timm model {arch!r}.{suggest(arch, timm.list_models())}")
+    tags = [name.partition(".")[2] for name in get_arch_pretrained_cfgs(arch)]
+    if tag and tag not in tags:
+        raise UnknownNameError(f"timm model {arch!r} has no pretrained tag {tag!r}.{suggest(tag, tags)} Tags: {short_list(tags)}.")
+    if needs_weights:
+        cfg = get_pretrained_cfg(spec)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+            raise SpurbenchError(f"timm model {spec!r} has no pretrained weights; pass --checkpoint FILE.safetensors")
+
+
+def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
+    """'TAG hf-hub:REPO@COMMIT' (or the URL file name) for the weights timm loaded."""
+    from timm.models._hub import hf_split
+
+    parts = [pretrained_cfg["tag"]] if pretrained_cfg.get("tag") else []
+    hub_id = pretrained_cfg.get("hf_hub_id")
+    if hub_id:
+        repo, revision = hf_split(hub_id)
+        filenames = [pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+        commit = hub_commit(repo, filenames, revision=revision)
+        parts.append(f"hf-hub:{repo}@{commit or revision or 'main'}")
+    elif pretrained_cfg.get("url"):
+        parts.append(Path(str(pretrained_cfg["url"])).name)
+    return " ".join(parts) or None
+
+
+class TimmAdapter(ModelAdapter):
+    family = "timm"
+
+    @classmethod
+    def check_spec(cls, spec: str) -> None:
+        _check_timm_name(spec, needs_weights=False)
+
+    def __init__(self, spec: str, *, checkpoint: str | None = None, pretrained: bool = True):
+        import timm
+
+        self.spec = spec
+        from_hub = pretrained and checkpoint is None
+        _check_timm_name(spec, needs_weights=from_hub)
+        try:
+            model = timm.create_model(spec, pretrained=from_hub)
+        except Exception as exc:
+            raise_if_weights_unavailable(exc, f"timm model {spec!r}")
+            raise
+        if checkpoint is not None:
+            model, weights_revision = self._load_checkpoint(model, checkpoint)
+        else:
+            weights_revision = _hub_revision(model.pretrained_cfg) if from_hub else None
+        self.model = model.eval()
+
+        classifier = self.model.get_classifier()
+        if not isinstance(classifier, nn.Linear):
+            raise SpurbenchError(
+                f"timm model {spec!r}: its classifier ({type(classifier).__name__}) is not a linear layer, "
+                "so logits cannot be split as features @ W.T + b"
+            )
+        self._classifier = classifier
+
+        from timm.data import infer_imagenet_subset, resolve_data_config
+
+        num_classes = classifier.out_features
+        subset = infer_imagenet_subset(self.model)
+        resolved = resolve_data_config({}, model=self.model)
+        self.card = ModelCard(
+            name=f"timm:{spec}",
+            family=self.family,
+            weights_revision=weights_revision,
+            label_space=TIMM_SUBSET_TO_SPACE.get(subset or "", f"timm-{num_classes}"),
+            num_classes=num_classes,
+            num_params=sum(p.numel() for p in self.model.parameters()),
+            data_config={k: _plain(resolved[k]) for k in DATA_CONFIG_KEYS if k in resolved},
+        )
+
+    def _load_checkpoint(self, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str]:
+        import timm
+
+        state = read_safetensors(checkpoint)
+        # A checkpoint may carry a different number of classes than the tag's default (e.g. a 21k head):
+        # rebuild the architecture with the checkpoint's head size so it is not silently cut.
+        classifier_name = model.pretrained_cfg.get("classifier")
+        if isinstance(classifier_name, str):
+            head_weight = _strip_wrapper_prefix(state, model.state_dict()).get(f"{classifier_name}.weight")
+            if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
+                model = timm.create_model(self.spec, pretrained=False, num_classes=int(head_weight.shape[0]))
+        load_checkpoint_into(model, state, checkpoint, f"timm architecture {self.spec!r}")
+        return model, file_digest(checkpoint)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    @property
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_parameters(self._classifier)
+
+    def to(self, device: str | torch.device) -> "TimmAdapter":
+        self.model.to(device)
+        return self
+
+    @property
+    def class_names(self) -> list[str] | None:
+        names = imagenet_class_names(self.label_space)
+        return list(names) if names is not None else None
