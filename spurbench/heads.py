@@ -40,3 +40,72 @@ def class_probabilities(
         probs.append(log_p.gather(1, cols).squeeze(1).exp())
         top1.append(logits.argmax(dim=1) == cols.squeeze(1))
     return torch.cat(probs), torch.cat(top1)
+
+
+class SpuFixHead(nn.Module):
+    """The model's linear head minus the clipped spurious components, fused for all classes at once.
+
+    For class k, the coefficients lambda(x) = P_k (w_k * phi(x)) - P_k mean_k are affine in phi, with
+    P_k = (U^T U)^-1 U^T. Stacking the rows of all classes gives one matrix A [R, D], offset c [R],
+    scale s [R] (= <1, u_l>) and a one-hot scatter [R, C]:
+
+        logits_spufix = phi @ W.T + b - relu(s * (phi @ A.T + c)) @ scatter
+
+    One extra [B, D] x [D, R] matmul; no per-class loop or solve at inference. The dense one-hot scatter
+    (R x C, tiny) keeps the module exportable with torch.export / ONNX.
+    """
+
+    name = "spufix"
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor, scales: torch.Tensor, class_index: torch.Tensor):
+        super().__init__()
+        num_classes = weight.shape[0]
+        self.register_buffer("weight", weight.detach().float().clone())
+        self.register_buffer("bias", bias.detach().float().clone())
+        self.register_buffer("rows", rows.detach().float().clone())
+        self.register_buffer("offsets", offsets.detach().float().clone())
+        self.register_buffer("scales", scales.detach().float().clone())
+        self.register_buffer("class_index", class_index.detach().long().clone())
+        scatter = torch.zeros(rows.shape[0], num_classes)
+        scatter[torch.arange(rows.shape[0]), self.class_index] = 1.0
+        self.register_buffer("scatter", scatter)
+
+    @classmethod
+    def from_directions(
+        cls, weight: torch.Tensor, bias: torch.Tensor, directions: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    ) -> "SpuFixHead":
+        """``directions[k] = (mean psi_k [D], unit directions [L, D] as rows)``.
+
+        For the source model these are the class mean and the spurious eigenvectors v_l; for any other
+        model the matched directions u_l of ``spurbench.spufix.match_directions``.
+        """
+        rows, offsets, scales, index = [], [], [], []
+        w64 = weight.detach().to(torch.float64).cpu()
+        for k in sorted(directions):
+            mean, dirs = directions[k]
+            u = dirs.detach().to(torch.float64).cpu().T  # [D, L]
+            projector = torch.linalg.solve(u.T @ u, u.T)  # P_k [L, D]
+            rows.append(projector * w64[k])  # lambda = P (w_k * phi) - P mean
+            offsets.append(-(projector @ mean.detach().to(torch.float64).cpu()))
+            scales.append(u.sum(0))
+            index += [k] * u.shape[1]
+        dim = weight.shape[1]
+        return cls(
+            weight,
+            bias,
+            torch.cat(rows) if rows else torch.zeros(0, dim, dtype=torch.float64),
+            torch.cat(offsets) if offsets else torch.zeros(0, dtype=torch.float64),
+            torch.cat(scales) if scales else torch.zeros(0, dtype=torch.float64),
+            torch.tensor(index, dtype=torch.long),
+        )
+
+    def plain(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(features, self.weight, self.bias)
+
+    def correction(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-class amount subtracted from the logits, [B, C]."""
+        contributions = torch.relu(self.scales * (torch.nn.functional.linear(features, self.rows) + self.offsets))
+        return contributions @ self.scatter
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.plain(features) - self.correction(features)
