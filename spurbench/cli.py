@@ -56,9 +56,8 @@ def run(
     from spurbench.benchmarks import BENCHMARKS, BenchmarkOptions
     from spurbench.harness import evaluate, run_config_hash
     from spurbench.model_lists import load_model_list
-    from spurbench.results import read_result, result_filename
-
     from spurbench.preprocessing import PROTOCOLS
+    from spurbench.results import read_result, result_filename
 
     BENCHMARKS.get(benchmark)  # unknown benchmark: fail before anything else
     if protocol not in PROTOCOLS:

@@ -150,7 +150,13 @@ def extract_features(
             shuffle=False,
             num_workers=_default_workers() if num_workers is None else num_workers,
         )
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(
             TextColumn("[bold]features[/] " + adapter.name),

@@ -1,14 +1,11 @@
 """The CLI as a user meets it: one-line errors, non-zero exits, no tracebacks, no result files."""
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from tests.hub_fixture import write_hub_repo
 
 
 def spurbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

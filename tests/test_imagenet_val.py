@@ -153,7 +153,8 @@ def test_offline_without_cache_is_one_line_data_error():
 
 def test_hub_validation_shards_from_cache(isolated):
     """snapshot_download resolves the cached val shards; only the requested classes are kept."""
-    from datasets import Features, Image as HfImage, Value
+    from datasets import Features, Value
+    from datasets import Image as HfImage
 
     schema = Features({"image": HfImage(), "label": Value("int64")}).arrow_schema
     rows = [(f"ILSVRC2012_val_{i:08d}.JPEG", k) for i, k in enumerate([1, 5, 309, 1, 7], start=1)]
@@ -201,7 +202,11 @@ def _wrapped_403() -> Exception:
 def test_hub_access_errors_map_to_access_error(monkeypatch, kind):
     """What snapshot_download raises online for a token without access (simulated: no network here)."""
     import huggingface_hub
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+    )
 
     exc = {
         "gated": lambda: GatedRepoError("Access to dataset ILSVRC/imagenet-1k is restricted.\nmore", response=_Response(403)),

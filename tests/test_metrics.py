@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from spurbench.metrics import ClassScores, aggregate_metrics, batched_roc_auc, bootstrap_mauc_ci, class_metrics, spurious_auc
+from spurbench.metrics import (
+    ClassScores,
+    aggregate_metrics,
+    batched_roc_auc,
+    bootstrap_mauc_ci,
+    class_metrics,
+    spurious_auc,
+)
 
 
 def test_spurious_auc_matches_sklearn_with_ties():

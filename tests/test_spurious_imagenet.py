@@ -23,7 +23,10 @@ from spurbench.benchmarks.dataset_build import (
     scan_upstream,
 )
 from spurbench.benchmarks.imagenet_val import imagenet_synsets
-from spurbench.benchmarks.spurious_imagenet import load_negatives, load_spurious_imagenet
+from spurbench.benchmarks.spurious_imagenet import (
+    load_negatives,
+    load_spurious_imagenet,
+)
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
 from tests.hub_fixture import write_hub_repo
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+)
 from spurbench.registry import Registry
 
 BENCHMARKS: Registry[Callable[[BenchmarkOptions], Benchmark]] = Registry("benchmark")

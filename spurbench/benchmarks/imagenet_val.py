@@ -278,9 +278,18 @@ def load_hub_imagenet_val(
 ) -> tuple[list[BenchmarkImage], str]:
     """Positives from the gated Hub dataset; returns (images, source description with resolved commit)."""
     import huggingface_hub
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
-    from spurbench.benchmarks.dataset_build import datasets_cache_dir, hub_error, quiet_datasets
+    from spurbench.benchmarks.dataset_build import (
+        datasets_cache_dir,
+        hub_error,
+        quiet_datasets,
+    )
 
     classes = _check_classes(class_indices)
     hf_token = _resolve_token(token)

@@ -28,7 +28,12 @@ from typing import Any
 
 from PIL import Image
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+)
 from spurbench.benchmarks.dataset_build import (
     checksum_from_digests,
     datasets_cache_dir,
