@@ -170,6 +170,7 @@ def dataset_download(
 ) -> None:
     """Download the Spurious ImageNet dataset and verify its checksum."""
     from spurbench.benchmarks.dataset_build import download
+    from spurbench.benchmarks.spurious_imagenet import DEFAULT_DATASET_REPO
 
     path = download(dataset_repo, revision, out)
     console.print(f"verified snapshot at {path}")

@@ -9,7 +9,9 @@ missing one. The cache key hashes everything that changes the features.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import sys
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -71,6 +73,11 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
 def _default_workers() -> int:
     # Decoding overlaps with the forward pass; one worker per spare core is enough on small machines.
     return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _worker_context() -> str | None:
+    # Image loaders are closures, which only fork can hand to workers without pickling.
+    return "fork" if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods() else None
 
 
 def _write_shard(folder: Path, index: int, ids: list[str], feats: torch.Tensor) -> None:
@@ -144,11 +151,14 @@ def extract_features(
 
     if todo:
         adapter.to(device)
+        workers = _default_workers() if num_workers is None else num_workers
+        context = _worker_context()
         loader = DataLoader(
             _ImageDataset([images[j] for j in todo], transforms),
             batch_size=batch_size,
             shuffle=False,
-            num_workers=_default_workers() if num_workers is None else num_workers,
+            num_workers=workers if context else 0,
+            multiprocessing_context=context if workers and context else None,
         )
         from rich.progress import (
             BarColumn,
