@@ -11,14 +11,22 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import sys
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
@@ -86,112 +94,126 @@ def _write_shard(folder: Path, index: int, ids: list[str], feats: torch.Tensor) 
     os.replace(tmp, folder / f"shard-{index:05d}.safetensors")
 
 
-def _read_shard(folder: Path, index: int, expected_ids: list[str]) -> torch.Tensor | None:
+def _shard_is_valid(folder: Path, index: int, expected_ids: list[str]) -> bool:
+    """A cached shard counts only if its header opens and lists exactly the expected images."""
     path = folder / f"shard-{index:05d}.safetensors"
     if not path.exists():
-        return None
+        return False
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             ids = json.loads(handle.metadata()["image_ids"])
-        if ids != expected_ids:
-            return None
-        return load_file(str(path))["features"]
+            rows = handle.get_slice("features").get_shape()[0]
+        return ids == expected_ids and rows == len(ids)
     except Exception:  # a damaged shard is recomputed, never trusted
-        return None
+        return False
 
 
-@torch.no_grad()
-def extract_features(
-    adapter: ModelAdapter,
-    benchmark: Benchmark,
-    *,
-    protocol: str = "paper",
-    batch_size: int = 64,
-    device: str = "cpu",
-    use_cache: bool = True,
-    num_workers: int | None = None,
-    shard_batches: int = 8,
-    progress: bool = True,
-) -> FeatureSet:
-    """Penultimate features of every benchmark image, from cache where possible."""
-    images = benchmark.images
-    shard_size = batch_size * shard_batches
-    n_shards = (len(images) + shard_size - 1) // shard_size
-    transforms = {
-        role: build_transform(adapter.data_config, protocol, role, benchmark.positive_crop_pct)
-        for role in ("positive", "negative")
-    }
-    shard_ids = [[im.image_id for im in images[i * shard_size : (i + 1) * shard_size]] for i in range(n_shards)]
+class FeatureStream:
+    """Features of a benchmark's images, shard by shard in image order: cached shards are read, missing
+    ones computed (and cached). Iterating holds one shard in memory, so statistics over the stream
+    (neural PCA, matched directions) use memory independent of the number of images."""
 
-    folder: Path | None = None
-    computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    if use_cache:
-        key = feature_cache_key(adapter, benchmark, protocol, shard_size)
-        folder = cache_dir("features", f"{benchmark.name}-{stable_hash(key)}")
-        manifest = folder / "manifest.json"
-        if manifest.exists():
-            stored = json.loads(manifest.read_text())
-            if stored.get("key") == json.loads(json.dumps(key, default=str)):
-                computed_at = stored["computed_at"]
-            else:  # hash collision or format change: start over
-                shutil.rmtree(folder)
-                folder.mkdir(parents=True)
-        if not manifest.exists():
-            tmp = folder / ".manifest.tmp"
-            tmp.write_text(json.dumps({"key": key, "computed_at": computed_at}, default=str, indent=1))
-            os.replace(tmp, manifest)
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        benchmark: Benchmark,
+        *,
+        protocol: str = "paper",
+        batch_size: int = 64,
+        device: str = "cpu",
+        use_cache: bool = True,
+        num_workers: int | None = None,
+        shard_batches: int = 8,
+        progress: bool = True,
+    ):
+        self.adapter, self.benchmark = adapter, benchmark
+        self.batch_size, self.device, self.num_workers, self.progress = batch_size, device, num_workers, progress
+        images = benchmark.images
+        self.shard_size = shard_size = batch_size * shard_batches
+        n_shards = (len(images) + shard_size - 1) // shard_size
+        self.transforms = {
+            role: build_transform(adapter.data_config, protocol, role, benchmark.positive_crop_pct)
+            for role in ("positive", "negative")
+        }
+        self.shard_ids = [[im.image_id for im in images[i * shard_size : (i + 1) * shard_size]] for i in range(n_shards)]
+        self.folder: Path | None = None
+        self.computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        if use_cache:
+            key = feature_cache_key(adapter, benchmark, protocol, shard_size)
+            self.folder = folder = cache_dir("features", f"{benchmark.name}-{stable_hash(key)}")
+            manifest = folder / "manifest.json"
+            if manifest.exists():
+                stored = json.loads(manifest.read_text())
+                if stored.get("key") == json.loads(json.dumps(key, default=str)):
+                    self.computed_at = stored["computed_at"]
+                else:  # hash collision or format change: start over
+                    shutil.rmtree(folder)
+                    folder.mkdir(parents=True)
+            if not manifest.exists():
+                tmp = folder / ".manifest.tmp"
+                tmp.write_text(json.dumps({"key": key, "computed_at": self.computed_at}, default=str, indent=1))
+                os.replace(tmp, manifest)
+        self.missing = [
+            i for i in range(n_shards) if self.folder is None or not _shard_is_valid(self.folder, i, self.shard_ids[i])
+        ]
+        self.images_forwarded = sum(len(self.shard_ids[i]) for i in self.missing)
 
-    shards: list[torch.Tensor | None] = [
-        _read_shard(folder, i, shard_ids[i]) if folder is not None else None for i in range(n_shards)
-    ]
-    missing = [i for i, s in enumerate(shards) if s is None]
-    todo = [j for i in missing for j in range(i * shard_size, min((i + 1) * shard_size, len(images)))]
-
-    if todo:
-        adapter.to(device)
-        workers = _default_workers() if num_workers is None else num_workers
+    def _computed(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """Compute the missing shards in order: one DataLoader over all their images, cut at shard ends."""
+        images = self.benchmark.images
+        todo = [j for i in self.missing for j in range(i * self.shard_size, min((i + 1) * self.shard_size, len(images)))]
+        self.adapter.to(self.device)
+        workers = _default_workers() if self.num_workers is None else self.num_workers
         context = _worker_context()
         loader = DataLoader(
-            _ImageDataset([images[j] for j in todo], transforms),
-            batch_size=batch_size,
+            _ImageDataset([images[j] for j in todo], self.transforms),
+            batch_size=self.batch_size,
             shuffle=False,
             num_workers=workers if context else 0,
             multiprocessing_context=context if workers and context else None,
         )
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
         bar = Progress(
-            TextColumn("[bold]features[/] " + adapter.name),
+            TextColumn("[bold]features[/] " + self.adapter.name),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            disable=not progress,
+            disable=not self.progress,
             transient=True,
         )
         pending: list[torch.Tensor] = []
-        shard_iter = iter(missing)
-        current = next(shard_iter)
-        with bar:
+        shards = iter(self.missing)
+        current = next(shards)
+        with bar, torch.no_grad():
             task = bar.add_task("features", total=len(todo))
             for batch in loader:
-                pending.append(adapter.features(batch.to(device)).float().cpu())
+                pending.append(self.adapter.features(batch.to(self.device)).float().cpu())
                 bar.advance(task, batch.shape[0])
-                done = sum(p.shape[0] for p in pending)
-                if done == len(shard_ids[current]):
+                if sum(p.shape[0] for p in pending) == len(self.shard_ids[current]):
                     feats = torch.cat(pending)
                     pending = []
-                    shards[current] = feats
-                    if folder is not None:
-                        _write_shard(folder, current, shard_ids[current], feats)
-                    current = next(shard_iter, None)
-    ids = [i for s in shard_ids for i in s]
-    features = torch.cat([s for s in shards]) if shards else torch.zeros(0, 0)
-    return FeatureSet(ids, features, computed_at, len(todo), folder)
+                    if self.folder is not None:
+                        _write_shard(self.folder, current, self.shard_ids[current], feats)
+                    yield current, feats
+                    current = next(shards, None)
+
+    def __iter__(self) -> Iterator[tuple[list[str], torch.Tensor]]:
+        computed = self._computed() if self.missing else iter(())
+        for index, ids in enumerate(self.shard_ids):
+            if index in self.missing:
+                got, feats = next(computed)
+                assert got == index  # shards are produced in order
+            else:
+                feats = load_file(str(self.folder / f"shard-{index:05d}.safetensors"))["features"]
+            yield ids, feats
+
+
+def extract_features(adapter: ModelAdapter, benchmark: Benchmark, **kwargs) -> FeatureSet:
+    """Penultimate features of every benchmark image, from cache where possible (see ``FeatureStream``)."""
+    stream = FeatureStream(adapter, benchmark, **kwargs)
+    ids: list[str] = []
+    parts: list[torch.Tensor] = []
+    for shard_ids, feats in stream:
+        ids += shard_ids
+        parts.append(feats)
+    features = torch.cat(parts) if parts else torch.zeros(0, 0)
+    return FeatureSet(ids, features, stream.computed_at, stream.images_forwarded, stream.folder)

@@ -35,9 +35,12 @@ from spurbench.results import (
     result_filename,
     write_result,
 )
+from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
 
-def run_config_hash(model_name: str, checkpoint: str | None, benchmark_name: str, options: BenchmarkOptions, protocol: str, bootstrap: int) -> str:
+def run_config_hash(
+    model_name: str, checkpoint: str | None, benchmark_name: str, options: BenchmarkOptions, protocol: str, bootstrap: int, spufix: str | None = None
+) -> str:
     """Hash of the inputs that determine a result, known before anything is loaded (sweeps skip on it)."""
     return stable_hash(
         {
@@ -47,6 +50,7 @@ def run_config_hash(model_name: str, checkpoint: str | None, benchmark_name: str
             "options": {k: v for k, v in vars(options).items() if k != "token"},
             "protocol": protocol,
             "bootstrap": bootstrap,
+            "spufix": spufix,
             "spurbench": __version__,
         }
     )
@@ -111,8 +115,13 @@ def evaluate(
     bootstrap: int = 1000,
     output_dir: str | Path | None = None,
     progress: bool = True,
+    spufix: "str | Path | SpuFixArtifact | None" = None,
 ) -> Result:
-    """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given."""
+    """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
+
+    ``spufix``: a SpuFix artifact (folder, ``hf://ORG/NAME[@REV]`` or a loaded ``SpuFixArtifact``) fitted
+    for this model; its head is scored next to the plain head from the same features.
+    """
     options = options or BenchmarkOptions()
     if protocol not in PROTOCOLS:
         from spurbench.errors import SpurbenchError
@@ -120,19 +129,26 @@ def evaluate(
         raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     model_name = model if isinstance(model, str) else model.name
     bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
-    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap)
+    spufix_ref = None if spufix is None else str(spufix) if not isinstance(spufix, SpuFixArtifact) else spufix.target_model
+    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_ref)
 
     bench = load_benchmark(benchmark, options) if isinstance(benchmark, str) else benchmark
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]
     columns = dict(zip(class_indices, class_columns(bench.label_space, adapter.label_space, class_indices, adapter.num_classes)))
+    artifact = None
+    if spufix is not None:
+        artifact = spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
+        artifact.check_target(adapter.name, adapter.card.weights_revision)
 
     feats = extract_features(
         adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress
     )
     weight, bias = adapter.head
     heads: dict[str, nn.Module] = {"plain": LinearHead(weight.cpu(), bias.cpu())}
+    if artifact is not None:
+        heads["spufix"] = artifact.head(weight.cpu(), bias.cpu())
     head_results = score_heads(bench, feats, columns, heads, bootstrap)
 
     counts = bench.counts()
