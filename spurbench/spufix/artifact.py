@@ -122,7 +122,11 @@ def resolve_location(location: str, revision: str | None = None, token: str | bo
         return path
     repo, _, pinned = location[len("hf://") :].partition("@")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     try:
         return Path(snapshot_download(repo, revision=pinned or revision, allow_patterns=[META_FILE, TENSORS_FILE], token=token))

@@ -1,0 +1,162 @@
+"""Fitting SpuFix from data: source alphas (computed or imported), matched directions, artifacts.
+
+Every model sees each training image once: features stream shard by shard through the feature cache
+(``FeatureStream``), one class at a time, with the models loaded once for all classes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from spurbench.adapters.base import ModelAdapter
+from spurbench.benchmarks.base import Benchmark
+from spurbench.errors import DataError, SpurbenchError
+from spurbench.features import FeatureStream
+from spurbench.spufix.artifact import SpuFixArtifact
+from spurbench.spufix.npca import NPCA, DirectionMatcher, fit_npca_streaming
+
+ALPHAS_FILE = "alphas.safetensors"
+ALPHAS_META = "alphas.json"
+
+
+@dataclass
+class SourceAlphas:
+    """alpha_l of the spurious components on each class's training images, with those images' ids in row order."""
+
+    source_model: str
+    components: dict[int, list[int]]
+    image_ids: dict[int, list[str]]  # row order of alphas[k]
+    alphas: dict[int, torch.Tensor]  # [N_k, L_k], columns in the order of components[k]
+    extra: dict[str, Any] | None = None
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{ALPHAS_FILE}.tmp"
+        save_file({f"alphas.{k}": a.to(torch.float64).contiguous() for k, a in self.alphas.items()}, str(tmp))
+        os.replace(tmp, folder / ALPHAS_FILE)
+        meta = {
+            "source_model": self.source_model,
+            "components": {str(k): v for k, v in sorted(self.components.items())},
+            "image_ids": {str(k): v for k, v in sorted(self.image_ids.items())},
+            "extra": self.extra or {},
+        }
+        (folder / ALPHAS_META).write_text(json.dumps(meta) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SourceAlphas":
+        folder = Path(folder)
+        if not (folder / ALPHAS_FILE).is_file() or not (folder / ALPHAS_META).is_file():
+            raise SpurbenchError(f"{folder}: not a source-alphas folder (needs {ALPHAS_FILE} and {ALPHAS_META})")
+        meta = json.loads((folder / ALPHAS_META).read_text())
+        tensors = load_file(str(folder / ALPHAS_FILE))
+        alphas = {int(name.split(".", 1)[1]): t for name, t in tensors.items()}
+        image_ids = {int(k): v for k, v in meta["image_ids"].items()}
+        for k, a in alphas.items():
+            if a.shape[0] != len(image_ids.get(k, [])):
+                raise DataError(f"{folder}: class {k} has {a.shape[0]} alpha rows but {len(image_ids.get(k, []))} image ids")
+        return cls(meta["source_model"], {int(k): v for k, v in meta["components"].items()}, image_ids, alphas, meta.get("extra"))
+
+
+def class_subset(train: Benchmark, class_index: int) -> Benchmark:
+    """The training images of one class, as a benchmark of its own (its own feature-cache entry)."""
+    images = [im for im in train.images if im.class_index == class_index]
+    if len(images) < 2:
+        raise DataError(f"training data has {len(images)} image(s) of class {class_index}; neural PCA needs at least 2")
+    return Benchmark(
+        name=f"{train.name}-class{class_index}",
+        label_space=train.label_space,
+        classes=[c for c in train.classes if c.index == class_index],
+        images=images,
+        repo=train.repo,
+        revision=train.revision,
+        checksum=train.checksum,
+        positives_source=train.positives_source,
+        positive_crop_pct=train.positive_crop_pct,
+    )
+
+
+def fit_source(
+    source: ModelAdapter, train: Benchmark, components: dict[int, list[int]], progress: Callable[[str], None] | None = None, **feature_kwargs: Any
+) -> tuple[SourceAlphas, dict[int, NPCA]]:
+    """Neural PCA of the source model per class, and the alphas of the given components on the same images.
+
+    Two passes over each class's cached features (covariance, then alphas); one backbone pass per image.
+    """
+    weight, _ = source.head
+    npcas: dict[int, NPCA] = {}
+    alphas: dict[int, torch.Tensor] = {}
+    ids: dict[int, list[str]] = {}
+    for k in sorted(components):
+        if progress:
+            progress(f"neural PCA of {source.name}, class {k}")
+        stream = FeatureStream(source, class_subset(train, k), **feature_kwargs)
+        npca = fit_npca_streaming((feats for _, feats in stream), weight[k])
+        rank_limit = npca.eigenvalues.numel()
+        bad = [c for c in components[k] if not 0 <= c < rank_limit]
+        if bad:
+            raise SpurbenchError(f"class {k}: component {bad[0]} out of range (the source model has {rank_limit} components)")
+        rows, row_ids = [], []
+        for shard_ids, feats in FeatureStream(source, class_subset(train, k), **{**feature_kwargs, "progress": False}):
+            rows.append(npca.alphas(feats)[:, components[k]])
+            row_ids += shard_ids
+        npcas[k], alphas[k], ids[k] = npca, torch.cat(rows), row_ids
+    return SourceAlphas(source.name, {k: list(v) for k, v in components.items()}, ids, alphas), npcas
+
+
+def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: SourceAlphas) -> SpuFixArtifact:
+    """SpuFix for the source model itself: the class means and its spurious eigenvectors (paper eq. 8)."""
+    directions = {
+        k: (npca.mean, npca.eigenvectors[:, source_alphas.components[k]].T.contiguous()) for k, npca in npcas.items()
+    }
+    return SpuFixArtifact(
+        source_model=source.name,
+        target_model=source.name,
+        target_weights_revision=source.card.weights_revision,
+        components=source_alphas.components,
+        images_per_class={k: n.num_images for k, n in npcas.items()},
+        directions=directions,
+    )
+
+
+def fit_transfer(
+    target: ModelAdapter, train: Benchmark, source_alphas: SourceAlphas, progress: Callable[[str], None] | None = None, **feature_kwargs: Any
+) -> SpuFixArtifact:
+    """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas."""
+    weight, _ = target.head
+    directions = {}
+    for k in sorted(source_alphas.alphas):
+        if progress:
+            progress(f"matching directions of {target.name}, class {k}")
+        subset = class_subset(train, k)
+        expected = source_alphas.image_ids[k]
+        got = [im.image_id for im in subset.images]
+        if got != expected:
+            first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+            raise DataError(
+                f"class {k}: the source alphas cover {len(expected)} images, the training data {len(got)}; "
+                f"first difference at row {first} ({expected[first] if first < len(expected) else '-'} vs {got[first] if first < len(got) else '-'})"
+            )
+        matcher = DirectionMatcher(source_alphas.alphas[k].shape[1], weight[k])
+        row = 0
+        for shard_ids, feats in FeatureStream(target, subset, **feature_kwargs):
+            matcher.update(source_alphas.alphas[k][row : row + len(shard_ids)], feats)
+            row += len(shard_ids)
+        unit, mean = matcher.result()
+        directions[k] = (mean, unit)
+    return SpuFixArtifact(
+        source_model=source_alphas.source_model,
+        target_model=target.name,
+        target_weights_revision=target.card.weights_revision,
+        components=source_alphas.components,
+        images_per_class={k: len(v) for k, v in source_alphas.image_ids.items()},
+        directions=directions,
+    )
