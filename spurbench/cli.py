@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 dataset_app = typer.Typer(help="Build, publish and download the Spurious ImageNet Hub dataset.", add_completion=False)
 app.add_typer(dataset_app, name="dataset")
+spufix_app = typer.Typer(help="Fit, import and publish SpuFix artifacts (class-wise neural PCA, matched directions).", add_completion=False)
+app.add_typer(spufix_app, name="spufix")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,6 +48,7 @@ def run(
     seed: int = typer.Option(0, "--seed", help="Planted benchmark generator seed."),
     force: bool = typer.Option(False, "--force", help="Re-run models whose result file is already complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    spufix: Optional[str] = typer.Option(None, "--spufix", help="SpuFix artifact for the model: a folder, hf://ORG/NAME[@REV], or 'auto' (Hub org lookup by model name). Plain and SpuFix are scored from one forward pass."),
 ) -> None:
     """Evaluate models; write one result JSON per model and print mAUC, accuracy and the worst classes.
 
@@ -80,7 +83,8 @@ def run(
     bench = None
     for name, ckpt in entries:
         target = output / result_filename(name, benchmark)
-        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap)
+        spufix_ref = _spufix_location(spufix, name)
+        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_ref)
         if target.exists() and not force:
             try:
                 if read_result(target).config_hash == config_hash:
@@ -105,8 +109,17 @@ def run(
             bootstrap=bootstrap,
             output_dir=output,
             progress=not quiet,
+            spufix=spufix_ref,
         )
         _print_result(result, target)
+
+
+def _spufix_location(spufix: Optional[str], model_name: str) -> Optional[str]:
+    if spufix != "auto":
+        return spufix
+    from spurbench.spufix.artifact import auto_location
+
+    return auto_location(model_name)
 
 
 def _print_result(result, path: Path) -> None:
@@ -170,10 +183,109 @@ def dataset_download(
 ) -> None:
     """Download the Spurious ImageNet dataset and verify its checksum."""
     from spurbench.benchmarks.dataset_build import download
-    from spurbench.benchmarks.spurious_imagenet import DEFAULT_DATASET_REPO
 
     path = download(dataset_repo, revision, out)
     console.print(f"verified snapshot at {path}")
+
+
+@spufix_app.command("fit")
+def spufix_fit(
+    model: str = typer.Option(..., "--model", "-m", help="Target model to fit SpuFix for (FAMILY:SPEC)."),
+    source_model: Optional[str] = typer.Option(None, "--source-model", help="Compute source alphas with this model (e.g. a robust ResNet-50 via --source-checkpoint); default: the target itself."),
+    source_checkpoint: Optional[str] = typer.Option(None, "--source-checkpoint", help="Local .safetensors weights for --source-model."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights for the target model."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Precomputed source alphas (a folder from --save-alphas or `spufix import-alphas`)."),
+    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: [component ranks]}; default: the paper's 322 components for ImageNet."),
+    train_data: str = typer.Option(..., "--train-data", help="Local ILSVRC2012 train folder, 'hub' (gated ILSVRC/imagenet-1k, streamed), or 'planted'."),
+    components_from_ground_truth: bool = typer.Option(False, "--components-from-ground-truth", help="Demo on 'planted' only: pick each planted class's component from the generator's ground truth."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact folder (default spufix-<model>)."),
+    save_alphas: Optional[Path] = typer.Option(None, "--save-alphas", help="Also write the source alphas here, to fit other models from them."),
+    push: Optional[str] = typer.Option(None, "--push", help="Upload the artifact to this Hub model repo."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit SpuFix for a model: source alphas (computed or loaded) -> matched directions -> artifact.
+
+    One backbone pass per training image and model; both models are loaded once for all classes.
+    """
+    from spurbench.adapters import check_model_name, load_model
+    from spurbench.results import model_slug
+    from spurbench.spufix.artifact import push_artifact
+    from spurbench.spufix.fit import (
+        SourceAlphas,
+        fit_source,
+        fit_transfer,
+        load_components,
+        self_artifact,
+    )
+
+    check_model_name(model)
+    if source is not None and source_model is not None:
+        raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
+    kw = dict(batch_size=batch_size, device=device, progress=not quiet)
+    report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
+    target = load_model(model, checkpoint=checkpoint)
+    if source is not None:
+        alphas = SourceAlphas.load(source)
+        train = _train_data(train_data, sorted(alphas.alphas), limit)
+        artifact = fit_transfer(target, train, alphas, progress=report, **kw)
+    else:
+        if components_from_ground_truth:
+            if train_data != "planted":
+                raise SpurbenchError("--components-from-ground-truth is a demo for --train-data planted only")
+            from spurbench.benchmarks.planted import ground_truth_components
+
+            src_name = source_model or model
+            src = target if src_name == model else load_model(src_name, checkpoint=source_checkpoint)
+            table = ground_truth_components(src, **kw)
+        else:
+            table = load_components(components)
+            src = target if (source_model or model) == model else load_model(source_model, checkpoint=source_checkpoint)
+        train = _train_data(train_data, sorted(table), limit)
+        alphas, npcas = fit_source(src, train, table, progress=report, **kw)
+        if save_alphas is not None:
+            alphas.save(save_alphas)
+        artifact = self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, progress=report, **kw)
+    out = output or Path(f"spufix-{model_slug(model)}")
+    artifact.save(out)
+    console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")
+    if push:
+        console.print(f"pushed: {push_artifact(out, push)}")
+
+
+def _train_data(train_data: str, classes: list[int], limit: Optional[int]):
+    if train_data == "planted":
+        from spurbench.benchmarks.planted import training_benchmark
+
+        return training_benchmark(limit=limit)
+    from spurbench.benchmarks.imagenet_train import (
+        hub_imagenet_train,
+        load_local_imagenet_train,
+    )
+
+    if train_data == "hub":
+        return hub_imagenet_train(classes, limit=limit)
+    return load_local_imagenet_train(train_data, classes, limit)
+
+
+@spufix_app.command("import-alphas")
+def spufix_import_alphas(
+    alphas_dir: Path = typer.Argument(..., help="Upstream folder of spurious_alphas_train_<kkk>.pt files."),
+    train_data: Path = typer.Option(..., "--train-data", help="The local ILSVRC2012 train folder the alphas were computed on."),
+    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: [component ranks]}; default: the paper's 322."),
+    out: Path = typer.Option(Path("source-alphas"), "--out", "-o", help="Where to write the safetensors alphas."),
+) -> None:
+    """Convert upstream's precomputed per-class alphas (loaded with weights_only=True) to safetensors."""
+    from spurbench.benchmarks.imagenet_train import load_local_imagenet_train
+    from spurbench.spufix.fit import import_upstream_alphas, load_components
+
+    table = load_components(components)
+    train = load_local_imagenet_train(train_data, sorted(table))
+    alphas = import_upstream_alphas(alphas_dir, train, table)
+    alphas.save(out)
+    console.print(f"imported alphas for {len(alphas.alphas)} classes -> {out}")
 
 
 def main() -> None:

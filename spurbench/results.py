@@ -133,9 +133,13 @@ def python_version() -> str:
     return platform.python_version()
 
 
+def model_slug(model_name: str) -> str:
+    """A file-name-safe form of a model name: ``timm:resnet50.a1_in1k`` -> ``timm_resnet50.a1_in1k``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_")
+
+
 def result_filename(model_name: str, benchmark_name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_")
-    return f"{benchmark_name}__{slug}.json"
+    return f"{benchmark_name}__{model_slug(model_name)}.json"
 
 
 def write_result(result: Result, path: Path) -> Path:

@@ -160,3 +160,54 @@ def fit_transfer(
         images_per_class={k: len(v) for k, v in source_alphas.image_ids.items()},
         directions=directions,
     )
+
+
+def load_components(path: str | Path | None = None) -> dict[int, list[int]]:
+    """Spurious components per class: a JSON ``{class: [ranks]}`` (or ``{"components": {...}}``).
+
+    Default: the 322 components in 233 classes the paper's authors labelled for their robust ResNet-50.
+    """
+    from importlib import resources
+
+    try:
+        text = Path(path).read_text() if path else resources.files("spurbench").joinpath("data/spurious_components.json").read_text()
+        raw = json.loads(text)
+    except OSError as exc:
+        raise SpurbenchError(f"{path}: cannot read components file ({exc.strerror})") from None
+    except ValueError:
+        raise SpurbenchError(f"{path}: components file is not valid JSON") from None
+    table = raw.get("components", raw) if isinstance(raw, dict) else None
+    try:
+        return {int(k): [int(c) for c in v] for k, v in table.items()}  # type: ignore[union-attr]
+    except (AttributeError, TypeError, ValueError):
+        raise SpurbenchError(f"{path}: components must map class indices to lists of component ranks") from None
+
+
+def import_upstream_alphas(
+    alphas_dir: str | Path, train: Benchmark, components: dict[int, list[int]], source_model: str = "upstream:robust_resnet50"
+) -> SourceAlphas:
+    """Convert upstream's per-class alpha tensors (``spurious_alphas_train_<kkk>.pt``, [N_k, D]) to SourceAlphas.
+
+    Rows follow the class's training images sorted by file name (the ImageFolder order upstream used);
+    a row count that differs from the training folder's image count is an error.
+    """
+    alphas_dir = Path(alphas_dir)
+    if not alphas_dir.is_dir():
+        raise SpurbenchError(f"alphas folder {alphas_dir} does not exist")
+    alphas, ids = {}, {}
+    for k in sorted(components):
+        path = alphas_dir / f"spurious_alphas_train_{k:03d}.pt"
+        if not path.is_file():
+            raise DataError(f"{alphas_dir}: no alphas for class {k} ({path.name})")
+        try:
+            tensor = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+        except Exception as exc:
+            raise DataError(f"{path}: not a plain tensor file ({type(exc).__name__})") from None
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2:
+            raise DataError(f"{path}: expected a 2-d tensor [images, components]")
+        rows = [im.image_id for im in train.images if im.class_index == k]
+        if tensor.shape[0] != len(rows):
+            raise DataError(f"{path}: {tensor.shape[0]} alpha rows but {len(rows)} training images of class {k} in {train.repo}")
+        alphas[k] = tensor[:, components[k]].to(torch.float64)
+        ids[k] = rows
+    return SourceAlphas(source_model, components, ids, alphas, {"imported_from": str(alphas_dir)})

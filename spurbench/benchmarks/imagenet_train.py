@@ -1,0 +1,109 @@
+"""ImageNet (ILSVRC2012) training images of given classes: the data SpuFix is fitted on.
+
+Sources:
+  * a local train folder in the class-subfolder layout (``n01440764/*.JPEG``, as torchvision's
+    ``ImageFolder`` reads it; a ``train/`` subfolder also works). Images of a class are sorted by file
+    name, the order upstream's alpha files follow;
+  * the gated Hub dataset ``ILSVRC/imagenet-1k`` (split ``train``), streamed: only the rows of the needed
+    classes are kept, written once as files into the spurbench cache (``imagenet-train/``), then read
+    like a local folder. A class is marked complete only after all its rows were written, so an
+    interrupted download resumes by class. Needs a token of an account that accepted the terms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.benchmarks.imagenet_val import (
+    IMAGENET_HUB_REPO,
+    _check_classes,
+    _class_folder_map,
+    _file_loader,
+    _images_in,
+    _resolve_token,
+    imagenet_class_names,
+    imagenet_synsets,
+)
+from spurbench.cache import cache_dir, stable_hash
+from spurbench.errors import DataError
+
+
+def _train_image(k: int, path: Path) -> BenchmarkImage:
+    return BenchmarkImage(f"imagenet-train/{k}/{path.name}", k, "positive", None, str(path), _file_loader(path))
+
+
+def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], limit: int | None = None) -> Benchmark:
+    """Training images of ``class_indices`` from a local class-subfolder folder, sorted by class then file."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"ImageNet train folder {root} does not exist")
+    folders = _class_folder_map(root)
+    if folders is None and (root / "train").is_dir():
+        root = root / "train"
+        folders = _class_folder_map(root)
+    if folders is None:
+        raise DataError(f"{root}: not an ImageNet train folder (expected one subfolder per class, named by synset, e.g. n01440764/)")
+    classes = _check_classes(class_indices)
+    images: list[BenchmarkImage] = []
+    for k in classes:
+        files = _images_in(folders[k]) if k in folders else []
+        if not files:
+            raise DataError(f"{root}: no training images for class {k} ({imagenet_synsets()[k]}, {imagenet_class_names()[k]})")
+        images += [_train_image(k, f) for f in files[:limit]]
+    names = imagenet_class_names()
+    return Benchmark(
+        name="imagenet-train",
+        label_space="imagenet-1k",
+        classes=[BenchmarkClass(k, names[k]) for k in classes],
+        images=images,
+        repo=str(root),
+        positives_source=str(root),
+    )
+
+
+def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], folder: Path) -> None:
+    """Write the image bytes of the rows whose label is in ``classes`` as files ``<synset>/<name>``.
+
+    Rows are ``{"image": {"bytes": ..., "path": ...}, "label": int}`` (datasets' undecoded Image feature).
+    """
+    synsets = imagenet_synsets()
+    wanted = set(classes)
+    counts: dict[int, int] = {k: 0 for k in wanted}
+    for row in rows:
+        k = int(row["label"])
+        if k not in wanted:
+            continue
+        image = row["image"]
+        name = Path(image.get("path") or f"{synsets[k]}_{counts[k]:06d}.JPEG").name
+        target = folder / synsets[k] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{name}.tmp")
+        tmp.write_bytes(image["bytes"])
+        os.replace(tmp, target)
+        counts[k] += 1
+    (folder / "complete.json").write_text(json.dumps({str(k): n for k, n in sorted(counts.items())}))
+
+
+def hub_imagenet_train(class_indices: Sequence[int], token: str | bool | None = None, limit: int | None = None) -> Benchmark:
+    """Stream the gated Hub train split once, keep the needed classes on disk, return them as a benchmark."""
+    classes = _check_classes(class_indices)
+    folder = cache_dir("imagenet-train", f"{len(classes)}-classes-{stable_hash(classes)}")
+    if not (folder / "complete.json").exists():
+        hf_token = _resolve_token(token)
+        try:
+            import datasets
+
+            stream = datasets.load_dataset(IMAGENET_HUB_REPO, split="train", streaming=True, token=hf_token)
+            stream = stream.cast_column("image", datasets.Image(decode=False))
+            write_class_rows(stream, classes, folder)
+        except DataError:
+            raise
+        except Exception as exc:  # gated / offline / HTTP errors from datasets and huggingface_hub
+            raise DataError(
+                f"cannot stream {IMAGENET_HUB_REPO} train split ({type(exc).__name__}); check your token and access, or pass a local train folder"
+            ) from None
+    return load_local_imagenet_train(folder, classes, limit)
