@@ -22,3 +22,20 @@ def write_hub_repo(hf_home: Path, repo_id: str, files: dict[str, bytes], repo_ty
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     return sha
+
+
+def offline_hub(tmp_path: Path, monkeypatch) -> Path:
+    """Offline Hub, Hub cache and spurbench cache under tmp_path; returns HF_HOME.
+
+    huggingface_hub reads HF_HOME / HF_HUB_OFFLINE into module constants at import time, so the
+    constants it consults per call are patched too.
+    """
+    import huggingface_hub.constants as hf_constants
+
+    hf_home = Path(tmp_path) / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SPURBENCH_CACHE", str(Path(tmp_path) / "spurbench_cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    return hf_home

@@ -24,7 +24,7 @@ from spurbench.benchmarks.imagenet_val import (
     resolve_imagenet_val,
 )
 from spurbench.errors import AccessError, DataError
-from tests.hub_fixture import write_hub_repo
+from tests.hub_fixture import offline_hub, write_hub_repo
 
 CLASSES = [1, 309]
 
@@ -37,15 +37,8 @@ def _jpeg(seed: int) -> bytes:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    import huggingface_hub.constants as hf_constants
-
-    hf_home = tmp_path / "hf_home"
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path / "spurbench_cache"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    return hf_home
+    """Offline Hub, Hub cache and spurbench cache under tmp: nothing here may touch the network or ~/."""
+    return offline_hub(tmp_path, monkeypatch)
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:

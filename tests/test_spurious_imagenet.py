@@ -28,7 +28,7 @@ from spurbench.benchmarks.spurious_imagenet import (
     load_spurious_imagenet,
 )
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
-from tests.hub_fixture import write_hub_repo
+from tests.hub_fixture import offline_hub, write_hub_repo
 
 # (class index, component) -> images; class 817 has two components to exercise multi-component classes.
 # Folder names follow upstream's parse rule (third "_" token = class, last = component); the exact
@@ -77,16 +77,7 @@ def hub_files(built: Path) -> dict[str, bytes]:
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Offline Hub, Hub cache and spurbench cache under tmp: nothing here may touch the network or ~/."""
-    import huggingface_hub.constants as hf_constants
-
-    hf_home = tmp_path / "hf_home"
-    monkeypatch.setenv("HF_HOME", str(hf_home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path / "spurbench_cache"))
-    # huggingface_hub read these at import time: patch the module constants it consults per call.
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    return hf_home
+    return offline_hub(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -48,7 +48,11 @@ from spurbench.benchmarks.dataset_build import (
     upstream_checksum,
     verify_checksum,
 )
-from spurbench.benchmarks.imagenet_val import imagenet_class_names, resolve_imagenet_val
+from spurbench.benchmarks.imagenet_val import (
+    _bytes_loader,
+    imagenet_class_names,
+    resolve_imagenet_val,
+)
 from spurbench.errors import DataError
 
 # Where `spurbench dataset build --push` publishes the parquet build of the upstream zip.
@@ -123,20 +127,6 @@ def load_upstream_negatives(path: Path, limit: int | None = None) -> Negatives:
     )
 
 
-def _row_loader(table, row: int):
-    """Decode one parquet row's image bytes lazily (the Arrow table is memory-mapped by datasets)."""
-
-    def load() -> Image.Image:
-        import io
-
-        data = table.column("image")[row]["bytes"].as_py()
-        if data is None:
-            raise DataError("image row has no bytes")
-        return Image.open(io.BytesIO(data))
-
-    return load
-
-
 def load_built_negatives(path: Path, source: str, limit: int | None = None) -> Negatives:
     """Negatives from a built folder (local copy or Hub snapshot); verifies the recorded checksum.
 
@@ -174,7 +164,7 @@ def load_built_negatives(path: Path, source: str, limit: int | None = None) -> N
                 rows.append((k, c, f, f"{source}:{rel}#row{n}", table, n))
     checksum = verify_checksum(path, checksum_from_digests(digests), source)
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    images = [_negative(k, c, f, origin, _row_loader(table, n)) for k, c, f, origin, table, n in rows]
+    images = [_negative(k, c, f, origin, _bytes_loader(table, n)) for k, c, f, origin, table, n in rows]
     meta = read_meta(path)
     return Negatives(
         images=_cap(images, limit),
