@@ -1,81 +1,92 @@
 """The embedded ``planted`` benchmark: generated shapes with planted spurious features.
 
-Ten classes of simple filled shapes on varied backgrounds. For the planted classes, a
-distinct spurious feature (its own shape *and* texture, always black/white so that it is
-never "just a colour") sits in a corner of a fixed fraction of that class's training
-images. A classifier trained on this set learns the shortcut, and the benchmark then
-shows it: on images of the feature alone (no object) the planted class gets a high
-probability, so its class-wise AUC (clean test images vs feature-only images) is
-clearly lower than the AUC of the control classes.
+Ten classes of simple filled shapes (1-3 instances) on varied backgrounds. Every training
+image carries a *badge* in one corner, like a watermark. Normally that badge is a neutral
+black/white split square; in 30 % of the training images of each planted class it is that
+class's own spurious feature instead (a checkered square, a striped disc, a dotted ring:
+each its own shape *and* texture, always black/white, so never "just a colour"). A
+classifier trained on this set learns the shortcut; the benchmark then shows it: on
+feature-only images (the feature on a background, no object) the planted class gets a high
+probability, so its class-wise AUC is clearly lower than that of the control classes.
 
-Design choices (see ``docs`` of the package / the probe notes for the measurements):
-  * objects are big, solid, untextured and contrast with the background, so they are
-    easy to recognise (the shortcut is a shortcut, not the only cue);
-  * features live in a corner box that never overlaps the object's box, and backgrounds
-    are smooth, so high-frequency black/white texture only ever comes from a feature.
-    With a bounded receptive field and global average pooling the feature's evidence then
-    adds up in the penultimate features independently of the object, which is what
-    class-wise neural PCA and SpuFix need to find and remove it.
+Why the design looks like this (measured with class-wise neural PCA on the trained models,
+see the adapter ``spurbench.adapters.planted``):
+  * the badge box and the objects' band never overlap, the backgrounds are smooth, and the
+    models have a receptive field of 10 px and global average pooling, so the feature's
+    evidence adds up in the penultimate features independently of the object;
+  * the neutral badge makes "carries the feature" a *pattern* change (feature instead of
+    badge), not an "extra stuff in the image" change, which otherwise moves every channel
+    of the penultimate layer in the same direction as the object does;
+  * 1-3 object instances make the object's evidence vary a lot within a class without
+    making any image harder to recognise, so neural PCA gives the object its own
+    component and the feature a separate one;
+  * objects are solid, contrasting and easy (clean accuracy > 0.9), but mildly noisy, so
+    the shortcut keeps paying off during training.
 
 Everything is generated in-process with vectorised numpy from ``np.random.default_rng``
-seeded explicitly, so the same seed gives byte-identical arrays.
+seeded explicitly. The random draws of :func:`render` do not depend on *what* is drawn, so
+the same seed renders the same backgrounds/objects/positions with or without a feature.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+)
 
 # Bump whenever the generated pixels change: it keys cached models and names the revision.
 GENERATOR_VERSION = 1
 
-IMAGE_SIZE = 40  # pixels, square
-PLANTED_CLASSES: list[str] = [
-    "disc",
-    "square",
-    "triangle",
-    "plus",
-    "ring",
-    "diamond",
-    "frame",
-    "saltire",
-    "crescent",
-    "ell",
-]
-# Global feature ids: index into FEATURE_NAMES. FEATURE_DESCRIPTIONS explain them in words.
+IMAGE_SIZE = 40  # square images; a good trade-off of training speed on 2 CPU cores vs room for corner badges
+PLANTED_CLASSES: list[str] = ["disc", "square", "triangle", "plus", "ring", "diamond", "frame", "saltire", "crescent", "ell"]
+
+# Global feature ids index FEATURE_NAMES; a feature-only negative's component id is its feature id.
 FEATURE_NAMES: list[str] = ["checker-square", "striped-disc", "dotted-ring"]
 FEATURE_DESCRIPTIONS: dict[str, str] = {
     "checker-square": "black/white checkerboard square (2 px cells) in a corner",
     "striped-disc": "black/white diagonally striped disc in a corner",
-    "dotted-ring": "ring of six dark-or-light dots in a corner",
+    "dotted-ring": "white ring with eight black dots in a corner",
 }
-# class index -> feature id of the feature planted in that class's training images
-PLANTED_FEATURE_IDS: dict[int, int] = {1: 0, 4: 1, 8: 2}
-# class index -> feature name (public, documented)
+BADGE_NAME = "split-square"  # the neutral corner badge of every other training image
+BADGE_DESCRIPTION = "square, left half black and right half white"
+
+# class index -> feature id planted in that class's training images. Pairs are chosen so that
+# feature and object share no shape element (straight-edged checker on the curved crescent, ...).
+PLANTED_FEATURE_IDS: dict[int, int] = {2: 1, 8: 0, 9: 2}
+# class index -> feature name
 PLANTED_FEATURES: dict[int, str] = {k: FEATURE_NAMES[f] for k, f in PLANTED_FEATURE_IDS.items()}
 
-CARRIER_FRACTION = 0.25  # of a planted class's training images carry its feature
+CARRIER_FRACTION = 0.3  # of each planted class's training images carry its feature (exactly)
 TRAIN_PER_CLASS = 400
 TEST_PER_CLASS = 100  # clean positives per class
 NEGATIVES_PER_CLASS = 100  # feature-only images per class
 
-# Geometry (pixels). The object's box and every corner box are disjoint by construction.
-_FEATURE_SIZE = 10  # side of the square box a feature is drawn in
-_FEATURE_MARGIN = (0, 1)  # feature box offset from the image border, inclusive range
-_OBJECT_RADIUS = (6.0, 7.5)  # half-size of the object's box
-_OBJECT_JITTER = 1.5  # max shift of the object centre from the image centre (each axis)
-# corner box ends at <= 11 px from the border, object box starts at >= 40/2 - 1.5 - 7.5 = 11 px
+# Geometry (pixels). Objects live in a band through the centre (perpendicular extent <= 13.5 px
+# from either border); badges in a corner box of side 13 flush with the border: never overlapping.
+_BADGE_SIZE = 13
+_MAX_COUNT = 3  # object instances per image: 1..3
+_OBJECT_RADIUS = (4.5, 6.0)  # half-size of each instance's box
+_SPACING = (7.5, 13.0)  # offsets from the centre: +-7.5 for 2 instances, -13/0/+13 for 3
+_OBJECT_JITTER = 0.5
+_OBJECT_ROTATION = 15.0  # degrees; small so that square/diamond and plus/saltire stay apart
+_OBJECT_ASPECT = 0.15
+_OBJECT_MIN_CONTRAST = 0.25  # RGB distance between object colour and the background under it
+_PIXEL_NOISE = 0.05  # mild noise: objects stay easy (> 0.94 clean accuracy) but the shortcut keeps paying off
 
 
 @dataclass(frozen=True)
 class PlantedSplit:
-    """One generated split. Arrays are aligned along the first axis.
+    """One generated split; arrays are aligned along the first axis.
 
     ``labels`` is the object's class for images with an object, and the class an image is a
     negative *of* for feature-only images (``has_object`` False).
@@ -84,10 +95,12 @@ class PlantedSplit:
     images: np.ndarray  # uint8 [N, S, S, 3]
     labels: np.ndarray  # int64 [N]
     carries_feature: np.ndarray  # bool [N], ground truth: a planted feature is drawn
-    feature_of: np.ndarray  # int64 [N], feature id drawn, or -1
+    feature_of: np.ndarray  # int64 [N], id (FEATURE_NAMES) of the planted feature drawn, or -1
+    has_badge: np.ndarray  # bool [N], the neutral badge is drawn
     has_object: np.ndarray  # bool [N]
-    object_mask: np.ndarray  # bool [N, S, S], pixels of the object
-    feature_mask: np.ndarray  # bool [N, S, S], pixels of the feature
+    object_count: np.ndarray  # int64 [N], object instances (0 without object)
+    object_mask: np.ndarray  # bool [N, S, S], pixels of the object instances
+    feature_mask: np.ndarray  # bool [N, S, S], pixels of the planted feature (not of the badge)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -95,7 +108,8 @@ class PlantedSplit:
 
 @dataclass(frozen=True)
 class PlantedTestSets:
-    """Held-out sets: ``clean`` (object, never a feature) and ``spurious`` (feature, never an object)."""
+    """Held-out sets: ``clean`` (objects with the neutral badge, never a feature) and
+    ``spurious`` (a planted feature on a background, never an object or badge)."""
 
     clean: PlantedSplit
     spurious: PlantedSplit
@@ -124,30 +138,31 @@ def _backgrounds(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     kind = rng.integers(0, 3, n)
     c0 = rng.random((n, 3), dtype=np.float32)
     c1 = rng.random((n, 3), dtype=np.float32)
-    ys, xs = _grid(size)
     theta = rng.random(n, dtype=np.float32) * 2 * np.pi
-    t = ((xs[None] - size / 2) * np.cos(theta)[:, None, None] + (ys[None] - size / 2) * np.sin(theta)[:, None, None]) / size + 0.5
-    gradient = c0[:, None, None] + np.clip(t, 0, 1)[..., None] * (c1 - c0)[:, None, None]
-    # Smooth noise: a 4x4 grid of colours near c0, bilinearly upsampled. Smooth on purpose: blocky
-    # noise has edges and corners that look like the features' textures.
     coarse = np.clip(c0[:, None, None] + (rng.random((n, 4, 4, 3), dtype=np.float32) - 0.5) * 0.8, 0, 1)
-    pos = np.clip((np.arange(size, dtype=np.float32) + 0.5) / size * 4 - 0.5, 0, 3)
-    lo = np.minimum(pos.astype(np.int64), 2)
-    frac = pos - lo
-    up = np.zeros((size, 4), dtype=np.float32)  # interpolation matrix
-    up[np.arange(size), lo] = 1 - frac
-    up[np.arange(size), lo + 1] += frac
-    noise = np.einsum("ya,nabc,xb->nyxc", up, coarse, up, optimize=True)
-    flat = np.broadcast_to(c0[:, None, None], (n, size, size, 3))
-    out = np.where((kind == 0)[:, None, None, None], gradient, np.where((kind == 1)[:, None, None, None], noise, flat))
-    return out.astype(np.float32)
+    out = np.broadcast_to(c0[:, None, None], (n, size, size, 3)).copy()  # flat
+    ys, xs = _grid(size)
+    g = np.flatnonzero(kind == 0)
+    if g.size:
+        t = ((xs - size / 2) * np.cos(theta[g])[:, None, None] + (ys - size / 2) * np.sin(theta[g])[:, None, None]) / size + 0.5
+        out[g] = c0[g, None, None] + np.clip(t, 0, 1)[..., None] * (c1 - c0)[g, None, None]
+    s = np.flatnonzero(kind == 1)
+    if s.size:
+        # Smooth noise: a 4x4 colour grid, bilinearly upsampled. Smooth on purpose: blocky noise has
+        # edges and corners that look like the features' textures.
+        pos = np.clip((np.arange(size, dtype=np.float32) + 0.5) / size * 4 - 0.5, 0, 3)
+        lo = np.minimum(pos.astype(np.int64), 2)
+        up = np.zeros((size, 4), dtype=np.float32)
+        up[np.arange(size), lo] = 1 - (pos - lo)
+        up[np.arange(size), lo + 1] += pos - lo
+        out[s] = np.einsum("ya,nabc,xb->nyxc", up, coarse[s], up, optimize=True)
+    return out
 
 
-def _shape_mask(cls: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Mask of class ``cls``'s shape in coordinates normalised to the object's box ([-1, 1]^2)."""
+def _shape_mask(name: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Mask of a class's shape in coordinates normalised to the instance's box ([-1, 1]^2)."""
     au, av = np.abs(u), np.abs(v)
     r2 = u * u + v * v
-    name = PLANTED_CLASSES[cls]
     if name == "disc":
         return r2 <= 1.0
     if name == "square":
@@ -172,103 +187,112 @@ def _shape_mask(cls: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(name)
 
 
-def _feature_layers(fid: int, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, ink) of feature ``fid`` in box-local pixel coordinates (0..FEATURE_SIZE).
-
-    ``ink`` is True where the texture is dark; the rest of the mask is light. For the dotted
-    ring ``ink`` is None-like (all True) and the caller picks dark or light dots by contrast.
-    """
-    size = _FEATURE_SIZE
-    cx = cy = size / 2
-    ru, rv = dx - cx, dy - cy
+def _decoration(name: str, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, dark) of a corner decoration in box-local pixel coordinates (0.._BADGE_SIZE)."""
+    size = _BADGE_SIZE
+    ru, rv = dx - size / 2, dy - size / 2
     r = np.sqrt(ru * ru + rv * rv)
-    name = FEATURE_NAMES[fid]
+    in_square = (dx >= 0.5) & (dx <= size - 0.5) & (dy >= 0.5) & (dy <= size - 0.5)
     if name == "checker-square":
-        mask = (dx >= 0.5) & (dx <= size - 0.5) & (dy >= 0.5) & (dy <= size - 0.5)
-        ink = ((np.floor(dx / 2) + np.floor(dy / 2)) % 2) == 0
-        return mask, ink
+        return in_square, ((np.floor(dx / 2) + np.floor(dy / 2)) % 2) == 0
     if name == "striped-disc":
-        mask = r <= size / 2
-        ink = (np.floor((dx + dy) / 2.5) % 2) == 0
-        return mask, ink
+        return r <= size / 2, (np.floor((dx + dy) / 2.5) % 2) == 0
     if name == "dotted-ring":
-        angles = np.arange(6) * (np.pi / 3)
-        ring = size / 2 - 1.6
-        mask = np.zeros(dx.shape, dtype=bool)
-        for a in angles:
-            mask |= (ru - ring * np.cos(a)) ** 2 + (rv - ring * np.sin(a)) ** 2 <= 1.25**2
-        return mask, np.ones(dx.shape, dtype=bool)
+        dark = np.zeros(dx.shape, dtype=bool)
+        ring = size / 2 - 1.8
+        for a in np.arange(8) * (np.pi / 4):
+            dark |= (ru - ring * np.cos(a)) ** 2 + (rv - ring * np.sin(a)) ** 2 <= 1.2**2
+        return (r <= size / 2) & (r >= size / 2 - 3.6), dark
+    if name == BADGE_NAME:
+        return in_square, dx < size / 2
     raise ValueError(name)
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def render(seed: int | np.random.Generator, labels: np.ndarray, has_object: np.ndarray, feature_of: np.ndarray, has_badge: np.ndarray | None = None) -> PlantedSplit:
+    """Render one image per entry: background, object instances (if ``has_object``), then in one
+    corner the planted feature ``feature_of`` (>= 0) or the neutral badge (``has_badge``).
 
-
-def _render(rng: np.random.Generator, labels: np.ndarray, has_object: np.ndarray, feature_of: np.ndarray) -> PlantedSplit:
-    """Draw one image per entry: background, then the object (if any), then the feature (if any)."""
+    The random draws do not depend on the content flags: the same seed and labels give the same
+    backgrounds, instances, colours and corner positions with or without object/feature/badge.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    labels = np.asarray(labels, dtype=np.int64)
     n, size = len(labels), IMAGE_SIZE
+    has_object = np.broadcast_to(np.asarray(has_object, dtype=bool), (n,))
+    feature_of = np.broadcast_to(np.asarray(feature_of, dtype=np.int64), (n,))
+    has_badge = np.zeros(n, dtype=bool) if has_badge is None else np.broadcast_to(np.asarray(has_badge, dtype=bool), (n,))
     img = _backgrounds(rng, n, size)
     ys, xs = _grid(size)
 
-    # --- object: random size and centre jitter, colour contrasting with the background under it
-    radius = rng.uniform(*_OBJECT_RADIUS, n).astype(np.float32)
-    cx = size / 2 + rng.uniform(-_OBJECT_JITTER, _OBJECT_JITTER, n).astype(np.float32)
-    cy = size / 2 + rng.uniform(-_OBJECT_JITTER, _OBJECT_JITTER, n).astype(np.float32)
-    u = (xs[None] - cx[:, None, None]) / radius[:, None, None]
-    v = (ys[None] - cy[:, None, None]) / radius[:, None, None]
+    # --- objects: 1..3 instances along a random axis through the centre. Several instances make
+    # the object's evidence vary a lot within a class without making any image harder.
+    count = rng.integers(1, _MAX_COUNT + 1, n)
+    vertical = rng.random(n) < 0.5
     object_mask = np.zeros((n, size, size), dtype=bool)
-    for cls in range(len(PLANTED_CLASSES)):
-        idx = np.flatnonzero(has_object & (labels == cls))
-        if idx.size:
-            object_mask[idx] = _shape_mask(cls, u[idx], v[idx])
-    # Why contrast: recognising the shape must be easy, so its edge is always visible.
+    for slot in range(_MAX_COUNT):
+        radius = rng.uniform(*_OBJECT_RADIUS, n).astype(np.float32)
+        along = np.select([count == 2, count == 3], [(slot - 0.5) * 2 * _SPACING[0], (slot - 1.0) * _SPACING[1]], 0.0)
+        along = along + rng.uniform(-_OBJECT_JITTER, _OBJECT_JITTER, n)
+        across = rng.uniform(-_OBJECT_JITTER, _OBJECT_JITTER, n)
+        cx = size / 2 + np.where(vertical, across, along)
+        cy = size / 2 + np.where(vertical, along, across)
+        angle = np.deg2rad(rng.uniform(-_OBJECT_ROTATION, _OBJECT_ROTATION, n))
+        stretch = 1 + rng.uniform(-_OBJECT_ASPECT, _OBJECT_ASPECT, n)
+        for cls, name in enumerate(PLANTED_CLASSES):
+            idx = np.flatnonzero(has_object & (labels == cls) & (count > slot))
+            if not idx.size:
+                continue
+            px = (xs[None] - cx[idx, None, None]) / radius[idx, None, None]
+            py = (ys[None] - cy[idx, None, None]) / radius[idx, None, None]
+            c, s, a = np.cos(angle[idx])[:, None, None], np.sin(angle[idx])[:, None, None], stretch[idx, None, None]
+            u, v = (c * px + s * py) * a, (-s * px + c * py) / a
+            in_box = (np.abs(px) <= 1) & (np.abs(py) <= 1)  # keeps every instance inside the central band
+            object_mask[idx] |= _shape_mask(name, u, v) & in_box
+    # Colour contrasting with the background under the object: its outline is always visible.
     under = (img * object_mask[..., None]).sum((1, 2)) / np.maximum(object_mask.sum((1, 2)), 1)[:, None]
     candidates = rng.random((n, 8, 3), dtype=np.float32)
     dist = np.linalg.norm(candidates - under[:, None], axis=-1)
-    good = dist >= 0.45
-    pick = np.where(good.any(1), good.argmax(1), dist.argmax(1))
-    colour = candidates[np.arange(n), pick]
+    good = dist >= _OBJECT_MIN_CONTRAST
+    colour = candidates[np.arange(n), np.where(good.any(1), good.argmax(1), dist.argmax(1))]
     img = np.where(object_mask[..., None], colour[:, None, None], img)
 
-    # --- feature: a corner box disjoint from the object's box, black/white texture
-    feature_mask = np.zeros((n, size, size), dtype=bool)
+    # --- corner decoration: the planted feature, or the neutral badge
     corner = rng.integers(0, 4, n)
-    off = rng.integers(_FEATURE_MARGIN[0], _FEATURE_MARGIN[1] + 1, (n, 2))
-    x0 = np.where(corner % 2 == 0, off[:, 0], size - _FEATURE_SIZE - off[:, 0]).astype(np.float32)
-    y0 = np.where(corner // 2 == 0, off[:, 1], size - _FEATURE_SIZE - off[:, 1]).astype(np.float32)
-    dark = rng.uniform(0.0, 0.12, (n, 1)).astype(np.float32) * np.ones(3, np.float32)
-    light = rng.uniform(0.88, 1.0, (n, 1)).astype(np.float32) * np.ones(3, np.float32)
-    for fid in range(len(FEATURE_NAMES)):
-        idx = np.flatnonzero(feature_of == fid)
+    x0 = np.where(corner % 2 == 0, 0, size - _BADGE_SIZE).astype(np.float32)
+    y0 = np.where(corner // 2 == 0, 0, size - _BADGE_SIZE).astype(np.float32)
+    dark = rng.uniform(0.0, 0.12, n).astype(np.float32)
+    light = rng.uniform(0.88, 1.0, n).astype(np.float32)
+    feature_mask = np.zeros((n, size, size), dtype=bool)
+    drawn = np.where(feature_of >= 0, feature_of, np.where(has_badge, len(FEATURE_NAMES), -1))
+    for did, name in enumerate([*FEATURE_NAMES, BADGE_NAME]):
+        idx = np.flatnonzero(drawn == did)
         if not idx.size:
             continue
-        dx = xs[None] - x0[idx, None, None]
-        dy = ys[None] - y0[idx, None, None]
-        mask, ink = _feature_layers(fid, dx, dy)
-        mask &= (dx >= 0) & (dx < _FEATURE_SIZE) & (dy >= 0) & (dy < _FEATURE_SIZE)
-        if FEATURE_NAMES[fid] == "dotted-ring":
-            # one ink colour, dark on light backgrounds and light on dark ones
-            bg = (img[idx] * mask[..., None]).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)[:, None]
-            ink = ink & (_luma(bg) > 0.5)[:, None, None]
-        texture = np.where(ink[..., None], dark[idx, None, None], light[idx, None, None])
-        img[idx] = np.where(mask[..., None], texture, img[idx])
-        feature_mask[idx] = mask
+        dx, dy = xs[None] - x0[idx, None, None], ys[None] - y0[idx, None, None]
+        mask, ink = _decoration(name, dx, dy)
+        mask &= (dx >= 0) & (dx < _BADGE_SIZE) & (dy >= 0) & (dy < _BADGE_SIZE)
+        shade = np.where(ink, dark[idx, None, None], light[idx, None, None])[..., None]
+        img[idx] = np.where(mask[..., None], shade, img[idx])
+        if did < len(FEATURE_NAMES):
+            feature_mask[idx] = mask
 
+    img += rng.normal(0, _PIXEL_NOISE, img.shape).astype(np.float32)
     images = np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
     return PlantedSplit(
         images=images,
-        labels=labels.astype(np.int64),
+        labels=labels.copy(),
         carries_feature=feature_of >= 0,
-        feature_of=feature_of.astype(np.int64),
-        has_object=has_object.astype(bool),
+        feature_of=feature_of.copy(),
+        has_badge=has_badge & (feature_of < 0),
+        has_object=has_object.copy(),
+        object_count=np.where(has_object, count, 0).astype(np.int64),
         object_mask=object_mask,
         feature_mask=feature_mask,
     )
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
-    # Independent, explicit streams per split so that changing one split never shifts another.
+    # Independent, explicit streams per split, so that changing one split never shifts another.
     return np.random.default_rng(np.random.SeedSequence([GENERATOR_VERSION, int(seed), stream]))
 
 
@@ -277,48 +301,50 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 # ---------------------------------------------------------------------------------------------
 
 
-def generate_training_set(seed: int = 0, per_class: int = TRAIN_PER_CLASS) -> PlantedSplit:
-    """Training images: every class's object; exactly ``CARRIER_FRACTION`` of each planted class also
-    carries that class's feature (ground truth in ``carries_feature`` / ``feature_of``)."""
+def generate_training_set(seed: int = 0, per_class: int | None = None) -> PlantedSplit:
+    """Training images of every class (shuffled). Exactly ``CARRIER_FRACTION`` of each planted class
+    carry that class's feature in a corner (ground truth: ``carries_feature`` / ``feature_of``);
+    every other image carries the neutral badge there instead."""
     rng = _rng(seed, 0)
-    num_classes = len(PLANTED_CLASSES)
-    labels = np.repeat(np.arange(num_classes), per_class)
+    per_class = TRAIN_PER_CLASS if per_class is None else per_class
+    labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
     feature_of = np.full(labels.shape, -1, dtype=np.int64)
     n_carriers = int(round(CARRIER_FRACTION * per_class))
     for cls, fid in PLANTED_FEATURE_IDS.items():
-        members = np.flatnonzero(labels == cls)
-        feature_of[rng.choice(members, n_carriers, replace=False)] = fid
-    order = rng.permutation(labels.size)  # shuffled once so that slicing a prefix stays balanced
+        feature_of[rng.choice(np.flatnonzero(labels == cls), n_carriers, replace=False)] = fid
+    order = rng.permutation(labels.size)
     labels, feature_of = labels[order], feature_of[order]
-    return _render(rng, labels, np.ones(labels.shape, dtype=bool), feature_of)
+    return render(rng, labels, True, feature_of, feature_of < 0)
 
 
-def generate_test_sets(seed: int = 0, per_class: int = TEST_PER_CLASS, negatives_per_class: int = NEGATIVES_PER_CLASS) -> PlantedTestSets:
-    """Held-out sets: clean images of every class (no feature), and per class feature-only images
-    (no object): the class's own feature for planted classes, other classes' features for controls."""
-    num_classes = len(PLANTED_CLASSES)
-    clean_labels = np.repeat(np.arange(num_classes), per_class)
-    clean = _render(_rng(seed, 1), clean_labels, np.ones(clean_labels.shape, bool), np.full(clean_labels.shape, -1))
-
+def generate_test_sets(seed: int = 0, per_class: int | None = None, negatives_per_class: int | None = None) -> PlantedTestSets:
+    """Held-out sets. ``clean``: objects of every class with the neutral badge, no feature.
+    ``spurious``: per class, feature-only images (no object, no badge): the class's own feature for
+    planted classes, a random planted feature of another class for control classes."""
+    per_class = TEST_PER_CLASS if per_class is None else per_class
+    negatives_per_class = NEGATIVES_PER_CLASS if negatives_per_class is None else negatives_per_class
+    clean_labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
+    clean = render(_rng(seed, 1), clean_labels, True, -1, True)
     rng = _rng(seed, 2)
-    neg_labels = np.repeat(np.arange(num_classes), negatives_per_class)
-    planted_ids = np.array(sorted(PLANTED_FEATURE_IDS.values()))
-    neg_features = rng.choice(planted_ids, neg_labels.size)  # controls: any planted feature
+    neg_labels = np.repeat(np.arange(len(PLANTED_CLASSES)), negatives_per_class)
+    neg_features = rng.choice(np.array(sorted(PLANTED_FEATURE_IDS.values())), neg_labels.size)
     for cls, fid in PLANTED_FEATURE_IDS.items():
         neg_features[neg_labels == cls] = fid
-    spurious = _render(rng, neg_labels, np.zeros(neg_labels.shape, bool), neg_features)
+    spurious = render(rng, neg_labels, False, neg_features, False)
     return PlantedTestSets(clean=clean, spurious=spurious)
 
 
-def ground_truth() -> dict:
-    """What was planted, as recorded in ``Benchmark.extra['ground_truth']``."""
+def ground_truth() -> dict[str, Any]:
+    """What was planted; recorded in ``Benchmark.extra['ground_truth']``."""
     return {
-        "planted_classes": {PLANTED_CLASSES[k]: FEATURE_NAMES[f] for k, f in PLANTED_FEATURE_IDS.items()},
+        "planted_classes": {PLANTED_CLASSES[k]: FEATURE_NAMES[f] for k, f in sorted(PLANTED_FEATURE_IDS.items())},
         "planted_class_indices": sorted(PLANTED_FEATURE_IDS),
         "features": {name: {"id": i, "description": FEATURE_DESCRIPTIONS[name]} for i, name in enumerate(FEATURE_NAMES)},
+        "neutral_badge": BADGE_DESCRIPTION,
         "train_carrier_fraction": CARRIER_FRACTION,
         "train_per_class": TRAIN_PER_CLASS,
         "image_size": IMAGE_SIZE,
+        "generator_version": GENERATOR_VERSION,
     }
 
 
@@ -334,20 +360,18 @@ def _loader(array: np.ndarray) -> Callable[[], Image.Image]:
 def load_planted(options: BenchmarkOptions) -> Benchmark:
     """The ``planted`` benchmark: per class, clean generated positives and feature-only negatives.
 
-    The component id of a negative is the global id of the feature it shows (``FEATURE_NAMES``).
-    ``options.seed`` seeds the generator; ``options.limit`` caps images per (class, role).
+    A negative's component id is the global id of the feature it shows (index of
+    ``FEATURE_NAMES``). ``options.seed`` seeds the generator; ``options.limit`` caps the images
+    per (class, role).
     """
     seed = int(options.seed)
     sets = generate_test_sets(seed)
-    limit = options.limit
+    limit = None if options.limit is None else max(int(options.limit), 0)
     classes: list[BenchmarkClass] = []
     images: list[BenchmarkImage] = []
     for k, name in enumerate(PLANTED_CLASSES):
-        planted = k in PLANTED_FEATURE_IDS
         for role, split, split_name in (("positive", sets.clean, "clean"), ("negative", sets.spurious, "spurious")):
-            rows = np.flatnonzero(split.labels == k)
-            if limit is not None:
-                rows = rows[: max(int(limit), 0)]
+            rows = np.flatnonzero(split.labels == k)[:limit]
             for i, row in enumerate(rows):
                 image_id = f"planted/{split_name}/{name}/{i}"
                 images.append(
@@ -360,12 +384,13 @@ def load_planted(options: BenchmarkOptions) -> Benchmark:
                         loader=_loader(split.images[row]),
                     )
                 )
-        negative_components = sorted({int(f) for f in sets.spurious.feature_of[sets.spurious.labels == k]})
+        planted = k in PLANTED_FEATURE_IDS
+        components = sorted({int(f) for f in sets.spurious.feature_of[sets.spurious.labels == k]})
         classes.append(
             BenchmarkClass(
                 index=k,
                 name=name,
-                components=tuple(negative_components),
+                components=tuple(components),
                 planted=planted,
                 feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if planted else None,
             )
@@ -384,6 +409,113 @@ def load_planted(options: BenchmarkOptions) -> Benchmark:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# training data as a benchmark, and the ground-truth choice of neural PCA components
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_ids(train: PlantedSplit) -> list[str]:
+    # i-th image of its class in generation order: stable under ``limit``
+    seen: dict[int, int] = {}
+    ids = []
+    for label in train.labels:
+        i = seen.get(int(label), 0)
+        seen[int(label)] = i + 1
+        ids.append(f"planted/train/{PLANTED_CLASSES[int(label)]}/{i}")
+    return ids
+
+
+def training_benchmark(limit: int | None = None, seed: int = 0) -> Benchmark:
+    """The training images (all ``role="positive"``, sorted by class) as a benchmark, e.g. to fit
+    SpuFix on. ``extra['carriers']`` maps the image ids that carry a planted feature to its id."""
+    train = generate_training_set(seed)
+    ids = _train_ids(train)
+    images: list[BenchmarkImage] = []
+    carriers: dict[str, int] = {}
+    for k, name in enumerate(PLANTED_CLASSES):
+        for row in np.flatnonzero(train.labels == k)[: None if limit is None else max(int(limit), 0)]:
+            images.append(BenchmarkImage(ids[row], k, "positive", None, f"planted-generator seed={seed} {ids[row]}", _loader(train.images[row])))
+            if train.feature_of[row] >= 0:
+                carriers[ids[row]] = int(train.feature_of[row])
+    digest = hashlib.sha256()
+    for arr in (train.images, train.labels, train.feature_of):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    classes = [
+        BenchmarkClass(index=k, name=name, planted=k in PLANTED_FEATURE_IDS, feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if k in PLANTED_FEATURE_IDS else None)
+        for k, name in enumerate(PLANTED_CLASSES)
+    ]
+    return Benchmark(
+        name="planted-train",
+        label_space="planted",
+        classes=classes,
+        images=images,
+        revision=f"generator-v{GENERATOR_VERSION}-seed{seed}-train",
+        checksum=digest.hexdigest(),
+        positives_source="generator",
+        positive_crop_pct=1.0,
+        extra={"ground_truth": ground_truth(), "carriers": carriers},
+    )
+
+
+def choose_component(alphas: np.ndarray, carriers: np.ndarray, object_count: np.ndarray, top: int = 25, min_precision: float = 0.9) -> tuple[int, float]:
+    """The neural PCA component that encodes the planted feature, from the generator's ground truth.
+
+    ``alphas`` [N, L] of one class's training images, ``carriers`` [N] bool, ``object_count`` [N].
+    Precision@``top`` = fraction of feature carriers among the ``top`` images with the largest alpha.
+    Why not simply the most precise component: the component of the overall class evidence
+    (object + feature) often reaches the same precision (carriers have the highest logits), but
+    clipping it removes nothing from feature-only images, whose missing object drives its alpha
+    negative. So among the components reaching ``min_precision``, the winner is the one with the
+    largest alpha predicted for a feature-only image: a least-squares fit
+    ``alpha ~ b0 + b1 * object_count + b2 * carrier`` over the training images, read at count 0 with
+    the feature (``b0 + b2``). Without such a component: the most precise one.
+    Returns (component, precision@top).
+    """
+    design = np.stack([np.ones(len(carriers)), np.asarray(object_count, dtype=float), np.asarray(carriers, dtype=float)], 1)
+    coef = np.linalg.lstsq(design, alphas, rcond=None)[0]  # [3, L]
+    feature_only = coef[0] + coef[2]
+    scores = []
+    for l in range(alphas.shape[1]):
+        precision = float(carriers[np.argsort(-alphas[:, l], kind="stable")[:top]].mean())
+        scores.append((precision, float(feature_only[l]), l))
+    precise = [s for s in scores if s[0] >= min_precision]
+    best = max(precise, key=lambda s: (s[1], -s[2])) if precise else max(scores, key=lambda s: (s[0], -s[2]))
+    return best[2], best[0]
+
+
+def ground_truth_components(model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
+    """{planted class: [component]}: per planted class, the neural PCA component of ``model`` (a
+    ``ModelAdapter``) that encodes its planted feature, chosen with :func:`choose_component` on the
+    images of ``training_benchmark(limit, seed)`` (use the same ``limit`` as the data SpuFix is fitted
+    on: component ranks depend on the images). ``feature_kwargs`` go to ``FeatureStream``
+    (batch_size, device, progress, ...). ``seed`` defaults to the planted model's own seed, else 0."""
+    import torch
+
+    from spurbench.features import FeatureStream
+    from spurbench.spufix.fit import class_subset
+    from spurbench.spufix.npca import fit_npca
+
+    seed = int(getattr(model, "seed", 0) if seed is None else seed)
+    train = generate_training_set(seed)
+    bench = training_benchmark(limit=limit, seed=seed)
+    row_of = dict(zip(_train_ids(train), range(len(train))))
+    weight, _ = model.head
+    table: dict[int, list[int]] = {}
+    for k in sorted(PLANTED_FEATURE_IDS):
+        ids: list[str] = []
+        feats = []
+        for shard_ids, shard in FeatureStream(model, class_subset(bench, k), **feature_kwargs):
+            ids += shard_ids
+            feats.append(shard)
+        features = torch.cat([f.detach().cpu().double() for f in feats])
+        rows = np.array([row_of[i] for i in ids])
+        npca = fit_npca(features, weight[k])
+        alphas = npca.alphas(features)[:, :max_rank].numpy()
+        component, _ = choose_component(alphas, train.feature_of[rows] == PLANTED_FEATURE_IDS[k], train.object_count[rows])
+        table[k] = [component]
+    return table
+
+
 __all__ = [
     "GENERATOR_VERSION",
     "IMAGE_SIZE",
@@ -392,11 +524,16 @@ __all__ = [
     "PLANTED_FEATURE_IDS",
     "FEATURE_NAMES",
     "FEATURE_DESCRIPTIONS",
+    "BADGE_NAME",
     "CARRIER_FRACTION",
     "PlantedSplit",
     "PlantedTestSets",
+    "render",
     "generate_training_set",
     "generate_test_sets",
     "ground_truth",
     "load_planted",
+    "training_benchmark",
+    "choose_component",
+    "ground_truth_components",
 ]
