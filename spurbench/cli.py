@@ -230,7 +230,7 @@ def spufix_fit(
     if source is not None:
         alphas = SourceAlphas.load(source)
         train = _train_data(train_data, sorted(alphas.alphas), limit)
-        artifact = fit_transfer(target, train, alphas, progress=report, **kw)
+        artifact = fit_transfer(target, train, alphas, on_class=report, **kw)
     else:
         if components_from_ground_truth:
             if train_data != "planted":
@@ -239,15 +239,15 @@ def spufix_fit(
 
             src_name = source_model or model
             src = target if src_name == model else load_model(src_name, checkpoint=source_checkpoint)
-            table = ground_truth_components(src, **kw)
+            table = ground_truth_components(src, limit=limit, **kw)
         else:
             table = load_components(components)
             src = target if (source_model or model) == model else load_model(source_model, checkpoint=source_checkpoint)
         train = _train_data(train_data, sorted(table), limit)
-        alphas, npcas = fit_source(src, train, table, progress=report, **kw)
+        alphas, npcas = fit_source(src, train, table, on_class=report, **kw)
         if save_alphas is not None:
             alphas.save(save_alphas)
-        artifact = self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, progress=report, **kw)
+        artifact = self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, on_class=report, **kw)
     out = output or Path(f"spufix-{model_slug(model)}")
     artifact.save(out)
     console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")

@@ -85,7 +85,7 @@ def class_subset(train: Benchmark, class_index: int) -> Benchmark:
 
 
 def fit_source(
-    source: ModelAdapter, train: Benchmark, components: dict[int, list[int]], progress: Callable[[str], None] | None = None, **feature_kwargs: Any
+    source: ModelAdapter, train: Benchmark, components: dict[int, list[int]], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
 ) -> tuple[SourceAlphas, dict[int, NPCA]]:
     """Neural PCA of the source model per class, and the alphas of the given components on the same images.
 
@@ -96,8 +96,8 @@ def fit_source(
     alphas: dict[int, torch.Tensor] = {}
     ids: dict[int, list[str]] = {}
     for k in sorted(components):
-        if progress:
-            progress(f"neural PCA of {source.name}, class {k}")
+        if on_class:
+            on_class(f"neural PCA of {source.name}, class {k}")
         stream = FeatureStream(source, class_subset(train, k), **feature_kwargs)
         npca = fit_npca_streaming((feats for _, feats in stream), weight[k])
         rank_limit = npca.eigenvalues.numel()
@@ -128,14 +128,14 @@ def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: S
 
 
 def fit_transfer(
-    target: ModelAdapter, train: Benchmark, source_alphas: SourceAlphas, progress: Callable[[str], None] | None = None, **feature_kwargs: Any
+    target: ModelAdapter, train: Benchmark, source_alphas: SourceAlphas, on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
 ) -> SpuFixArtifact:
     """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas."""
     weight, _ = target.head
     directions = {}
     for k in sorted(source_alphas.alphas):
-        if progress:
-            progress(f"matching directions of {target.name}, class {k}")
+        if on_class:
+            on_class(f"matching directions of {target.name}, class {k}")
         subset = class_subset(train, k)
         expected = source_alphas.image_ids[k]
         got = [im.image_id for im in subset.images]
