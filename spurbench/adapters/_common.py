@@ -129,3 +129,18 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         return value.item()
     return value
+
+
+class LinearClassifierMixin:
+    """``head`` and ``to`` for adapters that wrap one ``self.model`` whose last layer is ``self._classifier``."""
+
+    model: nn.Module
+    _classifier: nn.Linear
+
+    @property
+    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return linear_parameters(self._classifier)
+
+    def to(self, device: str | torch.device):
+        self.model.to(device)
+        return self

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from spurbench.adapters._common import (
+    LinearClassifierMixin,
     exception_chain,
     file_digest,
     hub_commit,
-    linear_parameters,
     load_checkpoint_into,
     raise_if_weights_unavailable,
     read_safetensors,
@@ -138,7 +138,7 @@ def _raise_load_error(exc: BaseException, spec: str) -> None:
         raise SpurbenchError(f"hf model {spec!r}: {text[:300]}") from exc
 
 
-class HFAdapter(ModelAdapter):
+class HFAdapter(LinearClassifierMixin, ModelAdapter):
     family = "hf"
 
     def __init__(self, spec: str, *, checkpoint: str | None = None, pretrained: bool = True):
@@ -216,14 +216,6 @@ class HFAdapter(ModelAdapter):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x)[0]
-
-    @property
-    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return linear_parameters(self._classifier)
-
-    def to(self, device: str | torch.device) -> "HFAdapter":
-        self.model.to(device)
-        return self
 
     @property
     def class_names(self) -> list[str] | None:

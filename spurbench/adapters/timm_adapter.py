@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from spurbench.adapters._common import (
+    LinearClassifierMixin,
     _plain,
     _strip_wrapper_prefix,
     file_digest,
     hub_commit,
-    linear_parameters,
     load_checkpoint_into,
     raise_if_weights_unavailable,
     read_safetensors,
@@ -76,7 +76,7 @@ def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-class TimmAdapter(ModelAdapter):
+class TimmAdapter(LinearClassifierMixin, ModelAdapter):
     family = "timm"
 
     @classmethod
@@ -139,14 +139,6 @@ class TimmAdapter(ModelAdapter):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-
-    @property
-    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return linear_parameters(self._classifier)
-
-    def to(self, device: str | torch.device) -> "TimmAdapter":
-        self.model.to(device)
-        return self
 
     @property
     def class_names(self) -> list[str] | None:
