@@ -59,12 +59,11 @@ def run(
     from spurbench.benchmarks import BENCHMARKS, BenchmarkOptions
     from spurbench.harness import evaluate, run_config_hash
     from spurbench.model_lists import load_model_list
-    from spurbench.preprocessing import PROTOCOLS
+    from spurbench.preprocessing import check_protocol
     from spurbench.results import read_result, result_filename
 
     BENCHMARKS.get(benchmark)  # unknown benchmark: fail before anything else
-    if protocol not in PROTOCOLS:
-        raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol)
     entries: list[tuple[str, Optional[str]]] = [(m, checkpoint) for m in (model or [])]
     if registry is not None:
         entries += [(e.model, e.checkpoint) for e in load_model_list(registry)]

@@ -18,7 +18,7 @@ from spurbench.errors import DataError
 from spurbench.features import FeatureSet, extract_features
 from spurbench.heads import LinearHead, class_probabilities
 from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
-from spurbench.preprocessing import PROTOCOLS, describe
+from spurbench.preprocessing import check_protocol, describe
 from spurbench.results import (
     Aggregate,
     BenchmarkInfo,
@@ -123,10 +123,7 @@ def evaluate(
     for this model; its head is scored next to the plain head from the same features.
     """
     options = options or BenchmarkOptions()
-    if protocol not in PROTOCOLS:
-        from spurbench.errors import SpurbenchError
-
-        raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol)
     model_name = model if isinstance(model, str) else model.name
     bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
     spufix_ref = None if spufix is None else str(spufix) if not isinstance(spufix, SpuFixArtifact) else spufix.target_model

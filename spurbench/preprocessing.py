@@ -20,6 +20,14 @@ Role = Literal["positive", "negative"]
 PROTOCOLS: tuple[str, ...] = ("paper", "model")
 
 
+def check_protocol(protocol: str) -> None:
+    """One-line SpurbenchError for a protocol name this module does not define."""
+    if protocol not in PROTOCOLS:
+        from spurbench.errors import SpurbenchError
+
+        raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
 def model_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
     """timm's eval transform for this data config."""
     from timm.data import create_transform
@@ -36,10 +44,7 @@ def build_transform(
     data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256
 ) -> Callable[[Image.Image], torch.Tensor]:
     """Transform for one image role ("positive" = class images, "negative" = spurious-only images)."""
-    if protocol not in PROTOCOLS:
-        from spurbench.errors import SpurbenchError
-
-        raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol)
     if protocol == "model":
         return T.Compose([_to_rgb, model_transform(data_config)])
     size = int(data_config["input_size"][-1])
