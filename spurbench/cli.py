@@ -49,15 +49,19 @@ def run(
     force: bool = typer.Option(False, "--force", help="Re-run models whose result file is already complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     spufix: Optional[str] = typer.Option(None, "--spufix", help="SpuFix artifact for the model: a folder, hf://ORG/NAME[@REV], or 'auto' (Hub org lookup by model name). Plain and SpuFix are scored from one forward pass."),
+    no_spufix: bool = typer.Option(False, "--no-spufix", help="Default run only: skip the ground-truth SpuFix demo and score the plain heads alone."),
 ) -> None:
     """Evaluate models; write one result JSON per model and print mAUC, accuracy and the worst classes.
 
     With no --model this trains (once, cached) and evaluates the two planted models on the embedded
     planted benchmark: classes with a planted spurious feature score clearly lower than control classes.
+    It also fits SpuFix with components chosen from the generator's ground truth (a demo: real use
+    passes a components file to `spufix fit`) on planted:cnn, transfers it to planted:resnet from
+    planted:cnn's alphas alone, and shows plain and SpuFix side by side.
     """
     from spurbench.adapters import DEFAULT_MODELS
     from spurbench.benchmarks import BENCHMARKS, BenchmarkOptions
-    from spurbench.harness import evaluate, run_config_hash
+    from spurbench.harness import evaluate, run_config_hash, spufix_reference
     from spurbench.model_lists import load_model_list
     from spurbench.preprocessing import check_protocol
     from spurbench.results import read_result, result_filename
@@ -67,6 +71,7 @@ def run(
     entries: list[tuple[str, Optional[str]]] = [(m, checkpoint) for m in (model or [])]
     if registry is not None:
         entries += [(e.model, e.checkpoint) for e in load_model_list(registry)]
+    demo = not entries and spufix is None and not no_spufix and benchmark == "planted"
     if not entries:
         if benchmark != "planted":
             raise SpurbenchError(f"--model is required for benchmark {benchmark!r} (the default models are trained on 'planted')")
@@ -79,11 +84,12 @@ def run(
     options = BenchmarkOptions(
         data_dir=data_dir, imagenet_val=imagenet_val, dataset_repo=dataset_repo, revision=revision, limit=limit, seed=seed
     )
+    demo_artifacts = _planted_demo([name for name, _ in entries], batch_size, device, quiet) if demo else {}
     bench = None
     for name, ckpt in entries:
         target = output / result_filename(name, benchmark)
-        spufix_ref = _spufix_location(spufix, name)
-        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_ref)
+        spufix_ref = demo_artifacts.get(name) or _spufix_location(spufix, name)
+        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_reference(spufix_ref))
         if target.exists() and not force:
             try:
                 if read_result(target).config_hash == config_hash:
@@ -111,6 +117,23 @@ def run(
             spufix=spufix_ref,
         )
         _print_result(result, target)
+
+
+def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool) -> dict:
+    """SpuFix artifacts for the default planted models, components from the ground truth (see planted_demo)."""
+    from spurbench.adapters import load_model
+    from spurbench.benchmarks.planted import PLANTED_CLASSES
+    from spurbench.spufix.planted_demo import DEFAULT_SOURCE, planted_demo_artifacts
+
+    models = [load_model(name) for name in names]
+    source = next((m for m in models if m.name == DEFAULT_SOURCE), None) or load_model(DEFAULT_SOURCE)
+    with console.status(f"fitting SpuFix on {source.name} (components from the generator's ground truth) and transferring it"):
+        artifacts = planted_demo_artifacts(models, source, batch_size=batch_size, device=device, progress=False)
+    if not quiet:
+        choices = next(iter(artifacts.values())).extra["component_choice"]
+        picked = ", ".join(f"{PLANTED_CLASSES[int(k)]}: component {c['component']} (precision@25 {c['precision']:.2f})" for k, c in choices.items())
+        console.print(f"[dim]SpuFix demo: neural PCA of {source.name}; ground-truth components {picked}; transferred to {', '.join(n for n in names if n != source.name) or 'no other model'}[/]")
+    return artifacts
 
 
 def _spufix_location(spufix: Optional[str], model_name: str) -> Optional[str]:

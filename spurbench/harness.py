@@ -38,6 +38,13 @@ from spurbench.results import (
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
 
+def spufix_reference(spufix: "str | Path | SpuFixArtifact | None") -> str | None:
+    """What a result's config hash records of its SpuFix artifact: the location, or a loaded artifact's fingerprint."""
+    if spufix is None:
+        return None
+    return f"artifact-sha256:{spufix.fingerprint()}" if isinstance(spufix, SpuFixArtifact) else str(spufix)
+
+
 def run_config_hash(
     model_name: str, checkpoint: str | None, benchmark_name: str, options: BenchmarkOptions, protocol: str, bootstrap: int, spufix: str | None = None
 ) -> str:
@@ -126,8 +133,7 @@ def evaluate(
     check_protocol(protocol)
     model_name = model if isinstance(model, str) else model.name
     bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
-    spufix_ref = None if spufix is None else str(spufix) if not isinstance(spufix, SpuFixArtifact) else spufix.target_model
-    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_ref)
+    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(spufix))
 
     bench = load_benchmark(benchmark, options) if isinstance(benchmark, str) else benchmark
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model

@@ -35,14 +35,18 @@ def summary_table(result: Result) -> Table:
 
 def worst_classes_table(result: Result, n: int = 10, head: str = "plain") -> Table:
     rows = sorted(result.heads[head].classes, key=lambda c: c.auc)[:n]
+    others = [name for name in result.heads if name != head]  # e.g. the SpuFix head, shown next to it
+    other_auc = {name: {c.class_index: c.auc for c in result.heads[name].classes} for name in others}
     table = Table(title=f"{n} worst classes ({head})", title_justify="left")
-    for col in ("class", "name", "AUC", "AP", "spurious→k", "val→k", "planted"):
+    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "val→k"):
         table.add_column(col)
+    table.add_column("planted", no_wrap=True, overflow="ellipsis", max_width=40)
     for c in rows:
         table.add_row(
             str(c.class_index),
             c.class_name,
             f"{c.auc:.3f}",
+            *(f"{other_auc[name][c.class_index]:.3f}" for name in others),
             f"{c.ap:.3f}",
             f"{c.spurious_pred_rate:.2f}",
             f"{c.val_pred_rate:.2f}",

@@ -192,19 +192,28 @@ def test_benchmark_pixels_reach_the_model_unchanged(tests):
             assert torch.equal(got, to_tensor(array[None])[0].contiguous()), (protocol, role)
 
 
-def test_training_benchmark_and_choose_component():
+def test_training_benchmark_and_component_precision():
     bench = P.training_benchmark(limit=5)
     assert len(bench.images) == 50 and all(im.role == "positive" for im in bench.images)
     assert bench.images[0].image_id == "planted/train/disc/0"
     carriers = np.zeros(100, dtype=bool)
     carriers[::4] = True
-    count = np.tile([1, 2, 3, 3, 2], 20)
     noise = np.random.default_rng(0).normal(0, 0.01, (100, 3))
-    # component 0 ranks carriers first too (precision 1) but is the class evidence: it needs the object,
-    # so it predicts a negative alpha for a feature-only image; component 1 is the feature's own.
-    alphas = np.stack([5.0 * carriers + count - 10, 1.0 * carriers, -1.0 * carriers], 1) + noise
-    assert P.choose_component(alphas, carriers, count) == (1, 1.0)
-    assert P.choose_component(alphas[:, [0, 2]], carriers, count) == (0, 1.0)  # nothing better: the most precise
+    # component 0 ranks all 25 carriers first, component 1 the 25 non-carriers, component 2 a mix of 5 + 20
+    mixed = np.where(np.arange(100) < 20, 3.0, 0.0) + np.where(carriers & (np.arange(100) >= 80), 3.0, 0.0)
+    alphas = np.stack([2.0 * carriers, 2.0 * ~carriers * (np.arange(100) < 34), mixed], 1) + noise
+    assert np.allclose(P.component_precision(alphas, carriers), [1.0, 0.0, 10 / 25])
+
+
+def test_validation_sets_are_disjoint_from_test_sets():
+    val, test = P.generate_validation_sets(0, per_class=5, negatives_per_class=5), P.generate_test_sets(0, per_class=5, negatives_per_class=5)
+    assert val.clean.images.shape == test.clean.images.shape
+    assert not np.array_equal(val.clean.images, test.clean.images) and not np.array_equal(val.spurious.images, test.spurious.images)
+    for k, fid in P.PLANTED_FEATURE_IDS.items():  # same make-up: a planted class's negatives show its own feature
+        assert set(val.spurious.feature_of[val.spurious.labels == k]) == {fid}
+    bench = P.validation_benchmark(0, limit=3)
+    assert bench.name == "planted-validation" and bench.revision.endswith("-validation")
+    assert bench.images[0].image_id.startswith("planted-validation/") and len(bench.images) == 60
 
 
 # ---- adapter contract (untrained) ------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``planted:cnn`` and ``planted:resnet``: small classifiers trained on the fly on the planted benchmark.
 
-Both are trained on ``generate_training_set(seed)`` on first use (40-60 s on 2 CPU cores) and
+Both are trained on ``generate_training_set(seed)`` on first use (about 25 s for ``cnn`` and 32 s
+for ``resnet`` on 2 CPU cores, data generation included) and
 then cached as safetensors (+ a JSON of training stats) under ``cache_dir("planted")``, keyed
 by the generator version, ``TRAIN_VERSION``, the seed and the architecture.
 
@@ -41,14 +42,15 @@ from spurbench.registry import suggest
 log = logging.getLogger(__name__)
 
 # Bump whenever architecture, optimiser or schedule change: it keys the cached weights.
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2
 ARCHS: tuple[str, ...] = ("cnn", "resnet")
 NUM_CLASSES = len(gen.PLANTED_CLASSES)
 FEATURE_DIM = 512
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
-EPOCHS = 12
-BATCH_SIZE = 128
+# Six epochs of small batches reach the clean accuracy that twelve epochs of batch 128 did, in half the time.
+EPOCHS = 6
+BATCH_SIZE = 32
 LEARNING_RATE = 3e-3
 WEIGHT_DECAY = 0.05
 
@@ -106,6 +108,25 @@ def _trunk(arch: str) -> nn.Sequential:
     raise UnknownNameError(f"unknown planted architecture {arch!r}.{suggest(arch, ARCHS)} Known: {', '.join(ARCHS)}.")
 
 
+class _GlobalMeanPool(torch.autograd.Function):
+    """``h.mean(dim=(2, 3))`` with a dense, channels-last gradient.
+
+    Why: autograd's own backward of ``mean`` hands the ReLU before it a stride-0 (broadcast)
+    gradient, and CPU ``threshold_backward`` on that runs several times slower than on a dense
+    tensor; this alone made a training step ~15 % slower. The forward value is identical.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor) -> torch.Tensor:
+        ctx.shape = h.shape
+        return h.mean(dim=(2, 3))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        n, c, height, width = ctx.shape
+        return (grad / (height * width))[:, :, None, None].expand(n, c, height, width).contiguous(memory_format=torch.channels_last)
+
+
 class PlantedNet(nn.Module):
     """Trunk -> global average pooling -> ``fc`` (the final linear layer)."""
 
@@ -116,7 +137,7 @@ class PlantedNet(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.contiguous(memory_format=torch.channels_last)).mean(dim=(2, 3))
+        return _GlobalMeanPool.apply(self.trunk(x.contiguous(memory_format=torch.channels_last)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

@@ -317,21 +317,31 @@ def generate_training_set(seed: int = 0, per_class: int | None = None) -> Plante
     return render(rng, labels, True, feature_of, feature_of < 0)
 
 
-def generate_test_sets(seed: int = 0, per_class: int | None = None, negatives_per_class: int | None = None) -> PlantedTestSets:
-    """Held-out sets. ``clean``: objects of every class with the neutral badge, no feature.
-    ``spurious``: per class, feature-only images (no object, no badge): the class's own feature for
-    planted classes, a random planted feature of another class for control classes."""
+def _held_out_sets(seed: int, streams: tuple[int, int], per_class: int | None, negatives_per_class: int | None) -> PlantedTestSets:
     per_class = TEST_PER_CLASS if per_class is None else per_class
     negatives_per_class = NEGATIVES_PER_CLASS if negatives_per_class is None else negatives_per_class
     clean_labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
-    clean = render(_rng(seed, 1), clean_labels, True, -1, True)
-    rng = _rng(seed, 2)
+    clean = render(_rng(seed, streams[0]), clean_labels, True, -1, True)
+    rng = _rng(seed, streams[1])
     neg_labels = np.repeat(np.arange(len(PLANTED_CLASSES)), negatives_per_class)
     neg_features = rng.choice(np.array(sorted(PLANTED_FEATURE_IDS.values())), neg_labels.size)
     for cls, fid in PLANTED_FEATURE_IDS.items():
         neg_features[neg_labels == cls] = fid
     spurious = render(rng, neg_labels, False, neg_features, False)
     return PlantedTestSets(clean=clean, spurious=spurious)
+
+
+def generate_test_sets(seed: int = 0, per_class: int | None = None, negatives_per_class: int | None = None) -> PlantedTestSets:
+    """Held-out sets. ``clean``: objects of every class with the neutral badge, no feature.
+    ``spurious``: per class, feature-only images (no object, no badge): the class's own feature for
+    planted classes, a random planted feature of another class for control classes."""
+    return _held_out_sets(seed, (1, 2), per_class, negatives_per_class)
+
+
+def generate_validation_sets(seed: int = 0, per_class: int | None = None, negatives_per_class: int | None = None) -> PlantedTestSets:
+    """Sets made like :func:`generate_test_sets` from their own random streams, disjoint from the
+    test sets: what ground-truth component selection may look at without touching the test images."""
+    return _held_out_sets(seed, (3, 4), per_class, negatives_per_class)
 
 
 def ground_truth() -> dict[str, Any]:
@@ -365,15 +375,24 @@ def load_planted(options: BenchmarkOptions) -> Benchmark:
     per (class, role).
     """
     seed = int(options.seed)
-    sets = generate_test_sets(seed)
-    limit = None if options.limit is None else max(int(options.limit), 0)
+    return _held_out_benchmark("planted", "", generate_test_sets(seed), seed, options.limit)
+
+
+def validation_benchmark(seed: int = 0, limit: int | None = None) -> Benchmark:
+    """``planted``'s validation twin (:func:`generate_validation_sets`): same make-up, other images."""
+    return _held_out_benchmark("planted-validation", "-validation", generate_validation_sets(seed), seed, limit)
+
+
+def _held_out_benchmark(name: str, suffix: str, sets: PlantedTestSets, seed: int, limit: int | None) -> Benchmark:
+    limit = None if limit is None else max(int(limit), 0)
+    prefix = "planted" + suffix
     classes: list[BenchmarkClass] = []
     images: list[BenchmarkImage] = []
-    for k, name in enumerate(PLANTED_CLASSES):
+    for k, class_name in enumerate(PLANTED_CLASSES):
         for role, split, split_name in (("positive", sets.clean, "clean"), ("negative", sets.spurious, "spurious")):
             rows = np.flatnonzero(split.labels == k)[:limit]
             for i, row in enumerate(rows):
-                image_id = f"planted/{split_name}/{name}/{i}"
+                image_id = f"{prefix}/{split_name}/{class_name}/{i}"
                 images.append(
                     BenchmarkImage(
                         image_id=image_id,
@@ -389,19 +408,19 @@ def load_planted(options: BenchmarkOptions) -> Benchmark:
         classes.append(
             BenchmarkClass(
                 index=k,
-                name=name,
+                name=class_name,
                 components=tuple(components),
                 planted=planted,
                 feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if planted else None,
             )
         )
     return Benchmark(
-        name="planted",
+        name=name,
         label_space="planted",
         classes=classes,
         images=images,
         repo=None,
-        revision=f"generator-v{GENERATOR_VERSION}-seed{seed}",
+        revision=f"generator-v{GENERATOR_VERSION}-seed{seed}{suffix}",
         checksum=sets.checksum(),
         positives_source="generator",
         positive_crop_pct=1.0,
@@ -457,63 +476,90 @@ def training_benchmark(limit: int | None = None, seed: int = 0) -> Benchmark:
     )
 
 
-def choose_component(alphas: np.ndarray, carriers: np.ndarray, object_count: np.ndarray, top: int = 25, min_precision: float = 0.9) -> tuple[int, float]:
-    """The neural PCA component that encodes the planted feature, from the generator's ground truth.
+def component_precision(alphas: np.ndarray, carriers: np.ndarray, top: int = 25) -> np.ndarray:
+    """Per neural PCA component: the fraction of feature carriers among the ``top`` images with the
+    largest alpha. ``alphas`` [N, L] of one class's training images, ``carriers`` [N] bool."""
+    order = np.argsort(-alphas, axis=0, kind="stable")[:top]  # [top, L]
+    return np.asarray(carriers, dtype=bool)[order].mean(axis=0)
 
-    ``alphas`` [N, L] of one class's training images, ``carriers`` [N] bool, ``object_count`` [N].
-    Precision@``top`` = fraction of feature carriers among the ``top`` images with the largest alpha.
-    Why not simply the most precise component: the component of the overall class evidence
-    (object + feature) often reaches the same precision (carriers have the highest logits), but
-    clipping it removes nothing from feature-only images, whose missing object drives its alpha
-    negative. So among the components reaching ``min_precision``, the winner is the one with the
-    largest alpha predicted for a feature-only image: a least-squares fit
-    ``alpha ~ b0 + b1 * object_count + b2 * carrier`` over the training images, read at count 0 with
-    the feature (``b0 + b2``). Without such a component: the most precise one.
-    Returns (component, precision@top).
+
+@dataclass(frozen=True)
+class ComponentChoice:
+    """How the ground truth picked one planted class's SpuFix component (see ``ground_truth_choices``)."""
+
+    class_index: int
+    component: int  # rank of the chosen component
+    precision: float  # its precision@25 on the training images
+    most_precise_component: int
+    best_precision: float  # precision@25 of the most precise component: does neural PCA find the feature?
+    validation_auc_plain: float
+    validation_auc_spufix: float  # with the chosen component clipped
+
+
+def ground_truth_choices(
+    model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, min_precision: float = 0.5, **feature_kwargs: Any
+) -> dict[int, ComponentChoice]:
+    """Per planted class: the neural PCA component of ``model`` (a ``ModelAdapter``) to clip, from the
+    generator's ground truth.
+
+    Neural PCA is fitted on the images of ``training_benchmark(limit, seed)`` (use the same ``limit``
+    as the data SpuFix is fitted on: component ranks depend on the images). Like a person labelling
+    components by their top images, only components whose top-25 training images mostly carry the
+    feature (precision >= ``min_precision``; all components if none does) are candidates. Among them
+    the chosen one is the one whose clipping (SpuFix with that single component) gives the highest
+    AUC of clean versus feature-only images of the class on the *validation* split, never on the test
+    images. Why not simply the most precise component: the component of the class's overall evidence
+    often ranks carriers first as well (they have the highest logits), but clipping it lowers clean
+    images as much as feature-only ones. ``feature_kwargs`` go to ``FeatureStream``;
+    ``seed`` defaults to the planted model's own seed, else 0.
     """
-    design = np.stack([np.ones(len(carriers)), np.asarray(object_count, dtype=float), np.asarray(carriers, dtype=float)], 1)
-    coef = np.linalg.lstsq(design, alphas, rcond=None)[0]  # [3, L]
-    feature_only = coef[0] + coef[2]
-    scores = []
-    for l in range(alphas.shape[1]):
-        precision = float(carriers[np.argsort(-alphas[:, l], kind="stable")[:top]].mean())
-        scores.append((precision, float(feature_only[l]), l))
-    precise = [s for s in scores if s[0] >= min_precision]
-    best = max(precise, key=lambda s: (s[1], -s[2])) if precise else max(scores, key=lambda s: (s[0], -s[2]))
-    return best[2], best[0]
-
-
-def ground_truth_components(model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
-    """{planted class: [component]}: per planted class, the neural PCA component of ``model`` (a
-    ``ModelAdapter``) that encodes its planted feature, chosen with :func:`choose_component` on the
-    images of ``training_benchmark(limit, seed)`` (use the same ``limit`` as the data SpuFix is fitted
-    on: component ranks depend on the images). ``feature_kwargs`` go to ``FeatureStream``
-    (batch_size, device, progress, ...). ``seed`` defaults to the planted model's own seed, else 0."""
     import torch
 
     from spurbench.features import FeatureStream
+    from spurbench.metrics import batched_roc_auc
     from spurbench.spufix.fit import class_subset
     from spurbench.spufix.npca import fit_npca
 
     seed = int(getattr(model, "seed", 0) if seed is None else seed)
     train = generate_training_set(seed)
-    bench = training_benchmark(limit=limit, seed=seed)
     row_of = dict(zip(_train_ids(train), range(len(train))))
-    weight, _ = model.head
-    table: dict[int, list[int]] = {}
-    for k in sorted(PLANTED_FEATURE_IDS):
+    train_bench, val_bench = training_benchmark(limit=limit, seed=seed), validation_benchmark(seed)
+    role_of = {im.image_id: im.role for im in val_bench.images}
+    weight, bias = (t.detach().cpu().double() for t in model.head)
+
+    def features_of(bench: Benchmark) -> tuple[list[str], "torch.Tensor"]:
         ids: list[str] = []
         feats = []
-        for shard_ids, shard in FeatureStream(model, class_subset(bench, k), **feature_kwargs):
+        for shard_ids, shard in FeatureStream(model, bench, **feature_kwargs):
             ids += shard_ids
-            feats.append(shard)
-        features = torch.cat([f.detach().cpu().double() for f in feats])
-        rows = np.array([row_of[i] for i in ids])
-        npca = fit_npca(features, weight[k])
-        alphas = npca.alphas(features)[:, :max_rank].numpy()
-        component, _ = choose_component(alphas, train.feature_of[rows] == PLANTED_FEATURE_IDS[k], train.object_count[rows])
-        table[k] = [component]
-    return table
+            feats.append(shard.detach().cpu().double())
+        return ids, torch.cat(feats)
+
+    choices: dict[int, ComponentChoice] = {}
+    for k in sorted(PLANTED_FEATURE_IDS):
+        train_ids, train_features = features_of(class_subset(train_bench, k))
+        rows = np.array([row_of[i] for i in train_ids])
+        npca = fit_npca(train_features, weight[k])
+        precision = component_precision(npca.alphas(train_features)[:, :max_rank].numpy(), train.feature_of[rows] == PLANTED_FEATURE_IDS[k])
+
+        val_ids, val_features = features_of(class_subset(val_bench, k))
+        logits = val_features @ weight.T + bias
+        others = torch.cat([logits[:, :k], logits[:, k + 1 :]], 1).logsumexp(1, keepdim=True)
+        clipped = npca.alphas(val_features)[:, :max_rank].clamp(min=0)
+        # p_k = sigmoid(margin): the softmax probability of k is monotone in this margin, so AUCs agree.
+        margins = torch.cat([logits[:, k : k + 1] - others, logits[:, k : k + 1] - clipped - others], 1).numpy()
+        positive = np.array([role_of[i] == "positive" for i in val_ids])
+        aucs = batched_roc_auc(margins[positive].T, margins[~positive].T)  # [1 + L]: plain, then per component
+        candidates = precision >= min_precision if (precision >= min_precision).any() else np.ones_like(precision, dtype=bool)
+        component = int(np.argmax(np.where(candidates, aucs[1:], -np.inf)))  # first (largest eigenvalue) among ties
+        best = int(np.argmax(precision))
+        choices[k] = ComponentChoice(k, component, float(precision[component]), best, float(precision[best]), float(aucs[0]), float(aucs[1 + component]))
+    return choices
+
+
+def ground_truth_components(model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
+    """{planted class: [component]}: the components of :func:`ground_truth_choices`, as a components table."""
+    return {k: [c.component] for k, c in ground_truth_choices(model, seed, limit, max_rank, **feature_kwargs).items()}
 
 
 __all__ = [
@@ -534,6 +580,10 @@ __all__ = [
     "ground_truth",
     "load_planted",
     "training_benchmark",
-    "choose_component",
+    "ComponentChoice",
+    "component_precision",
+    "generate_validation_sets",
+    "ground_truth_choices",
+    "validation_benchmark",
     "ground_truth_components",
 ]

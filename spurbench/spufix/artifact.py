@@ -7,6 +7,7 @@ Layout of an artifact folder (local, or a Hub model repo for ``hf://ORG/NAME[@RE
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ class SpuFixArtifact:
             "spurbench_version": self.spurbench_version or __version__,
             "extra": self.extra,
         }
+
+    def fingerprint(self) -> str:
+        """sha256 of the facts that decide the corrected logits (target, components, tensors)."""
+        digest = hashlib.sha256(json.dumps([self.target_model, self.target_weights_revision, sorted(self.components.items())]).encode())
+        for k in sorted(self.directions):
+            for tensor in self.directions[k]:
+                digest.update(tensor.detach().to(torch.float64).contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
