@@ -132,7 +132,7 @@ def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool) -
     if not quiet:
         choices = next(iter(artifacts.values())).extra["component_choice"]
         picked = ", ".join(f"{PLANTED_CLASSES[int(k)]}: component {c['component']} (precision@25 {c['precision']:.2f})" for k, c in choices.items())
-        console.print(f"[dim]SpuFix demo: neural PCA of {source.name}; ground-truth components {picked}; transferred to {', '.join(n for n in names if n != source.name) or 'no other model'}[/]")
+        console.print(f"[dim]SpuFix demo: neural PCA of {source.name}; ground-truth components {picked}; transferred to {', '.join(n for n in names if n != source.name) or 'no other model'}[/]", soft_wrap=True)
     return artifacts
 
 

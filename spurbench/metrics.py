@@ -74,13 +74,14 @@ def class_metrics(scores: ClassScores) -> dict[str, float]:
 
 def bootstrap_mauc_ci(
     per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile CI of the mAUC, resampling images with replacement within each class and role.
+) -> tuple[float, float] | tuple[None, None]:
+    """Percentile CI of the mAUC, resampling images with replacement within each class and role;
+    (None, None) for ``draws=0`` (no CI asked for).
 
     Vectorised over draws: one [draws, n] index matrix per class and role.
     """
     if draws <= 0:
-        return (float("nan"), float("nan"))
+        return (None, None)
     rng = np.random.default_rng(seed)
     total = np.zeros(draws)
     for scores in per_class:
@@ -93,7 +94,7 @@ def bootstrap_mauc_ci(
     return float(low), float(high)
 
 
-def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> dict[str, float]:
+def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> dict[str, float | None]:
     """mAUC, mean AP, pooled AUC, clean accuracy on the positives, and the bootstrap CI of the mAUC."""
     rows = [class_metrics(s) for s in per_class]
     pos_all = np.concatenate([s.pos_prob for s in per_class])

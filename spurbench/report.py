@@ -19,7 +19,7 @@ def summary_table(result: Result) -> Table:
         a = head.aggregate
         row = [
             name,
-            f"{a.mauc:.3f} [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}]",
+            f"{a.mauc:.3f}" + ("" if a.mauc_ci_low is None else f" [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}]"),
             f"{a.mean_ap:.3f}",
             f"{a.pooled_auc:.3f}",
             f"{a.accuracy:.3f}",

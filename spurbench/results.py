@@ -51,8 +51,8 @@ class ProtocolInfo(_Strict):
 
 class Aggregate(_Strict):
     mauc: float
-    mauc_ci_low: float
-    mauc_ci_high: float
+    mauc_ci_low: float | None  # None when no bootstrap was asked for (--bootstrap 0)
+    mauc_ci_high: float | None
     bootstrap_draws: int
     mean_ap: float
     pooled_auc: float

@@ -35,6 +35,13 @@ def test_evaluate_writes_a_typed_result_whose_numbers_recompute(tmp_path):
     assert result.provenance.packages["torch"] == torch.__version__.split("+")[0] or result.provenance.packages["torch"]
 
 
+def test_result_without_bootstrap_round_trips(tmp_path):
+    result = _run(tmp_path, bootstrap=0)
+    raw = json.loads((tmp_path / result_filename("tiny:net", "tiny")).read_text())
+    assert raw["heads"]["plain"]["aggregate"]["mauc_ci_low"] is None and raw["heads"]["plain"]["aggregate"]["bootstrap_draws"] == 0
+    assert read_result(tmp_path / result_filename("tiny:net", "tiny")) == result
+
+
 def test_probabilities_are_softmax_of_adapter_logits(tmp_path):
     adapter = TinyAdapter()
     bench = tiny_benchmark()

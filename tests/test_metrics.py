@@ -71,6 +71,7 @@ def test_aggregates_and_bootstrap_ci():
     # fixed seed -> identical CI; different seed -> different CI
     assert bootstrap_mauc_ci(per_class, 500, seed=0) == (agg["mauc_ci_low"], agg["mauc_ci_high"])
     assert bootstrap_mauc_ci(per_class, 500, seed=1) != (agg["mauc_ci_low"], agg["mauc_ci_high"])
+    assert bootstrap_mauc_ci(per_class, 0) == (None, None)  # no CI asked for: nothing, not NaN (JSON has no NaN)
 
 
 def test_bootstrap_matches_a_plain_loop():

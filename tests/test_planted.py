@@ -1,13 +1,11 @@
 """The embedded planted benchmark (generator + loader) and its two trained models.
 
-The trained-model tests train planted:cnn and planted:resnet once per module into a temporary
-cache (about a minute on 2 CPU cores) and check what the benchmark is for: high clean accuracy,
+The trained-model tests use planted:cnn and planted:resnet trained once per session (the
+``trained`` fixture of conftest.py) and check what the benchmark is for: high clean accuracy,
 and planted classes scoring clearly lower class-wise AUC than control classes.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -256,22 +254,6 @@ def test_unknown_spec_suggests():
 
 
 # ---- trained models ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """planted:cnn and planted:resnet trained once into a fresh cache (the slow part of this file)."""
-    cache = tmp_path_factory.mktemp("planted-cache")
-    before = os.environ.get("SPURBENCH_CACHE")
-    os.environ["SPURBENCH_CACHE"] = str(cache)
-    try:
-        models = {arch: PlantedAdapter(arch) for arch in ("cnn", "resnet")}
-    finally:
-        if before is None:
-            del os.environ["SPURBENCH_CACHE"]
-        else:
-            os.environ["SPURBENCH_CACHE"] = before
-    return cache, models
 
 
 def _class_aucs(adapter: PlantedAdapter, tests: P.PlantedTestSets) -> dict[int, float]:

@@ -117,3 +117,38 @@ def test_mismatched_rows_are_an_error():
     W, _ = _model(D, 1)
     with pytest.raises(ValueError, match="rows"):
         match_directions(torch.randn(5, 2), torch.randn(6, D), W[0])
+
+
+def _random_head() -> SpuFixHead:
+    W, b = _model(D, 1)
+    phi = _features(N, D, 2)
+    directions = {}
+    for k, spurious in {0: [0], 3: [1, 2]}.items():
+        npca = fit_npca(phi, W[k])
+        directions[k] = (npca.mean, npca.eigenvectors[:, spurious].T.contiguous())
+    return SpuFixHead.from_directions(W, b, directions).eval()
+
+
+def test_fused_head_exports_with_torch_export():
+    head = _random_head()
+    x = _features(4, D, 5)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(head, (x,), dynamic_shapes=({0: batch},))
+    for n in (1, 7):  # other batch sizes than the example: the batch dimension stays dynamic
+        test = _features(n, D, 6 + n)
+        assert torch.allclose(program.module()(test), head(test), atol=1e-6)
+
+
+def test_fused_head_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
+    import onnxruntime as ort  # dev extra (torch.onnx.export needs onnxscript, also there)
+
+    head = _random_head()
+    path = tmp_path / "spufix_head.onnx"
+    torch.onnx.export(head, (_features(4, D, 5),), str(path), input_names=["features"], output_names=["logits"], dynamic_shapes=({0: "batch"},))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 9):
+        test = _features(n, D, 20 + n)
+        (out,) = session.run(None, {"features": test.numpy()})
+        assert out.shape == (n, C)
+        assert torch.allclose(torch.from_numpy(out), head(test), atol=1e-5)
+        assert not torch.allclose(torch.from_numpy(out), head.plain(test), atol=1e-3)  # the correction is in the graph

@@ -1,0 +1,117 @@
+"""SpuFix end to end on the planted benchmark (issue #3, section 7), on the trained planted models.
+
+1. neural PCA of planted:cnn isolates each planted feature (precision@25 >= 0.9 against the
+   generator's ground truth);
+2.-3. SpuFix with ground-truth components raises every planted class's AUC, leaves the control
+   classes alone and moves clean accuracy by less than a point;
+4. the same for planted:resnet with SpuFix transferred from planted:cnn's alphas alone.
+Also the CLI path: ``spufix fit`` + ``run --spufix`` and the default ``spurbench run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from spurbench import evaluate
+from spurbench.benchmarks.planted import PLANTED_FEATURE_IDS, ground_truth_choices
+from spurbench.results import read_result, result_filename
+from spurbench.spufix.artifact import load_artifact
+from spurbench.spufix.planted_demo import planted_demo_artifacts
+from tests.test_cli import spurbench
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def cache_at(path: Path):
+    before = os.environ.get("SPURBENCH_CACHE")
+    os.environ["SPURBENCH_CACHE"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SPURBENCH_CACHE"]
+        else:
+            os.environ["SPURBENCH_CACHE"] = before
+
+
+@pytest.fixture(scope="module")
+def demo(trained, tmp_path_factory):
+    """Ground-truth SpuFix for cnn (self) and resnet (transferred), and both models' results."""
+    _, models = trained
+    with cache_at(tmp_path_factory.mktemp("features")):
+        choices = ground_truth_choices(models["cnn"], progress=False)
+        artifacts = planted_demo_artifacts([models["cnn"], models["resnet"]], models["cnn"], progress=False)
+        results = {arch: evaluate(models[arch], "planted", spufix=artifacts[f"planted:{arch}"], bootstrap=0, progress=False) for arch in ("cnn", "resnet")}
+    return choices, artifacts, results
+
+
+def test_neural_pca_of_cnn_isolates_each_planted_feature(demo):
+    choices, _, _ = demo
+    assert sorted(choices) == sorted(PLANTED_FEATURE_IDS)
+    for k, choice in choices.items():
+        assert choice.best_precision >= 0.9, (k, choice)
+        assert choice.validation_auc_spufix > choice.validation_auc_plain, (k, choice)
+
+
+def test_resnet_artifact_is_a_transfer_from_cnn(demo):
+    _, artifacts, _ = demo
+    assert artifacts["planted:cnn"].source_model == artifacts["planted:cnn"].target_model == "planted:cnn"
+    assert artifacts["planted:resnet"].source_model == "planted:cnn" and artifacts["planted:resnet"].target_model == "planted:resnet"
+    assert artifacts["planted:resnet"].components == artifacts["planted:cnn"].components
+
+
+@pytest.mark.parametrize("arch", ["cnn", "resnet"])
+def test_spufix_raises_planted_aucs_and_leaves_the_rest(demo, arch):
+    result = demo[2][arch]
+    plain = {c.class_index: c for c in result.heads["plain"].classes}
+    fixed = {c.class_index: c for c in result.heads["spufix"].classes}
+    for k in plain:
+        if plain[k].planted:
+            assert fixed[k].auc >= plain[k].auc + 0.01, (arch, k, plain[k].auc, fixed[k].auc)
+        else:
+            assert abs(fixed[k].auc - plain[k].auc) <= 0.01, (arch, k, plain[k].auc, fixed[k].auc)
+    accuracy = result.heads["plain"].aggregate.accuracy, result.heads["spufix"].aggregate.accuracy
+    assert abs(accuracy[1] - accuracy[0]) < 0.01, accuracy
+    assert result.heads["spufix"].aggregate.mauc > result.heads["plain"].aggregate.mauc
+
+
+def test_cli_fit_then_run_matches_the_python_path(trained, demo, tmp_path):
+    cache, _ = trained
+    env = {"SPURBENCH_CACHE": str(cache)}
+    fit = spurbench(
+        "spufix", "fit", "--model", "planted:resnet", "--source-model", "planted:cnn", "--train-data", "planted",
+        "--components-from-ground-truth", "-o", str(tmp_path / "art"), "-q", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    artifact = load_artifact(tmp_path / "art")
+    assert artifact.source_model == "planted:cnn" and artifact.target_model == "planted:resnet"
+    assert json.loads((tmp_path / "art" / "spufix.json").read_text())["components"] == {str(k): v for k, v in demo[1]["planted:resnet"].components.items()}
+    run = spurbench("run", "--model", "planted:resnet", "--spufix", str(tmp_path / "art"), "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    result = read_result(tmp_path / "out" / result_filename("planted:resnet", "planted"))
+    expected = demo[2]["resnet"]
+    for head in ("plain", "spufix"):
+        got = {c.class_index: c.auc for c in result.heads[head].classes}
+        want = {c.class_index: c.auc for c in expected.heads[head].classes}
+        assert got == pytest.approx(want, abs=1e-6), head
+
+
+def test_default_run_shows_plain_and_spufix_side_by_side(trained, tmp_path):
+    cache, _ = trained
+    proc = spurbench("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache), "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "ground-truth components" in proc.stdout and "transferred to planted:resnet" in proc.stdout
+    for model in ("planted:cnn", "planted:resnet"):
+        result = read_result(tmp_path / "out" / result_filename(model, "planted"))
+        assert set(result.heads) == {"plain", "spufix"}
+        planted = [(p.auc, s.auc) for p, s in zip(result.heads["plain"].classes, result.heads["spufix"].classes) if p.planted]
+        assert len(planted) == 3 and all(s > p for p, s in planted)
+    assert proc.stdout.count("│ spufix ") == 2  # one SpuFix row in each model's closing table
+    again = spurbench("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    assert again.returncode == 0 and again.stdout.count("skip planted:") == 2, again.stdout  # same artifacts -> same config hash
