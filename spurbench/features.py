@@ -88,6 +88,30 @@ def _worker_context() -> str | None:
     return "fork" if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods() else None
 
 
+_HEAP_BOUNDED = False
+
+
+def _bound_heap_growth() -> None:
+    """Keep resident memory independent of the image count on glibc (Linux).
+
+    Why: glibc raises its mmap threshold to the size of each large buffer freed, so later feature,
+    image-batch and shard buffers (MiBs each) come from the heap, where fragmentation kept them
+    resident: a fit over 4x the images grew peak memory ~4x (benchmarks/p4_streaming_memory.py).
+    A fixed threshold maps such buffers and unmaps them when freed. Process-wide, set once, and
+    never over a user's own MALLOC_MMAP_THRESHOLD_.
+    """
+    global _HEAP_BOUNDED
+    if _HEAP_BOUNDED or not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    _HEAP_BOUNDED = True
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
+        pass
+
+
 def _write_shard(folder: Path, index: int, ids: list[str], feats: torch.Tensor) -> None:
     tmp = folder / f".shard-{index:05d}.tmp"
     save_file({"features": feats.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids)})
@@ -160,6 +184,7 @@ class FeatureStream:
 
     def _computed(self) -> Iterator[tuple[int, torch.Tensor]]:
         """Compute the missing shards in order: one DataLoader over all their images, cut at shard ends."""
+        _bound_heap_growth()
         images = self.benchmark.images
         todo = [j for i in self.missing for j in range(i * self.shard_size, min((i + 1) * self.shard_size, len(images)))]
         self.adapter.to(self.device)
@@ -180,20 +205,28 @@ class FeatureStream:
             disable=not self.progress,
             transient=True,
         )
-        pending: list[torch.Tensor] = []
         shards = iter(self.missing)
         current = next(shards)
+        feats: torch.Tensor | None = None  # the current shard, filled batch by batch
+        filled = 0
         with bar, torch.no_grad():
             task = bar.add_task("features", total=len(todo))
             for batch in loader:
-                pending.append(self.adapter.features(batch.to(self.device)).float().cpu())
-                bar.advance(task, batch.shape[0])
-                if sum(p.shape[0] for p in pending) == len(self.shard_ids[current]):
-                    feats = torch.cat(pending)
-                    pending = []
+                out = self.adapter.features(batch.to(self.device))
+                if feats is None:
+                    # One buffer per shard, filled in place: collecting per-batch tensors and
+                    # concatenating them fragmented glibc's heap so that resident memory grew with
+                    # the image count (measured by benchmarks/p4_streaming_memory.py).
+                    feats = torch.empty(len(self.shard_ids[current]), out.shape[1], dtype=torch.float32)
+                feats[filled : filled + out.shape[0]] = out
+                filled += out.shape[0]
+                bar.advance(task, out.shape[0])
+                del out, batch
+                if filled == feats.shape[0]:
                     if self.folder is not None:
                         _write_shard(self.folder, current, self.shard_ids[current], feats)
                     yield current, feats
+                    feats, filled = None, 0
                     current = next(shards, None)
 
     def __iter__(self) -> Iterator[tuple[list[str], torch.Tensor]]:
