@@ -139,9 +139,14 @@ def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool) -
 def _spufix_location(spufix: Optional[str], model_name: str) -> Optional[str]:
     if spufix != "auto":
         return spufix
-    from spurbench.spufix.artifact import auto_location
+    from spurbench.spufix.artifact import auto_location, resolve_location
 
-    return auto_location(model_name)
+    location = auto_location(model_name)
+    try:
+        resolve_location(location)  # fetch now: a missing artifact fails before any model runs
+    except SpurbenchError as exc:
+        raise SpurbenchError(f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`") from None
+    return location
 
 
 def _print_result(result, path: Path) -> None:

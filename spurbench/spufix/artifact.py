@@ -144,10 +144,43 @@ def resolve_location(location: str, revision: str | None = None, token: str | bo
 
 
 def push_artifact(folder: str | Path, repo_id: str, token: str | None = None) -> str:
-    """Upload an artifact folder to a Hub model repo; returns the commit url."""
+    """Upload an artifact folder (and a model card) to a Hub model repo; returns the commit url.
+
+    Pin what you pushed with ``hf://REPO@<commit sha>`` (the last part of the url).
+    """
     from huggingface_hub import HfApi
 
+    artifact = load_artifact(folder)  # never publish something that does not load
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=[META_FILE, TENSORS_FILE])
+    card = _model_card(artifact, repo_id)
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        allow_patterns=[META_FILE, TENSORS_FILE],
+        commit_message=f"SpuFix for {artifact.target_model} (source {artifact.source_model})",
+    )
+    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo_id, commit_message="model card")
     return str(getattr(info, "commit_url", info))
+
+
+def _model_card(artifact: SpuFixArtifact, repo_id: str) -> str:
+    n_components = sum(len(v) for v in artifact.components.values())
+    return f"""---
+library_name: spurbench
+tags: [spurbench, spufix, spurious-features]
+---
+# SpuFix for `{artifact.target_model}`
+
+A spurbench SpuFix artifact: it removes the positive contribution of
+{n_components} spurious neural-PCA components in {len(artifact.components)} classes from the logits of
+`{artifact.target_model}` (weights `{artifact.target_weights_revision}`), with no retraining.
+Source of the components: `{artifact.source_model}`. Fitted with spurbench {artifact.spurbench_version}.
+
+```bash
+spurbench run --model {artifact.target_model} --spufix hf://{repo_id}
+```
+
+Files: `{TENSORS_FILE}` (per-class means and unit directions, float64) and `{META_FILE}` (source,
+target, components, images per class). No pickles.
+"""
