@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 dataset_app = typer.Typer(help="Build, publish and download the Spurious ImageNet Hub dataset.", add_completion=False)
 app.add_typer(dataset_app, name="dataset")
+leaderboard_app = typer.Typer(help="Verify result files, build the leaderboard, publish it to the Hub.", add_completion=False)
+app.add_typer(leaderboard_app, name="leaderboard")
 spufix_app = typer.Typer(help="Fit, import and publish SpuFix artifacts (class-wise neural PCA, matched directions).", add_completion=False)
 app.add_typer(spufix_app, name="spufix")
 
@@ -313,6 +315,72 @@ def spufix_import_alphas(
     alphas = import_upstream_alphas(alphas_dir, train, table)
     alphas.save(out)
     console.print(f"imported alphas for {len(alphas.alphas)} classes -> {out}")
+
+
+def _result_files(paths: Optional[List[Path]], default: Path) -> list[Path]:
+    files: list[Path] = []
+    for path in paths or [default]:
+        if path.is_dir():
+            files += sorted(path.glob("*.json"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SpurbenchError(f"{path}: no such result file or folder")
+    if not files:
+        raise SpurbenchError(f"no result files (*.json) in {', '.join(str(p) for p in paths or [default])}")
+    return files
+
+
+@leaderboard_app.command("verify")
+def leaderboard_verify(
+    results: Optional[List[Path]] = typer.Argument(None, help="Result files or folders (default: leaderboard/results)."),
+) -> None:
+    """Validate each result file and recompute every metric from its per-image probabilities (1e-6)."""
+    from spurbench.leaderboard.verify import verify_result
+
+    files = _result_files(results, Path("leaderboard/results"))
+    for path in files:
+        result = verify_result(path)
+        console.print(f"[green]ok[/] {path} ({result.model.name} on {result.benchmark.name} {result.benchmark.revision}, heads: {', '.join(result.heads)})")
+    console.print(f"{len(files)} result file(s) verified")
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result files."),
+    out: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder (index.html); README.md, leaderboard.csv and PNGs go to its parent."),
+    registry_dir: Path = typer.Option(Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."),
+) -> None:
+    """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs."""
+    from spurbench.leaderboard.build import build_board
+
+    files = build_board(_result_files([results], results), out, registry_dir=registry_dir)
+    console.print(f"built {files.markdown}, {files.csv}, {files.html} and {len(files.pngs)} plots")
+
+
+@leaderboard_app.command("push")
+def leaderboard_push(
+    repo: str = typer.Option(..., "--repo", help="Hub dataset repo, ORG/NAME (needs HF_TOKEN or a login)."),
+    results: Path = typer.Option(Path("leaderboard/results"), "--results"),
+    site: Path = typer.Option(Path("leaderboard/site"), "--site", help="Built site to upload too (skipped if missing)."),
+) -> None:
+    """Verify, then upload the results and the built site with a dataset card."""
+    from spurbench.leaderboard.hub import push_leaderboard
+
+    console.print(f"pushed: {push_leaderboard(repo, results, site)}")
+
+
+@leaderboard_app.command("pull")
+def leaderboard_pull(
+    repo: str = typer.Option("spurbench/leaderboard", "--repo", help="Hub dataset repo the board is published in."),
+    out: Path = typer.Option(Path("leaderboard/results"), "--out"),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Pinned revision."),
+) -> None:
+    """Fetch the published result files (each verified before it is written)."""
+    from spurbench.leaderboard.hub import pull_leaderboard
+
+    files = pull_leaderboard(repo, out, revision)
+    console.print(f"{len(files)} verified result file(s) in {out}")
 
 
 def main() -> None:

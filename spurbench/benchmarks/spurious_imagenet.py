@@ -61,6 +61,10 @@ DEFAULT_DATASET_REPO = "spurbench/spurious-imagenet"
 # The published commit is unknown here, so the default follows the branch; the resolved commit sha
 # (the snapshot folder name) is recorded in Benchmark.revision so results stay traceable.
 DEFAULT_REVISION = "main"
+# Published dataset revisions (commit sha of the Hub dataset repo) -> content checksum, which
+# `spurbench leaderboard verify` accepts. Empty until the dataset is published with
+# `spurbench dataset build --push` (it prints both); results on other revisions are refused.
+KNOWN_REVISIONS: dict[str, str] = {}
 EXPECTED_CLASSES = 100
 EXPECTED_PER_CLASS = 75
 REQUIRED_COLUMNS = ("image", "class_index", "component", "image_id", "file_name")

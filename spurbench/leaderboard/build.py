@@ -1,0 +1,340 @@
+"""Render the leaderboard from verified result files: Markdown, CSV, PNG plots and one offline HTML page.
+
+A pure render: no model runs, every number comes from a result file that passed ``verify``, except
+the columns labelled *paper-reported*, which come from ``registry/*.yaml`` (``paper:`` of an entry).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from spurbench import __version__
+from spurbench.leaderboard.verify import verify_all
+from spurbench.model_lists import load_model_list, registry_files
+from spurbench.results import Result, model_slug
+
+SPUFIX_HEAD = "spufix"
+TOP_MODELS_IN_HEATMAP = 10
+WORST_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class BoardFiles:
+    markdown: Path
+    csv: Path
+    html: Path
+    pngs: list[Path]
+
+
+def _registry_info(registry_dir: Path) -> dict[str, dict]:
+    info: dict[str, dict] = {}
+    for path in registry_files(registry_dir):
+        for entry in load_model_list(path):
+            paper = getattr(entry, "paper", None)
+            info.setdefault(entry.model, {"display_name": entry.display_name, "data": entry.data, "paper": paper.model_dump() if paper is not None else None})
+    return info
+
+
+def board_table(results: list[Result], registry_dir: Path = Path("registry")) -> pd.DataFrame:
+    """One row per (benchmark, model), ranked by mAUC within each benchmark."""
+    info = _registry_info(registry_dir)
+    rows = []
+    for r in results:
+        plain = r.heads["plain"].aggregate
+        fixed = r.heads[SPUFIX_HEAD].aggregate if SPUFIX_HEAD in r.heads else None
+        reg = info.get(r.model.name, {})
+        paper = reg.get("paper") or {}
+        # Paper numbers are for Spurious ImageNet only; never shown against another benchmark.
+        paper_mauc = paper.get("mauc") if r.benchmark.name == "spurious-imagenet" else None
+        rows.append(
+            {
+                "benchmark": r.benchmark.name,
+                "benchmark_revision": r.benchmark.revision,
+                "model": r.model.name,
+                "display_name": reg.get("display_name") or r.model.name,
+                "data_group": reg.get("data") or "unknown",
+                "accuracy": plain.accuracy,
+                "mauc": plain.mauc,
+                "mauc_ci_low": plain.mauc_ci_low,
+                "mauc_ci_high": plain.mauc_ci_high,
+                "mean_ap": plain.mean_ap,
+                "mauc_spufix": fixed.mauc if fixed else None,
+                "spufix_gain": (fixed.mauc - plain.mauc) if fixed else None,
+                "accuracy_spufix": fixed.accuracy if fixed else None,
+                "paper_mauc": paper_mauc,
+                "paper_mauc_spufix": paper.get("mauc_spufix") if paper_mauc is not None else None,
+                "mauc_minus_paper": (plain.mauc - paper_mauc) if paper_mauc is not None else None,
+                "protocol": r.protocol.name,
+                "spurbench_version": r.provenance.spurbench_version,
+                "date": r.provenance.date,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table = table.sort_values(["benchmark", "mauc"], ascending=[True, False], kind="stable")
+    table.insert(0, "rank", table.groupby("benchmark").cumcount() + 1)
+    return table.reset_index(drop=True)
+
+
+def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _ci(row: pd.Series) -> str:
+    if row["mauc_ci_low"] is None or pd.isna(row["mauc_ci_low"]):
+        return _fmt(row["mauc"])
+    return f"{row['mauc']:.3f} [{row['mauc_ci_low']:.3f}, {row['mauc_ci_high']:.3f}]"
+
+
+# ------------------------------------------------------------------------------------------------ plots
+
+
+def _figure_bytes(fig, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    # No creator/date metadata: the same results render to the same bytes (the board is committed).
+    metadata = {"Creator": None, "Date": None} if fmt == "svg" else {"Software": None}
+    fig.savefig(buffer, format=fmt, bbox_inches="tight", dpi=120, metadata=metadata)
+    return buffer.getvalue()
+
+
+def scatter_figure(table: pd.DataFrame, benchmark: str):
+    """Accuracy vs mAUC, coloured by data group, an arrow from plain to SpuFix (cf. paper Fig. 11)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = table[table["benchmark"] == benchmark]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    groups = sorted(part["data_group"].unique())
+    colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    for group in groups:
+        rows = part[part["data_group"] == group]
+        ax.scatter(rows["accuracy"], rows["mauc"], color=colours[group], label=group, s=40, zorder=3, gid="plain-point")
+    fixed = part[part["mauc_spufix"].notna()]
+    if not fixed.empty:  # hollow markers at the SpuFix end of each arrow (they also set the axis limits)
+        ax.scatter(fixed["accuracy_spufix"], fixed["mauc_spufix"], facecolors="none", edgecolors=[colours[g] for g in fixed["data_group"]], s=40, zorder=3, label="after SpuFix")
+    for _, row in fixed.iterrows():
+        ax.annotate("", xy=(row["accuracy_spufix"], row["mauc_spufix"]), xytext=(row["accuracy"], row["mauc"]), arrowprops={"arrowstyle": "->", "color": colours[row["data_group"]]})
+    for _, row in part.iterrows():
+        ax.annotate(row["display_name"], (row["accuracy"], row["mauc"]), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    ax.margins(0.15)
+    ax.ticklabel_format(useOffset=False)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+    ax.set_xlabel("clean accuracy (positives)")
+    ax.set_ylabel("mAUC (plain; arrow: after SpuFix)")
+    ax.set_title(f"{benchmark}: accuracy vs spurious-feature reliance")
+    ax.grid(alpha=0.3)
+    ax.legend(title="training data", fontsize=8)
+    return fig
+
+
+def heatmap_figure(results: list[Result], table: pd.DataFrame, benchmark: str):
+    """Per-class AUC (plain head) of the top models, classes sorted by their mean AUC."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    top = table[table["benchmark"] == benchmark].head(TOP_MODELS_IN_HEATMAP)
+    by_model = {r.model.name: r for r in results if r.benchmark.name == benchmark}
+    frame = pd.DataFrame({row["display_name"]: {c.class_name: c.auc for c in by_model[row["model"]].heads["plain"].classes} for _, row in top.iterrows()})
+    frame = frame.loc[frame.mean(axis=1).sort_values().index]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * frame.shape[1], 1.0 + 0.22 * frame.shape[0]))
+    image = ax.imshow(frame.values, aspect="auto", cmap="RdYlGn", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(frame.shape[1]), frame.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(frame.shape[0]), frame.index, fontsize=7)
+    ax.set_title(f"{benchmark}: class-wise AUC, top {frame.shape[1]} models")
+    fig.colorbar(image, ax=ax, label="AUC")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+
+
+def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.DataFrame, latest: str) -> str:
+    lines = [
+        "# spurbench leaderboard",
+        "",
+        "Generated by `spurbench leaderboard build` from the verified result files in `results/` "
+        f"(latest result: {latest}). Every measured number is recomputed from per-image probabilities; "
+        "columns marked *paper* are reported by Neuhaus et al. (ICCV 2023, Table 2), not measured here.",
+        "",
+    ]
+    for benchmark, part in table.groupby("benchmark", sort=True):
+        lines += [f"## {benchmark} (revision `{part['benchmark_revision'].iloc[0]}`)", ""]
+        lines += ["| rank | model | data | acc. | mAUC [95 % CI] | mAUC SpuFix | gain | mean AP | mAUC *paper* | measured − *paper* |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for _, row in part.iterrows():
+            lines.append(
+                f"| {row['rank']} | {row['display_name']} (`{row['model']}`) | {row['data_group']} | {_fmt(row['accuracy'])} | {_ci(row)} | "
+                f"{_fmt(row['mauc_spufix'])} | {_fmt(row['spufix_gain'], signed=True)} | {_fmt(row['mean_ap'])} | {_fmt(row['paper_mauc'])} | {_fmt(row['mauc_minus_paper'], signed=True)} |"
+            )
+        lines.append("")
+        lines += [f"![{name}]({name})" for name in pngs.get(benchmark, [])]
+        lines.append("")
+    if not paper_only.empty:
+        lines += [
+            "## Paper-reported only (not measured by spurbench)",
+            "",
+            "Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here.",
+            "",
+            "| model | data | acc. *paper* | mAUC *paper* | mAUC SpuFix *paper* |",
+            "|---|---|---|---|---|",
+        ]
+        for _, row in paper_only.iterrows():
+            lines.append(f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {_fmt(row['accuracy'])} | {_fmt(row['mauc'])} | {_fmt(row['mauc_spufix'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _paper_only(table: pd.DataFrame, registry_dir: Path) -> pd.DataFrame:
+    measured = set(table.loc[table["benchmark"] == "spurious-imagenet", "model"]) if not table.empty else set()
+    rows = [
+        {"model": model, "display_name": reg["display_name"] or model, "data": reg["data"] or "unknown", **{k: reg["paper"].get(k) for k in ("accuracy", "mauc", "mauc_spufix")}}
+        for model, reg in _registry_info(registry_dir).items()
+        if reg.get("paper") and model not in measured
+    ]
+    return pd.DataFrame(rows)
+
+
+PAGE_SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var ascending = th.getAttribute("data-order") !== "asc";
+      table.querySelectorAll("th").forEach(function (other) { other.removeAttribute("data-order"); });
+      th.setAttribute("data-order", ascending ? "asc" : "desc");
+      rows.sort(function (a, b) {
+        var x = a.cells[column].getAttribute("data-value"), y = b.cells[column].getAttribute("data-value");
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+        return ascending ? cmp : -cmp;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+document.querySelectorAll("input.filter").forEach(function (input) {
+  input.addEventListener("input", function () {
+    var needle = input.value.toLowerCase();
+    var table = document.getElementById(input.getAttribute("data-table"));
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      row.style.display = row.textContent.toLowerCase().indexOf(needle) >= 0 ? "" : "none";
+    });
+  });
+});
+"""
+
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 14px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+th { cursor: pointer; background: #f4f4f4; user-select: none; }
+th[data-order=asc]::after { content: " \\25B2"; } th[data-order=desc]::after { content: " \\25BC"; }
+td.text, th.text { text-align: left; }
+.paper { color: #7a4b00; font-style: italic; }
+.figure svg { max-width: 100%; height: auto; }
+footer { margin-top: 3em; font-size: 12px; color: #666; }
+"""
+
+
+def _cell(value, text: str | None = None, css: str = "") -> str:
+    data = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    shown = html.escape(text if text is not None else data)
+    return f'<td class="{css}" data-value="{html.escape(data)}">{shown}</td>'
+
+
+def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, str]], paper_only: pd.DataFrame) -> str:
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>spurbench leaderboard</title><style>{PAGE_STYLE}</style></head><body>"]
+    parts.append("<h1>spurbench leaderboard</h1><p>Every measured number is recomputed from per-image probabilities of a verified result file. "
+                 "<span class='paper'>Italic columns</span> are reported by the paper (Neuhaus et al., ICCV 2023, Table 2), not measured.</p>")  # fmt: skip
+    by_key = {(r.benchmark.name, r.model.name): r for r in results}
+    for benchmark, part in table.groupby("benchmark", sort=True):
+        table_id = f"board-{model_slug(benchmark)}"
+        parts.append(f"<h2 id='{table_id}-title'>{html.escape(benchmark)}</h2>")
+        parts.append(f"<input class='filter' data-table='{table_id}' placeholder='filter models, data groups…' aria-label='filter'>")
+        header = ["rank", "model", "data", "acc.", "mAUC [95% CI]", "mAUC SpuFix", "gain", "mean AP", "mAUC paper", "measured − paper"]
+        classes = ["", "text", "text", "", "", "", "", "", "paper", "paper"]
+        parts.append(f"<table class='sortable' id='{table_id}'><thead><tr>" + "".join(f"<th class='{c}'>{html.escape(h)}</th>" for h, c in zip(header, classes)) + "</tr></thead><tbody>")
+        for _, row in part.iterrows():
+            anchor = f"model-{model_slug(benchmark)}-{model_slug(row['model'])}"
+            parts.append(
+                "<tr>" + _cell(row["rank"]) + f"<td class='text' data-value='{html.escape(row['display_name'])}'><a href='#{anchor}'>{html.escape(row['display_name'])}</a></td>"
+                + _cell(row["data_group"], css="text") + _cell(row["accuracy"], _fmt(row["accuracy"])) + _cell(row["mauc"], _ci(row))
+                + _cell(row["mauc_spufix"], _fmt(row["mauc_spufix"])) + _cell(row["spufix_gain"], _fmt(row["spufix_gain"], signed=True))
+                + _cell(row["mean_ap"], _fmt(row["mean_ap"])) + _cell(row["paper_mauc"], _fmt(row["paper_mauc"]), "paper")
+                + _cell(row["mauc_minus_paper"], _fmt(row["mauc_minus_paper"], signed=True), "paper") + "</tr>"
+            )  # fmt: skip
+        parts.append("</tbody></table>")
+        for name, svg in svgs.get(benchmark, {}).items():
+            parts.append(f"<div class='figure' id='{name}'>{svg}</div>")
+        parts.append("<h3>Models</h3>")
+        for _, row in part.iterrows():
+            result = by_key[(benchmark, row["model"])]
+            anchor = f"model-{model_slug(benchmark)}-{model_slug(row['model'])}"
+            worst = sorted(result.heads["plain"].classes, key=lambda c: c.auc)[:WORST_CLASSES]
+            parts.append(f"<section id='{anchor}'><h4>{html.escape(row['display_name'])} <code>{html.escape(row['model'])}</code></h4>")
+            parts.append("<table class='sortable worst'><thead><tr><th>class</th><th class='text'>name</th><th>AUC</th><th class='text'>spurious feature</th><th>spurious images classified as the class</th></tr></thead><tbody>")
+            for c in worst:
+                feature = c.feature or (", ".join(f"component {k}" for k in c.components) if c.components else "–")
+                parts.append("<tr>" + _cell(c.class_index) + _cell(c.class_name, css="text") + _cell(c.auc, _fmt(c.auc)) + _cell(feature, css="text") + _cell(c.spurious_pred_rate, f"{c.spurious_pred_rate:.0%}") + "</tr>")
+            parts.append("</tbody></table></section>")
+    if not paper_only.empty:
+        parts.append("<h2>Paper-reported only</h2><p class='paper'>Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here; not measured by spurbench.</p>")
+        parts.append("<table class='sortable' id='paper-only'><thead><tr><th class='text'>model</th><th class='text'>data</th><th>acc. paper</th><th>mAUC paper</th><th>mAUC SpuFix paper</th></tr></thead><tbody>")
+        for _, row in paper_only.iterrows():
+            parts.append("<tr>" + _cell(row["display_name"], css="text") + _cell(row["data"], css="text") + "".join(_cell(row[k], _fmt(row[k]), "paper") for k in ("accuracy", "mauc", "mauc_spufix")) + "</tr>")
+        parts.append("</tbody></table>")
+    revisions = sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in results})
+    built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    parts.append(f"<footer>Built by spurbench {__version__} on {built} from {len(results)} result files. Benchmark revisions: {html.escape('; '.join(revisions))}.</footer>")
+    parts.append(f"<script>{PAGE_SCRIPT}</script></body></html>")
+    return "\n".join(parts)
+
+
+def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = None, registry_dir: Path = Path("registry")) -> BoardFiles:
+    """Verify every result, then write ``board_dir/README.md``, ``board_dir/leaderboard.csv``,
+    PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS)."""
+    import matplotlib.pyplot as plt
+
+    results = verify_all(result_paths)
+    board_dir = Path(board_dir) if board_dir is not None else Path(out).parent
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    board_dir.mkdir(parents=True, exist_ok=True)
+    table = board_table(results, registry_dir)
+    pngs: dict[str, list[str]] = {}
+    svgs: dict[str, dict[str, str]] = {}
+    written: list[Path] = []
+    for benchmark in sorted(table["benchmark"].unique()):
+        for kind, fig in (("scatter", scatter_figure(table, benchmark)), ("heatmap", heatmap_figure(results, table, benchmark))):
+            name = f"{kind}-{model_slug(benchmark)}"
+            (board_dir / f"{name}.png").write_bytes(_figure_bytes(fig, "png"))
+            written.append(board_dir / f"{name}.png")
+            svg = _figure_bytes(fig, "svg").decode()
+            svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
+            pngs.setdefault(benchmark, []).append(f"{name}.png")
+            plt.close(fig)
+    paper_only = _paper_only(table, registry_dir)
+    latest = max(r.provenance.date for r in results)
+    markdown, csv, page = board_dir / "README.md", board_dir / "leaderboard.csv", out / "index.html"
+    markdown.write_text(_markdown(table, pngs, paper_only, latest) + "\n")
+    table.to_csv(csv, index=False, float_format="%.6f")
+    page.write_text(_html(results, table, svgs, paper_only))
+    (out / "leaderboard.json").write_text(json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n")
+    return BoardFiles(markdown, csv, page, written)
+
+
+__all__ = ["BoardFiles", "board_table", "build_board", "heatmap_figure", "scatter_figure"]

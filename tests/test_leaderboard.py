@@ -1,0 +1,160 @@
+"""The leaderboard: verify rejects every tampering of a real result file, build renders, push/pull round-trip.
+
+The committed files in leaderboard/results/ are real `spurbench run` outputs (planted benchmark);
+every tampering test edits a copy of one of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spurbench.leaderboard.build import build_board
+from spurbench.leaderboard.hub import pull_leaderboard, push_leaderboard
+from spurbench.leaderboard.verify import VerificationError, verify_result
+from tests.hub_server import LocalHub, local_hub
+from tests.test_cli import assert_one_line_error, spurbench
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def originals() -> list[Path]:
+    assert len(COMMITTED) >= 2, "leaderboard/results/ should hold the committed planted results"
+    return COMMITTED
+
+
+def _tampered(tmp_path: Path, edit) -> Path:
+    raw = json.loads(COMMITTED[0].read_text())
+    edit(raw)
+    path = tmp_path / COMMITTED[0].name
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_committed_results_verify(originals):
+    for path in originals:
+        result = verify_result(path)
+        assert result.benchmark.name == "planted" and {"plain", "spufix"} <= set(result.heads)
+
+
+def _first_id(raw: dict, role: str) -> str:
+    return next(i for i, r in raw["images"].items() if r["role"] == role)
+
+
+def _drop_image(raw: dict) -> None:
+    image_id = _first_id(raw, "negative")
+    del raw["images"][image_id]
+    for head in raw["heads"].values():
+        del head["image_prob"][image_id]
+        del head["image_top1"][image_id]
+
+
+def _change_prob(raw: dict) -> None:
+    image_id = _first_id(raw, "positive")
+    prob = raw["heads"]["plain"]["image_prob"]
+    prob[image_id] = 0.5 if prob[image_id] > 0.75 else 0.99
+
+
+def _flip_top1(raw: dict) -> None:
+    flags = raw["heads"]["plain"]["image_top1"]
+    image_id = next(i for i, r in raw["images"].items() if r["role"] == "negative" and flags[i])  # a planted class's negative
+    flags[image_id] = False
+
+
+CASES = {
+    "mauc": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("mauc", raw["heads"]["plain"]["aggregate"]["mauc"] + 0.01), "heads.plain.aggregate.mauc"),
+    "spufix mauc": (lambda raw: raw["heads"]["spufix"]["aggregate"].__setitem__("mauc", 0.99), "heads.spufix.aggregate.mauc"),
+    "class auc": (lambda raw: raw["heads"]["plain"]["classes"][3].__setitem__("auc", raw["heads"]["plain"]["classes"][3]["auc"] - 0.001), "heads.plain.classes[3] (class 3).auc"),
+    "image probability": (_change_prob, "heads.plain.classes[0] (class 0)."),
+    "dropped image": (_drop_image, "images: missing 1"),
+    "wrong revision": (lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed7"), "benchmark.checksum"),
+    "unknown revision": (lambda raw: raw["benchmark"].__setitem__("revision", "v0-nonsense"), "unknown revision 'v0-nonsense'"),
+    "unknown benchmark": (lambda raw: raw["benchmark"].__setitem__("name", "imagenet-x"), "unknown benchmark 'imagenet-x'"),
+    "schema version": (lambda raw: raw.__setitem__("schema_version", 2), "schema_version"),
+    "top-1 flag": (_flip_top1, "spurious_pred_rate"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_tampering_is_rejected_naming_file_and_field(tmp_path, case):
+    edit, field = CASES[case]
+    path = _tampered(tmp_path, edit)
+    with pytest.raises(VerificationError) as exc:
+        verify_result(path)
+    message = str(exc.value)
+    assert str(path) in message and field in message and "\n" not in message, message
+
+
+def test_cli_verify_fails_in_one_line(tmp_path):
+    path = _tampered(tmp_path, CASES["mauc"][0])
+    proc = spurbench("leaderboard", "verify", str(path), cwd=tmp_path)
+    assert_one_line_error(proc, str(path), "heads.plain.aggregate.mauc")
+    ok = spurbench("leaderboard", "verify", str(COMMITTED[0]), cwd=tmp_path)
+    assert ok.returncode == 0 and "1 result file(s) verified" in ok.stdout
+
+
+def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, originals):
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in originals:
+        shutil.copy(path, results)
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    markdown = files.markdown.read_text()
+    assert "| 1 | Planted CNN (`planted:cnn`) | planted | 0.952 | 0.808 [0.794, 0.821] | 0.836 | +0.028 |" in markdown
+    assert "Paper-reported only" in markdown or not (ROOT / "registry" / "paper.yaml").exists()
+    rows = list(csv.DictReader(files.csv.open()))
+    assert [r["model"] for r in rows if r["benchmark"] == "planted"] == ["planted:cnn", "planted:resnet"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs) and len(files.pngs) == 2
+    page = files.html.read_text()
+    # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "@import" not in page
+    assert page.count("<svg") >= 2 and "model-planted-planted_cnn" in page
+
+
+def test_build_refuses_a_tampered_result(tmp_path):
+    path = _tampered(tmp_path, CASES["class auc"][0])
+    with pytest.raises(VerificationError, match="auc"):
+        build_board([path], tmp_path / "site", registry_dir=ROOT / "registry")
+    assert not (tmp_path / "site" / "index.html").exists()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
+    with local_hub(tmp_path, monkeypatch) as h:
+        yield h
+
+
+def test_push_then_pull_round_trip(hub, tmp_path, originals):
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in originals:
+        shutil.copy(path, results)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html>board</html>")
+    url = push_leaderboard("org/board", results, tmp_path / "site")
+    stored = hub.files("org/board", "dataset")
+    assert {f"results/{p.name}" for p in originals} <= set(stored) and "site/index.html" in stored and "README.md" in stored
+    assert hub.commits("org/board", "dataset")[-1] in url
+    pulled = pull_leaderboard("org/board", tmp_path / "pulled")
+    assert [p.name for p in pulled] == [p.name for p in originals]
+    assert all(p.read_bytes() == (results / p.name).read_bytes() for p in pulled)
+
+
+def test_push_refuses_unverified_results_and_pull_refuses_tampered_ones(hub, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _tampered(bad, CASES["mauc"][0])
+    with pytest.raises(VerificationError):
+        push_leaderboard("org/bad", bad)
+    hub.add_commit("org/tampered", {f"results/{COMMITTED[0].name}": (bad / COMMITTED[0].name).read_bytes()}, "dataset")
+    with pytest.raises(VerificationError):
+        pull_leaderboard("org/tampered", tmp_path / "pulled")
+    assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").iterdir())

@@ -1,0 +1,89 @@
+"""The built leaderboard page in a real headless Chromium (Debian `chromium` + `chromium-driver`).
+
+Opens `index.html` built from the committed results, from disk (file://, offline), and checks the
+table rows, sorting by a header click, the filter, and that the scatter plot rendered. A screenshot
+is saved to test-artifacts/leaderboard.png (CI uploads it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from spurbench.leaderboard.build import build_board
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    # Required, not skipped: .ci/run and the tests workflow install chromium and chromium-driver.
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "install Debian's chromium and chromium-driver (see README)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("board")
+    results = folder / "results"
+    results.mkdir()
+    for path in sorted((ROOT / "leaderboard" / "results").glob("*.json")):
+        shutil.copy(path, results)
+    return build_board(sorted(results.glob("*.json")), folder / "site", registry_dir=ROOT / "registry").html
+
+
+def _column(driver, table_id: str, index: int) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    rows = driver.find_elements(By.CSS_SELECTOR, f"#{table_id} tbody tr")
+    return [r.find_elements(By.TAG_NAME, "td")[index].text for r in rows if r.is_displayed()]
+
+
+def test_page_sorts_filters_and_renders_the_scatter(browser, page):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    table = "board-planted"
+    assert _column(browser, table, 1) == ["Planted CNN", "Planted ResNet"]  # ranked by mAUC
+    assert _column(browser, table, 0) == ["1", "2"]
+
+    headers = browser.find_elements(By.CSS_SELECTOR, f"#{table} thead th")
+    mauc = next(h for h in headers if h.text.startswith("mAUC [95% CI]"))
+    mauc.click()  # ascending
+    assert _column(browser, table, 1) == ["Planted ResNet", "Planted CNN"]
+    mauc.click()  # descending again
+    assert _column(browser, table, 1) == ["Planted CNN", "Planted ResNet"]
+
+    box = browser.find_element(By.CSS_SELECTOR, f"input.filter[data-table='{table}']")
+    box.send_keys("resnet")
+    assert _column(browser, table, 1) == ["Planted ResNet"]
+    box.clear()
+    box.send_keys(" ")  # an input event with a blank needle shows rows containing a space: both names
+    assert len(_column(browser, table, 1)) == 2
+
+    scatter = browser.find_element(By.CSS_SELECTOR, "#scatter-planted svg")
+    size = scatter.size
+    assert size["width"] > 200 and size["height"] > 150
+    points = browser.find_elements(By.CSS_SELECTOR, "#scatter-planted svg g[id^='PathCollection'] use, #scatter-planted svg g[id^='PathCollection'] path")
+    assert len(points) >= 2
+    # per-model anchors list the worst classes; the planted classes come first
+    link = browser.find_element(By.LINK_TEXT, "Planted CNN")
+    assert link.get_attribute("href").endswith("#model-planted-planted_cnn")
+    worst = browser.find_elements(By.CSS_SELECTOR, "#model-planted-planted_cnn tbody tr td:nth-child(2)")
+    assert {w.text for w in worst[:3]} == {"triangle", "crescent", "ell"}
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
