@@ -1,14 +1,65 @@
-"""Model lists for sweeps (``registry/*.yaml``)."""
+"""Model lists for sweeps (``registry/*.yaml``).
+
+A model list is a YAML mapping with a top-level ``models:`` list; each entry names a model
+the adapters can load (``family:spec``) plus descriptive fields. A list may also carry an
+``unmapped:`` list of models that a source (e.g. a paper table) reports but that have no
+loadable name, each with the ``reason``. ``paper:`` numbers on either kind of entry are
+what a paper *reports*, kept for reference; spurbench never treats them as measurements.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from spurbench.errors import SpurbenchError
+
+# Training-data groups of the paper's Table 2 (Spurious Features Everywhere, App. D), plus
+# "planted" for the embedded planted benchmark's models.
+DATA_GROUPS: tuple[str, ...] = (
+    "in1k",
+    "in21k-ft-in1k",
+    "in21k",
+    "JFT",
+    "IG-1B",
+    "YFCC",
+    "LAION",
+    "CLIP/MIM",
+    "planted",
+)
+
+
+def _check_data_group(value: str) -> str:
+    if value not in DATA_GROUPS:
+        raise PydanticCustomError(
+            "data_group",
+            "unknown training-data group {group}; allowed groups: {allowed}",
+            {"group": repr(value), "allowed": ", ".join(DATA_GROUPS)},
+        )
+    return value
+
+
+DataGroup = Annotated[str, AfterValidator(_check_data_group)]
+
+
+class PaperNumbers(BaseModel):
+    """Numbers a paper reports for a model (references, never spurbench measurements).
+
+    The unit is the paper's: the model list states it in a comment (e.g. accuracy in percent,
+    mAUC as a fraction in [0, 1]).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    accuracy: float | None = Field(default=None, ge=0, le=100)  # ImageNet-1k top-1, original model
+    mauc: float | None = Field(default=None, ge=0, le=1)  # mean spurious AUC, original model
+    mauc_spufix: float | None = Field(default=None, ge=0, le=1)  # mean spurious AUC with SpuFix
+    accuracy_spufix: float | None = Field(default=None, ge=0, le=100)  # ImageNet-1k top-1 with SpuFix
+    table: str | None = None  # where the paper reports them, e.g. "Table 2"
 
 
 class ModelEntry(BaseModel):
@@ -17,13 +68,30 @@ class ModelEntry(BaseModel):
     model: str  # adapter name, e.g. "timm:convnext_large.fb_in22k_ft_in1k"
     display_name: str | None = None
     architecture: str | None = None
-    data: str | None = None  # training-data group
+    data: DataGroup | None = None  # training-data group, one of DATA_GROUPS
     checkpoint: str | None = None
+    paper: PaperNumbers | None = None
+    note: str | None = None  # mapping caveats (renamed tag, resolution, ...)
+    checkpoint_note: str | None = None  # which weights to pass as `checkpoint:` and where they come from
 
 
-def load_model_list(path: str | Path) -> list[ModelEntry]:
-    """Read ``{models: [{model: ..., ...}, ...]}``; one-line SpurbenchError on any problem."""
-    path = Path(path)
+class UnmappedEntry(BaseModel):
+    """A model a source reports that has no loadable ``family:spec`` name."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    display_name: str
+    reason: str = Field(min_length=1)  # why no model name fits
+    architecture: str | None = None
+    data: DataGroup | None = None
+    paper: PaperNumbers | None = None
+    note: str | None = None
+
+
+_Entry = TypeVar("_Entry", bound=BaseModel)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw: Any = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -32,17 +100,43 @@ def load_model_list(path: str | Path) -> list[ModelEntry]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpurbenchError(f"{path}: malformed YAML{where}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+    if not isinstance(raw, dict):
         raise SpurbenchError(f"{path}: a model list needs a top-level 'models:' list")
+    return raw
+
+
+def _validate_items(path: Path, key: str, items: list[Any], cls: type[_Entry]) -> list[_Entry]:
     entries = []
-    for i, item in enumerate(raw["models"]):
+    for i, item in enumerate(items):
         try:
-            entries.append(ModelEntry.model_validate(item))
+            entries.append(cls.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "<entry>"
-            raise SpurbenchError(f"{path}: models[{i}].{field}: {first['msg']}") from None
+            msg = " ".join(str(first["msg"]).split())
+            raise SpurbenchError(f"{path}: {key}[{i}].{field}: {msg}") from None
     return entries
+
+
+def load_model_list(path: str | Path) -> list[ModelEntry]:
+    """Read ``{models: [{model: ..., ...}, ...]}``; one-line SpurbenchError on any problem."""
+    path = Path(path)
+    raw = _read_mapping(path)
+    if not isinstance(raw.get("models"), list):
+        raise SpurbenchError(f"{path}: a model list needs a top-level 'models:' list")
+    return _validate_items(path, "models", raw["models"], ModelEntry)
+
+
+def load_unmapped(path: str | Path) -> list[UnmappedEntry]:
+    """Read the optional ``unmapped:`` list of a model list (``[]`` when absent); one-line errors."""
+    path = Path(path)
+    raw = _read_mapping(path)
+    items = raw.get("unmapped")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise SpurbenchError(f"{path}: 'unmapped:' must be a list")
+    return _validate_items(path, "unmapped", items, UnmappedEntry)
 
 
 def registry_files(root: str | Path = "registry") -> list[Path]:

@@ -188,11 +188,11 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
             "",
             "Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here.",
             "",
-            "| model | data | acc. *paper* | mAUC *paper* | mAUC SpuFix *paper* |",
+            "| model | data | acc. % *paper* | mAUC *paper* | mAUC SpuFix *paper* |",
             "|---|---|---|---|---|",
         ]
         for _, row in paper_only.iterrows():
-            lines.append(f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {_fmt(row['accuracy'])} | {_fmt(row['mauc'])} | {_fmt(row['mauc_spufix'])} |")
+            lines.append(f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {_fmt(row['accuracy'], 1)} | {_fmt(row['mauc'])} | {_fmt(row['mauc_spufix'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -295,7 +295,7 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
         parts.append("<h2>Paper-reported only</h2><p class='paper'>Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here; not measured by spurbench.</p>")
         parts.append("<table class='sortable' id='paper-only'><thead><tr><th class='text'>model</th><th class='text'>data</th><th>acc. paper</th><th>mAUC paper</th><th>mAUC SpuFix paper</th></tr></thead><tbody>")
         for _, row in paper_only.iterrows():
-            parts.append("<tr>" + _cell(row["display_name"], css="text") + _cell(row["data"], css="text") + "".join(_cell(row[k], _fmt(row[k]), "paper") for k in ("accuracy", "mauc", "mauc_spufix")) + "</tr>")
+            parts.append("<tr>" + _cell(row["display_name"], css="text") + _cell(row["data"], css="text") + "".join(_cell(row[k], _fmt(row[k], 1 if k == "accuracy" else 3), "paper") for k in ("accuracy", "mauc", "mauc_spufix")) + "</tr>")
         parts.append("</tbody></table>")
     revisions = sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in results})
     built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
