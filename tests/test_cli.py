@@ -1,5 +1,6 @@
 """The CLI as a user meets it: one-line errors, non-zero exits, no tracebacks, no result files."""
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,27 @@ def test_malformed_data_dir(tmp_path):
     (bad / "not-a-class-folder" / "x.png").write_bytes(b"")
     proc = spurbench("run", "--benchmark", "spurious-imagenet", "--model", "planted:cnn", "--data-dir", str(bad), "--imagenet-val", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(proc, "not-a-class-folder")
+
+
+def test_unknown_data_group_in_a_registry(tmp_path):
+    reg = tmp_path / "models.yaml"
+    reg.write_text("models:\n  - model: planted:cnn\n    data: imagenet-2k\n")
+    for args in (["run", "--registry", str(reg)], ["ls", "--registry-dir", str(tmp_path)]):
+        proc = spurbench(*args, cwd=tmp_path)
+        assert_one_line_error(proc, "models.yaml", "models[0].data", "imagenet-2k")
+    assert not (tmp_path / "spurbench-results").exists()
+
+
+def test_result_for_an_unknown_benchmark(tmp_path):
+    source = Path(__file__).resolve().parents[1] / "leaderboard" / "results" / "planted__planted_cnn.json"
+    raw = json.loads(source.read_text())
+    raw["benchmark"]["name"] = "imagenet-z"
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    for command in ("verify", "build"):
+        args = [str(tmp_path / "r.json")] if command == "verify" else ["--results", str(tmp_path), "--out", str(tmp_path / "site")]
+        proc = spurbench("leaderboard", command, *args, cwd=tmp_path)
+        assert_one_line_error(proc, "unknown benchmark 'imagenet-z'")
+    assert not (tmp_path / "site" / "index.html").exists()
 
 
 def test_malformed_registry_file(tmp_path):
