@@ -86,7 +86,7 @@ def run(
     options = BenchmarkOptions(
         data_dir=data_dir, imagenet_val=imagenet_val, dataset_repo=dataset_repo, revision=revision, limit=limit, seed=seed
     )
-    demo_artifacts = _planted_demo([name for name, _ in entries], batch_size, device, quiet) if demo else {}
+    demo_artifacts = _planted_demo([name for name, _ in entries], batch_size, device, quiet, not no_cache) if demo else {}
     bench = None
     for name, ckpt in entries:
         target = output / result_filename(name, benchmark)
@@ -121,7 +121,7 @@ def run(
         _print_result(result, target)
 
 
-def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool) -> dict:
+def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool, use_cache: bool) -> dict:
     """SpuFix artifacts for the default planted models, components from the ground truth (see planted_demo)."""
     from spurbench.adapters import load_model
     from spurbench.benchmarks.planted import PLANTED_CLASSES
@@ -130,7 +130,7 @@ def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool) -
     models = [load_model(name) for name in names]
     source = next((m for m in models if m.name == DEFAULT_SOURCE), None) or load_model(DEFAULT_SOURCE)
     with console.status(f"fitting SpuFix on {source.name} (components from the generator's ground truth) and transferring it"):
-        artifacts = planted_demo_artifacts(models, source, batch_size=batch_size, device=device, progress=False)
+        artifacts = planted_demo_artifacts(models, source, batch_size=batch_size, device=device, use_cache=use_cache, progress=False)
     if not quiet:
         choices = next(iter(artifacts.values())).extra["component_choice"]
         picked = ", ".join(f"{PLANTED_CLASSES[int(k)]}: component {c['component']} (precision@25 {c['precision']:.2f})" for k, c in choices.items())
@@ -348,13 +348,14 @@ def leaderboard_verify(
 @leaderboard_app.command("build")
 def leaderboard_build(
     results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result files."),
-    out: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder (index.html); README.md, leaderboard.csv and PNGs go to its parent."),
+    out: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder (index.html, leaderboard.json)."),
+    board_dir: Path = typer.Option(Path("leaderboard"), "--board-dir", help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go."),
     registry_dir: Path = typer.Option(Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."),
 ) -> None:
     """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs."""
     from spurbench.leaderboard.build import build_board
 
-    files = build_board(_result_files([results], results), out, registry_dir=registry_dir)
+    files = build_board(_result_files([results], results), out, board_dir=board_dir, registry_dir=registry_dir)
     console.print(f"built {files.markdown}, {files.csv}, {files.html} and {len(files.pngs)} plots")
 
 

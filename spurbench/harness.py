@@ -39,10 +39,12 @@ from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
 
 def spufix_reference(spufix: "str | Path | SpuFixArtifact | None") -> str | None:
-    """What a result's config hash records of its SpuFix artifact: the location, or a loaded artifact's fingerprint."""
+    """What a result's config hash records of its SpuFix artifact: its content fingerprint, so a refitted
+    or re-pushed artifact at the same location is a new configuration (loading also fails early)."""
     if spufix is None:
         return None
-    return f"artifact-sha256:{spufix.fingerprint()}" if isinstance(spufix, SpuFixArtifact) else str(spufix)
+    artifact = spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
+    return f"artifact-sha256:{artifact.fingerprint()}"
 
 
 def run_config_hash(
@@ -133,16 +135,15 @@ def evaluate(
     check_protocol(protocol)
     model_name = model if isinstance(model, str) else model.name
     bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
-    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(spufix))
+    artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
+    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(artifact))
 
     bench = load_benchmark(benchmark, options) if isinstance(benchmark, str) else benchmark
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]
     columns = dict(zip(class_indices, class_columns(bench.label_space, adapter.label_space, class_indices, adapter.num_classes)))
-    artifact = None
-    if spufix is not None:
-        artifact = spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
+    if artifact is not None:
         artifact.check_target(adapter.name, adapter.card.weights_revision)
 
     feats = extract_features(

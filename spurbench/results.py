@@ -156,9 +156,11 @@ def read_result(path: Path) -> Result:
     """Parse and validate a result file; one-line SpurbenchError if it is not a valid result."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpurbenchError(f"{path}: cannot read result file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpurbenchError(f"{path}: not a result file (not UTF-8 text)") from None
     try:
         return Result.model_validate_json(text)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """(cache dir, {arch: PlantedAdapter}): planted:cnn and planted:resnet trained once per test
-    session into a fresh cache (about 50 s on 2 CPU cores), shared by every slow planted test."""
+    session into a fresh cache (about 45 s on 2 idle CPU cores), shared by every slow planted test."""
     from spurbench.adapters.planted import PlantedAdapter
 
     cache = tmp_path_factory.mktemp("planted-cache")

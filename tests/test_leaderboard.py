@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spurbench.errors import SpurbenchError
 from spurbench.leaderboard.build import build_board
 from spurbench.leaderboard.hub import pull_leaderboard, push_leaderboard
 from spurbench.leaderboard.verify import VerificationError, verify_result
@@ -80,6 +81,9 @@ CASES = {
     "unknown benchmark": (lambda raw: raw["benchmark"].__setitem__("name", "imagenet-x"), "unknown benchmark 'imagenet-x'"),
     "schema version": (lambda raw: raw.__setitem__("schema_version", 2), "schema_version"),
     "top-1 flag": (_flip_top1, "spurious_pred_rate"),
+    "no plain head": (lambda raw: raw["heads"].pop("plain"), "heads: ['spufix']"),
+    "unknown head": (lambda raw: raw["heads"].__setitem__("other", raw["heads"]["plain"]), "heads: ['other', 'plain', 'spufix']"),
+    "unbounded bootstrap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("bootstrap_draws", 10**8), "bootstrap_draws: 100000000"),
 }
 
 
@@ -109,7 +113,7 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     markdown = files.markdown.read_text()
     assert "| 1 | Planted CNN (`planted:cnn`) | planted | 0.952 | 0.808 [0.794, 0.821] | 0.836 | +0.028 |" in markdown
-    assert "Paper-reported only" in markdown or not (ROOT / "registry" / "paper.yaml").exists()
+    assert "Paper-reported only" in markdown and "| Rob. ResNet50 (`no adapter name`) |" in markdown  # unmapped models too
     rows = list(csv.DictReader(files.csv.open()))
     assert [r["model"] for r in rows if r["benchmark"] == "planted"] == ["planted:cnn", "planted:resnet"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs) and len(files.pngs) == 2
@@ -117,6 +121,21 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "@import" not in page
     assert page.count("<svg") >= 2 and "model-planted-planted_cnn" in page
+
+
+def test_build_ranks_like_with_like(tmp_path, originals):
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(originals[0], results / "a.json")
+    raw = json.loads(originals[1].read_text())
+    raw["protocol"]["name"] = "model"  # a valid result, but scored under the other preprocessing protocol
+    (results / "b.json").write_text(json.dumps(raw))
+    with pytest.raises(SpurbenchError, match="mix revision/protocol"):
+        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    shutil.copy(originals[0], results / "b.json")  # the same model twice
+    with pytest.raises(SpurbenchError, match="two results for planted:cnn"):
+        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    assert not (tmp_path / "site").exists()
 
 
 def test_build_refuses_a_tampered_result(tmp_path):

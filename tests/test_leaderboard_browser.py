@@ -77,8 +77,9 @@ def test_page_sorts_filters_and_renders_the_scatter(browser, page):
     scatter = browser.find_element(By.CSS_SELECTOR, "#scatter-planted svg")
     size = scatter.size
     assert size["width"] > 200 and size["height"] > 150
-    points = browser.find_elements(By.CSS_SELECTOR, "#scatter-planted svg g[id^='PathCollection'] use, #scatter-planted svg g[id^='PathCollection'] path")
-    assert len(points) >= 2
+    # one marker per model at its plain (accuracy, mAUC): the group carries the gid the build gives it
+    points = browser.find_elements(By.CSS_SELECTOR, "#scatter-planted svg g[id='plain-point'] use")
+    assert len(points) == 2 and all(p.is_displayed() for p in points)
     # per-model anchors list the worst classes; the planted classes come first
     link = browser.find_element(By.LINK_TEXT, "Planted CNN")
     assert link.get_attribute("href").endswith("#model-planted-planted_cnn")

@@ -1,7 +1,7 @@
 """``planted:cnn`` and ``planted:resnet``: small classifiers trained on the fly on the planted benchmark.
 
-Both are trained on ``generate_training_set(seed)`` on first use (about 25 s for ``cnn`` and 32 s
-for ``resnet`` on 2 CPU cores, data generation included) and
+Both are trained on ``generate_training_set(seed)`` on first use (measured 20-23 s for ``cnn`` and
+26-27 s for ``resnet`` on 2 idle CPU cores, data generation included) and
 then cached as safetensors (+ a JSON of training stats) under ``cache_dir("planted")``, keyed
 by the generator version, ``TRAIN_VERSION``, the seed and the architecture.
 

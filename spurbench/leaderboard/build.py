@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import io
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from spurbench import __version__
+from spurbench.errors import SpurbenchError
 from spurbench.leaderboard.verify import verify_all
-from spurbench.model_lists import load_model_list, registry_files
+from spurbench.model_lists import load_model_list, load_unmapped, registry_files
 from spurbench.results import Result, model_slug
 
 SPUFIX_HEAD = "spufix"
@@ -34,11 +37,15 @@ class BoardFiles:
 
 
 def _registry_info(registry_dir: Path) -> dict[str, dict]:
+    """model name (or, for models without an adapter name, ``unmapped:<display name>``) -> registry facts."""
     info: dict[str, dict] = {}
     for path in registry_files(registry_dir):
         for entry in load_model_list(path):
-            paper = getattr(entry, "paper", None)
+            paper = entry.paper
             info.setdefault(entry.model, {"display_name": entry.display_name, "data": entry.data, "paper": paper.model_dump() if paper is not None else None})
+        for unmapped in load_unmapped(path):
+            paper = unmapped.paper
+            info.setdefault(f"unmapped:{unmapped.display_name}", {"display_name": unmapped.display_name, "data": unmapped.data, "paper": paper.model_dump() if paper is not None else None})
     return info
 
 
@@ -200,7 +207,7 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
 def _paper_only(table: pd.DataFrame, registry_dir: Path) -> pd.DataFrame:
     measured = set(table.loc[table["benchmark"] == "spurious-imagenet", "model"]) if not table.empty else set()
     rows = [
-        {"model": model, "display_name": reg["display_name"] or model, "data": reg["data"] or "unknown", **{k: reg["paper"].get(k) for k in ("accuracy", "mauc", "mauc_spufix")}}
+        {"model": "no adapter name" if model.startswith("unmapped:") else model, "display_name": reg["display_name"] or model, "data": reg["data"] or "unknown", **{k: reg["paper"].get(k) for k in ("accuracy", "mauc", "mauc_spufix")}}
         for model, reg in _registry_info(registry_dir).items()
         if reg.get("paper") and model not in measured
     ]
@@ -304,36 +311,61 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
     return "\n".join(parts)
 
 
+def _check_one_board_per_benchmark(results: list[Result]) -> None:
+    """Rank like with like: one revision and protocol per benchmark, one result per model."""
+    seen: dict[str, tuple[str | None, str]] = {}
+    models: set[tuple[str, str]] = set()
+    for r in results:
+        key = (r.benchmark.revision, r.protocol.name)
+        if seen.setdefault(r.benchmark.name, key) != key:
+            raise SpurbenchError(
+                f"results of {r.benchmark.name} mix revision/protocol {seen[r.benchmark.name]} and {key} ({r.model.name}); build one board per revision and protocol"
+            )
+        if (r.benchmark.name, r.model.name) in models:
+            raise SpurbenchError(f"two results for {r.model.name} on {r.benchmark.name}; keep one")
+        models.add((r.benchmark.name, r.model.name))
+
+
 def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = None, registry_dir: Path = Path("registry")) -> BoardFiles:
     """Verify every result, then write ``board_dir/README.md``, ``board_dir/leaderboard.csv``,
     PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS)."""
     import matplotlib.pyplot as plt
 
     results = verify_all(result_paths)
+    _check_one_board_per_benchmark(results)
     board_dir = Path(board_dir) if board_dir is not None else Path(out).parent
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    board_dir.mkdir(parents=True, exist_ok=True)
     table = board_table(results, registry_dir)
-    pngs: dict[str, list[str]] = {}
-    svgs: dict[str, dict[str, str]] = {}
-    written: list[Path] = []
-    for benchmark in sorted(table["benchmark"].unique()):
-        for kind, fig in (("scatter", scatter_figure(table, benchmark)), ("heatmap", heatmap_figure(results, table, benchmark))):
-            name = f"{kind}-{model_slug(benchmark)}"
-            (board_dir / f"{name}.png").write_bytes(_figure_bytes(fig, "png"))
-            written.append(board_dir / f"{name}.png")
-            svg = _figure_bytes(fig, "svg").decode()
-            svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
-            pngs.setdefault(benchmark, []).append(f"{name}.png")
-            plt.close(fig)
-    paper_only = _paper_only(table, registry_dir)
-    latest = max(r.provenance.date for r in results)
+    # Render everything into a staging folder first: a failure leaves the previous board untouched.
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp)
+        pngs: dict[str, list[str]] = {}
+        svgs: dict[str, dict[str, str]] = {}
+        for benchmark in sorted(table["benchmark"].unique()):
+            for kind, fig in (("scatter", scatter_figure(table, benchmark)), ("heatmap", heatmap_figure(results, table, benchmark))):
+                name = f"{kind}-{model_slug(benchmark)}"
+                (stage / f"{name}.png").write_bytes(_figure_bytes(fig, "png"))
+                svg = _figure_bytes(fig, "svg").decode()
+                svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
+                pngs.setdefault(benchmark, []).append(f"{name}.png")
+                plt.close(fig)
+        paper_only = _paper_only(table, registry_dir)
+        latest = max(r.provenance.date for r in results)
+        (stage / "README.md").write_text(_markdown(table, pngs, paper_only, latest) + "\n")
+        table.to_csv(stage / "leaderboard.csv", index=False, float_format="%.6f")
+        (stage / "index.html").write_text(_html(results, table, svgs, paper_only))
+        (stage / "leaderboard.json").write_text(json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n")
+        out.mkdir(parents=True, exist_ok=True)
+        board_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*board_dir.glob("scatter-*.png"), *board_dir.glob("heatmap-*.png")]:
+            stale.unlink()  # plots of benchmarks no longer on the board
+        written = []
+        for name in sorted(p.name for p in stage.iterdir()):
+            target = (out if name in ("index.html", "leaderboard.json") else board_dir) / name
+            shutil.move(str(stage / name), target)
+            if name.endswith(".png"):
+                written.append(target)
     markdown, csv, page = board_dir / "README.md", board_dir / "leaderboard.csv", out / "index.html"
-    markdown.write_text(_markdown(table, pngs, paper_only, latest) + "\n")
-    table.to_csv(csv, index=False, float_format="%.6f")
-    page.write_text(_html(results, table, svgs, paper_only))
-    (out / "leaderboard.json").write_text(json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n")
     return BoardFiles(markdown, csv, page, written)
 
 

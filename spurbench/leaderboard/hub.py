@@ -39,9 +39,14 @@ def push_leaderboard(repo_id: str, results: Path, site: Path | None = None, toke
     if site is not None and Path(site).is_dir():
         operations += [CommitOperationAdd(f"{SITE_IN_REPO}/{p.relative_to(site).as_posix()}", str(p)) for p in sorted(Path(site).rglob("*")) if p.is_file()]
     operations.append(CommitOperationAdd("README.md", _card(repo_id, len(paths)).encode()))
+    from huggingface_hub.errors import HfHubHTTPError
+
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-    info = api.create_commit(repo_id, operations, commit_message=f"leaderboard: {len(paths)} results", repo_type="dataset")
+    try:
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+        info = api.create_commit(repo_id, operations, commit_message=f"leaderboard: {len(paths)} results", repo_type="dataset")
+    except (HfHubHTTPError, OSError) as exc:
+        raise SpurbenchError(f"cannot push the leaderboard to {repo_id}: {type(exc).__name__} (no token, no write access, or offline)") from None
     return str(info.commit_url)
 
 

@@ -14,6 +14,7 @@ and the field at the first mismatch:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,8 @@ from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
 from spurbench.results import Result, read_result
 
 TOLERANCE = 1e-6
+KNOWN_HEADS = ("plain", "spufix")
+MAX_BOOTSTRAP_DRAWS = 10_000  # verify recomputes the CI; a file must not be able to ask for unbounded work
 
 
 class VerificationError(SpurbenchError):
@@ -40,17 +43,19 @@ class BenchmarkReference:
     revision: str
     checksum: str
     images: dict[str, tuple[int, str]] | None  # image id -> (class index, role); None: only counts are known
+    num_classes: int | None = None
     negatives_per_class: int | None = None
+    positives_per_class: int | None = None
 
 
 def _planted_reference(revision: str) -> BenchmarkReference | None:
     from spurbench.benchmarks.base import BenchmarkOptions
     from spurbench.benchmarks.planted import GENERATOR_VERSION, load_planted
 
-    prefix = f"generator-v{GENERATOR_VERSION}-seed"
-    if not revision.startswith(prefix) or not revision[len(prefix) :].isdigit():
+    match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed([0-9]+)", revision)
+    if match is None:
         return None
-    bench = load_planted(BenchmarkOptions(seed=int(revision[len(prefix) :])))
+    bench = load_planted(BenchmarkOptions(seed=int(match[1])))
     return BenchmarkReference("planted", revision, bench.checksum, {im.image_id: (im.class_index, im.role) for im in bench.images})
 
 
@@ -58,8 +63,8 @@ def _spurious_imagenet_reference(revision: str) -> BenchmarkReference | None:
     from spurbench.benchmarks.spurious_imagenet import KNOWN_REVISIONS
 
     checksum = KNOWN_REVISIONS.get(revision)
-    # The positives are ImageNet-val images (50 per class), the negatives 75 per class.
-    return None if checksum is None else BenchmarkReference("spurious-imagenet", revision, checksum, None, negatives_per_class=75)
+    # 100 classes; the positives are the ImageNet-val images of the class (50), the negatives 75.
+    return None if checksum is None else BenchmarkReference("spurious-imagenet", revision, checksum, None, 100, 75, 50)
 
 
 # benchmark name -> revision -> reference (None: unknown revision)
@@ -98,8 +103,13 @@ def _verify(result: Result) -> None:
     reference = benchmark_reference(bench.name, bench.revision)
     if bench.checksum != reference.checksum:
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
+    if "plain" not in result.heads or set(result.heads) - set(KNOWN_HEADS):
+        raise VerificationError(f"heads: {sorted(result.heads)}; a result has 'plain' and optionally 'spufix'")
     _verify_images(result, reference)
-    for head_name, head in result.heads.items():
+    for head_name in result.heads:
+        draws = result.heads[head_name].aggregate.bootstrap_draws
+        if not 0 <= draws <= MAX_BOOTSTRAP_DRAWS:
+            raise VerificationError(f"heads.{head_name}.aggregate.bootstrap_draws: {draws}, accepted 0..{MAX_BOOTSTRAP_DRAWS}")
         _verify_head(result, head_name)
 
 
@@ -115,14 +125,16 @@ def _verify_images(result: Result, reference: BenchmarkReference) -> None:
             if (images[image_id].class_index, images[image_id].role) != (class_index, role):
                 raise VerificationError(f"images[{image_id!r}]: class/role do not match the benchmark")
     else:
-        negatives: dict[int, int] = {}
+        per_class: dict[int, dict[str, int]] = {}
         for record in images.values():
-            if record.role == "negative":
-                negatives[record.class_index] = negatives.get(record.class_index, 0) + 1
-        short = {k: n for k, n in negatives.items() if n != reference.negatives_per_class}
-        if short:
-            k, n = sorted(short.items())[0]
-            raise VerificationError(f"images: class {k} has {n} spurious images, the benchmark has {reference.negatives_per_class}")
+            roles = per_class.setdefault(record.class_index, {"positive": 0, "negative": 0})
+            roles[record.role] += 1
+        if len(per_class) != reference.num_classes:
+            raise VerificationError(f"images: {len(per_class)} classes, {reference.name} has {reference.num_classes}")
+        for k, roles in sorted(per_class.items()):
+            expected = {"positive": reference.positives_per_class, "negative": reference.negatives_per_class}
+            if roles != expected:
+                raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}")
     counts = (result.benchmark.num_positives, result.benchmark.num_negatives)
     actual = (sum(r.role == "positive" for r in images.values()), sum(r.role == "negative" for r in images.values()))
     if counts != actual:

@@ -148,20 +148,19 @@ def push_artifact(folder: str | Path, repo_id: str, token: str | None = None) ->
 
     Pin what you pushed with ``hf://REPO@<commit sha>`` (the last part of the url).
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     artifact = load_artifact(folder)  # never publish something that does not load
+    operations = [CommitOperationAdd(name, str(Path(folder) / name)) for name in (META_FILE, TENSORS_FILE)]
+    operations.append(CommitOperationAdd("README.md", _model_card(artifact, repo_id).encode()))
     api = HfApi(token=token)
-    api.create_repo(repo_id, exist_ok=True)
-    card = _model_card(artifact, repo_id)
-    info = api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        allow_patterns=[META_FILE, TENSORS_FILE],
-        commit_message=f"SpuFix for {artifact.target_model} (source {artifact.source_model})",
-    )
-    api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=repo_id, commit_message="model card")
-    return str(getattr(info, "commit_url", info))
+    try:  # one commit: the artifact never appears without its card
+        api.create_repo(repo_id, exist_ok=True)
+        info = api.create_commit(repo_id, operations, commit_message=f"SpuFix for {artifact.target_model} (source {artifact.source_model})")
+    except (HfHubHTTPError, OSError) as exc:
+        raise SpurbenchError(f"cannot push the SpuFix artifact to {repo_id}: {type(exc).__name__} (no token, no write access, or offline)") from None
+    return str(info.commit_url)
 
 
 def _model_card(artifact: SpuFixArtifact, repo_id: str) -> str:
