@@ -121,6 +121,7 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "@import" not in page
     assert page.count("<svg") >= 2 and "model-planted-planted_cnn" in page
+    assert "other classes&#x27; features: checker-square, striped-disc, dotted-ring" in page  # control classes' negatives, named
 
 
 def test_build_ranks_like_with_like(tmp_path, originals):

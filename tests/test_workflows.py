@@ -329,6 +329,11 @@ def test_leaderboard_pull_request_job_verifies_then_builds_without_secrets():
     upload = step_index(job, uses("actions/upload-artifact"))
     assert verify < build < upload
     assert "leaderboard/site" in steps(job)[upload]["with"]["path"]
+    # the results must also pass the target branch's verifier, not only the one the PR ships
+    base_checkout = next(s for s in steps(job) if s.get("with", {}).get("ref") == "${{ github.event.pull_request.base.sha }}")
+    assert base_checkout["with"]["persist-credentials"] is False
+    base_verify = step_index(job, runs("/tmp/base-venv/bin/spurbench leaderboard verify"))
+    assert base_verify < build
     checkout = steps(job)[step_index(job, uses("actions/checkout"))]
     assert checkout["with"]["persist-credentials"] is False
 

@@ -294,8 +294,11 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
             worst = sorted(result.heads["plain"].classes, key=lambda c: c.auc)[:WORST_CLASSES]
             parts.append(f"<section id='{anchor}'><h4>{html.escape(row['display_name'])} <code>{html.escape(row['model'])}</code></h4>")
             parts.append("<table class='sortable worst'><thead><tr><th>class</th><th class='text'>name</th><th>AUC</th><th class='text'>spurious feature</th><th>spurious images classified as the class</th></tr></thead><tbody>")
+            # Benchmarks whose components are named features (planted) say which; others give ids.
+            names = {v["id"]: k for k, v in result.benchmark.extra.get("ground_truth", {}).get("features", {}).items()}
             for c in worst:
-                feature = c.feature or (", ".join(f"component {k}" for k in c.components) if c.components else "–")
+                shown = [names.get(k, f"component {k}") for k in c.components]
+                feature = c.feature or (("other classes' features: " if names else "") + ", ".join(shown) if shown else "–")
                 parts.append("<tr>" + _cell(c.class_index) + _cell(c.class_name, css="text") + _cell(c.auc, _fmt(c.auc)) + _cell(feature, css="text") + _cell(c.spurious_pred_rate, f"{c.spurious_pred_rate:.0%}") + "</tr>")
             parts.append("</tbody></table></section>")
     if not paper_only.empty:
