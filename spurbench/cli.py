@@ -90,8 +90,8 @@ def run(
     bench = None
     for name, ckpt in entries:
         target = output / result_filename(name, benchmark)
-        spufix_ref = demo_artifacts.get(name) or _spufix_location(spufix, name)
-        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_reference(spufix_ref))
+        artifact = demo_artifacts.get(name) or _spufix_artifact(spufix, name)
+        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_reference(artifact))
         if target.exists() and not force:
             try:
                 if read_result(target).config_hash == config_hash:
@@ -116,7 +116,7 @@ def run(
             bootstrap=bootstrap,
             output_dir=output,
             progress=not quiet,
-            spufix=spufix_ref,
+            spufix=artifact,
         )
         _print_result(result, target)
 
@@ -138,17 +138,19 @@ def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool, u
     return artifacts
 
 
-def _spufix_location(spufix: Optional[str], model_name: str) -> Optional[str]:
-    if spufix != "auto":
-        return spufix
-    from spurbench.spufix.artifact import auto_location, resolve_location
+def _spufix_artifact(spufix: Optional[str], model_name: str):
+    """The artifact of ``--spufix`` (loaded once per model, before any model runs), or None."""
+    if spufix is None:
+        return None
+    from spurbench.spufix.artifact import auto_location, load_artifact
 
+    if spufix != "auto":
+        return load_artifact(spufix)
     location = auto_location(model_name)
     try:
-        resolve_location(location)  # fetch now: a missing artifact fails before any model runs
+        return load_artifact(location)
     except SpurbenchError as exc:
         raise SpurbenchError(f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`") from None
-    return location
 
 
 def _print_result(result, path: Path) -> None:

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
-from spurbench.cache import cache_dir, stable_hash
+from spurbench.cache import atomic_path, cache_dir, stable_hash
 from spurbench.preprocessing import build_transform
 
 CACHE_FORMAT = 1
@@ -113,9 +113,8 @@ def _bound_heap_growth() -> None:
 
 
 def _write_shard(folder: Path, index: int, ids: list[str], feats: torch.Tensor) -> None:
-    tmp = folder / f".shard-{index:05d}.tmp"
-    save_file({"features": feats.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids)})
-    os.replace(tmp, folder / f"shard-{index:05d}.safetensors")
+    with atomic_path(folder / f"shard-{index:05d}.safetensors") as tmp:
+        save_file({"features": feats.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids)})
 
 
 def _shard_is_valid(folder: Path, index: int, expected_ids: list[str]) -> bool:
@@ -174,9 +173,8 @@ class FeatureStream:
                     shutil.rmtree(folder)
                     folder.mkdir(parents=True)
             if not manifest.exists():
-                tmp = folder / ".manifest.tmp"
-                tmp.write_text(json.dumps({"key": key, "computed_at": self.computed_at}, default=str, indent=1))
-                os.replace(tmp, manifest)
+                with atomic_path(manifest) as tmp:
+                    tmp.write_text(json.dumps({"key": key, "computed_at": self.computed_at}, default=str, indent=1))
         self.missing = [
             i for i in range(n_shards) if self.folder is None or not _shard_is_valid(self.folder, i, self.shard_ids[i])
         ]
@@ -231,8 +229,9 @@ class FeatureStream:
 
     def __iter__(self) -> Iterator[tuple[list[str], torch.Tensor]]:
         computed = self._computed() if self.missing else iter(())
+        missing = set(self.missing)
         for index, ids in enumerate(self.shard_ids):
-            if index in self.missing:
+            if index in missing:
                 got, feats = next(computed)
                 assert got == index  # shards are produced in order
             else:

@@ -38,13 +38,10 @@ from spurbench.results import (
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
 
-def spufix_reference(spufix: "str | Path | SpuFixArtifact | None") -> str | None:
+def spufix_reference(artifact: SpuFixArtifact | None) -> str | None:
     """What a result's config hash records of its SpuFix artifact: its content fingerprint, so a refitted
-    or re-pushed artifact at the same location is a new configuration (loading also fails early)."""
-    if spufix is None:
-        return None
-    artifact = spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
-    return f"artifact-sha256:{artifact.fingerprint()}"
+    or re-pushed artifact at the same location is a new configuration."""
+    return None if artifact is None else f"artifact-sha256:{artifact.fingerprint()}"
 
 
 def run_config_hash(

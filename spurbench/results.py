@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import subprocess
@@ -12,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from spurbench.cache import atomic_path
 from spurbench.errors import SpurbenchError
 
 SCHEMA_VERSION = 1
@@ -146,9 +146,8 @@ def write_result(result: Result, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename, so no half-written result exists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(result.model_dump_json(indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(result.model_dump_json(indent=1) + "\n")
     return path
 
 

@@ -76,19 +76,17 @@ def test_missing_token_for_gated_positives(data, tmp_path):
     assert_one_line_error(proc, "ILSVRC/imagenet-1k", "--imagenet-val")
 
 
-def test_21k_head_without_a_map_for_a_class(data, tmp_path):
-    """Teddy bear (850) has no synset in the ImageNet-21k lists: a 21k model must refuse, not score a wrong column."""
+@pytest.mark.parametrize(
+    "num_classes, needle",
+    [
+        (21843, "850"),  # teddy bear (850) has no synset in the ImageNet-21k lists: refuse, never score a wrong column
+        (10, "timm-10"),  # a head no map exists for at all
+    ],
+)
+def test_head_without_a_map_is_refused(data, tmp_path, num_classes, needle):
     root, upstream, val = data
-    ckpt = _checkpoint(tmp_path / "ck21k.safetensors", num_classes=21843)
+    ckpt = _checkpoint(tmp_path / f"ck{num_classes}.safetensors", num_classes=num_classes)
     proc = spurbench("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
                      "--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "850")
+    assert_one_line_error(proc, needle)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
-
-
-def test_head_with_no_map_at_all(data, tmp_path):
-    root, upstream, val = data
-    ckpt = _checkpoint(tmp_path / "ck10.safetensors", num_classes=10)
-    proc = spurbench("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
-                     "--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "timm-10")

@@ -30,7 +30,7 @@ from spurbench.adapters._common import (
     short_list,
 )
 from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.cache import cache_dir, stable_hash
+from spurbench.cache import atomic_path, cache_dir, stable_hash
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.registry import suggest
 
@@ -189,10 +189,9 @@ class OpenClipAdapter(ModelAdapter):
             if path is not None:
                 from safetensors.torch import save_file
 
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
                 metadata = {"arch": self.model_name, "templates": json.dumps(self.templates), "num_classes": str(len(self.classnames))}
-                save_file({"text_embeddings": embeddings.float().cpu()}, str(tmp), metadata=metadata)
-                os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+                with atomic_path(path) as tmp:  # a concurrent reader never sees half a file
+                    save_file({"text_embeddings": embeddings.float().cpu()}, str(tmp), metadata=metadata)
         self._text_embeddings = embeddings
         return embeddings
 

@@ -273,14 +273,13 @@ def cache_paths(arch: str, seed: int) -> tuple[Path, Path]:
 def _save(net: PlantedNet, stats: dict[str, Any], weights: Path, stats_path: Path) -> None:
     from safetensors.torch import save_file
 
-    # Atomic: write beside, then rename, so a concurrent reader never sees half a file.
+    from spurbench.cache import atomic_path
+
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata={"arch": net.arch, "train_version": str(TRAIN_VERSION)})
-    os.replace(tmp, weights)
-    tmp_json = stats_path.with_name(f".{stats_path.name}.{os.getpid()}.tmp")
-    tmp_json.write_text(json.dumps(stats, indent=2) + "\n")
-    os.replace(tmp_json, stats_path)
+    with atomic_path(weights) as tmp:
+        save_file(state, str(tmp), metadata={"arch": net.arch, "train_version": str(TRAIN_VERSION)})
+    with atomic_path(stats_path) as tmp:
+        tmp.write_text(json.dumps(stats, indent=2) + "\n")
 
 
 def _load_state(net: PlantedNet, path: Path) -> None:

@@ -13,7 +13,6 @@ Sources:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -28,7 +27,7 @@ from spurbench.benchmarks.imagenet_val import (
     imagenet_class_names,
     imagenet_synsets,
 )
-from spurbench.cache import cache_dir, stable_hash
+from spurbench.cache import atomic_path, cache_dir, stable_hash
 from spurbench.errors import DataError
 
 
@@ -81,9 +80,8 @@ def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], fol
         name = Path(image.get("path") or f"{synsets[k]}_{counts[k]:06d}.JPEG").name
         target = folder / synsets[k] / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{name}.tmp")
-        tmp.write_bytes(image["bytes"])
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(image["bytes"])
         counts[k] += 1
     (folder / "complete.json").write_text(json.dumps({str(k): n for k, n in sorted(counts.items())}))
 

@@ -515,32 +515,27 @@ def ground_truth_choices(
     """
     import torch
 
-    from spurbench.features import FeatureStream
+    from spurbench.features import extract_features
     from spurbench.metrics import batched_roc_auc
     from spurbench.spufix.fit import class_subset
     from spurbench.spufix.npca import fit_npca
 
     seed = int(getattr(model, "seed", 0) if seed is None else seed)
-    train = generate_training_set(seed)
-    row_of = dict(zip(_train_ids(train), range(len(train))))
     train_bench, val_bench = training_benchmark(limit=limit, seed=seed), validation_benchmark(seed)
+    carriers = train_bench.extra["carriers"]  # image id -> id of the planted feature it carries
     role_of = {im.image_id: im.role for im in val_bench.images}
     weight, bias = (t.detach().cpu().double() for t in model.head)
 
     def features_of(bench: Benchmark) -> tuple[list[str], "torch.Tensor"]:
-        ids: list[str] = []
-        feats = []
-        for shard_ids, shard in FeatureStream(model, bench, **feature_kwargs):
-            ids += shard_ids
-            feats.append(shard.detach().cpu().double())
-        return ids, torch.cat(feats)
+        feats = extract_features(model, bench, **feature_kwargs)
+        return feats.image_ids, feats.features.double()
 
     choices: dict[int, ComponentChoice] = {}
     for k in sorted(PLANTED_FEATURE_IDS):
         train_ids, train_features = features_of(class_subset(train_bench, k))
-        rows = np.array([row_of[i] for i in train_ids])
         npca = fit_npca(train_features, weight[k])
-        precision = component_precision(npca.alphas(train_features)[:, :max_rank].numpy(), train.feature_of[rows] == PLANTED_FEATURE_IDS[k])
+        carries = np.array([carriers.get(i) == PLANTED_FEATURE_IDS[k] for i in train_ids])
+        precision = component_precision(npca.alphas(train_features)[:, :max_rank].numpy(), carries)
 
         val_ids, val_features = features_of(class_subset(val_bench, k))
         logits = val_features @ weight.T + bias

@@ -36,22 +36,23 @@ class BoardFiles:
     pngs: list[Path]
 
 
-def _registry_info(registry_dir: Path) -> dict[str, dict]:
+def registry_info(registry_dir: Path) -> dict[str, dict]:
     """model name (or, for models without an adapter name, ``unmapped:<display name>``) -> registry facts."""
+
+    def facts(entry) -> dict:
+        return {"display_name": entry.display_name, "data": entry.data, "paper": entry.paper.model_dump() if entry.paper is not None else None}
+
     info: dict[str, dict] = {}
     for path in registry_files(registry_dir):
         for entry in load_model_list(path):
-            paper = entry.paper
-            info.setdefault(entry.model, {"display_name": entry.display_name, "data": entry.data, "paper": paper.model_dump() if paper is not None else None})
+            info.setdefault(entry.model, facts(entry))
         for unmapped in load_unmapped(path):
-            paper = unmapped.paper
-            info.setdefault(f"unmapped:{unmapped.display_name}", {"display_name": unmapped.display_name, "data": unmapped.data, "paper": paper.model_dump() if paper is not None else None})
+            info.setdefault(f"unmapped:{unmapped.display_name}", facts(unmapped))
     return info
 
 
-def board_table(results: list[Result], registry_dir: Path = Path("registry")) -> pd.DataFrame:
-    """One row per (benchmark, model), ranked by mAUC within each benchmark."""
-    info = _registry_info(registry_dir)
+def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
+    """One row per (benchmark, model), ranked by mAUC within each benchmark; ``info`` from :func:`registry_info`."""
     rows = []
     for r in results:
         plain = r.heads["plain"].aggregate
@@ -204,11 +205,11 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
     return "\n".join(lines)
 
 
-def _paper_only(table: pd.DataFrame, registry_dir: Path) -> pd.DataFrame:
+def _paper_only(table: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     measured = set(table.loc[table["benchmark"] == "spurious-imagenet", "model"]) if not table.empty else set()
     rows = [
         {"model": "no adapter name" if model.startswith("unmapped:") else model, "display_name": reg["display_name"] or model, "data": reg["data"] or "unknown", **{k: reg["paper"].get(k) for k in ("accuracy", "mauc", "mauc_spufix")}}
-        for model, reg in _registry_info(registry_dir).items()
+        for model, reg in info.items()
         if reg.get("paper") and model not in measured
     ]
     return pd.DataFrame(rows)
@@ -263,6 +264,11 @@ def _cell(value, text: str | None = None, css: str = "") -> str:
     return f'<td class="{css}" data-value="{html.escape(data)}">{shown}</td>'
 
 
+def _anchor(benchmark: str, model: str) -> str:
+    """The id of a model's section on the page; the board's model links point at it."""
+    return f"model-{model_slug(benchmark)}-{model_slug(model)}"
+
+
 def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, str]], paper_only: pd.DataFrame) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>spurbench leaderboard</title><style>{PAGE_STYLE}</style></head><body>"]
     parts.append("<h1>spurbench leaderboard</h1><p>Every measured number is recomputed from per-image probabilities of a verified result file. "
@@ -276,7 +282,7 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
         classes = ["", "text", "text", "", "", "", "", "", "paper", "paper"]
         parts.append(f"<table class='sortable' id='{table_id}'><thead><tr>" + "".join(f"<th class='{c}'>{html.escape(h)}</th>" for h, c in zip(header, classes)) + "</tr></thead><tbody>")
         for _, row in part.iterrows():
-            anchor = f"model-{model_slug(benchmark)}-{model_slug(row['model'])}"
+            anchor = _anchor(benchmark, row["model"])
             parts.append(
                 "<tr>" + _cell(row["rank"]) + f"<td class='text' data-value='{html.escape(row['display_name'])}'><a href='#{anchor}'>{html.escape(row['display_name'])}</a></td>"
                 + _cell(row["data_group"], css="text") + _cell(row["accuracy"], _fmt(row["accuracy"])) + _cell(row["mauc"], _ci(row))
@@ -290,7 +296,7 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
         parts.append("<h3>Models</h3>")
         for _, row in part.iterrows():
             result = by_key[(benchmark, row["model"])]
-            anchor = f"model-{model_slug(benchmark)}-{model_slug(row['model'])}"
+            anchor = _anchor(benchmark, row["model"])
             worst = sorted(result.heads["plain"].classes, key=lambda c: c.auc)[:WORST_CLASSES]
             parts.append(f"<section id='{anchor}'><h4>{html.escape(row['display_name'])} <code>{html.escape(row['model'])}</code></h4>")
             parts.append("<table class='sortable worst'><thead><tr><th>class</th><th class='text'>name</th><th>AUC</th><th class='text'>spurious feature</th><th>spurious images classified as the class</th></tr></thead><tbody>")
@@ -338,7 +344,8 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
     _check_one_board_per_benchmark(results)
     board_dir = Path(board_dir) if board_dir is not None else Path(out).parent
     out = Path(out)
-    table = board_table(results, registry_dir)
+    info = registry_info(registry_dir)
+    table = board_table(results, info)
     # Render everything into a staging folder first: a failure leaves the previous board untouched.
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp)
@@ -352,7 +359,7 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
                 svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
                 pngs.setdefault(benchmark, []).append(f"{name}.png")
                 plt.close(fig)
-        paper_only = _paper_only(table, registry_dir)
+        paper_only = _paper_only(table, info)
         latest = max(r.provenance.date for r in results)
         (stage / "README.md").write_text(_markdown(table, pngs, paper_only, latest) + "\n")
         table.to_csv(stage / "leaderboard.csv", index=False, float_format="%.6f")
@@ -372,4 +379,4 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
     return BoardFiles(markdown, csv, page, written)
 
 
-__all__ = ["BoardFiles", "board_table", "build_board", "heatmap_figure", "scatter_figure"]
+__all__ = ["BoardFiles", "board_table", "build_board", "heatmap_figure", "registry_info", "scatter_figure"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from spurbench.cache import atomic_path
 from spurbench.errors import SpurbenchError
 
 FORMAT_VERSION = 1
@@ -65,12 +65,10 @@ class SpuFixArtifact:
         for k, (mean, dirs) in self.directions.items():
             tensors[f"mean.{k}"] = mean.detach().to(torch.float64).contiguous()
             tensors[f"directions.{k}"] = dirs.detach().to(torch.float64).contiguous()
-        tmp = folder / f".{TENSORS_FILE}.tmp"
-        save_file(tensors, str(tmp), metadata={"format": str(FORMAT_VERSION)})
-        os.replace(tmp, folder / TENSORS_FILE)
-        tmp = folder / f".{META_FILE}.tmp"
-        tmp.write_text(json.dumps(self.metadata(), indent=1) + "\n")
-        os.replace(tmp, folder / META_FILE)
+        with atomic_path(folder / TENSORS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": str(FORMAT_VERSION)})
+        with atomic_path(folder / META_FILE) as tmp:
+            tmp.write_text(json.dumps(self.metadata(), indent=1) + "\n")
         return folder
 
     def check_target(self, model_name: str, weights_revision: str | None) -> None:

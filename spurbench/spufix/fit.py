@@ -7,7 +7,6 @@ Every model sees each training image once: features stream shard by shard throug
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark
+from spurbench.cache import atomic_path
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.spufix.artifact import SpuFixArtifact
@@ -39,16 +39,16 @@ class SourceAlphas:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{ALPHAS_FILE}.tmp"
-        save_file({f"alphas.{k}": a.to(torch.float64).contiguous() for k, a in self.alphas.items()}, str(tmp))
-        os.replace(tmp, folder / ALPHAS_FILE)
+        with atomic_path(folder / ALPHAS_FILE) as tmp:
+            save_file({f"alphas.{k}": a.to(torch.float64).contiguous() for k, a in self.alphas.items()}, str(tmp))
         meta = {
             "source_model": self.source_model,
             "components": {str(k): v for k, v in sorted(self.components.items())},
             "image_ids": {str(k): v for k, v in sorted(self.image_ids.items())},
             "extra": self.extra or {},
         }
-        (folder / ALPHAS_META).write_text(json.dumps(meta) + "\n")
+        with atomic_path(folder / ALPHAS_META) as tmp:
+            tmp.write_text(json.dumps(meta) + "\n")
         return folder
 
     @classmethod
