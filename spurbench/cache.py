@@ -39,6 +39,40 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def content_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes: the identity of a local checkpoint.
+
+    Streamed in 1 MiB blocks (never deserialised). Memoised by (real path, size, mtime) in this process
+    and in the cache folder, so a sweep, or the many jobs of a cluster sweep, hash each file once; a
+    file replaced at the same path changes size or mtime and is hashed again.
+    """
+    real = Path(path).resolve()
+    stat = real.stat()
+    key = (str(real), stat.st_size, stat.st_mtime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    memo = cache_dir("digests") / f"{stable_hash(key[0])}.json"
+    try:
+        stored = json.loads(memo.read_text())
+        if [stored["path"], stored["size"], stored["mtime_ns"]] == list(key):
+            _DIGESTS[key] = stored["digest"]
+            return stored["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no memo yet, or an unreadable one: hash again
+    digest = hashlib.sha256()
+    with open(real, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    value = f"sha256:{digest.hexdigest()}"
+    _DIGESTS[key] = value
+    with atomic_path(memo) as tmp:
+        tmp.write_text(json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "digest": value}))
+    return value
+
+
 def stable_hash(payload: Any, length: int = 16) -> str:
     """Hash a JSON-serialisable payload independent of dict order."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

@@ -52,6 +52,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     spufix: Optional[str] = typer.Option(None, "--spufix", help="SpuFix artifact for the model: a folder, hf://ORG/NAME[@REV], or 'auto' (Hub org lookup by model name). Plain and SpuFix are scored from one forward pass."),
     no_spufix: bool = typer.Option(False, "--no-spufix", help="Default run only: skip the ground-truth SpuFix demo and score the plain heads alone."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Divide the plain head's logits by T before the softmax (the authors used 0.7156 for their robust ResNet-50). Registry entries carry their own."),
+    spufix_temperature: Optional[float] = typer.Option(None, "--spufix-temperature", help="T for the SpuFix head (default: --temperature; the authors used 1 for SpuFix)."),
 ) -> None:
     """Evaluate models; write one result JSON per model and print mAUC, accuracy and the worst classes.
 
@@ -63,35 +65,39 @@ def run(
     """
     from spurbench.adapters import DEFAULT_MODELS
     from spurbench.benchmarks import BENCHMARKS, BenchmarkOptions
-    from spurbench.harness import evaluate, run_config_hash, spufix_reference
+    from spurbench.harness import check_temperature, evaluate, run_config_hash, spufix_reference
     from spurbench.model_lists import load_model_list
     from spurbench.preprocessing import check_protocol
     from spurbench.results import read_result, result_filename
 
     BENCHMARKS.get(benchmark)  # unknown benchmark: fail before anything else
     check_protocol(protocol)
-    entries: list[tuple[str, Optional[str]]] = [(m, checkpoint) for m in (model or [])]
+    check_temperature(temperature)
+    if spufix_temperature is not None:
+        check_temperature(spufix_temperature, "--spufix-temperature")
+    # (model, checkpoint, temperature, SpuFix temperature)
+    entries: list[tuple[str, Optional[str], float, Optional[float]]] = [(m, checkpoint, temperature, spufix_temperature) for m in (model or [])]
     if registry is not None:
-        entries += [(e.model, e.checkpoint) for e in load_model_list(registry)]
+        entries += [(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
     demo = not entries and spufix is None and not no_spufix and benchmark == "planted"
     if not entries:
         if benchmark != "planted":
             raise SpurbenchError(f"--model is required for benchmark {benchmark!r} (the default models are trained on 'planted')")
-        entries = [(m, None) for m in DEFAULT_MODELS]
+        entries = [(m, None, temperature, spufix_temperature) for m in DEFAULT_MODELS]
 
     from spurbench.adapters import check_model_name
 
-    for name, _ in entries:
+    for name, *_ in entries:
         check_model_name(name)
     options = BenchmarkOptions(
         data_dir=data_dir, imagenet_val=imagenet_val, dataset_repo=dataset_repo, revision=revision, limit=limit, seed=seed
     )
-    demo_artifacts = _planted_demo([name for name, _ in entries], batch_size, device, quiet, not no_cache) if demo else {}
+    demo_artifacts = _planted_demo([name for name, *_ in entries], batch_size, device, quiet, not no_cache) if demo else {}
     bench = None
-    for name, ckpt in entries:
+    for name, ckpt, temp, spufix_temp in entries:
         target = output / result_filename(name, benchmark)
         artifact = demo_artifacts.get(name) or _spufix_artifact(spufix, name)
-        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_reference(artifact))
+        config_hash = run_config_hash(name, ckpt, benchmark, options, protocol, bootstrap, spufix_reference(artifact), temp, spufix_temp)
         if target.exists() and not force:
             try:
                 if read_result(target).config_hash == config_hash:
@@ -117,6 +123,8 @@ def run(
             output_dir=output,
             progress=not quiet,
             spufix=artifact,
+            temperature=temp,
+            spufix_temperature=spufix_temp,
         )
         _print_result(result, target)
 
@@ -133,7 +141,11 @@ def _planted_demo(names: list[str], batch_size: int, device: str, quiet: bool, u
         artifacts = planted_demo_artifacts(models, source, batch_size=batch_size, device=device, use_cache=use_cache, progress=False)
     if not quiet:
         choices = next(iter(artifacts.values())).extra["component_choice"]
-        picked = ", ".join(f"{PLANTED_CLASSES[int(k)]}: component {c['component']} (precision@25 {c['precision']:.2f})" for k, c in choices.items())
+        picked = ", ".join(
+            f"{PLANTED_CLASSES[int(k)]}: "
+            + (", ".join(f"component {n} (precision@25 {p:.2f})" for n, p in zip(c["components"], c["precisions"])) or "none (no component helped on the validation split)")
+            for k, c in choices.items()
+        )
         console.print(f"[dim]SpuFix demo: neural PCA of {source.name}; ground-truth components {picked}; transferred to {', '.join(n for n in names if n != source.name) or 'no other model'}[/]", soft_wrap=True)
     return artifacts
 
@@ -268,12 +280,11 @@ def spufix_fit(
                 raise SpurbenchError("--components-from-ground-truth is a demo for --train-data planted only")
             from spurbench.benchmarks.planted import ground_truth_components
 
-            src_name = source_model or model
-            src = target if src_name == model else load_model(src_name, checkpoint=source_checkpoint)
+            src = _source_model(target, model, checkpoint, source_model, source_checkpoint)
             table = ground_truth_components(src, limit=limit, **kw)
         else:
             table = load_components(components)
-            src = target if (source_model or model) == model else load_model(source_model, checkpoint=source_checkpoint)
+            src = _source_model(target, model, checkpoint, source_model, source_checkpoint)
         train = _train_data(train_data, sorted(table), limit)
         alphas, npcas = fit_source(src, train, table, on_class=report, **kw)
         if save_alphas is not None:
@@ -284,6 +295,16 @@ def spufix_fit(
     console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")
     if push:
         console.print(f"pushed: {push_artifact(out, push)}")
+
+
+def _source_model(target, model: str, checkpoint: Optional[str], source_model: Optional[str], source_checkpoint: Optional[str]):
+    """The source adapter: the target itself unless another model or other weights are named."""
+    from spurbench.adapters import load_model
+
+    name = source_model or model
+    if name == model and source_checkpoint in (None, checkpoint):
+        return target
+    return load_model(name, checkpoint=source_checkpoint)
 
 
 def _train_data(train_data: str, classes: list[int], limit: Optional[int]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from spurbench import __version__
 from spurbench.adapters import ModelAdapter, load_model
 from spurbench.adapters.label_maps import class_columns
 from spurbench.benchmarks import Benchmark, BenchmarkOptions, load_benchmark
-from spurbench.cache import stable_hash
-from spurbench.errors import DataError
+from spurbench.cache import content_digest, stable_hash
+from spurbench.errors import DataError, SpurbenchError
 from spurbench.features import FeatureSet, extract_features
 from spurbench.heads import LinearHead, class_probabilities
 from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
-from spurbench.preprocessing import check_protocol, describe
+from spurbench.preprocessing import check_protocol, describe, role_geometry
 from spurbench.results import (
     Aggregate,
     BenchmarkInfo,
@@ -29,6 +30,7 @@ from spurbench.results import (
     ProtocolInfo,
     Provenance,
     Result,
+    RoleGeometry,
     git_sha,
     package_versions,
     python_version,
@@ -44,28 +46,64 @@ def spufix_reference(artifact: SpuFixArtifact | None) -> str | None:
     return None if artifact is None else f"artifact-sha256:{artifact.fingerprint()}"
 
 
+def checkpoint_identity(checkpoint: str | Path | None) -> str | None:
+    """A local checkpoint's content digest (memoised; see ``cache.content_digest``): what identifies it,
+    not its path, so replacing the weights at the same path is a new configuration."""
+    if checkpoint is None:
+        return None
+    if not Path(checkpoint).is_file():
+        raise SpurbenchError(f"checkpoint {str(checkpoint)!r} does not exist")
+    return content_digest(checkpoint)
+
+
+def check_temperature(value: float, what: str = "temperature") -> float:
+    """Softmax temperatures must be positive and finite (a one-line error otherwise)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise SpurbenchError(f"{what} must be a positive number, not {value!r}")
+    return float(value)
+
+
 def run_config_hash(
-    model_name: str, checkpoint: str | None, benchmark_name: str, options: BenchmarkOptions, protocol: str, bootstrap: int, spufix: str | None = None
+    model_name: str,
+    checkpoint: str | None,
+    benchmark_name: str,
+    options: BenchmarkOptions,
+    protocol: str,
+    bootstrap: int,
+    spufix: str | None = None,
+    temperature: float = 1.0,
+    spufix_temperature: float | None = None,
 ) -> str:
-    """Hash of the inputs that determine a result, known before anything is loaded (sweeps skip on it)."""
+    """Hash of the inputs that determine a result, known before the model is loaded (sweeps skip on it)."""
     return stable_hash(
         {
             "model": model_name,
-            "checkpoint": checkpoint,
+            "checkpoint": checkpoint_identity(checkpoint),
             "benchmark": benchmark_name,
             "options": {k: v for k, v in vars(options).items() if k != "token"},
             "protocol": protocol,
             "bootstrap": bootstrap,
             "spufix": spufix,
+            "temperature": temperature,
+            "spufix_temperature": temperature if spufix_temperature is None else spufix_temperature,
             "spurbench": __version__,
         }
     )
 
 
 def score_heads(
-    benchmark: Benchmark, features: FeatureSet, columns: dict[int, int], heads: dict[str, nn.Module], bootstrap: int
+    benchmark: Benchmark,
+    features: FeatureSet,
+    columns: dict[int, int],
+    heads: dict[str, nn.Module],
+    bootstrap: int,
+    temperatures: dict[str, float] | None = None,
 ) -> dict[str, HeadResult]:
-    """Score every head on the same features and compute per-class and aggregate metrics."""
+    """Score every head on the same features and compute per-class and aggregate metrics.
+
+    ``temperatures``: head name -> T; that head's logits are divided by T before the softmax (default 1).
+    """
+    temperatures = temperatures or {}
     images = benchmark.images
     column_per_image = torch.tensor([columns[im.class_index] for im in images], dtype=torch.long)
     by_class: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"positive": [], "negative": []})
@@ -78,7 +116,8 @@ def score_heads(
 
     out: dict[str, HeadResult] = {}
     for head_name, head in heads.items():
-        prob, top1 = class_probabilities(head, features.features, column_per_image)
+        temperature = temperatures.get(head_name, 1.0)
+        prob, top1 = class_probabilities(head, features.features, column_per_image, temperature=temperature)
         prob_np, top1_np = prob.numpy(), top1.numpy()
         per_class: list[ClassScores] = []
         rows: list[ClassRow] = []
@@ -100,6 +139,7 @@ def score_heads(
             )
         agg = aggregate_metrics(per_class, draws=bootstrap)
         out[head_name] = HeadResult(
+            temperature=temperature,
             aggregate=Aggregate(bootstrap_draws=bootstrap, **agg),
             classes=rows,
             image_prob={im.image_id: float(p) for im, p in zip(images, prob_np)},
@@ -122,18 +162,27 @@ def evaluate(
     output_dir: str | Path | None = None,
     progress: bool = True,
     spufix: "str | Path | SpuFixArtifact | None" = None,
+    temperature: float = 1.0,
+    spufix_temperature: float | None = None,
 ) -> Result:
     """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
 
     ``spufix``: a SpuFix artifact (folder, ``hf://ORG/NAME[@REV]`` or a loaded ``SpuFixArtifact``) fitted
     for this model; its head is scored next to the plain head from the same features.
+    ``temperature``: the plain head's logits are divided by it before the softmax; ``spufix_temperature``
+    does the same for the SpuFix head (default: ``temperature``). The authors used T = 0.7156 for their
+    robust ResNet-50's plain head and none (1) for its SpuFix head.
     """
     options = options or BenchmarkOptions()
     check_protocol(protocol)
+    temperature = check_temperature(temperature)
+    spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
     bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
-    config_hash = run_config_hash(model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(artifact))
+    config_hash = run_config_hash(
+        model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature
+    )
 
     bench = load_benchmark(benchmark, options) if isinstance(benchmark, str) else benchmark
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
@@ -150,7 +199,7 @@ def evaluate(
     heads: dict[str, nn.Module] = {"plain": LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
         heads["spufix"] = artifact.head(weight.cpu(), bias.cpu())
-    head_results = score_heads(bench, feats, columns, heads, bootstrap)
+    head_results = score_heads(bench, feats, columns, heads, bootstrap, {"plain": temperature, "spufix": spufix_temperature})
 
     counts = bench.counts()
     result = Result(
@@ -176,7 +225,14 @@ def evaluate(
             num_negatives=counts["negatives"],
             extra=_jsonable(bench.extra),
         ),
-        protocol=ProtocolInfo(name=protocol, description=describe(protocol)),
+        protocol=ProtocolInfo(
+            name=protocol,
+            description=describe(protocol),
+            images={
+                role: RoleGeometry(**role_geometry(adapter.data_config, protocol, role, bench.positive_crop_pct))
+                for role in ("positive", "negative")
+            },
+        ),
         heads=head_results,
         images={im.image_id: ImageRecord(class_index=im.class_index, role=im.role, component=im.component) for im in bench.images},
         provenance=Provenance(

@@ -95,7 +95,11 @@ def bootstrap_mauc_ci(
 
 
 def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> dict[str, float | None]:
-    """mAUC, mean AP, pooled AUC, clean accuracy on the positives, and the bootstrap CI of the mAUC."""
+    """mAUC, mean AP, pooled AUC and AP, clean accuracy on the positives, and the bootstrap CI of the mAUC.
+
+    ``mauc`` is the paper's definition (ROC-AUC); ``mean_ap`` and ``pooled_ap`` are the numbers the
+    authors' code computes as "mean" and "joint" spurious score (``average_precision_score``).
+    """
     rows = [class_metrics(s) for s in per_class]
     pos_all = np.concatenate([s.pos_prob for s in per_class])
     neg_all = np.concatenate([s.neg_prob for s in per_class])
@@ -107,6 +111,7 @@ def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed:
         "mauc_ci_high": high,
         "mean_ap": float(np.mean([r["ap"] for r in rows])),
         "pooled_auc": spurious_auc(pos_all, neg_all, "roc"),
+        "pooled_ap": spurious_auc(pos_all, neg_all, "ap"),
         "accuracy": float(np.mean(correct)),
         "spurious_pred_rate": float(np.mean(np.concatenate([s.neg_pred_is_k for s in per_class]))),
     }

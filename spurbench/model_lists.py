@@ -49,17 +49,24 @@ DataGroup = Annotated[str, AfterValidator(_check_data_group)]
 class PaperNumbers(BaseModel):
     """Numbers a paper reports for a model (references, never spurbench measurements).
 
-    The unit is the paper's: the model list states it in a comment (e.g. accuracy in percent,
-    mAUC as a fraction in [0, 1]).
+    The unit is the paper's: the model list states it in a comment (e.g. accuracy in percent, scores as
+    fractions in [0, 1]). Each key says which metric it holds, so that a board compares like with like:
+    Spurious Features Everywhere prints "mAUC" in Table 2, but the authors' code computes those figures
+    with ``average_precision_score``, so they are ``mean_ap``; spurbench compares them with its
+    ``mean_ap`` (never with its ROC-AUC ``mauc``).
     """
 
     model_config = ConfigDict(extra="forbid")
 
+    benchmark: str = "spurious-imagenet"  # the benchmark the numbers are for; compared only with its results
     accuracy: float | None = Field(default=None, ge=0, le=100)  # ImageNet-1k top-1, original model
-    mauc: float | None = Field(default=None, ge=0, le=1)  # mean spurious AUC, original model
-    mauc_spufix: float | None = Field(default=None, ge=0, le=1)  # mean spurious AUC with SpuFix
+    mean_ap: float | None = Field(default=None, ge=0, le=1)  # mean over classes of the average precision, original model
+    mean_ap_spufix: float | None = Field(default=None, ge=0, le=1)  # the same after SpuFix
     accuracy_spufix: float | None = Field(default=None, ge=0, le=100)  # ImageNet-1k top-1 with SpuFix
     table: str | None = None  # where the paper reports them, e.g. "Table 2"
+
+
+Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class ModelEntry(BaseModel):
@@ -70,6 +77,9 @@ class ModelEntry(BaseModel):
     architecture: str | None = None
     data: DataGroup | None = None  # training-data group, one of DATA_GROUPS
     checkpoint: str | None = None
+    # Logits / T before the softmax: the plain head, and the SpuFix head (default: the same T).
+    temperature: Temperature = 1.0
+    spufix_temperature: Temperature | None = None
     paper: PaperNumbers | None = None
     note: str | None = None  # mapping caveats (renamed tag, resolution, ...)
     checkpoint_note: str | None = None  # which weights to pass as `checkpoint:` and where they come from
@@ -84,6 +94,8 @@ class UnmappedEntry(BaseModel):
     reason: str = Field(min_length=1)  # why no model name fits
     architecture: str | None = None
     data: DataGroup | None = None
+    temperature: Temperature = 1.0  # what the source evaluated the plain head with (for a later `checkpoint:` entry)
+    spufix_temperature: Temperature | None = None
     paper: PaperNumbers | None = None
     note: str | None = None
 

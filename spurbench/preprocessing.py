@@ -4,6 +4,13 @@
 (short side to the input size, bicubic) without a crop; ImageNet-val images are
 resized to 256/224 x size and center-cropped. ``model`` uses each model's own
 timm eval transform for both sets. Both normalise with the model's mean/std.
+
+Input size: both protocols evaluate at the weights' *test* size where their config has one
+(``test_input_size``, e.g. 288 px for ``resnet50.a1_in1k``, trained at 224 px), else at ``input_size``.
+The authors' evaluation does this (``dataset/spurious_score.py``: ``test_input_size`` if the
+pretrained config has it), and so does timm's ``validate.py`` by default (``use_test_size=not
+--use-train-size``), which also takes ``test_crop_pct``; ``model`` follows validate.py, ``paper``
+keeps the authors' fixed 224/256 crop of the val images.
 """
 
 from __future__ import annotations
@@ -28,11 +35,35 @@ def check_protocol(protocol: str) -> None:
         raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
+def eval_data_config(data_config: dict[str, Any], protocol: str) -> dict[str, Any]:
+    """The data config a protocol evaluates with: the test-time size (and, for ``model``, the test-time
+    crop) replaces the train-time one where the weights' config has them (see the module docstring)."""
+    check_protocol(protocol)
+    config = dict(data_config)
+    if config.get("test_input_size"):
+        config["input_size"] = tuple(config["test_input_size"])
+    if protocol == "model" and config.get("test_crop_pct"):
+        config["crop_pct"] = config["test_crop_pct"]
+    return config
+
+
+def role_geometry(data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256) -> dict[str, Any]:
+    """What an image of this role is turned into: ``input_size`` [C, H, W] and the ``crop_pct`` of its
+    center crop (1.0: the resized image is the input). Recorded in every result file."""
+    config = eval_data_config(data_config, protocol)
+    if protocol == "model":
+        crop_pct = float(config.get("crop_pct", 1.0))
+    else:
+        crop_pct = 1.0 if role == "negative" else float(positive_crop_pct)
+    return {"input_size": [int(v) for v in config["input_size"]], "crop_pct": crop_pct}
+
+
 def model_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
-    """timm's eval transform for this data config."""
+    """timm's eval transform for this data config, at the test-time size as timm's validate.py uses it."""
     from timm.data import create_transform
 
-    config = {k: data_config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in data_config}
+    config = eval_data_config(data_config, "model")
+    config = {k: config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in config}
     return create_transform(**config, is_training=False)
 
 
@@ -47,7 +78,7 @@ def build_transform(
     check_protocol(protocol)
     if protocol == "model":
         return T.Compose([_to_rgb, model_transform(data_config)])
-    size = int(data_config["input_size"][-1])
+    size = int(eval_data_config(data_config, protocol)["input_size"][-1])
     normalize = T.Normalize(mean=data_config["mean"], std=data_config["std"])
     if role == "negative":
         # Upstream resizes the short side only. CenterCrop is a no-op for square images (Spurious
@@ -60,6 +91,6 @@ def build_transform(
 
 def describe(protocol: str) -> str:
     return {
-        "paper": "negatives: bicubic resize of the short side to the input size, no crop; positives: resize to 256/224 x size, center crop; model mean/std",
-        "model": "each model's own timm eval transform (data config) for both sets",
+        "paper": "the authors' evaluation: the weights' test_input_size if their config has one, else input_size; negatives: bicubic resize of the short side to that size, no crop; positives: bicubic resize to 256/224 x size, center crop; model mean/std",
+        "model": "each model's own timm eval transform for both sets, at the test-time size and crop where the config has them (as timm's validate.py)",
     }[protocol]

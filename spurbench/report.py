@@ -8,28 +8,48 @@ from rich.table import Table
 from spurbench.results import Result
 
 
+def _input_sizes(result: Result) -> str:
+    sizes = {role: "x".join(map(str, g.input_size[1:])) for role, g in result.protocol.images.items()}
+    return sizes["positive"] if len(set(sizes.values())) == 1 else f"class images {sizes['positive']}, spurious {sizes['negative']}"
+
+
 def summary_table(result: Result) -> Table:
-    table = Table(title=f"{result.model.name} on {result.benchmark.name}", title_justify="left")
-    for col in ("head", "mAUC [95% CI]", "mean AP", "pooled AUC", "accuracy", "spurious→k"):
-        table.add_column(col, justify="right" if col != "head" else "left")
-    planted = any(c.planted is not None for c in next(iter(result.heads.values())).classes)
-    if planted:
-        table.add_column("AUC planted / control", justify="right")
-    for name, head in result.heads.items():
-        a = head.aggregate
-        row = [
-            name,
-            f"{a.mauc:.3f}" + ("" if a.mauc_ci_low is None else f" [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}]"),
-            f"{a.mean_ap:.3f}",
-            f"{a.pooled_auc:.3f}",
-            f"{a.accuracy:.3f}",
-            f"{a.spurious_pred_rate:.3f}",
-        ]
-        if planted:
-            p = [c.auc for c in head.classes if c.planted]
-            c = [c.auc for c in head.classes if c.planted is False]
-            row.append(f"{np.mean(p):.3f} / {np.mean(c):.3f}" if p and c else "-")
-        table.add_row(*row)
+    """One column per head, one row per metric; each row label says what the number is."""
+    temperatures = ", ".join(f"{name} T={head.temperature:g}" for name, head in result.heads.items() if head.temperature != 1.0)
+    table = Table(
+        title=f"{result.model.name} on {result.benchmark.name} (protocol {result.protocol.name}, {_input_sizes(result)} px"
+        + (f", {temperatures}" if temperatures else "")
+        + ")",
+        title_justify="left",
+        caption="mAUC: mean class-wise ROC-AUC, the paper's definition. AP: average precision, what the "
+        "authors' code computes and Table 2 prints.",
+        caption_justify="left",
+    )
+    table.add_column("metric")
+    for name in result.heads:
+        table.add_column(name, justify="right", no_wrap=True)
+    aggregates = [head.aggregate for head in result.heads.values()]
+
+    def ci(a) -> str:
+        return f"{a.mauc:.3f}" + ("" if a.mauc_ci_low is None else f" [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}]")
+
+    rows = [
+        ("mAUC (ROC-AUC) [95% CI]", ci),
+        ("mean AP (Table 2's \"mAUC\")", lambda a: f"{a.mean_ap:.3f}"),
+        ("pooled AUC (ROC)", lambda a: f"{a.pooled_auc:.3f}"),
+        ("pooled AP (authors' joint)", lambda a: f"{a.pooled_ap:.3f}"),
+        ("accuracy (class images)", lambda a: f"{a.accuracy:.3f}"),
+        ("spurious → class rate", lambda a: f"{a.spurious_pred_rate:.3f}"),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(a) for a in aggregates))
+    if any(c.planted is not None for c in next(iter(result.heads.values())).classes):
+        cells = []
+        for head in result.heads.values():
+            planted = [c.auc for c in head.classes if c.planted]
+            control = [c.auc for c in head.classes if c.planted is False]
+            cells.append(f"{np.mean(planted):.3f} / {np.mean(control):.3f}" if planted and control else "-")
+        table.add_row("AUC planted / control", *cells)
     return table
 
 

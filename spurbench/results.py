@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spurbench.cache import atomic_path
 from spurbench.errors import SpurbenchError
 
-SCHEMA_VERSION = 1
+# 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
+SCHEMA_VERSION = 2
 
 
 class _Strict(BaseModel):
@@ -44,18 +45,27 @@ class BenchmarkInfo(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class RoleGeometry(_Strict):
+    """What the images of one role were turned into before the forward pass."""
+
+    input_size: list[int]  # [C, H, W] actually fed to the model
+    crop_pct: float  # center crop of the resized image (1.0: no crop)
+
+
 class ProtocolInfo(_Strict):
     name: Literal["paper", "model"]
     description: str
+    images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
 
 
 class Aggregate(_Strict):
-    mauc: float
+    mauc: float  # mean over classes of the ROC-AUC: the paper's definition of the spurious score
     mauc_ci_low: float | None  # None when no bootstrap was asked for (--bootstrap 0)
     mauc_ci_high: float | None
     bootstrap_draws: int
-    mean_ap: float
-    pooled_auc: float
+    mean_ap: float  # mean over classes of the average precision: what the authors' code prints as "mean AUC" (Table 2)
+    pooled_auc: float  # ROC-AUC over all classes' images pooled
+    pooled_ap: float  # AP over all classes' images pooled: the authors' "joint" score
     accuracy: float  # top-1 accuracy on the positives (the val subset)
     spurious_pred_rate: float  # fraction of spurious-only images predicted as their class
 
@@ -77,6 +87,7 @@ class ClassRow(_Strict):
 
 
 class HeadResult(_Strict):
+    temperature: float  # logits were divided by this before the softmax (1.0: none)
     aggregate: Aggregate
     classes: list[ClassRow]
     image_prob: dict[str, float]  # image id -> softmax probability of its class k
@@ -99,7 +110,7 @@ class Provenance(_Strict):
 
 
 class Result(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION  # bumped on any incompatible change
+    schema_version: Literal[2] = SCHEMA_VERSION  # bumped on any incompatible change
     config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
     model: ModelInfo
     benchmark: BenchmarkInfo

@@ -101,7 +101,7 @@ def test_timm_checkpoint_loads_local_safetensors(tmp_path: Path) -> None:
         assert_split(adapter, source(x), x)
     import hashlib
 
-    assert adapter.card.weights_revision == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert adapter.card.weights_revision == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_timm_checkpoint_with_other_head_size(tmp_path: Path) -> None:

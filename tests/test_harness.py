@@ -22,7 +22,7 @@ def test_evaluate_writes_a_typed_result_whose_numbers_recompute(tmp_path):
     path = tmp_path / result_filename("tiny:net", "tiny")
     assert read_result(path) == result
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
     assert isinstance(raw["heads"]["plain"]["aggregate"]["mauc"], float)
     plain = result.heads["plain"]
     assert len(plain.classes) == 4 and len(plain.image_prob) == 96
@@ -135,10 +135,10 @@ def test_corrupt_image_names_the_file_and_writes_nothing(tmp_path):
 def test_result_schema_rejects_strings_and_wrong_version(tmp_path):
     result = _run(tmp_path)
     data = json.loads(result.model_dump_json())
-    data["schema_version"] = 2
+    data["schema_version"] = 1  # the previous schema (no pooled_ap, input sizes or temperatures)
     with pytest.raises(Exception):
         Result.model_validate(data)
-    data["schema_version"] = 1
+    data["schema_version"] = 2
     data["heads"]["plain"]["aggregate"]["mauc"] = "0.9 (ci)"
     with pytest.raises(Exception):
         Result.model_validate(data)

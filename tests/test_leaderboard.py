@@ -19,6 +19,7 @@ from spurbench.errors import SpurbenchError
 from spurbench.leaderboard.build import build_board
 from spurbench.leaderboard.hub import pull_leaderboard, push_leaderboard
 from spurbench.leaderboard.verify import VerificationError, verify_result
+from spurbench.results import read_result
 from tests.hub_server import LocalHub, local_hub
 from tests.test_cli import assert_one_line_error, spurbench
 
@@ -79,7 +80,8 @@ CASES = {
     "wrong revision": (lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed7"), "benchmark.checksum"),
     "unknown revision": (lambda raw: raw["benchmark"].__setitem__("revision", "v0-nonsense"), "unknown revision 'v0-nonsense'"),
     "unknown benchmark": (lambda raw: raw["benchmark"].__setitem__("name", "imagenet-x"), "unknown benchmark 'imagenet-x'"),
-    "schema version": (lambda raw: raw.__setitem__("schema_version", 2), "schema_version"),
+    "schema version": (lambda raw: raw.__setitem__("schema_version", 1), "schema_version"),
+    "pooled ap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("pooled_ap", raw["heads"]["plain"]["aggregate"]["pooled_ap"] - 0.01), "heads.plain.aggregate.pooled_ap"),
     "top-1 flag": (_flip_top1, "spurious_pred_rate"),
     "no plain head": (lambda raw: raw["heads"].pop("plain"), "heads: ['spufix']"),
     "unknown head": (lambda raw: raw["heads"].__setitem__("other", raw["heads"]["plain"]), "heads: ['other', 'plain', 'spufix']"),
@@ -112,10 +114,18 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
         shutil.copy(path, results)
     files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     markdown = files.markdown.read_text()
-    assert "| 1 | Planted CNN (`planted:cnn`) | planted | 0.952 | 0.808 [0.794, 0.821] | 0.836 | +0.028 |" in markdown
+    ranked = sorted((read_result(p) for p in originals), key=lambda r: -r.heads["plain"].aggregate.mauc)
+    top, plain, fixed = ranked[0], ranked[0].heads["plain"].aggregate, ranked[0].heads["spufix"].aggregate
+    display = {"planted:cnn": "Planted CNN", "planted:resnet": "Planted ResNet"}[top.model.name]
+    expected = (
+        f"| 1 | {display} (`{top.model.name}`) | planted | {plain.accuracy:.3f} | {plain.mauc:.3f} [{plain.mauc_ci_low:.3f}, {plain.mauc_ci_high:.3f}] "
+        f"| {fixed.mauc:.3f} | {fixed.mauc - plain.mauc:+.3f} | {plain.mean_ap:.3f} | {fixed.mean_ap:.3f} | – | – | – | – |"
+    )
+    assert expected in markdown  # registry/planted.yaml has no paper numbers: no paper cells
     assert "Paper-reported only" in markdown and "| Rob. ResNet50 (`no adapter name`) |" in markdown  # unmapped models too
     rows = list(csv.DictReader(files.csv.open()))
-    assert [r["model"] for r in rows if r["benchmark"] == "planted"] == ["planted:cnn", "planted:resnet"]
+    assert [r["model"] for r in rows if r["benchmark"] == "planted"] == [r.model.name for r in ranked]
+    assert {r["input_size"] for r in rows} == {"40x40"} and {float(r["temperature"]) for r in rows} == {1.0}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs) and len(files.pngs) == 2
     page = files.html.read_text()
     # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from spurbench.leaderboard.build import build_board
+from spurbench.results import read_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -57,16 +58,26 @@ def test_page_sorts_filters_and_renders_the_scatter(browser, page):
 
     browser.get(page.as_uri())
     table = "board-planted"
-    assert _column(browser, table, 1) == ["Planted CNN", "Planted ResNet"]  # ranked by mAUC
+    names = {"planted:cnn": "Planted CNN", "planted:resnet": "Planted ResNet"}
+    results = [read_result(p) for p in sorted((ROOT / "leaderboard" / "results").glob("*.json"))]
+    ranked = [names[r.model.name] for r in sorted(results, key=lambda r: -r.heads["plain"].aggregate.mauc)]
+    assert _column(browser, table, 1) == ranked  # ranked by mAUC
     assert _column(browser, table, 0) == ["1", "2"]
 
     headers = browser.find_elements(By.CSS_SELECTOR, f"#{table} thead th")
-    mauc = next(h for h in headers if h.text.startswith("mAUC [95% CI]"))
+    mauc = next(h for h in headers if h.text.startswith("mAUC (ROC-AUC) [95% CI]"))
     mauc.click()  # ascending
-    assert _column(browser, table, 1) == ["Planted ResNet", "Planted CNN"]
+    assert _column(browser, table, 1) == ranked[::-1]
     mauc.click()  # descending again
-    assert _column(browser, table, 1) == ["Planted CNN", "Planted ResNet"]
+    assert _column(browser, table, 1) == ranked
+    mean_ap = next(h for h in headers if h.text == "mean AP")
+    mean_ap.click()  # ascending by the mean AP column: the order its values give
+    by_ap = [names[r.model.name] for r in sorted(results, key=lambda r: r.heads["plain"].aggregate.mean_ap)]
+    assert _column(browser, table, 1) == by_ap
+    assert "average precision" in browser.find_element(By.CSS_SELECTOR, "p.legend").text
 
+    mauc.click()
+    mauc.click()  # back to the ranking
     box = browser.find_element(By.CSS_SELECTOR, f"input.filter[data-table='{table}']")
     box.send_keys("resnet")
     assert _column(browser, table, 1) == ["Planted ResNet"]

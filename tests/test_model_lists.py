@@ -48,7 +48,7 @@ def test_paper_list_loads_with_paper_numbers(paper_models):
         assert family in ("timm", "open_clip"), e.model
         assert e.display_name and e.architecture and e.data in DATA_GROUPS
         assert isinstance(e.paper, PaperNumbers), e.model
-        assert e.paper.table == "Table 2" and e.paper.mauc is not None and e.paper.mauc_spufix is not None
+        assert e.paper.table == "Table 2" and e.paper.mean_ap is not None and e.paper.mean_ap_spufix is not None
         assert e.checkpoint is None  # every mapped model loads from a pretrained tag
     assert len({e.model for e in paper_models}) == len(paper_models), "a model appears twice"
 
@@ -70,7 +70,7 @@ def test_timm_and_open_clip_names_exist_offline(paper_models):
 def test_unmapped_have_reasons(paper_unmapped):
     for u in paper_unmapped:
         assert u.display_name and u.reason.strip()
-        assert u.data in DATA_GROUPS and u.paper is not None and u.paper.mauc is not None
+        assert u.data in DATA_GROUPS and u.paper is not None and u.paper.mean_ap is not None
 
 
 def test_paper_list_covers_table_2(paper_models, paper_unmapped):
@@ -87,12 +87,12 @@ def test_paper_numbers_follow_the_table(paper_models, paper_unmapped):
             assert p.accuracy is None and p.accuracy_spufix is None
         else:
             assert 50 < p.accuracy < 100 and 50 < p.accuracy_spufix < 100
-        assert 0.5 < p.mauc <= p.mauc_spufix < 1  # SpuFix never lowers the mAUC in Table 2
+        assert 0.5 < p.mean_ap <= p.mean_ap_spufix < 1  # SpuFix never lowers the printed score in Table 2
     by_name = {(e.display_name, e.data): e.paper for e in [*paper_models, *paper_unmapped]}
-    assert by_name["Rob. ResNet50", "in1k"] == PaperNumbers(accuracy=57.4, mauc=0.630, accuracy_spufix=56.8, mauc_spufix=0.763, table="Table 2")
-    assert by_name["VOLO-D5 512", "in1k"].mauc == 0.882 and by_name["VOLO-D5 512", "in1k"].mauc_spufix == 0.907
+    assert by_name["Rob. ResNet50", "in1k"] == PaperNumbers(accuracy=57.4, mean_ap=0.630, accuracy_spufix=56.8, mean_ap_spufix=0.763, table="Table 2")
+    assert by_name["VOLO-D5 512", "in1k"].mean_ap == 0.882 and by_name["VOLO-D5 512", "in1k"].mean_ap_spufix == 0.907
     assert by_name["EVA-G/14 CLIP 560", "CLIP/MIM"].accuracy == 89.8
-    assert by_name["BEiTV2-L/16 224", "in21k"].mauc == 0.951
+    assert by_name["BEiTV2-L/16 224", "in21k"].mean_ap == 0.951
 
 
 def test_planted_list_still_loads():
@@ -135,10 +135,10 @@ def test_missing_models_list_is_one_line_error(tmp_path, text):
 
 def test_paper_numbers_are_strict(tmp_path):
     path = tmp_path / "list.yaml"
-    path.write_text("models:\n  - model: timm:resnet50\n    paper: {mauc: 0.8, top5: 95.0}\n")
+    path.write_text("models:\n  - model: timm:resnet50\n    paper: {mean_ap: 0.8, top5: 95.0}\n")
     _one_line_error(path, "models[0].paper.top5")
-    path.write_text("models:\n  - model: timm:resnet50\n    paper: {mauc: 80.1}\n")  # a percentage where a fraction belongs
-    _one_line_error(path, "models[0].paper.mauc")
+    path.write_text("models:\n  - model: timm:resnet50\n    paper: {mean_ap: 80.1}\n")  # a percentage where a fraction belongs
+    _one_line_error(path, "models[0].paper.mean_ap")
 
 
 def test_model_field_is_still_required(tmp_path):

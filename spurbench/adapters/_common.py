@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import urllib.error
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -13,15 +12,6 @@ from torch import nn
 from spurbench.errors import SpurbenchError
 
 _WRAPPER_PREFIXES = ("module.", "model.")  # added by DataParallel / training wrappers
-
-def file_digest(path: str | Path) -> str:
-    """``sha256:<first 16 hex>`` of a file: the weights revision of a local checkpoint."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
-
 
 def short_list(names: Sequence[str], limit: int = 10) -> str:
     """'a, b, c' or 'a, b, ... (N in all)': keeps one-line errors short."""

@@ -19,7 +19,6 @@ from torch import nn
 from spurbench.adapters._common import (
     LinearClassifierMixin,
     exception_chain,
-    file_digest,
     hub_commit,
     load_checkpoint_into,
     raise_if_weights_unavailable,
@@ -27,6 +26,7 @@ from spurbench.adapters._common import (
 )
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.adapters.label_maps import imagenet_space
+from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -52,6 +52,19 @@ def _crop_pct(crop: int, resize: int) -> float:
     while math.floor(crop / pct) < resize:
         pct = math.nextafter(pct, 0.0)
     return pct
+
+
+def hf_data_config(config: Any, processor: Any) -> dict[str, Any]:
+    """The card's data config. A timm model wrapped by transformers (``model_type`` ``timm_wrapper``)
+    carries timm's own pretrained config: it gets the timm adapter's data config, test-time size
+    included, so ``hf:`` and ``timm:`` evaluate the same weights at the same sizes (transformers' own
+    TimmWrapperImageProcessor keeps only the train size). Other image processors have one eval size."""
+    pretrained_cfg = getattr(config, "pretrained_cfg", None)
+    if getattr(config, "model_type", None) == "timm_wrapper" and isinstance(pretrained_cfg, dict):
+        from spurbench.adapters.timm_adapter import timm_data_config
+
+        return timm_data_config(pretrained_cfg)
+    return processor_data_config(processor)
 
 
 def processor_data_config(processor: Any) -> dict[str, Any]:
@@ -118,7 +131,7 @@ def _weights_revision(spec: str) -> str | None:
     if folder.is_dir():
         for name in _WEIGHT_FILES:
             if (folder / name).is_file():
-                return file_digest(folder / name)
+                return content_digest(folder / name)
         return None
     commit = hub_commit(spec, _WEIGHT_FILES)
     return f"hf-hub:{spec}@{commit or 'main'}"
@@ -167,7 +180,7 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
             raise
         if checkpoint is not None:
             load_checkpoint_into(model, read_safetensors(checkpoint), checkpoint, f"hf architecture {spec!r}")
-            weights_revision = file_digest(checkpoint)
+            weights_revision = content_digest(checkpoint)
         else:
             weights_revision = _weights_revision(spec) if from_hub else None
         self.model = model.float().eval()  # float32 also where an older transformers ignored dtype=
@@ -179,7 +192,7 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
             raise SpurbenchError(f"hf model {spec!r}: {exc}") from None
         self._id2label = [str(config.id2label.get(k, k)) for k in range(num_labels)] if getattr(config, "id2label", None) else None
 
-        data_config = processor_data_config(processor)
+        data_config = hf_data_config(config, processor)
         self.card = ModelCard(
             name=f"hf:{spec}",
             family=self.family,

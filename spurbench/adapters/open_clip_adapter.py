@@ -23,14 +23,13 @@ from typing import Any, Callable, Sequence
 import torch
 
 from spurbench.adapters._common import (
-    file_digest,
     hub_commit,
     raise_if_weights_unavailable,
     read_safetensors,
     short_list,
 )
 from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.cache import atomic_path, cache_dir, stable_hash
+from spurbench.cache import atomic_path, cache_dir, content_digest, stable_hash
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.registry import suggest
 
@@ -115,7 +114,7 @@ class OpenClipAdapter(ModelAdapter):
                 open_clip.load_checkpoint(model, checkpoint, strict=True)
             except RuntimeError as exc:
                 raise SpurbenchError(f"checkpoint {checkpoint!r} does not fit open_clip architecture {model_name!r}: {' '.join(str(exc).split())[:300]}") from exc
-            weights_revision: str | None = file_digest(checkpoint)
+            weights_revision: str | None = content_digest(checkpoint)
         elif from_tag:
             weights_revision = _hub_revision(model_name, tag)
         else:

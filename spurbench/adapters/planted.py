@@ -20,7 +20,6 @@ Model names: ``planted:cnn`` / ``planted:resnet``, optionally with a training se
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from torch import nn
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks import planted as gen
+from spurbench.cache import content_digest
 from spurbench.errors import DataError, UnknownNameError
 from spurbench.registry import suggest
 
@@ -354,7 +354,7 @@ class PlantedAdapter(ModelAdapter):
                 raise DataError(f"checkpoint not found: {checkpoint}")
             self.model = build_model(self.arch, self.seed)
             _load_state(self.model, path)
-            revision: str | None = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            revision: str | None = content_digest(path)
         elif pretrained:
             self.model, self.training_stats = load_or_train(self.arch, self.seed, progress=progress)
             revision = f"generator-v{gen.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed{self.seed}"

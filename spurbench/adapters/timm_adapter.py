@@ -20,7 +20,6 @@ from spurbench.adapters._common import (
     LinearClassifierMixin,
     _plain,
     _strip_wrapper_prefix,
-    file_digest,
     hub_commit,
     load_checkpoint_into,
     raise_if_weights_unavailable,
@@ -29,11 +28,24 @@ from spurbench.adapters._common import (
 )
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.adapters.label_maps import TIMM_SUBSET_TO_SPACE, imagenet_class_names
+from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.registry import suggest
 
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+TEST_TIME_KEYS = ("test_input_size", "test_crop_pct")
 
+
+def timm_data_config(pretrained_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The card's data config from a timm pretrained config: timm's resolved train-time config plus the
+    test-time size and crop where the config has them. Which one an evaluation uses is the protocol's
+    choice (``spurbench.preprocessing.eval_data_config``); both are recorded, so results say which."""
+    from timm.data import resolve_data_config
+
+    resolved = resolve_data_config({}, pretrained_cfg=dict(pretrained_cfg))
+    config = {k: _plain(resolved[k]) for k in DATA_CONFIG_KEYS if k in resolved}
+    config.update({k: _plain(pretrained_cfg[k]) for k in TEST_TIME_KEYS if pretrained_cfg.get(k)})
+    return config
 
 
 
@@ -108,11 +120,10 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
             )
         self._classifier = classifier
 
-        from timm.data import infer_imagenet_subset, resolve_data_config
+        from timm.data import infer_imagenet_subset
 
         num_classes = classifier.out_features
         subset = infer_imagenet_subset(self.model)
-        resolved = resolve_data_config({}, model=self.model)
         self.card = ModelCard(
             name=f"timm:{spec}",
             family=self.family,
@@ -120,7 +131,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
             label_space=TIMM_SUBSET_TO_SPACE.get(subset or "", f"timm-{num_classes}"),
             num_classes=num_classes,
             num_params=sum(p.numel() for p in self.model.parameters()),
-            data_config={k: _plain(resolved[k]) for k in DATA_CONFIG_KEYS if k in resolved},
+            data_config=timm_data_config(self.model.pretrained_cfg),
         )
 
     def _load_checkpoint(self, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str]:
@@ -135,7 +146,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
             if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
                 model = timm.create_model(self.spec, pretrained=False, num_classes=int(head_weight.shape[0]))
         load_checkpoint_into(model, state, checkpoint, f"timm architecture {self.spec!r}")
-        return model, file_digest(checkpoint)
+        return model, content_digest(checkpoint)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)

@@ -485,33 +485,46 @@ def component_precision(alphas: np.ndarray, carriers: np.ndarray, top: int = 25)
 
 @dataclass(frozen=True)
 class ComponentChoice:
-    """How the ground truth picked one planted class's SpuFix component (see ``ground_truth_choices``)."""
+    """How the ground truth picked one planted class's SpuFix components (see ``ground_truth_choices``)."""
 
     class_index: int
-    component: int  # rank of the chosen component
-    precision: float  # its precision@25 on the training images
+    components: list[int]  # ranks of the chosen components, in the order they were added; may be empty
+    precisions: list[float]  # their precision@25 on the training images
     most_precise_component: int
     best_precision: float  # precision@25 of the most precise component: does neural PCA find the feature?
     validation_auc_plain: float
-    validation_auc_spufix: float  # with the chosen component clipped
+    validation_auc_spufix: float  # with all chosen components (of every planted class) clipped
 
 
 def ground_truth_choices(
-    model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, min_precision: float = 0.5, **feature_kwargs: Any
+    model: Any,
+    seed: int | None = None,
+    limit: int | None = None,
+    max_rank: int = 64,
+    min_precision: float = 0.5,
+    min_gain: float = 0.005,
+    max_components: int = 3,
+    **feature_kwargs: Any,
 ) -> dict[int, ComponentChoice]:
-    """Per planted class: the neural PCA component of ``model`` (a ``ModelAdapter``) to clip, from the
+    """Per planted class: the neural PCA components of ``model`` (a ``ModelAdapter``) to clip, from the
     generator's ground truth.
 
-    Neural PCA is fitted on the images of ``training_benchmark(limit, seed)`` (use the same ``limit``
-    as the data SpuFix is fitted on: component ranks depend on the images). Like a person labelling
-    components by their top images, only components whose top-25 training images mostly carry the
-    feature (precision >= ``min_precision``; all components if none does) are candidates. Among them
-    the chosen one is the one whose clipping (SpuFix with that single component) gives the highest
-    AUC of clean versus feature-only images of the class on the *validation* split, never on the test
-    images. Why not simply the most precise component: the component of the class's overall evidence
-    often ranks carriers first as well (they have the highest logits), but clipping it lowers clean
-    images as much as feature-only ones. ``feature_kwargs`` go to ``FeatureStream``;
-    ``seed`` defaults to the planted model's own seed, else 0.
+    Neural PCA is fitted per planted class on the images of ``training_benchmark(limit, seed)`` (use the
+    same ``limit`` as the data SpuFix is fitted on: component ranks depend on the images). Like a person
+    labelling components by their top images, only components whose top-25 training images mostly carry
+    the feature (precision >= ``min_precision``) are candidates. Components are then added greedily,
+    each time the (class, component) whose clipping, together with those already chosen, gives the
+    highest mean AUC of the planted classes on the *validation* split (never the test images), scored
+    as the benchmark scores them (softmax over all classes, so that clipping one class's logit and its
+    effect on the other classes' probabilities are both counted), while that mean rises by at least
+    ``min_gain``; at most ``max_components`` per class. A class where no candidate helps gets none,
+    and a class's AUC can still move when another class's logit is corrected (the softmax couples them).
+
+    Why not simply the most precise component: the component of the class's overall evidence often
+    ranks carriers first as well (they have the highest logits), but clipping it lowers clean images as
+    much as feature-only ones; and which components carry the feature depends on the trained weights,
+    which differ between CPUs. ``feature_kwargs`` go to ``FeatureStream``; ``seed`` defaults to the
+    planted model's own seed, else 0.
     """
     import torch
 
@@ -523,38 +536,65 @@ def ground_truth_choices(
     seed = int(getattr(model, "seed", 0) if seed is None else seed)
     train_bench, val_bench = training_benchmark(limit=limit, seed=seed), validation_benchmark(seed)
     carriers = train_bench.extra["carriers"]  # image id -> id of the planted feature it carries
-    role_of = {im.image_id: im.role for im in val_bench.images}
     weight, bias = (t.detach().cpu().double() for t in model.head)
+    planted = sorted(PLANTED_FEATURE_IDS)
 
-    def features_of(bench: Benchmark) -> tuple[list[str], "torch.Tensor"]:
-        feats = extract_features(model, bench, **feature_kwargs)
-        return feats.image_ids, feats.features.double()
+    val = extract_features(model, val_bench, **feature_kwargs)
+    val_features = val.features.double()
+    logits = val_features @ weight.T + bias
+    image_of = {im.image_id: im for im in val_bench.images}
+    rows = {  # planted class -> (rows of its class images, rows of its feature-only images)
+        k: tuple(np.array([i for i, image_id in enumerate(val.image_ids) if (image_of[image_id].class_index, image_of[image_id].role) == (k, role)]) for role in ("positive", "negative"))
+        for k in planted
+    }
+
+    precision: dict[int, np.ndarray] = {}
+    clipped: dict[tuple[int, int], torch.Tensor] = {}  # (class, component) -> relu(alpha) on every validation image
+    for k in planted:
+        train = extract_features(model, class_subset(train_bench, k), **feature_kwargs)
+        npca = fit_npca(train.features.double(), weight[k])
+        carries = np.array([carriers.get(i) == PLANTED_FEATURE_IDS[k] for i in train.image_ids])
+        precision[k] = component_precision(npca.alphas(train.features.double())[:, :max_rank].numpy(), carries)
+        alphas = npca.alphas(val_features)[:, :max_rank].clamp(min=0)
+        for c in np.flatnonzero(precision[k] >= min_precision):
+            clipped[(k, int(c))] = alphas[:, int(c)]
+
+    def planted_aucs(chosen: list[tuple[int, int]]) -> np.ndarray:
+        corrected = logits.clone()
+        for k, c in chosen:
+            corrected[:, k] -= clipped[(k, c)]
+        log_p = torch.log_softmax(corrected, dim=1).numpy()
+        return np.array([batched_roc_auc(log_p[rows[k][0], k][None], log_p[rows[k][1], k][None])[0] for k in planted])
+
+    chosen: list[tuple[int, int]] = []
+    plain = current = planted_aucs([])
+    while True:
+        per_class = {k: sum(1 for j, _ in chosen if j == k) for k in planted}
+        left = [pair for pair in clipped if pair not in chosen and per_class[pair[0]] < max_components]
+        if not left:
+            break
+        scored = [(planted_aucs([*chosen, pair]), pair) for pair in left]  # in (class, rank) order: ties keep the first
+        best_aucs, best = max(scored, key=lambda item: item[0].mean())
+        if best_aucs.mean() < current.mean() + min_gain:
+            break
+        chosen.append(best)
+        current = best_aucs
 
     choices: dict[int, ComponentChoice] = {}
-    for k in sorted(PLANTED_FEATURE_IDS):
-        train_ids, train_features = features_of(class_subset(train_bench, k))
-        npca = fit_npca(train_features, weight[k])
-        carries = np.array([carriers.get(i) == PLANTED_FEATURE_IDS[k] for i in train_ids])
-        precision = component_precision(npca.alphas(train_features)[:, :max_rank].numpy(), carries)
-
-        val_ids, val_features = features_of(class_subset(val_bench, k))
-        logits = val_features @ weight.T + bias
-        others = torch.cat([logits[:, :k], logits[:, k + 1 :]], 1).logsumexp(1, keepdim=True)
-        clipped = npca.alphas(val_features)[:, :max_rank].clamp(min=0)
-        # p_k = sigmoid(margin): the softmax probability of k is monotone in this margin, so AUCs agree.
-        margins = torch.cat([logits[:, k : k + 1] - others, logits[:, k : k + 1] - clipped - others], 1).numpy()
-        positive = np.array([role_of[i] == "positive" for i in val_ids])
-        aucs = batched_roc_auc(margins[positive].T, margins[~positive].T)  # [1 + L]: plain, then per component
-        candidates = precision >= min_precision if (precision >= min_precision).any() else np.ones_like(precision, dtype=bool)
-        component = int(np.argmax(np.where(candidates, aucs[1:], -np.inf)))  # first (largest eigenvalue) among ties
-        best = int(np.argmax(precision))
-        choices[k] = ComponentChoice(k, component, float(precision[component]), best, float(precision[best]), float(aucs[0]), float(aucs[1 + component]))
+    for i, k in enumerate(planted):
+        components = [c for j, c in chosen if j == k]
+        most_precise = int(np.argmax(precision[k]))
+        choices[k] = ComponentChoice(
+            k, components, [float(precision[k][c]) for c in components], most_precise, float(precision[k][most_precise]), float(plain[i]), float(current[i])
+        )
     return choices
 
 
 def ground_truth_components(model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
-    """{planted class: [component]}: the components of :func:`ground_truth_choices`, as a components table."""
-    return {k: [c.component] for k, c in ground_truth_choices(model, seed, limit, max_rank, **feature_kwargs).items()}
+    """{planted class: [components]}: the components of :func:`ground_truth_choices`, as a components table
+    (classes where no component helped are left out)."""
+    choices = ground_truth_choices(model, seed, limit, max_rank, **feature_kwargs)
+    return {k: list(c.components) for k, c in choices.items() if c.components}
 
 
 __all__ = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,27 @@ def registry_info(registry_dir: Path) -> dict[str, dict]:
     return info
 
 
+def paper_comparison(result: Result, paper: dict | None) -> dict[str, float | None]:
+    """The paper's figures for this result, compared like with like.
+
+    The paper's Table 2 "mAUC" is, in the authors' code, mean average precision; so it is set against
+    the measured ``mean_ap`` (plain and SpuFix), never against the ROC-AUC ``mauc``. Paper figures are
+    shown only for the benchmark they are for, and a measured − paper difference only for results
+    produced under the paper's protocol (``--protocol paper``).
+    """
+    empty = {"paper_mean_ap": None, "paper_mean_ap_spufix": None, "mean_ap_minus_paper": None, "mean_ap_spufix_minus_paper": None}
+    if not paper or paper.get("benchmark") != result.benchmark.name:
+        return empty
+    out = {**empty, "paper_mean_ap": paper.get("mean_ap"), "paper_mean_ap_spufix": paper.get("mean_ap_spufix")}
+    if result.protocol.name != "paper":
+        return out
+    if out["paper_mean_ap"] is not None:
+        out["mean_ap_minus_paper"] = result.heads["plain"].aggregate.mean_ap - out["paper_mean_ap"]
+    if out["paper_mean_ap_spufix"] is not None and SPUFIX_HEAD in result.heads:
+        out["mean_ap_spufix_minus_paper"] = result.heads[SPUFIX_HEAD].aggregate.mean_ap - out["paper_mean_ap_spufix"]
+    return out
+
+
 def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
     """One row per (benchmark, model), ranked by mAUC within each benchmark; ``info`` from :func:`registry_info`."""
     rows = []
@@ -58,9 +80,6 @@ def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
         plain = r.heads["plain"].aggregate
         fixed = r.heads[SPUFIX_HEAD].aggregate if SPUFIX_HEAD in r.heads else None
         reg = info.get(r.model.name, {})
-        paper = reg.get("paper") or {}
-        # Paper numbers are for Spurious ImageNet only; never shown against another benchmark.
-        paper_mauc = paper.get("mauc") if r.benchmark.name == "spurious-imagenet" else None
         rows.append(
             {
                 "benchmark": r.benchmark.name,
@@ -73,13 +92,16 @@ def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
                 "mauc_ci_low": plain.mauc_ci_low,
                 "mauc_ci_high": plain.mauc_ci_high,
                 "mean_ap": plain.mean_ap,
+                "pooled_auc": plain.pooled_auc,
+                "pooled_ap": plain.pooled_ap,
                 "mauc_spufix": fixed.mauc if fixed else None,
                 "spufix_gain": (fixed.mauc - plain.mauc) if fixed else None,
+                "mean_ap_spufix": fixed.mean_ap if fixed else None,
                 "accuracy_spufix": fixed.accuracy if fixed else None,
-                "paper_mauc": paper_mauc,
-                "paper_mauc_spufix": paper.get("mauc_spufix") if paper_mauc is not None else None,
-                "mauc_minus_paper": (plain.mauc - paper_mauc) if paper_mauc is not None else None,
+                **paper_comparison(r, reg.get("paper")),
                 "protocol": r.protocol.name,
+                "input_size": "x".join(str(v) for v in r.protocol.images["positive"].input_size[1:]),
+                "temperature": r.heads["plain"].temperature,
                 "spurbench_version": r.provenance.spurbench_version,
                 "date": r.provenance.date,
             }
@@ -90,6 +112,19 @@ def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
     table = table.sort_values(["benchmark", "mauc"], ascending=[True, False], kind="stable")
     table.insert(0, "rank", table.groupby("benchmark").cumcount() + 1)
     return table.reset_index(drop=True)
+
+
+# What each column holds, in words, under every board (Markdown and page).
+METRIC_LEGEND = (
+    "**mAUC** is the mean over classes of the ROC-AUC separating a class's own images from its "
+    "spurious-only images, ranked by the softmax probability of the class: the paper's definition of "
+    "the spurious score. **mean AP** is the mean over classes of the average precision of the same "
+    "ranking: the number the authors' code computes and the paper's Table 2 prints under the name "
+    "\"mAUC\". Paper figures (*paper*) are therefore compared with the measured mean AP, never with "
+    "the ROC-AUC; the *AP − paper* cells exist only for results produced under the paper's protocol "
+    "(`--protocol paper`). **gain** is mAUC after SpuFix minus mAUC plain; **acc.** is top-1 accuracy "
+    "on the benchmark's class images."
+)
 
 
 def _fmt(value: float | None, digits: int = 3, signed: bool = False) -> str:
@@ -170,6 +205,12 @@ def heatmap_figure(results: list[Result], table: pd.DataFrame, benchmark: str):
 # ------------------------------------------------------------------------------------------------ outputs
 
 
+MARKDOWN_HEADER = (
+    "| rank | model | data | acc. | mAUC (ROC-AUC) [95 % CI] | mAUC SpuFix | gain | mean AP | mean AP SpuFix "
+    "| mean AP *paper* | AP − *paper* | AP SpuFix *paper* | AP SpuFix − *paper* |"
+)
+
+
 def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.DataFrame, latest: str) -> str:
     lines = [
         "# spurbench leaderboard",
@@ -178,14 +219,19 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
         f"(latest result: {latest}). Every measured number is recomputed from per-image probabilities; "
         "columns marked *paper* are reported by Neuhaus et al. (ICCV 2023, Table 2), not measured here.",
         "",
+        METRIC_LEGEND,
+        "",
     ]
     for benchmark, part in table.groupby("benchmark", sort=True):
-        lines += [f"## {benchmark} (revision `{part['benchmark_revision'].iloc[0]}`)", ""]
-        lines += ["| rank | model | data | acc. | mAUC [95 % CI] | mAUC SpuFix | gain | mean AP | mAUC *paper* | measured − *paper* |", "|---|---|---|---|---|---|---|---|---|---|"]
+        first = part.iloc[0]
+        lines += [f"## {benchmark} (revision `{first['benchmark_revision']}`, protocol `{first['protocol']}`)", ""]
+        lines += [MARKDOWN_HEADER, "|" + "---|" * MARKDOWN_HEADER.count(" | ") + "---|"]
         for _, row in part.iterrows():
             lines.append(
                 f"| {row['rank']} | {row['display_name']} (`{row['model']}`) | {row['data_group']} | {_fmt(row['accuracy'])} | {_ci(row)} | "
-                f"{_fmt(row['mauc_spufix'])} | {_fmt(row['spufix_gain'], signed=True)} | {_fmt(row['mean_ap'])} | {_fmt(row['paper_mauc'])} | {_fmt(row['mauc_minus_paper'], signed=True)} |"
+                f"{_fmt(row['mauc_spufix'])} | {_fmt(row['spufix_gain'], signed=True)} | {_fmt(row['mean_ap'])} | {_fmt(row['mean_ap_spufix'])} | "
+                f"{_fmt(row['paper_mean_ap'])} | {_fmt(row['mean_ap_minus_paper'], signed=True)} | "
+                f"{_fmt(row['paper_mean_ap_spufix'])} | {_fmt(row['mean_ap_spufix_minus_paper'], signed=True)} |"
             )
         lines.append("")
         lines += [f"![{name}]({name})" for name in pngs.get(benchmark, [])]
@@ -194,23 +240,33 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
         lines += [
             "## Paper-reported only (not measured by spurbench)",
             "",
-            "Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here.",
+            "Numbers from the paper's Table 2 for models without a verified result here. The paper prints the "
+            "mean AP columns as \"mAUC\" (see above).",
             "",
-            "| model | data | acc. % *paper* | mAUC *paper* | mAUC SpuFix *paper* |",
-            "|---|---|---|---|---|",
+            "| model | data | benchmark | acc. % *paper* | mean AP *paper* | mean AP SpuFix *paper* |",
+            "|---|---|---|---|---|---|",
         ]
         for _, row in paper_only.iterrows():
-            lines.append(f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {_fmt(row['accuracy'], 1)} | {_fmt(row['mauc'])} | {_fmt(row['mauc_spufix'])} |")
+            lines.append(
+                f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {row['benchmark']} | {_fmt(row['accuracy'], 1)} | "
+                f"{_fmt(row['mean_ap'])} | {_fmt(row['mean_ap_spufix'])} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def _paper_only(table: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
-    measured = set(table.loc[table["benchmark"] == "spurious-imagenet", "model"]) if not table.empty else set()
+    measured = set(zip(table["benchmark"], table["model"])) if not table.empty else set()
     rows = [
-        {"model": "no adapter name" if model.startswith("unmapped:") else model, "display_name": reg["display_name"] or model, "data": reg["data"] or "unknown", **{k: reg["paper"].get(k) for k in ("accuracy", "mauc", "mauc_spufix")}}
+        {
+            "model": "no adapter name" if model.startswith("unmapped:") else model,
+            "display_name": reg["display_name"] or model,
+            "data": reg["data"] or "unknown",
+            "benchmark": reg["paper"]["benchmark"],
+            **{k: reg["paper"].get(k) for k in ("accuracy", "mean_ap", "mean_ap_spufix")},
+        }
         for model, reg in info.items()
-        if reg.get("paper") and model not in measured
+        if reg.get("paper") and (reg["paper"]["benchmark"], model) not in measured
     ]
     return pd.DataFrame(rows)
 
@@ -258,6 +314,14 @@ footer { margin-top: 3em; font-size: 12px; color: #666; }
 """
 
 
+def _legend_html() -> str:
+    """METRIC_LEGEND with its Markdown emphasis and code as HTML."""
+    text = html.escape(METRIC_LEGEND)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
 def _cell(value, text: str | None = None, css: str = "") -> str:
     data = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
     shown = html.escape(text if text is not None else data)
@@ -273,13 +337,17 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>spurbench leaderboard</title><style>{PAGE_STYLE}</style></head><body>"]
     parts.append("<h1>spurbench leaderboard</h1><p>Every measured number is recomputed from per-image probabilities of a verified result file. "
                  "<span class='paper'>Italic columns</span> are reported by the paper (Neuhaus et al., ICCV 2023, Table 2), not measured.</p>")  # fmt: skip
+    parts.append(f"<p class='legend'>{_legend_html()}</p>")
     by_key = {(r.benchmark.name, r.model.name): r for r in results}
     for benchmark, part in table.groupby("benchmark", sort=True):
         table_id = f"board-{model_slug(benchmark)}"
+        first = part.iloc[0]
         parts.append(f"<h2 id='{table_id}-title'>{html.escape(benchmark)}</h2>")
+        parts.append(f"<p>revision <code>{html.escape(str(first['benchmark_revision']))}</code>, protocol <code>{html.escape(first['protocol'])}</code></p>")
         parts.append(f"<input class='filter' data-table='{table_id}' placeholder='filter models, data groups…' aria-label='filter'>")
-        header = ["rank", "model", "data", "acc.", "mAUC [95% CI]", "mAUC SpuFix", "gain", "mean AP", "mAUC paper", "measured − paper"]
-        classes = ["", "text", "text", "", "", "", "", "", "paper", "paper"]
+        header = ["rank", "model", "data", "acc.", "mAUC (ROC-AUC) [95% CI]", "mAUC SpuFix", "gain", "mean AP", "mean AP SpuFix",
+                  "mean AP paper", "AP − paper", "AP SpuFix paper", "AP SpuFix − paper"]  # fmt: skip
+        classes = ["", "text", "text", "", "", "", "", "", "", "paper", "paper", "paper", "paper"]
         parts.append(f"<table class='sortable' id='{table_id}'><thead><tr>" + "".join(f"<th class='{c}'>{html.escape(h)}</th>" for h, c in zip(header, classes)) + "</tr></thead><tbody>")
         for _, row in part.iterrows():
             anchor = _anchor(benchmark, row["model"])
@@ -287,8 +355,11 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
                 "<tr>" + _cell(row["rank"]) + f"<td class='text' data-value='{html.escape(row['display_name'])}'><a href='#{anchor}'>{html.escape(row['display_name'])}</a></td>"
                 + _cell(row["data_group"], css="text") + _cell(row["accuracy"], _fmt(row["accuracy"])) + _cell(row["mauc"], _ci(row))
                 + _cell(row["mauc_spufix"], _fmt(row["mauc_spufix"])) + _cell(row["spufix_gain"], _fmt(row["spufix_gain"], signed=True))
-                + _cell(row["mean_ap"], _fmt(row["mean_ap"])) + _cell(row["paper_mauc"], _fmt(row["paper_mauc"]), "paper")
-                + _cell(row["mauc_minus_paper"], _fmt(row["mauc_minus_paper"], signed=True), "paper") + "</tr>"
+                + _cell(row["mean_ap"], _fmt(row["mean_ap"])) + _cell(row["mean_ap_spufix"], _fmt(row["mean_ap_spufix"]))
+                + _cell(row["paper_mean_ap"], _fmt(row["paper_mean_ap"]), "paper")
+                + _cell(row["mean_ap_minus_paper"], _fmt(row["mean_ap_minus_paper"], signed=True), "paper")
+                + _cell(row["paper_mean_ap_spufix"], _fmt(row["paper_mean_ap_spufix"]), "paper")
+                + _cell(row["mean_ap_spufix_minus_paper"], _fmt(row["mean_ap_spufix_minus_paper"], signed=True), "paper") + "</tr>"
             )  # fmt: skip
         parts.append("</tbody></table>")
         for name, svg in svgs.get(benchmark, {}).items():
@@ -308,10 +379,12 @@ def _html(results: list[Result], table: pd.DataFrame, svgs: dict[str, dict[str, 
                 parts.append("<tr>" + _cell(c.class_index) + _cell(c.class_name, css="text") + _cell(c.auc, _fmt(c.auc)) + _cell(feature, css="text") + _cell(c.spurious_pred_rate, f"{c.spurious_pred_rate:.0%}") + "</tr>")
             parts.append("</tbody></table></section>")
     if not paper_only.empty:
-        parts.append("<h2>Paper-reported only</h2><p class='paper'>Spurious ImageNet numbers from the paper's Table 2 for models without a verified result here; not measured by spurbench.</p>")
-        parts.append("<table class='sortable' id='paper-only'><thead><tr><th class='text'>model</th><th class='text'>data</th><th>acc. paper</th><th>mAUC paper</th><th>mAUC SpuFix paper</th></tr></thead><tbody>")
+        parts.append("<h2>Paper-reported only</h2><p class='paper'>Numbers from the paper's Table 2 for models without a verified result here; not measured by spurbench. "
+                     "The paper prints the mean AP columns as \"mAUC\".</p>")  # fmt: skip
+        parts.append("<table class='sortable' id='paper-only'><thead><tr><th class='text'>model</th><th class='text'>data</th><th class='text'>benchmark</th><th>acc. paper</th><th>mean AP paper</th><th>mean AP SpuFix paper</th></tr></thead><tbody>")
         for _, row in paper_only.iterrows():
-            parts.append("<tr>" + _cell(row["display_name"], css="text") + _cell(row["data"], css="text") + "".join(_cell(row[k], _fmt(row[k], 1 if k == "accuracy" else 3), "paper") for k in ("accuracy", "mauc", "mauc_spufix")) + "</tr>")
+            parts.append("<tr>" + _cell(row["display_name"], css="text") + _cell(row["data"], css="text") + _cell(row["benchmark"], css="text")
+                         + "".join(_cell(row[k], _fmt(row[k], 1 if k == "accuracy" else 3), "paper") for k in ("accuracy", "mean_ap", "mean_ap_spufix")) + "</tr>")  # fmt: skip
         parts.append("</tbody></table>")
     revisions = sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in results})
     built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()

@@ -35,6 +35,8 @@ class SpuFixArtifact:
     directions: dict[int, tuple[torch.Tensor, torch.Tensor]]  # class -> (mean psi [D], unit directions [L, D])
     spurbench_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The source model's weights: a Hub revision, or a local checkpoint's content digest (sha256:...)
+    source_weights_revision: str | None = None
 
     def metadata(self) -> dict[str, Any]:
         from spurbench import __version__
@@ -42,6 +44,7 @@ class SpuFixArtifact:
         return {
             "format": FORMAT_VERSION,
             "source_model": self.source_model,
+            "source_weights_revision": self.source_weights_revision,
             "target_model": self.target_model,
             "target_weights_revision": self.target_weights_revision,
             "components": {str(k): v for k, v in sorted(self.components.items())},
@@ -52,7 +55,8 @@ class SpuFixArtifact:
 
     def fingerprint(self) -> str:
         """sha256 of the facts that decide the corrected logits (target, components, tensors)."""
-        digest = hashlib.sha256(json.dumps([self.target_model, self.target_weights_revision, sorted(self.components.items())]).encode())
+        facts = [self.target_model, self.target_weights_revision, sorted(self.components.items()), self.source_weights_revision]
+        digest = hashlib.sha256(json.dumps(facts).encode())
         for k in sorted(self.directions):
             for tensor in self.directions[k]:
                 digest.update(tensor.detach().to(torch.float64).contiguous().numpy().tobytes())
@@ -104,6 +108,7 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     directions = {k: (tensors[f"mean.{k}"], tensors[f"directions.{k}"]) for k in classes}
     return SpuFixArtifact(
         source_model=meta["source_model"],
+        source_weights_revision=meta.get("source_weights_revision"),
         target_model=meta["target_model"],
         target_weights_revision=meta["target_weights_revision"],
         components={int(k): v for k, v in meta["components"].items()},
@@ -172,7 +177,7 @@ tags: [spurbench, spufix, spurious-features]
 A spurbench SpuFix artifact: it removes the positive contribution of
 {n_components} spurious neural-PCA components in {len(artifact.components)} classes from the logits of
 `{artifact.target_model}` (weights `{artifact.target_weights_revision}`), with no retraining.
-Source of the components: `{artifact.source_model}`. Fitted with spurbench {artifact.spurbench_version}.
+Source of the components: `{artifact.source_model}` (weights `{artifact.source_weights_revision}`). Fitted with spurbench {artifact.spurbench_version}.
 
 ```bash
 spurbench run --model {artifact.target_model} --spufix hf://{repo_id}

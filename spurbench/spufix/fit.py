@@ -35,6 +35,7 @@ class SourceAlphas:
     image_ids: dict[int, list[str]]  # row order of alphas[k]
     alphas: dict[int, torch.Tensor]  # [N_k, L_k], columns in the order of components[k]
     extra: dict[str, Any] | None = None
+    source_weights_revision: str | None = None  # Hub revision or checkpoint content digest of the source model
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -43,6 +44,7 @@ class SourceAlphas:
             save_file({f"alphas.{k}": a.to(torch.float64).contiguous() for k, a in self.alphas.items()}, str(tmp))
         meta = {
             "source_model": self.source_model,
+            "source_weights_revision": self.source_weights_revision,
             "components": {str(k): v for k, v in sorted(self.components.items())},
             "image_ids": {str(k): v for k, v in sorted(self.image_ids.items())},
             "extra": self.extra or {},
@@ -63,7 +65,8 @@ class SourceAlphas:
         for k, a in alphas.items():
             if a.shape[0] != len(image_ids.get(k, [])):
                 raise DataError(f"{folder}: class {k} has {a.shape[0]} alpha rows but {len(image_ids.get(k, []))} image ids")
-        return cls(meta["source_model"], {int(k): v for k, v in meta["components"].items()}, image_ids, alphas, meta.get("extra"))
+        components = {int(k): v for k, v in meta["components"].items()}
+        return cls(meta["source_model"], components, image_ids, alphas, meta.get("extra"), meta.get("source_weights_revision"))
 
 
 def class_subset(train: Benchmark, class_index: int) -> Benchmark:
@@ -109,7 +112,8 @@ def fit_source(
             rows.append(npca.alphas(feats)[:, components[k]])
             row_ids += shard_ids
         npcas[k], alphas[k], ids[k] = npca, torch.cat(rows), row_ids
-    return SourceAlphas(source.name, {k: list(v) for k, v in components.items()}, ids, alphas), npcas
+    components = {k: list(v) for k, v in components.items()}
+    return SourceAlphas(source.name, components, ids, alphas, source_weights_revision=source.card.weights_revision), npcas
 
 
 def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: SourceAlphas) -> SpuFixArtifact:
@@ -119,6 +123,7 @@ def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: S
     }
     return SpuFixArtifact(
         source_model=source.name,
+        source_weights_revision=source.card.weights_revision,
         target_model=source.name,
         target_weights_revision=source.card.weights_revision,
         components=source_alphas.components,
@@ -154,6 +159,7 @@ def fit_transfer(
         directions[k] = (mean, unit)
     return SpuFixArtifact(
         source_model=source_alphas.source_model,
+        source_weights_revision=source_alphas.source_weights_revision,
         target_model=target.name,
         target_weights_revision=target.card.weights_revision,
         components=source_alphas.components,

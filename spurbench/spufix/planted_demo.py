@@ -1,7 +1,7 @@
 """SpuFix on the embedded ``planted`` benchmark, end to end, with components from the ground truth.
 
 What ``spurbench run`` does with no arguments: neural PCA of the source model (``planted:cnn``) on
-the planted classes' training images, one component per planted class chosen from the generator's
+the planted classes' training images, components per planted class chosen from the generator's
 ground truth (:func:`spurbench.benchmarks.planted.ground_truth_choices`: a demo shortcut for the
 person who labels components in real use), SpuFix for the source itself, and SpuFix *transferred*
 to every other model from the source's alphas alone (matched directions, paper eq. 9-11).
@@ -27,7 +27,7 @@ def planted_demo_artifacts(
 
     seed = int(getattr(source, "seed", 0))
     choices = ground_truth_choices(source, seed=seed, **feature_kwargs)
-    table = {k: [c.component] for k, c in choices.items()}
+    table = {k: list(c.components) for k, c in choices.items() if c.components}
     train = training_benchmark(seed=seed)
     alphas, npcas = fit_source(source, train, table, on_class=on_class, **feature_kwargs)
     alphas.extra = {"component_choice": {str(k): vars(c) for k, c in choices.items()}}
