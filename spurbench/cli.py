@@ -65,13 +65,16 @@ def run(
     """
     from spurbench.adapters import DEFAULT_MODELS
     from spurbench.benchmarks import BENCHMARKS, BenchmarkOptions
-    from spurbench.harness import check_temperature, evaluate, run_config_hash, spufix_reference
+    from spurbench.features import check_device
+    from spurbench.harness import check_bootstrap, check_temperature, evaluate, run_config_hash, spufix_reference
     from spurbench.model_lists import load_model_list
     from spurbench.preprocessing import check_protocol
-    from spurbench.results import read_result, result_filename
+    from spurbench.results import check_output_dir, read_result, result_filename
 
     BENCHMARKS.get(benchmark)  # unknown benchmark: fail before anything else
     check_protocol(protocol)
+    check_device(device)
+    check_bootstrap(bootstrap)
     check_temperature(temperature)
     if spufix_temperature is not None:
         check_temperature(spufix_temperature, "--spufix-temperature")
@@ -92,6 +95,7 @@ def run(
     options = BenchmarkOptions(
         data_dir=data_dir, imagenet_val=imagenet_val, dataset_repo=dataset_repo, revision=revision, limit=limit, seed=seed
     )
+    check_output_dir(output)
     demo_artifacts = _planted_demo([name for name, *_ in entries], batch_size, device, quiet, not no_cache) if demo else {}
     bench = None
     for name, ckpt, temp, spufix_temp in entries:
@@ -264,7 +268,13 @@ def spufix_fit(
         self_artifact,
     )
 
+    from spurbench.features import check_device
+    from spurbench.results import check_output_dir
+
+    check_device(device)
     check_model_name(model)
+    out = output or Path(f"spufix-{model_slug(model)}")
+    check_output_dir(out)
     if source is not None and source_model is not None:
         raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
     kw = dict(batch_size=batch_size, device=device, progress=not quiet)
@@ -290,7 +300,6 @@ def spufix_fit(
         if save_alphas is not None:
             alphas.save(save_alphas)
         artifact = self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, on_class=report, **kw)
-    out = output or Path(f"spufix-{model_slug(model)}")
     artifact.save(out)
     console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")
     if push:
@@ -333,6 +342,8 @@ def spufix_import_alphas(
     from spurbench.benchmarks.imagenet_train import load_local_imagenet_train
     from spurbench.spufix.fit import import_upstream_alphas, load_components
 
+    if not alphas_dir.is_dir():
+        raise SpurbenchError(f"alphas folder {alphas_dir} does not exist")
     table = load_components(components)
     train = load_local_imagenet_train(train_data, sorted(table))
     alphas = import_upstream_alphas(alphas_dir, train, table)
@@ -407,25 +418,57 @@ def leaderboard_pull(
     console.print(f"{len(files)} verified result file(s) in {out}")
 
 
-def main() -> None:
-    """Console entry point: user errors become one line on stderr and a non-zero exit."""
+INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"
+
+
+def one_line(text: str) -> str:
+    """User-supplied text (names, paths) as one literal line: newlines and control characters escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in str(text))
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, printed literally: no rich markup, so ``[...]`` in a name or path survives."""
+    err_console.print("error: " + one_line(message), markup=False, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _click_class(exc: BaseException, name: str) -> bool:
+    # typer >= 0.29 ships its own copy of click (typer._click), older typer uses the click package: their
+    # exception classes are unrelated, so match on the class name in the hierarchy, not on one module's class.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def usage_exit(exc: BaseException) -> int:
+    """Exit status of a click/typer usage error after printing it as one line (2 for bad usage)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    context = getattr(exc, "ctx", None)
+    command = getattr(context, "command_path", None) if context is not None else None
+    print_error(f"{message} (see '{command} --help')" if command else message)
+    return int(getattr(exc, "exit_code", 2) or 2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130."""
     try:
-        app(standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
     except SpurbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished feature shards are cached; run the same command again to resume")
+        err_console.print(INTERRUPTED, markup=False)
         sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+    except Exception as exc:
+        if _click_class(exc, "ClickException"):
+            sys.exit(usage_exit(exc))
+        if _click_class(exc, "Abort"):  # older click turns Ctrl-C (and EOF at a prompt) into Abort
+            interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+            err_console.print(INTERRUPTED if interrupted else "aborted", markup=False)
+            sys.exit(130 if interrupted else 1)
         raise
+    # In non-standalone mode typer returns the exit code instead of raising (Ctrl-C -> 130).
+    if isinstance(status, int) and status != 0:
+        if status == 130:
+            err_console.print(INTERRUPTED, markup=False)
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ missing one. The cache key hashes everything that changes the features.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -33,9 +34,10 @@ from torch.utils.data import DataLoader, Dataset
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
 from spurbench.cache import atomic_path, cache_dir, stable_hash
+from spurbench.errors import DataError, SpurbenchError
 from spurbench.preprocessing import build_transform
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
 
 
 @dataclass
@@ -45,6 +47,7 @@ class FeatureSet:
     computed_at: str  # when extraction of these features started (ISO 8601, UTC)
     images_forwarded: int  # images that went through the backbone in this call (0 = all from cache)
     cache_path: Path | None
+    devices: list[str]  # the devices whose forward passes produced these features (from the cache manifest)
 
 
 class _ImageDataset(Dataset):
@@ -55,9 +58,23 @@ class _ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> torch.Tensor | str:
         image = self.images[index]
-        return self.transforms[image.role](image.open())
+        try:
+            return self.transforms[image.role](image.open())
+        except SpurbenchError as exc:
+            return str(exc)  # reported by the main process in one line, not through the worker's traceback
+        except Exception as exc:
+            return f"cannot preprocess image {image.origin}: {type(exc).__name__}: {exc}"
+
+
+def _collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
+    """The batch, or the first image error in it (see ``_ImageDataset``). torch's default_collate
+    stacks straight into shared memory inside a worker, saving a copy per batch over torch.stack."""
+    from torch.utils.data import default_collate
+
+    error = next((item for item in items if isinstance(item, str)), None)
+    return error if error is not None else default_collate(items)
 
 
 def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str, shard_size: int) -> dict:
@@ -76,6 +93,31 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "shard_size": shard_size,
         "dtype": "float32",
     }
+
+
+def check_device(device: str) -> str:
+    """``device`` if this machine has it, else a one-line SpurbenchError (before any work is done)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise SpurbenchError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SpurbenchError(f"device {device!r}: no CUDA device is available on this machine")
+        if parsed.index is not None and parsed.index >= count:
+            raise SpurbenchError(f"device {device!r}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise SpurbenchError(f"device {device!r}: MPS is not available on this machine")
+    elif parsed.type != "cpu":
+        raise SpurbenchError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
+    return device
+
+
+def note(message: str) -> None:
+    """A one-line notice on stderr (cache repairs): the user is told, the run goes on."""
+    sys.stderr.write(f"note: {message}\n")
 
 
 def _default_workers() -> int:
@@ -112,23 +154,45 @@ def _bound_heap_growth() -> None:
         pass
 
 
+def _tensor_digest(feats: torch.Tensor) -> str:
+    return hashlib.sha256(feats.contiguous().numpy().tobytes()).hexdigest()
+
+
 def _write_shard(folder: Path, index: int, ids: list[str], feats: torch.Tensor) -> None:
+    feats = feats.contiguous()
     with atomic_path(folder / f"shard-{index:05d}.safetensors") as tmp:
-        save_file({"features": feats.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids)})
+        save_file({"features": feats}, str(tmp), metadata={"image_ids": json.dumps(ids), "sha256": _tensor_digest(feats)})
 
 
-def _shard_is_valid(folder: Path, index: int, expected_ids: list[str]) -> bool:
-    """A cached shard counts only if its header opens and lists exactly the expected images."""
+def _shard_state(folder: Path, index: int, expected_ids: list[str], width: int) -> str:
+    """'ok', 'missing', or why a cached shard cannot be trusted. A shard counts only if it lists exactly
+    the expected images, has one float32 row of the model's feature width per image, and its data
+    bytes match the sha256 recorded when it was written (a flipped bit is caught, not scored)."""
     path = folder / f"shard-{index:05d}.safetensors"
     if not path.exists():
-        return False
+        return "missing"
     try:
         with safe_open(str(path), framework="pt") as handle:
-            ids = json.loads(handle.metadata()["image_ids"])
-            rows = handle.get_slice("features").get_shape()[0]
-        return ids == expected_ids and rows == len(ids)
-    except Exception:  # a damaged shard is recomputed, never trusted
-        return False
+            meta = handle.metadata() or {}
+            ids = json.loads(meta["image_ids"])
+            feats = handle.get_tensor("features")
+    except Exception as exc:  # unreadable header, missing tensor, truncated file, ...
+        return f"unreadable ({type(exc).__name__})"
+    if ids != expected_ids:
+        return "lists other images"
+    if feats.dtype != torch.float32 or tuple(feats.shape) != (len(ids), width):
+        return f"has shape {tuple(feats.shape)} {feats.dtype}, expected ({len(ids)}, {width}) float32"
+    if meta.get("sha256") != _tensor_digest(feats):
+        return "damaged (its data does not match its digest)"
+    return "ok"
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        stored = json.loads(path.read_text())
+        return stored if isinstance(stored, dict) and isinstance(stored.get("computed_at"), str) else None
+    except (OSError, ValueError):
+        return None
 
 
 class FeatureStream:
@@ -161,24 +225,35 @@ class FeatureStream:
         self.shard_ids = [[im.image_id for im in images[i * shard_size : (i + 1) * shard_size]] for i in range(n_shards)]
         self.folder: Path | None = None
         self.computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        self.devices: list[str] = []
+        width = int(adapter.head[0].shape[1])
+        self.missing: list[int] = list(range(n_shards))
         if use_cache:
             key = feature_cache_key(adapter, benchmark, protocol, shard_size)
             self.folder = folder = cache_dir("features", f"{benchmark.name}-{stable_hash(key)}")
-            manifest = folder / "manifest.json"
-            if manifest.exists():
-                stored = json.loads(manifest.read_text())
-                if stored.get("key") == json.loads(json.dumps(key, default=str)):
-                    self.computed_at = stored["computed_at"]
-                else:  # hash collision or format change: start over
-                    shutil.rmtree(folder)
-                    folder.mkdir(parents=True)
-            if not manifest.exists():
-                with atomic_path(manifest) as tmp:
-                    tmp.write_text(json.dumps({"key": key, "computed_at": self.computed_at}, default=str, indent=1))
-        self.missing = [
-            i for i in range(n_shards) if self.folder is None or not _shard_is_valid(self.folder, i, self.shard_ids[i])
-        ]
+            self._manifest = folder / "manifest.json"
+            stored = _read_manifest(self._manifest) if self._manifest.exists() else None
+            if stored is not None and stored.get("key") == json.loads(json.dumps(key, default=str)):
+                self.computed_at, self.devices = stored["computed_at"], list(stored.get("devices", []))
+            elif self._manifest.exists() or any(folder.iterdir()):
+                # an unreadable manifest, a hash collision or an older cache format: start the entry over
+                note(f"feature cache {folder.name}: manifest unreadable or from another configuration; recomputing")
+                shutil.rmtree(folder)
+                folder.mkdir(parents=True)
+            self._key = key
+            self._write_manifest()
+            self.missing = []
+            for i in range(n_shards):
+                state = _shard_state(folder, i, self.shard_ids[i], width)
+                if state != "ok":
+                    self.missing.append(i)
+                    if state != "missing":
+                        note(f"feature cache {folder.name}: shard {i} {state}; recomputing it")
         self.images_forwarded = sum(len(self.shard_ids[i]) for i in self.missing)
+
+    def _write_manifest(self) -> None:
+        with atomic_path(self._manifest) as tmp:
+            tmp.write_text(json.dumps({"key": self._key, "computed_at": self.computed_at, "devices": self.devices}, default=str, indent=1))
 
     def _computed(self) -> Iterator[tuple[int, torch.Tensor]]:
         """Compute the missing shards in order: one DataLoader over all their images, cut at shard ends."""
@@ -192,6 +267,7 @@ class FeatureStream:
             _ImageDataset([images[j] for j in todo], self.transforms),
             batch_size=self.batch_size,
             shuffle=False,
+            collate_fn=_collate,
             num_workers=workers if context else 0,
             multiprocessing_context=context if workers and context else None,
         )
@@ -207,10 +283,20 @@ class FeatureStream:
         current = next(shards)
         feats: torch.Tensor | None = None  # the current shard, filled batch by batch
         filled = 0
+        if self.device not in self.devices:
+            self.devices.append(self.device)
+            if self.folder is not None:
+                self._write_manifest()
         with bar, torch.no_grad():
             task = bar.add_task("features", total=len(todo))
             for batch in loader:
-                out = self.adapter.features(batch.to(self.device))
+                if isinstance(batch, str):
+                    raise DataError(batch)
+                out = self.adapter.features(batch.to(self.device)).float().cpu()
+                if not torch.isfinite(out).all():
+                    row = int((~torch.isfinite(out)).any(dim=1).nonzero()[0])
+                    image = images[current * self.shard_size + filled + row]
+                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {image.origin}; check its weights")
                 if feats is None:
                     # One buffer per shard, filled in place: collecting per-batch tensors and
                     # concatenating them fragmented glibc's heap so that resident memory grew with
@@ -248,4 +334,4 @@ def extract_features(adapter: ModelAdapter, benchmark: Benchmark, **kwargs) -> F
         ids += shard_ids
         parts.append(feats)
     features = torch.cat(parts) if parts else torch.zeros(0, 0)
-    return FeatureSet(ids, features, stream.computed_at, stream.images_forwarded, stream.folder)
+    return FeatureSet(ids, features, stream.computed_at, stream.images_forwarded, stream.folder, list(stream.devices))

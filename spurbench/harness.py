@@ -16,9 +16,9 @@ from spurbench.adapters.label_maps import class_columns
 from spurbench.benchmarks import Benchmark, BenchmarkOptions, load_benchmark
 from spurbench.cache import content_digest, stable_hash
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.features import FeatureSet, extract_features
+from spurbench.features import FeatureSet, check_device, extract_features
 from spurbench.heads import LinearHead, class_probabilities
-from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
+from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, ClassScores, aggregate_metrics, class_metrics
 from spurbench.preprocessing import check_protocol, describe, role_geometry
 from spurbench.results import (
     Aggregate,
@@ -31,6 +31,7 @@ from spurbench.results import (
     Provenance,
     Result,
     RoleGeometry,
+    check_output_dir,
     git_sha,
     package_versions,
     python_version,
@@ -54,6 +55,13 @@ def checkpoint_identity(checkpoint: str | Path | None) -> str | None:
     if not Path(checkpoint).is_file():
         raise SpurbenchError(f"checkpoint {str(checkpoint)!r} does not exist")
     return content_digest(checkpoint)
+
+
+def check_bootstrap(draws: int) -> int:
+    """Bootstrap draws in 0..MAX_BOOTSTRAP_DRAWS, the bound ``leaderboard verify`` recomputes."""
+    if not 0 <= draws <= MAX_BOOTSTRAP_DRAWS:
+        raise SpurbenchError(f"--bootstrap {draws}: use 0 to {MAX_BOOTSTRAP_DRAWS} draws")
+    return draws
 
 
 def check_temperature(value: float, what: str = "temperature") -> float:
@@ -119,6 +127,9 @@ def score_heads(
         temperature = temperatures.get(head_name, 1.0)
         prob, top1 = class_probabilities(head, features.features, column_per_image, temperature=temperature)
         prob_np, top1_np = prob.numpy(), top1.numpy()
+        if not np.isfinite(prob_np).all():
+            bad = images[int(np.flatnonzero(~np.isfinite(prob_np))[0])]
+            raise DataError(f"head {head_name!r} gives a non-finite probability (NaN or inf) for image {bad.origin}")
         per_class: list[ClassScores] = []
         rows: list[ClassRow] = []
         for cls in benchmark.classes:
@@ -175,6 +186,10 @@ def evaluate(
     """
     options = options or BenchmarkOptions()
     check_protocol(protocol)
+    check_device(device)
+    check_bootstrap(bootstrap)
+    if output_dir is not None:
+        check_output_dir(output_dir)
     temperature = check_temperature(temperature)
     spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
@@ -192,10 +207,12 @@ def evaluate(
     if artifact is not None:
         artifact.check_target(adapter.name, adapter.card.weights_revision)
 
+    weight, bias = adapter.head
+    if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+        raise DataError(f"{adapter.name}: its classifier weights contain NaN or inf")
     feats = extract_features(
         adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress
     )
-    weight, bias = adapter.head
     heads: dict[str, nn.Module] = {"plain": LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
         heads["spufix"] = artifact.head(weight.cpu(), bias.cpu())
@@ -240,7 +257,7 @@ def evaluate(
             git_sha=git_sha(),
             python=python_version(),
             packages=package_versions(),
-            device=_device_name(device),
+            device=", ".join(_device_name(d) for d in feats.devices) or _device_name(device),  # the devices that ran the forward passes
             date=feats.computed_at,
         ),
     )

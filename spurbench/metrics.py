@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 AucKind = Literal["roc", "ap"]
+MAX_BOOTSTRAP_DRAWS = 10_000  # run and verify both stop here: a result must not be able to ask for unbounded work
 
 
 def _labelled(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

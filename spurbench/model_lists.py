@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from spurbench.errors import SpurbenchError
+from spurbench.registry import suggest
 
 # Training-data groups of the paper's Table 2 (Spurious Features Everywhere, App. D), plus
 # "planted" for the embedded planted benchmark's models.
@@ -70,7 +71,8 @@ Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class ModelEntry(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    # Unknown keys are errors: a typo such as `chekpoint:` must not run the model without its checkpoint.
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str  # adapter name, e.g. "timm:convnext_large.fb_in22k_ft_in1k"
     display_name: str | None = None
@@ -126,8 +128,22 @@ def _validate_items(path: Path, key: str, items: list[Any], cls: type[_Entry]) -
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "<entry>"
             msg = " ".join(str(first["msg"]).split())
+            if first["type"] == "extra_forbidden":
+                known = _fields_at(cls, first["loc"][:-1])
+                msg = f"unknown key {first['loc'][-1]!r}.{suggest(str(first['loc'][-1]), known)} Known keys: {', '.join(known)}"
             raise SpurbenchError(f"{path}: {key}[{i}].{field}: {msg}") from None
     return entries
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the (nested) model at ``loc``: where an unknown key was found."""
+    model: Any = cls
+    for part in loc:
+        annotation = model.model_fields[part].annotation if isinstance(part, str) and part in model.model_fields else None
+        model = next((a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
 
 
 def load_model_list(path: str | Path) -> list[ModelEntry]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import subprocess
+import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
 from spurbench.cache import atomic_path
 from spurbench.errors import SpurbenchError
@@ -20,6 +22,10 @@ SCHEMA_VERSION = 2
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# A probability, AUC, AP or rate: finite and in [0, 1]; a file with anything else is not a result.
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class ModelInfo(_Strict):
@@ -39,9 +45,9 @@ class BenchmarkInfo(_Strict):
     revision: str | None
     checksum: str | None
     positives_source: str | None
-    num_classes: int
-    num_positives: int
-    num_negatives: int
+    num_classes: NonNegativeInt
+    num_positives: NonNegativeInt
+    num_negatives: NonNegativeInt
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -59,15 +65,15 @@ class ProtocolInfo(_Strict):
 
 
 class Aggregate(_Strict):
-    mauc: float  # mean over classes of the ROC-AUC: the paper's definition of the spurious score
-    mauc_ci_low: float | None  # None when no bootstrap was asked for (--bootstrap 0)
-    mauc_ci_high: float | None
-    bootstrap_draws: int
-    mean_ap: float  # mean over classes of the average precision: what the authors' code prints as "mean AUC" (Table 2)
-    pooled_auc: float  # ROC-AUC over all classes' images pooled
-    pooled_ap: float  # AP over all classes' images pooled: the authors' "joint" score
-    accuracy: float  # top-1 accuracy on the positives (the val subset)
-    spurious_pred_rate: float  # fraction of spurious-only images predicted as their class
+    mauc: Unit  # mean over classes of the ROC-AUC: the paper's definition of the spurious score
+    mauc_ci_low: Unit | None  # None when no bootstrap was asked for (--bootstrap 0)
+    mauc_ci_high: Unit | None
+    bootstrap_draws: NonNegativeInt
+    mean_ap: Unit  # mean over classes of the average precision: what the authors' code prints as "mean AUC" (Table 2)
+    pooled_auc: Unit  # ROC-AUC over all classes' images pooled
+    pooled_ap: Unit  # AP over all classes' images pooled: the authors' "joint" score
+    accuracy: Unit  # top-1 accuracy on the positives (the val subset)
+    spurious_pred_rate: Unit  # fraction of spurious-only images predicted as their class
 
 
 class ClassRow(_Strict):
@@ -76,21 +82,21 @@ class ClassRow(_Strict):
     components: list[int]
     planted: bool | None
     feature: str | None
-    num_positives: int
-    num_negatives: int
-    auc: float
-    ap: float
-    spurious_pred_rate: float
-    val_pred_rate: float
-    mean_prob_val: float
-    mean_prob_spurious: float
+    num_positives: NonNegativeInt
+    num_negatives: NonNegativeInt
+    auc: Unit
+    ap: Unit
+    spurious_pred_rate: Unit
+    val_pred_rate: Unit
+    mean_prob_val: Unit
+    mean_prob_spurious: Unit
 
 
 class HeadResult(_Strict):
-    temperature: float  # logits were divided by this before the softmax (1.0: none)
+    temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)]  # logits were divided by this before the softmax (1.0: none)
     aggregate: Aggregate
     classes: list[ClassRow]
-    image_prob: dict[str, float]  # image id -> softmax probability of its class k
+    image_prob: dict[str, Unit]  # image id -> softmax probability of its class k
     image_top1: dict[str, bool]  # image id -> was k the top-1 prediction
 
 
@@ -153,6 +159,29 @@ def result_filename(model_name: str, benchmark_name: str) -> str:
     return f"{benchmark_name}__{model_slug(model_name)}.json"
 
 
+def check_output_dir(folder: str | Path) -> Path:
+    """Fail in one line, before any computation, if result files could not be written under ``folder``.
+
+    Nothing is created: the nearest existing folder on the way must be a folder we can write a file in
+    (a probe file is written and removed, which also catches read-only mounts where root's permission
+    bits say yes).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SpurbenchError(f"output folder {str(folder)!r}: {str(existing)!r} exists and is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".spurbench-write-probe-"):
+            pass
+    except OSError as exc:
+        raise SpurbenchError(f"output folder {str(folder)!r}: cannot write in {str(existing)!r} ({exc.strerror or type(exc).__name__})") from None
+    return folder
+
+
 def write_result(result: Result, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename, so no half-written result exists."""
     path = Path(path)
@@ -160,6 +189,24 @@ def write_result(result: Result, path: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(result.model_dump_json(indent=1) + "\n")
     return path
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as the standard defines it: a duplicate key or NaN / Infinity is an error (Python's
+    json module accepts both silently, and a duplicate key would hide the value that was verified)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+        return dict(pairs)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)
 
 
 def read_result(path: Path) -> Result:
@@ -172,8 +219,12 @@ def read_result(path: Path) -> Result:
     except UnicodeDecodeError:
         raise SpurbenchError(f"{path}: not a result file (not UTF-8 text)") from None
     try:
-        return Result.model_validate_json(text)
+        data = strict_json(text)
+    except ValueError as exc:
+        raise SpurbenchError(f"{path}: not a result file (invalid JSON: {' '.join(str(exc).split())[:200]})") from None
+    try:
+        return Result.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise SpurbenchError(f"{path}: invalid result file at {where}: {first['msg']}") from None
+        raise SpurbenchError(f"{path}: invalid result file at {where}: {' '.join(str(first['msg']).split())}") from None

@@ -66,9 +66,12 @@ def _change_prob(raw: dict) -> None:
 
 
 def _flip_top1(raw: dict) -> None:
-    flags = raw["heads"]["plain"]["image_top1"]
-    image_id = next(i for i, r in raw["images"].items() if r["role"] == "negative" and flags[i])  # a planted class's negative
-    flags[image_id] = False
+    """Flip one top-1 flag that a softmax could have produced (p <= 1/2 flagged top-1, or 1/C <= p
+    unflagged): only the recomputed prediction rates can tell it was changed."""
+    head = raw["heads"]["plain"]
+    floor = 1.0 / raw["model"]["num_classes"]
+    image_id = next(i for i, top1 in head["image_top1"].items() if (top1 and head["image_prob"][i] <= 0.5) or (not top1 and head["image_prob"][i] >= floor))
+    head["image_top1"][image_id] = not head["image_top1"][image_id]
 
 
 CASES = {
@@ -82,7 +85,7 @@ CASES = {
     "unknown benchmark": (lambda raw: raw["benchmark"].__setitem__("name", "imagenet-x"), "unknown benchmark 'imagenet-x'"),
     "schema version": (lambda raw: raw.__setitem__("schema_version", 1), "schema_version"),
     "pooled ap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("pooled_ap", raw["heads"]["plain"]["aggregate"]["pooled_ap"] - 0.01), "heads.plain.aggregate.pooled_ap"),
-    "top-1 flag": (_flip_top1, "spurious_pred_rate"),
+    "top-1 flag": (_flip_top1, "pred_rate"),
     "no plain head": (lambda raw: raw["heads"].pop("plain"), "heads: ['spufix']"),
     "unknown head": (lambda raw: raw["heads"].__setitem__("other", raw["heads"]["plain"]), "heads: ['other', 'plain', 'spufix']"),
     "unbounded bootstrap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("bootstrap_draws", 10**8), "bootstrap_draws: 100000000"),

@@ -56,10 +56,10 @@ def test_push_then_pull_pinned_by_revision(hub, tmp_path):
     assert pulled.target_model == "tiny:wide" and _same(pulled, artifact)
 
     # a second fit with other components replaces main; the first stays reachable by its sha
-    artifact.components = {0: [1], 3: [0, 2]}
+    artifact.components = {0: [1, 3], 3: [2]}  # other ranks, as many as there are directions
     artifact.directions = {k: (m, d.flip(0)) for k, (m, d) in artifact.directions.items()}
     push_artifact(artifact.save(tmp_path / "second"), "org/spufix-tiny")
-    assert load_artifact("hf://org/spufix-tiny").components == {0: [1], 3: [0, 2]}
+    assert load_artifact("hf://org/spufix-tiny").components == {0: [1, 3], 3: [2]}
     old = load_artifact(f"hf://org/spufix-tiny@{first_sha}")
     assert old.components == COMPONENTS and _same(old, load_artifact(folder))
     assert load_artifact("hf://org/spufix-tiny", revision=first_sha).components == COMPONENTS

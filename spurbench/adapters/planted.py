@@ -278,29 +278,37 @@ def _save(net: PlantedNet, stats: dict[str, Any], weights: Path, stats_path: Pat
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"arch": net.arch, "train_version": str(TRAIN_VERSION)})
+    stats["weights_sha256"] = content_digest(weights)  # checked on every load: damaged weights are retrained
     with atomic_path(stats_path) as tmp:
         tmp.write_text(json.dumps(stats, indent=2) + "\n")
 
 
 def _load_state(net: PlantedNet, path: Path) -> None:
-    from safetensors.torch import load_file
+    from spurbench.adapters._common import load_checkpoint_into, read_safetensors
 
-    try:
-        state = load_file(str(path))
-        net.load_state_dict(state)
-    except Exception as exc:  # corrupt / foreign file: name it in one line
-        raise DataError(f"cannot load planted weights {path}: {type(exc).__name__}: {exc}") from None
+    # One-line errors for an unreadable file and for keys / shapes that do not fit the architecture.
+    load_checkpoint_into(net, read_safetensors(path), path, f"planted architecture {net.arch!r}")
     net.to(memory_format=torch.channels_last).eval()
+
+
+def _read_stats(path: Path) -> dict[str, Any]:
+    try:
+        stats = json.loads(path.read_text())
+        return stats if isinstance(stats, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def load_or_train(arch: str, seed: int = 0, *, progress: ProgressCallback | None = None) -> tuple[PlantedNet, dict[str, Any]]:
     """The trained model from the cache, training (and caching) it first if needed."""
     weights, stats_path = cache_paths(arch, seed)
     if weights.exists():
-        net = build_model(arch, seed)
-        _load_state(net, weights)
-        stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-        return net, {**stats, "cache_hit": True}
+        stats = _read_stats(stats_path)
+        if stats.get("weights_sha256") == content_digest(weights):
+            net = build_model(arch, seed)
+            _load_state(net, weights)
+            return net, {**stats, "cache_hit": True}
+        sys.stderr.write(f"note: cached planted:{arch} weights {weights} do not match their recorded digest; training again\n")
     log.info("training planted:%s (seed %d) on first use; cached at %s", arch, seed, weights)
     stop: Callable[[], None] = lambda: None
     if progress is None:
@@ -317,7 +325,7 @@ def load_or_train(arch: str, seed: int = 0, *, progress: ProgressCallback | None
 # adapter
 # ---------------------------------------------------------------------------------------------
 
-_SPEC = re.compile(r"^(?P<arch>[a-z]+)(?:\.seed(?P<seed>\d+))?$")
+_SPEC = re.compile(r"^(?P<arch>[a-z]+)(?:\.seed(?P<seed>\d{1,9}))?$")
 
 
 def parse_spec(spec: str) -> tuple[str, int]:
@@ -357,7 +365,8 @@ class PlantedAdapter(ModelAdapter):
             revision: str | None = content_digest(path)
         elif pretrained:
             self.model, self.training_stats = load_or_train(self.arch, self.seed, progress=progress)
-            revision = f"generator-v{gen.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed{self.seed}"
+            # The content digest of the cached weights (CPU-dependent: see the README), not a fixed name.
+            revision = f"generator-v{gen.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed{self.seed} {self.training_stats['weights_sha256']}"
         else:
             self.model = build_model(self.arch, self.seed)
             revision = None

@@ -297,7 +297,9 @@ def _image_size(data: bytes, path: Path) -> tuple[int, int]:
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im.verify()  # header + structure check without a full decode: catch corrupt files at build time
+            # A full decode, once, at build time: verify() reads only the header and structure, so a
+            # truncated JPEG would be packaged and fail (or be silently padded) at evaluation time.
+            im.load()
             return im.size
     except Exception as exc:  # PIL raises many types for non-image data
         raise DataError(f"corrupt image {path}: {type(exc).__name__}: {exc}") from None

@@ -205,6 +205,18 @@ def heatmap_figure(results: list[Result], table: pd.DataFrame, benchmark: str):
 # ------------------------------------------------------------------------------------------------ outputs
 
 
+def md_text(text: str) -> str:
+    """Literal text in a Markdown table cell: Markdown and HTML characters backslash-escaped, one line."""
+    return re.sub(r"([\\`*_\[\]<>|#~!])", r"\\\1", " ".join(str(text).split()))
+
+
+def md_code(text: str) -> str:
+    """Literal text as a code span in a Markdown table cell (GitHub keeps ``\|`` there as a pipe)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
 MARKDOWN_HEADER = (
     "| rank | model | data | acc. | mAUC (ROC-AUC) [95 % CI] | mAUC SpuFix | gain | mean AP | mean AP SpuFix "
     "| mean AP *paper* | AP − *paper* | AP SpuFix *paper* | AP SpuFix − *paper* |"
@@ -224,11 +236,11 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
     ]
     for benchmark, part in table.groupby("benchmark", sort=True):
         first = part.iloc[0]
-        lines += [f"## {benchmark} (revision `{first['benchmark_revision']}`, protocol `{first['protocol']}`)", ""]
+        lines += [f"## {md_text(benchmark)} (revision {md_code(first['benchmark_revision'])}, protocol {md_code(first['protocol'])})", ""]
         lines += [MARKDOWN_HEADER, "|" + "---|" * MARKDOWN_HEADER.count(" | ") + "---|"]
         for _, row in part.iterrows():
             lines.append(
-                f"| {row['rank']} | {row['display_name']} (`{row['model']}`) | {row['data_group']} | {_fmt(row['accuracy'])} | {_ci(row)} | "
+                f"| {row['rank']} | {md_text(row['display_name'])} ({md_code(row['model'])}) | {md_text(row['data_group'])} | {_fmt(row['accuracy'])} | {_ci(row)} | "
                 f"{_fmt(row['mauc_spufix'])} | {_fmt(row['spufix_gain'], signed=True)} | {_fmt(row['mean_ap'])} | {_fmt(row['mean_ap_spufix'])} | "
                 f"{_fmt(row['paper_mean_ap'])} | {_fmt(row['mean_ap_minus_paper'], signed=True)} | "
                 f"{_fmt(row['paper_mean_ap_spufix'])} | {_fmt(row['mean_ap_spufix_minus_paper'], signed=True)} |"
@@ -248,7 +260,7 @@ def _markdown(table: pd.DataFrame, pngs: dict[str, list[str]], paper_only: pd.Da
         ]
         for _, row in paper_only.iterrows():
             lines.append(
-                f"| {row['display_name']} (`{row['model']}`) | {row['data']} | {row['benchmark']} | {_fmt(row['accuracy'], 1)} | "
+                f"| {md_text(row['display_name'])} ({md_code(row['model'])}) | {md_text(row['data'])} | {md_text(row['benchmark'])} | {_fmt(row['accuracy'], 1)} | "
                 f"{_fmt(row['mean_ap'])} | {_fmt(row['mean_ap_spufix'])} |"
             )
         lines.append("")

@@ -23,12 +23,11 @@ from typing import Callable
 import numpy as np
 
 from spurbench.errors import SpurbenchError
-from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
+from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, ClassScores, aggregate_metrics, class_metrics
 from spurbench.results import Result, read_result
 
 TOLERANCE = 1e-6
 KNOWN_HEADS = ("plain", "spufix")
-MAX_BOOTSTRAP_DRAWS = 10_000  # verify recomputes the CI; a file must not be able to ask for unbounded work
 
 
 class VerificationError(SpurbenchError):
@@ -52,7 +51,7 @@ def _planted_reference(revision: str) -> BenchmarkReference | None:
     from spurbench.benchmarks.base import BenchmarkOptions
     from spurbench.benchmarks.planted import GENERATOR_VERSION, load_planted
 
-    match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed([0-9]+)", revision)
+    match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed([0-9]{{1,9}})", revision)
     if match is None:
         return None
     bench = load_planted(BenchmarkOptions(seed=int(match[1])))
@@ -135,6 +134,16 @@ def _verify_images(result: Result, reference: BenchmarkReference) -> None:
             expected = {"positive": reference.positives_per_class, "negative": reference.negatives_per_class}
             if roles != expected:
                 raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}")
+    # What no softmax can produce: a class probability above 1/2 that is not the top-1, or a top-1
+    # class with less than 1/C of the probability. (The schema already holds every value to [0, 1].)
+    floor = 1.0 / max(result.model.num_classes, 1)
+    for head_name, head in result.heads.items():
+        for image_id, prob in head.image_prob.items():
+            top1 = head.image_top1.get(image_id)
+            if (prob > 0.5 and top1 is False) or (top1 is True and prob < floor - TOLERANCE):
+                raise VerificationError(
+                    f"heads.{head_name}.image_top1[{image_id!r}]: {top1} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes"
+                )
     counts = (result.benchmark.num_positives, result.benchmark.num_negatives)
     actual = (sum(r.role == "positive" for r in images.values()), sum(r.role == "negative" for r in images.values()))
     if counts != actual:

@@ -1,8 +1,13 @@
 """SpuFix artifacts: per-class means and directions as safetensors, facts as JSON. Never a pickle.
 
 Layout of an artifact folder (local, or a Hub model repo for ``hf://ORG/NAME[@REVISION]``):
-    spufix.safetensors   mean.<k> [D], directions.<k> [L_k, D] for every corrected class k
-    spufix.json          source and target model, target weights revision, components, images per class, version
+    spufix.safetensors   mean.<k> [D], directions.<k> [L_k, D] (unit rows, float64) for every corrected class k
+    spufix.json          source and target model and weights revisions, components, images per class,
+                         version, and the sha256 of spufix.safetensors
+
+Loading validates everything before a score can change: the JSON against a strict schema, the file's
+digest, tensor names against the components, dtypes, shapes, finiteness, unit-norm directions and
+their linear independence; ``head()`` checks classes and width against the model.
 """
 
 from __future__ import annotations
@@ -14,15 +19,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 from safetensors.torch import load_file, save_file
 
-from spurbench.cache import atomic_path
+from spurbench.cache import atomic_path, content_digest
 from spurbench.errors import SpurbenchError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
+UNIT_TOLERANCE = 1e-6  # directions are stored as unit rows
+MAX_CONDITION = 1e10  # a Gram matrix of the directions beyond this is treated as singular
 TENSORS_FILE = "spufix.safetensors"
 META_FILE = "spufix.json"
 DEFAULT_HUB_ORG = "spurbench"  # `--spufix auto` looks for <org>/spufix-<model slug>
+
+
+class ArtifactMeta(BaseModel):
+    """The schema of ``spufix.json``; anything else in it is an error."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    format: int
+    source_model: str
+    source_weights_revision: str | None = None
+    target_model: str
+    target_weights_revision: str | None
+    components: dict[NonNegativeInt, list[NonNegativeInt]]
+    images_per_class: dict[NonNegativeInt, NonNegativeInt]
+    spurbench_version: str
+    extra: dict[str, Any] = Field(default_factory=dict)
+    tensors_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -53,6 +78,15 @@ class SpuFixArtifact:
             "extra": self.extra,
         }
 
+    def check_model(self, weight: torch.Tensor) -> None:
+        """Refuse directions for classes the model does not have or of another feature width."""
+        num_classes, width = weight.shape
+        for k, (mean, _) in sorted(self.directions.items()):
+            if k >= num_classes:
+                raise SpurbenchError(f"SpuFix artifact corrects class {k}, but {self.target_model} has {num_classes} classes")
+            if mean.shape[0] != width:
+                raise SpurbenchError(f"SpuFix artifact directions have width {mean.shape[0]}, {self.target_model}'s features have {width}")
+
     def fingerprint(self) -> str:
         """sha256 of the facts that decide the corrected logits (target, components, tensors)."""
         facts = [self.target_model, self.target_weights_revision, sorted(self.components.items()), self.source_weights_revision]
@@ -71,8 +105,9 @@ class SpuFixArtifact:
             tensors[f"directions.{k}"] = dirs.detach().to(torch.float64).contiguous()
         with atomic_path(folder / TENSORS_FILE) as tmp:
             save_file(tensors, str(tmp), metadata={"format": str(FORMAT_VERSION)})
+        meta = {**self.metadata(), "tensors_sha256": content_digest(folder / TENSORS_FILE).removeprefix("sha256:")}
         with atomic_path(folder / META_FILE) as tmp:
-            tmp.write_text(json.dumps(self.metadata(), indent=1) + "\n")
+            tmp.write_text(json.dumps(meta, indent=1) + "\n")
         return folder
 
     def check_target(self, model_name: str, weights_revision: str | None) -> None:
@@ -88,6 +123,7 @@ class SpuFixArtifact:
     def head(self, weight: torch.Tensor, bias: torch.Tensor):
         from spurbench.heads import SpuFixHead
 
+        self.check_model(weight)
         return SpuFixHead.from_directions(weight, bias, self.directions)
 
 
@@ -98,25 +134,82 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     if not meta_path.is_file() or not tensor_path.is_file():
         raise SpurbenchError(f"{location}: not a SpuFix artifact (needs {META_FILE} and {TENSORS_FILE})")
     try:
-        meta = json.loads(meta_path.read_text())
+        raw = json.loads(meta_path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SpurbenchError(f"{location}: {META_FILE} is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise SpurbenchError(f"{location}: SpuFix artifact format {found!r}, this spurbench reads {FORMAT_VERSION} (refit it)")
+    try:
+        meta = ArtifactMeta.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise SpurbenchError(f"{location}: {META_FILE} at {where}: {' '.join(str(first['msg']).split())}") from None
+    if content_digest(tensor_path) != f"sha256:{meta.tensors_sha256}":
+        raise SpurbenchError(f"{location}: {TENSORS_FILE} does not match the digest in {META_FILE} (changed or damaged after it was written)")
+    try:
         tensors = load_file(str(tensor_path))
-    except (OSError, ValueError) as exc:
-        raise SpurbenchError(f"{location}: unreadable SpuFix artifact ({exc})") from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise SpurbenchError(f"{location}: SpuFix artifact format {meta.get('format')!r}, this spurbench reads {FORMAT_VERSION}")
-    classes = sorted(int(name.split(".", 1)[1]) for name in tensors if name.startswith("mean."))
-    directions = {k: (tensors[f"mean.{k}"], tensors[f"directions.{k}"]) for k in classes}
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise SpurbenchError(f"{location}: unreadable {TENSORS_FILE} ({type(exc).__name__})") from None
+    directions = _checked_directions(str(location), meta, tensors)
     return SpuFixArtifact(
-        source_model=meta["source_model"],
-        source_weights_revision=meta.get("source_weights_revision"),
-        target_model=meta["target_model"],
-        target_weights_revision=meta["target_weights_revision"],
-        components={int(k): v for k, v in meta["components"].items()},
-        images_per_class={int(k): v for k, v in meta["images_per_class"].items()},
+        source_model=meta.source_model,
+        source_weights_revision=meta.source_weights_revision,
+        target_model=meta.target_model,
+        target_weights_revision=meta.target_weights_revision,
+        components={k: list(v) for k, v in meta.components.items()},
+        images_per_class=dict(meta.images_per_class),
         directions=directions,
-        spurbench_version=meta.get("spurbench_version", ""),
-        extra=meta.get("extra", {}),
+        spurbench_version=meta.spurbench_version,
+        extra=meta.extra,
     )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    duplicate = next((k for k in keys if keys.count(k) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """(mean, directions) per class, after checking each tensor against the components and the others."""
+    expected = {f"{kind}.{k}" for k in meta.components for kind in ("mean", "directions")}
+    if set(tensors) != expected:
+        missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise SpurbenchError(f"{location}: {TENSORS_FILE} does not match the components in {META_FILE} ({what})")
+    if set(meta.images_per_class) != set(meta.components):
+        raise SpurbenchError(f"{location}: images_per_class and components name different classes")
+    widths: set[int] = set()
+    directions = {}
+    for k, ranks in sorted(meta.components.items()):
+        mean, dirs = tensors[f"mean.{k}"], tensors[f"directions.{k}"]
+        where = f"{location}: class {k}"
+        if not ranks or len(set(ranks)) != len(ranks):
+            raise SpurbenchError(f"{where}: components {ranks} must be distinct and at least one")
+        if mean.dtype != torch.float64 or dirs.dtype != torch.float64:
+            raise SpurbenchError(f"{where}: tensors are {mean.dtype}/{dirs.dtype}, an artifact stores float64")
+        if mean.ndim != 1 or dirs.ndim != 2 or dirs.shape != (len(ranks), mean.shape[0]):
+            raise SpurbenchError(f"{where}: mean {tuple(mean.shape)} and directions {tuple(dirs.shape)} do not fit {len(ranks)} component(s)")
+        if not (torch.isfinite(mean).all() and torch.isfinite(dirs).all()):
+            raise SpurbenchError(f"{where}: tensors contain NaN or inf")
+        norms = dirs.norm(dim=1)
+        if ((norms - 1).abs() > UNIT_TOLERANCE).any():
+            raise SpurbenchError(f"{where}: directions must be unit vectors (norms {[round(float(n), 6) for n in norms]})")
+        if torch.linalg.cond(dirs @ dirs.T) > MAX_CONDITION:
+            raise SpurbenchError(f"{where}: its {len(ranks)} directions are linearly dependent (singular direction matrix)")
+        widths.add(int(mean.shape[0]))
+        directions[k] = (mean, dirs)
+    if len(widths) > 1:
+        raise SpurbenchError(f"{location}: classes have directions of different widths {sorted(widths)}")
+    return directions
 
 
 def auto_location(model_name: str, org: str = DEFAULT_HUB_ORG) -> str:

@@ -1,0 +1,480 @@
+"""Reliability suite (issue 11): bad inputs and faults, through the real CLI, for every command.
+
+Each bad-input case must end in one line on stderr, exit status 2, no traceback and no result file.
+Each corruption case (a damaged cache entry) must end in a result identical to the undamaged run.
+The count of cases is reported in the README under "Reliability".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from spurbench.adapters.planted import build_model
+from tests.test_cli import spurbench
+from tests.test_cli_spurious_imagenet import MODEL, _checkpoint
+from tests.test_spurious_imagenet import make_upstream, make_val
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
+# .ci/run installs a typer of the line before 0.29 (which used the separate click package) here:
+OLD_TYPER = str(Path(os.environ["SPURBENCH_OLD_TYPER_PATH"]).resolve()) if os.environ.get("SPURBENCH_OLD_TYPER_PATH") else None
+TYPER_LINES = [None] + ([OLD_TYPER] if OLD_TYPER else [])
+
+
+def clean_failure(proc: subprocess.CompletedProcess, out: Path | None, *needles: str) -> None:
+    """Exit 2, one line on stderr containing the needles, no traceback anywhere, no result file."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    if out is not None:
+        assert not out.exists() or not list(out.rglob("*.json")), list(out.rglob("*"))
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the real CLI entry point (``spurbench.cli.main``) in this process: the same code path as the
+    console script, without paying the interpreter and torch start-up (about 10 s here) per case.
+    Returns a CompletedProcess-like result; an exception that escapes ``main`` fails the test."""
+
+    def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+        from spurbench.cli import main
+
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["spurbench", *args], code, out, err)
+
+    return run
+
+
+def _subprocess_cli(*args: str, cwd: Path, typer_path: str | None = None) -> subprocess.CompletedProcess:
+    """The console script in a fresh interpreter, optionally with another typer line first on the path."""
+    extra = {"PYTHONPATH": os.pathsep.join([typer_path, str(ROOT)])} if typer_path else {}
+    return spurbench(*args, cwd=cwd, env=extra)
+
+
+def _planted_weights(path: Path, poison: str | None = None) -> Path:
+    torch.manual_seed(0)
+    state = {k: v.contiguous().clone() for k, v in build_model("cnn", 0).state_dict().items()}
+    if poison == "head":
+        state["fc.weight"][0, 0] = float("nan")
+    elif poison == "features":
+        first = next(k for k in state if k.endswith("weight") and state[k].ndim == 4)
+        state[first][0, 0, 0, 0] = float("inf")
+    save_file(state, str(path))
+    return path
+
+
+# ------------------------------------------------------------------------------- run: usage and options
+
+USAGE_CASES = {
+    "batch size 0": (["run", "--batch-size", "0"], ["--batch-size"]),
+    "limit 0": (["run", "--limit", "0"], ["--limit"]),
+    "negative bootstrap": (["run", "--bootstrap", "-5"], ["--bootstrap"]),
+    "unknown flag": (["run", "--frobnicate"], ["--frobnicate"]),
+    "unknown command": (["frobnicate"], ["frobnicate"]),
+    "spufix fit without --model": (["spufix", "fit", "--train-data", "planted"], ["--model"]),
+    "float where an int belongs": (["run", "--limit", "two"], ["--limit"]),
+}
+
+
+@pytest.mark.parametrize("typer_path", TYPER_LINES, ids=lambda p: "typer-bundled-click" if p is None else "typer-with-click-package")
+@pytest.mark.parametrize("case", sorted(USAGE_CASES))
+def test_usage_errors_are_one_line_exit_2(tmp_path, case, typer_path):
+    args, needles = USAGE_CASES[case]
+    output = ["--output", str(tmp_path / "out")] if args[0] == "run" else []
+    clean_failure(_subprocess_cli(*args, *output, cwd=tmp_path, typer_path=typer_path), tmp_path / "out", *needles)
+
+
+def test_help_exits_0(cli, tmp_path):
+    for args in (["--help"], ["run", "--help"], ["spufix", "fit", "--help"], ["leaderboard", "verify", "--help"]):
+        proc = cli(*args, cwd=tmp_path)
+        assert proc.returncode == 0 and "Usage" in proc.stdout, (args, proc.stderr)
+
+
+RUN_CASES = {
+    "bootstrap over the verify cap": (["--bootstrap", "100000000"], ["--bootstrap", "10000"]),
+    "device gpu0": (["--device", "gpu0"], ["gpu0"]),
+    "device cuda:7": (["--device", "cuda:7"], ["cuda:7"]),
+    "markup in a model name": (["--model", "planted:[bold]cnn[/bold]"], ["planted:[bold]cnn[/bold]"]),
+    "newline in a model name": (["--model", "planted:cnn\nx"], ["planted:cnn\\nx"]),
+    "temperature nan": (["--temperature", "nan"], ["temperature"]),
+    "spufix temperature 0": (["--spufix-temperature", "0"], ["--spufix-temperature"]),
+    "missing checkpoint": (["--checkpoint", "missing.safetensors"], ["missing.safetensors", "does not exist"]),
+    "pickled checkpoint": (["--checkpoint", "weights.pt"], ["weights.pt", ".safetensors"]),
+    "garbage checkpoint": (["--checkpoint", "garbage.safetensors"], ["garbage.safetensors", "not a readable safetensors"]),
+    "checkpoint of another architecture": (["--model", "planted:resnet", "--checkpoint", "cnn.safetensors"], ["cnn.safetensors", "does not fit"]),
+    "NaN in the classifier": (["--checkpoint", "nan-head.safetensors"], ["classifier weights contain NaN or inf"]),
+    "inf in the backbone": (["--checkpoint", "inf-features.safetensors"], ["non-finite features", "planted-generator"]),
+    "missing SpuFix artifact": (["--spufix", "no-such-artifact"], ["no-such-artifact"]),
+    "unknown benchmark": (["--benchmark", "imagenet-x"], ["imagenet-x"]),
+}
+
+
+@pytest.fixture(scope="module")
+def run_inputs(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("run-inputs")
+    _planted_weights(folder / "cnn.safetensors")
+    _planted_weights(folder / "nan-head.safetensors", "head")
+    _planted_weights(folder / "inf-features.safetensors", "features")
+    (folder / "weights.pt").write_bytes(b"\x80\x04not really a pickle")
+    (folder / "garbage.safetensors").write_bytes(b"\x00" * 64)
+    return folder
+
+
+@pytest.mark.parametrize("case", sorted(RUN_CASES))
+def test_run_bad_inputs(cli, run_inputs, tmp_path, case):
+    extra, needles = RUN_CASES[case]
+    args = ["run", "--limit", "2", "--bootstrap", "0", "-q", "--output", str(tmp_path / "out")]
+    if "--model" not in extra:
+        args += ["--model", "planted:cnn"]
+    if "--checkpoint" not in extra and "--model" not in extra:
+        args += ["--checkpoint", str(run_inputs / "cnn.safetensors")]
+    clean_failure(cli(*args, *extra, cwd=run_inputs), tmp_path / "out", *needles)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_run_on_cuda_without_one(cli, run_inputs, tmp_path):
+    proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--device", "cuda", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    clean_failure(proc, tmp_path / "out", "no CUDA device")
+
+
+@pytest.mark.parametrize("kind", ["a file", "under /proc"])
+def test_unwritable_output_fails_before_any_work(cli, run_inputs, tmp_path, kind):
+    out = tmp_path / "taken"
+    if kind == "a file":
+        out.write_text("not a folder")
+    else:
+        out = Path("/proc/spurbench-out")
+    start = time.monotonic()
+    proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "-o", str(out), cwd=tmp_path)
+    clean_failure(proc, None, "output folder")
+    assert time.monotonic() - start < 30  # refused up front, not after the forward pass
+
+
+def test_registry_typo_is_refused_with_a_suggestion(cli, tmp_path):
+    (tmp_path / "models.yaml").write_text("models:\n  - model: planted:cnn\n    chekpoint: w.safetensors\n")
+    proc = cli("run", "--registry", str(tmp_path / "models.yaml"), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    clean_failure(proc, tmp_path / "out", "unknown key 'chekpoint'", "Did you mean: checkpoint")
+
+
+def test_ctrl_c_exits_130_and_says_how_to_resume(run_inputs, tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "-q", "-o", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not any((cache / "features").glob("*/manifest.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # wait until the run is computing features: Ctrl-C then lands mid-run
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; run the same command to resume" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------ a bad benchmark image
+
+
+@pytest.fixture(scope="module")
+def si_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("si")
+    upstream = make_upstream(root / "upstream", {(1, 3): 4, (309, 0): 4})
+    val = make_val(root / "val", [1, 309], per_class=3)
+    return root, upstream, val, _checkpoint(root / "ck.safetensors")
+
+
+def _si_args(data_dir: Path, val: Path, ckpt: Path, out: Path) -> list[str]:
+    return ["run", "--benchmark", "spurious-imagenet", "--data-dir", str(data_dir), "--imagenet-val", str(val),
+            "--model", MODEL, "--checkpoint", str(ckpt), "--bootstrap", "20", "-q", "--output", str(out)]  # fmt: skip
+
+
+def test_corrupt_image_in_a_worker_is_one_line_naming_the_file(cli, si_data, tmp_path):
+    root, upstream, val, ckpt = si_data
+    broken = tmp_path / "upstream"
+    shutil.copytree(upstream, broken)
+    victim = sorted((broken / "spurious_class_309_comp_0").iterdir())[1]
+    victim.write_bytes(victim.read_bytes()[:40])  # a truncated image
+    proc = cli(*_si_args(broken, val, ckpt, tmp_path / "out"), "--no-cache", cwd=tmp_path)
+    clean_failure(proc, tmp_path / "out", victim.name)
+
+
+def test_dataset_build_decodes_every_image(cli, si_data, tmp_path):
+    _, upstream, _, _ = si_data
+    broken = tmp_path / "upstream"
+    shutil.copytree(upstream, broken)
+    victim = next(p for p in sorted((broken / "spurious_class_1_comp_3").iterdir()) if p.suffix == ".jpg")
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) * 2 // 3])  # header intact, scan data cut: verify() alone accepts it
+    proc = cli("dataset", "build", "--from-upstream", str(broken), "--out", str(tmp_path / "built"), cwd=tmp_path)
+    clean_failure(proc, None, victim.name)
+    assert not (tmp_path / "built" / "spurbench.json").exists()
+
+
+# -------------------------------------------------------------------------- damaged cache entries are repaired
+
+
+def _result_without_provenance(path: Path) -> dict:
+    raw = json.loads(path.read_text())
+    raw.pop("provenance")
+    return raw
+
+
+def _feature_dirs(cache: Path) -> list[Path]:
+    return sorted(p for p in (cache / "features").iterdir() if p.name.startswith("spurious-imagenet-"))
+
+
+def _zero_a_row(folder: Path) -> None:
+    shard = folder / "shard-00000.safetensors"
+    raw = bytearray(shard.read_bytes())
+    raw[-64:] = bytes(64)  # the last row's data bytes: the header (ids, shape) stays valid
+    shard.write_bytes(bytes(raw))
+
+
+def _corrupt_manifest(folder: Path) -> None:
+    (folder / "manifest.json").write_text("{not json")
+
+
+def _wrong_width(folder: Path) -> None:
+    shard = folder / "shard-00000.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(shard), framework="pt") as handle:
+        meta = handle.metadata()
+    feats = load_file(str(shard))["features"]
+    save_file({"features": feats[:, :-1].contiguous()}, str(shard), metadata=meta)
+
+
+@pytest.mark.parametrize("damage", [_zero_a_row, _corrupt_manifest, _wrong_width], ids=["zeroed row", "corrupt manifest", "wrong width"])
+def test_damaged_feature_cache_gives_the_undamaged_result(cli, si_data, tmp_path, damage):
+    root, upstream, val, ckpt = si_data
+    cache = tmp_path / "cache"
+    env = {"SPURBENCH_CACHE": str(cache)}
+    first = cli(*_si_args(upstream, val, ckpt, tmp_path / "a"), cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    (folder,) = _feature_dirs(cache)
+    damage(folder)
+    second = cli(*_si_args(upstream, val, ckpt, tmp_path / "b"), cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "note: feature cache" in second.stderr and "recomputing" in second.stderr
+    (a,), (b,) = list((tmp_path / "a").glob("*.json")), list((tmp_path / "b").glob("*.json"))
+    assert _result_without_provenance(a) == _result_without_provenance(b)
+
+
+@pytest.mark.slow
+def test_damaged_planted_weights_are_retrained(cli, trained, tmp_path):
+    cache, _ = trained
+    copy = tmp_path / "cache"
+    shutil.copytree(cache / "planted", copy / "planted")
+    weights = next((copy / "planted").glob("cnn-*.safetensors"))
+    state = load_file(str(weights))
+    state["fc.weight"][0, 0] += 1.0  # a flipped bit's worth of damage, header intact
+    save_file(state, str(weights))
+    proc = cli("run", "-m", "planted:cnn", "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(copy)})
+    assert proc.returncode == 0, proc.stderr
+    assert "do not match their recorded digest; training again" in proc.stderr
+    assert load_file(str(weights))["fc.weight"].equal(load_file(str(next((cache / "planted").glob("cnn-*.safetensors"))))["fc.weight"])
+
+
+# ------------------------------------------------------------------------------------- SpuFix artifacts
+
+
+def _artifact(folder: Path, weights: Path, revision: str | None = "checkpoint") -> Path:
+    """A valid artifact for planted:cnn with ``weights``: class 2, two orthonormal directions."""
+    from spurbench.cache import content_digest
+    from spurbench.spufix.artifact import SpuFixArtifact
+
+    generator = torch.Generator().manual_seed(0)
+    width = build_model("cnn", 0).fc.weight.shape[1]
+    dirs = torch.linalg.qr(torch.randn(width, 2, generator=generator, dtype=torch.float64))[0].T.contiguous()
+    SpuFixArtifact(
+        source_model="planted:cnn", target_model="planted:cnn", target_weights_revision=content_digest(weights) if revision == "checkpoint" else revision, components={2: [0, 3]},
+        images_per_class={2: 50}, directions={2: (torch.randn(width, generator=generator, dtype=torch.float64), dirs)},
+    ).save(folder)  # fmt: skip
+    return folder
+
+
+def _edit_json(folder: Path, edit) -> None:
+    meta = json.loads((folder / "spufix.json").read_text())
+    edit(meta)
+    (folder / "spufix.json").write_text(json.dumps(meta))
+
+
+def _edit_tensors(folder: Path, edit, rehash: bool = True) -> None:
+    from spurbench.cache import content_digest
+
+    tensors = load_file(str(folder / "spufix.safetensors"))
+    edit(tensors)
+    save_file(tensors, str(folder / "spufix.safetensors"))
+    if rehash:  # a forger who also updates the digest: the tensor checks must still catch it
+        _edit_json(folder, lambda m: m.__setitem__("tensors_sha256", content_digest(folder / "spufix.safetensors").removeprefix("sha256:")))
+
+
+ARTIFACT_CASES = {
+    "not JSON": (lambda f: (f / "spufix.json").write_text("{"), "not valid JSON"),
+    "duplicate key": (lambda f: (f / "spufix.json").write_text((f / "spufix.json").read_text().replace('"format": 2,', '"format": 2, "format": 2,')), "duplicate key"),
+    "old format": (lambda f: _edit_json(f, lambda m: m.__setitem__("format", 1)), "format 1"),
+    "unknown JSON key": (lambda f: _edit_json(f, lambda m: m.__setitem__("componets", {})), "componets"),
+    "components differ from tensors": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0]})), "do not fit 1 component"),
+    "components of another class": (lambda f: _edit_json(f, lambda m: (m.__setitem__("components", {"3": [0, 3]}), m.__setitem__("images_per_class", {"3": 50}))), "does not match the components"),
+    "negative component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, -3]})), "components"),
+    "tensors changed, digest kept": (lambda f: _edit_tensors(f, lambda t: t["mean.2"].mul_(1e30), rehash=False), "does not match the digest"),
+    "float16 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("mean.2", t["mean.2"].half())), "float16"),
+    "int32 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("directions.2", t["directions.2"].int())), "int32"),
+    "scaled directions": (lambda f: _edit_tensors(f, lambda t: t["directions.2"].mul_(1e30)), "unit vectors"),
+    "NaN in the mean": (lambda f: _edit_tensors(f, lambda t: t["mean.2"].__setitem__(0, float("nan"))), "NaN or inf"),
+    "singular directions": (lambda f: _edit_tensors(f, lambda t: t["directions.2"].__setitem__(1, t["directions.2"][0])), "linearly dependent"),
+    "missing tensor": (lambda f: _edit_tensors(f, lambda t: t.pop("mean.2")), "missing 'mean.2'"),
+    "wrong width": (lambda f: _edit_tensors(f, lambda t: (t.__setitem__("mean.2", t["mean.2"][:-1].contiguous()), t.__setitem__("directions.2", torch.nn.functional.normalize(t["directions.2"][:, :-1], dim=1).contiguous()))), "width"),
+    "class outside the model": (lambda f: (_edit_tensors(f, lambda t: (t.__setitem__("mean.99", t.pop("mean.2")), t.__setitem__("directions.99", t.pop("directions.2")))), _edit_json(f, lambda m: (m.__setitem__("components", {"99": [0, 3]}), m.__setitem__("images_per_class", {"99": 50})))), "class 99"),
+    "truncated tensors file": (lambda f: (f / "spufix.safetensors").write_bytes((f / "spufix.safetensors").read_bytes()[:100]), "does not match the digest"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARTIFACT_CASES))
+def test_malformed_spufix_artifacts_are_refused(cli, run_inputs, tmp_path, case):
+    edit, needle = ARTIFACT_CASES[case]
+    folder = _artifact(tmp_path / "artifact", run_inputs / "cnn.safetensors")
+    edit(folder)
+    args = ["run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--spufix", str(folder), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
+    clean_failure(cli(*args, cwd=tmp_path), tmp_path / "out", needle)
+
+
+def test_a_valid_artifact_scores_and_one_for_other_weights_is_refused(cli, run_inputs, tmp_path):
+    ckpt = run_inputs / "cnn.safetensors"
+    args = ["run", "-m", "planted:cnn", "--checkpoint", str(ckpt), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
+    proc = cli(*args, "--spufix", str(_artifact(tmp_path / "other", ckpt, revision="sha256:" + "0" * 64)), cwd=tmp_path)
+    clean_failure(proc, tmp_path / "out", "fitted on weights")
+    proc = cli(*args, "--spufix", str(_artifact(tmp_path / "artifact", ckpt)), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------------------------------ spufix, dataset
+
+
+def test_spufix_fit_and_import_bad_inputs(cli, run_inputs, tmp_path):
+    (tmp_path / "components.json").write_text("{not json")
+    ckpt = str(run_inputs / "cnn.safetensors")
+    cases = [
+        (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", "planted", "--components", str(tmp_path / "components.json")], "not valid JSON"),
+        (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", "planted", "--device", "gpu0"], "gpu0"),
+        (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", str(tmp_path / "no-train")], "no-train"),
+        (["spufix", "fit", "-m", "planted:cnn", "--source", str(tmp_path), "--source-model", "planted:resnet", "--train-data", "planted"], "not both"),
+        (["spufix", "import-alphas", str(tmp_path / "no-alphas"), "--train-data", str(tmp_path)], "no-alphas"),
+        (["dataset", "build", "--from-upstream", str(tmp_path / "nope"), "--out", str(tmp_path / "built")], "nope"),
+        (["ls", "--registry-dir", str(tmp_path / "registry")], "malformed YAML"),
+    ]
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "bad.yaml").write_text("models: [\n")
+    for args, needle in cases:
+        clean_failure(cli(*args, cwd=tmp_path), None, needle)
+    assert not list(tmp_path.glob("spufix-*"))  # no half-written artifact
+
+
+# ------------------------------------------------------------------------------- leaderboard verify, build
+
+
+def _tampered_file(tmp_path: Path, text_edit=None, edit=None) -> Path:
+    text = COMMITTED[0].read_text()
+    if edit is not None:
+        raw = json.loads(text)
+        edit(raw)
+        text = json.dumps(raw)
+    if text_edit is not None:
+        text = text_edit(text)
+    path = tmp_path / COMMITTED[0].name
+    path.write_text(text)
+    return path
+
+
+def _first(raw: dict, role: str, confident: bool = False) -> str:
+    head = raw["heads"]["plain"]
+    return next(i for i, r in raw["images"].items() if r["role"] == role and (not confident or head["image_prob"][i] > 0.9))
+
+
+def _flip_confident_positives(raw: dict) -> None:
+    """Mark confident class images as not top-1 and recompute every metric to match: only the
+    softmax's own constraint (p > 1/2 implies top-1) can catch it."""
+    import numpy as np
+
+    from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
+
+    head = raw["heads"]["plain"]
+    for image_id, record in raw["images"].items():
+        if record["role"] == "positive" and head["image_prob"][image_id] > 0.9:
+            head["image_top1"][image_id] = False
+    per_class = []
+    for row in head["classes"]:
+        ids = {role: [i for i, r in raw["images"].items() if r["class_index"] == row["class_index"] and r["role"] == role] for role in ("positive", "negative")}
+        scores = ClassScores(row["class_index"], *(np.array([head["image_prob"][i] for i in ids[r]]) for r in ("positive", "negative")), *(np.array([head["image_top1"][i] for i in ids[r]]) for r in ("positive", "negative")))
+        per_class.append(scores)
+        row.update(class_metrics(scores))
+    head["aggregate"].update(aggregate_metrics(per_class, draws=head["aggregate"]["bootstrap_draws"]))
+
+
+VERIFY_CASES = {
+    "probability above 1": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 1.5)), "image_prob"),
+    "negative probability": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), -0.1)), "image_prob"),
+    "NaN probability": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), float("nan"))), "NaN"),
+    "duplicate key": (dict(text_edit=lambda t: t.replace('"config_hash"', '"config_hash": "x", "config_hash"', 1)), "duplicate key 'config_hash'"),
+    "revision of 5000 digits": (dict(edit=lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed" + "9" * 5000)), "unknown revision"),
+    "confident positives not top-1, metrics recomputed": (dict(edit=_flip_confident_positives), "impossible for a softmax"),
+    "not JSON": (dict(text_edit=lambda t: t[: len(t) // 2]), "invalid JSON"),
+    "temperature 0": (dict(edit=lambda raw: raw["heads"]["plain"].__setitem__("temperature", 0)), "temperature"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VERIFY_CASES))
+def test_verify_rejects_the_impossible(cli, tmp_path, case):
+    kwargs, needle = VERIFY_CASES[case]
+    path = _tampered_file(tmp_path, **kwargs)
+    clean_failure(cli("leaderboard", "verify", str(path), cwd=tmp_path), None, str(path), needle)
+
+
+def test_leaderboard_build_refuses_a_tampered_result_and_writes_nothing(cli, tmp_path):
+    path = _tampered_file(tmp_path, edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 2.0))
+    proc = cli("leaderboard", "build", "--results", str(path), "--out", str(tmp_path / "site"), "--board-dir", str(tmp_path / "board"), cwd=tmp_path)
+    clean_failure(proc, None, str(path))
+    assert not (tmp_path / "site").exists() and not (tmp_path / "board").exists()
+
+
+def test_board_markdown_escapes_names(tmp_path):
+    from spurbench.leaderboard.build import build_board
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in COMMITTED:
+        shutil.copy(path, results)
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "x.yaml").write_text(
+        'models:\n  - model: planted:cnn\n    display_name: "<script>alert(1)</script> | *CNN*"\n    data: planted\n'
+    )
+    board = build_board(sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path / "board", registry_dir=tmp_path / "registry")
+    row = next(line for line in board.markdown.read_text().splitlines() if "planted:cnn" in line)
+    assert "<script>" not in row and "\\<script\\>" in row and "\\| \\*CNN\\*" in row
+    assert row.count(" | ") == 12  # 13 cells: the name's pipe did not add a column
+    page = board.html.read_text()
+    assert page.index("&lt;script&gt;alert(1)") < page.index("<script>")  # escaped; the only <script> is the page's own
