@@ -23,6 +23,7 @@ from spurbench.adapters.planted import (
 )
 from spurbench.benchmarks import BenchmarkOptions, load_benchmark
 from spurbench.benchmarks import planted as P
+from spurbench.cache import content_digest
 from spurbench.errors import UnknownNameError
 from spurbench.preprocessing import build_transform
 
@@ -275,7 +276,9 @@ def test_trained_model_recognises_objects(trained, tests, arch):
         accuracy = (adapter.logits(to_tensor(tests.clean.images)).argmax(1).numpy() == tests.clean.labels).mean()
     assert accuracy >= 0.9
     assert adapter.training_stats["clean_test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
-    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_models.TRAIN_VERSION}-seed0"
+    # the weights revision names the recipe and the content digest of the cached weights file
+    (weights,) = (trained[0] / "planted").glob(f"{arch}-*.safetensors")
+    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_models.TRAIN_VERSION}-seed0 {content_digest(weights)}"
 
 
 @pytest.mark.slow

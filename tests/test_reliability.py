@@ -184,7 +184,8 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(run_inputs, tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "-q", "-o", str(tmp_path / "out")],
+        # all images and the largest bootstrap: seconds of work left when the features start
+        [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--bootstrap", "10000", "-q", "-o", str(tmp_path / "out")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
