@@ -6,7 +6,7 @@ P2: the fused SpuFix correction vs the backbone forward (goal <= 1 %), and vs th
 The SpuFix head has the paper's shape: 322 components in 233 classes (the shipped components file),
 with random unit directions (speed does not depend on their values).
 
-    python benchmarks/p1_p2_spufix_cost.py [--model timm:tf_efficientnet_lite0]
+    python perf/p1_p2_spufix_cost.py [--model timm:tf_efficientnet_lite0]
 """
 
 from __future__ import annotations

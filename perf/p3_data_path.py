@@ -4,7 +4,7 @@ Raw forward = the adapter's ``logits`` on already-decoded, already-transformed t
 End to end = ``spurbench.evaluate`` without the feature cache: JPEG decode, transform, forward, heads,
 metrics, result. The data path must keep the model busy, so the ratio should be close to 1.
 
-    python benchmarks/p3_data_path.py [--model timm:tf_efficientnet_lite0] [--images-per-role 24]
+    python perf/p3_data_path.py [--model timm:tf_efficientnet_lite0] [--images-per-role 24]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ does) is measured too: its growth is ~ N x D x 8 bytes, which shows the measurem
 Images are generated on the fly (32 px); the model is a fixed random projection of the pixels to
 D = 4096 features with a linear head, so that only the fit's own memory varies.
 
-    python benchmarks/p4_streaming_memory.py [--images 2000] [--dim 4096]
+    python perf/p4_streaming_memory.py [--images 2000] [--dim 4096]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 must take every feature from the cache (the adapter counts forward calls) and redo heads, metrics,
 the 1000-draw bootstrap and the result file.
 
-    python benchmarks/p5_rescore.py
+    python perf/p5_rescore.py
 """
 
 from __future__ import annotations

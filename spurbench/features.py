@@ -138,7 +138,7 @@ def _bound_heap_growth() -> None:
 
     Why: glibc raises its mmap threshold to the size of each large buffer freed, so later feature,
     image-batch and shard buffers (MiBs each) come from the heap, where fragmentation kept them
-    resident: a fit over 4x the images grew peak memory ~4x (benchmarks/p4_streaming_memory.py).
+    resident: a fit over 4x the images grew peak memory ~4x (perf/p4_streaming_memory.py).
     A fixed threshold maps such buffers and unmaps them when freed. Process-wide, set once, and
     never over a user's own MALLOC_MMAP_THRESHOLD_.
     """
@@ -300,7 +300,7 @@ class FeatureStream:
                 if feats is None:
                     # One buffer per shard, filled in place: collecting per-batch tensors and
                     # concatenating them fragmented glibc's heap so that resident memory grew with
-                    # the image count (measured by benchmarks/p4_streaming_memory.py).
+                    # the image count (measured by perf/p4_streaming_memory.py).
                     feats = torch.empty(len(self.shard_ids[current]), out.shape[1], dtype=torch.float32)
                 feats[filled : filled + out.shape[0]] = out
                 filled += out.shape[0]
