@@ -447,9 +447,11 @@ def usage_exit(exc: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130."""
+    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130.
+    A bare ``spurbench`` shows the help."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        status = app(args=argv, standalone_mode=False)
+        status = app(args=args or ["--help"], standalone_mode=False)
     except SpurbenchError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)

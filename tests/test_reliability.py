@@ -109,7 +109,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, case, typer_path):
 
 
 def test_help_exits_0(cli, tmp_path):
-    for args in (["--help"], ["run", "--help"], ["spufix", "fit", "--help"], ["leaderboard", "verify", "--help"]):
+    for args in ([], ["--help"], ["run", "--help"], ["spufix", "fit", "--help"], ["leaderboard", "verify", "--help"]):
         proc = cli(*args, cwd=tmp_path)
         assert proc.returncode == 0 and "Usage" in proc.stdout, (args, proc.stderr)
 
@@ -187,6 +187,9 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(run_inputs, tmp_path):
         # all images and the largest bootstrap: seconds of work left when the features start
         [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--bootstrap", "10000", "-q", "-o", str(tmp_path / "out")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and an ignored
+        # signal stays ignored across exec: give the child the default a terminal user's process has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not any((cache / "features").glob("*/manifest.json")) and time.monotonic() < deadline and proc.poll() is None:
