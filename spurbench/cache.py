@@ -77,3 +77,21 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     """Hash a JSON-serialisable payload independent of dict order."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as the standard defines it: a duplicate key or NaN / Infinity is an error (Python's
+    json module accepts both silently, and a duplicate key would hide the value that was verified)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+        return dict(pairs)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 import subprocess
@@ -13,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
-from spurbench.cache import atomic_path
+from spurbench.cache import atomic_path, strict_json
 from spurbench.errors import SpurbenchError
 
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
@@ -189,24 +188,6 @@ def write_result(result: Result, path: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(result.model_dump_json(indent=1) + "\n")
     return path
-
-
-def strict_json(text: str) -> Any:
-    """Parse JSON as the standard defines it: a duplicate key or NaN / Infinity is an error (Python's
-    json module accepts both silently, and a duplicate key would hide the value that was verified)."""
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-        return dict(pairs)
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
-    return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)
 
 
 def read_result(path: Path) -> Result:

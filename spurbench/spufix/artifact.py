@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 from safetensors.torch import load_file, save_file
 
-from spurbench.cache import atomic_path, content_digest
+from spurbench.cache import atomic_path, content_digest, strict_json
 from spurbench.errors import SpurbenchError
 
 FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
@@ -134,7 +134,7 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     if not meta_path.is_file() or not tensor_path.is_file():
         raise SpurbenchError(f"{location}: not a SpuFix artifact (needs {META_FILE} and {TENSORS_FILE})")
     try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        raw = strict_json(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SpurbenchError(f"{location}: {META_FILE} is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
@@ -164,18 +164,6 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
         spurbench_version=meta.spurbench_version,
         extra=meta.extra,
     )
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    duplicate = next((k for k in keys if keys.count(k) > 1), None)
-    if duplicate is not None:
-        raise ValueError(f"duplicate key {duplicate!r}")
-    return dict(pairs)
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
