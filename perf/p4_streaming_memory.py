@@ -48,6 +48,10 @@ class ProjectionAdapter(ModelAdapter):
             data_config={"input_size": (3, SIZE, SIZE), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.25,) * 3, "crop_pct": 1.0, "crop_mode": "center"},
         )  # fmt: skip
 
+    @classmethod
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ProjectionAdapter":
+        return cls(int(spec))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(x.flatten(1) @ self.projection)
 
@@ -76,7 +80,7 @@ def child(n: int, dim: int, mode: str) -> dict[str, float]:
     from spurbench.spufix.fit import SourceAlphas, fit_transfer
     from spurbench.spufix.npca import match_directions
 
-    target = ProjectionAdapter(dim)
+    target = ProjectionAdapter.load(str(dim))
     bench = one_class_benchmark(n)
     alphas = torch.randn(n, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     source = SourceAlphas("source:any", {CLASS: [0, 1, 2]}, {CLASS: [im.image_id for im in bench.images]}, {CLASS: alphas})
@@ -87,7 +91,7 @@ def child(n: int, dim: int, mode: str) -> dict[str, float]:
         artifact = fit_transfer(target, bench, source, progress=False)
         directions = artifact.directions[CLASS][1]
     else:  # collect everything, then one call: what the streaming fit avoids
-        feats = torch.cat([f for _, f in FeatureStream(target, bench, progress=False)])
+        feats = torch.cat([f for _, f in FeatureStream.open(target, bench, progress=False)])
         directions, _ = match_directions(alphas, feats, target.weight[CLASS])
     return {"images": n, "growth_mib": peak_rss_mib() - before, "peak_mib": peak_rss_mib(), "directions_norm": float(directions.norm())}
 

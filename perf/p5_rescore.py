@@ -38,7 +38,14 @@ class ProjectionAdapter(ModelAdapter):
         self.bias = torch.zeros(CLASSES)
         self.forward_calls = 0
         cfg = {"input_size": (3, 8, 8), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0, "crop_mode": "center"}
-        self.card = ModelCard("speed:projection", "speed", "seed0", "imagenet-1k", CLASSES, self.proj.numel() + self.weight.numel(), cfg)
+        self.card = ModelCard(
+            name="speed:projection", family="speed", weights_revision="seed0", label_space="imagenet-1k", num_classes=CLASSES,
+            num_params=self.proj.numel() + self.weight.numel(), data_config=cfg,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, spec: str = "projection", *, checkpoint: str | None = None, pretrained: bool = True) -> "ProjectionAdapter":
+        return cls()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         self.forward_calls += 1
@@ -68,7 +75,7 @@ def benchmark_12k() -> Benchmark:
 
 def main() -> None:
     os.environ.setdefault("SPURBENCH_CACHE", tempfile.mkdtemp(prefix="spurbench-p5-"))
-    adapter, bench = ProjectionAdapter(), benchmark_12k()
+    adapter, bench = ProjectionAdapter.load("projection"), benchmark_12k()
     out = tempfile.mkdtemp(prefix="spurbench-p5-out-")
     evaluate(adapter, bench, batch_size=256, progress=False)  # fills the cache
     calls = adapter.forward_calls

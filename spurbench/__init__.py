@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from spurbench._version import __version__
 
 __all__ = ["__version__", "load_model", "load_benchmark", "evaluate"]
 
 
 def __getattr__(name: str):
-    # Lazy so that `import spurbench` (and `spurbench --help`) stays fast: torch/timm load on first use.
-    if name == "load_model":
-        from spurbench.adapters import load_model
+    if name not in ("load_model", "load_benchmark", "evaluate"):
+        raise AttributeError(f"module 'spurbench' has no attribute {name!r}")
+    # lazy: keeps `import spurbench` (and so spurbench --help) fast; torch and timm load on first use
+    from spurbench import adapters, benchmarks, harness
 
-        return load_model
-    if name == "load_benchmark":
-        from spurbench.benchmarks import load_benchmark
-
-        return load_benchmark
-    if name == "evaluate":
-        from spurbench.harness import evaluate
-
-        return evaluate
-    raise AttributeError(f"module 'spurbench' has no attribute {name!r}")
+    return {"load_model": adapters.load_model, "load_benchmark": benchmarks.load_benchmark, "evaluate": harness.evaluate}[name]

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import shutil
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from rich.progress import (
@@ -29,13 +26,15 @@ from rich.progress import (
 )
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from spurbench.adapters.base import ModelAdapter
-from spurbench.benchmarks.base import Benchmark, BenchmarkImage
-from spurbench.cache import atomic_path, cache_dir, stable_hash
+from spurbench.benchmarks.base import ROLES, Benchmark, BenchmarkImage
+from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.files import atomic_path, stable_hash
 from spurbench.preprocessing import build_transform
+from spurbench.runtime import bound_heap_growth, default_workers, note, worker_context
 
 CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
 
@@ -71,8 +70,6 @@ class _ImageDataset(Dataset):
 def _collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
     """The batch, or the first image error in it (see ``_ImageDataset``). torch's default_collate
     stacks straight into shared memory inside a worker, saving a copy per batch over torch.stack."""
-    from torch.utils.data import default_collate
-
     error = next((item for item in items if isinstance(item, str)), None)
     return error if error is not None else default_collate(items)
 
@@ -93,65 +90,6 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "shard_size": shard_size,
         "dtype": "float32",
     }
-
-
-def check_device(device: str) -> str:
-    """``device`` if this machine has it, else a one-line SpurbenchError (before any work is done)."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise SpurbenchError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise SpurbenchError(f"device {device!r}: no CUDA device is available on this machine")
-        if parsed.index is not None and parsed.index >= count:
-            raise SpurbenchError(f"device {device!r}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
-    elif parsed.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise SpurbenchError(f"device {device!r}: MPS is not available on this machine")
-    elif parsed.type != "cpu":
-        raise SpurbenchError(f"unsupported device {device!r}; use cpu, cuda, cuda:N or mps")
-    return device
-
-
-def note(message: str) -> None:
-    """A one-line notice on stderr (cache repairs): the user is told, the run goes on."""
-    sys.stderr.write(f"note: {message}\n")
-
-
-def _default_workers() -> int:
-    # Decoding overlaps with the forward pass; one worker per spare core is enough on small machines.
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-
-def _worker_context() -> str | None:
-    # Image loaders are closures, which only fork can hand to workers without pickling.
-    return "fork" if sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods() else None
-
-
-_HEAP_BOUNDED = False
-
-
-def _bound_heap_growth() -> None:
-    """Keep resident memory independent of the image count on glibc (Linux).
-
-    Why: glibc raises its mmap threshold to the size of each large buffer freed, so later feature,
-    image-batch and shard buffers (MiBs each) come from the heap, where fragmentation kept them
-    resident: a fit over 4x the images grew peak memory ~4x (perf/p4_streaming_memory.py).
-    A fixed threshold maps such buffers and unmaps them when freed. Process-wide, set once, and
-    never over a user's own MALLOC_MMAP_THRESHOLD_.
-    """
-    global _HEAP_BOUNDED
-    if _HEAP_BOUNDED or not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return
-    _HEAP_BOUNDED = True
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        pass
 
 
 def _tensor_digest(feats: torch.Tensor) -> str:
@@ -198,7 +136,11 @@ def _read_manifest(path: Path) -> dict | None:
 class FeatureStream:
     """Features of a benchmark's images, shard by shard in image order: cached shards are read, missing
     ones computed (and cached). Iterating holds one shard in memory, so statistics over the stream
-    (neural PCA, matched directions) use memory independent of the number of images."""
+    (neural PCA, matched directions) use memory independent of the number of images.
+
+    Build it with :meth:`open`, which checks the cache (an explicit step: it reads every cached shard
+    once to verify its digest); the constructor only stores its arguments.
+    """
 
     def __init__(
         self,
@@ -213,42 +155,49 @@ class FeatureStream:
         shard_batches: int = 8,
         progress: bool = True,
     ):
-        self.adapter, self.benchmark = adapter, benchmark
+        self.adapter, self.benchmark, self.protocol, self.use_cache = adapter, benchmark, protocol, use_cache
         self.batch_size, self.device, self.num_workers, self.progress = batch_size, device, num_workers, progress
+        self.shard_size = batch_size * shard_batches
         images = benchmark.images
-        self.shard_size = shard_size = batch_size * shard_batches
-        n_shards = (len(images) + shard_size - 1) // shard_size
-        self.transforms = {
-            role: build_transform(adapter.data_config, protocol, role, benchmark.positive_crop_pct)
-            for role in ("positive", "negative")
-        }
-        self.shard_ids = [[im.image_id for im in images[i * shard_size : (i + 1) * shard_size]] for i in range(n_shards)]
+        n_shards = (len(images) + self.shard_size - 1) // self.shard_size
+        self.shard_ids = [[im.image_id for im in images[i * self.shard_size : (i + 1) * self.shard_size]] for i in range(n_shards)]
         self.folder: Path | None = None
         self.computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         self.devices: list[str] = []
-        width = int(adapter.head[0].shape[1])
         self.missing: list[int] = list(range(n_shards))
-        if use_cache:
-            key = feature_cache_key(adapter, benchmark, protocol, shard_size)
-            self.folder = folder = cache_dir("features", f"{benchmark.name}-{stable_hash(key)}")
-            self._manifest = folder / "manifest.json"
-            stored = _read_manifest(self._manifest) if self._manifest.exists() else None
-            if stored is not None and stored.get("key") == json.loads(json.dumps(key, default=str)):
-                self.computed_at, self.devices = stored["computed_at"], list(stored.get("devices", []))
-            elif self._manifest.exists() or any(folder.iterdir()):
-                # an unreadable manifest, a hash collision or an older cache format: start the entry over
-                note(f"feature cache {folder.name}: manifest unreadable or from another configuration; recomputing")
-                shutil.rmtree(folder)
-                folder.mkdir(parents=True)
-            self._key = key
-            self._write_manifest()
-            self.missing = []
-            for i in range(n_shards):
-                state = _shard_state(folder, i, self.shard_ids[i], width)
-                if state != "ok":
-                    self.missing.append(i)
-                    if state != "missing":
-                        note(f"feature cache {folder.name}: shard {i} {state}; recomputing it")
+        self.images_forwarded = len(images)
+
+    @classmethod
+    def open(cls, adapter: ModelAdapter, benchmark: Benchmark, **kwargs: Any) -> "FeatureStream":
+        """A stream whose cache entry has been checked (see :meth:`check_cache`); ``kwargs`` as the constructor's."""
+        stream = cls(adapter, benchmark, **kwargs)
+        if stream.use_cache:
+            stream.check_cache()
+        return stream
+
+    def check_cache(self) -> None:
+        """Find which shards the cache holds intact; anything else is recomputed (with a note why)."""
+        key = feature_cache_key(self.adapter, self.benchmark, self.protocol, self.shard_size)
+        self.folder = folder = make_cache_dir("features", f"{self.benchmark.name}-{stable_hash(key)}")
+        self._manifest = folder / "manifest.json"
+        stored = _read_manifest(self._manifest) if self._manifest.exists() else None
+        if stored is not None and stored.get("key") == json.loads(json.dumps(key, default=str)):
+            self.computed_at, self.devices = stored["computed_at"], list(stored.get("devices", []))
+        elif self._manifest.exists() or any(folder.iterdir()):
+            # an unreadable manifest, a hash collision or an older cache format: start the entry over
+            note(f"feature cache {folder.name}: manifest unreadable or from another configuration; recomputing")
+            shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+        self._key = key
+        self._write_manifest()
+        width = int(self.adapter.head[0].shape[1])
+        self.missing = []
+        for i, ids in enumerate(self.shard_ids):
+            state = _shard_state(folder, i, ids, width)
+            if state != "ok":
+                self.missing.append(i)
+                if state != "missing":
+                    note(f"feature cache {folder.name}: shard {i} {state}; recomputing it")
         self.images_forwarded = sum(len(self.shard_ids[i]) for i in self.missing)
 
     def _write_manifest(self) -> None:
@@ -257,14 +206,15 @@ class FeatureStream:
 
     def _computed(self) -> Iterator[tuple[int, torch.Tensor]]:
         """Compute the missing shards in order: one DataLoader over all their images, cut at shard ends."""
-        _bound_heap_growth()
+        bound_heap_growth()
         images = self.benchmark.images
         todo = [j for i in self.missing for j in range(i * self.shard_size, min((i + 1) * self.shard_size, len(images)))]
         self.adapter.to(self.device)
-        workers = _default_workers() if self.num_workers is None else self.num_workers
-        context = _worker_context()
+        workers = default_workers() if self.num_workers is None else self.num_workers
+        context = worker_context()
+        transforms = {role: build_transform(self.adapter.data_config, self.protocol, role, self.benchmark.positive_crop_pct) for role in ROLES}
         loader = DataLoader(
-            _ImageDataset([images[j] for j in todo], self.transforms),
+            _ImageDataset([images[j] for j in todo], transforms),
             batch_size=self.batch_size,
             shuffle=False,
             collate_fn=_collate,
@@ -327,7 +277,7 @@ class FeatureStream:
 
 def extract_features(adapter: ModelAdapter, benchmark: Benchmark, **kwargs) -> FeatureSet:
     """Penultimate features of every benchmark image, from cache where possible (see ``FeatureStream``)."""
-    stream = FeatureStream(adapter, benchmark, **kwargs)
+    stream = FeatureStream.open(adapter, benchmark, **kwargs)
     ids: list[str] = []
     parts: list[torch.Tensor] = []
     for shard_ids, feats in stream:

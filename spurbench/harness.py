@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from spurbench import __version__
+from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter, load_model
-from spurbench.adapters.label_maps import class_columns
-from spurbench.benchmarks import Benchmark, BenchmarkOptions, load_benchmark
-from spurbench.cache import content_digest, stable_hash
+from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, default_benchmark, get_benchmark
+from spurbench.benchmarks.base import ROLES, BenchmarkPlugin, group_mauc, images_by_class
+from spurbench.cache import content_digest
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.features import FeatureSet, check_device, extract_features
-from spurbench.heads import LinearHead, class_probabilities
+from spurbench.features import FeatureSet, extract_features
+from spurbench.runtime import check_device
+from spurbench.files import plain, stable_hash
+from spurbench.heads import PLAIN, SPUFIX, LinearHead, class_probabilities
+from spurbench.imagenet import class_columns
 from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, ClassScores, aggregate_metrics, class_metrics
 from spurbench.preprocessing import check_protocol, describe, role_geometry
 from spurbench.results import (
@@ -26,7 +29,6 @@ from spurbench.results import (
     ClassRow,
     HeadResult,
     ImageRecord,
-    ModelInfo,
     ProtocolInfo,
     Provenance,
     Result,
@@ -75,7 +77,7 @@ def run_config_hash(
     model_name: str,
     checkpoint: str | None,
     benchmark_name: str,
-    options: BenchmarkOptions,
+    options: BenchmarkOptions | None,
     protocol: str,
     bootstrap: int,
     spufix: str | None = None,
@@ -88,7 +90,7 @@ def run_config_hash(
             "model": model_name,
             "checkpoint": checkpoint_identity(checkpoint),
             "benchmark": benchmark_name,
-            "options": {k: v for k, v in vars(options).items() if k != "token"},
+            "options": options.model_dump() if options is not None else None,  # the token is excluded
             "protocol": protocol,
             "bootstrap": bootstrap,
             "spufix": spufix,
@@ -97,6 +99,11 @@ def run_config_hash(
             "spurbench": __version__,
         }
     )
+
+
+def plugin_of(benchmark: Benchmark) -> BenchmarkPlugin | None:
+    """The registered plugin a benchmark came from, None for a benchmark built in code."""
+    return get_benchmark(benchmark.name) if benchmark.name in BENCHMARKS.names() else None
 
 
 def score_heads(
@@ -114,13 +121,13 @@ def score_heads(
     temperatures = temperatures or {}
     images = benchmark.images
     column_per_image = torch.tensor([columns[im.class_index] for im in images], dtype=torch.long)
-    by_class: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"positive": [], "negative": []})
-    for row, im in enumerate(images):
-        by_class[im.class_index][im.role].append(row)
+    by_class = images_by_class([(im.class_index, im.role) for im in images])
     for cls in benchmark.classes:
         roles = by_class.get(cls.index)
-        if roles is None or not roles["positive"] or not roles["negative"]:
+        if roles is None or not all(len(roles[role]) for role in ROLES):
             raise DataError(f"benchmark class {cls.index} ({cls.name}) needs both class images and spurious-only images")
+    plugin = plugin_of(benchmark)
+    extra_metrics = plugin.extra_metrics if plugin is not None else group_mauc
 
     out: dict[str, HeadResult] = {}
     for head_name, head in heads.items():
@@ -138,20 +145,20 @@ def score_heads(
             per_class.append(scores)
             rows.append(
                 ClassRow(
+                    **class_metrics(scores).model_dump(),  # the declared metrics, typed
                     class_index=cls.index,
                     class_name=cls.name,
                     components=list(cls.components),
-                    planted=cls.planted,
+                    group=cls.group,
                     feature=cls.feature,
                     num_positives=len(pos),
                     num_negatives=len(neg),
-                    **class_metrics(scores),
                 )
             )
-        agg = aggregate_metrics(per_class, draws=bootstrap)
         out[head_name] = HeadResult(
             temperature=temperature,
-            aggregate=Aggregate(bootstrap_draws=bootstrap, **agg),
+            aggregate=Aggregate(**aggregate_metrics(per_class, draws=bootstrap).model_dump(), bootstrap_draws=bootstrap),
+            extra_metrics=extra_metrics(benchmark.classes, [row.auc for row in rows]),
             classes=rows,
             image_prob={im.image_id: float(p) for im, p in zip(images, prob_np)},
             image_top1={im.image_id: bool(t) for im, t in zip(images, top1_np)},
@@ -160,10 +167,10 @@ def score_heads(
 
 
 def evaluate(
-    model: str | ModelAdapter = "planted:cnn",
-    benchmark: str | Benchmark = "planted",
+    model: str | ModelAdapter,
+    benchmark: str | Benchmark | None = None,
     *,
-    options: BenchmarkOptions | None = None,
+    options: BenchmarkOptions | dict[str, Any] | None = None,
     checkpoint: str | None = None,
     protocol: str = "paper",
     batch_size: int = 64,
@@ -178,13 +185,15 @@ def evaluate(
 ) -> Result:
     """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
 
+    ``benchmark``: a registry name (default: the default benchmark) loaded with ``options`` (its
+    plugin's options, as a model or a dict), or an already loaded ``Benchmark``.
+
     ``spufix``: a SpuFix artifact (folder, ``hf://ORG/NAME[@REV]`` or a loaded ``SpuFixArtifact``) fitted
     for this model; its head is scored next to the plain head from the same features.
     ``temperature``: the plain head's logits are divided by it before the softmax; ``spufix_temperature``
     does the same for the SpuFix head (default: ``temperature``). The authors used T = 0.7156 for their
     robust ResNet-50's plain head and none (1) for its SpuFix head.
     """
-    options = options or BenchmarkOptions()
     check_protocol(protocol)
     check_device(device)
     check_bootstrap(bootstrap)
@@ -193,13 +202,15 @@ def evaluate(
     temperature = check_temperature(temperature)
     spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
-    bench_name = benchmark if isinstance(benchmark, str) else benchmark.name
+    plugin = get_benchmark(benchmark or default_benchmark()) if not isinstance(benchmark, Benchmark) else plugin_of(benchmark)
+    parsed = plugin.parse_options(options) if plugin is not None and (options is not None or not isinstance(benchmark, Benchmark)) else None
+    bench_name = benchmark.name if isinstance(benchmark, Benchmark) else plugin.name  # type: ignore[union-attr]
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
-        model_name, checkpoint, bench_name, options, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature
+        model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature
     )
 
-    bench = load_benchmark(benchmark, options) if isinstance(benchmark, str) else benchmark
+    bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)  # type: ignore[union-attr, arg-type]
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]
@@ -213,23 +224,15 @@ def evaluate(
     feats = extract_features(
         adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress
     )
-    heads: dict[str, nn.Module] = {"plain": LinearHead(weight.cpu(), bias.cpu())}
+    heads: dict[str, nn.Module] = {PLAIN: LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
-        heads["spufix"] = artifact.head(weight.cpu(), bias.cpu())
-    head_results = score_heads(bench, feats, columns, heads, bootstrap, {"plain": temperature, "spufix": spufix_temperature})
+        heads[SPUFIX] = artifact.head(weight.cpu(), bias.cpu())
+    head_results = score_heads(bench, feats, columns, heads, bootstrap, {PLAIN: temperature, SPUFIX: spufix_temperature})
 
     counts = bench.counts()
     result = Result(
         config_hash=config_hash,
-        model=ModelInfo(
-            name=adapter.name,
-            family=adapter.card.family,
-            weights_revision=adapter.card.weights_revision,
-            num_params=adapter.card.num_params,
-            label_space=adapter.label_space,
-            num_classes=adapter.num_classes,
-            data_config=_jsonable(adapter.data_config),
-        ),
+        model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
         benchmark=BenchmarkInfo(
             name=bench.name,
             label_space=bench.label_space,
@@ -240,14 +243,15 @@ def evaluate(
             num_classes=counts["classes"],
             num_positives=counts["positives"],
             num_negatives=counts["negatives"],
-            extra=_jsonable(bench.extra),
+            component_names={str(k): v for k, v in sorted(bench.component_names.items())},
+            extra=plain(bench.facts),
         ),
         protocol=ProtocolInfo(
             name=protocol,
             description=describe(protocol),
             images={
                 role: RoleGeometry(**role_geometry(adapter.data_config, protocol, role, bench.positive_crop_pct))
-                for role in ("positive", "negative")
+                for role in ROLES
             },
         ),
         heads=head_results,
@@ -270,14 +274,3 @@ def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return device
-
-
-def _jsonable(value):
-    """Tuples and numpy scalars -> plain JSON types, so results compare equal after a round trip."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

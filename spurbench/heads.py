@@ -9,11 +9,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spurbench.registry import Registry
+
+PLAIN = "plain"  # the model's own final layer
+SPUFIX = "spufix"  # the same layer minus the clipped spurious components
+
 
 class LinearHead(nn.Module):
     """The model's own final layer: logits = features @ W.T + b."""
 
-    name = "plain"
+    name = PLAIN
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
         super().__init__()
@@ -56,7 +61,7 @@ class SpuFixHead(nn.Module):
     (R x C, tiny) keeps the module exportable with torch.export / ONNX.
     """
 
-    name = "spufix"
+    name = SPUFIX
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor, scales: torch.Tensor, class_index: torch.Tensor):
         super().__init__()
@@ -110,3 +115,12 @@ class SpuFixHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.plain(features) - self.correction(features)
+
+
+# Every head a result file may hold, by name: results, reports, boards and verify refer to heads only
+# through these names. A new head kind registers here.
+HEADS: Registry[type[nn.Module]] = Registry("head", base=nn.Module)
+HEADS.register(PLAIN, LinearHead)
+HEADS.register(SPUFIX, SpuFixHead)
+
+__all__ = ["HEADS", "PLAIN", "SPUFIX", "LinearHead", "SpuFixHead", "class_probabilities"]

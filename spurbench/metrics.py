@@ -8,15 +8,71 @@ the upstream code computed under the name "AUC", reported here as ``ap``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Annotated, Literal, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 AucKind = Literal["roc", "ap"]
 MAX_BOOTSTRAP_DRAWS = 10_000  # run and verify both stop here: a result must not be able to ask for unbounded work
+TOLERANCE = 1e-6  # a stored metric and its recomputation agree within this
+
+# A probability, AUC, AP or rate: finite and in [0, 1]; a file with anything else is not a result.
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _metric(description: str, better: Literal["higher", "lower"]):
+    """One declared metric: what it is and which direction is better (recorded in the JSON schema)."""
+    return Field(description=description, json_schema_extra={"better": better})
+
+
+class ClassMetrics(BaseModel):
+    """The metrics of one class under one head, declared once: computed by ``evaluate``, recomputed by
+    ``leaderboard verify``, shown by reports and boards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auc: Unit = _metric("ROC-AUC separating the class's own images from its spurious-only images (1: no reliance)", "higher")
+    ap: Unit = _metric("average precision of the same ranking (the authors' code calls it AUC)", "higher")
+    spurious_pred_rate: Unit = _metric("fraction of the class's spurious-only images predicted as the class", "lower")
+    val_pred_rate: Unit = _metric("fraction of the class's own images predicted as the class (recall)", "higher")
+    mean_prob_val: Unit = _metric("mean probability of the class on its own images", "higher")
+    mean_prob_spurious: Unit = _metric("mean probability of the class on its spurious-only images", "lower")
+
+
+class HeadMetrics(BaseModel):
+    """The aggregate metrics of one head over all classes, declared once (see :class:`ClassMetrics`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mauc: Unit = _metric("mean over classes of the ROC-AUC: the paper's definition of the spurious score", "higher")
+    mauc_ci_low: Unit | None = _metric("2.5 % bootstrap percentile of the mAUC; None without bootstrap", "higher")
+    mauc_ci_high: Unit | None = _metric("97.5 % bootstrap percentile of the mAUC; None without bootstrap", "higher")
+    mean_ap: Unit = _metric("mean over classes of the average precision: what the authors' code prints as mean AUC (Table 2)", "higher")
+    pooled_auc: Unit = _metric("ROC-AUC over all classes' images pooled", "higher")
+    pooled_ap: Unit = _metric("AP over all classes' images pooled: the authors' joint score", "higher")
+    accuracy: Unit = _metric("top-1 accuracy on the class images", "higher")
+    spurious_pred_rate: Unit = _metric("fraction of spurious-only images predicted as their class", "lower")
+
+
+def better(model: type[BaseModel], name: str) -> str:
+    """"higher" or "lower": the declared direction of a metric."""
+    return model.model_fields[name].json_schema_extra["better"]  # type: ignore[index]
+
+
+def differences(stored: BaseModel, recomputed: BaseModel, tolerance: float = TOLERANCE) -> list[tuple[str, float | None, float | None]]:
+    """(metric, stored, recomputed) for every declared metric of ``recomputed`` that ``stored`` does not match."""
+    out = []
+    for name in type(recomputed).model_fields:
+        a, b = getattr(stored, name), getattr(recomputed, name)
+        same = (a is None and b is None) if a is None or b is None else (math.isnan(b) and math.isnan(a)) or abs(a - b) <= tolerance
+        if not same:
+            out.append((name, a, b))
+    return out
 
 
 def _labelled(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,16 +117,16 @@ class ClassScores:
     neg_pred_is_k: np.ndarray
 
 
-def class_metrics(scores: ClassScores) -> dict[str, float]:
+def class_metrics(scores: ClassScores) -> ClassMetrics:
     """The per-class metrics of one head."""
-    return {
-        "auc": spurious_auc(scores.pos_prob, scores.neg_prob, "roc"),
-        "ap": spurious_auc(scores.pos_prob, scores.neg_prob, "ap"),
-        "spurious_pred_rate": float(np.mean(scores.neg_pred_is_k)),
-        "val_pred_rate": float(np.mean(scores.pos_pred_is_k)),
-        "mean_prob_val": float(np.mean(scores.pos_prob)),
-        "mean_prob_spurious": float(np.mean(scores.neg_prob)),
-    }
+    return ClassMetrics(
+        auc=spurious_auc(scores.pos_prob, scores.neg_prob, "roc"),
+        ap=spurious_auc(scores.pos_prob, scores.neg_prob, "ap"),
+        spurious_pred_rate=float(np.mean(scores.neg_pred_is_k)),
+        val_pred_rate=float(np.mean(scores.pos_pred_is_k)),
+        mean_prob_val=float(np.mean(scores.pos_prob)),
+        mean_prob_spurious=float(np.mean(scores.neg_prob)),
+    )
 
 
 def bootstrap_mauc_ci(
@@ -95,7 +151,7 @@ def bootstrap_mauc_ci(
     return float(low), float(high)
 
 
-def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> dict[str, float | None]:
+def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed: int = 0) -> HeadMetrics:
     """mAUC, mean AP, pooled AUC and AP, clean accuracy on the positives, and the bootstrap CI of the mAUC.
 
     ``mauc`` is the paper's definition (ROC-AUC); ``mean_ap`` and ``pooled_ap`` are the numbers the
@@ -106,13 +162,13 @@ def aggregate_metrics(per_class: Sequence[ClassScores], draws: int = 1000, seed:
     neg_all = np.concatenate([s.neg_prob for s in per_class])
     correct = np.concatenate([s.pos_pred_is_k for s in per_class])
     low, high = bootstrap_mauc_ci(per_class, draws=draws, seed=seed)
-    return {
-        "mauc": float(np.mean([r["auc"] for r in rows])),
-        "mauc_ci_low": low,
-        "mauc_ci_high": high,
-        "mean_ap": float(np.mean([r["ap"] for r in rows])),
-        "pooled_auc": spurious_auc(pos_all, neg_all, "roc"),
-        "pooled_ap": spurious_auc(pos_all, neg_all, "ap"),
-        "accuracy": float(np.mean(correct)),
-        "spurious_pred_rate": float(np.mean(np.concatenate([s.neg_pred_is_k for s in per_class]))),
-    }
+    return HeadMetrics(
+        mauc=float(np.mean([r.auc for r in rows])),
+        mauc_ci_low=low,
+        mauc_ci_high=high,
+        mean_ap=float(np.mean([r.ap for r in rows])),
+        pooled_auc=spurious_auc(pos_all, neg_all, "roc"),
+        pooled_ap=spurious_auc(pos_all, neg_all, "ap"),
+        accuracy=float(np.mean(correct)),
+        spurious_pred_rate=float(np.mean(np.concatenate([s.neg_pred_is_k for s in per_class]))),
+    )

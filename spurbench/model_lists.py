@@ -4,7 +4,8 @@ A model list is a YAML mapping with a top-level ``models:`` list; each entry nam
 the adapters can load (``family:spec``) plus descriptive fields. A list may also carry an
 ``unmapped:`` list of models that a source (e.g. a paper table) reports but that have no
 loadable name, each with the ``reason``. ``paper:`` numbers on either kind of entry are
-what a paper *reports*, kept for reference; spurbench never treats them as measurements.
+what a paper *reports*, kept for reference; spurbench never treats them as measurements. A top-level
+``paper_benchmark:`` names the benchmark they are for.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from spurbench.benchmarks import BENCHMARKS
 from spurbench.errors import SpurbenchError
 from spurbench.registry import suggest
 
-# Training-data groups of the paper's Table 2 (Spurious Features Everywhere, App. D), plus
-# "planted" for the embedded planted benchmark's models.
+# Training-data groups of the paper's Table 2 (Spurious Features Everywhere, App. D). A model trained
+# on a benchmark's own training split (a generated benchmark's models) names that benchmark instead.
 DATA_GROUPS: tuple[str, ...] = (
     "in1k",
     "in21k-ft-in1k",
@@ -30,16 +32,20 @@ DATA_GROUPS: tuple[str, ...] = (
     "YFCC",
     "LAION",
     "CLIP/MIM",
-    "planted",
 )
 
 
+def data_groups() -> tuple[str, ...]:
+    """The allowed ``data:`` values: the paper's groups and the registered benchmarks' names."""
+    return DATA_GROUPS + tuple(BENCHMARKS.names())
+
+
 def _check_data_group(value: str) -> str:
-    if value not in DATA_GROUPS:
+    if value not in data_groups():
         raise PydanticCustomError(
             "data_group",
             "unknown training-data group {group}; allowed groups: {allowed}",
-            {"group": repr(value), "allowed": ", ".join(DATA_GROUPS)},
+            {"group": repr(value), "allowed": ", ".join(data_groups())},
         )
     return value
 
@@ -59,7 +65,7 @@ class PaperNumbers(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    benchmark: str = "spurious-imagenet"  # the benchmark the numbers are for; compared only with its results
+    benchmark: str | None = None  # the benchmark the numbers are for (default: the list's `paper_benchmark:`)
     accuracy: float | None = Field(default=None, ge=0, le=100)  # ImageNet-1k top-1, original model
     mean_ap: float | None = Field(default=None, ge=0, le=1)  # mean over classes of the average precision, original model
     mean_ap_spufix: float | None = Field(default=None, ge=0, le=1)  # the same after SpuFix
@@ -119,6 +125,21 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _paper_benchmark(path: Path, raw: dict[str, Any], entries: list[_Entry], key: str) -> list[_Entry]:
+    """Fill each entry's ``paper.benchmark`` from the list's ``paper_benchmark:``; paper numbers without a
+    benchmark are an error (a board compares them only with results of that benchmark)."""
+    default = raw.get("paper_benchmark")
+    if default is not None and not isinstance(default, str):
+        raise SpurbenchError(f"{path}: 'paper_benchmark:' must be a benchmark name")
+    for i, entry in enumerate(entries):
+        paper = getattr(entry, "paper", None)
+        if paper is not None and paper.benchmark is None:
+            if default is None:
+                raise SpurbenchError(f"{path}: {key}[{i}].paper: which benchmark are these numbers for? Set paper.benchmark or a top-level 'paper_benchmark:'")
+            paper.benchmark = default
+    return entries
+
+
 def _validate_items(path: Path, key: str, items: list[Any], cls: type[_Entry]) -> list[_Entry]:
     entries = []
     for i, item in enumerate(items):
@@ -152,7 +173,7 @@ def load_model_list(path: str | Path) -> list[ModelEntry]:
     raw = _read_mapping(path)
     if not isinstance(raw.get("models"), list):
         raise SpurbenchError(f"{path}: a model list needs a top-level 'models:' list")
-    return _validate_items(path, "models", raw["models"], ModelEntry)
+    return _paper_benchmark(path, raw, _validate_items(path, "models", raw["models"], ModelEntry), "models")
 
 
 def load_unmapped(path: str | Path) -> list[UnmappedEntry]:
@@ -164,7 +185,7 @@ def load_unmapped(path: str | Path) -> list[UnmappedEntry]:
         return []
     if not isinstance(items, list):
         raise SpurbenchError(f"{path}: 'unmapped:' must be a list")
-    return _validate_items(path, "unmapped", items, UnmappedEntry)
+    return _paper_benchmark(path, raw, _validate_items(path, "unmapped", items, UnmappedEntry), "unmapped")
 
 
 def registry_files(root: str | Path = "registry") -> list[Path]:

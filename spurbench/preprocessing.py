@@ -1,6 +1,6 @@
 """Image transforms: the model's own timm data config, or the paper's protocol.
 
-``paper`` reproduces the Spurious ImageNet code: spurious-only images are resized
+``paper`` reproduces the authors' evaluation code (Neuhaus et al., ICCV 2023): spurious-only images are resized
 (short side to the input size, bicubic) without a crop; ImageNet-val images are
 resized to 256/224 x size and center-cropped. ``model`` uses each model's own
 timm eval transform for both sets. Both normalise with the model's mean/std.
@@ -20,7 +20,10 @@ from typing import Any, Callable, Literal
 
 import torch
 from PIL import Image
+from timm.data import create_transform
 from torchvision import transforms as T
+
+from spurbench.errors import SpurbenchError
 
 Protocol = Literal["paper", "model"]
 Role = Literal["positive", "negative"]
@@ -30,8 +33,6 @@ PROTOCOLS: tuple[str, ...] = ("paper", "model")
 def check_protocol(protocol: str) -> None:
     """One-line SpurbenchError for a protocol name this module does not define."""
     if protocol not in PROTOCOLS:
-        from spurbench.errors import SpurbenchError
-
         raise SpurbenchError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
@@ -60,8 +61,6 @@ def role_geometry(data_config: dict[str, Any], protocol: str, role: Role, positi
 
 def model_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
     """timm's eval transform for this data config, at the test-time size as timm's validate.py uses it."""
-    from timm.data import create_transform
-
     config = eval_data_config(data_config, "model")
     config = {k: config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in config}
     return create_transform(**config, is_training=False)

@@ -44,6 +44,10 @@ class Registry(Generic[T]):
 
         return add if target is None else add(target)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin's tests undo their registration with it)."""
+        self._entries.pop(name, None)
+
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded or self.entry_point_group is None:
             return

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from rich.table import Table
 
+from spurbench.heads import PLAIN
 from spurbench.results import Result
 
 
@@ -43,23 +43,24 @@ def summary_table(result: Result) -> Table:
     ]
     for label, cell in rows:
         table.add_row(label, *(cell(a) for a in aggregates))
-    if any(c.planted is not None for c in next(iter(result.heads.values())).classes):
-        cells = []
-        for head in result.heads.values():
-            planted = [c.auc for c in head.classes if c.planted]
-            control = [c.auc for c in head.classes if c.planted is False]
-            cells.append(f"{np.mean(planted):.3f} / {np.mean(control):.3f}" if planted and control else "-")
-        table.add_row("AUC planted / control", *cells)
+    extra = sorted({name for head in result.heads.values() for name in head.extra_metrics})
+    for name in extra:  # the benchmark's own metrics, e.g. the mean AUC of each class group
+        table.add_row(name.replace("mauc_", "mAUC, classes: ") if name.startswith("mauc_") else name, *(_opt(head.extra_metrics.get(name)) for head in result.heads.values()))
     return table
 
 
-def worst_classes_table(result: Result, n: int = 10, head: str = "plain") -> Table:
+def _opt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def worst_classes_table(result: Result, n: int = 10, head: str = PLAIN) -> Table:
     rows = sorted(result.heads[head].classes, key=lambda c: c.auc)[:n]
     others = [name for name in result.heads if name != head]  # e.g. the SpuFix head, shown next to it
     other_auc = {name: {c.class_index: c.auc for c in result.heads[name].classes} for name in others}
     table = Table(title=f"{n} worst classes ({head})", title_justify="left")
-    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "val→k", "planted"):
-        table.add_column(col, no_wrap=True)  # numbers must never be cut; the planted feature is in the result file
+    grouped = any(c.group is not None for c in rows)
+    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "val→k", *(("group",) if grouped else ())):
+        table.add_column(col, no_wrap=True)  # numbers must never be cut; the feature text is in the result file
     for c in rows:
         table.add_row(
             str(c.class_index),
@@ -69,6 +70,6 @@ def worst_classes_table(result: Result, n: int = 10, head: str = "plain") -> Tab
             f"{c.ap:.3f}",
             f"{c.spurious_pred_rate:.2f}",
             f"{c.val_pred_rate:.2f}",
-            "" if c.planted is None else ("yes" if c.planted else "no"),
+            *((c.group or "",) if grouped else ()),
         )
     return table

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import platform
-import re
 import subprocess
 import tempfile
 from importlib import metadata
@@ -12,29 +12,33 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
-from spurbench.cache import atomic_path, strict_json
 from spurbench.errors import SpurbenchError
+from spurbench.files import atomic_path, slug, strict_json
+from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
 
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
-SCHEMA_VERSION = 2
+# 3: class groups instead of a per-class boolean flag, named components, per-head benchmark-specific metrics
+SCHEMA_VERSION = 3
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-# A probability, AUC, AP or rate: finite and in [0, 1]; a file with anything else is not a result.
-Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-
-
 class ModelInfo(_Strict):
-    name: str
+    """Facts about one set of weights, copied into every result file; adapters carry it as ``card``."""
+
+    name: str  # full name including the family prefix, e.g. "timm:resnet18.a1_in1k"
     family: str
     weights_revision: str | None
     num_params: int
-    label_space: str
+    label_space: str  # "imagenet-1k", "imagenet-21k-google", "imagenet-21k", or a benchmark's own
     num_classes: int
-    data_config: dict[str, Any]
+    # timm-style data config: input_size (C, H, W), interpolation, mean, std, crop_pct, crop_mode
+    data_config: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelCard = ModelInfo  # the adapters' name for it
 
 
 class BenchmarkInfo(_Strict):
@@ -47,7 +51,8 @@ class BenchmarkInfo(_Strict):
     num_classes: NonNegativeInt
     num_positives: NonNegativeInt
     num_negatives: NonNegativeInt
-    extra: dict[str, Any] = Field(default_factory=dict)
+    component_names: dict[str, str] = Field(default_factory=dict)  # spurious component id -> short name, when known
+    extra: dict[str, Any] = Field(default_factory=dict)  # the benchmark's own provenance facts; never read back
 
 
 class RoleGeometry(_Strict):
@@ -63,37 +68,24 @@ class ProtocolInfo(_Strict):
     images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
 
 
-class Aggregate(_Strict):
-    mauc: Unit  # mean over classes of the ROC-AUC: the paper's definition of the spurious score
-    mauc_ci_low: Unit | None  # None when no bootstrap was asked for (--bootstrap 0)
-    mauc_ci_high: Unit | None
+class Aggregate(HeadMetrics, _Strict):
     bootstrap_draws: NonNegativeInt
-    mean_ap: Unit  # mean over classes of the average precision: what the authors' code prints as "mean AUC" (Table 2)
-    pooled_auc: Unit  # ROC-AUC over all classes' images pooled
-    pooled_ap: Unit  # AP over all classes' images pooled: the authors' "joint" score
-    accuracy: Unit  # top-1 accuracy on the positives (the val subset)
-    spurious_pred_rate: Unit  # fraction of spurious-only images predicted as their class
 
 
-class ClassRow(_Strict):
+class ClassRow(ClassMetrics, _Strict):
     class_index: int
     class_name: str
     components: list[int]
-    planted: bool | None
+    group: str | None  # the benchmark's class group (e.g. seeded feature vs control), if it has groups
     feature: str | None
     num_positives: NonNegativeInt
     num_negatives: NonNegativeInt
-    auc: Unit
-    ap: Unit
-    spurious_pred_rate: Unit
-    val_pred_rate: Unit
-    mean_prob_val: Unit
-    mean_prob_spurious: Unit
 
 
 class HeadResult(_Strict):
     temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)]  # logits were divided by this before the softmax (1.0: none)
     aggregate: Aggregate
+    extra_metrics: dict[str, Unit] = Field(default_factory=dict)  # the benchmark plugin's own metrics (e.g. mean AUC per class group)
     classes: list[ClassRow]
     image_prob: dict[str, Unit]  # image id -> softmax probability of its class k
     image_top1: dict[str, bool]  # image id -> was k the top-1 prediction
@@ -115,7 +107,7 @@ class Provenance(_Strict):
 
 
 class Result(_Strict):
-    schema_version: Literal[2] = SCHEMA_VERSION  # bumped on any incompatible change
+    schema_version: Literal[3] = SCHEMA_VERSION  # bumped on any incompatible change
     config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
     model: ModelInfo
     benchmark: BenchmarkInfo
@@ -135,8 +127,9 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def git_sha() -> str | None:
-    """Commit of the spurbench checkout, when running from one."""
+    """Commit of the spurbench checkout, when running from one (asked once per process)."""
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
@@ -149,13 +142,8 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def model_slug(model_name: str) -> str:
-    """A file-name-safe form of a model name: ``timm:resnet50.a1_in1k`` -> ``timm_resnet50.a1_in1k``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name).strip("_")
-
-
 def result_filename(model_name: str, benchmark_name: str) -> str:
-    return f"{benchmark_name}__{model_slug(model_name)}.json"
+    return f"{benchmark_name}__{slug(model_name)}.json"
 
 
 def check_output_dir(folder: str | Path) -> Path:

@@ -1,4 +1,6 @@
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,16 +15,41 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 def trained(tmp_path_factory):
     """(cache dir, {arch: PlantedAdapter}): planted:cnn and planted:resnet trained once per test
     session into a fresh cache (about 45 s on 2 idle CPU cores), shared by every slow planted test."""
-    from spurbench.adapters.planted import PlantedAdapter
+    from spurbench.benchmarks.planted.models import PlantedAdapter
 
     cache = tmp_path_factory.mktemp("planted-cache")
     before = os.environ.get("SPURBENCH_CACHE")
     os.environ["SPURBENCH_CACHE"] = str(cache)
     try:
-        models = {arch: PlantedAdapter(arch) for arch in ("cnn", "resnet")}
+        models = {arch: PlantedAdapter.load(arch) for arch in ("cnn", "resnet")}
     finally:
         if before is None:
             del os.environ["SPURBENCH_CACHE"]
         else:
             os.environ["SPURBENCH_CACHE"] = before
     return cache, models
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the real CLI entry point (``spurbench.cli.main``) in this process, from ``cwd``, offline.
+    Returns a CompletedProcess-like result (exit status from SystemExit, captured stdout and stderr);
+    an exception that escapes ``main`` fails the test, as a traceback would."""
+
+    def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+        from spurbench.cli import main
+
+        monkeypatch.chdir(cwd)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["spurbench", *args], code, out, err)
+
+    return run

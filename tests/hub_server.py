@@ -14,7 +14,8 @@ Writes need `Authorization: Bearer <token>` (the fixture's dummy token), a wrong
 repos look missing (404 `RepoNotFound`) to anonymous readers, as on the Hub.
 
 Not implemented, on purpose: LFS/Xet uploads (preupload answers `uploadMode: "regular"` for every file, so the
-client never needs them), pull requests, branches other than `main`, tags, spaces, gated repos.
+client never needs them), pull requests, tags, spaces, gated repos. Branches other than `main` exist only as far as
+`create_branch` (from a branch head or commit) and committing to / downloading from a branch go.
 
 Usage in a test module::
 
@@ -197,6 +198,17 @@ class RepoStore:
         return shas[::-1]
 
     # -- writes --------------------------------------------------------------------------------------------------
+
+    def create_branch(self, repo_type: str, repo_id: str, branch: str, starting_point: str = DEFAULT_BRANCH) -> bool:
+        """Point the new `branch` at `starting_point` (branch or commit sha); False if it already exists."""
+        with self.lock:
+            if "/" in branch or branch in ("", ".", ".."):
+                raise HubError(400, f"Invalid branch name {branch!r}")
+            sha = self.resolve(repo_type, repo_id, starting_point)
+            if self.branch_head(repo_type, repo_id, branch) is not None:
+                return False
+            (self.repo_dir(repo_type, repo_id) / "refs" / branch).write_text(sha)
+            return True
 
     def create(self, repo_type: str, repo_id: str, *, private: bool = False) -> bool:
         """Create the repo with its initial `.gitattributes` commit; False if it already exists."""
@@ -418,6 +430,8 @@ class _HubHandler(BaseHTTPRequestHandler):
                     return self._preupload(repo_type, repo_id, rest[1], query, body)
                 if method == "POST" and len(rest) == 2 and rest[0] == "commit":
                     return self._commit(repo_type, repo_id, rest[1], query, body)
+                if method == "POST" and len(rest) == 2 and rest[0] == "branch":
+                    return self._create_branch(repo_type, repo_id, rest[1], body)
         elif method in ("GET", "HEAD"):
             # File downloads: /{ns}/{name}/resolve/{rev}/{path} (models), /datasets/{ns}/{name}/resolve/... .
             repo_type, parts = ("dataset", segments[1:]) if segments[:1] == ["datasets"] else ("model", segments)
@@ -534,6 +548,15 @@ class _HubHandler(BaseHTTPRequestHandler):
             for f in _json(body).get("files", [])
         ]
         self._send_json({"files": files, "commitOid": head})
+
+    def _create_branch(self, repo_type: str, repo_id: str, branch: str, body: bytes) -> None:
+        self._authorized(required=True)
+        store = self._readable(repo_type, repo_id)
+        starting_point = (_json(body) if body.strip() else {}).get("startingPoint") or DEFAULT_BRANCH
+        if not store.create_branch(repo_type, repo_id, branch, starting_point):
+            # `create_branch(exist_ok=True)` relies on this status.
+            raise HubError(409, f"Reference already exists: refs/heads/{branch}")
+        self._send_json({})
 
     def _commit(self, repo_type: str, repo_id: str, revision: str, query: dict[str, str], body: bytes) -> None:
         self._authorized(required=True)

@@ -1,7 +1,8 @@
 """The timm, open_clip and hf adapters on tiny random models, fully offline.
 
-The core property checked for every family: ``adapter.logits(x) == features(x) @ W.T + b``
-and these logits equal what the library's own model computes for the same input.
+The core property checked for every family: the split ``features(x) @ W.T + b`` (which is how
+``adapter.logits`` is defined) equals what the library's own model computes for the same input:
+timm's ``model(x)``, open_clip's image-text forward, transformers' ``model(pixel_values=x).logits``.
 """
 
 from __future__ import annotations
@@ -52,14 +53,13 @@ def random_image(seed: int = 0, size: tuple[int, int] = (90, 70)) -> Image.Image
 
 
 def assert_split(adapter, native_logits, x: torch.Tensor) -> None:
+    """The adapter's split (features, then its head) reproduces the library's own forward ``native_logits``."""
     with torch.no_grad():
-        logits = adapter.logits(x)
         weight, bias = adapter.head
-        rebuilt = adapter.features(x) @ weight.T + bias
-    assert logits.shape == (x.shape[0], adapter.num_classes)
-    torch.testing.assert_close(logits, rebuilt, rtol=1e-5, atol=1e-5)
+        logits = adapter.features(x) @ weight.T + bias
+    assert logits.shape == native_logits.shape == (x.shape[0], adapter.num_classes)
     torch.testing.assert_close(logits, native_logits, rtol=1e-5, atol=1e-5)
-    assert logits.std() > 0  # not trivially equal
+    assert native_logits.std() > 0  # not trivially equal
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -224,29 +224,51 @@ def test_open_clip_split_matches_clip_logits(tiny_clip_config: str) -> None:
 
     torch.manual_seed(0)
     templates = open_clip.OPENAI_IMAGENET_TEMPLATES[:3]
-    adapter = OpenClipAdapter(tiny_clip_config, pretrained=False, classnames=CLASSNAMES, templates=templates)
+    adapter = OpenClipAdapter.load(tiny_clip_config, pretrained=False, classnames=CLASSNAMES, templates=templates)
     assert adapter.templates == ("a bad photo of a {}.", "a photo of many {}.", "a sculpture of a {}.")
     model, tokenizer = adapter.model, open_clip.get_tokenizer(tiny_clip_config)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
-        # Independent zero-shot head: per class, mean of normalised template embeddings, re-normalised.
+        # open_clip's own image-text forward gives the normalised embeddings and the logit scale; the
+        # zero-shot head is, per class, the mean of its normalised template embeddings, re-normalised.
         tokens = tokenizer([t.format(c) for c in CLASSNAMES for t in adapter.templates])
-        text = F.normalize(model.encode_text(tokens), dim=-1).reshape(len(CLASSNAMES), len(templates), -1).mean(1)
-        text = F.normalize(text, dim=-1)
-        native = model.logit_scale.exp() * F.normalize(model.encode_image(x), dim=-1) @ text.T
+        image_features, text_features, scale = model(x, tokens)
+        text = F.normalize(text_features.reshape(len(CLASSNAMES), len(templates), -1).mean(1), dim=-1)
+        native = scale * image_features @ text.T
     assert_split(adapter, native, x)
+    with torch.no_grad():
+        torch.testing.assert_close(adapter.logits(x), native, rtol=1e-5, atol=1e-5)  # the evaluated path too
+    # The constructor only stores parts: without load()'s build_text_head() there is no head to read.
+    bare = OpenClipAdapter(
+        spec=adapter.spec, model=model, model_name=tiny_clip_config, tokenizer=adapter.tokenizer, weights_revision=None, classnames=CLASSNAMES, templates=templates
+    )
+    with pytest.raises(SpurbenchError, match="zero-shot head is not built yet; call build_text_head"):
+        _ = bare.head
+    torch.testing.assert_close(bare.build_text_head(), adapter.build_text_head())
     torch.testing.assert_close(adapter.features(x).norm(dim=-1), torch.ones(3))
     card = adapter.card
     assert (card.label_space, card.num_classes, card.weights_revision) == ("open_clip-4", 4, None)
     assert adapter.class_names == CLASSNAMES
 
 
-def test_open_clip_data_config_reproduces_open_clip_transform(tiny_clip_config: str) -> None:
+def test_open_clip_data_config_reproduces_open_clip_transform(tiny_clip_config: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import open_clip
 
+    # load() encodes the default zero-shot head: 1000 ImageNet classes x 80 OpenAI templates, minutes on a
+    # CPU even for this tiny text tower. Record what it asks open_clip for instead of encoding it.
+    asked = []
+
+    def fake_zero_shot(model, tokenizer, classnames, templates, **kwargs):
+        asked.append((list(classnames), list(templates)))
+        return F.normalize(torch.randn(TINY_CLIP_CONFIG["embed_dim"], len(classnames)), dim=0)
+
+    monkeypatch.setattr(open_clip, "build_zero_shot_classifier", fake_zero_shot)
     adapter = load_model(f"open_clip:{tiny_clip_config}/none", pretrained=False)
-    # Defaults: the ImageNet zero-shot head over 1000 classes (built lazily, not here).
+    # Defaults: the ImageNet zero-shot head over open_clip's 1000 class names and its OpenAI templates.
     assert (adapter.label_space, adapter.num_classes) == ("imagenet-1k", 1000)
+    assert len(asked) == 1 and asked[0][0] == list(open_clip.IMAGENET_CLASSNAMES)
+    assert len(asked[0][1]) == len(open_clip.OPENAI_IMAGENET_TEMPLATES) == 80 and asked[0][1][0].format("x") == open_clip.OPENAI_IMAGENET_TEMPLATES[0]("x")
+    assert adapter.head[0].shape == (1000, TINY_CLIP_CONFIG["embed_dim"])
     cfg = open_clip.get_model_preprocess_cfg(adapter.model)
     reference = open_clip.image_transform(cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"])
     for image in (random_image(0), random_image(1, size=(40, 90))):
@@ -257,16 +279,16 @@ def test_open_clip_text_head_cache(tiny_clip_config: str, tmp_path: Path, monkey
     import open_clip
 
     from spurbench.adapters.open_clip_adapter import OpenClipAdapter
-    from spurbench.cache import cache_dir
+    from spurbench.cache import cache_root
 
     torch.manual_seed(4)
     weights = tmp_path / "clip.safetensors"
     save_file(open_clip.create_model(tiny_clip_config).state_dict(), str(weights))
     kwargs = dict(checkpoint=str(weights), classnames=CLASSNAMES, templates=["a photo of a {}.", "a {}."])
-    first = OpenClipAdapter(tiny_clip_config, **kwargs)
+    first = OpenClipAdapter.load(tiny_clip_config, **kwargs)
     assert first.card.weights_revision.startswith("sha256:")
     weight, _ = first.head
-    cached = list(cache_dir("text_heads").glob("*.safetensors"))
+    cached = list((cache_root() / "text_heads").glob("*.safetensors"))
     assert len(cached) == 1
 
     def no_rebuild(*args, **kwargs):
@@ -274,15 +296,15 @@ def test_open_clip_text_head_cache(tiny_clip_config: str, tmp_path: Path, monkey
 
     with monkeypatch.context() as patch:
         patch.setattr(open_clip, "build_zero_shot_classifier", no_rebuild)
-        second = OpenClipAdapter(tiny_clip_config, **kwargs)
+        second = OpenClipAdapter.load(tiny_clip_config, **kwargs)
         torch.testing.assert_close(second.head[0], weight)
         # Other templates -> another key -> rebuilt.
         with pytest.raises(AssertionError, match="rebuilt"):
-            OpenClipAdapter(tiny_clip_config, **{**kwargs, "templates": ["a {}."]}).head
+            OpenClipAdapter.load(tiny_clip_config, **{**kwargs, "templates": ["a {}."]})
     # Random weights are never cached.
-    random_model = OpenClipAdapter(tiny_clip_config, pretrained=False, classnames=CLASSNAMES, templates=["a {}."])
-    random_model.head
-    assert len(list(cache_dir("text_heads").glob("*.safetensors"))) == 1
+    random_model = OpenClipAdapter.load(tiny_clip_config, pretrained=False, classnames=CLASSNAMES, templates=["a {}."])
+    assert random_model.head[0].shape == weight.shape
+    assert len(list((cache_root() / "text_heads").glob("*.safetensors"))) == 1
 
 
 def test_open_clip_bad_names() -> None:

@@ -7,8 +7,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.test_cli import assert_one_line_error, spurbench
+from tests.test_cli import assert_one_line_error
 from tests.test_spurious_imagenet import make_upstream, make_val
+
+# Every test runs the CLI in a subprocess (imports torch + timm, builds a model): tens of seconds each.
+
 
 MODEL = "timm:test_resnet.r160_in1k"  # timm's tiny test architecture, 1000 classes
 
@@ -30,16 +33,16 @@ def data(tmp_path_factory):
     return root, upstream, val
 
 
-def test_build_then_run(data, tmp_path):
+def test_build_then_run(cli, data, tmp_path):
     root, upstream, val = data
     built = tmp_path / "built"
-    proc = spurbench("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path)
+    proc = cli("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     ckpt = _checkpoint(tmp_path / "ck.safetensors")
     out = tmp_path / "out"
     args = ["run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val),
             "--model", MODEL, "--checkpoint", str(ckpt), "--bootstrap", "50", "--output", str(out), "--quiet"]
-    proc = spurbench(*args, cwd=tmp_path)
+    proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     files = list(out.glob("*.json"))
     assert [f.name for f in files] == ["spurious-imagenet__timm_test_resnet.r160_in1k.json"]
@@ -51,26 +54,26 @@ def test_build_then_run(data, tmp_path):
     assert {r["class_index"] for r in result["heads"]["plain"]["classes"]} == {1, 309, 850}
     assert "mAUC" in proc.stdout and "worst classes" in proc.stdout
     # A second run skips the finished model.
-    again = spurbench(*args, cwd=tmp_path)
+    again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0 and "skip" in again.stdout
 
 
-def test_checksum_mismatch(data, tmp_path):
+def test_checksum_mismatch(cli, data, tmp_path):
     root, upstream, val = data
     built = tmp_path / "built"
-    assert spurbench("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path).returncode == 0
+    assert cli("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path).returncode == 0
     meta = json.loads((built / "spurbench.json").read_text())
     meta["checksum"] = "sha256:" + "0" * 64
     (built / "spurbench.json").write_text(json.dumps(meta))
-    proc = spurbench("run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val), "--model", MODEL,
+    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val), "--model", MODEL,
                      "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(proc, "checksum")
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_token_for_gated_positives(data, tmp_path):
+def test_missing_token_for_gated_positives(cli, data, tmp_path):
     root, upstream, val = data
-    proc = spurbench("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--model", MODEL,
+    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--model", MODEL,
                      "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"),
                      cwd=tmp_path, env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")})
     assert_one_line_error(proc, "ILSVRC/imagenet-1k", "--imagenet-val")
@@ -83,10 +86,10 @@ def test_missing_token_for_gated_positives(data, tmp_path):
         (10, "timm-10"),  # a head no map exists for at all
     ],
 )
-def test_head_without_a_map_is_refused(data, tmp_path, num_classes, needle):
+def test_head_without_a_map_is_refused(cli, data, tmp_path, num_classes, needle):
     root, upstream, val = data
     ckpt = _checkpoint(tmp_path / f"ck{num_classes}.safetensors", num_classes=num_classes)
-    proc = spurbench("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
+    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
                      "--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(proc, needle)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))

@@ -1,10 +1,13 @@
 import json
+from importlib import metadata
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from spurbench import features as features_mod
+from spurbench.cache import cache_root
 from spurbench.errors import DataError, LabelSpaceError
 from spurbench.harness import evaluate
 from spurbench.metrics import spurious_auc
@@ -22,7 +25,7 @@ def test_evaluate_writes_a_typed_result_whose_numbers_recompute(tmp_path):
     path = tmp_path / result_filename("tiny:net", "tiny")
     assert read_result(path) == result
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 2
+    assert raw["schema_version"] == 3
     assert isinstance(raw["heads"]["plain"]["aggregate"]["mauc"], float)
     plain = result.heads["plain"]
     assert len(plain.classes) == 4 and len(plain.image_prob) == 96
@@ -32,7 +35,9 @@ def test_evaluate_writes_a_typed_result_whose_numbers_recompute(tmp_path):
         assert row.auc == pytest.approx(spurious_auc(pos, neg), abs=1e-12)
         assert row.num_positives == len(pos) == 24 // 2
     assert plain.aggregate.mauc == pytest.approx(np.mean([r.auc for r in plain.classes]))
-    assert result.provenance.packages["torch"] == torch.__version__.split("+")[0] or result.provenance.packages["torch"]
+    packages = result.provenance.packages
+    assert packages["torch"] == metadata.version("torch") and torch.__version__.split("+")[0] == packages["torch"].split("+")[0]
+    assert packages["numpy"] == np.__version__
 
 
 def test_result_without_bootstrap_round_trips(tmp_path):
@@ -82,11 +87,11 @@ def test_killed_run_resumes_to_a_byte_identical_result(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path / "second-cache"))  # start from an empty cache
     monkeypatch.setattr(features_mod, "_write_shard", dying_write)
-    monkeypatch.setattr(features_mod, "_default_workers", lambda: 0)
+    monkeypatch.setattr(features_mod, "default_workers", lambda: 0)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         evaluate(TinyAdapter(), tiny_benchmark(), output_dir=out, batch_size=4, bootstrap=200, progress=False)
-    assert not any(out.glob("*.json")) if out.exists() else True  # no half-written result
+    assert not out.exists() or not list(out.glob("*.json"))  # no half-written result
     monkeypatch.setattr(features_mod, "_write_shard", real_write)
     adapter = TinyAdapter()
     evaluate(adapter, tiny_benchmark(), output_dir=out, batch_size=4, bootstrap=200, progress=False)
@@ -105,7 +110,7 @@ def test_killed_run_resumes_to_a_byte_identical_result(tmp_path, monkeypatch):
 def test_damaged_shard_is_recomputed(tmp_path):
     adapter = TinyAdapter()
     evaluate(adapter, tiny_benchmark(), bootstrap=0, progress=False, batch_size=4)
-    shard = next(p for p in (features_mod.cache_dir("features")).rglob("shard-00001.safetensors"))
+    shard = next(p for p in (cache_root() / "features").rglob("shard-00001.safetensors"))
     shard.write_bytes(b"garbage")
     calls = adapter.forward_calls
     evaluate(adapter, tiny_benchmark(), bootstrap=0, progress=False, batch_size=4)
@@ -135,10 +140,12 @@ def test_corrupt_image_names_the_file_and_writes_nothing(tmp_path):
 def test_result_schema_rejects_strings_and_wrong_version(tmp_path):
     result = _run(tmp_path)
     data = json.loads(result.model_dump_json())
-    data["schema_version"] = 1  # the previous schema (no pooled_ap, input sizes or temperatures)
-    with pytest.raises(Exception):
-        Result.model_validate(data)
-    data["schema_version"] = 2
+    assert Result.model_validate(data) == result  # the control: the untouched dump validates
+    for old in (1, 2):  # previous schemas (2: no class groups, component names or extra metrics)
+        data["schema_version"] = old
+        with pytest.raises(ValidationError, match=r"schema_version\n  Input should be 3"):
+            Result.model_validate(data)
+    data["schema_version"] = 3
     data["heads"]["plain"]["aggregate"]["mauc"] = "0.9 (ci)"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"heads\.plain\.aggregate\.mauc\n  Input should be a valid number"):
         Result.model_validate(data)

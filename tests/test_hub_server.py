@@ -109,6 +109,30 @@ def test_pinned_revision_keeps_old_content(hub: LocalHub, tmp_path: Path) -> Non
     assert hub.commits(repo_id)[-1] == third
 
 
+def test_branches(hub: LocalHub, tmp_path: Path) -> None:
+    repo_id = "org/branched"
+    first = upload(hub, tmp_path, repo_id, "dataset")
+    api = HfApi()
+    api.create_branch(repo_id, repo_type="dataset", branch="v1")
+    api.create_branch(repo_id, repo_type="dataset", branch="v1", exist_ok=True)
+    with pytest.raises(HfHubHTTPError) as err:
+        api.create_branch(repo_id, repo_type="dataset", branch="v1")
+    assert err.value.response.status_code == 409
+    on_branch = api.upload_file(
+        repo_id=repo_id, repo_type="dataset", path_or_fileobj=b"branch version\n", path_in_repo="notes.txt", revision="v1"
+    ).oid
+    # the branch moved, main did not
+    assert hub.store.log("dataset", repo_id, "v1")[-2:] == [first, on_branch] and hub.commits(repo_id, "dataset")[-1] == first
+    assert read_tree(snapshot_download(repo_id, repo_type="dataset", revision="v1"))["notes.txt"] == b"branch version\n"
+    assert read_tree(snapshot_download(repo_id, repo_type="dataset"))["notes.txt"] == b"first version\n"
+    # a branch can start at a commit
+    api.create_branch(repo_id, repo_type="dataset", branch="old", revision=first)
+    assert hub.files(repo_id, "dataset", "old")["notes.txt"] == b"first version\n"
+    with pytest.raises(HfHubHTTPError) as err:
+        HfApi(token="hf_wrong").create_branch(repo_id, repo_type="dataset", branch="v2")
+    assert err.value.response.status_code == 401
+
+
 def test_hf_hub_download_single_file_and_missing_entries(hub: LocalHub, tmp_path: Path) -> None:
     repo_id = "org/single"
     sha = upload(hub, tmp_path, repo_id, "dataset")

@@ -14,19 +14,23 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from spurbench.benchmarks.base import BenchmarkOptions
-from spurbench.benchmarks.imagenet_val import (
+from spurbench.benchmarks.imagenet.val import (
     IMAGENET_HUB_REPO,
-    imagenet_class_names,
-    imagenet_synsets,
     load_hub_imagenet_val,
-    load_imagenet_val,
     resolve_imagenet_val,
 )
 from spurbench.errors import AccessError, DataError
+from spurbench.imagenet import class_names as imagenet_class_names
+from spurbench.imagenet import synsets as imagenet_synsets
 from tests.hub_fixture import offline_hub, write_hub_repo
 
 CLASSES = [1, 309]
+
+
+def load_imagenet_val(classes, folder=None, token=None, limit=None):
+    """The positives alone (resolve_imagenet_val also returns where they came from)."""
+    images, _ = resolve_imagenet_val(classes, folder, token=token, limit=limit)
+    return images
 
 
 def _jpeg(seed: int) -> bytes:
@@ -62,12 +66,12 @@ def test_class_subfolder_layout(tmp_path, naming):
         folder.mkdir(parents=True)
         for i in range(3):
             (folder / f"ILSVRC2012_val_{k * 10 + i:08d}.JPEG").write_bytes(_jpeg(k + i))
-    images = load_imagenet_val(CLASSES, BenchmarkOptions(imagenet_val=str(root)))
+    images = load_imagenet_val(CLASSES, str(root))
     assert [im.class_index for im in images] == [1, 1, 1, 309, 309, 309]
     assert all(im.role == "positive" and im.component is None for im in images)
     assert images[0].image_id == "imagenet-val/1/ILSVRC2012_val_00000010.JPEG"
     assert images[0].open().size == (10, 8)
-    limited = load_imagenet_val(CLASSES, BenchmarkOptions(imagenet_val=str(root), limit=2))
+    limited = load_imagenet_val(CLASSES, str(root), limit=2)
     assert len(limited) == 4
 
 
@@ -82,7 +86,7 @@ def test_flat_files_with_label_list(tmp_path):
     labels = {"ILSVRC2012_val_00000001.JPEG": 309, "ILSVRC2012_val_00000002.JPEG": 1, "ILSVRC2012_val_00000003.JPEG": 5}
     _flat(root, labels)
     (root / "val.txt").write_text("".join(f"{n} {k}\n" for n, k in labels.items()))
-    images = load_imagenet_val(CLASSES, BenchmarkOptions(imagenet_val=str(root)))
+    images = load_imagenet_val(CLASSES, str(root))
     assert [(im.class_index, Path(im.origin).name) for im in images] == [
         (1, "ILSVRC2012_val_00000002.JPEG"),
         (309, "ILSVRC2012_val_00000001.JPEG"),
@@ -97,7 +101,7 @@ def test_flat_files_with_kaggle_csv(tmp_path):
     synsets = imagenet_synsets()
     rows = "".join(f"{n},{synsets[k]} 1 2 3 4 {synsets[k]} 5 6 7 8\n" for n, k in labels.items())
     (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + rows)
-    images = load_imagenet_val(CLASSES, BenchmarkOptions(imagenet_val=str(root)))
+    images = load_imagenet_val(CLASSES, str(root))
     assert [(im.class_index, Path(im.origin).name) for im in images] == [
         (1, "ILSVRC2012_val_00000007.JPEG"),
         (309, "ILSVRC2012_val_00000008.JPEG"),
@@ -119,7 +123,7 @@ def test_local_errors_are_one_line_and_name_the_dir(tmp_path, case):
         _flat(root, {"a.JPEG": 0})
         (root / "val.txt").write_text("a.JPEG 1\nb.JPEG 309\n")
     with pytest.raises(DataError) as exc:
-        load_imagenet_val(CLASSES, BenchmarkOptions(imagenet_val=str(root)))
+        load_imagenet_val(CLASSES, str(root))
     assert str(root) in _one_line(exc)
 
 
@@ -129,17 +133,17 @@ def test_missing_token_is_access_error_with_howto(monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(AccessError) as exc:
-        load_imagenet_val(CLASSES, BenchmarkOptions())
+        load_imagenet_val(CLASSES)
     msg = _one_line(exc)
     assert msg.startswith("ImageNet-val positives come from the gated Hub dataset ILSVRC/imagenet-1k")
     assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in msg and "HF_TOKEN" in msg and "--imagenet-val DIR" in msg
     with pytest.raises(AccessError):  # token=False means "send none"
-        load_imagenet_val(CLASSES, BenchmarkOptions(token=False))
+        load_imagenet_val(CLASSES, token=False)
 
 
 def test_offline_without_cache_is_one_line_data_error():
     with pytest.raises(DataError) as exc:
-        load_imagenet_val(CLASSES, BenchmarkOptions(token="hf_fake"))
+        load_imagenet_val(CLASSES, token="hf_fake")
     msg = _one_line(exc)
     assert IMAGENET_HUB_REPO in msg and "--imagenet-val" in msg
 
@@ -158,7 +162,7 @@ def test_hub_validation_shards_from_cache(isolated):
     buf = io.BytesIO()
     pq.write_table(table, buf)
     sha = write_hub_repo(isolated, IMAGENET_HUB_REPO, {"data/validation-00000-of-00001.parquet": buf.getvalue()}, repo_type="dataset")
-    images, source = resolve_imagenet_val(CLASSES, BenchmarkOptions(token="hf_fake"))
+    images, source = resolve_imagenet_val(CLASSES, None, token="hf_fake")
     assert source == f"hf://datasets/{IMAGENET_HUB_REPO}@{sha} (validation)"
     assert [(im.class_index, im.image_id) for im in images] == [
         (1, "imagenet-val/1/ILSVRC2012_val_00000001.JPEG"),
@@ -213,5 +217,5 @@ def test_hub_access_errors_map_to_access_error(monkeypatch, kind):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(AccessError) as info:
-        load_imagenet_val(CLASSES, BenchmarkOptions(token="hf_fake"))
+        load_imagenet_val(CLASSES, token="hf_fake")
     assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in _one_line(info)

@@ -7,10 +7,10 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from spurbench.adapters.label_maps import (
+from spurbench.imagenet import (
     class_columns,
+    class_names,
     imagenet_1k_to_21k,
-    imagenet_class_names,
     imagenet_space,
 )
 from spurbench.errors import LabelSpaceError
@@ -73,7 +73,7 @@ def test_unknown_pairs_raise(benchmark: str, model: str) -> None:
 
 def test_space_names_and_class_names() -> None:
     assert [imagenet_space(n, "hf") for n in (1000, 21843, 21841, 11821)] == ["imagenet-1k", "imagenet-21k-google", "imagenet-21k", "hf-11821"]
-    names = imagenet_class_names("imagenet-1k")
+    names = class_names("imagenet-1k")
     assert len(names) == 1000 and names[967].startswith("espresso") and names[0].startswith("tench")
-    assert len(imagenet_class_names("imagenet-21k-google")) == 21843
-    assert imagenet_class_names("planted") is None
+    assert len(class_names("imagenet-21k-google")) == 21843
+    assert class_names("planted") is None

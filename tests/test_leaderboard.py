@@ -21,7 +21,7 @@ from spurbench.leaderboard.hub import pull_leaderboard, push_leaderboard
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.results import read_result
 from tests.hub_server import LocalHub, local_hub
-from tests.test_cli import assert_one_line_error, spurbench
+from tests.test_cli import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
@@ -102,11 +102,11 @@ def test_each_tampering_is_rejected_naming_file_and_field(tmp_path, case):
     assert str(path) in message and field in message and "\n" not in message, message
 
 
-def test_cli_verify_fails_in_one_line(tmp_path):
+def test_cli_verify_fails_in_one_line(tmp_path, cli):
     path = _tampered(tmp_path, CASES["mauc"][0])
-    proc = spurbench("leaderboard", "verify", str(path), cwd=tmp_path)
+    proc = cli("leaderboard", "verify", str(path), cwd=tmp_path)
     assert_one_line_error(proc, str(path), "heads.plain.aggregate.mauc")
-    ok = spurbench("leaderboard", "verify", str(COMMITTED[0]), cwd=tmp_path)
+    ok = cli("leaderboard", "verify", str(COMMITTED[0]), cwd=tmp_path)
     assert ok.returncode == 0 and "1 result file(s) verified" in ok.stdout
 
 
@@ -134,7 +134,7 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "@import" not in page
     assert page.count("<svg") >= 2 and "model-planted-planted_cnn" in page
-    assert "other classes&#x27; features: checker-square, striped-disc, dotted-ring" in page  # control classes' negatives, named
+    assert "other classes&#39; features: checker-square, striped-disc, dotted-ring" in page  # control classes' negatives, named
 
 
 def test_build_ranks_like_with_like(tmp_path, originals):

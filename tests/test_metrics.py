@@ -26,9 +26,9 @@ def test_auc_extremes_and_bad_kind():
     assert spurious_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
     assert spurious_auc([0.1, 0.2], [0.9, 0.8]) == 0.0
     assert spurious_auc([0.5], [0.5]) == 0.5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="kind must be 'roc' or 'ap', not 'pr'"):
         spurious_auc([0.5], [0.5], kind="pr")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one positive and one negative score"):
         spurious_auc([], [0.5])
 
 
@@ -51,26 +51,26 @@ def _scores(seed: int, shift: float) -> ClassScores:
 def test_class_metrics_values():
     s = ClassScores(0, np.array([0.9, 0.6, 0.2]), np.array([0.8, 0.1]), np.array([True, True, False]), np.array([True, False]))
     m = class_metrics(s)
-    assert m["auc"] == pytest.approx(4 / 6)
-    assert m["spurious_pred_rate"] == 0.5
-    assert m["val_pred_rate"] == pytest.approx(2 / 3)
-    assert m["mean_prob_val"] == pytest.approx(1.7 / 3)
-    assert m["mean_prob_spurious"] == pytest.approx(0.45)
+    assert m.auc == pytest.approx(4 / 6)
+    assert m.spurious_pred_rate == 0.5
+    assert m.val_pred_rate == pytest.approx(2 / 3)
+    assert m.mean_prob_val == pytest.approx(1.7 / 3)
+    assert m.mean_prob_spurious == pytest.approx(0.45)
 
 
 def test_aggregates_and_bootstrap_ci():
     per_class = [_scores(k, 0.1 * k) for k in range(5)]
     agg = aggregate_metrics(per_class, draws=500, seed=0)
     aucs = [spurious_auc(s.pos_prob, s.neg_prob) for s in per_class]
-    assert agg["mauc"] == pytest.approx(np.mean(aucs))
+    assert agg.mauc == pytest.approx(np.mean(aucs))
     pooled = spurious_auc(np.concatenate([s.pos_prob for s in per_class]), np.concatenate([s.neg_prob for s in per_class]))
-    assert agg["pooled_auc"] == pytest.approx(pooled)
-    assert agg["accuracy"] == pytest.approx(np.mean(np.concatenate([s.pos_pred_is_k for s in per_class])))
-    assert agg["mauc_ci_low"] < agg["mauc"] < agg["mauc_ci_high"]
-    assert agg["mauc_ci_high"] - agg["mauc_ci_low"] < 0.2
+    assert agg.pooled_auc == pytest.approx(pooled)
+    assert agg.accuracy == pytest.approx(np.mean(np.concatenate([s.pos_pred_is_k for s in per_class])))
+    assert agg.mauc_ci_low < agg.mauc < agg.mauc_ci_high
+    assert agg.mauc_ci_high - agg.mauc_ci_low < 0.2
     # fixed seed -> identical CI; different seed -> different CI
-    assert bootstrap_mauc_ci(per_class, 500, seed=0) == (agg["mauc_ci_low"], agg["mauc_ci_high"])
-    assert bootstrap_mauc_ci(per_class, 500, seed=1) != (agg["mauc_ci_low"], agg["mauc_ci_high"])
+    assert bootstrap_mauc_ci(per_class, 500, seed=0) == (agg.mauc_ci_low, agg.mauc_ci_high)
+    assert bootstrap_mauc_ci(per_class, 500, seed=1) != (agg.mauc_ci_low, agg.mauc_ci_high)
     assert bootstrap_mauc_ci(per_class, 0) == (None, None)  # no CI asked for: nothing, not NaN (JSON has no NaN)
 
 

@@ -12,7 +12,6 @@ Facts checked against the authors' code (YanNeu/spurious_imagenet):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -27,14 +26,14 @@ from safetensors.torch import save_file
 from sklearn.metrics import average_precision_score
 
 from spurbench import cache
-from spurbench.adapters.planted import build_model
+from spurbench.benchmarks.planted.training import build_model
 from spurbench.adapters.timm_adapter import TimmAdapter, timm_data_config
 from spurbench.harness import evaluate, run_config_hash
 from spurbench.benchmarks import BenchmarkOptions
 from spurbench.leaderboard.build import build_board
 from spurbench.preprocessing import build_transform, eval_data_config, role_geometry
 from spurbench.results import read_result, result_filename
-from tests.test_cli import assert_one_line_error, spurbench
+from tests.test_cli import assert_one_line_error
 from tests.tiny import TinyAdapter, tiny_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +109,7 @@ def test_paper_transforms_produce_the_test_size_for_both_image_sets():
 
 
 def test_timm_adapter_card_carries_the_test_size():
-    adapter = TimmAdapter("resnet18.a1_in1k", pretrained=False)  # random weights: only the config matters
+    adapter = TimmAdapter.load("resnet18.a1_in1k", pretrained=False)  # random weights: only the config matters
     assert adapter.card.data_config["test_input_size"] == (3, 288, 288)
     x = adapter.transform(Image.new("RGB", (320, 240)))
     assert x.shape == (3, 288, 288)  # the model's own transform is validate.py's: the test size
@@ -124,7 +123,7 @@ def test_hf_timm_wrapper_gets_the_same_sizes_as_timm(tmp_path):
 
     pretrained_cfg = get_pretrained_cfg("resnet18.a1_in1k").to_dict()
     TimmWrapperConfig(architecture="resnet18", num_labels=10, pretrained_cfg=pretrained_cfg).save_pretrained(tmp_path)
-    adapter = HFAdapter(str(tmp_path), pretrained=False)
+    adapter = HFAdapter.load(str(tmp_path), pretrained=False)
     assert adapter.card.data_config == timm_data_config(pretrained_cfg)
     assert role_geometry(adapter.data_config, "paper", "negative")["input_size"] == [3, 288, 288]
     x = adapter.transform(Image.new("RGB", (300, 200))).unsqueeze(0)
@@ -134,7 +133,7 @@ def test_hf_timm_wrapper_gets_the_same_sizes_as_timm(tmp_path):
 def test_result_records_the_input_size_actually_used(tmp_path):
     adapter = TinyAdapter()
     # Give the tiny model a test size, as timm configs do: features must be computed at it.
-    adapter.card = dataclasses.replace(adapter.card, data_config={**adapter.card.data_config, "test_input_size": (3, 20, 20)})
+    adapter.card = adapter.card.model_copy(update={"data_config": {**adapter.card.data_config, "test_input_size": (3, 20, 20)}})
     seen: list[tuple[int, ...]] = []
     original = adapter.features
     adapter.features = lambda x: (seen.append(tuple(x.shape[1:])), original(x))[1]  # type: ignore[method-assign]
@@ -267,19 +266,19 @@ def test_config_hash_follows_the_checkpoint_content_not_its_path(tmp_path):
     assert run_config_hash("planted:cnn", str(path), "planted", opts, "paper", 0) != before
 
 
-def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(tmp_path):
+def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
     path = _planted_checkpoint(tmp_path / "weights.safetensors", 0)
     args = ["run", "-m", "planted:cnn", "--checkpoint", str(path), "--limit", "6", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
-    first = spurbench(*args, cwd=tmp_path)
+    first = cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     target = tmp_path / "out" / result_filename("planted:cnn", "planted")
     old = read_result(target)
     assert old.model.weights_revision == cache.content_digest(path)
-    again = spurbench(*args, cwd=tmp_path)
+    again = cli(*args, cwd=tmp_path)
     assert "skip planted:cnn" in again.stdout  # unchanged weights: complete
 
     _planted_checkpoint(path, 1)  # new weights, same path and size
-    third = spurbench(*args, cwd=tmp_path)
+    third = cli(*args, cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert "skip" not in third.stdout
     new = read_result(target)
@@ -288,20 +287,21 @@ def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(tmp_path):
     assert new.heads["plain"].image_prob != old.heads["plain"].image_prob  # not served from the old features
 
 
-def test_missing_checkpoint_is_one_line(tmp_path):
-    proc = spurbench("run", "-m", "planted:cnn", "--checkpoint", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "out"), cwd=tmp_path)
+def test_missing_checkpoint_is_one_line(cli, tmp_path):
+    proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(proc, "nope.safetensors", "does not exist")
     assert not (tmp_path / "out").exists()
 
 
-def test_spufix_fit_records_the_source_checkpoint_digest(tmp_path):
+@pytest.mark.slow  # fits SpuFix end to end (~3 s)
+def test_spufix_fit_records_the_source_checkpoint_digest(cli, tmp_path):
     target = _planted_checkpoint(tmp_path / "target.safetensors", 0)
     source = _planted_checkpoint(tmp_path / "source.safetensors", 2)
     (tmp_path / "components.json").write_text(json.dumps({"2": [0]}))
     # The source is another planted:cnn: same name and architecture, other weights (its own checkpoint).
     args = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(target), "--source-model", "planted:cnn", "--source-checkpoint", str(source),
             "--train-data", "planted", "--components", str(tmp_path / "components.json"), "--limit", "12", "-q", "-o", str(tmp_path / "art")]  # fmt: skip
-    first = spurbench(*args, "--save-alphas", str(tmp_path / "alphas"), cwd=tmp_path)
+    first = cli(*args, "--save-alphas", str(tmp_path / "alphas"), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     meta = json.loads((tmp_path / "art" / "spufix.json").read_text())
     assert meta["source_weights_revision"] == cache.content_digest(source)
@@ -309,7 +309,7 @@ def test_spufix_fit_records_the_source_checkpoint_digest(tmp_path):
     tensors_before = (tmp_path / "art" / "spufix.safetensors").read_bytes()
 
     _planted_checkpoint(source, 3)
-    second = spurbench(*args, cwd=tmp_path)
+    second = cli(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     meta = json.loads((tmp_path / "art" / "spufix.json").read_text())
     assert meta["source_weights_revision"] == cache.content_digest(source)
@@ -335,11 +335,11 @@ def test_temperature_is_recorded_and_changes_probabilities_not_predictions(tmp_p
     assert hot.heads["plain"].image_prob[image_id] == pytest.approx(expected, abs=1e-6)
 
 
-def test_registry_temperature_reaches_the_result(tmp_path):
+def test_registry_temperature_reaches_the_result(cli, tmp_path):
     path = _planted_checkpoint(tmp_path / "w.safetensors", 0)
     registry = tmp_path / "models.yaml"
     registry.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "checkpoint": str(path), "temperature": 0.5}]}))
-    proc = spurbench("run", "--registry", str(registry), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli("run", "--registry", str(registry), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = read_result(tmp_path / "out" / result_filename("planted:cnn", "planted"))
     assert result.heads["plain"].temperature == 0.5
@@ -347,14 +347,14 @@ def test_registry_temperature_reaches_the_result(tmp_path):
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
-def test_bad_temperature_is_one_line(tmp_path, value):
-    proc = spurbench("run", "-m", "planted:cnn", f"--temperature={value}", "-o", str(tmp_path / "out"), cwd=tmp_path)
+def test_bad_temperature_is_one_line(cli, tmp_path, value):
+    proc = cli("run", "-m", "planted:cnn", f"--temperature={value}", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(proc, "temperature")
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_registry_temperature_is_one_line(tmp_path):
+def test_bad_registry_temperature_is_one_line(cli, tmp_path):
     registry = tmp_path / "models.yaml"
     registry.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "temperature": -2}]}))
-    proc = spurbench("run", "--registry", str(registry), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli("run", "--registry", str(registry), "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert_one_line_error(proc, "models[0].temperature")

@@ -13,19 +13,17 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from spurbench.adapters import load_model
-from spurbench.adapters import planted as planted_models
-from spurbench.adapters.planted import (
-    PlantedAdapter,
-    build_model,
-    cache_paths,
-    parse_spec,
-    to_tensor,
-)
-from spurbench.benchmarks import BenchmarkOptions, load_benchmark
-from spurbench.benchmarks import planted as P
+from spurbench.benchmarks import load_benchmark
+from spurbench.benchmarks import planted as planted_benchmark
+from spurbench.benchmarks.planted import generator as P
+from spurbench.benchmarks.planted import models as planted_models
+from spurbench.benchmarks.planted import training as planted_training
+from spurbench.benchmarks.planted.models import PlantedAdapter, cache_paths, parse_spec
+from spurbench.benchmarks.planted.training import build_model, to_tensor
 from spurbench.cache import content_digest
 from spurbench.errors import UnknownNameError
 from spurbench.preprocessing import build_transform
+from spurbench.spufix.ground_truth import component_precision
 
 PLANTED = sorted(P.PLANTED_FEATURE_IDS)
 CONTROLS = [k for k in range(len(P.PLANTED_CLASSES)) if k not in P.PLANTED_FEATURE_IDS]
@@ -151,9 +149,10 @@ def test_benchmark_contract(tests):
     assert bench.checksum == tests.checksum()
     assert bench.positive_crop_pct == 1.0 and bench.positives_source == "generator"
     assert bench.counts() == {"classes": 10, "positives": 10 * P.TEST_PER_CLASS, "negatives": 10 * P.NEGATIVES_PER_CLASS}
-    assert [c.planted for c in bench.classes] == [k in P.PLANTED_FEATURE_IDS for k in range(10)]
+    assert [c.group for c in bench.classes] == ["planted" if k in P.PLANTED_FEATURE_IDS else "control" for k in range(10)]
+    assert bench.component_names == dict(enumerate(P.FEATURE_NAMES))
     for c in bench.classes:
-        if c.planted:
+        if c.group == "planted":
             assert c.components == (P.PLANTED_FEATURE_IDS[c.index],) and c.feature
         else:
             assert c.feature is None and set(c.components) <= set(P.PLANTED_FEATURE_IDS.values())
@@ -166,14 +165,14 @@ def test_benchmark_contract(tests):
     assert image.mode == "RGB" and image.size == (P.IMAGE_SIZE, P.IMAGE_SIZE)
     row = np.flatnonzero(tests.spurious.labels == PLANTED[0])[0]
     assert np.array_equal(np.asarray(image), tests.spurious.images[row])
-    truth = bench.extra["ground_truth"]
+    truth = bench.facts["ground_truth"]
     assert truth["planted_class_indices"] == PLANTED and truth["train_carrier_fraction"] == P.CARRIER_FRACTION
 
 
 def test_limit_and_seed():
     small = load_benchmark("planted", limit=3)
     assert small.counts() == {"classes": 10, "positives": 30, "negatives": 30}
-    other = load_benchmark("planted", BenchmarkOptions(seed=1, limit=3))
+    other = load_benchmark("planted", seed=1, limit=3)
     assert other.revision.endswith("seed1") and other.checksum != small.checksum
     assert not np.array_equal(np.asarray(small.images[0].open()), np.asarray(other.images[0].open()))
 
@@ -181,7 +180,7 @@ def test_limit_and_seed():
 def test_benchmark_pixels_reach_the_model_unchanged(tests):
     # positive_crop_pct=1.0 and 40 px images: the paper protocol is the identity + normalisation, so the
     # models see exactly what they were trained on.
-    config = PlantedAdapter("cnn", pretrained=False).data_config
+    config = PlantedAdapter.load("cnn", pretrained=False).data_config
     array = tests.clean.images[0]
     from PIL import Image
 
@@ -192,16 +191,19 @@ def test_benchmark_pixels_reach_the_model_unchanged(tests):
 
 
 def test_training_benchmark_and_component_precision():
-    bench = P.training_benchmark(limit=5)
+    bench, carrier_ids = planted_benchmark.training_benchmark(limit=5)
     assert len(bench.images) == 50 and all(im.role == "positive" for im in bench.images)
     assert bench.images[0].image_id == "planted/train/disc/0"
+    ids = {im.image_id for im in bench.images}
+    assert set(carrier_ids) <= ids and carrier_ids
+    assert all(P.PLANTED_FEATURE_IDS[int(im.class_index)] == carrier_ids[im.image_id] for im in bench.images if im.image_id in carrier_ids)
     carriers = np.zeros(100, dtype=bool)
     carriers[::4] = True
     noise = np.random.default_rng(0).normal(0, 0.01, (100, 3))
     # component 0 ranks all 25 carriers first, component 1 the 25 non-carriers, component 2 a mix of 5 + 20
     mixed = np.where(np.arange(100) < 20, 3.0, 0.0) + np.where(carriers & (np.arange(100) >= 80), 3.0, 0.0)
     alphas = np.stack([2.0 * carriers, 2.0 * ~carriers * (np.arange(100) < 34), mixed], 1) + noise
-    assert np.allclose(P.component_precision(alphas, carriers), [1.0, 0.0, 10 / 25])
+    assert np.allclose(component_precision(alphas, carriers), [1.0, 0.0, 10 / 25])
 
 
 def test_validation_sets_are_disjoint_from_test_sets():
@@ -210,7 +212,7 @@ def test_validation_sets_are_disjoint_from_test_sets():
     assert not np.array_equal(val.clean.images, test.clean.images) and not np.array_equal(val.spurious.images, test.spurious.images)
     for k, fid in P.PLANTED_FEATURE_IDS.items():  # same make-up: a planted class's negatives show its own feature
         assert set(val.spurious.feature_of[val.spurious.labels == k]) == {fid}
-    bench = P.validation_benchmark(0, limit=3)
+    bench = planted_benchmark.validation_benchmark(0, limit=3)
     assert bench.name == "planted-validation" and bench.revision.endswith("-validation")
     assert bench.images[0].image_id.startswith("planted-validation/") and len(bench.images) == 60
 
@@ -220,7 +222,7 @@ def test_validation_sets_are_disjoint_from_test_sets():
 
 def test_adapter_contract_untrained():
     cnn = load_model("planted:cnn", pretrained=False)
-    resnet = PlantedAdapter("resnet", pretrained=False)
+    resnet = PlantedAdapter.load("resnet", pretrained=False)
     assert cnn.to("cpu") is cnn
     assert cnn.card.name == "planted:cnn" and cnn.card.family == "planted" and cnn.card.label_space == "planted"
     assert cnn.card.weights_revision is None and cnn.num_classes == 10 and cnn.class_names == P.PLANTED_CLASSES
@@ -245,7 +247,7 @@ def test_init_is_seeded():
 
 def test_unknown_spec_suggests():
     with pytest.raises(UnknownNameError, match="Did you mean: planted:cnn"):
-        PlantedAdapter("cnnn", pretrained=False)
+        PlantedAdapter.load("cnnn", pretrained=False)
     with pytest.raises(UnknownNameError, match="planted:resnet"):
         PlantedAdapter.check_spec("resnett")
     PlantedAdapter.check_spec("resnet.seed3")
@@ -278,7 +280,7 @@ def test_trained_model_recognises_objects(trained, tests, arch):
     assert adapter.training_stats["clean_test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
     # the weights revision names the recipe and the content digest of the cached weights file
     (weights,) = (trained[0] / "planted").glob(f"{arch}-*.safetensors")
-    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_models.TRAIN_VERSION}-seed0 {content_digest(weights)}"
+    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_training.TRAIN_VERSION}-seed0 {content_digest(weights)}"
 
 
 @pytest.mark.slow

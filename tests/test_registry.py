@@ -13,12 +13,13 @@ def test_lazy_entries_base_check_and_suggestions():
     reg.register("tiny", "tests.tiny:TinyAdapter")
     reg.register("bad", "tests.tiny:tiny_benchmark")
     assert reg.get("tiny").__name__ == "TinyAdapter"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="widget 'bad' -> <function tiny_benchmark .*> is not a subclass of ModelAdapter"):
         reg.get("bad")
     with pytest.raises(UnknownNameError, match="Did you mean: tiny"):
         reg.get("tiyn")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="widget 'tiny' is already registered"):
         reg.register("tiny", object())
+    assert reg.get("tiny").__name__ == "TinyAdapter"  # the refused registration changed nothing
 
 
 def test_third_party_adapter_through_entry_points(monkeypatch):

@@ -20,10 +20,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from spurbench.adapters.planted import build_model
+from spurbench.benchmarks.planted.training import build_model
 from tests.test_cli import spurbench
 from tests.test_cli_spurious_imagenet import MODEL, _checkpoint
 from tests.test_spurious_imagenet import make_upstream, make_val
+
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
@@ -42,31 +43,6 @@ def clean_failure(proc: subprocess.CompletedProcess, out: Path | None, *needles:
         assert needle in lines[0], lines[0]
     if out is not None:
         assert not out.exists() or not list(out.rglob("*.json")), list(out.rglob("*"))
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """Run the real CLI entry point (``spurbench.cli.main``) in this process: the same code path as the
-    console script, without paying the interpreter and torch start-up (about 10 s here) per case.
-    Returns a CompletedProcess-like result; an exception that escapes ``main`` fails the test."""
-
-    def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-        from spurbench.cli import main
-
-        monkeypatch.chdir(cwd)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["spurbench", *args], code, out, err)
-
-    return run
 
 
 def _subprocess_cli(*args: str, cwd: Path, typer_path: str | None = None) -> subprocess.CompletedProcess:
@@ -102,10 +78,12 @@ USAGE_CASES = {
 
 @pytest.mark.parametrize("typer_path", TYPER_LINES, ids=lambda p: "typer-bundled-click" if p is None else "typer-with-click-package")
 @pytest.mark.parametrize("case", sorted(USAGE_CASES))
-def test_usage_errors_are_one_line_exit_2(tmp_path, case, typer_path):
+def test_usage_errors_are_one_line_exit_2(cli, tmp_path, case, typer_path):
     args, needles = USAGE_CASES[case]
     output = ["--output", str(tmp_path / "out")] if args[0] == "run" else []
-    clean_failure(_subprocess_cli(*args, *output, cwd=tmp_path, typer_path=typer_path), tmp_path / "out", *needles)
+    # The installed typer runs in this process; another typer line needs a fresh interpreter with it first on the path.
+    proc = cli(*args, *output, cwd=tmp_path) if typer_path is None else _subprocess_cli(*args, *output, cwd=tmp_path, typer_path=typer_path)
+    clean_failure(proc, tmp_path / "out", *needles)
 
 
 def test_help_exits_0(cli, tmp_path):
@@ -180,6 +158,7 @@ def test_registry_typo_is_refused_with_a_suggestion(cli, tmp_path):
     clean_failure(proc, tmp_path / "out", "unknown key 'chekpoint'", "Did you mean: checkpoint")
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_and_says_how_to_resume(run_inputs, tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
@@ -447,8 +426,8 @@ def _flip_confident_positives(raw: dict) -> None:
         ids = {role: [i for i, r in raw["images"].items() if r["class_index"] == row["class_index"] and r["role"] == role] for role in ("positive", "negative")}
         scores = ClassScores(row["class_index"], *(np.array([head["image_prob"][i] for i in ids[r]]) for r in ("positive", "negative")), *(np.array([head["image_top1"][i] for i in ids[r]]) for r in ("positive", "negative")))
         per_class.append(scores)
-        row.update(class_metrics(scores))
-    head["aggregate"].update(aggregate_metrics(per_class, draws=head["aggregate"]["bootstrap_draws"]))
+        row.update(class_metrics(scores).model_dump())
+    head["aggregate"].update(aggregate_metrics(per_class, draws=head["aggregate"]["bootstrap_draws"]).model_dump())
 
 
 VERIFY_CASES = {

@@ -14,13 +14,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from spurbench.adapters.planted import build_model
+from spurbench.benchmarks.planted.training import build_model
 from spurbench.errors import SpurbenchError
 from spurbench.results import read_result, result_filename
 from spurbench.spufix.artifact import auto_location, load_artifact, push_artifact
 from spurbench.spufix.fit import fit_source, fit_transfer
 from tests.hub_server import LocalHub, local_hub
-from tests.test_cli import assert_one_line_error, spurbench
+from tests.test_cli import assert_one_line_error
 from tests.test_spufix_fit import COMPONENTS, KW, WideTiny, _train
 from tests.tiny import TinyAdapter
 
@@ -86,13 +86,14 @@ def _planted_checkpoint(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_fit_push_then_run_auto(hub, tmp_path):
+@pytest.mark.slow  # fits SpuFix end to end (~3 s)
+def test_cli_fit_push_then_run_auto(cli, hub, tmp_path):
     checkpoint = _planted_checkpoint(tmp_path)
     components = tmp_path / "components.json"
     components.write_text(json.dumps({"2": [0], "8": [0, 1]}))
     repo = auto_location("planted:cnn")[len("hf://") :]
     env = {**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")}
-    fit = spurbench(
+    fit = cli(
         "spufix", "fit", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--train-data", "planted", "--limit", "12",
         "--components", str(components), "-o", str(tmp_path / "art"), "--push", repo, "-q", cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -100,7 +101,7 @@ def test_cli_fit_push_then_run_auto(hub, tmp_path):
     assert "pushed" in fit.stdout
     assert json.loads(hub.files(repo)["spufix.json"])["components"] == {"2": [0], "8": [0, 1]}
 
-    run = spurbench(
+    run = cli(
         "run", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--spufix", "auto", "--limit", "4", "--bootstrap", "0", "-q",
         "-o", str(tmp_path / "out"), cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -109,9 +110,9 @@ def test_cli_fit_push_then_run_auto(hub, tmp_path):
     assert set(result.heads) == {"plain", "spufix"}
 
 
-def test_cli_auto_without_a_published_artifact_fails_in_one_line(hub, tmp_path):
+def test_cli_auto_without_a_published_artifact_fails_in_one_line(cli, hub, tmp_path):
     checkpoint = _planted_checkpoint(tmp_path)
-    proc = spurbench(
+    proc = cli(
         "run", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--spufix", "auto", "-o", str(tmp_path / "out"),
         cwd=tmp_path, env={**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")},
     )  # fmt: skip

@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench.benchmarks.imagenet_train import (
+from spurbench.benchmarks.imagenet.train import (
     hub_imagenet_train,
     load_local_imagenet_train,
     write_class_rows,
 )
-from spurbench.benchmarks.imagenet_val import imagenet_synsets
+from spurbench.imagenet import synsets as imagenet_synsets
 from spurbench.errors import AccessError, DataError, SpurbenchError
 from spurbench.spufix.fit import SourceAlphas, import_upstream_alphas, load_components
 

@@ -139,6 +139,7 @@ def test_fused_head_exports_with_torch_export():
         assert torch.allclose(program.module()(test), head(test), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_fused_head_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
     import onnxruntime as ort  # dev extra (torch.onnx.export needs onnxscript, also there)
 

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from spurbench import evaluate
-from spurbench.benchmarks.planted import PLANTED_FEATURE_IDS, ground_truth_choices
+from spurbench.benchmarks import get_benchmark
+from spurbench.benchmarks.planted.generator import PLANTED_FEATURE_IDS
 from spurbench.results import read_result, result_filename
 from spurbench.spufix.artifact import load_artifact
-from spurbench.spufix.planted_demo import planted_demo_artifacts
-from tests.test_cli import spurbench
+from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_choices
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,9 @@ def demo(trained, tmp_path_factory):
     """Ground-truth SpuFix for cnn (self) and resnet (transferred), and both models' results."""
     _, models = trained
     with cache_at(tmp_path_factory.mktemp("features")):
-        choices = ground_truth_choices(models["cnn"], progress=False)
-        artifacts = planted_demo_artifacts([models["cnn"], models["resnet"]], models["cnn"], progress=False)
+        truth = get_benchmark("planted").ground_truth({"seed": 0})
+        choices = ground_truth_choices(models["cnn"], truth, progress=False)
+        artifacts = ground_truth_artifacts([models["cnn"], models["resnet"]], models["cnn"], truth, progress=False)
         results = {arch: evaluate(models[arch], "planted", spufix=artifacts[f"planted:{arch}"], bootstrap=0, progress=False) for arch in ("cnn", "resnet")}
     return choices, artifacts, results
 
@@ -83,11 +84,11 @@ def test_spufix_raises_planted_aucs_and_leaves_the_rest(demo, arch):
     for k in plain:
         if k in corrected:
             assert fixed[k].auc >= plain[k].auc + 0.01, (arch, k, plain[k].auc, fixed[k].auc)
-        elif plain[k].planted:  # not corrected itself, moved only through the softmax
+        elif plain[k].group == "planted":  # not corrected itself, moved only through the softmax
             assert fixed[k].auc >= plain[k].auc - 0.05, (arch, k, plain[k].auc, fixed[k].auc)
         else:
             assert abs(fixed[k].auc - plain[k].auc) <= 0.01, (arch, k, plain[k].auc, fixed[k].auc)
-    planted = [k for k in plain if plain[k].planted]
+    planted = [k for k in plain if plain[k].group == "planted"]
     mean_gain = sum(fixed[k].auc - plain[k].auc for k in planted) / len(planted)
     assert mean_gain >= 0.03, (arch, mean_gain)
     accuracy = result.heads["plain"].aggregate.accuracy, result.heads["spufix"].aggregate.accuracy
@@ -95,10 +96,10 @@ def test_spufix_raises_planted_aucs_and_leaves_the_rest(demo, arch):
     assert result.heads["spufix"].aggregate.mauc > result.heads["plain"].aggregate.mauc
 
 
-def test_cli_fit_then_run_matches_the_python_path(trained, demo, tmp_path):
+def test_cli_fit_then_run_matches_the_python_path(cli, trained, demo, tmp_path):
     cache, _ = trained
     env = {"SPURBENCH_CACHE": str(cache)}
-    fit = spurbench(
+    fit = cli(
         "spufix", "fit", "--model", "planted:resnet", "--source-model", "planted:cnn", "--train-data", "planted",
         "--components-from-ground-truth", "-o", str(tmp_path / "art"), "-q", cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -106,7 +107,7 @@ def test_cli_fit_then_run_matches_the_python_path(trained, demo, tmp_path):
     artifact = load_artifact(tmp_path / "art")
     assert artifact.source_model == "planted:cnn" and artifact.target_model == "planted:resnet"
     assert json.loads((tmp_path / "art" / "spufix.json").read_text())["components"] == {str(k): v for k, v in demo[1]["planted:resnet"].components.items()}
-    run = spurbench("run", "--model", "planted:resnet", "--spufix", str(tmp_path / "art"), "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env=env)
+    run = cli("run", "--model", "planted:resnet", "--spufix", str(tmp_path / "art"), "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     result = read_result(tmp_path / "out" / result_filename("planted:resnet", "planted"))
     expected = demo[2]["resnet"]
@@ -116,16 +117,16 @@ def test_cli_fit_then_run_matches_the_python_path(trained, demo, tmp_path):
         assert got == pytest.approx(want, abs=1e-6), head
 
 
-def test_default_run_shows_plain_and_spufix_side_by_side(trained, tmp_path):
+def test_default_run_shows_plain_and_spufix_side_by_side(cli, trained, tmp_path):
     cache, _ = trained
-    proc = spurbench("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache), "COLUMNS": "200"})
+    proc = cli("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache), "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "ground-truth components" in proc.stdout and "transferred to planted:resnet" in proc.stdout
     for model in ("planted:cnn", "planted:resnet"):
         result = read_result(tmp_path / "out" / result_filename(model, "planted"))
         assert set(result.heads) == {"plain", "spufix"}
-        planted = [(p.auc, s.auc) for p, s in zip(result.heads["plain"].classes, result.heads["spufix"].classes) if p.planted]
+        planted = [(p.auc, s.auc) for p, s in zip(result.heads["plain"].classes, result.heads["spufix"].classes) if p.group == "planted"]
         assert len(planted) == 3 and sum(s for _, s in planted) > sum(p for p, _ in planted)
     assert len(re.findall(r"┃ metric +┃ +plain ┃ +spufix ┃", proc.stdout)) == 2, proc.stdout  # a SpuFix column in each closing table
-    again = spurbench("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    again = cli("run", "--bootstrap", "0", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
     assert again.returncode == 0 and again.stdout.count("skip planted:") == 2, again.stdout  # same artifacts -> same config hash

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,22 +14,13 @@ import yaml
 from PIL import Image
 
 from spurbench.benchmarks import load_benchmark
-from spurbench.benchmarks.base import BenchmarkOptions
-from spurbench.benchmarks.dataset_build import (
-    build_from_upstream,
-    content_checksum,
-    download,
-    parse_folder_name,
-    push_to_hub,
-    scan_upstream,
-)
-from spurbench.benchmarks.imagenet_val import imagenet_synsets
-from spurbench.benchmarks.spurious_imagenet import (
-    load_negatives,
-    load_spurious_imagenet,
-)
+from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
+from spurbench.benchmarks.spurious_imagenet.layout import content_checksum, parse_folder_name, scan_upstream
+from spurbench.benchmarks.spurious_imagenet.negatives import Negatives, load_negatives
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
+from spurbench.imagenet import synsets as imagenet_synsets
 from tests.hub_fixture import offline_hub, write_hub_repo
+from tests.hub_server import LocalHub, local_hub
 
 # (class index, component) -> images; class 817 has two components to exercise multi-component classes.
 # Folder names follow upstream's parse rule (third "_" token = class, last = component); the exact
@@ -68,6 +60,14 @@ def make_val(root: Path, classes, per_class: int = 2) -> Path:
         for i in range(per_class):
             (folder / f"ILSVRC2012_val_{k * 100 + i:08d}.JPEG").write_bytes(_image_bytes(1000 + k + i, "JPEG"))
     return root
+
+
+def negatives(data_dir=None, dataset_repo=None, revision=None, token=None, limit=None) -> Negatives:
+    return load_negatives(data_dir, dataset_repo, revision, token, limit)
+
+
+def load_spurious_imagenet(**options):
+    return load_benchmark("spurious-imagenet", **options)
 
 
 def hub_files(built: Path) -> dict[str, bytes]:
@@ -117,7 +117,7 @@ def test_parse_folder_name_follows_upstream_rule():
 def test_upstream_layout_parsing(upstream):
     # the parent of images/ (where the zip is unpacked) works as well as images/ itself
     for data_dir in (upstream, upstream.parent):
-        neg = load_negatives(BenchmarkOptions(data_dir=str(data_dir)))
+        neg = negatives(data_dir=str(data_dir))
         assert neg.components == {1: (3,), 309: (0,), 817: (2, 5)}
         assert len(neg.images) == sum(PAIRS.values())
         assert all(im.role == "negative" for im in neg.images)
@@ -133,7 +133,7 @@ def test_upstream_layout_parsing(upstream):
 
 
 def test_limit_caps_negatives_per_class(upstream):
-    neg = load_negatives(BenchmarkOptions(data_dir=str(upstream), limit=1))
+    neg = negatives(data_dir=str(upstream), limit=1)
     per_class = {}
     for im in neg.images:
         per_class[im.class_index] = per_class.get(im.class_index, 0) + 1
@@ -151,8 +151,8 @@ def test_benchmark_from_local_dirs(upstream, val_dir):
     pos = [im for im in bench.images if im.role == "positive"]
     assert {im.class_index for im in pos} == {1, 309, 817} and all(im.component is None for im in pos)
     assert bench.positives_source == str(val_dir)
-    assert bench.extra["complete"] is False  # 3 classes, not the paper's 100 x 75
-    small = load_spurious_imagenet(BenchmarkOptions(data_dir=str(upstream), imagenet_val=str(val_dir), limit=1))
+    assert bench.facts["complete"] is False  # 3 classes, not the paper's 100 x 75
+    small = load_spurious_imagenet(data_dir=str(upstream), imagenet_val=str(val_dir), limit=1)
     assert small.counts() == {"classes": 3, "positives": 3, "negatives": 3}
 
 
@@ -171,7 +171,7 @@ def test_bad_data_dir_is_one_line_data_error(tmp_path, case):
         (path / "spurious_class_1_comp_3").mkdir(parents=True)
         (path / "spurious_class_1_comp_3" / "notes.txt").write_text("x")
     with pytest.raises(DataError) as exc:
-        load_negatives(BenchmarkOptions(data_dir=str(path)))
+        negatives(data_dir=str(path))
     msg = _one_line(exc)
     assert str(path) in msg
     if case == "malformed":
@@ -181,7 +181,7 @@ def test_bad_data_dir_is_one_line_data_error(tmp_path, case):
 def test_corrupt_image_names_the_file_on_open(upstream):
     bad = upstream / "spurious_class_309_comp_0" / "zzzz.jpg"
     bad.write_bytes(b"\xff\xd8 this is not a jpeg")
-    neg = load_negatives(BenchmarkOptions(data_dir=str(upstream)))  # loading is lazy: no error yet
+    neg = negatives(data_dir=str(upstream))  # loading is lazy: no error yet
     image = next(im for im in neg.images if im.origin == str(bad))
     with pytest.raises(DataError) as exc:
         image.open()
@@ -231,8 +231,8 @@ def test_build_refuses_non_empty_output(built, upstream):
 
 
 def test_local_built_copy_is_detected_and_verified(built, upstream):
-    from_built = load_negatives(BenchmarkOptions(data_dir=str(built)))
-    from_upstream = load_negatives(BenchmarkOptions(data_dir=str(upstream)))
+    from_built = negatives(data_dir=str(built))
+    from_upstream = negatives(data_dir=str(upstream))
     assert from_built.extra["negatives_layout"] == "parquet"
     assert from_built.checksum == from_upstream.checksum
     assert [im.image_id for im in from_built.images] == [im.image_id for im in from_upstream.images]
@@ -244,10 +244,10 @@ def test_local_built_copy_is_detected_and_verified(built, upstream):
 
 def test_hub_load_matches_local_build(isolated, built, upstream, val_dir):
     sha = write_hub_repo(isolated, REPO, hub_files(built), repo_type="dataset")
-    bench = load_spurious_imagenet(BenchmarkOptions(dataset_repo=REPO, imagenet_val=str(val_dir)))
+    bench = load_spurious_imagenet(dataset_repo=REPO, imagenet_val=str(val_dir))
     assert (bench.repo, bench.revision) == (REPO, sha)  # resolved from refs/main by snapshot_download
-    assert bench.extra["requested_revision"] == "main"
-    local = load_negatives(BenchmarkOptions(data_dir=str(upstream)))
+    assert bench.facts["requested_revision"] == "main"
+    local = negatives(data_dir=str(upstream))
     hub_neg = [im for im in bench.images if im.role == "negative"]
     assert [im.image_id for im in hub_neg] == [im.image_id for im in local.images]
     assert bench.checksum == local.checksum
@@ -255,7 +255,7 @@ def test_hub_load_matches_local_build(isolated, built, upstream, val_dir):
     for a, b in zip(hub_neg, local.images):
         assert a.open().tobytes() == b.open().tobytes()
     # a pinned commit resolves too
-    again = load_negatives(BenchmarkOptions(dataset_repo=REPO, revision=sha))
+    again = negatives(dataset_repo=REPO, revision=sha)
     assert again.revision == sha
 
 
@@ -271,7 +271,7 @@ def test_tampered_shard_is_a_checksum_mismatch(isolated, built):
     sha = write_hub_repo(isolated, REPO, hub_files(built), repo_type="dataset")
     recorded = json.loads((built / "spurbench.json").read_text())["checksum"]
     with pytest.raises(ChecksumMismatchError) as exc:
-        load_negatives(BenchmarkOptions(dataset_repo=REPO))
+        negatives(dataset_repo=REPO)
     msg = _one_line(exc)
     assert f"{REPO}@{sha}" in msg and recorded in msg and msg.count("sha256:") == 2
 
@@ -284,12 +284,12 @@ def test_tampered_card_is_a_checksum_mismatch(isolated, built):
     card.write_text(text.replace(recorded, fake))
     write_hub_repo(isolated, REPO, hub_files(built), repo_type="dataset")
     with pytest.raises(ChecksumMismatchError) as exc:
-        load_negatives(BenchmarkOptions(dataset_repo=REPO))
+        negatives(dataset_repo=REPO)
     msg = _one_line(exc)
     assert fake in msg and recorded in msg and "README.md" in msg
     # the same check guards a local copy
     with pytest.raises(ChecksumMismatchError):
-        load_negatives(BenchmarkOptions(data_dir=str(built)))
+        negatives(data_dir=str(built))
 
 
 def test_relabelled_row_is_rejected(built):
@@ -302,13 +302,13 @@ def test_relabelled_row_is_rejected(built):
     table = table.set_column(1, table.schema.field("class_index"), pa.array(classes, type=pa.int32()))
     pq.write_table(table, shard)
     with pytest.raises(DataError) as exc:
-        load_negatives(BenchmarkOptions(data_dir=str(built)))
+        negatives(data_dir=str(built))
     assert "row0" in _one_line(exc)
 
 
 def test_hub_repo_not_cached_offline_is_one_line_data_error():
     with pytest.raises(DataError) as exc:
-        load_negatives(BenchmarkOptions(dataset_repo="nobody/not-cached"))
+        negatives(dataset_repo="nobody/not-cached")
     msg = _one_line(exc)
     assert "nobody/not-cached" in msg and "--data-dir" in msg
 
@@ -319,7 +319,7 @@ def test_no_positives_source_fails_with_access_error(upstream, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(AccessError) as exc:
-        load_spurious_imagenet(BenchmarkOptions(data_dir=str(upstream)))
+        load_spurious_imagenet(data_dir=str(upstream))
     msg = _one_line(exc)
     assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in msg and "--imagenet-val" in msg
 
@@ -330,33 +330,48 @@ def test_download_verifies_the_snapshot(isolated, built):
     assert path.name == sha and (path / "spurbench.json").is_file()
 
 
-def test_push_to_hub_uploads_a_verified_folder(built, monkeypatch):
-    import huggingface_hub
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Iterator[LocalHub]:
+    """A real (local) Hub server that huggingface_hub talks to over HTTP; replaces the offline cache fixture."""
+    with local_hub(tmp_path, monkeypatch) as h:
+        yield h
 
-    calls = []
 
-    class FakeApi:
-        def __init__(self, token=None):
-            calls.append(("init", token))
+def test_push_to_hub_uploads_a_verified_folder(hub, built, tmp_path):
+    """push_to_hub -> the local Hub (one commit) -> snapshot_download / load back: same files, same checksum."""
+    recorded = json.loads((built / "spurbench.json").read_text())["checksum"]
+    url = push_to_hub(built, REPO, token=hub.token)
+    sha = url.rsplit("/", 1)[-1]
+    assert url == f"{hub.url}/datasets/{REPO}/commit/{sha}"
+    # a dataset repo (created on first push), holding exactly one commit on top of its initial one
+    commits = hub.commits(REPO, "dataset")
+    assert len(commits) == 2 and commits[-1] == sha
+    stored = hub.files(REPO, "dataset", sha)
+    assert {p: stored[p] for p in hub_files(built)} == hub_files(built)
+    assert set(stored) == {".gitattributes", *hub_files(built)}
 
-        def create_repo(self, repo_id, **kw):
-            calls.append(("create_repo", repo_id, kw))
+    # fetched back through the real client: verified download, then the loader recomputes the same checksum
+    path = download(REPO, "main", tmp_path / "downloaded")
+    downloaded = hub_files(path)
+    assert {p: downloaded[p] for p in hub_files(built)} == hub_files(built)
+    neg = negatives(dataset_repo=REPO)
+    assert (neg.repo, neg.revision, neg.checksum) == (REPO, sha, recorded)
+    assert neg.extra["negatives_layout"] == "parquet" and neg.extra["requested_revision"] == "main"
+    local = negatives(data_dir=str(built))
+    assert [im.image_id for im in neg.images] == [im.image_id for im in local.images]
+    assert neg.images[0].open().tobytes() == local.images[0].open().tobytes()
 
-        def create_branch(self, repo_id, **kw):
-            calls.append(("create_branch", repo_id, kw))
+    # a named revision becomes a branch of its own; pushing again reuses the existing repo
+    v1 = push_to_hub(built, REPO, revision="v1").rsplit("/", 1)[-1]
+    assert hub.store.log("dataset", REPO, "v1")[-1] == v1 and hub.commits(REPO, "dataset") == commits
+    assert negatives(dataset_repo=REPO, revision="v1").checksum == recorded
 
-        def upload_folder(self, **kw):
-            calls.append(("upload_folder", kw))
-            return type("Commit", (), {"oid": "abc123"})()
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    assert push_to_hub(built, REPO, token="hf_x", revision="v1") == "abc123"
-    assert calls[1] == ("create_repo", REPO, {"repo_type": "dataset", "exist_ok": True})
-    upload = calls[-1][1]
-    assert upload["repo_type"] == "dataset" and upload["folder_path"] == str(built) and upload["revision"] == "v1"
+    # a wrong token is refused with a one-line error, and nothing is committed
+    with pytest.raises(AccessError) as exc:
+        push_to_hub(built, REPO, token="hf_wrong")
+    assert REPO in _one_line(exc) and "401" in str(exc.value)
     # a build that no longer matches its checksum is not published
     (built / "spurbench.json").write_text(json.dumps({"checksum": "sha256:" + "1" * 64}))
-    calls.clear()
     with pytest.raises(ChecksumMismatchError):
         push_to_hub(built, REPO)
-    assert not any(c[0] == "upload_folder" for c in calls)
+    assert hub.commits(REPO, "dataset") == commits and hub.store.log("dataset", REPO, "v1")[-1] == v1

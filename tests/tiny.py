@@ -31,6 +31,10 @@ class TinyAdapter(ModelAdapter):
             data_config={"input_size": (3, SIZE, SIZE), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.25,) * 3, "crop_pct": 1.0, "crop_mode": "center"},
         )
 
+    @classmethod
+    def load(cls, spec: str = "net", *, checkpoint=None, pretrained: bool = True, **kw) -> TinyAdapter:
+        return cls(spec, checkpoint=checkpoint, pretrained=pretrained, **kw)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         self.forward_calls += 1
         return self.backbone(x)
@@ -53,7 +57,7 @@ def _image(seed: int, bright: float) -> Image.Image:
 
 def tiny_benchmark(num_classes: int = 4, per_role: int = 12, label_space: str = "toy", name: str = "tiny", broken: str | None = None) -> Benchmark:
     """Random images; class k's positives and negatives differ in brightness so AUCs are not all 0.5."""
-    classes = [BenchmarkClass(index=k, name=f"class{k}", components=(k + 10,), planted=None) for k in range(num_classes)]
+    classes = [BenchmarkClass(index=k, name=f"class{k}", components=(k + 10,), group=None) for k in range(num_classes)]
     images = []
     for k in range(num_classes):
         for role in ("positive", "negative"):

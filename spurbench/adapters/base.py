@@ -11,36 +11,37 @@ holds for every family. SpuFix and the one-pass cached evaluation rely on it.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
 
-
-@dataclass(frozen=True)
-class ModelCard:
-    """Facts about one set of weights, copied into every result file."""
-
-    name: str  # full name including the family prefix, e.g. "timm:resnet18.a1_in1k"
-    family: str  # "timm", "open_clip", "hf", "planted", or a plugin's family
-    weights_revision: str | None  # pretrained tag / Hub revision / checkpoint sha256; None for random weights
-    label_space: str  # "imagenet-1k", "imagenet-21k-google", "imagenet-21k", or a benchmark's own, e.g. "planted"
-    num_classes: int
-    num_params: int
-    # timm-style data config: input_size (C, H, W), interpolation, mean, std, crop_pct, crop_mode
-    data_config: dict[str, Any] = field(default_factory=dict)
+from spurbench.preprocessing import model_transform
+from spurbench.results import ModelCard
 
 
 class ModelAdapter(abc.ABC):
     """Base class of all model families. Subclasses set ``family`` and implement the abstract members.
 
-    Constructor signature every family accepts: ``Adapter(spec, *, checkpoint=None, pretrained=True)``
-    where ``spec`` is the part of the model name after ``family:``.
+    A family is built with the classmethod ``Family.load(spec, *, checkpoint=None, pretrained=True)``,
+    where ``spec`` is the part of the model name after ``family:``: loading weights (or training them)
+    is that explicit step. Constructors only store what ``load`` built; properties only read.
     """
 
     family: ClassVar[str]
     card: ModelCard
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ModelAdapter":
+        """Build the adapter: weights from the family's own source (``pretrained``), from a local
+        ``checkpoint``, or random (``pretrained=False``, for tests)."""
+
+    @classmethod
+    def list_names(cls, pattern: str = "*") -> list[str]:
+        """Loadable names ``family:spec`` matching a wildcard ``pattern``, for ``spurbench ls``; [] where the
+        family cannot enumerate its models (e.g. the Hub offline)."""
+        return []
 
     @classmethod
     def check_spec(cls, spec: str) -> None:
@@ -67,12 +68,9 @@ class ModelAdapter(abc.ABC):
         return dict(self.card.data_config)
 
     # ---- preprocessing --------------------------------------------------------------------
-    @property
-    def transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        """The model's own eval transform (PIL -> normalised CHW tensor), from its data config."""
-        from spurbench.preprocessing import model_transform
-
-        return model_transform(self.data_config)
+    def transform(self, image: Image.Image) -> torch.Tensor:
+        """The model's own eval preprocessing of one image (PIL -> normalised CHW tensor), from its data config."""
+        return model_transform(self.data_config)(image)
 
     # ---- the split forward ------------------------------------------------------------------
     @abc.abstractmethod

@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+from PIL import Image
 from torch import nn
 
-from spurbench.adapters._common import (
-    LinearClassifierMixin,
-    exception_chain,
-    hub_commit,
-    load_checkpoint_into,
-    raise_if_weights_unavailable,
-    read_safetensors,
-)
 from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.adapters.label_maps import imagenet_space
+from spurbench.adapters.common import LinearClassifierMixin, load_checkpoint_into, read_safetensors
+from spurbench.adapters.timm_adapter import timm_data_config
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
+from spurbench.hub import cached_commit, exception_chain, raise_if_weights_unavailable
+from spurbench.imagenet import imagenet_space
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -39,8 +36,6 @@ def _size_get(size: Any, key: str) -> int | None:
 
 
 def _interpolation(resample: Any) -> str:
-    from PIL import Image
-
     if isinstance(getattr(resample, "value", None), str):  # torchvision InterpolationMode
         return resample.value
     return Image.Resampling(int(resample)).name.lower()
@@ -61,8 +56,6 @@ def hf_data_config(config: Any, processor: Any) -> dict[str, Any]:
     TimmWrapperImageProcessor keeps only the train size). Other image processors have one eval size."""
     pretrained_cfg = getattr(config, "pretrained_cfg", None)
     if getattr(config, "model_type", None) == "timm_wrapper" and isinstance(pretrained_cfg, dict):
-        from spurbench.adapters.timm_adapter import timm_data_config
-
         return timm_data_config(pretrained_cfg)
     return processor_data_config(processor)
 
@@ -133,14 +126,12 @@ def _weights_revision(spec: str) -> str | None:
             if (folder / name).is_file():
                 return content_digest(folder / name)
         return None
-    commit = hub_commit(spec, _WEIGHT_FILES)
+    commit = cached_commit(spec, _WEIGHT_FILES)
     return f"hf-hub:{spec}@{commit or 'main'}"
 
 
 def _raise_load_error(exc: BaseException, spec: str) -> None:
     """One-line errors for what a user can get wrong; returns for anything else (a bug: re-raised as is)."""
-    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
-
     raise_if_weights_unavailable(exc, f"hf model {spec!r}")
     text = " ".join(str(exc).split())
     if any(isinstance(e, (HFValidationError, RepositoryNotFoundError)) for e in exception_chain(exc)):
@@ -154,18 +145,32 @@ def _raise_load_error(exc: BaseException, spec: str) -> None:
 class HFAdapter(LinearClassifierMixin, ModelAdapter):
     family = "hf"
 
-    def __init__(self, spec: str, *, checkpoint: str | None = None, pretrained: bool = True):
+    def __init__(self, spec: str, model: nn.Module, config: Any, data_config: dict[str, Any], weights_revision: str | None):
+        self.spec, self.model = spec, model.float().eval()  # float32 also where an older transformers ignored dtype=
+        num_labels = int(config.num_labels)
         try:
-            import transformers  # noqa: F401  (optional dependency)
-        except ImportError as exc:
-            raise SpurbenchError("the hf model family needs transformers: pip install 'spurbench[transformers]'") from exc
-        from transformers import (
-            AutoConfig,
-            AutoImageProcessor,
-            AutoModelForImageClassification,
+            self._classifier = _find_classifier(self.model, num_labels)
+        except SpurbenchError as exc:
+            raise SpurbenchError(f"hf model {spec!r}: {exc}") from None
+        self._id2label = [str(config.id2label.get(k, k)) for k in range(num_labels)] if getattr(config, "id2label", None) else None
+        self.card = ModelCard(
+            name=f"hf:{spec}",
+            family=self.family,
+            weights_revision=weights_revision,
+            label_space=imagenet_space(num_labels, "hf"),
+            num_classes=num_labels,
+            num_params=sum(p.numel() for p in self.model.parameters()),
+            data_config=data_config,
         )
 
-        self.spec = spec
+    @classmethod
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "HFAdapter":
+        """Load config, processor and weights, then prove the features/head split on a random batch."""
+        try:
+            # lazy: transformers is an optional dependency (the [transformers] extra)
+            from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+        except ImportError as exc:
+            raise SpurbenchError("the hf model family needs transformers: pip install 'spurbench[transformers]'") from exc
         from_hub = pretrained and checkpoint is None
         try:
             config = AutoConfig.from_pretrained(spec)
@@ -183,26 +188,9 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
             weights_revision = content_digest(checkpoint)
         else:
             weights_revision = _weights_revision(spec) if from_hub else None
-        self.model = model.float().eval()  # float32 also where an older transformers ignored dtype=
-
-        num_labels = int(config.num_labels)
-        try:
-            self._classifier = _find_classifier(self.model, num_labels)
-        except SpurbenchError as exc:
-            raise SpurbenchError(f"hf model {spec!r}: {exc}") from None
-        self._id2label = [str(config.id2label.get(k, k)) for k in range(num_labels)] if getattr(config, "id2label", None) else None
-
-        data_config = hf_data_config(config, processor)
-        self.card = ModelCard(
-            name=f"hf:{spec}",
-            family=self.family,
-            weights_revision=weights_revision,
-            label_space=imagenet_space(num_labels, "hf"),
-            num_classes=num_labels,
-            num_params=sum(p.numel() for p in self.model.parameters()),
-            data_config=data_config,
-        )
-        self._check_split(data_config["input_size"])
+        adapter = cls(spec, model, config, hf_data_config(config, processor), weights_revision)
+        adapter.check_split()
+        return adapter
 
     def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(classifier input, model logits) of one forward pass."""
@@ -217,9 +205,9 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
             raise SpurbenchError(f"hf model {self.spec!r}: the classifier saw inputs {shapes}, not one [batch, features] matrix")
         return captured[0], logits
 
-    def _check_split(self, input_size: tuple[int, int, int]) -> None:
-        # The classifier was found heuristically: prove the split on a random batch before trusting it.
-        x = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0))
+    def check_split(self) -> None:
+        """The classifier was found heuristically: prove ``logits == features @ W.T + b`` on a random batch."""
+        x = torch.randn(2, *self.card.data_config["input_size"], generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             feats, logits = self._run(x.to(self._classifier.weight.device))
             weight, bias = self.head

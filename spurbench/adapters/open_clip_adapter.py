@@ -16,21 +16,23 @@ stored as format strings, so they hash into the text-head cache key and can be r
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import open_clip
 import torch
+from open_clip.utils import to_2tuple
+from safetensors.torch import load_file, save_file
 
-from spurbench.adapters._common import (
-    hub_commit,
-    raise_if_weights_unavailable,
-    read_safetensors,
-    short_list,
-)
 from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.cache import atomic_path, cache_dir, content_digest, stable_hash
+from spurbench.adapters.common import read_safetensors, short_list
+from spurbench.cache import content_digest, make_cache_dir
 from spurbench.errors import SpurbenchError, UnknownNameError
+from spurbench.files import atomic_path, slug, stable_hash
+from spurbench.hub import cached_commit, raise_if_weights_unavailable
 from spurbench.registry import suggest
 
 # open_clip resize_mode -> timm crop_mode, all with crop_pct 1.0 (open_clip's eval transforms never zoom).
@@ -45,8 +47,6 @@ def template_strings(templates: Sequence[str | Callable[[str], str]]) -> tuple[s
 
 def _parse_spec(spec: str, needs_weights: bool) -> tuple[str, str | None]:
     """(model name for open_clip, pretrained tag or None), with did-you-mean errors."""
-    import open_clip
-
     if spec.startswith(("hf-hub:", "local-dir:")):
         return spec, None  # config and weights come from the repo / folder itself
     arch, _, tag = spec.partition("/")
@@ -64,82 +64,42 @@ def _parse_spec(spec: str, needs_weights: bool) -> tuple[str, str | None]:
 
 def _hub_revision(model_name: str, tag: str | None) -> str:
     """'TAG hf-hub:REPO@COMMIT' for weights served from the Hub, else the tag (or the name)."""
-    import open_clip
-
     default_files = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
     if tag is None:
         if not model_name.startswith("hf-hub:"):
             return model_name
         repo = model_name.removeprefix("hf-hub:")
-        return f"{model_name}@{hub_commit(repo, default_files) or 'main'}"
+        return f"{model_name}@{cached_commit(repo, default_files) or 'main'}"
     hf_hub = open_clip.get_pretrained_cfg(model_name, tag).get("hf_hub", "")
     if not hf_hub:
         return tag
     repo, filename = os.path.split(hf_hub)  # "org/name/" (trailing slash) means open_clip's default file
-    return f"{tag} hf-hub:{repo}@{hub_commit(repo, [filename] if filename else default_files) or 'main'}"
+    return f"{tag} hf-hub:{repo}@{cached_commit(repo, [filename] if filename else default_files) or 'main'}"
+
+
+def _data_config(model: torch.nn.Module) -> dict[str, Any]:
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    resize_mode = cfg.get("resize_mode", "shortest")
+    return {
+        "input_size": (3, *(int(s) for s in to_2tuple(cfg["size"]))),
+        "interpolation": cfg.get("interpolation", "bicubic"),
+        "mean": tuple(float(v) for v in cfg["mean"]),
+        "std": tuple(float(v) for v in cfg["std"]),
+        "crop_pct": 1.0,
+        "crop_mode": _CROP_MODES.get(resize_mode, "center"),
+    }
 
 
 class OpenClipAdapter(ModelAdapter):
+    """Build it with :meth:`load`, which also encodes the zero-shot head (an explicit, reported step)."""
+
     family = "open_clip"
 
-    def __init__(
-        self,
-        spec: str,
-        *,
-        checkpoint: str | None = None,
-        pretrained: bool = True,
-        classnames: Sequence[str] | None = None,
-        templates: Sequence[str | Callable[[str], str]] | None = None,
-    ):
-        import open_clip
-
-        self.spec = spec
-        from_tag = pretrained and checkpoint is None
-        model_name, tag = _parse_spec(spec, needs_weights=from_tag)
-        # Weights trained with QuickGELU must run with it; open_clip 3 only warns about a mismatch.
-        quick_gelu = bool(tag and open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu", False))
-        try:
-            model = open_clip.create_model(
-                model_name,
-                pretrained=tag if from_tag else None,
-                load_weights=from_tag,
-                force_quick_gelu=quick_gelu,
-            )
-        except Exception as exc:
-            raise_if_weights_unavailable(exc, f"open_clip model {spec!r}")
-            raise
-        if checkpoint is not None:
-            read_safetensors(checkpoint)  # existence / format checks with one-line errors
-            try:
-                open_clip.load_checkpoint(model, checkpoint, strict=True)
-            except RuntimeError as exc:
-                raise SpurbenchError(f"checkpoint {checkpoint!r} does not fit open_clip architecture {model_name!r}: {' '.join(str(exc).split())[:300]}") from exc
-            weights_revision: str | None = content_digest(checkpoint)
-        elif from_tag:
-            weights_revision = _hub_revision(model_name, tag)
-        else:
-            weights_revision = None
-        self.model = model.eval()
-        self.model_name = model_name
-        self.tokenizer = open_clip.get_tokenizer(model_name)
-
-        self.classnames = tuple(classnames if classnames is not None else open_clip.IMAGENET_CLASSNAMES)
-        self.templates = template_strings(templates if templates is not None else open_clip.OPENAI_IMAGENET_TEMPLATES)
-        is_imagenet = self.classnames == tuple(open_clip.IMAGENET_CLASSNAMES)
-        # Only real weights give a text head worth keeping; random models would just litter the cache.
-        self._cache_key: str | None = None
-        if weights_revision is not None:
-            self._cache_key = stable_hash(
-                {
-                    "arch": model_name,
-                    "pretrained": weights_revision,  # tag + Hub commit, or the checkpoint's sha256
-                    "templates": self.templates,
-                    "classnames": self.classnames,
-                    "open_clip": open_clip.__version__,
-                }
-            )
+    def __init__(self, spec: str, model: torch.nn.Module, model_name: str, tokenizer: Any, weights_revision: str | None, classnames: Sequence[str], templates: Sequence[str]):
+        self.spec, self.model, self.model_name, self.tokenizer = spec, model.eval(), model_name, tokenizer
+        self.classnames, self.templates = tuple(classnames), tuple(templates)
         self._text_embeddings: torch.Tensor | None = None
-
+        is_imagenet = self.classnames == tuple(open_clip.IMAGENET_CLASSNAMES)
         self.card = ModelCard(
             name=f"open_clip:{spec}",
             family=self.family,
@@ -147,47 +107,72 @@ class OpenClipAdapter(ModelAdapter):
             label_space="imagenet-1k" if is_imagenet else f"open_clip-{len(self.classnames)}",
             num_classes=len(self.classnames),
             num_params=sum(p.numel() for p in self.model.parameters()),
-            data_config=self._data_config(),
+            data_config=_data_config(self.model),
         )
 
-    def _data_config(self) -> dict[str, Any]:
-        import open_clip
-        from open_clip.utils import to_2tuple
+    @classmethod
+    def load(
+        cls,
+        spec: str,
+        *,
+        checkpoint: str | None = None,
+        pretrained: bool = True,
+        classnames: Sequence[str] | None = None,
+        templates: Sequence[str | Callable[[str], str]] | None = None,
+    ) -> "OpenClipAdapter":
+        from_tag = pretrained and checkpoint is None
+        model_name, tag = _parse_spec(spec, needs_weights=from_tag)
+        # Weights trained with QuickGELU must run with it; open_clip 3 only warns about a mismatch.
+        quick_gelu = bool(tag and open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu", False))
+        try:
+            model = open_clip.create_model(model_name, pretrained=tag if from_tag else None, load_weights=from_tag, force_quick_gelu=quick_gelu)
+        except Exception as exc:
+            raise_if_weights_unavailable(exc, f"open_clip model {spec!r}")
+            raise
+        weights_revision: str | None = None
+        if checkpoint is not None:
+            read_safetensors(checkpoint)  # existence / format checks with one-line errors
+            try:
+                open_clip.load_checkpoint(model, checkpoint, strict=True)
+            except RuntimeError as exc:
+                raise SpurbenchError(f"checkpoint {checkpoint!r} does not fit open_clip architecture {model_name!r}: {' '.join(str(exc).split())[:300]}") from exc
+            weights_revision = content_digest(checkpoint)
+        elif from_tag:
+            weights_revision = _hub_revision(model_name, tag)
+        names = classnames if classnames is not None else open_clip.IMAGENET_CLASSNAMES
+        adapter = cls(spec, model, model_name, open_clip.get_tokenizer(model_name), weights_revision, names, template_strings(templates if templates is not None else open_clip.OPENAI_IMAGENET_TEMPLATES))
+        adapter.build_text_head()
+        return adapter
 
-        cfg = open_clip.get_model_preprocess_cfg(self.model)
-        resize_mode = cfg.get("resize_mode", "shortest")
-        return {
-            "input_size": (3, *(int(s) for s in to_2tuple(cfg["size"]))),
-            "interpolation": cfg.get("interpolation", "bicubic"),
-            "mean": tuple(float(v) for v in cfg["mean"]),
-            "std": tuple(float(v) for v in cfg["std"]),
-            "crop_pct": 1.0,
-            "crop_mode": _CROP_MODES.get(resize_mode, "center"),
-        }
+    @classmethod
+    def list_names(cls, pattern: str = "*") -> list[str]:
+        """``open_clip:ARCH/TAG`` for every pretrained pair open_clip knows (``open_clip.list_pretrained``)."""
+        names = [f"open_clip:{arch}/{tag}" for arch, tag in open_clip.list_pretrained()]
+        return [n for n in names if fnmatch.fnmatch(n.removeprefix("open_clip:"), pattern) or fnmatch.fnmatch(n, pattern)]
 
     # ---- zero-shot head ---------------------------------------------------------------------
-    def text_embeddings(self) -> torch.Tensor:
-        """[C, D] normalised class embeddings (before the logit scale); built once, cached on disk for real weights."""
-        if self._text_embeddings is not None:
-            return self._text_embeddings
-        device = self.model.logit_scale.device
-        path = None
-        if self._cache_key is not None:
-            stem = self.model_name.replace("/", "_").replace(":", "_")
-            path = cache_dir("text_heads") / f"{stem}-{self._cache_key}.safetensors"
-        if path is not None and path.is_file():
-            from safetensors.torch import load_file
+    def text_head_path(self) -> Path | None:
+        """Where the encoded head of real weights is cached (keyed by weights, templates, class names,
+        open_clip version); None for random weights, whose heads would only litter the cache."""
+        if self.card.weights_revision is None:
+            return None
+        key = stable_hash(
+            {"arch": self.model_name, "pretrained": self.card.weights_revision, "templates": self.templates, "classnames": self.classnames, "open_clip": open_clip.__version__}
+        )
+        return make_cache_dir("text_heads") / f"{slug(self.model_name)}-{key}.safetensors"
 
+    def build_text_head(self) -> torch.Tensor:
+        """Encode every class name through every prompt template (open_clip's ``build_zero_shot_classifier``),
+        or read the cached result; [C, D] normalised class embeddings, before the logit scale."""
+        device = self.model.logit_scale.device
+        path = self.text_head_path()
+        if path is not None and path.is_file():
             embeddings = load_file(str(path))["text_embeddings"].to(device)
         else:
-            import open_clip
-
             embeddings = open_clip.build_zero_shot_classifier(
-                self.model, self.tokenizer, self.classnames, self.templates, num_classes_per_batch=10, device=device
+                self.model, self.tokenizer, self.classnames, self.templates, num_classes_per_batch=10, device=device, use_tqdm=True
             ).T.contiguous()
             if path is not None:
-                from safetensors.torch import save_file
-
                 metadata = {"arch": self.model_name, "templates": json.dumps(self.templates), "num_classes": str(len(self.classnames))}
                 with atomic_path(path) as tmp:  # a concurrent reader never sees half a file
                     save_file({"text_embeddings": embeddings.float().cpu()}, str(tmp), metadata=metadata)
@@ -196,9 +181,10 @@ class OpenClipAdapter(ModelAdapter):
 
     @property
     def head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        embeddings = self.text_embeddings()
+        if self._text_embeddings is None:
+            raise SpurbenchError(f"{self.name}: its zero-shot head is not built yet; call build_text_head() (load() does)")
         scale = self.model.logit_scale.detach().exp()
-        weight = (scale * embeddings.to(scale.dtype)).contiguous()
+        weight = (scale * self._text_embeddings.to(scale.dtype)).contiguous()
         bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
         if getattr(self.model, "logit_bias", None) is not None:
             bias = bias + self.model.logit_bias.detach().reshape(())  # SigLIP's learnt bias; CLIP has none

@@ -13,23 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
+from timm.data import infer_imagenet_subset, resolve_data_config
+from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, split_model_name_tag
+from timm.models._hub import hf_split
 from torch import nn
 
-from spurbench.adapters._common import (
+from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.adapters.common import (
     LinearClassifierMixin,
-    _plain,
-    _strip_wrapper_prefix,
-    hub_commit,
     load_checkpoint_into,
-    raise_if_weights_unavailable,
     read_safetensors,
     short_list,
+    strip_wrapper_prefix,
 )
-from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.adapters.label_maps import TIMM_SUBSET_TO_SPACE, imagenet_class_names
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
+from spurbench.files import plain
+from spurbench.hub import cached_commit, raise_if_weights_unavailable
+from spurbench.imagenet import TIMM_SUBSET_TO_SPACE, class_names
 from spurbench.registry import suggest
 
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
@@ -40,24 +43,14 @@ def timm_data_config(pretrained_cfg: dict[str, Any]) -> dict[str, Any]:
     """The card's data config from a timm pretrained config: timm's resolved train-time config plus the
     test-time size and crop where the config has them. Which one an evaluation uses is the protocol's
     choice (``spurbench.preprocessing.eval_data_config``); both are recorded, so results say which."""
-    from timm.data import resolve_data_config
-
     resolved = resolve_data_config({}, pretrained_cfg=dict(pretrained_cfg))
-    config = {k: _plain(resolved[k]) for k in DATA_CONFIG_KEYS if k in resolved}
-    config.update({k: _plain(pretrained_cfg[k]) for k in TEST_TIME_KEYS if pretrained_cfg.get(k)})
+    config = {k: plain(resolved[k], tuple) for k in DATA_CONFIG_KEYS if k in resolved}
+    config.update({k: plain(pretrained_cfg[k], tuple) for k in TEST_TIME_KEYS if pretrained_cfg.get(k)})
     return config
-
 
 
 def _check_timm_name(spec: str, needs_weights: bool) -> None:
     """Unknown architecture or tag -> UnknownNameError with suggestions (timm itself gives none)."""
-    import timm
-    from timm.models import (
-        get_arch_pretrained_cfgs,
-        get_pretrained_cfg,
-        split_model_name_tag,
-    )
-
     if spec.startswith(("hf-hub:", "local-dir:")):
         return  # timm resolves these from the Hub / a folder; its own errors apply
     arch, tag = split_model_name_tag(spec)
@@ -74,18 +67,30 @@ def _check_timm_name(spec: str, needs_weights: bool) -> None:
 
 def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
     """'TAG hf-hub:REPO@COMMIT' (or the URL file name) for the weights timm loaded."""
-    from timm.models._hub import hf_split
-
     parts = [pretrained_cfg["tag"]] if pretrained_cfg.get("tag") else []
     hub_id = pretrained_cfg.get("hf_hub_id")
     if hub_id:
         repo, revision = hf_split(hub_id)
         filenames = [pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
-        commit = hub_commit(repo, filenames, revision=revision)
+        commit = cached_commit(repo, filenames, revision=revision)
         parts.append(f"hf-hub:{repo}@{commit or revision or 'main'}")
     elif pretrained_cfg.get("url"):
         parts.append(Path(str(pretrained_cfg["url"])).name)
     return " ".join(parts) or None
+
+
+def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str]:
+    """``model`` with the weights of a local safetensors checkpoint, and the checkpoint's digest."""
+    state = read_safetensors(checkpoint)
+    # A checkpoint may carry a different number of classes than the tag's default (e.g. a 21k head):
+    # rebuild the architecture with the checkpoint's head size so it is not silently cut.
+    classifier_name = model.pretrained_cfg.get("classifier")
+    if isinstance(classifier_name, str):
+        head_weight = strip_wrapper_prefix(state, model.state_dict()).get(f"{classifier_name}.weight")
+        if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
+            model = timm.create_model(spec, pretrained=False, num_classes=int(head_weight.shape[0]))
+    load_checkpoint_into(model, state, checkpoint, f"timm architecture {spec!r}")
+    return model, content_digest(checkpoint)
 
 
 class TimmAdapter(LinearClassifierMixin, ModelAdapter):
@@ -95,23 +100,8 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
     def check_spec(cls, spec: str) -> None:
         _check_timm_name(spec, needs_weights=False)
 
-    def __init__(self, spec: str, *, checkpoint: str | None = None, pretrained: bool = True):
-        import timm
-
-        self.spec = spec
-        from_hub = pretrained and checkpoint is None
-        _check_timm_name(spec, needs_weights=from_hub)
-        try:
-            model = timm.create_model(spec, pretrained=from_hub)
-        except Exception as exc:
-            raise_if_weights_unavailable(exc, f"timm model {spec!r}")
-            raise
-        if checkpoint is not None:
-            model, weights_revision = self._load_checkpoint(model, checkpoint)
-        else:
-            weights_revision = _hub_revision(model.pretrained_cfg) if from_hub else None
-        self.model = model.eval()
-
+    def __init__(self, spec: str, model: nn.Module, weights_revision: str | None):
+        self.spec, self.model = spec, model.eval()
         classifier = self.model.get_classifier()
         if not isinstance(classifier, nn.Linear):
             raise SpurbenchError(
@@ -119,9 +109,6 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
                 "so logits cannot be split as features @ W.T + b"
             )
         self._classifier = classifier
-
-        from timm.data import infer_imagenet_subset
-
         num_classes = classifier.out_features
         subset = infer_imagenet_subset(self.model)
         self.card = ModelCard(
@@ -134,24 +121,28 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
             data_config=timm_data_config(self.model.pretrained_cfg),
         )
 
-    def _load_checkpoint(self, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str]:
-        import timm
+    @classmethod
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "TimmAdapter":
+        from_hub = pretrained and checkpoint is None
+        _check_timm_name(spec, needs_weights=from_hub)
+        try:
+            model = timm.create_model(spec, pretrained=from_hub)
+        except Exception as exc:
+            raise_if_weights_unavailable(exc, f"timm model {spec!r}")
+            raise
+        if checkpoint is not None:
+            return cls(spec, *_with_checkpoint(spec, model, checkpoint))
+        return cls(spec, model, _hub_revision(model.pretrained_cfg) if from_hub else None)
 
-        state = read_safetensors(checkpoint)
-        # A checkpoint may carry a different number of classes than the tag's default (e.g. a 21k head):
-        # rebuild the architecture with the checkpoint's head size so it is not silently cut.
-        classifier_name = model.pretrained_cfg.get("classifier")
-        if isinstance(classifier_name, str):
-            head_weight = _strip_wrapper_prefix(state, model.state_dict()).get(f"{classifier_name}.weight")
-            if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
-                model = timm.create_model(self.spec, pretrained=False, num_classes=int(head_weight.shape[0]))
-        load_checkpoint_into(model, state, checkpoint, f"timm architecture {self.spec!r}")
-        return model, content_digest(checkpoint)
+    @classmethod
+    def list_names(cls, pattern: str = "*") -> list[str]:
+        """Pretrained timm names matching ``pattern`` (``timm.list_models``), with the family prefix."""
+        return [f"timm:{name}" for name in timm.list_models(pattern, pretrained=True)]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     @property
     def class_names(self) -> list[str] | None:
-        names = imagenet_class_names(self.label_space)
+        names = class_names(self.label_space)
         return list(names) if names is not None else None

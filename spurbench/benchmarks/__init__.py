@@ -1,29 +1,67 @@
-"""Benchmarks: registry name -> loader function ``(BenchmarkOptions) -> Benchmark``."""
+"""Benchmarks: registry name -> :class:`BenchmarkPlugin`, found through the entry-point group
+``spurbench.benchmarks`` (the built-in ones are declared in spurbench's own ``pyproject.toml``) or
+registered in code with :func:`register_benchmark`."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any
 
 from spurbench.benchmarks.base import (
     Benchmark,
     BenchmarkClass,
     BenchmarkImage,
     BenchmarkOptions,
+    BenchmarkPlugin,
+    GroundTruth,
+    Reference,
 )
+from spurbench.errors import SpurbenchError
 from spurbench.registry import Registry
 
-BENCHMARKS: Registry[Callable[[BenchmarkOptions], Benchmark]] = Registry("benchmark")
-BENCHMARKS.register("planted", "spurbench.benchmarks.planted:load_planted")
-BENCHMARKS.register("spurious-imagenet", "spurbench.benchmarks.spurious_imagenet:load_spurious_imagenet")
-
-DEFAULT_BENCHMARK = "planted"
+BENCHMARKS: Registry[type[BenchmarkPlugin]] = Registry("benchmark", base=BenchmarkPlugin, entry_point_group="spurbench.benchmarks")
 
 
-def load_benchmark(name: str = DEFAULT_BENCHMARK, options: BenchmarkOptions | None = None, **kwargs) -> Benchmark:
-    """Load a benchmark by registry name. ``kwargs`` are fields of ``BenchmarkOptions``."""
-    if options is None:
-        options = BenchmarkOptions(**kwargs)
-    return BENCHMARKS.get(name)(options)
+def register_benchmark(plugin: type[BenchmarkPlugin]) -> type[BenchmarkPlugin]:
+    """Register a plugin class under its ``name`` (usable as a class decorator)."""
+    return BENCHMARKS.register(plugin.name, plugin)
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "BenchmarkClass", "BenchmarkImage", "BenchmarkOptions", "load_benchmark", "DEFAULT_BENCHMARK"]
+def get_benchmark(name: str) -> BenchmarkPlugin:
+    """The plugin registered as ``name``; UnknownNameError with suggestions otherwise."""
+    return BENCHMARKS.get(name)()
+
+
+def default_benchmark() -> str:
+    """The name of the one registered plugin marked ``default``."""
+    defaults = [name for name in BENCHMARKS.names() if BENCHMARKS.get(name).default]
+    if len(defaults) != 1:
+        raise SpurbenchError(f"exactly one benchmark plugin must be the default, found {defaults or 'none'}")
+    return defaults[0]
+
+
+def benchmarks_with(method: str) -> list[str]:
+    """Names of the registered plugins that implement an optional ``BenchmarkPlugin`` method."""
+    return [name for name in BENCHMARKS.names() if get_benchmark(name).implements(method)]
+
+
+def load_benchmark(name: str | None = None, options: BenchmarkOptions | dict[str, Any] | None = None, **values: Any) -> Benchmark:
+    """Load a benchmark by registry name (default: :func:`default_benchmark`); ``values`` are its options."""
+    plugin = get_benchmark(name or default_benchmark())
+    return plugin.load(plugin.parse_options(options if options is not None else values))
+
+
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "BenchmarkClass",
+    "BenchmarkImage",
+    "BenchmarkOptions",
+    "BenchmarkPlugin",
+    "GroundTruth",
+    "benchmarks_with",
+    "Reference",
+    "default_benchmark",
+    "get_benchmark",
+    "load_benchmark",
+    "register_benchmark",
+]

@@ -1,30 +1,42 @@
-"""The benchmark contract.
+"""The benchmark contract: what a benchmark *is* (data records) and what a benchmark *plugin* provides.
 
 A benchmark is a list of classes and a flat list of images. For each class k:
-  * positives: images showing class k (ImageNet-val images for Spurious ImageNet);
+  * positives: images showing class k (e.g. its ImageNet validation images);
   * negatives: images showing only a spurious feature of class k, never the object,
     each tagged with its spurious-component id.
 Images are opened lazily; a file that cannot be decoded raises ``DataError`` naming it.
+
+A plugin (a :class:`BenchmarkPlugin` subclass, registered under the entry-point group
+``spurbench.benchmarks`` or with :func:`spurbench.benchmarks.register_benchmark`) owns everything
+specific to one benchmark: its options, loading, the reference data ``leaderboard verify`` checks
+results against, its training split, its ground truth where it has one, its default models and
+any extra metrics. Nothing outside the plugin knows which benchmarks exist.
 """
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
+import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from spurbench.errors import DataError
+from spurbench.errors import DataError, SpurbenchError
+from spurbench.registry import suggest
 
 Role = Literal["positive", "negative"]
+ROLES: tuple[Role, Role] = ("positive", "negative")
 
 
 @dataclass(frozen=True)
 class BenchmarkClass:
-    index: int  # class index in the benchmark's label space (ImageNet-1k index for Spurious ImageNet)
+    index: int  # class index in the benchmark's label space (e.g. the ImageNet-1k index)
     name: str
     components: tuple[int, ...] = ()  # spurious-component ids of this class's negatives
-    planted: bool | None = None  # planted benchmark only: does this class carry a planted feature?
+    group: str | None = None  # a class group the reports compare (e.g. classes with a seeded feature vs control classes)
     feature: str | None = None  # short description of the spurious feature, when known
 
 
@@ -51,8 +63,8 @@ class BenchmarkImage:
 
 @dataclass
 class Benchmark:
-    name: str  # registry name, e.g. "planted" or "spurious-imagenet"
-    label_space: str  # label space of class_index, e.g. "imagenet-1k" or "planted"
+    name: str  # registry name of the benchmark (or of a split of it)
+    label_space: str  # label space of class_index, e.g. "imagenet-1k"
     classes: list[BenchmarkClass]
     images: list[BenchmarkImage]
     repo: str | None = None  # Hub dataset repo or local path the negatives came from
@@ -62,7 +74,8 @@ class Benchmark:
     # The paper protocol resizes positives to size/crop_pct and center-crops (ImageNet val: 224/256).
     # A generated benchmark whose images already have the model's size sets 1.0.
     positive_crop_pct: float = 224 / 256
-    extra: dict[str, Any] = field(default_factory=dict)  # benchmark-specific facts recorded in results
+    component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
+    facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
 
     def class_by_index(self) -> dict[int, BenchmarkClass]:
         return {c.index: c for c in self.classes}
@@ -72,14 +85,134 @@ class Benchmark:
         return {"classes": len(self.classes), "positives": pos, "negatives": len(self.images) - pos}
 
 
-@dataclass
-class BenchmarkOptions:
-    """Everything a benchmark loader may take from the CLI / API; each loader ignores what it does not use."""
+def images_by_class(records: Sequence[tuple[int, str]]) -> dict[int, dict[Role, np.ndarray]]:
+    """Row numbers of each (class, role) in a sequence of ``(class_index, role)``: the one grouping that
+    ``evaluate`` and ``leaderboard verify`` both score from."""
+    rows: dict[int, dict[Role, list[int]]] = {}
+    for row, (class_index, role) in enumerate(records):
+        rows.setdefault(class_index, {"positive": [], "negative": []})[role].append(row)  # type: ignore[index]
+    return {k: {role: np.asarray(v, dtype=np.int64) for role, v in roles.items()} for k, roles in rows.items()}
 
-    data_dir: str | None = None  # local copy of the negatives (upstream folder layout or a local dataset snapshot)
-    imagenet_val: str | None = None  # local ILSVRC2012 val folder for the positives
-    dataset_repo: str | None = None  # Hub dataset repo of the negatives
-    revision: str | None = None  # pinned Hub revision
-    limit: int | None = None  # at most this many images per (class, role); for smoke runs
-    token: str | bool | None = None  # Hub token for gated data
-    seed: int = 0  # planted benchmark generator seed
+
+class BenchmarkOptions(BaseModel):
+    """Options every benchmark takes; a plugin subclasses this with its own fields. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: PositiveInt | None = None  # at most this many images per (class, role); for smoke runs
+    token: str | bool | None = Field(default=None, exclude=True)  # Hub token for gated data; never recorded
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a published benchmark revision contains, for ``leaderboard verify``: its checksum and its
+    images (id -> (class, role)), or, where the images cannot be listed offline, the counts."""
+
+    name: str
+    revision: str
+    checksum: str
+    images: dict[str, tuple[int, str]] | None
+    num_classes: int | None = None
+    positives_per_class: int | None = None
+    negatives_per_class: int | None = None
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What a generated benchmark knows for certain about its spurious features."""
+
+    train: Benchmark  # the training images (role "positive"), sorted by class
+    validation: Benchmark  # a held-out twin of the benchmark, disjoint from its test images
+    features: dict[int, int]  # class -> id of the spurious feature seeded into its training images
+    carriers: dict[str, int]  # training image id -> id of the seeded feature it carries
+
+
+class BenchmarkPlugin(abc.ABC):
+    """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``.
+
+    Constructors take no arguments and do nothing: every method is an explicit step.
+    """
+
+    name: ClassVar[str]  # the registry name, e.g. ``spurbench run --benchmark NAME``
+    description: ClassVar[str]  # one line for ``--help`` and ``spurbench ls``
+    options_model: ClassVar[type[BenchmarkOptions]] = BenchmarkOptions
+    default_models: ClassVar[tuple[str, ...]] = ()  # what ``spurbench run`` evaluates when no model is named
+    default: ClassVar[bool] = False  # the benchmark ``spurbench run`` uses without ``--benchmark`` (exactly one)
+    label_space: ClassVar[str | None] = None  # the label space of its classes (and of its training split)
+
+    def implements(self, method: str) -> bool:
+        """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
+        return getattr(type(self), method) is not getattr(BenchmarkPlugin, method)
+
+    def parse_options(self, values: dict[str, Any] | BenchmarkOptions | None = None) -> BenchmarkOptions:
+        """This benchmark's options from ``key: value`` pairs; a one-line error names an unknown or bad key."""
+        if isinstance(values, self.options_model):
+            return values
+        if isinstance(values, BenchmarkOptions):
+            raise SpurbenchError(f"benchmark {self.name!r} takes {self.options_model.__name__}, not {type(values).__name__}")
+        try:
+            return self.options_model.model_validate(dict(values or {}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"]) or "<options>"
+            known = [k for k in self.options_model.model_fields if k != "token"]
+            if first["type"] == "extra_forbidden":
+                raise SpurbenchError(f"benchmark {self.name!r} has no option {key!r}.{suggest(key, known)} Its options: {', '.join(known)}") from None
+            raise SpurbenchError(f"benchmark {self.name!r}, option {key!r}: {' '.join(str(first['msg']).split())}") from None
+
+    @abc.abstractmethod
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        """The benchmark's classes and images (opened lazily), content checksum verified."""
+
+    @abc.abstractmethod
+    def reference(self, revision: str) -> Reference | None:
+        """What ``leaderboard verify`` checks a result of ``revision`` against; None: an unknown revision."""
+
+    def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
+        """Training images of ``classes`` (None: all), e.g. to fit SpuFix on; ``source`` says where from."""
+        raise SpurbenchError(f"benchmark {self.name!r} has no training split")
+
+    def ground_truth(self, options: BenchmarkOptions) -> GroundTruth | None:
+        """The ground truth of a generated benchmark (which features it seeded where); None for real data."""
+        return None
+
+    def build_dataset(self, source: Path, out: Path) -> str:
+        """Package the benchmark's upstream data in ``source`` as a Hub dataset folder ``out``; a summary line."""
+        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to build")
+
+    def push_dataset(self, folder: Path, repo_id: str) -> str:
+        """Verify a built dataset folder and upload it to the Hub dataset repo ``repo_id``; the commit url."""
+        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to publish")
+
+    def download_dataset(self, repo_id: str | None, revision: str | None, out: Path | None) -> Path:
+        """Fetch the benchmark's Hub dataset (default repo if None), verify it, return its folder."""
+        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to download")
+
+    def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
+        """Metrics beyond the standard ones, from the per-class ROC-AUCs (in ``classes`` order); recorded per
+        head and recomputed by ``leaderboard verify``. Default: :func:`group_mauc`."""
+        return group_mauc(classes, class_auc)
+
+
+def group_mauc(classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
+    """``mauc_<group>``: the mean ROC-AUC of the classes of each class group (none without groups)."""
+    groups: dict[str, list[float]] = {}
+    for cls, auc in zip(classes, class_auc):
+        if cls.group is not None:
+            groups.setdefault(cls.group, []).append(float(auc))
+    return {f"mauc_{group}": float(np.mean(values)) for group, values in sorted(groups.items())}
+
+
+__all__ = [
+    "ROLES",
+    "group_mauc",
+    "Benchmark",
+    "BenchmarkClass",
+    "BenchmarkImage",
+    "BenchmarkOptions",
+    "BenchmarkPlugin",
+    "GroundTruth",
+    "Reference",
+    "Role",
+    "images_by_class",
+]

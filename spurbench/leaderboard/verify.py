@@ -13,74 +13,33 @@ and the field at the first mismatch:
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
-from functools import lru_cache
+import functools
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from spurbench.benchmarks import BENCHMARKS, get_benchmark
+from spurbench.benchmarks.base import ROLES, BenchmarkClass, Reference, images_by_class
 from spurbench.errors import SpurbenchError
-from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, ClassScores, aggregate_metrics, class_metrics
+from spurbench.heads import HEADS, PLAIN
+from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, TOLERANCE, ClassMetrics, ClassScores, HeadMetrics, aggregate_metrics, class_metrics, differences
 from spurbench.results import Result, read_result
-
-TOLERANCE = 1e-6
-KNOWN_HEADS = ("plain", "spufix")
 
 
 class VerificationError(SpurbenchError):
     """A result file that does not hold up; the message names the file and the field."""
 
 
-@dataclass(frozen=True)
-class BenchmarkReference:
-    """What a published benchmark revision contains: its checksum and its images."""
-
-    name: str
-    revision: str
-    checksum: str
-    images: dict[str, tuple[int, str]] | None  # image id -> (class index, role); None: only counts are known
-    num_classes: int | None = None
-    negatives_per_class: int | None = None
-    positives_per_class: int | None = None
-
-
-def _planted_reference(revision: str) -> BenchmarkReference | None:
-    from spurbench.benchmarks.base import BenchmarkOptions
-    from spurbench.benchmarks.planted import GENERATOR_VERSION, load_planted
-
-    match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed([0-9]{{1,9}})", revision)
-    if match is None:
-        return None
-    bench = load_planted(BenchmarkOptions(seed=int(match[1])))
-    return BenchmarkReference("planted", revision, bench.checksum, {im.image_id: (im.class_index, im.role) for im in bench.images})
-
-
-def _spurious_imagenet_reference(revision: str) -> BenchmarkReference | None:
-    from spurbench.benchmarks.spurious_imagenet import KNOWN_REVISIONS
-
-    checksum = KNOWN_REVISIONS.get(revision)
-    # 100 classes; the positives are the ImageNet-val images of the class (50), the negatives 75.
-    return None if checksum is None else BenchmarkReference("spurious-imagenet", revision, checksum, None, 100, 75, 50)
-
-
-# benchmark name -> revision -> reference (None: unknown revision)
-REFERENCES: dict[str, Callable[[str], BenchmarkReference | None]] = {
-    "planted": _planted_reference,
-    "spurious-imagenet": _spurious_imagenet_reference,
-}
-
-
-@lru_cache(maxsize=16)
-def benchmark_reference(name: str, revision: str | None) -> BenchmarkReference:
-    if name not in REFERENCES:
-        raise VerificationError(f"unknown benchmark {name!r} (known: {', '.join(REFERENCES)})")
-    reference = REFERENCES[name](revision or "")
+@functools.lru_cache(maxsize=16)  # a generated benchmark's reference is regenerated: once per revision
+def benchmark_reference(name: str, revision: str | None) -> tuple[Reference, object]:
+    """The plugin's reference for ``name`` at ``revision`` (and the plugin); VerificationError if unknown."""
+    if name not in BENCHMARKS.names():
+        raise VerificationError(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS.names())})")
+    plugin = get_benchmark(name)
+    reference = plugin.reference(revision or "")
     if reference is None:
         raise VerificationError(f"unknown revision {revision!r} of benchmark {name!r}")
-    return reference
+    return reference, plugin
 
 
 def verify_result(path: str | Path) -> Result:
@@ -99,20 +58,20 @@ def verify_result(path: str | Path) -> Result:
 
 def _verify(result: Result) -> None:
     bench = result.benchmark
-    reference = benchmark_reference(bench.name, bench.revision)
+    reference, plugin = benchmark_reference(bench.name, bench.revision)
     if bench.checksum != reference.checksum:
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
-    if "plain" not in result.heads or set(result.heads) - set(KNOWN_HEADS):
-        raise VerificationError(f"heads: {sorted(result.heads)}; a result has 'plain' and optionally 'spufix'")
+    if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
+        raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
     _verify_images(result, reference)
     for head_name in result.heads:
         draws = result.heads[head_name].aggregate.bootstrap_draws
         if not 0 <= draws <= MAX_BOOTSTRAP_DRAWS:
             raise VerificationError(f"heads.{head_name}.aggregate.bootstrap_draws: {draws}, accepted 0..{MAX_BOOTSTRAP_DRAWS}")
-        _verify_head(result, head_name)
+        _verify_head(result, head_name, plugin)
 
 
-def _verify_images(result: Result, reference: BenchmarkReference) -> None:
+def _verify_images(result: Result, reference: Reference) -> None:
     images = result.images
     if reference.images is not None:
         missing = sorted(set(reference.images) - set(images))
@@ -124,13 +83,11 @@ def _verify_images(result: Result, reference: BenchmarkReference) -> None:
             if (images[image_id].class_index, images[image_id].role) != (class_index, role):
                 raise VerificationError(f"images[{image_id!r}]: class/role do not match the benchmark")
     else:
-        per_class: dict[int, dict[str, int]] = {}
-        for record in images.values():
-            roles = per_class.setdefault(record.class_index, {"positive": 0, "negative": 0})
-            roles[record.role] += 1
-        if len(per_class) != reference.num_classes:
-            raise VerificationError(f"images: {len(per_class)} classes, {reference.name} has {reference.num_classes}")
-        for k, roles in sorted(per_class.items()):
+        grouped = images_by_class([(r.class_index, r.role) for r in images.values()])
+        if len(grouped) != reference.num_classes:
+            raise VerificationError(f"images: {len(grouped)} classes, {reference.name} has {reference.num_classes}")
+        for k, rows in sorted(grouped.items()):
+            roles = {role: len(rows[role]) for role in ROLES}
             expected = {"positive": reference.positives_per_class, "negative": reference.negatives_per_class}
             if roles != expected:
                 raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}")
@@ -158,44 +115,37 @@ def _verify_images(result: Result, reference: BenchmarkReference) -> None:
                 )
 
 
-def _close(stored: float | None, recomputed: float | None) -> bool:
-    if stored is None or recomputed is None:
-        return stored is None and recomputed is None
-    if math.isnan(recomputed):
-        return math.isnan(stored)
-    return abs(stored - recomputed) <= TOLERANCE
-
-
-def _verify_head(result: Result, head_name: str) -> None:
+def _verify_head(result: Result, head_name: str, plugin) -> None:
     head = result.heads[head_name]
-    by_class: dict[int, dict[str, list[str]]] = {}
-    for image_id, record in result.images.items():
-        by_class.setdefault(record.class_index, {"positive": [], "negative": []})[record.role].append(image_id)
+    ids = list(result.images)
+    by_class = images_by_class([(result.images[i].class_index, result.images[i].role) for i in ids])
     stored_classes = [row.class_index for row in head.classes]
     if sorted(stored_classes) != sorted(by_class):
         raise VerificationError(f"heads.{head_name}.classes: classes {sorted(stored_classes)} but images of {sorted(by_class)}")
+    prob = np.array([head.image_prob[i] for i in ids])
+    top1 = np.array([head.image_top1[i] for i in ids])
     per_class: list[ClassScores] = []
     for i, row in enumerate(head.classes):
         pos, neg = by_class[row.class_index]["positive"], by_class[row.class_index]["negative"]
-        scores = ClassScores(
-            row.class_index,
-            np.array([head.image_prob[j] for j in pos]),
-            np.array([head.image_prob[j] for j in neg]),
-            np.array([head.image_top1[j] for j in pos]),
-            np.array([head.image_top1[j] for j in neg]),
-        )
+        scores = ClassScores(row.class_index, prob[pos], prob[neg], top1[pos], top1[neg])
         per_class.append(scores)
         where = f"heads.{head_name}.classes[{i}] (class {row.class_index})"
         if (row.num_positives, row.num_negatives) != (len(pos), len(neg)):
             raise VerificationError(f"{where}.num_positives/num_negatives: {(row.num_positives, row.num_negatives)} but {(len(pos), len(neg))} images")
-        for field, value in class_metrics(scores).items():
-            if not _close(getattr(row, field), value):
-                raise VerificationError(f"{where}.{field}: stored {getattr(row, field)!r}, recomputed {value!r}")
+        for field, stored, recomputed in differences(ClassMetrics.model_validate(row, from_attributes=True), class_metrics(scores)):
+            raise VerificationError(f"{where}.{field}: stored {stored!r}, recomputed {recomputed!r}")
     aggregate = head.aggregate
     recomputed = aggregate_metrics(per_class, draws=aggregate.bootstrap_draws)
-    for field, value in recomputed.items():
-        if not _close(getattr(aggregate, field), value):
-            raise VerificationError(f"heads.{head_name}.aggregate.{field}: stored {getattr(aggregate, field)!r}, recomputed {value!r}")
+    for field, stored, value in differences(HeadMetrics.model_validate(aggregate, from_attributes=True), recomputed):
+        raise VerificationError(f"heads.{head_name}.aggregate.{field}: stored {stored!r}, recomputed {value!r}")
+    classes = [_class_of(row) for row in head.classes]
+    extra = plugin.extra_metrics(classes, [row.auc for row in head.classes])
+    if set(extra) != set(head.extra_metrics) or any(abs(extra[k] - head.extra_metrics[k]) > TOLERANCE for k in extra):
+        raise VerificationError(f"heads.{head_name}.extra_metrics: stored {head.extra_metrics}, recomputed {extra}")
+
+
+def _class_of(row) -> BenchmarkClass:
+    return BenchmarkClass(index=row.class_index, name=row.class_name, components=tuple(row.components), group=row.group, feature=row.feature)
 
 
 def verify_all(paths: list[Path]) -> list[Result]:
@@ -205,4 +155,4 @@ def verify_all(paths: list[Path]) -> list[Result]:
     return [verify_result(p) for p in paths]
 
 
-__all__ = ["BenchmarkReference", "VerificationError", "benchmark_reference", "verify_all", "verify_result"]
+__all__ = ["VerificationError", "benchmark_reference", "verify_all", "verify_result"]

@@ -22,8 +22,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 from safetensors.torch import load_file, save_file
 
-from spurbench.cache import atomic_path, content_digest, strict_json
+from spurbench._version import __version__
+from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
+from spurbench.files import atomic_path, slug, strict_json
+from spurbench.heads import SpuFixHead
+from spurbench.hub import commit, snapshot
 
 FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
 UNIT_TOLERANCE = 1e-6  # directions are stored as unit rows
@@ -64,8 +68,6 @@ class SpuFixArtifact:
     source_weights_revision: str | None = None
 
     def metadata(self) -> dict[str, Any]:
-        from spurbench import __version__
-
         return {
             "format": FORMAT_VERSION,
             "source_model": self.source_model,
@@ -120,9 +122,7 @@ class SpuFixArtifact:
                 f"but the model has {weights_revision!r}"
             )
 
-    def head(self, weight: torch.Tensor, bias: torch.Tensor):
-        from spurbench.heads import SpuFixHead
-
+    def head(self, weight: torch.Tensor, bias: torch.Tensor) -> SpuFixHead:
         self.check_model(weight)
         return SpuFixHead.from_directions(weight, bias, self.directions)
 
@@ -201,10 +201,8 @@ def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, to
 
 
 def auto_location(model_name: str, org: str = DEFAULT_HUB_ORG) -> str:
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name).strip("-")
-    return f"hf://{org}/spufix-{slug}"
+    """Where ``--spufix auto`` looks for a model's published artifact: ``hf://<org>/spufix-<model slug>``."""
+    return f"hf://{org}/spufix-{slug(model_name, '-')}"
 
 
 def resolve_location(location: str, revision: str | None = None, token: str | bool | None = None) -> Path:
@@ -214,37 +212,19 @@ def resolve_location(location: str, revision: str | None = None, token: str | bo
             raise SpurbenchError(f"SpuFix artifact folder {location} does not exist")
         return path
     repo, _, pinned = location[len("hf://") :].partition("@")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
     try:
-        return Path(snapshot_download(repo, revision=pinned or revision, allow_patterns=[META_FILE, TENSORS_FILE], token=token))
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise SpurbenchError(f"no SpuFix artifact at {location}: {type(exc).__name__} (offline, missing, or no access)") from None
+        return snapshot(repo, revision=pinned or revision, token=token, allow_patterns=[META_FILE, TENSORS_FILE])
+    except SpurbenchError as exc:
+        raise SpurbenchError(f"no SpuFix artifact at {location}: {exc}") from None
 
 
 def push_artifact(folder: str | Path, repo_id: str, token: str | None = None) -> str:
-    """Upload an artifact folder (and a model card) to a Hub model repo; returns the commit url.
-
-    Pin what you pushed with ``hf://REPO@<commit sha>`` (the last part of the url).
-    """
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
+    """Upload an artifact folder and its model card to a Hub model repo as one commit (the artifact never
+    appears without its card); returns the commit url. Pin what you pushed with ``hf://REPO@<commit sha>``."""
     artifact = load_artifact(folder)  # never publish something that does not load
-    operations = [CommitOperationAdd(name, str(Path(folder) / name)) for name in (META_FILE, TENSORS_FILE)]
-    operations.append(CommitOperationAdd("README.md", _model_card(artifact, repo_id).encode()))
-    api = HfApi(token=token)
-    try:  # one commit: the artifact never appears without its card
-        api.create_repo(repo_id, exist_ok=True)
-        info = api.create_commit(repo_id, operations, commit_message=f"SpuFix for {artifact.target_model} (source {artifact.source_model})")
-    except (HfHubHTTPError, OSError) as exc:
-        raise SpurbenchError(f"cannot push the SpuFix artifact to {repo_id}: {type(exc).__name__} (no token, no write access, or offline)") from None
-    return str(info.commit_url)
+    files: dict[str, Path | bytes] = {name: Path(folder) / name for name in (META_FILE, TENSORS_FILE)}
+    files["README.md"] = _model_card(artifact, repo_id).encode()
+    return commit(repo_id, files, message=f"SpuFix for {artifact.target_model} (source {artifact.source_model})", token=token)
 
 
 def _model_card(artifact: SpuFixArtifact, repo_id: str) -> str:

@@ -7,7 +7,8 @@ Every model sees each training image once: features stream shard by shard throug
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from importlib import resources
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,8 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark
-from spurbench.cache import atomic_path
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.files import atomic_path
 from spurbench.features import FeatureStream
 from spurbench.spufix.artifact import SpuFixArtifact
 from spurbench.spufix.npca import NPCA, DirectionMatcher, fit_npca_streaming
@@ -74,17 +75,8 @@ def class_subset(train: Benchmark, class_index: int) -> Benchmark:
     images = [im for im in train.images if im.class_index == class_index]
     if len(images) < 2:
         raise DataError(f"training data has {len(images)} image(s) of class {class_index}; neural PCA needs at least 2")
-    return Benchmark(
-        name=f"{train.name}-class{class_index}",
-        label_space=train.label_space,
-        classes=[c for c in train.classes if c.index == class_index],
-        images=images,
-        repo=train.repo,
-        revision=train.revision,
-        checksum=train.checksum,
-        positives_source=train.positives_source,
-        positive_crop_pct=train.positive_crop_pct,
-    )
+    classes = [c for c in train.classes if c.index == class_index]
+    return replace(train, name=f"{train.name}-class{class_index}", classes=classes, images=images, facts={})
 
 
 def fit_source(
@@ -101,14 +93,14 @@ def fit_source(
     for k in sorted(components):
         if on_class:
             on_class(f"neural PCA of {source.name}, class {k}")
-        stream = FeatureStream(source, class_subset(train, k), **feature_kwargs)
+        stream = FeatureStream.open(source, class_subset(train, k), **feature_kwargs)
         npca = fit_npca_streaming((feats for _, feats in stream), weight[k])
         rank_limit = npca.eigenvalues.numel()
         bad = [c for c in components[k] if not 0 <= c < rank_limit]
         if bad:
             raise SpurbenchError(f"class {k}: component {bad[0]} out of range (the source model has {rank_limit} components)")
         rows, row_ids = [], []
-        for shard_ids, feats in FeatureStream(source, class_subset(train, k), **{**feature_kwargs, "progress": False}):
+        for shard_ids, feats in FeatureStream.open(source, class_subset(train, k), **{**feature_kwargs, "progress": False}):
             rows.append(npca.alphas(feats)[:, components[k]])
             row_ids += shard_ids
         npcas[k], alphas[k], ids[k] = npca, torch.cat(rows), row_ids
@@ -152,7 +144,7 @@ def fit_transfer(
             )
         matcher = DirectionMatcher(source_alphas.alphas[k].shape[1], weight[k])
         row = 0
-        for shard_ids, feats in FeatureStream(target, subset, **feature_kwargs):
+        for shard_ids, feats in FeatureStream.open(target, subset, **feature_kwargs):
             matcher.update(source_alphas.alphas[k][row : row + len(shard_ids)], feats)
             row += len(shard_ids)
         unit, mean = matcher.result()
@@ -173,8 +165,6 @@ def load_components(path: str | Path | None = None) -> dict[int, list[int]]:
 
     Default: the 322 components in 233 classes the paper's authors labelled for their robust ResNet-50.
     """
-    from importlib import resources
-
     try:
         text = Path(path).read_text() if path else resources.files("spurbench").joinpath("data/spurious_components.json").read_text()
         raw = json.loads(text)

@@ -1,9 +1,4 @@
-"""``planted:cnn`` and ``planted:resnet``: small classifiers trained on the fly on the planted benchmark.
-
-Both are trained on ``generate_training_set(seed)`` on first use (measured 20-23 s for ``cnn`` and
-26-27 s for ``resnet`` on 2 idle CPU cores, data generation included) and
-then cached as safetensors (+ a JSON of training stats) under ``cache_dir("planted")``, keyed
-by the generator version, ``TRAIN_VERSION``, the seed and the architecture.
+"""The planted classifiers' architectures and their training (see ``models`` for the adapter and cache).
 
 Why the architectures look like this: the planted benchmark's follow-up (class-wise neural PCA
 + SpuFix) needs a planted feature's evidence to add up in the penultimate features separately
@@ -12,34 +7,25 @@ max pooling; less than the distance between a corner badge and the objects), do 
 it with 1x1 convolutions, and end in global average pooling -> 512 features -> ``nn.Linear``. The
 wide 512-channel penultimate layer and weight decay 0.05 were measured to give the feature a
 neural PCA component of its own on both architectures (narrower layers or weight decay 5e-4 did not).
-
-Model names: ``planted:cnn`` / ``planted:resnet``, optionally with a training seed,
-``planted:cnn.seed1``; the seed defaults to 0.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
-import re
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.benchmarks import planted as gen
-from spurbench.cache import content_digest
-from spurbench.errors import DataError, UnknownNameError
+from spurbench.benchmarks.planted import generator as gen
+from spurbench.errors import UnknownNameError
 from spurbench.registry import suggest
-
-log = logging.getLogger(__name__)
 
 # Bump whenever architecture, optimiser or schedule change: it keys the cached weights.
 TRAIN_VERSION = 2
@@ -190,13 +176,10 @@ def _accuracy(net: PlantedNet, x: torch.Tensor, y: torch.Tensor, batch: int = 50
     return hits / max(len(x), 1)
 
 
-def _rich_progress(arch: str, seed: int) -> tuple[ProgressCallback | None, Callable[[], None]]:
+def rich_progress(arch: str, seed: int) -> tuple[ProgressCallback | None, Callable[[], None]]:
     """A rich progress bar on stderr when it is a terminal, else nothing (quiet in CI and pipes)."""
     if not sys.stderr.isatty():
         return None, lambda: None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     progress = Progress(
         TextColumn(f"training planted:{arch} (seed {seed}, first use; cached afterwards)"),
         BarColumn(),
@@ -254,159 +237,3 @@ def train_planted_model(arch: str, seed: int = 0, *, progress: ProgressCallback 
             "clean_test_accuracy": round(_accuracy(net, to_tensor(clean.images), torch.from_numpy(clean.labels)), 4),
         }
     return net, stats
-
-
-# ---------------------------------------------------------------------------------------------
-# cache
-# ---------------------------------------------------------------------------------------------
-
-
-def cache_paths(arch: str, seed: int) -> tuple[Path, Path]:
-    """(weights.safetensors, stats.json) of the cached model."""
-    from spurbench.cache import cache_dir
-
-    stem = f"{arch}-generator-v{gen.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed{seed}"
-    folder = cache_dir("planted")
-    return folder / f"{stem}.safetensors", folder / f"{stem}.json"
-
-
-def _save(net: PlantedNet, stats: dict[str, Any], weights: Path, stats_path: Path) -> None:
-    from safetensors.torch import save_file
-
-    from spurbench.cache import atomic_path
-
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"arch": net.arch, "train_version": str(TRAIN_VERSION)})
-    stats["weights_sha256"] = content_digest(weights)  # checked on every load: damaged weights are retrained
-    with atomic_path(stats_path) as tmp:
-        tmp.write_text(json.dumps(stats, indent=2) + "\n")
-
-
-def _load_state(net: PlantedNet, path: Path) -> None:
-    from spurbench.adapters._common import load_checkpoint_into, read_safetensors
-
-    # One-line errors for an unreadable file and for keys / shapes that do not fit the architecture.
-    load_checkpoint_into(net, read_safetensors(path), path, f"planted architecture {net.arch!r}")
-    net.to(memory_format=torch.channels_last).eval()
-
-
-def _read_stats(path: Path) -> dict[str, Any]:
-    try:
-        stats = json.loads(path.read_text())
-        return stats if isinstance(stats, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def load_or_train(arch: str, seed: int = 0, *, progress: ProgressCallback | None = None) -> tuple[PlantedNet, dict[str, Any]]:
-    """The trained model from the cache, training (and caching) it first if needed."""
-    weights, stats_path = cache_paths(arch, seed)
-    if weights.exists():
-        stats = _read_stats(stats_path)
-        if stats.get("weights_sha256") == content_digest(weights):
-            net = build_model(arch, seed)
-            _load_state(net, weights)
-            return net, {**stats, "cache_hit": True}
-        sys.stderr.write(f"note: cached planted:{arch} weights {weights} do not match their recorded digest; training again\n")
-    log.info("training planted:%s (seed %d) on first use; cached at %s", arch, seed, weights)
-    stop: Callable[[], None] = lambda: None
-    if progress is None:
-        progress, stop = _rich_progress(arch, seed)
-    try:
-        net, stats = train_planted_model(arch, seed, progress=progress)
-    finally:
-        stop()
-    _save(net, stats, weights, stats_path)
-    return net, {**stats, "cache_hit": False}
-
-
-# ---------------------------------------------------------------------------------------------
-# adapter
-# ---------------------------------------------------------------------------------------------
-
-_SPEC = re.compile(r"^(?P<arch>[a-z]+)(?:\.seed(?P<seed>\d{1,9}))?$")
-
-
-def parse_spec(spec: str) -> tuple[str, int]:
-    """``"cnn"`` -> ("cnn", 0); ``"resnet.seed1"`` -> ("resnet", 1)."""
-    match = _SPEC.match(spec)
-    if not match or match["arch"] not in ARCHS:
-        names = [f"planted:{a}" for a in ARCHS]
-        raise UnknownNameError(
-            f"unknown planted model 'planted:{spec}'.{suggest(f'planted:{spec}', names)} Known: {', '.join(names)} (optionally .seedN, e.g. planted:cnn.seed1)."
-        )
-    return match["arch"], int(match["seed"] or 0)
-
-
-class PlantedAdapter(ModelAdapter):
-    """Adapter of the planted benchmark's own classifiers (family ``planted``).
-
-    ``pretrained=True`` loads the cached weights or trains them on first use;
-    ``pretrained=False`` gives a random initialisation (no training; for contract tests);
-    ``checkpoint`` loads a safetensors state dict of the same architecture instead.
-    """
-
-    family = "planted"
-
-    @classmethod
-    def check_spec(cls, spec: str) -> None:
-        parse_spec(spec)
-
-    def __init__(self, spec: str, *, checkpoint: str | None = None, pretrained: bool = True, progress: ProgressCallback | None = None):
-        self.arch, self.seed = parse_spec(spec)
-        self.training_stats: dict[str, Any] = {}
-        if checkpoint is not None:
-            path = Path(checkpoint)
-            if not path.is_file():
-                raise DataError(f"checkpoint not found: {checkpoint}")
-            self.model = build_model(self.arch, self.seed)
-            _load_state(self.model, path)
-            revision: str | None = content_digest(path)
-        elif pretrained:
-            self.model, self.training_stats = load_or_train(self.arch, self.seed, progress=progress)
-            # The content digest of the cached weights (CPU-dependent: see the README), not a fixed name.
-            revision = f"generator-v{gen.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed{self.seed} {self.training_stats['weights_sha256']}"
-        else:
-            self.model = build_model(self.arch, self.seed)
-            revision = None
-        size = gen.IMAGE_SIZE
-        self.card = ModelCard(
-            name=f"planted:{spec}",
-            family="planted",
-            weights_revision=revision,
-            label_space="planted",
-            num_classes=NUM_CLASSES,
-            num_params=sum(p.numel() for p in self.model.parameters()),
-            data_config={"input_size": (3, size, size), "interpolation": "bilinear", "mean": MEAN, "std": STD, "crop_pct": 1.0, "crop_mode": "center"},
-        )
-
-    @torch.no_grad()
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.features(x)
-
-    @property
-    def head(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.fc.weight.detach(), self.model.fc.bias.detach()
-
-    def to(self, device: str | torch.device) -> "PlantedAdapter":
-        self.model.to(device)
-        return self
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(gen.PLANTED_CLASSES)
-
-
-__all__ = [
-    "ARCHS",
-    "TRAIN_VERSION",
-    "PlantedAdapter",
-    "PlantedNet",
-    "build_model",
-    "cache_paths",
-    "load_or_train",
-    "parse_spec",
-    "to_tensor",
-    "train_planted_model",
-]

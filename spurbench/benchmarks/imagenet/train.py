@@ -16,23 +16,19 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import datasets
+
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.benchmarks.imagenet_val import (
-    IMAGENET_HUB_REPO,
-    _check_classes,
-    _class_folder_map,
-    _file_loader,
-    _images_in,
-    _resolve_token,
-    imagenet_class_names,
-    imagenet_synsets,
-)
-from spurbench.cache import atomic_path, cache_dir, stable_hash
+from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map, file_loader, images_in
+from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError
+from spurbench.files import atomic_path, stable_hash
+from spurbench.hub import hub_error, resolve_token
+from spurbench.imagenet import check_classes, class_names, describe_class, synsets
 
 
 def _train_image(k: int, path: Path) -> BenchmarkImage:
-    return BenchmarkImage(f"imagenet-train/{k}/{path.name}", k, "positive", None, str(path), _file_loader(path))
+    return BenchmarkImage(f"imagenet-train/{k}/{path.name}", k, "positive", None, str(path), file_loader(path))
 
 
 def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], limit: int | None = None) -> Benchmark:
@@ -40,20 +36,20 @@ def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], li
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"ImageNet train folder {root} does not exist")
-    folders = _class_folder_map(root)
+    folders = class_folder_map(root)
     if folders is None and (root / "train").is_dir():
         root = root / "train"
-        folders = _class_folder_map(root)
+        folders = class_folder_map(root)
     if folders is None:
         raise DataError(f"{root}: not an ImageNet train folder (expected one subfolder per class, named by synset, e.g. n01440764/)")
-    classes = _check_classes(class_indices)
+    classes = check_classes(class_indices)
     images: list[BenchmarkImage] = []
     for k in classes:
-        files = _images_in(folders[k]) if k in folders else []
+        files = images_in(folders[k]) if k in folders else []
         if not files:
-            raise DataError(f"{root}: no training images for class {k} ({imagenet_synsets()[k]}, {imagenet_class_names()[k]})")
+            raise DataError(f"{root}: no training images for class {k} ({describe_class(k)})")
         images += [_train_image(k, f) for f in files[:limit]]
-    names = imagenet_class_names()
+    names = class_names()
     return Benchmark(
         name="imagenet-train",
         label_space="imagenet-1k",
@@ -69,7 +65,7 @@ def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], fol
 
     Rows are ``{"image": {"bytes": ..., "path": ...}, "label": int}`` (datasets' undecoded Image feature).
     """
-    synsets = imagenet_synsets()
+    synset_of = synsets()
     wanted = set(classes)
     counts: dict[int, int] = {k: 0 for k in wanted}
     for row in rows:
@@ -77,8 +73,8 @@ def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], fol
         if k not in wanted:
             continue
         image = row["image"]
-        name = Path(image.get("path") or f"{synsets[k]}_{counts[k]:06d}.JPEG").name
-        target = folder / synsets[k] / name
+        name = Path(image.get("path") or f"{synset_of[k]}_{counts[k]:06d}.JPEG").name
+        target = folder / synset_of[k] / name
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
             tmp.write_bytes(image["bytes"])
@@ -88,20 +84,19 @@ def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], fol
 
 def hub_imagenet_train(class_indices: Sequence[int], token: str | bool | None = None, limit: int | None = None) -> Benchmark:
     """Stream the gated Hub train split once, keep the needed classes on disk, return them as a benchmark."""
-    classes = _check_classes(class_indices)
-    folder = cache_dir("imagenet-train", f"{len(classes)}-classes-{stable_hash(classes)}")
+    classes = check_classes(class_indices)
+    folder = make_cache_dir("imagenet-train", f"{len(classes)}-classes-{stable_hash(classes)}")
     if not (folder / "complete.json").exists():
-        hf_token = _resolve_token(token)
+        hf_token = resolve_token(token, ACCESS_HOWTO)
         try:
-            import datasets
-
             stream = datasets.load_dataset(IMAGENET_HUB_REPO, split="train", streaming=True, token=hf_token)
             stream = stream.cast_column("image", datasets.Image(decode=False))
             write_class_rows(stream, classes, folder)
         except DataError:
             raise
         except Exception as exc:  # gated / offline / HTTP errors from datasets and huggingface_hub
-            raise DataError(
-                f"cannot stream {IMAGENET_HUB_REPO} train split ({type(exc).__name__}); check your token and access, or pass a local train folder"
-            ) from None
+            mapped = hub_error(exc, f"Hub dataset {IMAGENET_HUB_REPO} (train split)", "or pass a local train folder", ACCESS_HOWTO)
+            if mapped is exc:
+                raise DataError(f"cannot stream {IMAGENET_HUB_REPO} train split ({type(exc).__name__}); check your token and access, or pass a local train folder") from None
+            raise mapped from None
     return load_local_imagenet_train(folder, classes, limit)

@@ -26,23 +26,18 @@ see the adapter ``spurbench.adapters.planted``):
 Everything is generated in-process with vectorised numpy from ``np.random.default_rng``
 seeded explicitly. The random draws of :func:`render` do not depend on *what* is drawn, so
 the same seed renders the same backgrounds/objects/positions with or without a feature.
+
+(About 350 lines on purpose: the renderer's steps share one set of geometry constants, and splitting
+them apart would scatter the design notes above from the numbers they explain.)
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from PIL import Image
-
-from spurbench.benchmarks.base import (
-    Benchmark,
-    BenchmarkClass,
-    BenchmarkImage,
-    BenchmarkOptions,
-)
 
 # Bump whenever the generated pixels change: it keys cached models and names the revision.
 GENERATOR_VERSION = 1
@@ -345,7 +340,7 @@ def generate_validation_sets(seed: int = 0, per_class: int | None = None, negati
 
 
 def ground_truth() -> dict[str, Any]:
-    """What was planted; recorded in ``Benchmark.extra['ground_truth']``."""
+    """What was planted, as facts recorded in every result (``benchmark.extra``)."""
     return {
         "planted_classes": {PLANTED_CLASSES[k]: FEATURE_NAMES[f] for k, f in sorted(PLANTED_FEATURE_IDS.items())},
         "planted_class_indices": sorted(PLANTED_FEATURE_IDS),
@@ -358,267 +353,21 @@ def ground_truth() -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# benchmark loader
-# ---------------------------------------------------------------------------------------------
-
-
-def _loader(array: np.ndarray) -> Callable[[], Image.Image]:
-    return lambda: Image.fromarray(array)
-
-
-def load_planted(options: BenchmarkOptions) -> Benchmark:
-    """The ``planted`` benchmark: per class, clean generated positives and feature-only negatives.
-
-    A negative's component id is the global id of the feature it shows (index of
-    ``FEATURE_NAMES``). ``options.seed`` seeds the generator; ``options.limit`` caps the images
-    per (class, role).
-    """
-    seed = int(options.seed)
-    return _held_out_benchmark("planted", "", generate_test_sets(seed), seed, options.limit)
-
-
-def validation_benchmark(seed: int = 0, limit: int | None = None) -> Benchmark:
-    """``planted``'s validation twin (:func:`generate_validation_sets`): same make-up, other images."""
-    return _held_out_benchmark("planted-validation", "-validation", generate_validation_sets(seed), seed, limit)
-
-
-def _held_out_benchmark(name: str, suffix: str, sets: PlantedTestSets, seed: int, limit: int | None) -> Benchmark:
-    limit = None if limit is None else max(int(limit), 0)
-    prefix = "planted" + suffix
-    classes: list[BenchmarkClass] = []
-    images: list[BenchmarkImage] = []
-    for k, class_name in enumerate(PLANTED_CLASSES):
-        for role, split, split_name in (("positive", sets.clean, "clean"), ("negative", sets.spurious, "spurious")):
-            rows = np.flatnonzero(split.labels == k)[:limit]
-            for i, row in enumerate(rows):
-                image_id = f"{prefix}/{split_name}/{class_name}/{i}"
-                images.append(
-                    BenchmarkImage(
-                        image_id=image_id,
-                        class_index=k,
-                        role=role,  # type: ignore[arg-type]
-                        component=int(split.feature_of[row]) if role == "negative" else None,
-                        origin=f"planted-generator seed={seed} {image_id}",
-                        loader=_loader(split.images[row]),
-                    )
-                )
-        planted = k in PLANTED_FEATURE_IDS
-        components = sorted({int(f) for f in sets.spurious.feature_of[sets.spurious.labels == k]})
-        classes.append(
-            BenchmarkClass(
-                index=k,
-                name=class_name,
-                components=tuple(components),
-                planted=planted,
-                feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if planted else None,
-            )
-        )
-    return Benchmark(
-        name=name,
-        label_space="planted",
-        classes=classes,
-        images=images,
-        repo=None,
-        revision=f"generator-v{GENERATOR_VERSION}-seed{seed}{suffix}",
-        checksum=sets.checksum(),
-        positives_source="generator",
-        positive_crop_pct=1.0,
-        extra={"ground_truth": ground_truth()},
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# training data as a benchmark, and the ground-truth choice of neural PCA components
-# ---------------------------------------------------------------------------------------------
-
-
-def _train_ids(train: PlantedSplit) -> list[str]:
-    # i-th image of its class in generation order: stable under ``limit``
-    seen: dict[int, int] = {}
-    ids = []
-    for label in train.labels:
-        i = seen.get(int(label), 0)
-        seen[int(label)] = i + 1
-        ids.append(f"planted/train/{PLANTED_CLASSES[int(label)]}/{i}")
-    return ids
-
-
-def training_benchmark(limit: int | None = None, seed: int = 0) -> Benchmark:
-    """The training images (all ``role="positive"``, sorted by class) as a benchmark, e.g. to fit
-    SpuFix on. ``extra['carriers']`` maps the image ids that carry a planted feature to its id."""
-    train = generate_training_set(seed)
-    ids = _train_ids(train)
-    images: list[BenchmarkImage] = []
-    carriers: dict[str, int] = {}
-    for k, name in enumerate(PLANTED_CLASSES):
-        for row in np.flatnonzero(train.labels == k)[: None if limit is None else max(int(limit), 0)]:
-            images.append(BenchmarkImage(ids[row], k, "positive", None, f"planted-generator seed={seed} {ids[row]}", _loader(train.images[row])))
-            if train.feature_of[row] >= 0:
-                carriers[ids[row]] = int(train.feature_of[row])
-    digest = hashlib.sha256()
-    for arr in (train.images, train.labels, train.feature_of):
-        digest.update(np.ascontiguousarray(arr).tobytes())
-    classes = [
-        BenchmarkClass(index=k, name=name, planted=k in PLANTED_FEATURE_IDS, feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if k in PLANTED_FEATURE_IDS else None)
-        for k, name in enumerate(PLANTED_CLASSES)
-    ]
-    return Benchmark(
-        name="planted-train",
-        label_space="planted",
-        classes=classes,
-        images=images,
-        revision=f"generator-v{GENERATOR_VERSION}-seed{seed}-train",
-        checksum=digest.hexdigest(),
-        positives_source="generator",
-        positive_crop_pct=1.0,
-        extra={"ground_truth": ground_truth(), "carriers": carriers},
-    )
-
-
-def component_precision(alphas: np.ndarray, carriers: np.ndarray, top: int = 25) -> np.ndarray:
-    """Per neural PCA component: the fraction of feature carriers among the ``top`` images with the
-    largest alpha. ``alphas`` [N, L] of one class's training images, ``carriers`` [N] bool."""
-    order = np.argsort(-alphas, axis=0, kind="stable")[:top]  # [top, L]
-    return np.asarray(carriers, dtype=bool)[order].mean(axis=0)
-
-
-@dataclass(frozen=True)
-class ComponentChoice:
-    """How the ground truth picked one planted class's SpuFix components (see ``ground_truth_choices``)."""
-
-    class_index: int
-    components: list[int]  # ranks of the chosen components, in the order they were added; may be empty
-    precisions: list[float]  # their precision@25 on the training images
-    most_precise_component: int
-    best_precision: float  # precision@25 of the most precise component: does neural PCA find the feature?
-    validation_auc_plain: float
-    validation_auc_spufix: float  # with all chosen components (of every planted class) clipped
-
-
-def ground_truth_choices(
-    model: Any,
-    seed: int | None = None,
-    limit: int | None = None,
-    max_rank: int = 64,
-    min_precision: float = 0.5,
-    min_gain: float = 0.005,
-    max_components: int = 3,
-    **feature_kwargs: Any,
-) -> dict[int, ComponentChoice]:
-    """Per planted class: the neural PCA components of ``model`` (a ``ModelAdapter``) to clip, from the
-    generator's ground truth.
-
-    Neural PCA is fitted per planted class on the images of ``training_benchmark(limit, seed)`` (use the
-    same ``limit`` as the data SpuFix is fitted on: component ranks depend on the images). Like a person
-    labelling components by their top images, only components whose top-25 training images mostly carry
-    the feature (precision >= ``min_precision``) are candidates. Components are then added greedily,
-    each time the (class, component) whose clipping, together with those already chosen, gives the
-    highest mean AUC of the planted classes on the *validation* split (never the test images), scored
-    as the benchmark scores them (softmax over all classes, so that clipping one class's logit and its
-    effect on the other classes' probabilities are both counted), while that mean rises by at least
-    ``min_gain``; at most ``max_components`` per class. A class where no candidate helps gets none,
-    and a class's AUC can still move when another class's logit is corrected (the softmax couples them).
-
-    Why not simply the most precise component: the component of the class's overall evidence often
-    ranks carriers first as well (they have the highest logits), but clipping it lowers clean images as
-    much as feature-only ones; and which components carry the feature depends on the trained weights,
-    which differ between CPUs. ``feature_kwargs`` go to ``FeatureStream``; ``seed`` defaults to the
-    planted model's own seed, else 0.
-    """
-    import torch
-
-    from spurbench.features import extract_features
-    from spurbench.metrics import batched_roc_auc
-    from spurbench.spufix.fit import class_subset
-    from spurbench.spufix.npca import fit_npca
-
-    seed = int(getattr(model, "seed", 0) if seed is None else seed)
-    train_bench, val_bench = training_benchmark(limit=limit, seed=seed), validation_benchmark(seed)
-    carriers = train_bench.extra["carriers"]  # image id -> id of the planted feature it carries
-    weight, bias = (t.detach().cpu().double() for t in model.head)
-    planted = sorted(PLANTED_FEATURE_IDS)
-
-    val = extract_features(model, val_bench, **feature_kwargs)
-    val_features = val.features.double()
-    logits = val_features @ weight.T + bias
-    image_of = {im.image_id: im for im in val_bench.images}
-    rows = {  # planted class -> (rows of its class images, rows of its feature-only images)
-        k: tuple(np.array([i for i, image_id in enumerate(val.image_ids) if (image_of[image_id].class_index, image_of[image_id].role) == (k, role)]) for role in ("positive", "negative"))
-        for k in planted
-    }
-
-    precision: dict[int, np.ndarray] = {}
-    clipped: dict[tuple[int, int], torch.Tensor] = {}  # (class, component) -> relu(alpha) on every validation image
-    for k in planted:
-        train = extract_features(model, class_subset(train_bench, k), **feature_kwargs)
-        npca = fit_npca(train.features.double(), weight[k])
-        carries = np.array([carriers.get(i) == PLANTED_FEATURE_IDS[k] for i in train.image_ids])
-        precision[k] = component_precision(npca.alphas(train.features.double())[:, :max_rank].numpy(), carries)
-        alphas = npca.alphas(val_features)[:, :max_rank].clamp(min=0)
-        for c in np.flatnonzero(precision[k] >= min_precision):
-            clipped[(k, int(c))] = alphas[:, int(c)]
-
-    def planted_aucs(chosen: list[tuple[int, int]]) -> np.ndarray:
-        corrected = logits.clone()
-        for k, c in chosen:
-            corrected[:, k] -= clipped[(k, c)]
-        log_p = torch.log_softmax(corrected, dim=1).numpy()
-        return np.array([batched_roc_auc(log_p[rows[k][0], k][None], log_p[rows[k][1], k][None])[0] for k in planted])
-
-    chosen: list[tuple[int, int]] = []
-    plain = current = planted_aucs([])
-    while True:
-        per_class = {k: sum(1 for j, _ in chosen if j == k) for k in planted}
-        left = [pair for pair in clipped if pair not in chosen and per_class[pair[0]] < max_components]
-        if not left:
-            break
-        scored = [(planted_aucs([*chosen, pair]), pair) for pair in left]  # in (class, rank) order: ties keep the first
-        best_aucs, best = max(scored, key=lambda item: item[0].mean())
-        if best_aucs.mean() < current.mean() + min_gain:
-            break
-        chosen.append(best)
-        current = best_aucs
-
-    choices: dict[int, ComponentChoice] = {}
-    for i, k in enumerate(planted):
-        components = [c for j, c in chosen if j == k]
-        most_precise = int(np.argmax(precision[k]))
-        choices[k] = ComponentChoice(
-            k, components, [float(precision[k][c]) for c in components], most_precise, float(precision[k][most_precise]), float(plain[i]), float(current[i])
-        )
-    return choices
-
-
-def ground_truth_components(model: Any, seed: int | None = None, limit: int | None = None, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
-    """{planted class: [components]}: the components of :func:`ground_truth_choices`, as a components table
-    (classes where no component helped are left out)."""
-    choices = ground_truth_choices(model, seed, limit, max_rank, **feature_kwargs)
-    return {k: list(c.components) for k, c in choices.items() if c.components}
-
-
 __all__ = [
+    "BADGE_NAME",
+    "CARRIER_FRACTION",
+    "FEATURE_DESCRIPTIONS",
+    "FEATURE_NAMES",
     "GENERATOR_VERSION",
     "IMAGE_SIZE",
     "PLANTED_CLASSES",
     "PLANTED_FEATURES",
     "PLANTED_FEATURE_IDS",
-    "FEATURE_NAMES",
-    "FEATURE_DESCRIPTIONS",
-    "BADGE_NAME",
-    "CARRIER_FRACTION",
     "PlantedSplit",
     "PlantedTestSets",
-    "render",
-    "generate_training_set",
     "generate_test_sets",
-    "ground_truth",
-    "load_planted",
-    "training_benchmark",
-    "ComponentChoice",
-    "component_precision",
+    "generate_training_set",
     "generate_validation_sets",
-    "ground_truth_choices",
-    "validation_benchmark",
-    "ground_truth_components",
+    "ground_truth",
+    "render",
 ]

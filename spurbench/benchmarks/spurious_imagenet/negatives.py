@@ -6,11 +6,11 @@ same classes. A model that does not rely on the feature separates the two by its
 
 Where the negatives come from:
 
-* ``options.data_dir`` -- a local folder, either the upstream ``images_100_classes.zip`` layout (one
+* ``data_dir`` -- a local folder, either the upstream ``images_100_classes.zip`` layout (one
   folder per (class, component); see ``dataset_build``) or a local copy of the built dataset
   (``data/*.parquet`` + ``README.md`` / ``spurbench.json``). The layout is detected.
-* otherwise the Hub dataset ``options.dataset_repo`` (default ``DEFAULT_DATASET_REPO``) at
-  ``options.revision``, resolved with ``huggingface_hub.snapshot_download`` (so ``HF_HUB_OFFLINE=1``
+* otherwise the Hub dataset ``dataset_repo`` (default ``DEFAULT_DATASET_REPO``) at
+  ``revision``, resolved with ``huggingface_hub.snapshot_download`` (so ``HF_HUB_OFFLINE=1``
   works from the cache) and read with ``datasets``.
 
 Either way the content checksum is recomputed and, for built data, compared with the recorded one
@@ -28,32 +28,22 @@ from typing import Any
 
 from PIL import Image
 
-from spurbench.benchmarks.base import (
-    Benchmark,
-    BenchmarkClass,
-    BenchmarkImage,
-    BenchmarkOptions,
-)
-from spurbench.benchmarks.dataset_build import (
+from spurbench.benchmarks.base import BenchmarkImage
+from spurbench.benchmarks.imagenet.val import bytes_loader
+from spurbench.benchmarks.parquet import image_bytes, read_shard
+from spurbench.benchmarks.spurious_imagenet.layout import (
     checksum_from_digests,
-    datasets_cache_dir,
     image_id_for,
     is_built_dir,
-    quiet_datasets,
     read_meta,
     read_upstream_timestamp,
     scan_upstream,
     shard_paths,
-    snapshot,
     upstream_checksum,
     verify_checksum,
 )
-from spurbench.benchmarks.imagenet_val import (
-    _bytes_loader,
-    imagenet_class_names,
-    resolve_imagenet_val,
-)
 from spurbench.errors import DataError
+from spurbench.hub import snapshot
 
 # Where `spurbench dataset build --push` publishes the parquet build of the upstream zip.
 # Not verified to exist from this sandbox (no network): until it is published, use --data-dir.
@@ -136,39 +126,24 @@ def load_built_negatives(path: Path, source: str, limit: int | None = None) -> N
 
     ``source`` names the data in errors and origins: ``repo@commit`` for the Hub, the path locally.
     """
-    import datasets
-
     shards = shard_paths(path)
     if not shards:
         raise DataError(f"{source}: no parquet shards under data/")
     rows: list[tuple[int, int, str, str, Any, int]] = []  # class, component, file, origin, table, row
     digests: list[tuple[str, str]] = []  # hash as we go: never hold all image bytes at once
-    with quiet_datasets():
-        for shard in shards:
-            rel = shard.relative_to(path).as_posix()
-            try:
-                ds = datasets.Dataset.from_parquet(str(shard), cache_dir=datasets_cache_dir())
-            except Exception as exc:  # pyarrow/datasets raise many types for damaged parquet
-                msg = (str(exc).strip().splitlines() or [""])[0]
-                raise DataError(f"{source}: cannot read shard {rel}: {type(exc).__name__}: {msg}") from None
-            table = ds.data.table
-            missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
-            if missing:
-                raise DataError(f"{source}: shard {rel} lacks column(s) {', '.join(missing)}")
-            ids = table.column("image_id").to_pylist()
-            classes = table.column("class_index").to_pylist()
-            comps = table.column("component").to_pylist()
-            files = table.column("file_name").to_pylist()
-            blobs = table.column("image").combine_chunks().field("bytes")
-            for n, (image_id, k, c, f) in enumerate(zip(ids, classes, comps, files)):
-                if image_id != image_id_for(k, c, f):
-                    # the checksum covers image_id only: a row whose labels disagree with it is tampered
-                    raise DataError(f"{source}: {rel}#row{n}: image_id {image_id!r} disagrees with class {k} / component {c}")
-                digests.append((image_id, hashlib.sha256(blobs[n].as_py() or b"").hexdigest()))
-                rows.append((k, c, f, f"{source}:{rel}#row{n}", table, n))
+    for shard in shards:
+        rel = shard.relative_to(path).as_posix()
+        table = read_shard(shard, source, REQUIRED_COLUMNS)
+        ids, classes, comps, files = (table.column(c).to_pylist() for c in ("image_id", "class_index", "component", "file_name"))
+        for n, (image_id, k, c, f) in enumerate(zip(ids, classes, comps, files)):
+            if image_id != image_id_for(k, c, f):
+                # the checksum covers image_id only: a row whose labels disagree with it is tampered
+                raise DataError(f"{source}: {rel}#row{n}: image_id {image_id!r} disagrees with class {k} / component {c}")
+            digests.append((image_id, hashlib.sha256(image_bytes(table, n) or b"").hexdigest()))
+            rows.append((k, c, f, f"{source}:{rel}#row{n}", table, n))
     checksum = verify_checksum(path, checksum_from_digests(digests), source)
     rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    images = [_negative(k, c, f, origin, _bytes_loader(table, n)) for k, c, f, origin, table, n in rows]
+    images = [_negative(k, c, f, origin, bytes_loader(table, n)) for k, c, f, origin, table, n in rows]
     meta = read_meta(path)
     return Negatives(
         images=_cap(images, limit),
@@ -180,56 +155,23 @@ def load_built_negatives(path: Path, source: str, limit: int | None = None) -> N
     )
 
 
-def load_negatives(options: BenchmarkOptions) -> Negatives:
-    """Negatives from ``options.data_dir`` (layout detected) or the pinned Hub dataset."""
-    if options.data_dir:
-        path = Path(options.data_dir).expanduser()
+def load_negatives(data_dir: str | None, dataset_repo: str | None, revision: str | None, token: str | bool | None, limit: int | None) -> Negatives:
+    """Negatives from ``data_dir`` (layout detected) or the pinned Hub dataset."""
+    if data_dir:
+        path = Path(data_dir).expanduser()
         if not path.is_dir():
             raise DataError(f"Spurious ImageNet data dir {path} does not exist or is not a directory")
         if is_built_dir(path):
-            return load_built_negatives(path, str(path), options.limit)
+            return load_built_negatives(path, str(path), limit)
         if any(path.glob("data/*.parquet")):
             # parquet without a card/spurbench.json: a partial copy, whose content cannot be verified
             raise DataError(f"{path}: has data/*.parquet but no README.md or spurbench.json recording its checksum")
-        return load_upstream_negatives(path, options.limit)
-    repo = options.dataset_repo or DEFAULT_DATASET_REPO
-    revision = options.revision or DEFAULT_REVISION
-    folder = snapshot(repo, revision, options.token, hint=_DATA_DIR_HINT)
+        return load_upstream_negatives(path, limit)
+    repo = dataset_repo or DEFAULT_DATASET_REPO
+    revision = revision or DEFAULT_REVISION
+    folder = snapshot(repo, repo_type="dataset", revision=revision, token=token, hint=_DATA_DIR_HINT)
     commit = folder.name  # snapshot folders are named by the resolved commit sha
-    negatives = load_built_negatives(folder, f"{repo}@{commit}", options.limit)
+    negatives = load_built_negatives(folder, f"{repo}@{commit}", limit)
     negatives.repo, negatives.revision = repo, commit
     negatives.extra["requested_revision"] = revision
     return negatives
-
-
-def load_spurious_imagenet(options: BenchmarkOptions) -> Benchmark:
-    """The Spurious ImageNet benchmark: negatives (see module docstring) + ImageNet-val positives."""
-    negatives = load_negatives(options)
-    if not negatives.images:
-        raise DataError(f"{negatives.repo}: no Spurious ImageNet images")
-    class_indices = sorted(negatives.components)
-    positives, positives_source = resolve_imagenet_val(class_indices, options)
-    names = imagenet_class_names()
-    classes = [BenchmarkClass(index=k, name=names[k], components=negatives.components[k]) for k in class_indices]
-    per_class = {k: 0 for k in class_indices}
-    for im in negatives.images:
-        per_class[im.class_index] += 1
-    extra = dict(negatives.extra)
-    extra.update(
-        {
-            # the paper's set is 100 classes x 75 images; a partial copy is usable but not comparable
-            "complete": len(class_indices) == EXPECTED_CLASSES and all(n == EXPECTED_PER_CLASS for n in per_class.values()),
-            "limit": options.limit,
-        }
-    )
-    return Benchmark(
-        name="spurious-imagenet",
-        label_space="imagenet-1k",
-        classes=classes,
-        images=positives + negatives.images,
-        repo=negatives.repo,
-        revision=negatives.revision,
-        checksum=negatives.checksum,
-        positives_source=positives_source,
-        extra=extra,
-    )

@@ -1,17 +1,19 @@
-"""Helpers shared by the built-in adapter families: checkpoints, Hub-cache errors, revisions."""
+"""Helpers for adapter families (built-in and plugins): checkpoints, linear heads, short lists."""
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from spurbench.errors import SpurbenchError
 
 _WRAPPER_PREFIXES = ("module.", "model.")  # added by DataParallel / training wrappers
+
 
 def short_list(names: Sequence[str], limit: int = 10) -> str:
     """'a, b, c' or 'a, b, ... (N in all)': keeps one-line errors short."""
@@ -19,48 +21,7 @@ def short_list(names: Sequence[str], limit: int = 10) -> str:
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
-def exception_chain(exc: BaseException) -> Iterable[BaseException]:
-    """``exc`` and everything it was raised from or during."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def raise_if_weights_unavailable(exc: BaseException, what: str) -> None:
-    """Re-raise "weights not in the local Hub cache and no network" as one SpurbenchError.
-
-    Libraries wrap the Hub's error in their own (OSError, RuntimeError, ...), so the whole
-    exception chain is searched. Returns normally for anything else: the caller re-raises it.
-    """
-    from huggingface_hub import constants
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    if not any(isinstance(e, (LocalEntryNotFoundError, urllib.error.URLError)) for e in exception_chain(exc)):
-        return
-    why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the network could not be reached"
-    raise SpurbenchError(
-        f"weights for {what} are not in the local Hugging Face Hub cache ({constants.HF_HUB_CACHE}) and {why}; "
-        "download them once with network access (HF_HUB_OFFLINE unset), or pass --checkpoint FILE.safetensors"
-    ) from exc
-
-
-def hub_commit(repo_id: str, filenames: Sequence[str], revision: str | None = None) -> str | None:
-    """Commit sha of the cached snapshot holding one of ``filenames``, or None if not cached."""
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in filenames:
-        found = try_to_load_from_cache(repo_id, filename, revision=revision)
-        if isinstance(found, str):
-            parts = Path(found).parts
-            if "snapshots" in parts:
-                return parts[parts.index("snapshots") + 1]
-    return None
-
-
-def _strip_wrapper_prefix(state: dict[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
+def strip_wrapper_prefix(state: dict[str, torch.Tensor], expected: Iterable[str]) -> dict[str, torch.Tensor]:
     expected = set(expected)
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state) and not all(k.startswith(prefix) for k in expected):
@@ -70,9 +31,6 @@ def _strip_wrapper_prefix(state: dict[str, torch.Tensor], expected: Iterable[str
 
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """A local .safetensors state dict; SpurbenchError for a missing, pickled or unreadable file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise SpurbenchError(f"checkpoint {str(path)!r} must be a .safetensors file (pickled checkpoints are not loaded)")
@@ -88,7 +46,7 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
 def load_checkpoint_into(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
     """Strictly load ``state`` into ``model``; a one-line SpurbenchError summarises any mismatch."""
     expected = model.state_dict()
-    state = _strip_wrapper_prefix(state, expected)
+    state = strip_wrapper_prefix(state, expected)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
@@ -110,15 +68,6 @@ def linear_parameters(layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     weight = layer.weight.detach()
     bias = layer.bias.detach() if layer.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     return weight, bias
-
-
-def _plain(value: Any) -> Any:
-    # Tuples / numpy scalars -> JSON-friendly python values, so cards hash and serialise the same everywhere.
-    if isinstance(value, (tuple, list)):
-        return tuple(_plain(v) for v in value)
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
 
 
 class LinearClassifierMixin:

@@ -1,0 +1,105 @@
+"""The ``spurious-imagenet`` benchmark plugin (Neuhaus et al., ICCV 2023): 100 ImageNet classes x 75
+spurious-only images, against the ImageNet validation images of the same classes.
+
+Modules: ``layout`` (the upstream folder and built parquet formats, the content checksum),
+``negatives`` (loading the spurious images from either, or the Hub), ``build`` (building, publishing
+and fetching the Hub dataset). Positives and the training split (for ``spufix fit``) come from the
+shared ImageNet loaders in ``spurbench.benchmarks.imagenet``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkOptions, BenchmarkPlugin, Reference
+from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
+from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
+from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
+from spurbench.benchmarks.spurious_imagenet.negatives import (
+    DEFAULT_DATASET_REPO,
+    EXPECTED_CLASSES,
+    EXPECTED_PER_CLASS,
+    KNOWN_REVISIONS,
+    load_negatives,
+)
+from spurbench.errors import DataError, SpurbenchError
+from spurbench.imagenet import class_names
+
+NAME = "spurious-imagenet"
+POSITIVES_PER_CLASS = 50  # ImageNet-val images per class
+
+
+class SpuriousImageNetOptions(BenchmarkOptions):
+    data_dir: str | None = None  # local copy of the negatives: upstream folder layout or a built dataset folder
+    imagenet_val: str | None = None  # local ILSVRC2012 val folder for the positives (else the gated Hub dataset)
+    dataset_repo: str | None = None  # Hub dataset repo of the negatives (default: negatives.DEFAULT_DATASET_REPO)
+    revision: str | None = None  # pinned Hub revision of the negatives
+
+
+class SpuriousImageNet(BenchmarkPlugin):
+    name = NAME
+    description = "Spurious ImageNet (Neuhaus et al., ICCV 2023): 100 classes x 75 spurious-only images vs ImageNet val"
+    options_model = SpuriousImageNetOptions
+    label_space = "imagenet-1k"
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        """Negatives (``negatives``) + ImageNet-val positives (local folder or the gated Hub dataset)."""
+        opts = self.parse_options(options)
+        assert isinstance(opts, SpuriousImageNetOptions)
+        negatives = load_negatives(opts.data_dir, opts.dataset_repo, opts.revision, opts.token, opts.limit)
+        if not negatives.images:
+            raise DataError(f"{negatives.repo}: no Spurious ImageNet images")
+        class_indices = sorted(negatives.components)
+        positives, positives_source = resolve_imagenet_val(class_indices, opts.imagenet_val, opts.token, opts.limit)
+        names = class_names()
+        per_class = {k: 0 for k in class_indices}
+        for im in negatives.images:
+            per_class[im.class_index] += 1
+        facts = dict(negatives.extra)
+        # the paper's set is 100 classes x 75 images; a partial copy is usable but not comparable
+        facts["complete"] = len(class_indices) == EXPECTED_CLASSES and all(n == EXPECTED_PER_CLASS for n in per_class.values())
+        facts["limit"] = opts.limit
+        return Benchmark(
+            name=NAME,
+            label_space="imagenet-1k",
+            classes=[BenchmarkClass(index=k, name=names[k], components=negatives.components[k]) for k in class_indices],
+            images=positives + negatives.images,
+            repo=negatives.repo,
+            revision=negatives.revision,
+            checksum=negatives.checksum,
+            positives_source=positives_source,
+            facts=facts,
+        )
+
+    def reference(self, revision: str) -> Reference | None:
+        """Published dataset revisions (``negatives.KNOWN_REVISIONS``): the images cannot be listed offline
+        (the positives are gated), so the reference holds the counts of the paper's set."""
+        checksum = KNOWN_REVISIONS.get(revision)
+        if checksum is None:
+            return None
+        return Reference(NAME, revision, checksum, None, EXPECTED_CLASSES, POSITIVES_PER_CLASS, EXPECTED_PER_CLASS)
+
+    def build_dataset(self, source: Path, out: Path) -> str:
+        info = build_from_upstream(source, out)
+        return f"{info.num_images} images of {info.num_classes} classes in {len(info.shards)} shard(s), content checksum {info.checksum}"
+
+    def push_dataset(self, folder: Path, repo_id: str) -> str:
+        return push_to_hub(folder, repo_id)
+
+    def download_dataset(self, repo_id: str | None, revision: str | None, out: Path | None) -> Path:
+        return download(repo_id or DEFAULT_DATASET_REPO, revision, out)
+
+    def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
+        """ImageNet training images of ``classes``: ``source`` is a local ILSVRC2012 train folder, or ``hub``
+        for the gated ``ILSVRC/imagenet-1k`` train split (streamed once into the cache)."""
+        if classes is None:
+            raise SpurbenchError(f"benchmark {NAME!r}: name the classes to fit (a components table)")
+        if not source:
+            raise SpurbenchError(f"benchmark {NAME!r}: --train-data must be a local ImageNet train folder or 'hub'")
+        if source == "hub":
+            return hub_imagenet_train(classes, limit=limit)
+        return load_local_imagenet_train(Path(source), classes, limit)
+
+
+__all__ = ["SpuriousImageNet", "SpuriousImageNetOptions"]

@@ -1,0 +1,76 @@
+"""Command line: argument parsing only, one module per sub-app; the work is done by library functions.
+
+Library imports inside the command functions are deferred on purpose (each marked ``# lazy``): they
+keep ``spurbench --help`` from importing torch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from spurbench.cli import dataset, leaderboard, ls, run, spufix  # run and ls register their commands on app
+from spurbench.cli.common import app, err_console
+from spurbench.errors import SpurbenchError
+
+app.add_typer(dataset.app, name="dataset")
+app.add_typer(leaderboard.app, name="leaderboard")
+app.add_typer(spufix.app, name="spufix")
+
+__all__ = ["app", "main", "run", "ls"]
+
+
+INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"
+
+
+def one_line(text: str) -> str:
+    """User-supplied text (names, paths) as one literal line: newlines and control characters escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in str(text))
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, printed literally: no rich markup, so ``[...]`` in a name or path survives."""
+    err_console.print("error: " + one_line(message), markup=False, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _click_class(exc: BaseException, name: str) -> bool:
+    # typer >= 0.29 ships its own copy of click (typer._click), older typer uses the click package: their
+    # exception classes are unrelated, so match on the class name in the hierarchy, not on one module's class.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def usage_exit(exc: BaseException) -> int:
+    """Exit status of a click/typer usage error after printing it as one line (2 for bad usage)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    context = getattr(exc, "ctx", None)
+    command = getattr(context, "command_path", None) if context is not None else None
+    print_error(f"{message} (see '{command} --help')" if command else message)
+    return int(getattr(exc, "exit_code", 2) or 2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130.
+    A bare ``spurbench`` shows the help."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = app(args=args or ["--help"], standalone_mode=False)
+    except SpurbenchError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print(INTERRUPTED, markup=False)
+        sys.exit(130)
+    except Exception as exc:
+        if _click_class(exc, "ClickException"):
+            sys.exit(usage_exit(exc))
+        if _click_class(exc, "Abort"):  # older click turns Ctrl-C (and EOF at a prompt) into Abort
+            interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+            err_console.print(INTERRUPTED if interrupted else "aborted", markup=False)
+            sys.exit(130 if interrupted else 1)
+        raise
+    # In non-standalone mode typer returns the exit code instead of raising (Ctrl-C -> 130).
+    if isinstance(status, int) and status != 0:
+        if status == 130:
+            err_console.print(INTERRUPTED, markup=False)
+        sys.exit(status)
+
+

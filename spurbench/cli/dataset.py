@@ -1,0 +1,53 @@
+"""``spurbench dataset build | download``: a benchmark's Hub dataset (for benchmarks that have one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spurbench.cli.common import console
+from spurbench.errors import SpurbenchError
+
+app = typer.Typer(help="Build, publish and download a benchmark's Hub dataset.", add_completion=False)
+
+BENCHMARK_HELP = "Benchmark whose dataset this is (default: the one registered benchmark that has a Hub dataset)."
+
+
+def _plugin(benchmark: Optional[str], method: str):
+    # lazy: keeps spurbench --help fast
+    from spurbench.benchmarks import benchmarks_with, get_benchmark
+
+    if benchmark is not None:
+        return get_benchmark(benchmark)
+    names = benchmarks_with(method)
+    if len(names) != 1:
+        raise SpurbenchError(f"name the benchmark: --benchmark ({', '.join(names) or 'no registered benchmark has a Hub dataset'})")
+    return get_benchmark(names[0])
+
+
+@app.command("build")
+def dataset_build(
+    from_upstream: Path = typer.Option(..., "--from-upstream", help="The unzipped upstream data folder (e.g. an unpacked upstream zip)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write parquet shards and the dataset card (default: <benchmark>-hf)."),
+    push: Optional[str] = typer.Option(None, "--push", help="Upload the built dataset to this Hub dataset repo."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
+) -> None:
+    """Turn the upstream folder layout into a Hub dataset (parquet shards, card, checksum)."""
+    plugin = _plugin(benchmark, "build_dataset")
+    out = out or Path(f"{plugin.name}-hf")
+    console.print(f"built {out}: {plugin.build_dataset(from_upstream, out)}")
+    if push:
+        console.print(f"pushed to {plugin.push_dataset(out, push)}")
+
+
+@app.command("download")
+def dataset_download(
+    dataset_repo: Optional[str] = typer.Option(None, "--dataset-repo", help="Hub dataset repo (default: the one the benchmark names)."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Pinned revision."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Copy the verified snapshot here (default: stay in the Hub cache)."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
+) -> None:
+    """Download a benchmark's Hub dataset and verify its checksum."""
+    console.print(f"verified snapshot at {_plugin(benchmark, 'download_dataset').download_dataset(dataset_repo, revision, out)}")

@@ -1,0 +1,74 @@
+"""Small file and value helpers every stage shares: atomic writes, strict JSON, hashes, slugs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` to write to; renamed onto ``target`` when the block succeeds
+    and removed when it fails, so no reader (or resumed run) ever sees half a file."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """Hash a JSON-serialisable payload independent of dict order."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, streamed in 1 MiB blocks (never deserialised)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as the standard defines it: a duplicate key or NaN / Infinity is an error (Python's
+    json module accepts both silently, and a duplicate key would hide the value that was verified)."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+        return dict(pairs)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, object_pairs_hook=unique, parse_constant=no_constant)
+
+
+def slug(name: str, sep: str = "_") -> str:
+    """A file- and repo-name-safe form of a name: ``timm:resnet50.a1_in1k`` -> ``timm_resnet50.a1_in1k``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", sep, name).strip(sep)
+
+
+def plain(value: Any, sequence: Callable[[list], Any] = list) -> Any:
+    """Tuples, lists, dicts and numpy / torch scalars -> plain Python values (sequences as ``sequence``),
+    so that values serialise, hash and compare the same after a JSON round trip."""
+    if isinstance(value, dict):
+        return {str(k): plain(v, sequence) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return sequence([plain(v, sequence) for v in value])
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value

@@ -1,0 +1,170 @@
+"""All Hugging Face Hub I/O, and the one mapping of its errors to one-line spurbench errors.
+
+Datasets, SpuFix artifacts, the leaderboard and the model adapters go through these functions:
+``snapshot`` (download, or resolve from the local Hub cache with ``HF_HUB_OFFLINE=1``), ``commit``
+(upload files as one commit), ``cached_commit`` (which commit of a repo the cache holds) and
+``hub_error`` (exception -> SpurbenchError). Uploads and downloads are tested against the local
+Hub server in ``tests/hub_server.py``; the real Hub cannot be reached from the development sandbox.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+from typing import Iterable, Literal, Mapping, Sequence
+
+import huggingface_hub
+from huggingface_hub import CommitOperationAdd, HfApi, constants
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from spurbench.errors import AccessError, DataError, SpurbenchError
+
+RepoType = Literal["model", "dataset"]
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def exception_chain(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and everything it was raised from or during."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def hub_error(exc: BaseException, what: str, hint: str = "", gated_howto: str | None = None) -> BaseException:
+    """A one-line SpurbenchError for a Hub failure of ``what``, or ``exc`` itself when it is not one.
+
+    ``gated_howto``: for a gated repo, how to get access; a gated repo answers 404 to a token without
+    access, so then "not found" is reported as an AccessError with this how-to.
+    """
+    if isinstance(exc, SpurbenchError):
+        return exc
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError):
+        exc = exc.__cause__  # snapshot_download wraps some HTTP failures (403, 5xx) into "not in cache"
+    tail = f"; {hint}" if hint else ""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, (GatedRepoError, RepositoryNotFoundError)) and gated_howto:
+        return AccessError(f"no access to {what} with this token ({type(exc).__name__}): {gated_howto}")
+    if isinstance(exc, GatedRepoError):
+        return AccessError(f"{what} is gated and this token has no access: accept its terms on the Hub{tail}")
+    if isinstance(exc, RepositoryNotFoundError):
+        return DataError(f"{what} not found on the Hub (or private and no valid token){tail}")
+    if isinstance(exc, RevisionNotFoundError):
+        return DataError(f"{what}: revision not found on the Hub{tail}")
+    if isinstance(exc, HfHubHTTPError):
+        if _status(exc) in (401, 403):
+            return AccessError(f"{what}: Hub refused access (HTTP {_status(exc)}): " + (gated_howto or f"check your token{tail}"))
+        return DataError(f"{what}: Hub error: {first}{tail}")
+    if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+        return DataError(f"{what} is not in the local Hub cache and the Hub cannot be reached (HF_HUB_OFFLINE=1 or no connection){tail}")
+    if isinstance(exc, OSError):
+        return DataError(f"{what}: {type(exc).__name__}: {first}{tail}")
+    return exc
+
+
+def resolve_token(token: str | bool | None, howto: str) -> str:
+    """``token`` if given, else the logged-in / ``HF_TOKEN`` one; AccessError with ``howto`` if there is none."""
+    if isinstance(token, str) and token:
+        return token
+    found = None if token is False else huggingface_hub.get_token()
+    if not found:
+        raise AccessError(howto)
+    return found
+
+
+def snapshot(
+    repo_id: str,
+    *,
+    repo_type: RepoType = "model",
+    revision: str | None = None,
+    token: str | bool | None = None,
+    allow_patterns: Sequence[str] | None = None,
+    local_dir: str | Path | None = None,
+    hint: str = "",
+    gated_howto: str | None = None,
+) -> Path:
+    """The folder of ``repo_id@revision`` (downloaded, or from the Hub cache when offline); one-line errors."""
+    what = f"Hub {repo_type} {repo_id}@{revision or 'main'}"
+    try:
+        path = huggingface_hub.snapshot_download(
+            repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            token=token,
+            allow_patterns=list(allow_patterns) if allow_patterns else None,
+            local_dir=str(local_dir) if local_dir is not None else None,
+        )
+    except Exception as exc:
+        mapped = hub_error(exc, what, hint, gated_howto)
+        if mapped is exc:
+            raise
+        raise mapped from None
+    return Path(path)
+
+
+def commit(
+    repo_id: str,
+    files: Mapping[str, Path | bytes],
+    *,
+    repo_type: RepoType = "model",
+    message: str,
+    token: str | None = None,
+    branch: str | None = None,
+) -> str:
+    """Create the repo if needed and upload ``files`` (path in repo -> local file or bytes) as one commit;
+    returns the commit url (its last part is the commit sha to pin)."""
+    operations = [CommitOperationAdd(name, content if isinstance(content, bytes) else str(content)) for name, content in files.items()]
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, exist_ok=True)
+        if branch and branch != "main":
+            api.create_branch(repo_id, repo_type=repo_type, branch=branch, exist_ok=True)
+        info = api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type, revision=branch)
+    except Exception as exc:
+        mapped = hub_error(exc, f"Hub {repo_type} {repo_id}", "needs a token with write access (HF_TOKEN or a login)")
+        if mapped is exc:
+            raise
+        raise mapped from None
+    return str(info.commit_url)
+
+
+def cached_commit(repo_id: str, filenames: Sequence[str], revision: str | None = None) -> str | None:
+    """Commit sha of the cached snapshot holding one of ``filenames``, or None if not cached."""
+    for filename in filenames:
+        found = huggingface_hub.try_to_load_from_cache(repo_id, filename, revision=revision)
+        if isinstance(found, str):
+            parts = Path(found).parts
+            if "snapshots" in parts:
+                return parts[parts.index("snapshots") + 1]
+    return None
+
+
+def raise_if_weights_unavailable(exc: BaseException, what: str) -> None:
+    """Re-raise "weights not in the local Hub cache and no network" as one SpurbenchError.
+
+    Model libraries (timm, open_clip, transformers) wrap the Hub's error in their own (OSError,
+    RuntimeError, ...), so the whole exception chain is searched. Returns normally for anything else:
+    the caller re-raises it.
+    """
+    if not any(isinstance(e, (LocalEntryNotFoundError, urllib.error.URLError)) for e in exception_chain(exc)):
+        return
+    why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the network could not be reached"
+    raise SpurbenchError(
+        f"weights for {what} are not in the local Hugging Face Hub cache ({constants.HF_HUB_CACHE}) and {why}; "
+        "download them once with network access (HF_HUB_OFFLINE unset), or pass --checkpoint FILE.safetensors"
+    ) from exc
+
+
+__all__ = ["cached_commit", "commit", "exception_chain", "hub_error", "raise_if_weights_unavailable", "resolve_token", "snapshot"]

@@ -1,0 +1,172 @@
+"""What the commands decide, as library functions: which models a run evaluates, which it skips, where
+their SpuFix artifacts come from, and which training data ``spufix fit`` uses.
+
+The CLI only parses arguments and calls these; nothing here knows which benchmarks exist (it asks
+their plugins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from spurbench.adapters import ModelAdapter, check_model_name, load_model
+from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, BenchmarkPlugin, benchmarks_with, get_benchmark
+from spurbench.errors import SpurbenchError
+from spurbench.model_lists import load_model_list
+from spurbench.results import read_result
+from spurbench.spufix.artifact import SpuFixArtifact, auto_location, load_artifact
+from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, self_artifact
+from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_components
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    model: str
+    checkpoint: str | None = None
+    temperature: float = 1.0
+    spufix_temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    plugin: BenchmarkPlugin
+    options: BenchmarkOptions
+    entries: list[RunEntry]
+    ground_truth_demo: bool  # fit SpuFix from the benchmark's ground truth for the default models
+
+
+def plan_run(
+    benchmark: str,
+    option_values: dict[str, Any],
+    models: Sequence[str],
+    registry: Path | None,
+    checkpoint: str | None,
+    temperature: float,
+    spufix_temperature: float | None,
+    spufix: str | None,
+    no_spufix: bool,
+) -> RunPlan:
+    """The models to evaluate (named ones, a registry list, else the benchmark's default models) and whether
+    the ground-truth SpuFix demo runs (default models of a benchmark with ground truth, no ``--spufix``)."""
+    plugin = get_benchmark(benchmark)
+    options = plugin.parse_options(option_values)
+    entries = [RunEntry(m, checkpoint, temperature, spufix_temperature) for m in models]
+    if registry is not None:
+        entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
+    defaults = not entries
+    if defaults:
+        if not plugin.default_models:
+            raise SpurbenchError(f"--model is required for benchmark {plugin.name!r} (it has no default models)")
+        entries = [RunEntry(m, None, temperature, spufix_temperature) for m in plugin.default_models]
+    for entry in entries:
+        check_model_name(entry.model)
+    demo = defaults and spufix is None and not no_spufix and plugin.implements("ground_truth")
+    return RunPlan(plugin, options, entries, demo)
+
+
+def is_complete(path: Path, config_hash: str) -> bool:
+    """A valid result file for exactly this configuration exists (a sweep skips it)."""
+    if not path.exists():
+        return False
+    try:
+        return read_result(path).config_hash == config_hash
+    except SpurbenchError:
+        return False  # invalid or partial file: run again and overwrite it
+
+
+def spufix_artifact(spufix: str | None, model_name: str) -> SpuFixArtifact | None:
+    """The artifact ``--spufix`` names for a model: a folder, ``hf://ORG/NAME[@REV]``, or ``auto`` (the
+    Hub location ``auto_location`` derives from the model name)."""
+    if spufix is None:
+        return None
+    if spufix != "auto":
+        return load_artifact(spufix)
+    try:
+        return load_artifact(auto_location(model_name))
+    except SpurbenchError as exc:
+        raise SpurbenchError(f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`") from None
+
+
+def demo_artifacts(plan: RunPlan, models: Sequence[ModelAdapter], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any) -> dict[str, SpuFixArtifact]:
+    """SpuFix for every default model (``models``, loaded, in ``plan.entries`` order) from the benchmark's
+    ground truth: fitted on the first one, transferred to the others from its alphas alone."""
+    truth = plan.plugin.ground_truth(plan.options)
+    if truth is None:
+        raise SpurbenchError(f"benchmark {plan.plugin.name!r} has no ground truth to choose SpuFix components from")
+    return ground_truth_artifacts(list(models), models[0], truth, on_class=on_class, **feature_kwargs)
+
+
+def training_benchmark_for(model: ModelAdapter, benchmark: str | None) -> BenchmarkPlugin:
+    """The benchmark whose training split ``spufix fit`` uses: the one named, else the one registered
+    benchmark with a training split in the model's label space."""
+    if benchmark is not None:
+        return get_benchmark(benchmark)
+    candidates = [get_benchmark(n) for n in benchmarks_with("training_split")]
+    matching = [p for p in candidates if p.label_space == model.label_space]
+    if len(matching) == 1:
+        return matching[0]
+    raise SpurbenchError(f"name the benchmark whose training split to use: --benchmark ({', '.join(p.name for p in candidates)})")
+
+
+def training_data(plugin: BenchmarkPlugin, source: str | None, classes: Sequence[int] | None, limit: int | None) -> Benchmark:
+    """The plugin's training split of ``classes`` from ``source`` (a folder, ``hub``, ...; plugin-defined)."""
+    return plugin.training_split(classes, source, limit)
+
+
+def source_model(target: ModelAdapter, model: str, checkpoint: str | None, other: str | None, other_checkpoint: str | None) -> ModelAdapter:
+    """The source adapter of ``spufix fit``: the target itself unless another model or other weights are named."""
+    name = other or model
+    if name == model and other_checkpoint in (None, checkpoint):
+        return target
+    return load_model(name, checkpoint=other_checkpoint)
+
+
+def fit_spufix(
+    model: str,
+    *,
+    checkpoint: str | None = None,
+    source_model_name: str | None = None,
+    source_checkpoint: str | None = None,
+    source_alphas: Path | None = None,
+    components: Path | None = None,
+    train_data: str | None = None,
+    benchmark: str | None = None,
+    components_from_ground_truth: bool = False,
+    limit: int | None = None,
+    save_alphas: Path | None = None,
+    on_class: Callable[[str], None] | None = None,
+    **feature_kwargs: Any,
+) -> SpuFixArtifact:
+    """What ``spufix fit`` does: source alphas (computed by the source model, or loaded), then the target's
+    SpuFix (the source's own directions, or matched directions). ``train_data`` may name a benchmark,
+    which then provides its own training split."""
+    if source_alphas is not None and source_model_name is not None:
+        raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
+    target = load_model(model, checkpoint=checkpoint)
+    if benchmark is None and train_data in BENCHMARKS.names():
+        benchmark, train_data = train_data, None  # `--train-data NAME`: that benchmark's own split
+    plugin = training_benchmark_for(target, benchmark)
+    if source_alphas is not None:
+        alphas = SourceAlphas.load(source_alphas)
+        train = training_data(plugin, train_data, sorted(alphas.alphas), limit)
+        return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
+    src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
+    if components_from_ground_truth:
+        truth = plugin.ground_truth(plugin.parse_options({}))
+        if truth is None:
+            raise SpurbenchError(f"--components-from-ground-truth: benchmark {plugin.name!r} has no ground truth")
+        train = training_data(plugin, train_data, None, limit)
+        table = ground_truth_components(src, replace(truth, train=train), **feature_kwargs)  # the fit's own (possibly limited) images
+    else:
+        table = load_components(components)
+        train = training_data(plugin, train_data, sorted(table), limit)
+    alphas, npcas = fit_source(src, train, table, on_class=on_class, **feature_kwargs)
+    if save_alphas is not None:
+        alphas.save(save_alphas)
+    return self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
+
+
+__all__ = [
+    "fit_spufix","RunEntry", "RunPlan", "demo_artifacts", "is_complete", "plan_run", "source_model", "spufix_artifact", "training_benchmark_for", "training_data"]

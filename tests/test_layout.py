@@ -1,0 +1,91 @@
+"""The package's shape, checked: layered imports (import-linter), benchmark names only in their plugins,
+deferred imports only where marked, and module sizes."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "spurbench"
+# The only places that may name a concrete benchmark: the plugins themselves.
+PLUGIN_DIRS = [PACKAGE / "benchmarks" / "planted", PACKAGE / "benchmarks" / "spurious_imagenet"]
+BENCHMARK_NAMES = re.compile(r"planted|spurious[-_ ]imagenet", re.IGNORECASE)
+MAX_LINES = 300
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_import_linter_contract_holds() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.exists(), "import-linter is a dev dependency"
+    run = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "1 kept, 0 broken" in run.stdout
+
+
+def test_import_linter_catches_an_upward_import(tmp_path) -> None:
+    # The contract must be able to fail: a copy of the package where metrics imports the harness.
+    copy = tmp_path / "spurbench"
+    subprocess.run(["cp", "-r", str(PACKAGE), str(copy)], check=True)
+    (copy / "metrics.py").write_text((copy / "metrics.py").read_text() + "\nfrom spurbench import harness  # noqa\n")
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    lint = Path(sys.executable).with_name("lint-imports")
+    run = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert run.returncode != 0 and "spurbench.metrics" in run.stdout and "harness" in run.stdout, run.stdout[-2000:]
+
+
+def test_benchmark_names_appear_only_in_their_plugins() -> None:
+    offenders = []
+    for path in _modules():
+        if any(plugin in path.parents for plugin in PLUGIN_DIRS):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if BENCHMARK_NAMES.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def _function_imports(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text())
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines |= {n.lineno for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return sorted(lines)
+
+
+def test_deferred_imports_are_marked_with_their_reason() -> None:
+    # A function-level import is allowed only to keep `spurbench --help` fast or for an optional
+    # dependency, and says so: a "# lazy: ..." comment heads its block of imports.
+    unmarked = []
+    for path in _modules():
+        source = path.read_text().splitlines()
+        for lineno in _function_imports(path):
+            above = lineno - 2
+            while above >= 0 and (not source[above].strip() or source[above].strip().startswith(("from ", "import ", ")")) or source[above].startswith(" " * 8) and source[above].strip().endswith(",")):
+                above -= 1
+            if above < 0 or "# lazy:" not in source[above]:
+                unmarked.append(f"{path.relative_to(ROOT)}:{lineno}: {source[lineno - 1].strip()}")
+    assert not unmarked, "\n".join(unmarked)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small_or_say_why(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert lines <= MAX_LINES or "lines on purpose" in doc, f"{path.relative_to(ROOT)} has {lines} lines and no reason in its docstring"
+
+
+def test_the_cli_imports_no_library_stage() -> None:
+    # What keeps `spurbench --help` fast: the CLI package imports typer and rich, never torch or the pipeline.
+    probe = "import sys, spurbench.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'timm', 'pydantic') or m.startswith('spurbench.') and not m.startswith(('spurbench.cli', 'spurbench.errors', 'spurbench._version'))))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
