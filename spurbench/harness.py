@@ -202,15 +202,18 @@ def evaluate(
     temperature = check_temperature(temperature)
     spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
-    plugin = get_benchmark(benchmark or default_benchmark()) if not isinstance(benchmark, Benchmark) else plugin_of(benchmark)
-    parsed = plugin.parse_options(options) if plugin is not None and (options is not None or not isinstance(benchmark, Benchmark)) else None
-    bench_name = benchmark.name if isinstance(benchmark, Benchmark) else plugin.name  # type: ignore[union-attr]
+    if isinstance(benchmark, Benchmark):  # loaded already; its plugin (if registered) parses the options it was loaded with
+        plugin, bench_name = plugin_of(benchmark), benchmark.name
+        parsed = plugin.parse_options(options) if plugin is not None and options is not None else None
+    else:
+        plugin = get_benchmark(benchmark or default_benchmark())
+        parsed, bench_name = plugin.parse_options(options), plugin.name
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
         model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature
     )
 
-    bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)  # type: ignore[union-attr, arg-type]
+    bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]

@@ -2,7 +2,7 @@
 
 Sources, in order of preference:
 
-1. A local folder, ``options.imagenet_val``. Supported layouts (anything else is a DataError naming
+1. A local folder (the benchmark option ``imagenet_val``, ``--imagenet-val``). Supported layouts (anything else is a DataError naming
    the folder):
 
    * **class subfolders** -- one folder per class, named by WordNet synset (``n01440764/...``, the
@@ -26,7 +26,7 @@ Sources, in order of preference:
    cache that mimics the repo's parquet layout (``data/validation-*.parquet`` with ``image`` and
    ``label`` columns -- assumed, not verified from this sandbox).
 
-Images of a class are sorted by file name; ``options.limit`` keeps the first ``limit`` of each class.
+Images of a class are sorted by file name; ``limit`` keeps the first ``limit`` of each class.
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ same classes. A model that does not rely on the feature separates the two by its
 Where the negatives come from:
 
 * ``data_dir`` -- a local folder, either the upstream ``images_100_classes.zip`` layout (one
-  folder per (class, component); see ``dataset_build``) or a local copy of the built dataset
+  folder per (class, component); see ``layout``) or a local copy of the built dataset
   (``data/*.parquet`` + ``README.md`` / ``spurbench.json``). The layout is detected.
 * otherwise the Hub dataset ``dataset_repo`` (default ``DEFAULT_DATASET_REPO``) at
   ``revision``, resolved with ``huggingface_hub.snapshot_download`` (so ``HF_HUB_OFFLINE=1``
   works from the cache) and read with ``datasets``.
 
 Either way the content checksum is recomputed and, for built data, compared with the recorded one
-(ChecksumMismatchError on mismatch). Positives come from ``imagenet_val`` (local folder or the gated
+(ChecksumMismatchError on mismatch). Positives come from ``spurbench.benchmarks.imagenet.val`` (local folder or the gated
 ILSVRC/imagenet-1k); without either the load fails with AccessError -- never a benchmark without
 positives.
 """
