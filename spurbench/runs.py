@@ -123,6 +123,22 @@ def source_model(target: ModelAdapter, model: str, checkpoint: str | None, other
     return load_model(name, checkpoint=other_checkpoint)
 
 
+def prepare_discovery(
+    model: str, checkpoint: str | None, benchmark: str | None, train_data: str | None, classes: Sequence[int] | None, limit: int | None
+) -> tuple[ModelAdapter, BenchmarkPlugin, Benchmark]:
+    """The model, plugin and training split ``discover`` analyses (``train_data`` may name a benchmark).
+    A named benchmark's training split is resolved before the model loads, so a bad source fails first."""
+    if benchmark is None and train_data in BENCHMARKS.names():
+        benchmark, train_data = train_data, None
+    if benchmark is not None:
+        plugin = get_benchmark(benchmark)
+        train = training_data(plugin, train_data, classes, limit)
+        return load_model(model, checkpoint=checkpoint), plugin, train
+    adapter = load_model(model, checkpoint=checkpoint)
+    plugin = training_benchmark_for(adapter, None)
+    return adapter, plugin, training_data(plugin, train_data, classes, limit)
+
+
 def fit_spufix(
     model: str,
     *,
@@ -169,4 +185,5 @@ def fit_spufix(
 
 
 __all__ = [
+    "prepare_discovery",
     "fit_spufix","RunEntry", "RunPlan", "demo_artifacts", "is_complete", "plan_run", "source_model", "spufix_artifact", "training_benchmark_for", "training_data"]

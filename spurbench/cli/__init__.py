@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from spurbench.cli import dataset, leaderboard, ls, run, spufix  # run and ls register their commands on app
+from spurbench.cli import dataset, discover, leaderboard, ls, run, spufix  # run, ls, discover register their commands on app
 from spurbench.cli.common import app, err_console
 from spurbench.errors import SpurbenchError
 
@@ -16,7 +16,7 @@ app.add_typer(dataset.app, name="dataset")
 app.add_typer(leaderboard.app, name="leaderboard")
 app.add_typer(spufix.app, name="spufix")
 
-__all__ = ["app", "main", "run", "ls"]
+__all__ = ["app", "discover", "main", "run", "ls"]
 
 
 INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"

@@ -93,8 +93,7 @@ class SpuriousImageNet(BenchmarkPlugin):
     def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
         """ImageNet training images of ``classes``: ``source`` is a local ILSVRC2012 train folder, or ``hub``
         for the gated ``ILSVRC/imagenet-1k`` train split (streamed once into the cache)."""
-        if classes is None:
-            raise SpurbenchError(f"benchmark {NAME!r}: name the classes to fit (a components table)")
+        classes = range(1000) if classes is None else classes  # all of ImageNet-1k
         if not source:
             raise SpurbenchError(f"benchmark {NAME!r}: --train-data must be a local ImageNet train folder or 'hub'")
         if source == "hub":

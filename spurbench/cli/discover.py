@@ -1,0 +1,59 @@
+"""``spurbench discover``: class-wise neural PCA components of a model, with statistics and top images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spurbench.cli.common import app, console
+from spurbench.errors import SpurbenchError
+
+
+def parse_classes(text: str) -> list[int] | None:
+    """``all`` -> None; ``1,2,5-7`` -> [1, 2, 5, 6, 7]; a one-line error otherwise."""
+    if text.strip().lower() == "all":
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            first, sep, last = part.strip().partition("-")
+            out += list(range(int(first), int(last) + 1)) if sep else [int(first)]
+    except ValueError:
+        raise SpurbenchError(f"--classes {text!r}: expected 'all' or class indices like 1,2,5-7") from None
+    return out
+
+
+@app.command()
+def discover(
+    model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model whose components to find."),
+    out: Path = typer.Option(..., "--out", "-o", help="Discovery folder: discovery.json and images/. A partial discovery of the same model and settings is continued."),
+    train_data: Optional[str] = typer.Option(None, "--train-data", help="Where the training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub'; a benchmark name (e.g. planted) selects that benchmark's own split."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark whose training split to use (default: the one in the model's label space)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (e.g. an adversarially robust ResNet-50, as the papers use)."),
+    classes: str = typer.Option("all", "--classes", help="Classes to analyse: 'all' or indices like 1,2,5-7."),
+    components_per_class: int = typer.Option(10, "--components-per-class", min=1, help="Leading neural PCA components recorded per class."),
+    top_images: int = typer.Option(5, "--top-images", min=1, help="Training images with the largest contribution shown per component."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Find candidate spurious features: one backbone pass over the training images (cached, shared with
+    `spufix fit`), class-wise neural PCA per class, and per component its statistics and top images."""
+    # lazy: keeps spurbench --help fast (the library imports torch)
+    from spurbench.adapters import check_model_name
+    from spurbench.discovery import discover as run_discovery
+    from spurbench.results import check_output_dir
+    from spurbench.runs import prepare_discovery
+    from spurbench.runtime import check_device
+
+    check_device(device)
+    check_model_name(model)
+    wanted = parse_classes(classes)
+    check_output_dir(out)
+    adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
+    report = (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
+    index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, on_class=report, batch_size=batch_size, device=device, progress=not quiet)
+    console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

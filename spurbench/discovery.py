@@ -1,0 +1,215 @@
+"""Finding spurious features: class-wise neural PCA components of any model, ready for people to label.
+
+``discover`` runs one backbone pass over the training images of the chosen classes (through the
+feature cache, the same entries ``spufix fit`` reads, so fitting SpuFix afterwards forwards nothing),
+then per class, from the cached features: neural PCA (paper sec. 4.1), per component its eigenvalue,
+its share of the class logit's variance and the distribution of its contribution alpha_l, and its
+top training images. One class at a time, so memory is O(D^2) whatever the number of classes.
+
+Everything lands in ``--out``: ``discovery.json`` (the index: model card, training split, per class
+and component the statistics and top images) and ``images/`` (the top images as PNG). The index is
+rewritten atomically after every class, and a run on a folder that already holds part of the same
+discovery continues with the classes not yet done.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spurbench._version import __version__
+from spurbench.adapters import ModelAdapter
+from spurbench.benchmarks import Benchmark
+from spurbench.errors import SpurbenchError
+from spurbench.features import FeatureStream
+from spurbench.files import atomic_path, plain, slug, strict_json
+from spurbench.results import ModelInfo
+from spurbench.spufix.fit import class_subset
+from spurbench.spufix.npca import NPCA, fit_npca_streaming
+
+FORMAT_VERSION = 1
+INDEX_FILE = "discovery.json"
+IMAGES_DIR = "images"
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+THUMBNAIL = 224  # longest side of a saved top image, px
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TopImage(_Strict):
+    image_id: str
+    alpha: float  # the component's contribution to the class logit on this image
+    file: str  # path relative to the discovery folder
+
+
+class ComponentRecord(_Strict):
+    rank: int  # 0-based, eigenvalue order: what `spufix fit --components` refers to
+    eigenvalue: float
+    variance_share: float = Field(ge=0, le=1)  # Var(alpha_l) / Var(class logit) over the class's images
+    alpha_mean: float
+    alpha_quantiles: dict[str, float]  # "q05", "q25", "q50", "q75", "q95"
+    top_images: list[TopImage]
+
+
+class ClassRecord(_Strict):
+    class_index: int
+    class_name: str
+    num_images: int
+    logit_mean: float  # mean of the class logit over its training images
+    components: list[ComponentRecord]
+
+
+class TrainingSplit(_Strict):
+    benchmark: str
+    name: str
+    revision: str | None
+    checksum: str | None
+    source: str | None
+
+
+class DiscoveryIndex(_Strict):
+    format: Literal[1] = FORMAT_VERSION
+    spurbench_version: str
+    basis: Literal["npca"] = "npca"
+    model: ModelInfo
+    training: TrainingSplit
+    components_per_class: int
+    top_images: int
+    classes: dict[str, ClassRecord] = Field(default_factory=dict)  # class index -> its components
+
+    def same_discovery(self, other: "DiscoveryIndex") -> bool:
+        """The same model, weights, training images and settings (so its classes can be continued)."""
+        keys = ("basis", "components_per_class", "top_images")
+        return (
+            all(getattr(self, k) == getattr(other, k) for k in keys)
+            and (self.model.name, self.model.weights_revision) == (other.model.name, other.model.weights_revision)
+            and self.training == other.training
+        )
+
+
+def read_index(folder: Path) -> DiscoveryIndex:
+    """The index of a discovery folder; a one-line SpurbenchError if the folder is not one."""
+    path = Path(folder) / INDEX_FILE
+    if not path.is_file():
+        raise SpurbenchError(f"{folder}: not a discovery folder (no {INDEX_FILE}; run `spurbench discover` first)")
+    try:
+        return DiscoveryIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:  # ValidationError is a ValueError
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        where = ".".join(str(p) for p in first["loc"]) if first else ""
+        message = " ".join(str(first["msg"] if first else exc).split())[:200]
+        raise SpurbenchError(f"{path}: not a valid discovery index{' at ' + where if where else ''}: {message}") from None
+
+
+def write_index(folder: Path, index: DiscoveryIndex) -> None:
+    with atomic_path(Path(folder) / INDEX_FILE) as tmp:
+        tmp.write_text(index.model_dump_json(indent=1) + "\n")
+
+
+def _top_rows(alphas: torch.Tensor, ids: list[str], best: tuple[torch.Tensor, list[list[str]]] | None, n: int) -> tuple[torch.Tensor, list[list[str]]]:
+    """Merge one shard's alphas [B, L] into the running top-n per component (values [n', L], ids per column)."""
+    if best is not None:
+        values = torch.cat([best[0], alphas])
+        names = [[*best[1][c], *ids] for c in range(alphas.shape[1])]
+    else:
+        values, names = alphas, [list(ids) for _ in range(alphas.shape[1])]
+    top = torch.topk(values, min(n, values.shape[0]), dim=0)
+    return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
+
+
+def _save_image(subset: Benchmark, image_id: str, folder: Path) -> str:
+    rel = f"{IMAGES_DIR}/{slug(image_id)}.png"
+    target = folder / rel
+    if not target.exists():
+        image = next(im for im in subset.images if im.image_id == image_id).open()
+        image.thumbnail((THUMBNAIL, THUMBNAIL))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            image.save(tmp, format="PNG")
+    return rel
+
+
+def discover_class(model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, **feature_kwargs) -> ClassRecord:
+    """Neural PCA of one class from its (cached) features, with its components' statistics and top images."""
+    weight, bias = model.head
+    npca: NPCA = fit_npca_streaming((feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs)), weight[class_index])
+    count = min(components, npca.eigenvalues.numel())
+    scale = npca.eigenvectors.sum(0) ** 2 * npca.eigenvalues.clamp(min=0)  # Var(alpha_l) = <1, v_l>^2 lambda_l
+    share = scale / scale.sum().clamp(min=1e-300)
+    sums, parts, best = torch.zeros(count, dtype=torch.float64), [], None
+    logit_sum = 0.0
+    for ids, feats in FeatureStream.open(model, subset, **{**feature_kwargs, "progress": False}):
+        alphas = npca.alphas(feats)[:, :count]
+        parts.append(alphas)  # [N, count]: a few floats per image, for the quantiles
+        sums += alphas.sum(0)
+        best = _top_rows(alphas, ids, best, top)
+        logit_sum += float((feats.double() @ weight[class_index].double() + bias[class_index].double()).sum())
+    everything = torch.cat(parts)
+    quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
+    assert best is not None
+    records = []
+    for l in range(count):
+        tops = [TopImage(image_id=i, alpha=float(v), file=_save_image(subset, i, folder)) for i, v in zip(best[1][l], best[0][:, l])]
+        records.append(
+            ComponentRecord(
+                rank=l,
+                eigenvalue=float(npca.eigenvalues[l]),
+                variance_share=float(share[l].clamp(0, 1)),
+                alpha_mean=float(sums[l] / npca.num_images),
+                alpha_quantiles={f"q{round(q * 100):02d}": float(quantiles[i, l]) for i, q in enumerate(QUANTILES)},
+                top_images=tops,
+            )
+        )
+    name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
+    return ClassRecord(class_index=class_index, class_name=name, num_images=npca.num_images, logit_mean=logit_sum / npca.num_images, components=records)
+
+
+def discover(
+    model: ModelAdapter,
+    train: Benchmark,
+    benchmark: str,
+    out: Path,
+    classes: Sequence[int] | None = None,
+    components: int = 10,
+    top: int = 5,
+    on_class: Callable[[int, int, int], None] | None = None,
+    **feature_kwargs,
+) -> DiscoveryIndex:
+    """Discover the components of ``classes`` (default: every class of ``train``) into ``out``; resumes a
+    partial discovery of the same model, weights, images and settings, refuses a different one."""
+    if components < 1 or top < 1:
+        raise SpurbenchError("--components-per-class and --top-images must be at least 1")
+    out = Path(out)
+    index = DiscoveryIndex(
+        spurbench_version=__version__,
+        model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
+        training=TrainingSplit(benchmark=benchmark, name=train.name, revision=train.revision, checksum=train.checksum, source=train.repo or train.positives_source),
+        components_per_class=components,
+        top_images=top,
+    )
+    if (out / INDEX_FILE).exists():
+        found = read_index(out)
+        if not found.same_discovery(index):
+            raise SpurbenchError(f"{out}: holds a discovery of {found.model.name} ({found.model.weights_revision}) on {found.training.name} with other settings; use another --out")
+        index.classes = found.classes
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = sorted({c.index for c in train.classes} if classes is None else set(classes))
+    missing = sorted(set(wanted) - {im.class_index for im in train.images})
+    if missing:
+        raise SpurbenchError(f"training data {train.name} has no images of class {missing[0]}")
+    todo = [k for k in wanted if str(k) not in index.classes]
+    for done, k in enumerate(todo):
+        if on_class is not None:
+            on_class(done, len(todo), k)
+        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, **feature_kwargs)
+        write_index(out, index)  # after every class: a killed run keeps what it finished
+    write_index(out, index)
+    return index
+
+
+__all__ = ["ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index"]

@@ -1,0 +1,130 @@
+"""`spurbench discover`: neural PCA statistics and top images per component, resumable, sharing the
+feature cache with `spufix fit`; checked on a tiny random model and on the planted ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from spurbench import discovery
+from spurbench.cli.discover import parse_classes
+from spurbench.discovery import INDEX_FILE, discover, read_index
+from spurbench.errors import SpurbenchError
+from spurbench.features import extract_features
+from spurbench.spufix.fit import class_subset, fit_source
+from spurbench.spufix.npca import fit_npca
+from tests.tiny import TinyAdapter, tiny_benchmark
+
+KW = dict(batch_size=4, progress=False)
+
+
+def _train():
+    bench = tiny_benchmark(per_role=10)
+    bench.name = "tiny-train"
+    return bench
+
+
+def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
+    model, train = TinyAdapter(), _train()
+    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **KW)
+    assert set(index.classes) == {"1", "2"} and read_index(tmp_path) == index
+    weight, bias = model.head
+    for k in (1, 2):
+        subset = class_subset(train, k)
+        feats = extract_features(model, subset, **KW)
+        npca = fit_npca(feats.features.double(), weight[k])
+        alphas = npca.alphas(feats.features)  # [N, D]
+        logits = feats.features.double() @ weight[k].double() + bias[k].double()
+        record = index.classes[str(k)]
+        assert record.num_images == len(subset.images) and record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
+        for comp in record.components:
+            a = alphas[:, comp.rank]
+            assert comp.eigenvalue == pytest.approx(float(npca.eigenvalues[comp.rank]), rel=1e-9)
+            # Var(alpha_l) / Var(f_k): components are uncorrelated, so the shares of all D add up to 1
+            assert comp.variance_share == pytest.approx(float(a.var(unbiased=False) / logits.var(unbiased=False)), rel=1e-6, abs=1e-12)
+            assert comp.alpha_quantiles["q50"] == pytest.approx(float(a.median() if len(a) % 2 else torch.quantile(a, 0.5)), rel=1e-9, abs=1e-12)
+            order = torch.argsort(a, descending=True)[:3]
+            assert [t.image_id for t in comp.top_images] == [feats.image_ids[int(i)] for i in order]
+            assert [t.alpha for t in comp.top_images] == pytest.approx([float(a[i]) for i in order])
+            for top in comp.top_images:
+                with Image.open(tmp_path / top.file) as saved:
+                    assert saved.format == "PNG" and saved.size == (16, 16)
+    raw = json.loads((tmp_path / INDEX_FILE).read_text())
+    assert raw["format"] == 1 and raw["model"]["name"] == "tiny:net" and raw["training"]["name"] == "tiny-train"
+
+
+def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, monkeypatch) -> None:
+    model, train = TinyAdapter(), _train()
+    real = discovery.discover_class
+    calls = []
+
+    def dies_after_one(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(discovery, "discover_class", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        discover(model, train, "tiny", tmp_path, components=3, top=2, **KW)
+    assert list(read_index(tmp_path).classes) == ["0"]  # the finished class was kept
+    first = read_index(tmp_path).classes["0"]
+    monkeypatch.setattr(discovery, "discover_class", real)
+    done = []
+    index = discover(model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **KW)
+    assert done == [1, 2, 3] and sorted(index.classes) == ["0", "1", "2", "3"] and index.classes["0"] == first
+    # The same feature-cache entries serve spufix fit: no backbone forward at all.
+    before = model.forward_calls
+    fit_source(model, train, {1: [0], 2: [1]}, **KW)
+    assert model.forward_calls == before
+
+
+def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> None:
+    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **KW)
+    with pytest.raises(SpurbenchError, match="holds a discovery of tiny:net .* with other settings; use another --out"):
+        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **KW)
+    with pytest.raises(SpurbenchError, match="has no images of class 7"):
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **KW)
+    (tmp_path / INDEX_FILE).write_text('{"format": 1, "format": 2}')
+    with pytest.raises(SpurbenchError, match="not a valid discovery index"):
+        read_index(tmp_path)
+    with pytest.raises(SpurbenchError, match="not a discovery folder"):
+        read_index(tmp_path / "nothing")
+
+
+def test_class_lists() -> None:
+    assert parse_classes("all") is None and parse_classes("1,3-5, 9") == [1, 3, 4, 5, 9]
+    with pytest.raises(SpurbenchError, match="expected 'all' or class indices"):
+        parse_classes("1,x")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--classes", "two"], "expected 'all' or class indices"),
+    (["--components-per-class", "0"], "--components-per-class"),
+    (["--train-data", "nowhere", "--benchmark", "planted"], "generates its training images"),
+])  # fmt: skip
+def test_bad_discover_input_is_one_line(cli, tmp_path, args, needle) -> None:
+    proc = cli("discover", "-m", "planted:cnn.seed3", "--out", str(tmp_path / "d"), *args, cwd=tmp_path)
+    assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "d" / INDEX_FILE).exists()
+
+
+@pytest.mark.slow
+def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_path, monkeypatch) -> None:
+    cache, _ = trained
+    from spurbench.benchmarks import get_benchmark
+
+    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", str(tmp_path / "d"), "--components-per-class", "5", "-q", cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    truth = get_benchmark("planted").ground_truth({"seed": 0})
+    index = read_index(tmp_path / "d")
+    assert len(index.classes) == 10
+    for k, feature in truth.features.items():
+        carried = [all(truth.carriers.get(t.image_id) == feature for t in c.top_images) for c in index.classes[str(k)].components[:3]]
+        assert any(carried), (k, carried)  # one of the top-3 components has top-5 images that all carry the feature
+    shares = [sum(c.variance_share for c in record.components) for record in index.classes.values()]
+    assert all(0.5 < s <= 1 + 1e-9 for s in shares) and np.isfinite(shares).all()
