@@ -3,8 +3,8 @@
 ``discover`` runs one backbone pass over the training images of the chosen classes (through the
 feature cache, the same entries ``spufix fit`` reads, so fitting SpuFix afterwards forwards nothing),
 then per class, from the cached features: neural PCA (paper sec. 4.1), per component its eigenvalue,
-its share of the class logit's variance and the distribution of its contribution alpha_l, and its
-top training images. One class at a time, so memory is O(D^2) whatever the number of classes.
+its share of the class logit's variance and the distribution of its contribution alpha_l, its top
+training images, and its feature visualisation (NPFV, ``spurbench.npfv``, sec. 4.2). One class at a time, so memory is O(D^2) whatever the number of classes.
 
 Everything lands in ``--out``: ``discovery.json`` (the index: model card, training split, per class
 and component the statistics and top images) and ``images/`` (the top images as PNG). The index is
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spurbench._version import __version__
@@ -26,6 +27,7 @@ from spurbench.benchmarks import Benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain, slug, strict_json
+from spurbench.npfv import STEPS, visualise
 from spurbench.results import ModelInfo
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import NPCA, fit_npca_streaming
@@ -47,6 +49,15 @@ class TopImage(_Strict):
     file: str  # path relative to the discovery folder
 
 
+class NPFVRecord(_Strict):
+    """The component's feature visualisation (``spurbench.npfv``), made by the index's model."""
+
+    file: str
+    alpha: float  # the contribution it reaches (without alpha_l's constant mean term)
+    eps: float  # its L2 budget around the grey image
+    steps: int
+
+
 class ComponentRecord(_Strict):
     rank: int  # 0-based, eigenvalue order: what `spufix fit --components` refers to
     eigenvalue: float
@@ -54,6 +65,7 @@ class ComponentRecord(_Strict):
     alpha_mean: float
     alpha_quantiles: dict[str, float]  # "q05", "q25", "q50", "q75", "q95"
     top_images: list[TopImage]
+    npfv: NPFVRecord | None = None  # None when discovered with --npfv-steps 0
 
 
 class ClassRecord(_Strict):
@@ -80,11 +92,12 @@ class DiscoveryIndex(_Strict):
     training: TrainingSplit
     components_per_class: int
     top_images: int
+    npfv_steps: int  # APGD steps of the feature visualisations; 0: none
     classes: dict[str, ClassRecord] = Field(default_factory=dict)  # class index -> its components
 
     def same_discovery(self, other: "DiscoveryIndex") -> bool:
         """The same model, weights, training images and settings (so its classes can be continued)."""
-        keys = ("basis", "components_per_class", "top_images")
+        keys = ("basis", "components_per_class", "top_images", "npfv_steps")
         return (
             all(getattr(self, k) == getattr(other, k) for k in keys)
             and (self.model.name, self.model.weights_revision) == (other.model.name, other.model.weights_revision)
@@ -134,7 +147,22 @@ def _save_image(subset: Benchmark, image_id: str, folder: Path) -> str:
     return rel
 
 
-def discover_class(model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, **feature_kwargs) -> ClassRecord:
+def _save_npfvs(model: ModelAdapter, class_index: int, npca: NPCA, count: int, steps: int, folder: Path, device: str) -> list[NPFVRecord]:
+    made = visualise(model, class_index, npca, list(range(count)), steps=steps, device=device)
+    records = []
+    for l in range(count):
+        rel = f"{IMAGES_DIR}/npfv-class{class_index}-component{l}.png"
+        (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        pixels = (made.images[l].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
+        with atomic_path(folder / rel) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+        records.append(NPFVRecord(file=rel, alpha=float(made.alphas[l]), eps=made.eps, steps=steps))
+    return records
+
+
+def discover_class(
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, npfv_steps: int = 0, **feature_kwargs
+) -> ClassRecord:
     """Neural PCA of one class from its (cached) features, with its components' statistics and top images."""
     weight, bias = model.head
     npca: NPCA = fit_npca_streaming((feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs)), weight[class_index])
@@ -152,6 +180,7 @@ def discover_class(model: ModelAdapter, subset: Benchmark, class_index: int, com
     everything = torch.cat(parts)
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     assert best is not None
+    npfvs = _save_npfvs(model, class_index, npca, count, npfv_steps, folder, feature_kwargs.get("device", "cpu")) if npfv_steps else [None] * count
     records = []
     for l in range(count):
         tops = [TopImage(image_id=i, alpha=float(v), file=_save_image(subset, i, folder)) for i, v in zip(best[1][l], best[0][:, l])]
@@ -163,6 +192,7 @@ def discover_class(model: ModelAdapter, subset: Benchmark, class_index: int, com
                 alpha_mean=float(sums[l] / npca.num_images),
                 alpha_quantiles={f"q{round(q * 100):02d}": float(quantiles[i, l]) for i, q in enumerate(QUANTILES)},
                 top_images=tops,
+                npfv=npfvs[l],
             )
         )
     name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
@@ -177,13 +207,14 @@ def discover(
     classes: Sequence[int] | None = None,
     components: int = 10,
     top: int = 5,
+    npfv_steps: int = STEPS,
     on_class: Callable[[int, int, int], None] | None = None,
     **feature_kwargs,
 ) -> DiscoveryIndex:
     """Discover the components of ``classes`` (default: every class of ``train``) into ``out``; resumes a
     partial discovery of the same model, weights, images and settings, refuses a different one."""
-    if components < 1 or top < 1:
-        raise SpurbenchError("--components-per-class and --top-images must be at least 1")
+    if components < 1 or top < 1 or npfv_steps < 0:
+        raise SpurbenchError("--components-per-class and --top-images must be at least 1, --npfv-steps at least 0")
     out = Path(out)
     index = DiscoveryIndex(
         spurbench_version=__version__,
@@ -191,6 +222,7 @@ def discover(
         training=TrainingSplit(benchmark=benchmark, name=train.name, revision=train.revision, checksum=train.checksum, source=train.repo or train.positives_source),
         components_per_class=components,
         top_images=top,
+        npfv_steps=npfv_steps,
     )
     if (out / INDEX_FILE).exists():
         found = read_index(out)
@@ -206,7 +238,7 @@ def discover(
     for done, k in enumerate(todo):
         if on_class is not None:
             on_class(done, len(todo), k)
-        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, **feature_kwargs)
+        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, npfv_steps, **feature_kwargs)
         write_index(out, index)  # after every class: a killed run keeps what it finished
     write_index(out, index)
     return index

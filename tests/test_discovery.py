@@ -15,11 +15,13 @@ from spurbench.cli.discover import parse_classes
 from spurbench.discovery import INDEX_FILE, discover, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
+from spurbench.npfv import visualise
 from spurbench.spufix.fit import class_subset, fit_source
 from spurbench.spufix.npca import fit_npca
 from tests.tiny import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
+FAST = dict(npfv_steps=5)  # a few APGD steps: the visualisations are tested on their own below
 
 
 def _train():
@@ -30,7 +32,7 @@ def _train():
 
 def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
     model, train = TinyAdapter(), _train()
-    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **KW)
+    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **FAST, **KW)
     assert set(index.classes) == {"1", "2"} and read_index(tmp_path) == index
     weight, bias = model.head
     for k in (1, 2):
@@ -53,6 +55,8 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
             for top in comp.top_images:
                 with Image.open(tmp_path / top.file) as saved:
                     assert saved.format == "PNG" and saved.size == (16, 16)
+            with Image.open(tmp_path / comp.npfv.file) as shown:
+                assert shown.size == (16, 16) and comp.npfv.steps == 5 and comp.npfv.eps == pytest.approx(30 * 16 / 224)
     raw = json.loads((tmp_path / INDEX_FILE).read_text())
     assert raw["format"] == 1 and raw["model"]["name"] == "tiny:net" and raw["training"]["name"] == "tiny-train"
 
@@ -70,12 +74,12 @@ def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, mo
 
     monkeypatch.setattr(discovery, "discover_class", dies_after_one)
     with pytest.raises(KeyboardInterrupt):
-        discover(model, train, "tiny", tmp_path, components=3, top=2, **KW)
+        discover(model, train, "tiny", tmp_path, components=3, top=2, **FAST, **KW)
     assert list(read_index(tmp_path).classes) == ["0"]  # the finished class was kept
     first = read_index(tmp_path).classes["0"]
     monkeypatch.setattr(discovery, "discover_class", real)
     done = []
-    index = discover(model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **KW)
+    index = discover(model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **FAST, **KW)
     assert done == [1, 2, 3] and sorted(index.classes) == ["0", "1", "2", "3"] and index.classes["0"] == first
     # The same feature-cache entries serve spufix fit: no backbone forward at all.
     before = model.forward_calls
@@ -84,16 +88,41 @@ def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, mo
 
 
 def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> None:
-    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **KW)
+    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **FAST, **KW)
     with pytest.raises(SpurbenchError, match="holds a discovery of tiny:net .* with other settings; use another --out"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **FAST, **KW)
     with pytest.raises(SpurbenchError, match="has no images of class 7"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, **KW)
     (tmp_path / INDEX_FILE).write_text('{"format": 1, "format": 2}')
     with pytest.raises(SpurbenchError, match="not a valid discovery index"):
         read_index(tmp_path)
     with pytest.raises(SpurbenchError, match="not a discovery folder"):
         read_index(tmp_path / "nothing")
+
+
+def test_npfv_maximises_the_component_within_its_budget() -> None:
+    model, train = TinyAdapter(), _train()
+    feats = extract_features(model, class_subset(train, 1), **KW)
+    npca = fit_npca(feats.features.double(), model.head[0][1])
+    made = visualise(model, 1, npca, [0, 1, 2], steps=30)
+    grey = torch.full_like(made.images, 0.5)
+    assert made.eps == pytest.approx(30 * 16 / 224)
+    assert ((made.images - grey).flatten(1).norm(dim=1) <= made.eps + 1e-4).all() and made.images.min() >= 0 and made.images.max() <= 1
+    config = model.data_config
+    mean, std = torch.tensor(config["mean"]).view(1, 3, 1, 1), torch.tensor(config["std"]).view(1, 3, 1, 1)
+
+    def alpha(images: torch.Tensor, rank: int) -> torch.Tensor:  # <1, v_l> <w_k * phi(x), v_l>, from the definition
+        v = npca.eigenvectors[:, rank].float()
+        with torch.no_grad():
+            return (model.features((images - mean) / std) * model.head[0][1]) @ v * v.sum()
+
+    for i, rank in enumerate((0, 1, 2)):
+        assert float(made.alphas[i]) == pytest.approx(float(alpha(made.images[i : i + 1], rank)), rel=1e-4, abs=1e-5)
+        assert float(made.alphas[i]) > float(alpha(grey[i : i + 1], rank))  # better than the grey start
+    again = visualise(model, 1, npca, [0, 1, 2], steps=30)
+    assert torch.equal(again.images, made.images)  # deterministic for a seed
+    alone = visualise(model, 1, npca, [1], steps=30)
+    assert float(alone.alphas[0]) == pytest.approx(float(made.alphas[1]), rel=1e-3)  # a batch solves each alone
 
 
 def test_class_lists() -> None:
@@ -118,7 +147,7 @@ def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_p
     cache, _ = trained
     from spurbench.benchmarks import get_benchmark
 
-    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", str(tmp_path / "d"), "--components-per-class", "5", "-q", cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", str(tmp_path / "d"), "--components-per-class", "5", "--npfv-steps", "20", "-q", cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     truth = get_benchmark("planted").ground_truth({"seed": 0})
     index = read_index(tmp_path / "d")

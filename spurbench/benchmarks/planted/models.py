@@ -163,7 +163,6 @@ class PlantedAdapter(ModelAdapter):
             return cls(spec, net, seed, revision, stats)
         return cls(spec, build_model(arch, seed), seed, None)
 
-    @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.features(x)
 
