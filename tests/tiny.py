@@ -35,6 +35,9 @@ class TinyAdapter(ModelAdapter):
     def load(cls, spec: str = "net", *, checkpoint=None, pretrained: bool = True, **kw) -> TinyAdapter:
         return cls(spec, checkpoint=checkpoint, pretrained=pretrained, **kw)
 
+    def cam_target_layers(self):
+        return [self.backbone[0]], None  # the one convolution: a 16 x 16 map
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         self.forward_calls += 1
         return self.backbone(x)

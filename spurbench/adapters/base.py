@@ -11,11 +11,12 @@ holds for every family. SpuFix and the one-pass cached evaluation rely on it.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from PIL import Image
 
+from spurbench.errors import SpurbenchError
 from spurbench.preprocessing import model_transform
 from spurbench.results import ModelCard
 
@@ -90,6 +91,11 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def to(self, device: str | torch.device) -> "ModelAdapter":
         """Move all weights to ``device``, return self."""
+
+    def cam_target_layers(self) -> tuple[list[torch.nn.Module], Callable[[torch.Tensor], torch.Tensor] | None]:
+        """The layers GradCAM reads (usually the last spatial block) and, for token-based models, the
+        reshape of their tokens into a [B, C, H, W] map (pytorch-grad-cam's ``reshape_transform``)."""
+        raise SpurbenchError(f"{self.name}: this model family does not name a GradCAM target layer")
 
     @property
     def class_names(self) -> list[str] | None:

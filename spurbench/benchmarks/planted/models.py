@@ -170,6 +170,10 @@ class PlantedAdapter(ModelAdapter):
     def head(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.fc.weight.detach(), self.model.fc.bias.detach()
 
+    def cam_target_layers(self) -> tuple[list[torch.nn.Module], None]:
+        # The trunk's last block: 10 x 10 cells at 40 px (after two 2x2 poolings), 512 channels.
+        return [self.model.trunk[-1]], None
+
     def to(self, device: str | torch.device) -> "PlantedAdapter":
         self.model.to(device)
         return self
