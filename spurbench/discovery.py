@@ -4,7 +4,8 @@
 feature cache, the same entries ``spufix fit`` reads, so fitting SpuFix afterwards forwards nothing),
 then per class, from the cached features: neural PCA (paper sec. 4.1), per component its eigenvalue,
 its share of the class logit's variance and the distribution of its contribution alpha_l, its top
-training images, and its feature visualisation (NPFV, ``spurbench.npfv``, sec. 4.2). One class at a time, so memory is O(D^2) whatever the number of classes.
+training images, its feature visualisation (NPFV, ``spurbench.npfv``, sec. 4.2), and GradCAM of
+alpha_l on both (``spurbench.gradcam``) where the adapter names a CAM layer. One class at a time, so memory is O(D^2) whatever the number of classes.
 
 Everything lands in ``--out``: ``discovery.json`` (the index: model card, training split, per class
 and component the statistics and top images) and ``images/`` (the top images as PNG). The index is
@@ -17,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import matplotlib
+import numpy as np
 import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +30,7 @@ from spurbench.benchmarks import Benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain, slug, strict_json
+from spurbench.gradcam import component_cams
 from spurbench.npfv import STEPS, visualise
 from spurbench.results import ModelInfo
 from spurbench.spufix.fit import class_subset
@@ -47,6 +51,7 @@ class TopImage(_Strict):
     image_id: str
     alpha: float  # the component's contribution to the class logit on this image
     file: str  # path relative to the discovery folder
+    cam_file: str | None = None  # GradCAM of alpha_l on it, overlaid (None: the model names no CAM layer)
 
 
 class NPFVRecord(_Strict):
@@ -56,6 +61,7 @@ class NPFVRecord(_Strict):
     alpha: float  # the contribution it reaches (without alpha_l's constant mean term)
     eps: float  # its L2 budget around the grey image
     steps: int
+    cam_file: str | None = None  # GradCAM of alpha_l on the visualisation, overlaid
 
 
 class ComponentRecord(_Strict):
@@ -147,17 +153,52 @@ def _save_image(subset: Benchmark, image_id: str, folder: Path) -> str:
     return rel
 
 
-def _save_npfvs(model: ModelAdapter, class_index: int, npca: NPCA, count: int, steps: int, folder: Path, device: str) -> list[NPFVRecord]:
+def _write_png(pixels: np.ndarray, folder: Path, rel: str) -> str:
+    (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / rel) as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+    return rel
+
+
+def _as_pixels(image: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
+    return (image.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def _overlay(image: torch.Tensor, cam: np.ndarray) -> np.ndarray:
+    """The image with its CAM as a jet heat map on top, half and half (how grad-cam shows them)."""
+    heat = matplotlib.colormaps["jet"](cam)[..., :3]
+    return (255 * (0.5 * image.permute(1, 2, 0).numpy() + 0.5 * heat)).round().clip(0, 255).astype(np.uint8)
+
+
+def _supports_cam(model: ModelAdapter) -> bool:
+    try:
+        model.cam_target_layers()
+        return True
+    except SpurbenchError:
+        return False
+
+
+def _save_npfvs(model: ModelAdapter, class_index: int, npca: NPCA, count: int, steps: int, folder: Path, device: str, cams: bool) -> list[NPFVRecord]:
     made = visualise(model, class_index, npca, list(range(count)), steps=steps, device=device)
     records = []
     for l in range(count):
-        rel = f"{IMAGES_DIR}/npfv-class{class_index}-component{l}.png"
-        (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-        pixels = (made.images[l].permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
-        with atomic_path(folder / rel) as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
-        records.append(NPFVRecord(file=rel, alpha=float(made.alphas[l]), eps=made.eps, steps=steps))
+        stem = f"{IMAGES_DIR}/npfv-class{class_index}-component{l}"
+        cam_file = None
+        if cams:
+            cam = component_cams(model, class_index, npca, l, made.images[l : l + 1])[0]
+            cam_file = _write_png(_overlay(made.images[l], cam), folder, f"{stem}-cam.png")
+        records.append(NPFVRecord(file=_write_png(_as_pixels(made.images[l]), folder, f"{stem}.png"), alpha=float(made.alphas[l]), eps=made.eps, steps=steps, cam_file=cam_file))
     return records
+
+
+def _top_image_cams(model: ModelAdapter, subset: Benchmark, class_index: int, npca: NPCA, component: int, ids: list[str], folder: Path) -> list[str]:
+    """GradCAM overlays of alpha_component on its top images, at the model's input size."""
+    height, width = model.data_config["input_size"][1:]
+    by_id = {im.image_id: im for im in subset.images}
+    images = torch.stack([torch.from_numpy(np.asarray(by_id[i].open().resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for i in ids])
+    cams = component_cams(model, class_index, npca, component, images)
+    return [_write_png(_overlay(images[j], cams[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png") for j, i in enumerate(ids)]
 
 
 def discover_class(
@@ -180,10 +221,12 @@ def discover_class(
     everything = torch.cat(parts)
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     assert best is not None
-    npfvs = _save_npfvs(model, class_index, npca, count, npfv_steps, folder, feature_kwargs.get("device", "cpu")) if npfv_steps else [None] * count
+    cams = _supports_cam(model)
+    npfvs = _save_npfvs(model, class_index, npca, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams) if npfv_steps else [None] * count
     records = []
     for l in range(count):
-        tops = [TopImage(image_id=i, alpha=float(v), file=_save_image(subset, i, folder)) for i, v in zip(best[1][l], best[0][:, l])]
+        cam_files = _top_image_cams(model, subset, class_index, npca, l, best[1][l], folder) if cams else [None] * len(best[1][l])
+        tops = [TopImage(image_id=i, alpha=float(v), file=_save_image(subset, i, folder), cam_file=c) for i, v, c in zip(best[1][l], best[0][:, l], cam_files)]
         records.append(
             ComponentRecord(
                 rank=l,

@@ -57,6 +57,9 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
                     assert saved.format == "PNG" and saved.size == (16, 16)
             with Image.open(tmp_path / comp.npfv.file) as shown:
                 assert shown.size == (16, 16) and comp.npfv.steps == 5 and comp.npfv.eps == pytest.approx(30 * 16 / 224)
+            for cam_file in [comp.npfv.cam_file, *(t.cam_file for t in comp.top_images)]:  # GradCAM overlays of alpha_l
+                with Image.open(tmp_path / cam_file) as overlay:
+                    assert overlay.format == "PNG" and overlay.size == (16, 16)
     raw = json.loads((tmp_path / INDEX_FILE).read_text())
     assert raw["format"] == 1 and raw["model"]["name"] == "tiny:net" and raw["training"]["name"] == "tiny-train"
 
