@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from spurbench.features import extract_features
 from spurbench.gradcam import ComponentContributions, component_cams, mass_inside
@@ -60,3 +61,19 @@ def test_the_spurious_component_looks_at_the_planted_feature(trained, arch) -> N
         # Measured here (README): 0.51-0.87 against 0.32-0.47; the goal of >= 0.6 against <= 0.3 is not met
         # for every class, so this asserts the ordering and a majority share only.
         assert feature >= 0.5 and feature > overall, (k, feature, overall)
+
+
+@pytest.mark.parametrize("arch", ["test_resnet", "test_vit"])
+def test_timm_names_its_cam_layer_for_cnns_and_vits(arch) -> None:
+    from spurbench.adapters import load_model
+
+    torch.manual_seed(0)
+    model = load_model(f"timm:{arch}", pretrained=False)
+    layers, reshape = model.cam_target_layers()
+    assert layers and (reshape is None) == (arch == "test_resnet")
+    size = model.data_config["input_size"]
+    images = torch.rand(2, *size)
+    feats = torch.stack([model.features(model.transform(Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype(np.uint8))).unsqueeze(0))[0] for img in images]).detach()
+    npca = fit_npca(torch.cat([feats, feats + 0.01 * torch.randn_like(feats), feats.flip(0)]).double(), model.head[0][3])
+    maps = component_cams(model, 3, npca, 0, images)
+    assert maps.shape == (2, *size[1:]) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
