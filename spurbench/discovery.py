@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
-from spurbench.benchmarks import Benchmark
+from spurbench.benchmarks import Benchmark, BenchmarkImage
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain, slug, strict_json
@@ -141,18 +141,6 @@ def _top_rows(alphas: torch.Tensor, ids: list[str], best: tuple[torch.Tensor, li
     return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
 
 
-def _save_image(subset: Benchmark, image_id: str, folder: Path) -> str:
-    rel = f"{IMAGES_DIR}/{slug(image_id)}.png"
-    target = folder / rel
-    if not target.exists():
-        image = next(im for im in subset.images if im.image_id == image_id).open()
-        image.thumbnail((THUMBNAIL, THUMBNAIL))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target) as tmp:
-            image.save(tmp, format="PNG")
-    return rel
-
-
 def _write_png(pixels: np.ndarray, folder: Path, rel: str) -> str:
     (folder / rel).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / rel) as tmp:
@@ -167,8 +155,8 @@ def _as_pixels(image: torch.Tensor) -> np.ndarray:
 
 def _overlay(image: torch.Tensor, cam: np.ndarray) -> np.ndarray:
     """The image with its CAM as a jet heat map on top, half and half (how grad-cam shows them)."""
-    heat = matplotlib.colormaps["jet"](cam)[..., :3]
-    return (255 * (0.5 * image.permute(1, 2, 0).numpy() + 0.5 * heat)).round().clip(0, 255).astype(np.uint8)
+    heat = torch.from_numpy(matplotlib.colormaps["jet"](cam)[..., :3]).permute(2, 0, 1)
+    return _as_pixels(0.5 * image + 0.5 * heat)
 
 
 def _supports_cam(model: ModelAdapter) -> bool:
@@ -192,13 +180,27 @@ def _save_npfvs(model: ModelAdapter, class_index: int, npca: NPCA, count: int, s
     return records
 
 
-def _top_image_cams(model: ModelAdapter, subset: Benchmark, class_index: int, npca: NPCA, component: int, ids: list[str], folder: Path) -> list[str]:
-    """GradCAM overlays of alpha_component on its top images, at the model's input size."""
+def _save_top_images(
+    model: ModelAdapter, by_id: dict[str, BenchmarkImage], class_index: int, npca: NPCA, component: int, ids: list[str], folder: Path, cams: bool
+) -> list[tuple[str, str | None]]:
+    """Each top image (decoded once) as a thumbnail and, with ``cams``, its GradCAM overlay of
+    alpha_component at the model's input size: (file, CAM file) per image."""
     height, width = model.data_config["input_size"][1:]
-    by_id = {im.image_id: im for im in subset.images}
-    images = torch.stack([torch.from_numpy(np.asarray(by_id[i].open().resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for i in ids])
-    cams = component_cams(model, class_index, npca, component, images)
-    return [_write_png(_overlay(images[j], cams[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png") for j, i in enumerate(ids)]
+    opened = [by_id[i].open() for i in ids]
+    files = []
+    for i, image in zip(ids, opened):
+        rel = f"{IMAGES_DIR}/{slug(i)}.png"
+        if not (folder / rel).exists():  # an image among the top of several components is written once
+            thumbnail = image.copy()
+            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
+            _write_png(np.asarray(thumbnail), folder, rel)
+        files.append(rel)
+    if not cams:
+        return [(f, None) for f in files]
+    images = torch.stack([torch.from_numpy(np.asarray(image.resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for image in opened])
+    maps = component_cams(model, class_index, npca, component, images)
+    overlays = [_write_png(_overlay(images[j], maps[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png") for j, i in enumerate(ids)]
+    return list(zip(files, overlays))
 
 
 def discover_class(
@@ -210,36 +212,37 @@ def discover_class(
     count = min(components, npca.eigenvalues.numel())
     scale = npca.eigenvectors.sum(0) ** 2 * npca.eigenvalues.clamp(min=0)  # Var(alpha_l) = <1, v_l>^2 lambda_l
     share = scale / scale.sum().clamp(min=1e-300)
-    sums, parts, best = torch.zeros(count, dtype=torch.float64), [], None
-    logit_sum = 0.0
+    parts, best = [], None
     for ids, feats in FeatureStream.open(model, subset, **{**feature_kwargs, "progress": False}):
         alphas = npca.alphas(feats)[:, :count]
-        parts.append(alphas)  # [N, count]: a few floats per image, for the quantiles
-        sums += alphas.sum(0)
+        parts.append(alphas)  # [N, count]: a few floats per image, for the mean and quantiles
         best = _top_rows(alphas, ids, best, top)
-        logit_sum += float((feats.double() @ weight[class_index].double() + bias[class_index].double()).sum())
     everything = torch.cat(parts)
+    means = everything.mean(0)
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     assert best is not None
+    by_id = {im.image_id: im for im in subset.images}
     cams = _supports_cam(model)
     npfvs = _save_npfvs(model, class_index, npca, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams) if npfv_steps else [None] * count
     records = []
     for l in range(count):
-        cam_files = _top_image_cams(model, subset, class_index, npca, l, best[1][l], folder) if cams else [None] * len(best[1][l])
-        tops = [TopImage(image_id=i, alpha=float(v), file=_save_image(subset, i, folder), cam_file=c) for i, v, c in zip(best[1][l], best[0][:, l], cam_files)]
+        saved = _save_top_images(model, by_id, class_index, npca, l, best[1][l], folder, cams)
+        tops = [TopImage(image_id=i, alpha=float(v), file=f, cam_file=c) for i, v, (f, c) in zip(best[1][l], best[0][:, l], saved)]
         records.append(
             ComponentRecord(
                 rank=l,
                 eigenvalue=float(npca.eigenvalues[l]),
                 variance_share=float(share[l].clamp(0, 1)),
-                alpha_mean=float(sums[l] / npca.num_images),
+                alpha_mean=float(means[l]),
                 alpha_quantiles={f"q{round(q * 100):02d}": float(quantiles[i, l]) for i, q in enumerate(QUANTILES)},
                 top_images=tops,
                 npfv=npfvs[l],
             )
         )
     name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
-    return ClassRecord(class_index=class_index, class_name=name, num_images=npca.num_images, logit_mean=logit_sum / npca.num_images, components=records)
+    # f_k = sum_l alpha_l + <1, mean psi_k> + b_k and every alpha_l averages to 0 over these images
+    logit_mean = float(npca.constant) + float(bias[class_index])
+    return ClassRecord(class_index=class_index, class_name=name, num_images=npca.num_images, logit_mean=logit_mean, components=records)
 
 
 def discover(

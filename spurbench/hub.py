@@ -9,9 +9,10 @@ Hub server in ``tests/hub_server.py``; the real Hub cannot be reached from the d
 
 from __future__ import annotations
 
+import contextlib
 import urllib.error
 from pathlib import Path
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Iterable, Iterator, Literal, Mapping, Sequence
 
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi, constants
@@ -74,6 +75,18 @@ def hub_error(exc: BaseException, what: str, hint: str = "", gated_howto: str | 
     return exc
 
 
+@contextlib.contextmanager
+def mapped_errors(what: str, hint: str = "", gated_howto: str | None = None) -> Iterator[None]:
+    """Hub failures inside the block become ``hub_error``'s one-line errors; anything else passes through."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = hub_error(exc, what, hint, gated_howto)
+        if mapped is exc:
+            raise
+        raise mapped from None
+
+
 def resolve_token(token: str | bool | None, howto: str) -> str:
     """``token`` if given, else the logged-in / ``HF_TOKEN`` one; AccessError with ``howto`` if there is none."""
     if isinstance(token, str) and token:
@@ -96,8 +109,7 @@ def snapshot(
     gated_howto: str | None = None,
 ) -> Path:
     """The folder of ``repo_id@revision`` (downloaded, or from the Hub cache when offline); one-line errors."""
-    what = f"Hub {repo_type} {repo_id}@{revision or 'main'}"
-    try:
+    with mapped_errors(f"Hub {repo_type} {repo_id}@{revision or 'main'}", hint, gated_howto):
         path = huggingface_hub.snapshot_download(
             repo_id,
             repo_type=repo_type,
@@ -106,11 +118,6 @@ def snapshot(
             allow_patterns=list(allow_patterns) if allow_patterns else None,
             local_dir=str(local_dir) if local_dir is not None else None,
         )
-    except Exception as exc:
-        mapped = hub_error(exc, what, hint, gated_howto)
-        if mapped is exc:
-            raise
-        raise mapped from None
     return Path(path)
 
 
@@ -127,16 +134,11 @@ def commit(
     returns the commit url (its last part is the commit sha to pin)."""
     operations = [CommitOperationAdd(name, content if isinstance(content, bytes) else str(content)) for name, content in files.items()]
     api = HfApi(token=token)
-    try:
+    with mapped_errors(f"Hub {repo_type} {repo_id}", "needs a token with write access (HF_TOKEN or a login)"):
         api.create_repo(repo_id, repo_type=repo_type, exist_ok=True)
         if branch and branch != "main":
             api.create_branch(repo_id, repo_type=repo_type, branch=branch, exist_ok=True)
         info = api.create_commit(repo_id, operations, commit_message=message, repo_type=repo_type, revision=branch)
-    except Exception as exc:
-        mapped = hub_error(exc, f"Hub {repo_type} {repo_id}", "needs a token with write access (HF_TOKEN or a login)")
-        if mapped is exc:
-            raise
-        raise mapped from None
     return str(info.commit_url)
 
 
@@ -167,4 +169,4 @@ def raise_if_weights_unavailable(exc: BaseException, what: str) -> None:
     ) from exc
 
 
-__all__ = ["cached_commit", "commit", "exception_chain", "hub_error", "raise_if_weights_unavailable", "resolve_token", "snapshot"]
+__all__ = ["cached_commit", "commit", "exception_chain", "hub_error", "mapped_errors", "raise_if_weights_unavailable", "resolve_token", "snapshot"]

@@ -110,9 +110,11 @@ def training_benchmark_for(model: ModelAdapter, benchmark: str | None) -> Benchm
     raise SpurbenchError(f"name the benchmark whose training split to use: --benchmark ({', '.join(p.name for p in candidates)})")
 
 
-def training_data(plugin: BenchmarkPlugin, source: str | None, classes: Sequence[int] | None, limit: int | None) -> Benchmark:
-    """The plugin's training split of ``classes`` from ``source`` (a folder, ``hub``, ...; plugin-defined)."""
-    return plugin.training_split(classes, source, limit)
+def named_split(benchmark: str | None, train_data: str | None) -> tuple[str | None, str | None]:
+    """``--train-data NAME`` of a registered benchmark means that benchmark's own split, from no other source."""
+    if benchmark is None and train_data in BENCHMARKS.names():
+        return train_data, None
+    return benchmark, train_data
 
 
 def source_model(target: ModelAdapter, model: str, checkpoint: str | None, other: str | None, other_checkpoint: str | None) -> ModelAdapter:
@@ -128,15 +130,14 @@ def prepare_discovery(
 ) -> tuple[ModelAdapter, BenchmarkPlugin, Benchmark]:
     """The model, plugin and training split ``discover`` analyses (``train_data`` may name a benchmark).
     A named benchmark's training split is resolved before the model loads, so a bad source fails first."""
-    if benchmark is None and train_data in BENCHMARKS.names():
-        benchmark, train_data = train_data, None
+    benchmark, train_data = named_split(benchmark, train_data)
     if benchmark is not None:
         plugin = get_benchmark(benchmark)
-        train = training_data(plugin, train_data, classes, limit)
+        train = plugin.training_split(classes, train_data, limit)
         return load_model(model, checkpoint=checkpoint), plugin, train
     adapter = load_model(model, checkpoint=checkpoint)
     plugin = training_benchmark_for(adapter, None)
-    return adapter, plugin, training_data(plugin, train_data, classes, limit)
+    return adapter, plugin, plugin.training_split(classes, train_data, limit)
 
 
 def fit_spufix(
@@ -161,23 +162,24 @@ def fit_spufix(
     if source_alphas is not None and source_model_name is not None:
         raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
     target = load_model(model, checkpoint=checkpoint)
-    if benchmark is None and train_data in BENCHMARKS.names():
-        benchmark, train_data = train_data, None  # `--train-data NAME`: that benchmark's own split
+    benchmark, train_data = named_split(benchmark, train_data)
     plugin = training_benchmark_for(target, benchmark)
     if source_alphas is not None:
         alphas = SourceAlphas.load(source_alphas)
-        train = training_data(plugin, train_data, sorted(alphas.alphas), limit)
+        train = plugin.training_split(sorted(alphas.alphas), train_data, limit)
         return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
     src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
     if components_from_ground_truth:
         truth = plugin.ground_truth(plugin.parse_options({}))
         if truth is None:
             raise SpurbenchError(f"--components-from-ground-truth: benchmark {plugin.name!r} has no ground truth")
-        train = training_data(plugin, train_data, None, limit)
-        table = ground_truth_components(src, replace(truth, train=train), **feature_kwargs)  # the fit's own (possibly limited) images
+        # the fit's own images: the ground truth's training split as it is (not generated again), unless
+        # a limit or a source asks the plugin for another
+        train = truth.train if limit is None and train_data is None else plugin.training_split(None, train_data, limit)
+        table = ground_truth_components(src, replace(truth, train=train), **feature_kwargs)
     else:
         table = load_components(components)
-        train = training_data(plugin, train_data, sorted(table), limit)
+        train = plugin.training_split(sorted(table), train_data, limit)
     alphas, npcas = fit_source(src, train, table, on_class=on_class, **feature_kwargs)
     if save_alphas is not None:
         alphas.save(save_alphas)
@@ -185,5 +187,15 @@ def fit_spufix(
 
 
 __all__ = [
+    "RunEntry",
+    "RunPlan",
+    "demo_artifacts",
+    "fit_spufix",
+    "is_complete",
+    "named_split",
+    "plan_run",
     "prepare_discovery",
-    "fit_spufix","RunEntry", "RunPlan", "demo_artifacts", "is_complete", "plan_run", "source_model", "spufix_artifact", "training_benchmark_for", "training_data"]
+    "source_model",
+    "spufix_artifact",
+    "training_benchmark_for",
+]
