@@ -1,5 +1,5 @@
-"""GradCAM of a neural PCA component's contribution alpha_l (not of a logit), through the maintained
-``grad-cam`` package (pytorch-grad-cam). The target layer comes from the adapter
+"""GradCAM of a component's contribution alpha_l (not of a logit; a neural PCA component or a single
+unit, ``spurbench.basis``), through the maintained ``grad-cam`` package (pytorch-grad-cam). The target layer comes from the adapter
 (``ModelAdapter.cam_target_layers``); architecture switches live there, not here."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pytorch_grad_cam import GradCAM
 from torch import nn
 
 from spurbench.adapters import ModelAdapter
-from spurbench.spufix.npca import NPCA
+from spurbench.basis import Basis
 
 
 class ComponentContributions(nn.Module):
     """images -> alpha_l(x) for the given components of one class, [B, L]: GradCAM's "model"."""
 
-    def __init__(self, model: ModelAdapter, class_index: int, npca: NPCA, components: Sequence[int]):
+    def __init__(self, model: ModelAdapter, class_index: int, basis: Basis, components: Sequence[int]):
         super().__init__()
         self.model = model
         # grad-cam takes its device from the model's first parameter; an adapter is not an nn.Module
@@ -27,8 +27,8 @@ class ComponentContributions(nn.Module):
         self.register_buffer("mean_rgb", torch.tensor(config["mean"], dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std_rgb", torch.tensor(config["std"], dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("weight_row", model.head[0][class_index].detach().float().cpu())
-        self.register_buffer("psi_mean", npca.mean.float())
-        directions = npca.eigenvectors[:, list(components)].float()
+        self.register_buffer("psi_mean", basis.mean.float())
+        directions = basis.eigenvectors[:, list(components)].float()
         self.register_buffer("directions", directions)
         self.register_buffer("scale", directions.sum(0))
 
@@ -37,9 +37,9 @@ class ComponentContributions(nn.Module):
         return (psi - self.psi_mean) @ self.directions * self.scale
 
 
-def component_cams(model: ModelAdapter, class_index: int, npca: NPCA, component: int, images: torch.Tensor) -> np.ndarray:
+def component_cams(model: ModelAdapter, class_index: int, basis: Basis, component: int, images: torch.Tensor) -> np.ndarray:
     """GradCAM maps [N, H, W] in [0, 1] of ``alpha_component`` on ``images`` ([N, 3, H, W] in [0, 1])."""
-    wrapper = ComponentContributions(model, class_index, npca, [component])
+    wrapper = ComponentContributions(model, class_index, basis, [component])
     layers, reshape = model.cam_target_layers()
     with GradCAM(model=wrapper, target_layers=layers, reshape_transform=reshape) as cam:
         maps = cam(input_tensor=images.float(), targets=[lambda output: output[0]] * images.shape[0])

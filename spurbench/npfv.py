@@ -19,7 +19,7 @@ import torch
 
 from spurbench.adapters import ModelAdapter
 from spurbench.apgd import apgd, project
-from spurbench.spufix.npca import NPCA
+from spurbench.basis import Basis
 
 EPS_AT_224 = 30.0
 STEPS = 200
@@ -38,14 +38,15 @@ def budget(input_size: Sequence[int]) -> float:
     return EPS_AT_224 * math.sqrt(input_size[-1] * input_size[-2]) / 224
 
 
-def visualise(model: ModelAdapter, class_index: int, npca: NPCA, components: Sequence[int], steps: int = STEPS, seed: int = 0, device: str = "cpu") -> Visualisation:
-    """NPFVs of ``components`` of ``class_index`` (one APGD batch); deterministic for a given ``seed``."""
+def visualise(model: ModelAdapter, class_index: int, basis: Basis, components: Sequence[int], steps: int = STEPS, seed: int = 0, device: str = "cpu") -> Visualisation:
+    """NPFVs of ``components`` (columns of ``basis``: neural PCA or neurons) of ``class_index`` (one APGD
+    batch); deterministic for a given ``seed``."""
     config = model.data_config
     size = tuple(config["input_size"])
     mean = torch.tensor(config["mean"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
     std = torch.tensor(config["std"], dtype=torch.float32, device=device).view(1, 3, 1, 1)
     weight_row = model.head[0][class_index].detach().float().to(device)
-    directions = npca.eigenvectors[:, list(components)].float().to(device)  # [D, L]
+    directions = basis.eigenvectors[:, list(components)].float().to(device)  # [D, L]
     scale = directions.sum(0)  # <1, v_l>
     model.to(device)
 

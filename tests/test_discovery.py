@@ -11,10 +11,13 @@ import torch
 from PIL import Image
 
 from spurbench import discovery
+from spurbench.basis import fit_neurons_streaming
+from spurbench.cli import discover as discover_cli
 from spurbench.cli.discover import parse_classes
 from spurbench.discovery import INDEX_FILE, discover, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
+from spurbench.gradcam import component_cams
 from spurbench.npfv import visualise
 from spurbench.spufix.fit import class_subset, fit_source
 from spurbench.spufix.npca import fit_npca
@@ -160,3 +163,48 @@ def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_p
         assert any(carried), (k, carried)  # one of the top-3 components has top-5 images that all carry the feature
     shares = [sum(c.variance_share for c in record.components) for record in index.classes.values()]
     assert all(0.5 < s <= 1 + 1e-9 for s in shares) and np.isfinite(shares).all()
+
+
+def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
+    """--basis neurons: the class's top units by mean(phi_j w_kj), alpha_j = w_kj phi_j, and the rest as for npca."""
+    model, train = TinyAdapter(), _train()
+    index = discover(model, train, "tiny", tmp_path, classes=[1], components=3, top=2, basis="neurons", **FAST, **KW)
+    assert index.basis == "neurons" and read_index(tmp_path) == index
+    feats = extract_features(model, class_subset(train, 1), **KW)
+    weight, bias = model.head
+    psi = feats.features.double() * weight[1].double()  # [N, D]
+    logits = psi.sum(1) + bias[1].double()
+    record = index.classes["1"]
+    expected = torch.argsort(psi.mean(0), descending=True)[:3].tolist()
+    assert [c.neuron for c in record.components] == expected and [c.rank for c in record.components] == [0, 1, 2]
+    assert record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
+    for comp in record.components:
+        a = psi[:, comp.neuron]
+        assert comp.eigenvalue is None and comp.alpha_mean == pytest.approx(float(a.mean()), rel=1e-9)
+        assert comp.variance_share == pytest.approx(float(a.var(unbiased=False) / logits.var(unbiased=False)), rel=1e-6)
+        order = torch.argsort(a, descending=True)[:2]
+        assert [t.image_id for t in comp.top_images] == [feats.image_ids[int(i)] for i in order]
+        assert comp.npfv is not None and comp.npfv.alpha > float(a.min())  # the visualisation is at least a plausible image's worth
+        assert comp.npfv.cam_file and all(t.cam_file for t in comp.top_images)
+    assert discovery.BASES == discover_cli.BASES  # the CLI repeats the list so that --help imports no torch
+
+
+def test_gradcam_of_one_neuron_is_its_activation_map() -> None:
+    """For a unit after global average pooling, GradCAM of w_kj phi_j at that layer is the unit's own
+    (rectified, min-max scaled) activation map: Salient ImageNet's neural activation map."""
+    model, train = TinyAdapter(), _train()
+    feats = extract_features(model, class_subset(train, 1), **KW)
+    units = fit_neurons_streaming([feats.features], model.head[0][1], 2)
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    for rank, unit in enumerate(units.neurons):
+        maps = component_cams(model, 1, units, rank, images)
+        with torch.no_grad():
+            activation = torch.relu(model.backbone[0]((images - 0.5) / 0.25))[:, unit].double().numpy()  # [N, 16, 16]
+        low = activation.reshape(3, -1).min(1)[:, None, None]
+        scaled = (activation - low) / (1e-7 + (activation - low).reshape(3, -1).max(1)[:, None, None])
+        assert np.allclose(maps, scaled, atol=1e-4), rank
+
+
+def test_bad_basis_is_one_line(cli, tmp_path) -> None:
+    proc = cli("discover", "-m", "planted:cnn", "--basis", "pixels", "--out", str(tmp_path / "d"), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--basis 'pixels': expected one of npca, neurons" in proc.stderr

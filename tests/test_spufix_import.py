@@ -91,3 +91,8 @@ def test_components_file(tmp_path):
     (tmp_path / "bad.json").write_text('{"3": "x"}')
     with pytest.raises(SpurbenchError):
         load_components(tmp_path / "bad.json")
+    (tmp_path / "exported.json").write_text('{"basis": "npca", "components": {"3": [1]}, "model": "m"}')
+    assert load_components(tmp_path / "exported.json") == {3: [1]}
+    (tmp_path / "units.json").write_text('{"basis": "neurons", "components": {"3": [517]}}')
+    with pytest.raises(SpurbenchError, match="not neural PCA components; SpuFix needs a discovery made with --basis npca"):
+        load_components(tmp_path / "units.json")

@@ -10,6 +10,8 @@ import typer
 from spurbench.cli.common import app, console
 from spurbench.errors import SpurbenchError
 
+BASES = ("npca", "neurons")  # spurbench.discovery.BASES, repeated so that --help imports no torch
+
 
 def parse_classes(text: str) -> list[int] | None:
     """``all`` -> None; ``1,2,5-7`` -> [1, 2, 5, 6, 7]; a one-line error otherwise."""
@@ -33,7 +35,8 @@ def discover(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark whose training split to use (default: the one in the model's label space)."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (e.g. an adversarially robust ResNet-50, as the papers use)."),
     classes: str = typer.Option("all", "--classes", help="Classes to analyse: 'all' or indices like 1,2,5-7."),
-    components_per_class: int = typer.Option(10, "--components-per-class", min=1, help="Leading neural PCA components recorded per class."),
+    basis: str = typer.Option("npca", "--basis", help="What a component is: 'npca' = class-wise neural PCA components (the default), 'neurons' = the class's top penultimate units by mean(feature x weight), as Salient ImageNet. Labels, pages and export work the same for both."),
+    components_per_class: int = typer.Option(10, "--components-per-class", min=1, help="Components recorded per class: the leading neural PCA components, or the top neurons."),
     top_images: int = typer.Option(5, "--top-images", min=1, help="Training images with the largest contribution shown per component."),
     npfv_steps: int = typer.Option(200, "--npfv-steps", min=0, help="APGD steps of each component's feature visualisation (NPFV; 0 = none). Meaningful for adversarially robust models."),
     limit: Optional[int] = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
@@ -42,7 +45,9 @@ def discover(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Find candidate spurious features: one backbone pass over the training images (cached, shared with
-    `spufix fit`), class-wise neural PCA per class, and per component its statistics and top images."""
+    `spufix fit`), then per class its components (neural PCA, or top neurons with --basis neurons), each
+    with its statistics, top images, feature visualisation and GradCAM overlays. Label them with
+    `spurbench label OUT`."""
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.adapters import check_model_name
     from spurbench.discovery import discover as run_discovery
@@ -51,10 +56,12 @@ def discover(
     from spurbench.runtime import check_device
 
     check_device(device)
+    if basis not in BASES:
+        raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
     check_model_name(model)
     wanted = parse_classes(classes)
     check_output_dir(out)
     adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
     report = (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
-    index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, npfv_steps, on_class=report, batch_size=batch_size, device=device, progress=not quiet)
+    index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, npfv_steps, on_class=report, basis=basis, batch_size=batch_size, device=device, progress=not quiet)
     console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

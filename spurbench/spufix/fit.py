@@ -172,6 +172,9 @@ def load_components(path: str | Path | None = None) -> dict[int, list[int]]:
         raise SpurbenchError(f"{path}: cannot read components file ({exc.strerror})") from None
     except ValueError:
         raise SpurbenchError(f"{path}: components file is not valid JSON") from None
+    if isinstance(raw, dict) and raw.get("basis", "npca") != "npca":
+        # `label export` of a --basis neurons discovery lists units, which SpuFix (it clips neural PCA components) cannot use
+        raise SpurbenchError(f"{path}: lists {raw['basis']} (basis {raw['basis']!r}), not neural PCA components; SpuFix needs a discovery made with --basis npca")
     table = raw.get("components", raw) if isinstance(raw, dict) else None
     try:
         return {int(k): [int(c) for c in v] for k, v in table.items()}  # type: ignore[union-attr]

@@ -1,14 +1,17 @@
-"""Finding spurious features: class-wise neural PCA components of any model, ready for people to label.
+"""Finding spurious features: components of a class logit for any model, ready for people to label.
 
 ``discover`` runs one backbone pass over the training images of the chosen classes (through the
 feature cache, the same entries ``spufix fit`` reads, so fitting SpuFix afterwards forwards nothing),
-then per class, from the cached features: neural PCA (paper sec. 4.1), per component its eigenvalue,
-its share of the class logit's variance and the distribution of its contribution alpha_l, its top
-training images, its feature visualisation (NPFV, ``spurbench.npfv``, sec. 4.2), and GradCAM of
-alpha_l on both (``spurbench.gradcam``) where the adapter names a CAM layer. One class at a time, so memory is O(D^2) whatever the number of classes.
+then per class, from the cached features, fits a basis (``spurbench.basis``): class-wise neural PCA
+(paper 1 sec. 4.1, the default) or the class's top penultimate neurons (Salient ImageNet, paper 2
+sec. 3). Per component it records its share of the class logit's variance (and eigenvalue or unit
+index), the distribution of its contribution alpha_l, its top training images, its feature
+visualisation (NPFV, ``spurbench.npfv``, sec. 4.2), and GradCAM of alpha_l on both
+(``spurbench.gradcam``) where the adapter names a CAM layer. One class at a time, so memory is O(D^2)
+whatever the number of classes.
 
 Everything lands in ``--out``: ``discovery.json`` (the index: model card, training split, per class
-and component the statistics and top images) and ``images/`` (the top images as PNG). The index is
+and component the statistics and top images) and ``images/`` (PNGs, ``spurbench.discovery.images``). The index is
 rewritten atomically after every class, and a run on a folder that already holds part of the same
 discovery continues with the classes not yet done.
 """
@@ -18,29 +21,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-import matplotlib
-import numpy as np
 import torch
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
-from spurbench.benchmarks import Benchmark, BenchmarkImage
+from spurbench.basis import Basis, fit_neurons_streaming
+from spurbench.benchmarks import Benchmark
+from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
-from spurbench.files import atomic_path, plain, slug, strict_json
-from spurbench.gradcam import component_cams
-from spurbench.npfv import STEPS, visualise
+from spurbench.files import atomic_path, plain, strict_json
+from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
 from spurbench.spufix.fit import class_subset
-from spurbench.spufix.npca import NPCA, fit_npca_streaming
+from spurbench.spufix.npca import fit_npca_streaming
 
 FORMAT_VERSION = 1
 INDEX_FILE = "discovery.json"
-IMAGES_DIR = "images"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-THUMBNAIL = 224  # longest side of a saved top image, px
+BASES = ("npca", "neurons")  # neural PCA components (paper 1) or single penultimate units (Salient ImageNet)
 
 
 class _Strict(BaseModel):
@@ -65,9 +65,12 @@ class NPFVRecord(_Strict):
 
 
 class ComponentRecord(_Strict):
-    rank: int  # 0-based, eigenvalue order: what `spufix fit --components` refers to
-    eigenvalue: float
-    variance_share: float = Field(ge=0, le=1)  # Var(alpha_l) / Var(class logit) over the class's images
+    rank: int  # 0-based position in the class's list (npca: eigenvalue order, what `spufix fit --components` refers to)
+    neuron: int | None = None  # basis "neurons": the penultimate unit this component is (None for npca)
+    eigenvalue: float | None = None  # basis "npca": the component's eigenvalue (None for neurons)
+    # Var(alpha_l) / Var(class logit) over the class's images: the npca shares of all D components sum to
+    # 1; a unit's can exceed 1 (units are correlated, their variances do not add up to the logit's)
+    variance_share: float = Field(ge=0)
     alpha_mean: float
     alpha_quantiles: dict[str, float]  # "q05", "q25", "q50", "q75", "q95"
     top_images: list[TopImage]
@@ -93,7 +96,7 @@ class TrainingSplit(_Strict):
 class DiscoveryIndex(_Strict):
     format: Literal[1] = FORMAT_VERSION
     spurbench_version: str
-    basis: Literal["npca"] = "npca"
+    basis: Literal["npca", "neurons"] = "npca"
     model: ModelInfo
     training: TrainingSplit
     components_per_class: int
@@ -141,80 +144,31 @@ def _top_rows(alphas: torch.Tensor, ids: list[str], best: tuple[torch.Tensor, li
     return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
 
 
-def _write_png(pixels: np.ndarray, folder: Path, rel: str) -> str:
-    (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / rel) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
-    return rel
-
-
-def _as_pixels(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
-    return (image.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.uint8)
-
-
-def _overlay(image: torch.Tensor, cam: np.ndarray) -> np.ndarray:
-    """The image with its CAM as a jet heat map on top, half and half (how grad-cam shows them)."""
-    heat = torch.from_numpy(matplotlib.colormaps["jet"](cam)[..., :3]).permute(2, 0, 1)
-    return _as_pixels(0.5 * image + 0.5 * heat)
-
-
-def _supports_cam(model: ModelAdapter) -> bool:
-    try:
-        model.cam_target_layers()
-        return True
-    except SpurbenchError:
-        return False
-
-
-def _save_npfvs(model: ModelAdapter, class_index: int, npca: NPCA, count: int, steps: int, folder: Path, device: str, cams: bool) -> list[NPFVRecord]:
-    made = visualise(model, class_index, npca, list(range(count)), steps=steps, device=device)
-    records = []
-    for l in range(count):
-        stem = f"{IMAGES_DIR}/npfv-class{class_index}-component{l}"
-        cam_file = None
-        if cams:
-            cam = component_cams(model, class_index, npca, l, made.images[l : l + 1])[0]
-            cam_file = _write_png(_overlay(made.images[l], cam), folder, f"{stem}-cam.png")
-        records.append(NPFVRecord(file=_write_png(_as_pixels(made.images[l]), folder, f"{stem}.png"), alpha=float(made.alphas[l]), eps=made.eps, steps=steps, cam_file=cam_file))
-    return records
-
-
-def _save_top_images(
-    model: ModelAdapter, by_id: dict[str, BenchmarkImage], class_index: int, npca: NPCA, component: int, ids: list[str], folder: Path, cams: bool
-) -> list[tuple[str, str | None]]:
-    """Each top image (decoded once) as a thumbnail and, with ``cams``, its GradCAM overlay of
-    alpha_component at the model's input size: (file, CAM file) per image."""
-    height, width = model.data_config["input_size"][1:]
-    opened = [by_id[i].open() for i in ids]
-    files = []
-    for i, image in zip(ids, opened):
-        rel = f"{IMAGES_DIR}/{slug(i)}.png"
-        if not (folder / rel).exists():  # an image among the top of several components is written once
-            thumbnail = image.copy()
-            thumbnail.thumbnail((THUMBNAIL, THUMBNAIL))
-            _write_png(np.asarray(thumbnail), folder, rel)
-        files.append(rel)
-    if not cams:
-        return [(f, None) for f in files]
-    images = torch.stack([torch.from_numpy(np.asarray(image.resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for image in opened])
-    maps = component_cams(model, class_index, npca, component, images)
-    overlays = [_write_png(_overlay(images[j], maps[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png") for j, i in enumerate(ids)]
-    return list(zip(files, overlays))
-
-
-def discover_class(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, npfv_steps: int = 0, **feature_kwargs
-) -> ClassRecord:
-    """Neural PCA of one class from its (cached) features, with its components' statistics and top images."""
-    weight, bias = model.head
-    npca: NPCA = fit_npca_streaming((feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs)), weight[class_index])
+def _fit_basis(basis: str, model: ModelAdapter, subset: Benchmark, class_index: int, components: int, feature_kwargs: dict) -> tuple[Basis, list[dict]]:
+    """The class's basis from its cached features, and per component its basis-specific fields."""
+    weight = model.head[0][class_index]
+    batches = (feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs))
+    if basis == "neurons":
+        units = fit_neurons_streaming(batches, weight, components)
+        share = units.contribution_var[units.neurons] / max(units.logit_var, 1e-300)
+        return units, [{"neuron": j, "variance_share": float(share[l])} for l, j in enumerate(units.neurons)]
+    npca = fit_npca_streaming(batches, weight)
     count = min(components, npca.eigenvalues.numel())
     scale = npca.eigenvectors.sum(0) ** 2 * npca.eigenvalues.clamp(min=0)  # Var(alpha_l) = <1, v_l>^2 lambda_l
     share = scale / scale.sum().clamp(min=1e-300)
+    return npca, [{"eigenvalue": float(npca.eigenvalues[l]), "variance_share": float(share[l].clamp(0, 1))} for l in range(count)]
+
+
+def discover_class(
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, npfv_steps: int = 0, basis: str = "npca", **feature_kwargs
+) -> ClassRecord:
+    """One class from its (cached) features: its basis (neural PCA or top neurons), and per component
+    the statistics, top images, feature visualisation and GradCAMs."""
+    fitted, fields = _fit_basis(basis, model, subset, class_index, components, feature_kwargs)
+    count = len(fields)
     parts, best = [], None
     for ids, feats in FeatureStream.open(model, subset, **{**feature_kwargs, "progress": False}):
-        alphas = npca.alphas(feats)[:, :count]
+        alphas = fitted.alphas(feats)[:, :count]
         parts.append(alphas)  # [N, count]: a few floats per image, for the mean and quantiles
         best = _top_rows(alphas, ids, best, top)
     everything = torch.cat(parts)
@@ -222,17 +176,16 @@ def discover_class(
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     assert best is not None
     by_id = {im.image_id: im for im in subset.images}
-    cams = _supports_cam(model)
-    npfvs = _save_npfvs(model, class_index, npca, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams) if npfv_steps else [None] * count
+    cams = supports_cam(model)
+    npfvs = [NPFVRecord(**r) for r in save_npfvs(model, class_index, fitted, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams)] if npfv_steps else [None] * count
     records = []
     for l in range(count):
-        saved = _save_top_images(model, by_id, class_index, npca, l, best[1][l], folder, cams)
+        saved = save_top_images(model, by_id, class_index, fitted, l, best[1][l], folder, cams)
         tops = [TopImage(image_id=i, alpha=float(v), file=f, cam_file=c) for i, v, (f, c) in zip(best[1][l], best[0][:, l], saved)]
         records.append(
             ComponentRecord(
                 rank=l,
-                eigenvalue=float(npca.eigenvalues[l]),
-                variance_share=float(share[l].clamp(0, 1)),
+                **fields[l],
                 alpha_mean=float(means[l]),
                 alpha_quantiles={f"q{round(q * 100):02d}": float(quantiles[i, l]) for i, q in enumerate(QUANTILES)},
                 top_images=tops,
@@ -240,9 +193,9 @@ def discover_class(
             )
         )
     name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
-    # f_k = sum_l alpha_l + <1, mean psi_k> + b_k and every alpha_l averages to 0 over these images
-    logit_mean = float(npca.constant) + float(bias[class_index])
-    return ClassRecord(class_index=class_index, class_name=name, num_images=npca.num_images, logit_mean=logit_mean, components=records)
+    # f_k = <1, psi_k> + b_k, so its mean is <1, mean psi_k> + b_k (for neural PCA: every alpha_l averages to 0)
+    logit_mean = float(fitted.constant) + float(model.head[1][class_index])
+    return ClassRecord(class_index=class_index, class_name=name, num_images=fitted.num_images, logit_mean=logit_mean, components=records)
 
 
 def discover(
@@ -255,12 +208,15 @@ def discover(
     top: int = 5,
     npfv_steps: int = STEPS,
     on_class: Callable[[int, int, int], None] | None = None,
+    basis: str = "npca",
     **feature_kwargs,
 ) -> DiscoveryIndex:
     """Discover the components of ``classes`` (default: every class of ``train``) into ``out``; resumes a
     partial discovery of the same model, weights, images and settings, refuses a different one."""
     if components < 1 or top < 1 or npfv_steps < 0:
         raise SpurbenchError("--components-per-class and --top-images must be at least 1, --npfv-steps at least 0")
+    if basis not in BASES:
+        raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
     out = Path(out)
     index = DiscoveryIndex(
         spurbench_version=__version__,
@@ -269,6 +225,7 @@ def discover(
         components_per_class=components,
         top_images=top,
         npfv_steps=npfv_steps,
+        basis=basis,
     )
     if (out / INDEX_FILE).exists():
         found = read_index(out)
@@ -284,10 +241,10 @@ def discover(
     for done, k in enumerate(todo):
         if on_class is not None:
             on_class(done, len(todo), k)
-        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, npfv_steps, **feature_kwargs)
+        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, npfv_steps, basis, **feature_kwargs)
         write_index(out, index)  # after every class: a killed run keeps what it finished
     write_index(out, index)
     return index
 
 
-__all__ = ["ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index"]
+__all__ = ["BASES", "ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index", "write_index"]

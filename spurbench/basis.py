@@ -1,0 +1,81 @@
+"""The two bases in which ``discover`` splits a class logit into contributions, with one contract.
+
+A basis of class k is a set of directions V = [v_1 .. v_L] in the space of psi_k = w_k * phi(x) and an
+offset m, and component l contributes
+
+    alpha_l(x) = <1, v_l> <psi_k(x) - m, v_l>.
+
+- **Neural PCA** (``spurbench.spufix.npca.NPCA``, paper 1 sec. 4.1): V are the eigenvectors of
+  Cov(psi_k) over the class's training images and m is their mean, so f_k = sum_l alpha_l + const.
+- **Neurons** (``NeuronBasis``, Salient ImageNet, paper 2 sec. 3): V are unit vectors e_j of single
+  penultimate units and m = 0, so alpha_j(x) = w_kj phi_j(x), the unit's contribution to the logit.
+  The units are the class's top ones by mean(phi_j w_kj) over its training images.
+
+Feature visualisation (``spurbench.npfv``) and GradCAM (``spurbench.gradcam``) only need V and m, so
+both bases share them, and everything downstream (pages, labels, export).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+import torch
+
+
+class Basis(Protocol):
+    """What a contribution basis of one class provides (``NPCA`` and ``NeuronBasis`` both do)."""
+
+    weight_row: torch.Tensor  # w_k [D], float64
+    mean: torch.Tensor  # the offset m [D], float64
+    eigenvectors: torch.Tensor  # [D, L], column l = v_l
+    num_images: int
+
+    def alphas(self, features: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class NeuronBasis:
+    """The top penultimate units of one class by mean contribution phi_j w_kj, as a basis."""
+
+    weight_row: torch.Tensor  # w_k [D], float64
+    neurons: list[int]  # unit indices, by mean contribution descending
+    mean: torch.Tensor  # zeros [D]: a unit's contribution is not centred (Salient ImageNet ranks raw means)
+    eigenvectors: torch.Tensor  # [D, L] unit vectors e_j of ``neurons``
+    contribution_mean: torch.Tensor  # mean psi_k [D] over the class's images
+    contribution_var: torch.Tensor  # Var(psi_kj) [D]
+    logit_var: float  # Var(sum_j psi_kj) = Var(f_k)
+    num_images: int
+
+    def alphas(self, features: torch.Tensor) -> torch.Tensor:
+        """w_kj phi_j(x) of each selected unit: [N, L], columns in ``neurons`` order."""
+        return (features.to(torch.float64) * self.weight_row)[:, self.neurons]
+
+    @property
+    def constant(self) -> torch.Tensor:
+        """<1, mean psi_k>: the class's mean logit less its bias (as ``NPCA.constant``)."""
+        return self.contribution_mean.sum()
+
+
+def fit_neurons_streaming(batches: Iterable[torch.Tensor], weight_row: torch.Tensor, count: int) -> NeuronBasis:
+    """The ``count`` units with the largest mean phi_j w_kj over class k's feature batches [B, D]."""
+    w = weight_row.detach().to(torch.float64).cpu()
+    n, total, squares, logits = 0, torch.zeros_like(w), torch.zeros_like(w), []
+    for batch in batches:
+        psi = batch.detach().to(torch.float64).cpu() * w
+        n += psi.shape[0]
+        total += psi.sum(0)
+        squares += (psi * psi).sum(0)
+        logits.append(psi.sum(1))
+    if n < 2:
+        raise ValueError("the neuron basis needs at least two images of the class")
+    mean = total / n
+    var = (squares / n - mean * mean).clamp(min=0)
+    neurons = torch.argsort(mean, descending=True)[: min(count, w.numel())].tolist()
+    directions = torch.zeros(w.numel(), len(neurons), dtype=torch.float64)
+    directions[neurons, range(len(neurons))] = 1.0
+    logit_var = float(torch.cat(logits).var(unbiased=False))
+    return NeuronBasis(w, neurons, torch.zeros_like(w), directions, mean, var, logit_var, n)
+
+
+__all__ = ["Basis", "NeuronBasis", "fit_neurons_streaming"]
