@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from spurbench.features import extract_features
+from spurbench.adapters.common import tokens_to_grid
 from spurbench.gradcam import ComponentContributions, component_cams, mass_inside
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import fit_npca
@@ -75,5 +76,46 @@ def test_timm_names_its_cam_layer_for_cnns_and_vits(arch) -> None:
     images = torch.rand(2, *size)
     feats = torch.stack([model.features(model.transform(Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype(np.uint8))).unsqueeze(0))[0] for img in images]).detach()
     npca = fit_npca(torch.cat([feats, feats + 0.01 * torch.randn_like(feats), feats.flip(0)]).double(), model.head[0][3])
-    maps = component_cams(model, 3, npca, 0, images)
-    assert maps.shape == (2, *size[1:]) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    _assert_cams_see_something(model, npca, images)
+
+
+def _assert_cams_see_something(model, npca, images) -> None:
+    """Maps of the right shape in [0, 1], and not all zero: a target layer past the point where the
+    features stop depending on it (a ViT block's output under class-token pooling) gives zero maps."""
+    maps = [component_cams(model, 3, npca, c, images) for c in range(4)]
+    for m in maps:
+        assert m.shape == (len(images), *images.shape[2:]) and np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1 + 1e-6
+    assert max(float(m.max()) for m in maps) > 0.99, [float(m.max()) for m in maps]
+
+
+def test_vit_tokens_land_on_their_patch_grid_cells() -> None:
+    """tokens_to_grid: token prefix + r * cols + c goes to cell (r, c), batch-first or not."""
+    rows, cols, prefix = 2, 3, 1
+    tokens = torch.arange(prefix + rows * cols, dtype=torch.float32).view(1, -1, 1).expand(2, -1, 4)  # value = token index
+    grid = tokens_to_grid(prefix, (rows, cols))(tokens)
+    assert grid.shape == (2, 4, rows, cols)
+    assert grid[0, 0].tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert torch.equal(tokens_to_grid(prefix, (rows, cols), batch_first=False)(tokens.transpose(0, 1)), grid)
+    assert tokens_to_grid(1)(torch.zeros(2, 1 + 16, 4)).shape == (2, 4, 4, 4)  # square by default
+
+
+@pytest.mark.parametrize("tower", ["vit", "resnet"])
+def test_open_clip_names_its_cam_layer(tower, tmp_path) -> None:
+    import json
+
+    import open_clip
+
+    from spurbench.adapters.open_clip_adapter import OpenClipAdapter
+
+    vision = {"vit": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16}, "resnet": {"image_size": 128, "layers": [1, 1, 1, 1], "width": 8, "head_width": 8}}  # stride 32: a 4 x 4 map
+    name = f"spurbench-cam-{tower}"
+    (tmp_path / f"{name}.json").write_text(json.dumps({"embed_dim": 16, "vision_cfg": vision[tower], "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}))
+    open_clip.add_model_config(tmp_path / f"{name}.json")
+    torch.manual_seed(0)
+    model = OpenClipAdapter.load(name, pretrained=False, classnames=["cat", "dog", "car", "teapot"], templates=["a photo of a {}."])
+    layers, reshape = model.cam_target_layers()
+    assert (reshape is None) == (tower == "resnet") and type(model.model.visual).__name__ == {"vit": "VisionTransformer", "resnet": "ModifiedResNet"}[tower]
+    images = torch.rand(12, *model.data_config["input_size"])
+    with torch.no_grad():
+        feats = model.features((images - torch.tensor(model.data_config["mean"]).view(1, 3, 1, 1)) / torch.tensor(model.data_config["std"]).view(1, 3, 1, 1))
+    _assert_cams_see_something(model, fit_npca(feats.double(), model.head[0][3]), images[:3])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from safetensors import SafetensorError
@@ -83,3 +83,33 @@ class LinearClassifierMixin:
     def to(self, device: str | torch.device):
         self.model.to(device)
         return self
+
+
+def tokens_to_grid(prefix: int, grid: tuple[int, int] | None = None, batch_first: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """pytorch-grad-cam's ``reshape_transform`` for a ViT block: tokens [B, N, C] (or [N, B, C]) with
+    ``prefix`` leading class/register tokens -> [B, C, rows, cols], patches in row-major order (the
+    order a patch-embedding convolution flattens them in); a square grid unless ``grid`` is given."""
+
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        patches = (tokens if batch_first else tokens.transpose(0, 1))[:, prefix:]
+        rows, cols = grid or (int(round(patches.shape[1] ** 0.5)),) * 2
+        return patches.reshape(patches.shape[0], rows, cols, patches.shape[2]).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+def timm_cam_layers(model: nn.Module, name: str) -> tuple[list[nn.Module], Callable[[torch.Tensor], torch.Tensor] | None]:
+    """GradCAM layer of a timm model: the last stage it lists in ``feature_info``; for token models
+    (ViTs: a ``num_prefix_tokens`` attribute) the first norm of the last block, its tokens (prefix
+    tokens dropped) on their patch grid. Why not the last block's output: with class-token pooling its
+    patch tokens no longer reach the features, so their gradient, and the CAM, is zero; before the last
+    attention they still do (the layer pytorch-grad-cam's ViT example uses)."""
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise SpurbenchError(f"{name}: timm lists no feature stages for it, so no GradCAM layer")
+    last = info[-1] if isinstance(info, list) else info.info[-1]
+    layer = model.get_submodule(last["module"])
+    prefix = getattr(model, "num_prefix_tokens", None)
+    if prefix is None:
+        return [layer], None
+    return [getattr(layer, "norm1", layer)], tokens_to_grid(prefix)

@@ -28,7 +28,7 @@ from open_clip.utils import to_2tuple
 from safetensors.torch import load_file, save_file
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
-from spurbench.adapters.common import read_safetensors, short_list
+from spurbench.adapters.common import read_safetensors, short_list, timm_cam_layers, tokens_to_grid
 from spurbench.cache import content_digest, make_cache_dir
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.files import atomic_path, slug, stable_hash
@@ -192,6 +192,24 @@ class OpenClipAdapter(ModelAdapter):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(x, normalize=True)
+
+    def cam_target_layers(self) -> tuple[list[torch.nn.Module], Callable[[torch.Tensor], torch.Tensor] | None]:
+        """The image tower's last block: for a ViT the first norm of its last residual block (tokens on
+        the patch grid, the class token dropped; the block's output would get no gradient under
+        class-token pooling, see ``timm_cam_layers``), a ModifiedResNet's ``layer4``, a timm trunk's
+        last feature stage."""
+        visual = self.model.visual
+        if hasattr(visual, "transformer") and hasattr(visual, "grid_size"):
+            rows, cols = to_2tuple(visual.grid_size)
+            blocks = visual.transformer.resblocks
+            # everything before the rows x cols patch tokens is a prefix (the class token)
+            prefix = int(visual.positional_embedding.shape[0]) - rows * cols
+            return [blocks[-1].ln_1], tokens_to_grid(prefix, (rows, cols), batch_first=getattr(visual.transformer, "batch_first", True))
+        if hasattr(visual, "layer4"):
+            return [visual.layer4], None
+        if hasattr(visual, "trunk"):
+            return timm_cam_layers(visual.trunk, self.name)
+        raise SpurbenchError(f"{self.name}: no GradCAM layer known for its image tower ({type(visual).__name__})")
 
     def to(self, device: str | torch.device) -> "OpenClipAdapter":
         self.model.to(device)

@@ -27,6 +27,7 @@ from spurbench.adapters.common import (
     read_safetensors,
     short_list,
     strip_wrapper_prefix,
+    timm_cam_layers,
 )
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
@@ -143,23 +144,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     def cam_target_layers(self) -> tuple[list[nn.Module], Callable[[torch.Tensor], torch.Tensor] | None]:
-        """The last stage timm lists in ``feature_info``; for token models (ViTs: a ``num_prefix_tokens``
-        attribute) its tokens, prefix tokens dropped, reshaped onto their square patch grid."""
-        info = getattr(self.model, "feature_info", None)
-        if not info:
-            raise SpurbenchError(f"{self.name}: timm lists no feature stages for it, so no GradCAM layer")
-        last = info[-1] if isinstance(info, list) else info.info[-1]
-        layer = self.model.get_submodule(last["module"])
-        prefix = getattr(self.model, "num_prefix_tokens", None)
-        if prefix is None:
-            return [layer], None
-
-        def tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
-            patches = tokens[:, prefix:]
-            side = int(round(patches.shape[1] ** 0.5))
-            return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
-
-        return [layer], tokens_to_map
+        return timm_cam_layers(self.model, self.name)
 
     @property
     def class_names(self) -> list[str] | None:
