@@ -1,0 +1,65 @@
+"""``spurbench label DIR`` (serve the label pages) and ``spurbench label export DIR --out F``."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from spurbench.cli.common import console
+
+
+class ServeByDefault(TyperGroup):
+    """A group whose first argument, when it names no subcommand, is the discovery folder of ``serve``:
+    ``spurbench label DIR`` is ``spurbench label serve DIR``. (Typer cannot give a group that has
+    subcommands an argument of its own.)"""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=ServeByDefault,
+    add_completion=False,
+    help="Label discovered components in the browser: `spurbench label DIR` serves the pages of a `spurbench discover` folder on 127.0.0.1; `spurbench label export DIR --out F` writes the components labelled spurious for `spufix fit --components`.",
+)
+
+
+@app.command("serve")
+def label_serve(
+    folder: Path = typer.Argument(..., help="Discovery folder (written by `spurbench discover`); the labels go to FOLDER/labels.json."),
+    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (only this machine can reach the pages)."),
+    labeler: Optional[str] = typer.Option(None, "--labeler", help="Name stored with each of your labels (default: your OS user name, from getpass.getuser())."),
+) -> None:
+    """Serve the label pages of FOLDER on http://127.0.0.1:PORT until Ctrl-C (the default command)."""
+    # lazy: keeps spurbench --help fast (fastapi, pydantic and the discovery's torch)
+    from spurbench.labelpage.app import create_app
+    from spurbench.labelpage.server import HOST, bind, serve
+    from spurbench.labels import check_labeler
+
+    name = check_labeler(labeler if labeler is not None else getpass.getuser())
+    application = create_app(folder, name)  # a bad folder or another model's labels fail here, before the port
+    sock = bind(port)
+    console.print(f"labelling {folder} as {name}: http://{HOST}:{port}/  (Ctrl-C to stop)", markup=False, highlight=False, soft_wrap=True)
+    serve(application, sock)
+
+
+@app.command("export")
+def label_export(
+    folder: Path = typer.Argument(..., help="Discovery folder with labels.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Components file to write, JSON {\"components\": {class: [ranks]}, ...}; `spufix fit --components` reads it."),
+    min_votes: int = typer.Option(1, "--min-votes", help="Export a component when at least this many labelers' latest label is 'spurious' (other labels do not count against it)."),
+) -> None:
+    """Write the components labelled spurious (for the neurons basis: their neuron indices)."""
+    # lazy: keeps spurbench --help fast (pydantic and the discovery's torch)
+    from spurbench.labels import export_components
+
+    payload = export_components(folder, min_votes, out)
+    count = sum(len(v) for v in payload["components"].values())
+    who = ", ".join(payload["labelers"]) or "nobody"
+    console.print(f"exported {count} components in {len(payload['components'])} classes (at least {min_votes} spurious vote(s); labelers: {who}): {out}", markup=False, highlight=False, soft_wrap=True)

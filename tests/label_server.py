@@ -1,0 +1,149 @@
+"""Helpers for driving the real label server (``python -m spurbench label DIR``) in headless Chromium:
+start it on a free port, open a browser, open a class page and label components the way a person does.
+
+Reusable by any browser test::
+
+    with serve(folder, "alice") as url, chromium() as driver:
+        open_class(driver, url, 3)
+        click_label(driver, rank=0, label="spurious")
+        press(driver, "s")                     # keyboard: labels the current component
+        wait_for_label(driver, rank=1, label="spurious")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll ``condition`` until it returns something truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serve(folder: Path, labeler: str, port: int | None = None, timeout: float = 180.0) -> Iterator[str]:
+    """Run ``python -m spurbench label FOLDER --port PORT --labeler LABELER`` (PORT: a free one) until
+    the block ends; yields its base URL (``http://127.0.0.1:PORT``) once it answers. The server is
+    stopped (SIGTERM, then SIGKILL) when the block exits; its output is in the error if it dies early."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "spurbench", "label", str(folder), "--port", str(port), "--labeler", labeler]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the label server exited with {proc.returncode}: {proc.stdout.read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/labels", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    try:
+        wait_until(answers, timeout, f"the label server on {url}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+
+
+@contextlib.contextmanager
+def chromium(window_size: str = "1280,1600") -> Iterator[object]:
+    """A headless Chromium (Debian's ``chromium`` and ``chromium-driver``) as a selenium WebDriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "install Debian's chromium and chromium-driver (see README)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={window_size}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _ready(driver) -> bool:
+    return driver.execute_script("return document.body && document.body.dataset.ready === 'yes'")
+
+
+def open_page(driver, url: str) -> None:
+    """Load a label page and wait until its script has rendered the labels."""
+    driver.get(url)
+    wait_until(lambda: _ready(driver), what=f"{url} to render")
+
+
+def open_class(driver, url: str, class_index: int) -> None:
+    open_page(driver, f"{url}/class/{class_index}")
+
+
+def active_label(driver, rank: int) -> str | None:
+    """The label highlighted on component ``rank`` of the open class page (None: none)."""
+    from selenium.webdriver.common.by import By
+
+    pressed = driver.find_elements(By.CSS_SELECTOR, f"#component-{rank} button.label.active")
+    return pressed[0].get_attribute("data-label") if pressed else None
+
+
+def wait_for_label(driver, rank: int, label: str | None, timeout: float = 10.0) -> None:
+    wait_until(lambda: active_label(driver, rank) == label, timeout, f"component {rank} to show {label}")
+
+
+def click_label(driver, rank: int, label: str) -> None:
+    """Click component ``rank``'s button for ``label`` ("spurious", "not_spurious", "inconsistent") and
+    wait until the page shows the saved label."""
+    from selenium.webdriver.common.by import By
+
+    button = driver.find_element(By.CSS_SELECTOR, f'#component-{rank} button[data-label="{label}"]')
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+    button.click()
+    wait_for_label(driver, rank, label)
+
+
+def current_component(driver) -> int:
+    """The rank of the component the keyboard acts on."""
+    from selenium.webdriver.common.by import By
+
+    return int(driver.find_element(By.CSS_SELECTOR, ".component.current").get_attribute("data-rank"))
+
+
+def press(driver, keys: str) -> None:
+    """Type ``keys`` on the page (no element focused), as the keyboard shortcuts expect."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(driver).send_keys(keys).perform()
