@@ -23,8 +23,24 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2) -> Path:
+    """A real discovery of the tiny test model (its own feature cache), for the label page's tests."""
+    from spurbench.discovery import discover
+    from tests.tiny import TinyAdapter, tiny_benchmark
+
+    out = tmp_path_factory.mktemp("discovery")
+    train = tiny_benchmark(per_role=10)
+    train.name = "tiny-train"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        discover(TinyAdapter(), train, "tiny", out, classes=classes, components=components, top=top, npfv_steps=2, batch_size=4, progress=False)
+    return out
 
 
 def free_port() -> int:

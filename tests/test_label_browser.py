@@ -12,11 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from spurbench.discovery import discover
 from spurbench.labels import LABELS_FILE, latest, read_labels
 from spurbench.spufix.fit import load_components
-from tests.label_server import active_label, chromium, click_label, current_component, open_class, open_page, press, serve, wait_for_label, wait_until
-from tests.tiny import TinyAdapter, tiny_benchmark
+from tests.label_server import (
+    active_label,
+    chromium,
+    click_label,
+    current_component,
+    open_class,
+    open_page,
+    press,
+    serve,
+    tiny_discovery,
+    wait_for_label,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -26,13 +36,7 @@ pytestmark = pytest.mark.slow  # the server's start-up imports the whole pipelin
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     """A tiny discovery of three classes, three components and two top images each."""
-    out = tmp_path_factory.mktemp("discovery")
-    train = tiny_benchmark(per_role=10)
-    train.name = "tiny-train"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1, 2], components=3, top=2, npfv_steps=2, batch_size=4, progress=False)
-    return out
+    return tiny_discovery(tmp_path_factory, [0, 1, 2])
 
 
 def _visible_classes(driver) -> list[str]:

@@ -17,13 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from spurbench.discovery import discover, read_index
+from spurbench.discovery import read_index
 from spurbench.errors import SpurbenchError
-from spurbench.labels import LABELS_FILE, UnknownComponentError, export_components, latest, progress, read_labels, record_label
+from spurbench.labels import (
+    LABELS_FILE,
+    UnknownComponentError,
+    export_components,
+    latest,
+    progress,
+    read_labels,
+    record_label,
+)
 from spurbench.spufix.fit import load_components
-from tests.label_server import free_port
+from tests.label_server import free_port, tiny_discovery
 from tests.test_cli import assert_one_line_error, spurbench
-from tests.tiny import TinyAdapter, tiny_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_TYPER = str(Path(os.environ["SPURBENCH_OLD_TYPER_PATH"]).resolve()) if os.environ.get("SPURBENCH_OLD_TYPER_PATH") else None
@@ -35,13 +42,7 @@ TOP = 2
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
     """A real discovery of the tiny model: classes 0 and 1, three components, two top images each."""
-    out = tmp_path_factory.mktemp("discovery")
-    train = tiny_benchmark(per_role=10)
-    train.name = "tiny-train"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1], components=len(RANKS), top=TOP, npfv_steps=2, batch_size=4, progress=False)
-    return out
+    return tiny_discovery(tmp_path_factory, [0, 1], components=len(RANKS), top=TOP)
 
 
 @pytest.fixture
