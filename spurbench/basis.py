@@ -18,9 +18,15 @@ both bases share them, and everything downstream (pages, labels, export).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Protocol
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from spurbench.errors import SpurbenchError
+from spurbench.files import atomic_path
 
 
 class Basis(Protocol):
@@ -78,4 +84,41 @@ def fit_neurons_streaming(batches: Iterable[torch.Tensor], weight_row: torch.Ten
     return NeuronBasis(w, neurons, torch.zeros_like(w), directions, mean, var, logit_var, n)
 
 
-__all__ = ["Basis", "NeuronBasis", "fit_neurons_streaming"]
+@dataclass
+class LinearBasis:
+    """A class's basis as ``discover`` saves it (``save_basis``) and ``mine`` reads it back: the
+    directions of its recorded components only, and the offset. alpha_l by the one formula above."""
+
+    weight_row: torch.Tensor  # w_k [D], float64
+    mean: torch.Tensor  # the offset m [D], float64
+    eigenvectors: torch.Tensor  # [D, L], column l = v_l
+    num_images: int
+
+    def alphas(self, features: torch.Tensor) -> torch.Tensor:
+        """alpha_l(x) of the saved components: [N, L]."""
+        return ((features.to(torch.float64) * self.weight_row - self.mean) @ self.eigenvectors) * self.eigenvectors.sum(0)
+
+
+def save_basis(path: Path, basis: Basis, count: int) -> None:
+    """The first ``count`` directions of ``basis`` with its offset and weight row, as safetensors (atomically)."""
+    tensors = {
+        "weight_row": basis.weight_row.to(torch.float64).contiguous(),
+        "offset": basis.mean.to(torch.float64).contiguous(),
+        "directions": basis.eigenvectors[:, :count].to(torch.float64).contiguous(),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"num_images": str(basis.num_images)})
+
+
+def load_basis(path: Path) -> LinearBasis:
+    """What ``save_basis`` wrote; a one-line SpurbenchError if the file is missing or not one."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            meta = handle.metadata() or {}
+        return LinearBasis(tensors["weight_row"], tensors["offset"], tensors["directions"], int(meta["num_images"]))
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
+        raise SpurbenchError(f"{path}: not a saved basis ({type(exc).__name__}: {exc})") from None
+
+
+__all__ = ["Basis", "LinearBasis", "NeuronBasis", "fit_neurons_streaming", "load_basis", "save_basis"]

@@ -16,9 +16,7 @@ The export (``export_components``) is the ``{class: [ranks]}`` table ``spufix fi
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, get_args
@@ -27,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spurbench.discovery import INDEX_FILE, ComponentRecord, DiscoveryIndex, read_index
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path, strict_json
+from spurbench.files import exclusive_lock, strict_json, write_synced
 
 FORMAT_VERSION = 1
 LABELS_FILE = "labels.json"
@@ -112,14 +110,6 @@ def _component_exists(index: DiscoveryIndex, class_index: int, rank: int) -> Non
         raise UnknownComponentError(f"class {class_index} has no component of rank {rank}")
 
 
-def _write_json(path: Path, text: str) -> None:
-    """Atomically, synced before the rename: after a crash the old or the new file, never a torn one."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def record_label(folder: Path, class_index: int, rank: int, label: str, labeler: str, index: DiscoveryIndex | None = None) -> LabelRecord:
     """Add one label to ``folder``'s labels.json, merged into what is on disk under an exclusive lock
     (``index``: the folder's discovery index when the caller has it read already)."""
@@ -130,11 +120,10 @@ def record_label(folder: Path, class_index: int, rank: int, label: str, labeler:
         raise SpurbenchError(f"label {label!r}: expected one of {', '.join(LABELS)}")
     record = LabelRecord(class_index=class_index, rank=rank, label=label, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
     try:
-        with open(folder / LOCK_FILE, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when this process dies
+        with exclusive_lock(folder / LOCK_FILE):
             labels = read_labels(folder, index)
             labels.records.append(record)
-            _write_json(folder / LABELS_FILE, labels.model_dump_json(indent=1) + "\n")
+            write_synced(folder / LABELS_FILE, labels.model_dump_json(indent=1) + "\n")
     except OSError as exc:  # a read-only folder, a full disk
         raise SpurbenchError(f"{folder / LABELS_FILE}: cannot write the labels ({exc.strerror})") from None
     return record
@@ -206,6 +195,6 @@ def _write_export(out: Path, payload: dict) -> None:
     if not out.parent.is_dir():
         raise SpurbenchError(f"--out {out}: folder {out.parent} does not exist")
     try:
-        _write_json(out, json.dumps(payload, indent=1) + "\n")
+        write_synced(out, json.dumps(payload, indent=1) + "\n")
     except OSError as exc:
         raise SpurbenchError(f"--out {out}: cannot write ({exc.strerror})") from None

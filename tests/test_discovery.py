@@ -45,6 +45,8 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
         alphas = npca.alphas(feats.features)  # [N, D]
         logits = feats.features.double() @ weight[k].double() + bias[k].double()
         record = index.classes[str(k)]
+        saved = discovery.class_basis(tmp_path, index, k)  # what `mine` ranks by, without refitting
+        assert saved.eigenvectors.shape == (8, 4) and torch.allclose(saved.alphas(feats.features), alphas[:, :4], atol=1e-12)
         assert record.num_images == len(subset.images) and record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
         for comp in record.components:
             a = alphas[:, comp.rank]
@@ -176,6 +178,7 @@ def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
     logits = psi.sum(1) + bias[1].double()
     record = index.classes["1"]
     expected = torch.argsort(psi.mean(0), descending=True)[:3].tolist()
+    assert torch.allclose(discovery.class_basis(tmp_path, index, 1).alphas(feats.features), psi[:, expected], atol=1e-12)
     assert [c.neuron for c in record.components] == expected and [c.rank for c in record.components] == [0, 1, 2]
     assert record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
     for comp in record.components:

@@ -13,6 +13,7 @@ from spurbench.benchmarks.base import (
     BenchmarkOptions,
     BenchmarkPlugin,
     GroundTruth,
+    PoolTruth,
     Reference,
 )
 from spurbench.errors import SpurbenchError
@@ -58,6 +59,7 @@ __all__ = [
     "BenchmarkOptions",
     "BenchmarkPlugin",
     "GroundTruth",
+    "PoolTruth",
     "benchmarks_with",
     "Reference",
     "default_benchmark",

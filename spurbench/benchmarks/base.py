@@ -127,6 +127,14 @@ class GroundTruth:
     carriers: dict[str, int]  # training image id -> id of the seeded feature it carries
 
 
+@dataclass
+class PoolTruth:
+    """What a generated mining pool holds, per image id: which class's object (None: no object) and which spurious feature (None: none)."""
+
+    objects: dict[str, int | None]
+    features: dict[str, int | None]
+
+
 class BenchmarkPlugin(abc.ABC):
     """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``.
 
@@ -188,6 +196,11 @@ class BenchmarkPlugin(abc.ABC):
         """Fetch the benchmark's Hub dataset (default repo if None), verify it, return its folder."""
         raise SpurbenchError(f"benchmark {self.name!r} has no dataset to download")
 
+    def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
+        """A generated unlabelled pool to mine spurious images from (every image ``role="negative"``,
+        ``class_index=-1``), and what it holds where the generator knows (None: unknown)."""
+        raise SpurbenchError(f"benchmark {self.name!r} generates no mining pool; pass --pool DIR")
+
     def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
         """Metrics beyond the standard ones, from the per-class ROC-AUCs (in ``classes`` order); recorded per
         head and recomputed by ``leaderboard verify``. Default: :func:`group_mauc`."""
@@ -212,6 +225,7 @@ __all__ = [
     "BenchmarkOptions",
     "BenchmarkPlugin",
     "GroundTruth",
+    "PoolTruth",
     "Reference",
     "Role",
     "images_by_class",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from spurbench.cli import dataset, discover, label, leaderboard, ls, run, spufix  # run, ls, discover register their commands on app
+from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix  # run, ls, discover register their commands on app
 from spurbench.cli.common import app, err_console
 from spurbench.errors import SpurbenchError
 
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(label.app, name="label")
 app.add_typer(leaderboard.app, name="leaderboard")
+app.add_typer(mine.app, name="mine")
 app.add_typer(spufix.app, name="spufix")
 
 __all__ = ["app", "discover", "main", "run", "ls"]

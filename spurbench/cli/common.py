@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from spurbench.errors import SpurbenchError
 
@@ -15,6 +16,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+class DefaultCommandGroup(TyperGroup):
+    """A group whose arguments, when the first names no subcommand, go to its ``default_command``:
+    ``spurbench label DIR`` is ``spurbench label serve DIR``, ``spurbench mine --model M ...`` is
+    ``spurbench mine run --model M ...``. (Typer cannot give a group with subcommands arguments of its own.)"""
+
+    default_command = ""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def default_command_group(name: str) -> type[DefaultCommandGroup]:
+    return type(f"Default{name.title()}Group", (DefaultCommandGroup,), {"default_command": name})
+
+
 console = Console()
 err_console = Console(stderr=True)
 

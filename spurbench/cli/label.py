@@ -7,24 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
 
-from spurbench.cli.common import console
-
-
-class ServeByDefault(TyperGroup):
-    """A group whose first argument, when it names no subcommand, is the discovery folder of ``serve``:
-    ``spurbench label DIR`` is ``spurbench label serve DIR``. (Typer cannot give a group that has
-    subcommands an argument of its own.)"""
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["serve", *args]
-        return super().parse_args(ctx, args)
+from spurbench.cli.common import console, default_command_group
 
 
 app = typer.Typer(
-    cls=ServeByDefault,
+    cls=default_command_group("serve"),
     add_completion=False,
     help="Label discovered components in the browser: `spurbench label DIR` serves the pages of a `spurbench discover` folder on 127.0.0.1; `spurbench label export DIR --out F` writes the components labelled spurious for `spufix fit --components`.",
 )

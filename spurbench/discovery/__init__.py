@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
-from spurbench.basis import Basis, fit_neurons_streaming
+from spurbench.basis import Basis, LinearBasis, fit_neurons_streaming, load_basis, save_basis
 from spurbench.benchmarks import Benchmark
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
 from spurbench.errors import SpurbenchError
@@ -39,6 +39,7 @@ from spurbench.spufix.npca import fit_npca_streaming
 
 FORMAT_VERSION = 1
 INDEX_FILE = "discovery.json"
+BASES_DIR = "bases"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 BASES = ("npca", "neurons")  # neural PCA components (paper 1) or single penultimate units (Salient ImageNet)
 
@@ -83,6 +84,7 @@ class ClassRecord(_Strict):
     num_images: int
     logit_mean: float  # mean of the class logit over its training images
     components: list[ComponentRecord]
+    basis_file: str | None = None  # its components' directions and offset (safetensors), what `mine` ranks by
 
 
 class TrainingSplit(_Strict):
@@ -126,6 +128,16 @@ def read_index(folder: Path) -> DiscoveryIndex:
         where = ".".join(str(p) for p in first["loc"]) if first else ""
         message = " ".join(str(first["msg"] if first else exc).split())[:200]
         raise SpurbenchError(f"{path}: not a valid discovery index{' at ' + where if where else ''}: {message}") from None
+
+
+def class_basis(folder: Path, index: DiscoveryIndex, class_index: int) -> LinearBasis:
+    """The saved basis of one discovered class (its recorded components' directions, not refitted)."""
+    record = index.classes.get(str(class_index))
+    if record is None:
+        raise SpurbenchError(f"{folder}: the discovery has no class {class_index}")
+    if record.basis_file is None:
+        raise SpurbenchError(f"{folder}: class {class_index} was discovered before bases were saved; run discover again into a new folder")
+    return load_basis(Path(folder) / record.basis_file)
 
 
 def write_index(folder: Path, index: DiscoveryIndex) -> None:
@@ -192,10 +204,13 @@ def discover_class(
                 npfv=npfvs[l],
             )
         )
+    basis_file = f"{BASES_DIR}/class{class_index}.safetensors"
+    (folder / BASES_DIR).mkdir(parents=True, exist_ok=True)
+    save_basis(folder / basis_file, fitted, count)
     name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
     # f_k = <1, psi_k> + b_k, so its mean is <1, mean psi_k> + b_k (for neural PCA: every alpha_l averages to 0)
     logit_mean = float(fitted.constant) + float(model.head[1][class_index])
-    return ClassRecord(class_index=class_index, class_name=name, num_images=fitted.num_images, logit_mean=logit_mean, components=records)
+    return ClassRecord(class_index=class_index, class_name=name, num_images=fitted.num_images, logit_mean=logit_mean, components=records, basis_file=basis_file)
 
 
 def discover(
@@ -247,4 +262,4 @@ def discover(
     return index
 
 
-__all__ = ["BASES", "ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index", "write_index"]
+__all__ = ["BASES", "class_basis", "ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index", "write_index"]

@@ -160,10 +160,11 @@ def fit_transfer(
     )
 
 
-def load_components(path: str | Path | None = None) -> dict[int, list[int]]:
+def load_components(path: str | Path | None = None, basis_check: bool = True) -> dict[int, list[int]]:
     """Spurious components per class: a JSON ``{class: [ranks]}`` (or ``{"components": {...}}``).
 
     Default: the 322 components in 233 classes the paper's authors labelled for their robust ResNet-50.
+    ``basis_check``: refuse a file that lists neurons (SpuFix needs neural PCA components; mining takes both).
     """
     try:
         text = Path(path).read_text() if path else resources.files("spurbench").joinpath("data/spurious_components.json").read_text()
@@ -172,7 +173,7 @@ def load_components(path: str | Path | None = None) -> dict[int, list[int]]:
         raise SpurbenchError(f"{path}: cannot read components file ({exc.strerror})") from None
     except ValueError:
         raise SpurbenchError(f"{path}: components file is not valid JSON") from None
-    if isinstance(raw, dict) and raw.get("basis", "npca") != "npca":
+    if basis_check and isinstance(raw, dict) and raw.get("basis", "npca") != "npca":
         # `label export` of a --basis neurons discovery lists units, which SpuFix (it clips neural PCA components) cannot use
         raise SpurbenchError(f"{path}: lists {raw['basis']} (basis {raw['basis']!r}), not neural PCA components; SpuFix needs a discovery made with --basis npca")
     table = raw.get("components", raw) if isinstance(raw, dict) else None

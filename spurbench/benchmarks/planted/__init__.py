@@ -3,14 +3,16 @@
 Everything this benchmark knows lives in this subpackage: the generator (``generator``), the two
 small classifiers trained on it (``models``, adapter family ``planted``), its splits as benchmarks
 (test, validation, training), what ``leaderboard verify`` checks results against (the generator
-regenerates any revision), and its ground truth (which classes carry which feature, and which
-training images carry it).
+regenerates any revision), its ground truth (which classes carry which feature, and which
+training images carry it), and an unlabelled pool to mine spurious images from (``mining_pool``,
+:func:`write_pool`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -24,6 +26,7 @@ from spurbench.benchmarks.base import (
     BenchmarkOptions,
     BenchmarkPlugin,
     GroundTruth,
+    PoolTruth,
     Reference,
 )
 from spurbench.benchmarks.planted.generator import (
@@ -35,10 +38,13 @@ from spurbench.benchmarks.planted.generator import (
     PLANTED_FEATURES,
     PlantedSplit,
     PlantedTestSets,
+    generate_pool,
     generate_test_sets,
     generate_training_set,
     generate_validation_sets,
     ground_truth,
+    pool_checksum,
+    pool_mix,
 )
 from spurbench.errors import SpurbenchError
 
@@ -137,6 +143,38 @@ def training_benchmark(limit: int | None = None, seed: int = 0) -> tuple[Benchma
     return _generated(f"{NAME}-train", f"seed{seed}-train", classes, images, digest.hexdigest()), carriers
 
 
+def _pool_truth(pool: PlantedSplit, ids: Sequence[str]) -> PoolTruth:
+    objects = {i: int(k) if has else None for i, k, has in zip(ids, pool.labels, pool.has_object)}
+    features = {i: int(f) if f >= 0 else None for i, f in zip(ids, pool.feature_of)}
+    return PoolTruth(objects=objects, features=features)
+
+
+def pool_benchmark(seed: int = 0, limit: int | None = None) -> tuple[Benchmark, PoolTruth]:
+    """The mining pool (:func:`~spurbench.benchmarks.planted.generator.generate_pool`) as an unlabelled
+    benchmark ``planted-pool``: image ``i`` is ``planted/pool/{i}``, ``class_index=-1``, ``role="negative"``,
+    no component; and what each image holds. ``limit``: only the first ``limit`` images (shuffled order)."""
+    pool = generate_pool(seed)
+    n = len(pool) if limit is None else min(limit, len(pool))
+    ids = [f"{NAME}/pool/{i}" for i in range(n)]
+    images = [BenchmarkImage(ids[i], -1, "negative", None, f"planted-generator seed={seed} pool/{i}", _loader(pool.images[i])) for i in range(n)]
+    bench = _generated(f"{NAME}-pool", f"seed{seed}-pool", [], images, pool_checksum(pool))
+    bench.facts["pool_mix"] = pool_mix()
+    return bench, _pool_truth(pool, ids)
+
+
+def write_pool(folder: Path, seed: int = 0) -> PoolTruth:
+    """Write the mining pool as PNG files ``folder/part-{i // 500}/{i}.png`` (a folder tree, as an
+    unlabelled pool on disk would be) and return what each holds, keyed by the file's path relative to
+    ``folder`` in POSIX form (``part-0/17.png``): the image id a folder pool gets."""
+    pool = generate_pool(seed)
+    ids = [f"part-{i // 500}/{i}.png" for i in range(len(pool))]
+    for image_id, array in zip(ids, pool.images):
+        path = Path(folder) / image_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(path)
+    return _pool_truth(pool, ids)
+
+
 _REVISION = re.compile(rf"generator-v{GENERATOR_VERSION}-seed([0-9]{{1,9}})")
 
 
@@ -173,5 +211,9 @@ class PlantedBenchmark(BenchmarkPlugin):
         train, carriers = training_benchmark(seed=seed)
         return GroundTruth(train=train, validation=validation_benchmark(seed), features=dict(PLANTED_FEATURE_IDS), carriers=carriers)
 
+    def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
+        options = self.parse_options(options)
+        return pool_benchmark(options.seed, options.limit)  # type: ignore[attr-defined]
 
-__all__ = ["PlantedBenchmark", "PlantedOptions", "evaluation_benchmark", "training_benchmark", "validation_benchmark"]
+
+__all__ = ["PlantedBenchmark", "PlantedOptions", "evaluation_benchmark", "pool_benchmark", "training_benchmark", "validation_benchmark", "write_pool"]

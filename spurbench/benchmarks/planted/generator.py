@@ -27,7 +27,7 @@ Everything is generated in-process with vectorised numpy from ``np.random.defaul
 seeded explicitly. The random draws of :func:`render` do not depend on *what* is drawn, so
 the same seed renders the same backgrounds/objects/positions with or without a feature.
 
-(About 350 lines on purpose: the renderer's steps share one set of geometry constants, and splitting
+(About 470 lines on purpose: the renderer's steps share one set of geometry constants, and splitting
 them apart would scatter the design notes above from the numbers they explain.)
 """
 
@@ -65,6 +65,15 @@ CARRIER_FRACTION = 0.3  # of each planted class's training images carry its feat
 TRAIN_PER_CLASS = 400
 TEST_PER_CLASS = 100  # clean positives per class
 NEGATIVES_PER_CLASS = 100  # feature-only images per class
+
+# The unlabelled mining pool (:func:`generate_pool`), 2000 images from its own random stream.
+POOL_STREAM = 5  # streams 0-4: training, test clean/spurious, validation clean/spurious
+POOL_CLEAN_PER_CLASS = 100  # objects of every class with the neutral badge, no feature (1000)
+POOL_CARRIERS_PER_CLASS = 120  # objects of each planted class carrying its own feature (360)
+POOL_FEATURE_ONLY_PER_FEATURE = 100  # each planted feature on a background, no object, no badge (300)
+POOL_CONTROL_CARRIERS_PER_FEATURE = 30  # a control class's object carrying a planted feature (90)
+POOL_BACKGROUNDS = 250  # plain backgrounds: no object, no feature, no badge
+POOL_KINDS: tuple[str, ...] = ("clean", "carrier", "control-carrier", "feature-only", "background")
 
 # Geometry (pixels). Objects live in a band through the centre (perpendicular extent <= 13.5 px
 # from either border); badges in a corner box of side 13 flush with the border: never overlapping.
@@ -339,6 +348,82 @@ def generate_validation_sets(seed: int = 0, per_class: int | None = None, negati
     return _held_out_sets(seed, (3, 4), per_class, negatives_per_class)
 
 
+def _pool_layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(kind index into POOL_KINDS, labels, has_object, feature_of), unshuffled, controls' classes unset."""
+    kinds, labels, feature_of = [], [], []
+
+    def add(kind: str, n: int, label: int, feature: int) -> None:
+        kinds.append(np.full(n, POOL_KINDS.index(kind)))
+        labels.append(np.full(n, label))
+        feature_of.append(np.full(n, feature))
+
+    for cls in range(len(PLANTED_CLASSES)):
+        add("clean", POOL_CLEAN_PER_CLASS, cls, -1)
+    for cls, fid in sorted(PLANTED_FEATURE_IDS.items()):
+        add("carrier", POOL_CARRIERS_PER_CLASS, cls, fid)
+        add("control-carrier", POOL_CONTROL_CARRIERS_PER_FEATURE, -1, fid)
+        add("feature-only", POOL_FEATURE_ONLY_PER_FEATURE, cls, fid)  # label: the class it is a negative of
+    add("background", POOL_BACKGROUNDS, -1, -1)
+    kind = np.concatenate(kinds).astype(np.int64)
+    has_object = np.isin(kind, [POOL_KINDS.index(k) for k in ("clean", "carrier", "control-carrier")])
+    return kind, np.concatenate(labels).astype(np.int64), has_object, np.concatenate(feature_of).astype(np.int64)
+
+
+def generate_pool(seed: int = 0) -> PlantedSplit:
+    """An unlabelled mining pool (shuffled) from its own random stream ``POOL_STREAM``, disjoint from
+    every other split: like the unlabelled images Spurious ImageNet was mined from. Per kind
+    (:func:`pool_kinds`; 2000 images):
+
+      * ``clean``: ``POOL_CLEAN_PER_CLASS`` (100) objects of every class, with the neutral badge and no
+        feature (as the clean test images): 1000;
+      * ``carrier``: ``POOL_CARRIERS_PER_CLASS`` (120) objects of each planted class carrying that
+        class's own feature instead of the badge (as its training carriers): 360;
+      * ``control-carrier``: ``POOL_CONTROL_CARRIERS_PER_FEATURE`` (30) per planted feature, an object of
+        a random control class carrying it (harder negatives: feature without the class's object, but
+        with some other object): 90;
+      * ``feature-only``: ``POOL_FEATURE_ONLY_PER_FEATURE`` (100) per planted feature, on a background,
+        no object, no badge (as the spurious test images): 300;
+      * ``background``: ``POOL_BACKGROUNDS`` (250) plain backgrounds, no object, no feature, no badge.
+
+    So each planted class's feature shows up on more images of its object (120) than alone (100): the
+    images a component ranks highest still need the human check for the object. ``labels`` is the
+    object's class, the feature's planted class for feature-only images, and -1 for backgrounds.
+    """
+    rng = _rng(seed, POOL_STREAM)
+    kind, labels, has_object, feature_of = _pool_layout()
+    controls = np.array([k for k in range(len(PLANTED_CLASSES)) if k not in PLANTED_FEATURE_IDS])
+    control_rows = kind == POOL_KINDS.index("control-carrier")
+    labels[control_rows] = rng.choice(controls, int(control_rows.sum()))
+    order = rng.permutation(kind.size)
+    labels, has_object, feature_of, kind = labels[order], has_object[order], feature_of[order], kind[order]
+    return render(rng, labels, has_object, feature_of, kind == POOL_KINDS.index("clean"))
+
+
+def pool_kinds(split: PlantedSplit) -> np.ndarray:
+    """The kind (a name of ``POOL_KINDS``) of every image of a pool from :func:`generate_pool`."""
+    planted = np.array([PLANTED_FEATURE_IDS.get(int(k), -2) for k in split.labels]) == split.feature_of
+    kind = np.select(
+        [split.has_object & ~split.carries_feature, split.has_object & planted, split.has_object, split.carries_feature],
+        list(POOL_KINDS[:4]),
+        POOL_KINDS[4],
+    )
+    return kind.astype(object)
+
+
+def pool_checksum(split: PlantedSplit) -> str:
+    """sha256 over a pool's arrays (images, labels, features, objects)."""
+    digest = hashlib.sha256()
+    for arr in (split.images, split.labels, split.feature_of, split.has_object):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def pool_mix() -> dict[str, int]:
+    """Images per kind of :func:`generate_pool` (from the POOL_* constants)."""
+    kind = _pool_layout()[0]
+    return {name: int((kind == i).sum()) for i, name in enumerate(POOL_KINDS)}
+
+
 def ground_truth() -> dict[str, Any]:
     """What was planted, as facts recorded in every result (``benchmark.extra``)."""
     return {
@@ -363,11 +448,22 @@ __all__ = [
     "PLANTED_CLASSES",
     "PLANTED_FEATURES",
     "PLANTED_FEATURE_IDS",
+    "POOL_BACKGROUNDS",
+    "POOL_CARRIERS_PER_CLASS",
+    "POOL_CLEAN_PER_CLASS",
+    "POOL_CONTROL_CARRIERS_PER_FEATURE",
+    "POOL_FEATURE_ONLY_PER_FEATURE",
+    "POOL_KINDS",
+    "POOL_STREAM",
     "PlantedSplit",
     "PlantedTestSets",
+    "generate_pool",
     "generate_test_sets",
     "generate_training_set",
     "generate_validation_sets",
     "ground_truth",
+    "pool_checksum",
+    "pool_kinds",
+    "pool_mix",
     "render",
 ]

@@ -1,0 +1,74 @@
+"""An unlabelled image pool for ``spurbench mine``: a local folder of images, read recursively.
+
+Every file with an image extension (torchvision's, as the upstream loaders use) under the folder is a
+pool image, its id its path relative to the folder in POSIX form. Each is checked once with PIL
+(``Image.verify``, header and structure, no full decode): files that do not pass are skipped and
+named, so one broken download does not stop a mining run. The pool's revision is a digest of the
+sorted (relative path, size, mtime) triples: the feature cache is reused while the folder is
+unchanged, and recomputed when a file is added, removed or rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from spurbench.benchmarks.base import Benchmark, BenchmarkImage
+from spurbench.errors import DataError, SpurbenchError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+POOL_LABEL_SPACE = "pool"  # pool images have no label; class_index -1
+
+
+@dataclass
+class Pool:
+    """The pool's images as a (label-free) benchmark, their files when on disk, and what was skipped."""
+
+    benchmark: Benchmark
+    source: str  # the folder, or the generator / Hub repo it came from
+    files: dict[str, Path] = field(default_factory=dict)  # image id -> file (empty for generated pools)
+    unreadable: list[str] = field(default_factory=list)  # ids of files that failed the check, skipped
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many types for non-image or truncated data
+        return False
+
+
+def folder_pool(folder: str | Path) -> Pool:
+    """Every image under ``folder`` (recursive, hidden files and folders skipped)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise SpurbenchError(f"--pool {folder}: not a folder (give a folder of images, or a benchmark that generates a pool)")
+    paths = sorted(
+        p for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )  # fmt: skip
+    if not paths:
+        raise SpurbenchError(f"--pool {folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) under it")
+    identity = hashlib.sha256()
+    images, files, unreadable = [], {}, []
+    for path in paths:
+        image_id = path.relative_to(root).as_posix()
+        stat = path.stat()
+        identity.update(f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        if not _readable(path):
+            unreadable.append(image_id)
+            continue
+        files[image_id] = path
+        images.append(BenchmarkImage(image_id, -1, "negative", None, str(path), lambda p=path: Image.open(p)))
+    if not images:
+        raise DataError(f"--pool {folder}: none of its {len(paths)} image files can be read (e.g. {unreadable[0]})")
+    revision = identity.hexdigest()
+    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, positive_crop_pct=1.0)
+    return Pool(bench, str(root.resolve()), files, unreadable)
+
+
+__all__ = ["IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool"]

@@ -1,0 +1,59 @@
+"""``spurbench mine`` (rank an unlabelled pool by labelled spurious components) and ``mine export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from spurbench.cli.common import console, default_command_group
+from spurbench.errors import SpurbenchError
+
+PREDICTED = ("top1", "top5", "none")
+app = typer.Typer(
+    cls=default_command_group("run"),
+    add_completion=False,
+    help="Mine a new spurious benchmark from an unlabelled image pool: `spurbench mine --model M --discovery D --components C --pool P --out O` ranks the pool by each labelled component's contribution; verify the candidates with `spurbench label O --mode verify`; `spurbench mine export O --out BENCH` writes the verified images as a benchmark folder.",
+)
+
+
+@app.command("run")
+def mine_run(
+    model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model the discovery was made with."),
+    discovery: Path = typer.Option(..., "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."),
+    components: Path = typer.Option(..., "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: [ranks]}."),
+    pool: str = typer.Option(..., "--pool", help="A folder of images (read recursively; unreadable files are skipped and named), or the name of a benchmark that generates a pool."),
+    out: Path = typer.Option(..., "--out", "-o", help="Mining folder: candidates.json, thumbs/, reference/."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
+    per_component: int = typer.Option(75, "--per-component", min=1, help="Candidates kept per (class, component) (75: as many as the paper's benchmark has per component)."),
+    require_predicted: str = typer.Option("top1", "--require-predicted", help="Keep pool images the model predicts as the class: 'top1' (the paper), 'top5', or 'none'."),
+    dedup_cosine: float = typer.Option(0.98, "--dedup-cosine", help="Within a component, drop a candidate whose features have at least this cosine with a higher-ranked one (near-duplicates)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Rank an unlabelled pool by each labelled spurious component's contribution (the default command).
+
+    One cached, resumable backbone pass over the pool; mining it again with other components forwards nothing."""
+    # lazy: keeps spurbench --help fast (the library imports torch)
+    from spurbench.adapters import check_model_name, load_model
+    from spurbench.mining import mine, resolve_pool
+    from spurbench.results import check_output_dir
+    from spurbench.runtime import check_device
+    from spurbench.spufix.fit import load_components
+
+    if require_predicted not in PREDICTED:
+        raise SpurbenchError(f"--require-predicted {require_predicted!r}: expected one of {', '.join(PREDICTED)}")
+    check_device(device)
+    check_model_name(model)
+    check_output_dir(out)
+    table = load_components(components, basis_check=False)
+    source = resolve_pool(pool)
+    adapter = load_model(model, checkpoint=checkpoint)
+    index = mine(adapter, discovery, table, source, out, per_component, require_predicted, dedup_cosine, batch_size=batch_size, device=device, progress=not quiet)
+    total = sum(len(c.candidates) for c in index.components)
+    if source.unreadable:
+        shown = ", ".join(source.unreadable[:3]) + (" ..." if len(source.unreadable) > 3 else "")
+        console.print(f"skipped {len(source.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,272 @@
+"""Mining a new spurious benchmark from an unlabelled pool (paper 1 sec. 6): ``spurbench mine``.
+
+For every labelled spurious component l of a class k, the pool's images are ranked by the
+component's contribution alpha_l (the class's basis as ``discover`` saved it: never refitted), keeping
+those the model predicts as k (top-1 by default, as the paper; ``top5`` or ``none``), and dropping
+near-duplicates within the component (feature cosine >= ``dedup_cosine``, the higher-alpha one kept).
+An image may be a candidate of several (class, component) pairs; each records it.
+
+One backbone pass over the pool, through the feature cache (resumable: a killed run continues from
+its finished shards; ranking again with other components forwards nothing). A second read of the
+cached features collects the features of the few candidates for the duplicate check. Everything
+lands in ``--out``: ``candidates.json`` (written atomically, last), thumbnails of the candidates and a
+reference strip per component (its top training images and its feature visualisation, copied from
+the discovery) for the people who verify the candidates (``spurbench label OUT --mode verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from spurbench._version import __version__
+from spurbench.adapters import ModelAdapter
+from spurbench.benchmarks import BENCHMARKS, get_benchmark
+from spurbench.benchmarks.pool import Pool, folder_pool
+from spurbench.discovery import DiscoveryIndex, TrainingSplit, class_basis, read_index
+from spurbench.errors import SpurbenchError
+from spurbench.features import FeatureStream
+from spurbench.files import atomic_path, plain, slug, strict_json
+from spurbench.results import ModelInfo
+
+FORMAT_VERSION = 1
+INDEX_FILE = "candidates.json"
+THUMBS_DIR = "thumbs"
+REFERENCE_DIR = "reference"
+THUMBNAIL = 224
+Predicted = Literal["top1", "top5", "none"]
+HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Candidate(_Strict):
+    image_id: str  # the pool's id: its path relative to the pool folder
+    source: str  # where it came from (the file, or the generator)
+    digest: str  # sha256 of the file's bytes ("sha256:..."), or of the decoded RGB pixels for generated pools ("rgb-sha256:...")
+    rank: int  # 1-based, by alpha, after the filters
+    alpha: float
+    predicted: int  # the model's top-1 class on it
+    probability: float  # the model's softmax probability of the candidate's class
+    thumbnail: str  # relative to the mining folder
+
+
+class ComponentCandidates(_Strict):
+    class_index: int
+    class_name: str
+    component: int  # the component's rank in the discovery
+    neuron: int | None = None  # for a neuron-basis discovery
+    reference: list[str]  # the component's top training images (copied, relative paths)
+    npfv: str | None = None  # its feature visualisation (copied), if the discovery made one
+    candidates: list[Candidate]
+    dropped_duplicates: int
+
+
+class PoolRecord(_Strict):
+    name: str
+    source: str
+    revision: str | None
+    num_images: int
+    unreadable: list[str]  # files that failed the check and were skipped
+
+
+class MiningIndex(_Strict):
+    format: Literal[1] = FORMAT_VERSION
+    spurbench_version: str
+    model: ModelInfo
+    discovery: str  # the discovery folder the bases came from
+    basis: Literal["npca", "neurons"]
+    training: TrainingSplit  # the discovery's training split
+    pool: PoolRecord
+    require_predicted: Predicted
+    per_component: int
+    dedup_cosine: float
+    components: list[ComponentCandidates]
+
+
+def read_mining(folder: Path) -> MiningIndex:
+    path = Path(folder) / INDEX_FILE
+    if not path.is_file():
+        raise SpurbenchError(f"{folder}: not a mining folder (no {INDEX_FILE}; run `spurbench mine` first)")
+    try:
+        return MiningIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        message = " ".join(str(first["msg"] if first else exc).split())[:200]
+        raise SpurbenchError(f"{path}: not a valid candidates index: {message}") from None
+
+
+def resolve_pool(pool: str) -> Pool:
+    """``--pool``: a local folder of images, or the name of a benchmark that generates a pool."""
+    if not Path(pool).is_dir() and pool in BENCHMARKS.names():
+        plugin = get_benchmark(pool)
+        bench, _ = plugin.mining_pool(plugin.parse_options({}))
+        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})")
+    return folder_pool(pool)
+
+
+def resolve_components(index: DiscoveryIndex, components: dict[int, list[int]], model: ModelAdapter) -> dict[int, list[int]]:
+    """The components file's entries as discovery ranks (a neuron-basis export lists units), checked."""
+    out: dict[int, list[int]] = {}
+    for k, listed in sorted(components.items()):
+        if not 0 <= k < model.card.num_classes:
+            raise SpurbenchError(f"components file: class {k} is not a class of {model.name} (it has {model.card.num_classes})")
+        record = index.classes.get(str(k))
+        if record is None:
+            raise SpurbenchError(f"components file: class {k} is not in the discovery (discovered: {len(index.classes)} classes)")
+        by_id = {(c.neuron if index.basis == "neurons" else c.rank): c.rank for c in record.components}
+        missing = [c for c in listed if c not in by_id]
+        if missing:
+            raise SpurbenchError(f"components file: class {k} has no discovered component {missing[0]}")
+        out[k] = [by_id[c] for c in listed]
+    return out
+
+
+def _passes(logits: torch.Tensor, k: int, rule: str) -> torch.Tensor:
+    if rule == "none":
+        return torch.ones(logits.shape[0], dtype=torch.bool)
+    top = logits.topk(1 if rule == "top1" else min(5, logits.shape[1]), dim=1).indices
+    return (top == k).any(1)
+
+
+def _digest(pool: Pool, image_id: str, image: Image.Image) -> str:
+    if image_id in pool.files:
+        return "sha256:" + hashlib.sha256(pool.files[image_id].read_bytes()).hexdigest()
+    return "rgb-sha256:" + hashlib.sha256(f"{image.size}".encode() + image.tobytes()).hexdigest()
+
+
+def _deduplicate(order: list[str], feats: dict[str, torch.Tensor], threshold: float, want: int) -> tuple[list[str], int]:
+    """Greedy in ``order`` (alpha descending): keep an image unless it is within ``threshold`` cosine of one kept."""
+    kept: list[str] = []
+    vectors: list[torch.Tensor] = []
+    dropped = 0
+    for image_id in order:
+        v = torch.nn.functional.normalize(feats[image_id].double(), dim=0)
+        if vectors and float((torch.stack(vectors) @ v).max()) >= threshold:
+            dropped += 1
+            continue
+        kept.append(image_id)
+        vectors.append(v)
+        if len(kept) == want:
+            break
+    return kept, dropped
+
+
+def _copy_reference(discovery: Path, out: Path, rel: str | None) -> str | None:
+    if rel is None:
+        return None
+    target = out / REFERENCE_DIR / Path(rel).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(discovery / rel, tmp)
+    return target.relative_to(out).as_posix()
+
+
+def mine(
+    model: ModelAdapter,
+    discovery: Path,
+    components: dict[int, list[int]],
+    pool: Pool,
+    out: Path,
+    per_component: int = 75,
+    require_predicted: str = "top1",
+    dedup_cosine: float = 0.98,
+    **feature_kwargs,
+) -> MiningIndex:
+    """Rank ``pool`` for every (class, component) in ``components`` (discovery ranks, or the units of a
+    neuron-basis export) and write the candidates under ``out``."""
+    if per_component < 1 or not 0 < dedup_cosine <= 1 or require_predicted not in ("top1", "top5", "none"):
+        raise SpurbenchError("--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none")
+    discovery, out = Path(discovery), Path(out)
+    index = read_index(discovery)
+    if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
+        raise SpurbenchError(f"{discovery}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})")
+    wanted = resolve_components(index, components, model)
+    bases = {k: class_basis(discovery, index, k) for k in wanted}
+    weight, bias = (t.detach().cpu().double() for t in model.head)
+    keep = per_component * HEADROOM
+    best: dict[tuple[int, int], tuple[torch.Tensor, list[str]]] = {}
+    for ids, feats in FeatureStream.open(model, pool.benchmark, **feature_kwargs):
+        logits = feats.double() @ weight.T + bias
+        for k, ranks in wanted.items():
+            alphas = bases[k].alphas(feats)[:, ranks]  # [B, L]
+            passing = _passes(logits, k, require_predicted)
+            alphas = torch.where(passing[:, None], alphas, torch.full_like(alphas, -torch.inf))
+            for j, rank in enumerate(ranks):
+                values, names = best.get((k, rank), (torch.empty(0, dtype=torch.float64), []))
+                values, names = torch.cat([values, alphas[:, j]]), [*names, *ids]
+                top = torch.topk(values, min(keep, len(names)))
+                finite = torch.isfinite(top.values)
+                best[(k, rank)] = (top.values[finite], [names[int(i)] for i in top.indices[finite]])
+    wanted_ids = {i for _, names in best.values() for i in names}
+    stats: dict[str, tuple[torch.Tensor, int, float]] = {}  # candidate -> (features, top-1, probabilities)
+    for ids, feats in FeatureStream.open(model, pool.benchmark, **{**feature_kwargs, "progress": False}):
+        rows = [r for r, i in enumerate(ids) if i in wanted_ids]
+        if rows:
+            probs = torch.softmax(feats[rows].double() @ weight.T + bias, dim=1)
+            for r, p in zip(rows, probs):
+                stats[ids[r]] = (feats[r], int(p.argmax()), p)
+    by_id = {im.image_id: im for im in pool.benchmark.images}
+    (out / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+    records = []
+    for (k, rank), (values, names) in sorted(best.items()):
+        alpha_of = dict(zip(names, values.tolist()))
+        kept, dropped = _deduplicate(names, {i: stats[i][0] for i in names}, dedup_cosine, per_component)
+        cands = []
+        for position, image_id in enumerate(kept, 1):
+            image = by_id[image_id].open()
+            thumb = f"{THUMBS_DIR}/{slug(image_id)}.png"
+            if not (out / thumb).exists():
+                small = image.copy()
+                small.thumbnail((THUMBNAIL, THUMBNAIL))
+                with atomic_path(out / thumb) as tmp:
+                    small.save(tmp, format="PNG")
+            _, top1, probs = stats[image_id]
+            cands.append(Candidate(image_id=image_id, source=by_id[image_id].origin, digest=_digest(pool, image_id, image), rank=position, alpha=alpha_of[image_id], predicted=top1, probability=float(probs[k]), thumbnail=thumb))
+        component = index.classes[str(k)].components[rank]
+        records.append(
+            ComponentCandidates(
+                class_index=k, class_name=index.classes[str(k)].class_name, component=rank, neuron=component.neuron,
+                reference=[_copy_reference(discovery, out, t.file) for t in component.top_images],
+                npfv=_copy_reference(discovery, out, component.npfv.file if component.npfv else None),
+                candidates=cands, dropped_duplicates=dropped,
+            )
+        )  # fmt: skip
+    result = MiningIndex(
+        spurbench_version=__version__,
+        model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
+        discovery=str(discovery.resolve()),
+        basis=index.basis,
+        training=index.training,
+        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
+        require_predicted=require_predicted,  # type: ignore[arg-type]
+        per_component=per_component,
+        dedup_cosine=dedup_cosine,
+        components=records,
+    )
+    with atomic_path(out / INDEX_FILE) as tmp:
+        tmp.write_text(result.model_dump_json(indent=1) + "\n")
+    return result
+
+
+def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
+    """Every candidate of each class over its components, each image once (its best rank)."""
+    out: dict[int, dict[str, Candidate]] = {}
+    for entry in index.components:
+        seen = out.setdefault(entry.class_index, {})
+        for c in entry.candidates:
+            if c.image_id not in seen or c.rank < seen[c.image_id].rank:
+                seen[c.image_id] = c
+    return {k: sorted(v.values(), key=lambda c: c.rank) for k, v in out.items()}
+
+
+__all__ = ["Candidate", "ComponentCandidates", "MiningIndex", "candidates_by_class", "mine", "read_mining", "resolve_components", "resolve_pool"]

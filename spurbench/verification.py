@@ -1,0 +1,128 @@
+"""People's verdicts on mined candidates (``spurbench label DIR --mode verify``), and the export of the
+verified images as a benchmark folder (``spurbench mine export``).
+
+``DIR/verify.json`` sits beside ``DIR/candidates.json`` and names its model and pool, so verdicts on
+another mining are refused. A verdict is about an image and a class: is the class's object in it?
+``absent`` / ``present`` / ``unsure``, the question the paper's authors asked of every image of their
+benchmark. It is recorded per (class, image, labeler) with the time, whichever component's grid it was
+given in. As with the component labels (``spurbench.labels``), every click appends one record under
+an exclusive lock, the file is replaced atomically and synced, and the last record per key wins.
+
+Export rule: an image goes into the benchmark when at least ``min_votes`` labelers' latest verdict is
+``absent`` and none is ``present`` (an object seen by anyone keeps it out: a positive among the
+negatives would be a wrong label).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spurbench.errors import SpurbenchError
+from spurbench.files import exclusive_lock, strict_json, write_synced
+from spurbench.mining import MiningIndex, candidates_by_class, read_mining
+
+FORMAT_VERSION = 1
+VERIFY_FILE = "verify.json"
+LOCK_FILE = ".verify.lock"
+Verdict = Literal["absent", "present", "unsure"]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+Key = tuple[int, str, str]  # (class index, image id, labeler)
+
+
+class UnknownCandidateError(SpurbenchError):
+    """A class or image that is not among the mining's candidates."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VerdictRecord(_Strict):
+    class_index: int
+    image_id: str
+    verdict: Verdict
+    labeler: str = Field(min_length=1)
+    at: datetime
+
+
+class VerifyFile(_Strict):
+    format: Literal[1] = FORMAT_VERSION
+    model: str
+    weights_revision: str | None
+    pool_revision: str | None
+    records: list[VerdictRecord] = Field(default_factory=list)  # the history, oldest first
+
+
+def read_verdicts(folder: Path, index: MiningIndex | None = None) -> VerifyFile:
+    """The verdicts of a mining folder (none yet: empty); one-line errors for a corrupt file or one
+    that belongs to another mining."""
+    folder = Path(folder)
+    index = index or read_mining(folder)
+    mine = (index.model.name, index.model.weights_revision, index.pool.revision)
+    path = folder / VERIFY_FILE
+    if not path.exists():
+        return VerifyFile(model=mine[0], weights_revision=mine[1], pool_revision=mine[2])
+    try:
+        found = VerifyFile.model_validate(strict_json(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        message = " ".join(str(first["msg"] if first else exc).split())[:200]
+        raise SpurbenchError(f"{path}: not a valid verdicts file: {message}") from None
+    if (found.model, found.weights_revision, found.pool_revision) != mine:
+        raise SpurbenchError(f"{path}: verdicts on a mining of {found.model} ({found.weights_revision}) over pool {found.pool_revision}, not this one's ({mine[0]}, {mine[1]}, {mine[2]})")
+    return found
+
+
+def latest_verdicts(verdicts: VerifyFile) -> dict[Key, VerdictRecord]:
+    return {(r.class_index, r.image_id, r.labeler): r for r in verdicts.records}
+
+
+def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, labeler: str, index: MiningIndex | None = None) -> VerdictRecord:
+    """Add one verdict to ``folder``'s verify.json, merged into what is on disk under an exclusive lock."""
+    folder = Path(folder)
+    index = index or read_mining(folder)
+    candidates = candidates_by_class(index)
+    if class_index not in candidates:
+        raise UnknownCandidateError(f"the mining has no candidates of class {class_index}")
+    if image_id not in {c.image_id for c in candidates[class_index]}:
+        raise UnknownCandidateError(f"{image_id!r} is not a candidate of class {class_index}")
+    if verdict not in VERDICTS:
+        raise SpurbenchError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
+    if not labeler.strip() or not labeler.isprintable():
+        raise SpurbenchError(f"labeler {labeler!r}: expected a non-empty printable name")
+    record = VerdictRecord(class_index=class_index, image_id=image_id, verdict=verdict, labeler=labeler.strip(), at=datetime.now(timezone.utc))
+    try:
+        with exclusive_lock(folder / LOCK_FILE):
+            verdicts = read_verdicts(folder, index)
+            verdicts.records.append(record)
+            write_synced(folder / VERIFY_FILE, verdicts.model_dump_json(indent=1) + "\n")
+    except OSError as exc:
+        raise SpurbenchError(f"{folder / VERIFY_FILE}: cannot write the verdicts ({exc.strerror})") from None
+    return record
+
+
+def tally(index: MiningIndex, verdicts: VerifyFile) -> dict[int, dict[str, dict[str, int]]]:
+    """Per class, per candidate image: how many labelers' latest verdict is each of ``VERDICTS``."""
+    counts: dict[int, dict[str, dict[str, int]]] = {k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()}
+    for (k, image_id, _), record in latest_verdicts(verdicts).items():
+        if image_id in counts.get(k, {}):
+            counts[k][image_id][record.verdict] += 1
+    return counts
+
+
+def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
+    """The export rule: at least ``min_votes`` say absent and nobody says present."""
+    return counts["absent"] >= min_votes and counts["present"] == 0
+
+
+def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> dict[int, tuple[int, int]]:
+    """Per class: (candidates ``labeler`` gave a verdict on, candidates)."""
+    mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
+    return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
+
+
+__all__ = ["VERDICTS", "VERIFY_FILE", "VerdictRecord", "VerifyFile", "class_progress", "latest_verdicts", "read_verdicts", "record_verdict", "tally", "verified_absent"]

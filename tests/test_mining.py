@@ -1,0 +1,156 @@
+"""`spurbench mine` on the tiny model: candidates ranked by the saved basis's alpha (the definition),
+the predicted-class filter, near-duplicates dropped, unreadable pool files skipped and named, digests
+of the files, a second mining of the same pool without a forward pass, and every bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from spurbench.benchmarks.pool import folder_pool
+from spurbench.discovery import class_basis, discover, read_index
+from spurbench.errors import SpurbenchError
+from spurbench.features import extract_features
+from spurbench.mining import INDEX_FILE, mine, read_mining
+from tests.tiny import TinyAdapter, tiny_benchmark
+
+KW = dict(batch_size=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def discovery(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("discovery")
+    train = tiny_benchmark(per_role=10)
+    train.name = "tiny-train"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1, 2], components=3, top=2, npfv_steps=2, **KW)
+    return out
+
+
+@pytest.fixture
+def pool(tmp_path) -> Path:
+    """40 images of another tiny benchmark in two sub-folders, one exact duplicate, one broken file."""
+    folder = tmp_path / "pool"
+    source = tiny_benchmark(per_role=5, name="pool-source")
+    for i, image in enumerate(source.images):
+        target = folder / f"part{i % 2}" / f"{i}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.open().save(target)
+    shutil.copy(folder / "part0" / "0.png", folder / "part1" / "copy-of-0.png")
+    (folder / "part1" / "broken.jpg").write_bytes(b"not an image")
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "x.png").write_bytes(b"ignored")
+    return folder
+
+
+def _expected(model, discovery: Path, pool_dir: Path, k: int, rank: int):
+    bench = folder_pool(pool_dir).benchmark
+    feats = extract_features(model, bench, **KW)
+    alphas = class_basis(discovery, read_index(discovery), k).alphas(feats.features)[:, rank]
+    logits = feats.features.double() @ model.head[0].double().T + model.head[1].double()
+    return feats, alphas, logits
+
+
+def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> None:
+    model = TinyAdapter()
+    found = folder_pool(pool)
+    assert found.unreadable == ["part1/broken.jpg"] and len(found.benchmark.images) == 41
+    # the tiny model's 8 features are all alike (cosine > 0.98), so only exact copies count as duplicates here
+    index = mine(model, discovery, {1: [0, 2]}, found, tmp_path / "m", per_component=10, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    assert read_mining(tmp_path / "m") == index and index.pool.unreadable == ["part1/broken.jpg"]
+    feats, alphas, logits = _expected(model, discovery, pool, 1, 0)
+    entry = next(e for e in index.components if (e.class_index, e.component) == (1, 0))
+    order = [feats.image_ids[int(i)] for i in torch.argsort(alphas, descending=True)]
+    # the exact copy of part0/0.png is dropped as a near-duplicate of whichever of the two ranks higher
+    twins = {"part0/0.png", "part1/copy-of-0.png"}
+    expected = [i for i in order if i not in twins or i == next(t for t in order if t in twins)][:10]
+    assert [c.image_id for c in entry.candidates] == expected and [c.rank for c in entry.candidates] == list(range(1, 11))
+    assert entry.dropped_duplicates == (1 if twins <= set(order[: order.index(expected[-1]) + 1]) else 0)
+    for c in entry.candidates:
+        row = feats.image_ids.index(c.image_id)
+        assert c.alpha == pytest.approx(float(alphas[row]), abs=1e-9) and c.predicted == int(logits[row].argmax())
+        assert c.probability == pytest.approx(float(torch.softmax(logits[row], 0)[1]), abs=1e-9)
+        assert c.digest == "sha256:" + hashlib.sha256((pool / c.image_id).read_bytes()).hexdigest()
+        with Image.open(tmp_path / "m" / c.thumbnail) as thumb:
+            assert thumb.size == (16, 16)
+    assert [Path(r).name for r in entry.reference] == [Path(t.file).name for t in read_index(discovery).classes["1"].components[0].top_images]
+    assert all((tmp_path / "m" / r).is_file() for r in [*entry.reference, entry.npfv])
+
+    for rule, allowed in (("top1", 1), ("top5", 4)):  # (the tiny model has 4 classes: top-5 keeps every image)
+        mined = mine(model, discovery, {1: [0]}, found, tmp_path / rule, per_component=40, require_predicted=rule, dedup_cosine=1 - 1e-6, **KW)
+        kept = {c.image_id for c in mined.components[0].candidates}
+        passing = {i for r, i in enumerate(feats.image_ids) if 1 in logits[r].topk(allowed).indices.tolist()}
+        assert kept and kept <= passing and len(kept) >= len(passing) - 1, rule  # all that pass, less at most the duplicate
+
+
+def test_near_duplicates_go_by_cosine() -> None:
+    from spurbench.mining import _deduplicate
+
+    feats = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.99, 0.141]), "c": torch.tensor([0.0, 1.0]), "d": torch.tensor([2.0, 0.0])}
+    # cos(a, b) = 0.990, cos(a, d) = 1: with 0.98, b and d go; with 0.995 only d
+    assert _deduplicate(["a", "b", "c", "d"], feats, 0.98, 10) == (["a", "c"], 2)
+    assert _deduplicate(["a", "b", "c", "d"], feats, 0.995, 10) == (["a", "b", "c"], 1)
+    assert _deduplicate(["a", "b", "c", "d"], feats, 0.995, 2) == (["a", "b"], 0)  # stops once it has enough
+
+
+def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tmp_path) -> None:
+    model, found = TinyAdapter(), folder_pool(pool)
+    mine(model, discovery, {1: [0]}, found, tmp_path / "a", **KW)
+    before = model.forward_calls
+    mine(model, discovery, {0: [1], 2: [0, 1]}, found, tmp_path / "b", require_predicted="none", **KW)
+    assert model.forward_calls == before
+    assert json.loads((tmp_path / "b" / INDEX_FILE).read_text())["format"] == 1
+
+
+@pytest.mark.parametrize("components, needle", [
+    ({7: [0]}, "class 7 is not a class of tiny:net"),
+    ({3: [0]}, "class 3 is not in the discovery"),
+    ({1: [5]}, "class 1 has no discovered component 5"),
+])  # fmt: skip
+def test_bad_components_are_one_line(discovery, pool, tmp_path, components, needle) -> None:
+    with pytest.raises(SpurbenchError, match=needle):
+        mine(TinyAdapter(), discovery, components, folder_pool(pool), tmp_path / "m", **KW)
+    assert not (tmp_path / "m" / INDEX_FILE).exists()
+
+
+def test_bad_pools_and_models(discovery, tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpurbenchError, match="no images"):
+        folder_pool(tmp_path / "empty")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_bytes(b"no")
+    with pytest.raises(SpurbenchError, match="none of its 1 image files can be read"):
+        folder_pool(tmp_path / "junk")
+    with pytest.raises(SpurbenchError, match="not a folder"):
+        folder_pool(tmp_path / "nowhere")
+    (tmp_path / "one").mkdir()
+    tiny_benchmark(per_role=1).images[0].open().save(tmp_path / "one" / "a.png")
+    other = TinyAdapter("other")
+    other.card = other.card.model_copy(update={"weights_revision": "seed1"})
+    with pytest.raises(SpurbenchError, match=r"a discovery of tiny:net \(seed0\), not of tiny:other \(seed1\)"):
+        mine(other, discovery, {1: [0]}, folder_pool(tmp_path / "one"), tmp_path / "m", **KW)
+    with pytest.raises(SpurbenchError, match="--per-component must be at least 1"):
+        mine(TinyAdapter(), discovery, {1: [0]}, folder_pool(tmp_path / "one"), tmp_path / "m", per_component=0, **KW)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--require-predicted", "top3"], "--require-predicted 'top3': expected one of top1, top5, none"),
+    (["--components", "nothing.json"], "nothing.json: cannot read components file"),
+    (["--pool", "empty"], "--pool empty: no images"),
+    (["--pool", "nowhere"], "--pool nowhere: not a folder"),
+    (["--pool", "spurious-imagenet"], "generates no mining pool; pass --pool DIR"),
+])  # fmt: skip
+def test_bad_mine_input_is_one_line(cli, tmp_path, args, needle) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "c.json").write_text('{"components": {"1": [0]}}')
+    options = {"--components": "c.json", "--pool": "empty", "--discovery": "d", **dict(zip(args[::2], args[1::2]))}
+    proc = cli("mine", "-m", "planted:cnn", "--out", "m", *[x for pair in options.items() for x in pair], cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "m").exists()
