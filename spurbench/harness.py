@@ -103,7 +103,8 @@ def run_config_hash(
 
 def plugin_of(benchmark: Benchmark) -> BenchmarkPlugin | None:
     """The registered plugin a benchmark came from, None for a benchmark built in code."""
-    return get_benchmark(benchmark.name) if benchmark.name in BENCHMARKS.names() else None
+    name = benchmark.plugin or benchmark.name
+    return get_benchmark(name) if name in BENCHMARKS.names() else None
 
 
 def score_heads(
@@ -207,7 +208,8 @@ def evaluate(
         parsed = plugin.parse_options(options) if plugin is not None and options is not None else None
     else:
         plugin = get_benchmark(benchmark or default_benchmark())
-        parsed, bench_name = plugin.parse_options(options), plugin.name
+        parsed = plugin.parse_options(options)
+        bench_name = plugin.benchmark_name(parsed)
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
         model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature

@@ -42,6 +42,9 @@ REFERENCE_DIR = "reference"
 THUMBNAIL = 224
 Predicted = Literal["top1", "top5", "none"]
 HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
+# Near-duplicates: on the generated pool, distinct images of one kind reach cosine 0.995 (0.98 dropped
+# 190-237 distinct candidates per component, 0.995 still 11-46, 0.999 none; see the README)
+DEDUP_COSINE = 0.999
 
 
 class _Strict(BaseModel):
@@ -73,6 +76,7 @@ class ComponentCandidates(_Strict):
 class PoolRecord(_Strict):
     name: str
     source: str
+    benchmark: str | None = None  # the benchmark that generated it (None: a folder)
     revision: str | None
     num_images: int
     unreadable: list[str]  # files that failed the check and were skipped
@@ -109,7 +113,7 @@ def resolve_pool(pool: str) -> Pool:
     if not Path(pool).is_dir() and pool in BENCHMARKS.names():
         plugin = get_benchmark(pool)
         bench, _ = plugin.mining_pool(plugin.parse_options({}))
-        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})")
+        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})", generated_by=pool)
     return folder_pool(pool)
 
 
@@ -179,7 +183,7 @@ def mine(
     out: Path,
     per_component: int = 75,
     require_predicted: str = "top1",
-    dedup_cosine: float = 0.98,
+    dedup_cosine: float = DEDUP_COSINE,
     **feature_kwargs,
 ) -> MiningIndex:
     """Rank ``pool`` for every (class, component) in ``components`` (discovery ranks, or the units of a
@@ -247,7 +251,7 @@ def mine(
         discovery=str(discovery.resolve()),
         basis=index.basis,
         training=index.training,
-        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
+        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, benchmark=pool.generated_by, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
         require_predicted=require_predicted,  # type: ignore[arg-type]
         per_component=per_component,
         dedup_cosine=dedup_cosine,

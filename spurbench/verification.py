@@ -15,15 +15,18 @@ negatives would be a wrong label).
 
 from __future__ import annotations
 
+import hashlib
+import io
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Callable, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from spurbench.benchmarks import BenchmarkImage, MinedImage, get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.files import exclusive_lock, strict_json, write_synced
-from spurbench.mining import MiningIndex, candidates_by_class, read_mining
+from spurbench.mining import Candidate, MiningIndex, candidates_by_class, read_mining, resolve_pool
 
 FORMAT_VERSION = 1
 VERIFY_FILE = "verify.json"
@@ -125,4 +128,85 @@ def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> di
     return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
 
 
-__all__ = ["VERDICTS", "VERIFY_FILE", "VerdictRecord", "VerifyFile", "class_progress", "latest_verdicts", "read_verdicts", "record_verdict", "tally", "verified_absent"]
+
+
+MINED_FORMAT = "spurious-folder"  # the benchmark plugin that writes (and loads) mined benchmark folders
+
+
+def _pool_bytes(index: MiningIndex, candidate: Candidate, generated: dict[str, BenchmarkImage] | None) -> tuple[str, Callable[[], bytes]]:
+    """(suffix, reader) of a candidate's bytes as they go into the benchmark: a pool file's own bytes
+    (its digest checked against the one mining recorded), or a generated image encoded as PNG."""
+    if generated is None:
+        path = Path(candidate.source)
+
+        def read_file() -> bytes:
+            data = path.read_bytes()
+            if "sha256:" + hashlib.sha256(data).hexdigest() != candidate.digest:
+                raise SpurbenchError(f"{path}: changed since it was mined (digest differs); mine again")
+            return data
+
+        return path.suffix.lower() or ".png", read_file
+
+    def read_generated() -> bytes:
+        buffer = io.BytesIO()
+        generated[candidate.image_id].open().save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    return ".png", read_generated
+
+
+def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class: int = 1, name: str | None = None) -> tuple[str, dict[int, dict[str, int]]]:
+    """Write the verified object-absent candidates of a mining as a benchmark folder (through the
+    ``spurious-folder`` plugin); returns its content checksum and the per-class counts. Nothing is
+    written when a class has fewer than ``min_per_class`` images."""
+    if min_votes < 1 or min_per_class < 1:
+        raise SpurbenchError("--min-votes and --min-per-class must be at least 1")
+    folder = Path(folder)
+    index = read_mining(folder)
+    verdicts = read_verdicts(folder, index)
+    counts = tally(index, verdicts)
+    best: dict[tuple[int, str], tuple[int, Candidate]] = {}  # each image once per class: where it ranks best
+    for entry in index.components:
+        for c in entry.candidates:
+            key = (entry.class_index, c.image_id)
+            if key not in best or c.rank < best[key][1].rank:
+                best[key] = (entry.component, c)
+    per_class: dict[int, dict[str, int]] = {}
+    for k, images in sorted(counts.items()):
+        summary = {"candidates": len(images), **{v: sum(c[v] > 0 for c in images.values()) for v in VERDICTS}}
+        summary["unverified"] = sum(not any(c.values()) for c in images.values())
+        summary["exported"] = sum(verified_absent(c, min_votes) for c in images.values())
+        per_class[k] = summary
+    short = [k for k, s in per_class.items() if s["exported"] < min_per_class]
+    if short:
+        k = short[0]
+        raise SpurbenchError(f"class {k}: only {per_class[k]['exported']} verified object-absent images, fewer than --min-per-class {min_per_class} ({len(short)} such classes); verify more or lower it")
+    generated = None
+    if index.pool.benchmark is not None:
+        pool = resolve_pool(index.pool.benchmark)
+        if pool.benchmark.revision != index.pool.revision:
+            raise SpurbenchError(f"pool {index.pool.benchmark}: generates revision {pool.benchmark.revision} now, the mining used {index.pool.revision}")
+        generated = {im.image_id: im for im in pool.benchmark.images}
+    items = []
+    for (k, image_id), (component, c) in sorted(best.items()):
+        if verified_absent(counts[k][image_id], min_votes):
+            suffix, read = _pool_bytes(index, c, generated)
+            items.append(MinedImage(k, component, image_id, c.source, c.digest, suffix, read, dict(counts[k][image_id])))
+    facts = {
+        "name": name or Path(out).name,
+        "label_space": index.model.label_space,
+        "model": index.model.model_dump(mode="json"),
+        "discovery": index.discovery,
+        "basis": index.basis,
+        "components": {str(k): sorted({e.component for e in index.components if e.class_index == k}) for k in per_class},
+        "pool": index.pool.model_dump(mode="json"),
+        "require_predicted": index.require_predicted,
+        "min_votes": min_votes,
+        "labelers": sorted({r.labeler for r in verdicts.records}),
+        "classes": {str(k): v for k, v in per_class.items()},
+        "class_names": {str(e.class_index): e.class_name for e in index.components},
+    }
+    return get_benchmark(MINED_FORMAT).write_mined(Path(out), items, facts), per_class
+
+
+__all__ = ["MINED_FORMAT", "VERDICTS", "VERIFY_FILE", "export_benchmark", "VerdictRecord", "VerifyFile", "class_progress", "latest_verdicts", "read_verdicts", "record_verdict", "tally", "verified_absent"]

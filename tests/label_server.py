@@ -77,7 +77,7 @@ def serve(folder: Path, labeler: str, port: int | None = None, timeout: float = 
         if proc.poll() is not None:
             raise AssertionError(f"the label server exited with {proc.returncode}: {proc.stdout.read()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/api/labels", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/", timeout=2) as response:  # both modes serve their class list there
                 return response.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False

@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "spurbench"
 # The only places that may name a concrete benchmark: the plugins themselves.
-PLUGIN_DIRS = [PACKAGE / "benchmarks" / "planted", PACKAGE / "benchmarks" / "spurious_imagenet"]
+# spurious_folder writes (and reads) Spurious ImageNet's folder layout on purpose, so it names it.
+PLUGIN_DIRS = [PACKAGE / "benchmarks" / "planted", PACKAGE / "benchmarks" / "spurious_imagenet", PACKAGE / "benchmarks" / "spurious_folder"]
 BENCHMARK_NAMES = re.compile(r"planted|spurious[-_ ]imagenet", re.IGNORECASE)
 MAX_LINES = 300
 

@@ -4,6 +4,8 @@ registered in code with :func:`register_benchmark`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from spurbench.benchmarks.base import (
@@ -13,6 +15,7 @@ from spurbench.benchmarks.base import (
     BenchmarkOptions,
     BenchmarkPlugin,
     GroundTruth,
+    MinedImage,
     PoolTruth,
     Reference,
 )
@@ -45,6 +48,29 @@ def benchmarks_with(method: str) -> list[str]:
     return [name for name in BENCHMARKS.names() if get_benchmark(name).implements(method)]
 
 
+def dataset_benchmark(method: str, source: Path | None = None) -> BenchmarkPlugin:
+    """The plugin a dataset command (``method``: ``build_dataset``, ``download_dataset``) acts for when the
+    user names none: the one a data folder names (its ``spurbench.json`` ``kind``), else the one registered
+    plugin with that method whose data does not name it."""
+    names = benchmarks_with(method)
+    kind = _declared_kind(source) if source is not None else None
+    if kind in names:
+        return get_benchmark(kind)
+    unnamed = [n for n in names if not BENCHMARKS.get(n).named_by_its_data]
+    if len(unnamed) != 1:
+        raise SpurbenchError(f"name the benchmark: --benchmark ({', '.join(names) or 'no registered benchmark has a Hub dataset'})")
+    return get_benchmark(unnamed[0])
+
+
+def _declared_kind(folder: Path) -> str | None:
+    try:
+        card = json.loads((Path(folder) / "spurbench.json").read_text())
+    except (OSError, ValueError):
+        return None  # no card (an upstream folder): nothing declared
+    kind = card.get("kind") if isinstance(card, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def load_benchmark(name: str | None = None, options: BenchmarkOptions | dict[str, Any] | None = None, **values: Any) -> Benchmark:
     """Load a benchmark by registry name (default: :func:`default_benchmark`); ``values`` are its options."""
     plugin = get_benchmark(name or default_benchmark())
@@ -59,8 +85,10 @@ __all__ = [
     "BenchmarkOptions",
     "BenchmarkPlugin",
     "GroundTruth",
+    "MinedImage",
     "PoolTruth",
     "benchmarks_with",
+    "dataset_benchmark",
     "Reference",
     "default_benchmark",
     "get_benchmark",

@@ -76,6 +76,9 @@ class Benchmark:
     positive_crop_pct: float = 224 / 256
     component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
     facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
+    # The registry name of the plugin that loaded it, where ``name`` is not that name (a plugin whose
+    # benchmarks are named by their data, so that two of them keep apart in results and boards).
+    plugin: str | None = None
 
     def class_by_index(self) -> dict[int, BenchmarkClass]:
         return {c.index: c for c in self.classes}
@@ -135,6 +138,20 @@ class PoolTruth:
     features: dict[str, int | None]
 
 
+@dataclass(frozen=True)
+class MinedImage:
+    """One verified image of a mined benchmark, as `mine export` hands it to the plugin that writes the folder."""
+
+    class_index: int
+    component: int  # the spurious component (discovery rank) it was mined for
+    pool_image_id: str  # its id in the pool
+    source: str  # where it came from (a file path, or a generator)
+    digest: str  # the pool file's digest as mining recorded it
+    suffix: str  # file extension with the dot, e.g. ".png"
+    read: Callable[[], bytes] = field(repr=False, compare=False)  # the bytes to store (the pool file's bytes, never re-encoded for files)
+    verdicts: dict[str, int] = field(default_factory=dict)  # labelers' verdicts, e.g. {"absent": 2, "present": 0, "unsure": 0}
+
+
 class BenchmarkPlugin(abc.ABC):
     """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``.
 
@@ -147,6 +164,10 @@ class BenchmarkPlugin(abc.ABC):
     default_models: ClassVar[tuple[str, ...]] = ()  # what ``spurbench run`` evaluates when no model is named
     default: ClassVar[bool] = False  # the benchmark ``spurbench run`` uses without ``--benchmark`` (exactly one)
     label_space: ClassVar[str | None] = None  # the label space of its classes (and of its training split)
+    positives_crop_pct: ClassVar[float] = 224 / 256  # the ``Benchmark.positive_crop_pct`` of the images ``positives`` gives
+    # Its data folders name it (``spurbench.json`` ``"kind"``): the dataset commands choose it for such a
+    # folder, and never as the default for any other.
+    named_by_its_data: ClassVar[bool] = False
 
     def implements(self, method: str) -> bool:
         """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
@@ -176,6 +197,11 @@ class BenchmarkPlugin(abc.ABC):
     def reference(self, revision: str) -> Reference | None:
         """What ``leaderboard verify`` checks a result of ``revision`` against; None: an unknown revision."""
 
+    def benchmark_name(self, options: BenchmarkOptions) -> str:
+        """The ``Benchmark.name`` that ``load(options)`` gives, known without loading (result files are named
+        by it before anything is loaded). Default: the plugin's name."""
+        return self.name
+
     def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
         """Training images of ``classes`` (None: all), e.g. to fit SpuFix on; ``source`` says where from."""
         raise SpurbenchError(f"benchmark {self.name!r} has no training split")
@@ -201,6 +227,16 @@ class BenchmarkPlugin(abc.ABC):
         ``class_index=-1``), and what it holds where the generator knows (None: unknown)."""
         raise SpurbenchError(f"benchmark {self.name!r} generates no mining pool; pass --pool DIR")
 
+    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
+        """Held-out images of ``class_indices`` in this plugin's label space (``role="positive"``), those
+        classes' records (name, group, feature) and where the images came from: the positives of a
+        benchmark whose negatives were mined elsewhere."""
+        raise SpurbenchError(f"benchmark {self.name!r} provides no positives for other benchmarks")
+
+    def write_mined(self, out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) -> str:
+        """Write a benchmark folder ``out`` from verified mined images; returns its content checksum."""
+        raise SpurbenchError(f"benchmark {self.name!r} does not write mined benchmarks")
+
     def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
         """Metrics beyond the standard ones, from the per-class ROC-AUCs (in ``classes`` order); recorded per
         head and recomputed by ``leaderboard verify``. Default: :func:`group_mauc`."""
@@ -225,6 +261,7 @@ __all__ = [
     "BenchmarkOptions",
     "BenchmarkPlugin",
     "GroundTruth",
+    "MinedImage",
     "PoolTruth",
     "Reference",
     "Role",

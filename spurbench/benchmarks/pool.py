@@ -31,6 +31,7 @@ class Pool:
     source: str  # the folder, or the generator / Hub repo it came from
     files: dict[str, Path] = field(default_factory=dict)  # image id -> file (empty for generated pools)
     unreadable: list[str] = field(default_factory=list)  # ids of files that failed the check, skipped
+    generated_by: str | None = None  # the benchmark that generated it (None: a folder)
 
 
 def _readable(path: Path) -> bool:

@@ -8,34 +8,28 @@ from typing import Optional
 import typer
 
 from spurbench.cli.common import console
-from spurbench.errors import SpurbenchError
 
 app = typer.Typer(help="Build, publish and download a benchmark's Hub dataset.", add_completion=False)
 
-BENCHMARK_HELP = "Benchmark whose dataset this is (default: the one registered benchmark that has a Hub dataset)."
+BENCHMARK_HELP = "Benchmark whose dataset this is (default: the one a benchmark folder names in its spurbench.json, else the one registered benchmark with a Hub dataset)."
 
 
-def _plugin(benchmark: Optional[str], method: str):
+def _plugin(benchmark: Optional[str], method: str, source: Optional[Path] = None):
     # lazy: keeps spurbench --help fast
-    from spurbench.benchmarks import benchmarks_with, get_benchmark
+    from spurbench.benchmarks import dataset_benchmark, get_benchmark
 
-    if benchmark is not None:
-        return get_benchmark(benchmark)
-    names = benchmarks_with(method)
-    if len(names) != 1:
-        raise SpurbenchError(f"name the benchmark: --benchmark ({', '.join(names) or 'no registered benchmark has a Hub dataset'})")
-    return get_benchmark(names[0])
+    return get_benchmark(benchmark) if benchmark is not None else dataset_benchmark(method, source)
 
 
 @app.command("build")
 def dataset_build(
-    from_upstream: Path = typer.Option(..., "--from-upstream", help="The unzipped upstream data folder (e.g. an unpacked upstream zip)."),
+    from_upstream: Path = typer.Option(..., "--from-upstream", help="The unzipped upstream data folder (e.g. an unpacked upstream zip), or a benchmark folder `spurbench mine export` wrote."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write parquet shards and the dataset card (default: <benchmark>-hf)."),
     push: Optional[str] = typer.Option(None, "--push", help="Upload the built dataset to this Hub dataset repo."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
     """Turn the upstream folder layout into a Hub dataset (parquet shards, card, checksum)."""
-    plugin = _plugin(benchmark, "build_dataset")
+    plugin = _plugin(benchmark, "build_dataset", from_upstream)
     out = out or Path(f"{plugin.name}-hf")
     console.print(f"built {out}: {plugin.build_dataset(from_upstream, out)}")
     if push:

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from spurbench.cli.common import console, default_command_group
+from spurbench.errors import SpurbenchError
 
 
 app = typer.Typer(
@@ -23,17 +24,24 @@ def label_serve(
     folder: Path = typer.Argument(..., help="Discovery folder (written by `spurbench discover`); the labels go to FOLDER/labels.json."),
     port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (only this machine can reach the pages)."),
     labeler: Optional[str] = typer.Option(None, "--labeler", help="Name stored with each of your labels (default: your OS user name, from getpass.getuser())."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="'label': label a discovery's components (FOLDER from `spurbench discover`); 'verify': say whether the class's object is absent from each mined candidate (FOLDER from `spurbench mine`). Default: what FOLDER holds."),
 ) -> None:
     """Serve the label pages of FOLDER on http://127.0.0.1:PORT until Ctrl-C (the default command)."""
     # lazy: keeps spurbench --help fast (fastapi, pydantic and the discovery's torch)
     from spurbench.labelpage.app import create_app
     from spurbench.labelpage.server import HOST, bind, serve
+    from spurbench.labelpage.verify import create_verify_app
     from spurbench.labels import check_labeler
 
+    if mode is None:
+        mode = "verify" if (folder / "candidates.json").is_file() and not (folder / "discovery.json").is_file() else "label"
+    if mode not in ("label", "verify"):
+        raise SpurbenchError(f"--mode {mode!r}: expected label or verify")
     name = check_labeler(labeler if labeler is not None else getpass.getuser())
-    application = create_app(folder, name)  # a bad folder or another model's labels fail here, before the port
+    # a bad folder or another model's labels fail here, before the port
+    application = (create_verify_app if mode == "verify" else create_app)(folder, name)
     sock = bind(port)
-    console.print(f"labelling {folder} as {name}: http://{HOST}:{port}/  (Ctrl-C to stop)", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{'verifying' if mode == 'verify' else 'labelling'} {folder} as {name}: http://{HOST}:{port}/  (Ctrl-C to stop)", markup=False, highlight=False, soft_wrap=True)
     serve(application, sock)
 
 

@@ -28,7 +28,7 @@ def mine_run(
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
     per_component: int = typer.Option(75, "--per-component", min=1, help="Candidates kept per (class, component) (75: as many as the paper's benchmark has per component)."),
     require_predicted: str = typer.Option("top1", "--require-predicted", help="Keep pool images the model predicts as the class: 'top1' (the paper), 'top5', or 'none'."),
-    dedup_cosine: float = typer.Option(0.98, "--dedup-cosine", help="Within a component, drop a candidate whose features have at least this cosine with a higher-ranked one (near-duplicates)."),
+    dedup_cosine: float = typer.Option(0.999, "--dedup-cosine", help="Within a component, drop a candidate whose features have at least this cosine with a higher-ranked one (near-duplicates; distinct generated images reach 0.995)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -57,3 +57,21 @@ def mine_run(
         shown = ", ".join(source.unreadable[:3]) + (" ..." if len(source.unreadable) > 3 else "")
         console.print(f"skipped {len(source.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def mine_export(
+    folder: Path = typer.Argument(..., help="Mining folder (from `spurbench mine`) with its verify.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Benchmark folder to write (must not exist or be empty): one folder of images per (class, component), README.md and spurbench.json."),
+    min_per_class: int = typer.Option(1, "--min-per-class", min=1, help="Refuse (writing nothing) when a class has fewer verified object-absent images."),
+    min_votes: int = typer.Option(1, "--min-votes", min=1, help="An image goes in when at least this many labelers said 'object absent' and none said 'present'."),
+    name: Optional[str] = typer.Option(None, "--name", help="The benchmark's name in its card (default: the --out folder's name)."),
+) -> None:
+    """Write the verified object-absent candidates as a benchmark folder: `spurbench run --benchmark
+    spurious-folder --data-dir OUT` scores any model on it."""
+    # lazy: keeps spurbench --help fast (pydantic and the library's torch)
+    from spurbench.verification import export_benchmark
+
+    checksum, per_class = export_benchmark(folder, out, min_votes, min_per_class, name)
+    total = sum(c["exported"] for c in per_class.values())
+    console.print(f"exported {total} verified images in {len(per_class)} classes to {out} (content checksum {checksum})", markup=False, highlight=False, soft_wrap=True)

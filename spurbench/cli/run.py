@@ -74,10 +74,11 @@ def run(
         if not quiet:
             console.print(f"[dim]SpuFix demo: {_describe_choice(artifacts[source].extra['component_choice'], models[0].class_names)}; transferred to {', '.join(n for n in artifacts if n != source) or 'no other model'}[/]", soft_wrap=True)
     bench = None
+    bench_name = plan.plugin.benchmark_name(plan.options)  # what the results are named by (a plugin's benchmarks may be named by their data)
     for entry in plan.entries:
-        target = output / result_filename(entry.model, plan.plugin.name)
+        target = output / result_filename(entry.model, bench_name)
         artifact = artifacts.get(entry.model) or spufix_artifact(spufix, entry.model)
-        config_hash = run_config_hash(entry.model, entry.checkpoint, plan.plugin.name, plan.options, protocol, bootstrap, spufix_reference(artifact), entry.temperature, entry.spufix_temperature)
+        config_hash = run_config_hash(entry.model, entry.checkpoint, bench_name, plan.options, protocol, bootstrap, spufix_reference(artifact), entry.temperature, entry.spufix_temperature)
         if not force and is_complete(target, config_hash):
             console.print(f"[dim]skip {entry.model}: {target} is complete (use --force to re-run)[/]")
             continue

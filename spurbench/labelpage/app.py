@@ -46,7 +46,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 @functools.cache
-def _templates() -> Jinja2Templates:
+def templates() -> Jinja2Templates:
     env = Environment(loader=PackageLoader("spurbench.labelpage", "templates"), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(number=_number, percent=lambda share: f"{100 * share:.1f}%", image_url=lambda rel: "/" + quote(rel))
     env.globals.update(labels=LABELS, label_names=LABEL_NAMES, shortcuts=SHORTCUTS)
@@ -96,16 +96,16 @@ def create_app(folder: Path, labeler: str) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def index_page(request: Request) -> HTMLResponse:
         index, labels = state()
-        return _templates().TemplateResponse(request, "index.html", {**common(index), **class_rows(index, labels, labeler)})
+        return templates().TemplateResponse(request, "index.html", {**common(index), **class_rows(index, labels, labeler)})
 
     @app.get("/class/{class_index}", response_class=HTMLResponse)
     def class_page(request: Request, class_index: int) -> HTMLResponse:
         index, labels = state()
         record = index.classes.get(str(class_index))
         if record is None:
-            return _templates().TemplateResponse(request, "missing.html", {**common(index), "class_index": class_index}, status_code=404)
+            return templates().TemplateResponse(request, "missing.html", {**common(index), "class_index": class_index}, status_code=404)
         context = {**common(index), "record": record, "state": class_state(index, labels, labeler, class_index)}
-        return _templates().TemplateResponse(request, "class.html", context)
+        return templates().TemplateResponse(request, "class.html", context)
 
     @app.get("/api/labels")
     def get_labels() -> dict:

@@ -185,6 +185,7 @@ class PlantedBenchmark(BenchmarkPlugin):
     label_space = NAME
     default_models = ("planted:cnn", "planted:resnet")
     default = True
+    positives_crop_pct = 1.0  # generated at the models' size, like its own benchmark's
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)
@@ -210,6 +211,19 @@ class PlantedBenchmark(BenchmarkPlugin):
         seed = self.parse_options(options).seed  # type: ignore[attr-defined]
         train, carriers = training_benchmark(seed=seed)
         return GroundTruth(train=train, validation=validation_benchmark(seed), features=dict(PLANTED_FEATURE_IDS), carriers=carriers)
+
+    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
+        """The clean test positives of ``class_indices`` (those of :func:`evaluation_benchmark`), at most
+        ``limit`` per class, and the classes' records."""
+        options = self.parse_options(options)
+        wanted = sorted(set(class_indices))
+        unknown = [k for k in wanted if not 0 <= k < len(PLANTED_CLASSES)]
+        if unknown:
+            raise SpurbenchError(f"benchmark {NAME!r} has classes 0-{len(PLANTED_CLASSES) - 1}, not {unknown[0]}")
+        seed = options.seed  # type: ignore[attr-defined]
+        bench = evaluation_benchmark(seed, options.limit)
+        images = [im for im in bench.images if im.role == "positive" and im.class_index in wanted]
+        return images, [_class(k) for k in wanted], f"generator (planted test positives, {bench.revision})"
 
     def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
         options = self.parse_options(options)

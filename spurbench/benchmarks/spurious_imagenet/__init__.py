@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkOptions, BenchmarkPlugin, Reference
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
 from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
 from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
@@ -24,7 +24,7 @@ from spurbench.benchmarks.spurious_imagenet.negatives import (
     load_negatives,
 )
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.imagenet import class_names
+from spurbench.imagenet import check_classes, class_names
 
 NAME = "spurious-imagenet"
 POSITIVES_PER_CLASS = 50  # ImageNet-val images per class
@@ -71,6 +71,16 @@ class SpuriousImageNet(BenchmarkPlugin):
             positives_source=positives_source,
             facts=facts,
         )
+
+    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
+        """The ImageNet-val images of ``class_indices`` (local ``imagenet_val`` folder or the gated Hub
+        dataset, as ``load`` gets them) and the classes' records."""
+        opts = self.parse_options(options)
+        assert isinstance(opts, SpuriousImageNetOptions)
+        indices = check_classes(class_indices)
+        positives, positives_source = resolve_imagenet_val(indices, opts.imagenet_val, opts.token, opts.limit)
+        names = class_names()
+        return positives, [BenchmarkClass(index=k, name=names[k]) for k in indices], positives_source
 
     def reference(self, revision: str) -> Reference | None:
         """Published dataset revisions (``negatives.KNOWN_REVISIONS``): the images cannot be listed offline

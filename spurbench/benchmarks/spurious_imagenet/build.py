@@ -9,7 +9,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import datasets
 import pyarrow as pa
@@ -25,6 +25,7 @@ from spurbench.benchmarks.spurious_imagenet.layout import (
     FORMAT_VERSION,
     META_FILE,
     SPLIT,
+    UpstreamImage,
     content_checksum,
     is_built_dir,
     read_upstream_timestamp,
@@ -77,6 +78,36 @@ def _image_size(data: bytes, path: Path) -> tuple[int, int]:
         raise DataError(f"corrupt image {path}: {type(exc).__name__}: {exc}") from None
 
 
+def write_shards(
+    images: Sequence[UpstreamImage], out: Path, class_name: Callable[[int], str], shard_size: int = DEFAULT_SHARD_SIZE
+) -> tuple[list[str], dict[str, int]]:
+    """Write upstream-layout images as ``out/data/test-XXXXX-of-YYYYY.parquet`` shards (their bytes copied
+    verbatim, each decoded once to check it); the shard paths relative to ``out`` and the image sizes
+    (``"WxH"`` -> count). ``class_name`` names a class index in the ``class_name`` column."""
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    schema = features().arrow_schema
+    num_shards = (len(images) + shard_size - 1) // shard_size
+    shard_files: list[str] = []
+    sizes: dict[str, int] = {}
+    for s in range(num_shards):
+        chunk = images[s * shard_size : (s + 1) * shard_size]
+        rows: dict[str, list[Any]] = {k: [] for k in schema.names}
+        for im in chunk:
+            data = _read_file(im.path)
+            w, h = _image_size(data, im.path)
+            sizes[f"{w}x{h}"] = sizes.get(f"{w}x{h}", 0) + 1
+            rows["image"].append({"bytes": data, "path": im.file_name})
+            rows["class_index"].append(im.class_index)
+            rows["class_name"].append(class_name(im.class_index))
+            rows["component"].append(im.component)
+            rows["image_id"].append(im.image_id)
+            rows["file_name"].append(im.file_name)
+        rel = f"data/{SPLIT}-{s:05d}-of-{num_shards:05d}.parquet"
+        pq.write_table(pa.Table.from_pydict(rows, schema=schema), out / rel)
+        shard_files.append(rel)
+    return shard_files, sizes
+
+
 def build_from_upstream(
     src_dir: str | Path, out_dir: str | Path, shard_size: int = DEFAULT_SHARD_SIZE, overwrite: bool = False
 ) -> BuildInfo:
@@ -93,29 +124,8 @@ def build_from_upstream(
         if not overwrite:
             raise DataError(f"output dir {out} is not empty (pass overwrite=True / --overwrite to replace it)")
         shutil.rmtree(out)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-
     names = class_names()
-    schema = features().arrow_schema
-    num_shards = (len(images) + shard_size - 1) // shard_size
-    shard_files: list[str] = []
-    sizes: dict[str, int] = {}
-    for s in range(num_shards):
-        chunk = images[s * shard_size : (s + 1) * shard_size]
-        rows: dict[str, list[Any]] = {k: [] for k in schema.names}
-        for im in chunk:
-            data = _read_file(im.path)
-            w, h = _image_size(data, im.path)
-            sizes[f"{w}x{h}"] = sizes.get(f"{w}x{h}", 0) + 1
-            rows["image"].append({"bytes": data, "path": im.file_name})
-            rows["class_index"].append(im.class_index)
-            rows["class_name"].append(names[im.class_index])
-            rows["component"].append(im.component)
-            rows["image_id"].append(im.image_id)
-            rows["file_name"].append(im.file_name)
-        rel = f"data/{SPLIT}-{s:05d}-of-{num_shards:05d}.parquet"
-        pq.write_table(pa.Table.from_pydict(rows, schema=schema), out / rel)
-        shard_files.append(rel)
+    shard_files, sizes = write_shards(images, out, names.__getitem__, shard_size)
     # Hash what was written, not what was read: proves the shards read back to the same content.
     checksum = checksum_of_shards([out / f for f in shard_files])
 

@@ -1,0 +1,116 @@
+"""The verify pages (``spurbench label DIR --mode verify``) over one mining folder, for one labeler:
+is the class's object absent from each mined candidate?
+
+Routes:
+  GET  /                   the classes with their candidates verified / total (this labeler)
+  GET  /class/{k}          per mined component: a reference strip (its feature visualisation and top
+                           training images) and the grid of its candidates, three verdicts each
+  GET  /api/verdicts/{k}   one class's verdicts (JSON; what the class page renders)
+  POST /api/verdicts       {"class_index", "image_id", "verdict"}: one verdict by this labeler; answers
+                           with the class's verdicts as on disk after the write
+  GET  /files/{file}       the mining folder's thumbnails and reference images, only from thumbs/ and reference/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from spurbench.errors import SpurbenchError
+from spurbench.labelpage.app import LOCAL_NAMES, templates
+from spurbench.labels import check_labeler
+from spurbench.mining import REFERENCE_DIR, THUMBS_DIR, MiningIndex, candidates_by_class, read_mining
+from spurbench.verification import VERDICTS, UnknownCandidateError, Verdict, VerifyFile, class_progress, latest_verdicts, read_verdicts, record_verdict
+
+VERDICT_NAMES = {"absent": "absent", "present": "present", "unsure": "unsure"}  # the page asks "is a <class> in the image?"
+VERDICT_KEYS = {"absent": "a", "present": "p", "unsure": "u"}
+
+
+class VerdictRequest(BaseModel):
+    class_index: int
+    image_id: str
+    verdict: Verdict
+
+
+def class_verdicts(index: MiningIndex, verdicts: VerifyFile, labeler: str, class_index: int) -> dict:
+    """One class's verdicts: the labeler's own per image, the others', the progress and the neighbours."""
+    current = latest_verdicts(verdicts)
+    mine = {i: {"verdict": r.verdict, "at": r.at.isoformat()} for (k, i, who), r in current.items() if k == class_index and who == labeler}
+    others: dict[str, list[dict]] = {}
+    for (k, i, who), r in sorted(current.items()):
+        if k == class_index and who != labeler:
+            others.setdefault(i, []).append({"labeler": who, "verdict": r.verdict})
+    progress = class_progress(index, verdicts, labeler)
+    order = sorted(progress)
+    position = order.index(class_index)
+    after = order[position + 1 :] + order[: position + 1]
+    return {
+        "class_index": class_index,
+        "labeler": labeler,
+        "mine": mine,
+        "others": others,
+        "progress": {str(k): list(v) for k, v in progress.items()},
+        "classes_done": sum(done == total for done, total in progress.values()),
+        "classes": len(order),
+        "next_unverified": next((k for k in after if progress[k][0] < progress[k][1]), None),
+        "previous_class": order[position - 1] if position > 0 else None,
+        "next_class": order[position + 1] if position + 1 < len(order) else None,
+    }
+
+
+def create_verify_app(folder: Path, labeler: str) -> FastAPI:
+    """The verify app of a mining folder; a one-line SpurbenchError now when it is no mining or its
+    verdicts belong to another one."""
+    folder = Path(folder).resolve()
+    labeler = check_labeler(labeler)
+    index = read_mining(folder)
+    read_verdicts(folder, index)
+    served = [(folder / d).resolve() for d in (THUMBS_DIR, REFERENCE_DIR)]
+    by_class = candidates_by_class(index)
+    app = FastAPI(title="spurbench verify", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOCAL_NAMES))
+    common = {"model": index.model.name, "basis": index.basis, "labeler": labeler, "folder": str(folder), "verdicts": VERDICTS, "verdict_names": VERDICT_NAMES, "verdict_keys": VERDICT_KEYS}
+
+    @app.exception_handler(SpurbenchError)
+    async def user_error(request: Request, exc: SpurbenchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404 if isinstance(exc, UnknownCandidateError) else 409)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index_page(request: Request) -> HTMLResponse:
+        progress = class_progress(index, read_verdicts(folder, index), labeler)
+        names = {e.class_index: e.class_name for e in index.components}
+        rows = [{"index": k, "name": names[k], "verified": done, "candidates": total, "done": done == total} for k, (done, total) in sorted(progress.items())]
+        context = {**common, "rows": rows, "done": sum(r["done"] for r in rows), "total": len(rows), "next_unverified": next((r["index"] for r in rows if not r["done"]), None), "pool": index.pool}
+        return templates().TemplateResponse(request, "verify_index.html", context)
+
+    @app.get("/class/{class_index}", response_class=HTMLResponse)
+    def class_page(request: Request, class_index: int) -> HTMLResponse:
+        if class_index not in by_class:
+            return templates().TemplateResponse(request, "missing.html", {**common, "class_index": class_index}, status_code=404)
+        entries = [e for e in index.components if e.class_index == class_index]
+        state = class_verdicts(index, read_verdicts(folder, index), labeler, class_index)
+        return templates().TemplateResponse(request, "verify_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state})
+
+    @app.get("/api/verdicts/{class_index}")
+    def get_verdicts(class_index: int) -> dict:
+        if class_index not in by_class:
+            raise HTTPException(404, f"the mining has no candidates of class {class_index}")
+        return class_verdicts(index, read_verdicts(folder, index), labeler, class_index)
+
+    @app.post("/api/verdicts")
+    def post_verdict(body: VerdictRequest) -> dict:
+        record = record_verdict(folder, body.class_index, body.image_id, body.verdict, labeler, index=index)
+        return {"record": record.model_dump(mode="json"), **class_verdicts(index, read_verdicts(folder, index), labeler, body.class_index)}
+
+    @app.get("/files/{name:path}")
+    def file(name: str) -> FileResponse:
+        path = (folder / name).resolve()
+        if not any(path.is_relative_to(root) for root in served) or not path.is_file():  # nothing else of the folder, no links out
+            raise HTTPException(404, "no such image")
+        return FileResponse(path)
+
+    return app
