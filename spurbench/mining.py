@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
-from spurbench.benchmarks.pool import Pool, folder_pool
+from spurbench.benchmarks.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
 from spurbench.discovery import DiscoveryIndex, TrainingSplit, class_basis, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
@@ -76,7 +76,7 @@ class ComponentCandidates(_Strict):
 class PoolRecord(_Strict):
     name: str
     source: str
-    benchmark: str | None = None  # the benchmark that generated it (None: a folder)
+    spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
     revision: str | None
     num_images: int
     unreadable: list[str]  # files that failed the check and were skipped
@@ -109,11 +109,13 @@ def read_mining(folder: Path) -> MiningIndex:
 
 
 def resolve_pool(pool: str) -> Pool:
-    """``--pool``: a local folder of images, or the name of a benchmark that generates a pool."""
+    """``--pool``: a local folder of images, ``hf://ORG/NAME[@REV]``, or a benchmark that generates a pool."""
+    if pool.startswith(HUB_PREFIX):
+        return hub_pool(pool)
     if not Path(pool).is_dir() and pool in BENCHMARKS.names():
         plugin = get_benchmark(pool)
         bench, _ = plugin.mining_pool(plugin.parse_options({}))
-        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})", generated_by=pool)
+        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})", spec=pool)
     return folder_pool(pool)
 
 
@@ -251,7 +253,7 @@ def mine(
         discovery=str(discovery.resolve()),
         basis=index.basis,
         training=index.training,
-        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, benchmark=pool.generated_by, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
+        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, spec=pool.spec, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
         require_predicted=require_predicted,  # type: ignore[arg-type]
         per_component=per_component,
         dedup_cosine=dedup_cosine,

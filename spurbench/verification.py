@@ -23,7 +23,8 @@ from typing import Callable, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spurbench.benchmarks import BenchmarkImage, MinedImage, get_benchmark
+from spurbench.benchmarks import MinedImage, get_benchmark
+from spurbench.benchmarks.pool import Pool
 from spurbench.errors import SpurbenchError
 from spurbench.files import exclusive_lock, strict_json, write_synced
 from spurbench.mining import Candidate, MiningIndex, candidates_by_class, read_mining, resolve_pool
@@ -133,11 +134,11 @@ def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> di
 MINED_FORMAT = "spurious-folder"  # the benchmark plugin that writes (and loads) mined benchmark folders
 
 
-def _pool_bytes(index: MiningIndex, candidate: Candidate, generated: dict[str, BenchmarkImage] | None) -> tuple[str, Callable[[], bytes]]:
+def _pool_bytes(candidate: Candidate, pool: Pool | None) -> tuple[str, Callable[[], bytes]]:
     """(suffix, reader) of a candidate's bytes as they go into the benchmark: a pool file's own bytes
-    (its digest checked against the one mining recorded), or a generated image encoded as PNG."""
-    if generated is None:
-        path = Path(candidate.source)
+    (its digest checked against the one mining recorded), or a generated or parquet-row image as PNG."""
+    path = Path(candidate.source) if pool is None else pool.files.get(candidate.image_id)
+    if path is not None:
 
         def read_file() -> bytes:
             data = path.read_bytes()
@@ -146,13 +147,14 @@ def _pool_bytes(index: MiningIndex, candidate: Candidate, generated: dict[str, B
             return data
 
         return path.suffix.lower() or ".png", read_file
+    image = {im.image_id: im for im in pool.benchmark.images}[candidate.image_id] if pool is not None else None
 
-    def read_generated() -> bytes:
+    def read_encoded() -> bytes:
         buffer = io.BytesIO()
-        generated[candidate.image_id].open().save(buffer, format="PNG")
+        image.open().save(buffer, format="PNG")  # type: ignore[union-attr]
         return buffer.getvalue()
 
-    return ".png", read_generated
+    return ".png", read_encoded
 
 
 def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class: int = 1, name: str | None = None) -> tuple[str, dict[int, dict[str, int]]]:
@@ -181,16 +183,15 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     if short:
         k = short[0]
         raise SpurbenchError(f"class {k}: only {per_class[k]['exported']} verified object-absent images, fewer than --min-per-class {min_per_class} ({len(short)} such classes); verify more or lower it")
-    generated = None
-    if index.pool.benchmark is not None:
-        pool = resolve_pool(index.pool.benchmark)
+    pool = None  # a local folder's candidates are read from their files
+    if index.pool.spec is not None:
+        pool = resolve_pool(index.pool.spec)
         if pool.benchmark.revision != index.pool.revision:
-            raise SpurbenchError(f"pool {index.pool.benchmark}: generates revision {pool.benchmark.revision} now, the mining used {index.pool.revision}")
-        generated = {im.image_id: im for im in pool.benchmark.images}
+            raise SpurbenchError(f"pool {index.pool.spec}: is at revision {pool.benchmark.revision} now, the mining used {index.pool.revision}")
     items = []
     for (k, image_id), (component, c) in sorted(best.items()):
         if verified_absent(counts[k][image_id], min_votes):
-            suffix, read = _pool_bytes(index, c, generated)
+            suffix, read = _pool_bytes(c, pool)
             items.append(MinedImage(k, component, image_id, c.source, c.digest, suffix, read, dict(counts[k][image_id])))
     facts = {
         "name": name or Path(out).name,

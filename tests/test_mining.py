@@ -154,3 +154,43 @@ def test_bad_mine_input_is_one_line(cli, tmp_path, args, needle) -> None:
     proc = cli("mine", "-m", "planted:cnn", "--out", "m", *[x for pair in options.items() for x in pair], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> None:
+    """--pool hf://ORG/NAME: a Hub dataset (here a Hub-cache layout, HF_HUB_OFFLINE=1: the same code
+    path a download ends in) of image files, or of parquet shards with an image column."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spurbench.mining import resolve_pool
+    from tests.hub_fixture import offline_hub, write_hub_repo
+
+    hf_home = offline_hub(tmp_path, monkeypatch)
+    pngs = []
+    for image in tiny_benchmark(per_role=3, name="hub-pool").images:
+        buffer = io.BytesIO()
+        image.open().save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    sha = write_hub_repo(hf_home, "org/pool-files", {f"images/{i}.png": b for i, b in enumerate(pngs)} | {"README.md": b"a pool"}, repo_type="dataset")
+    files = resolve_pool("hf://org/pool-files")
+    assert len(files.benchmark.images) == len(pngs) and files.benchmark.revision == sha and files.source == "hf://org/pool-files"
+    shard = io.BytesIO()
+    rows = [{"bytes": b, "path": f"{i}.png"} for i, b in enumerate(pngs)] + [{"bytes": b"broken", "path": "x.png"}]
+    pq.write_table(pa.table({"image": rows}), shard)
+    sha = write_hub_repo(hf_home, "org/pool-rows", {"data/train-00000-of-00001.parquet": shard.getvalue()}, repo_type="dataset")
+    rows_pool = resolve_pool(f"hf://org/pool-rows@{sha}")
+    assert [im.image_id for im in rows_pool.benchmark.images][:2] == ["data/train-00000-of-00001.parquet/0", "data/train-00000-of-00001.parquet/1"]
+    assert rows_pool.unreadable == [f"data/train-00000-of-00001.parquet/{len(pngs)}"] and rows_pool.benchmark.revision == sha
+    index = mine(TinyAdapter(), discovery, {1: [0]}, rows_pool, tmp_path / "m", per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    assert len(index.components[0].candidates) == 5 and all(c.digest.startswith("rgb-sha256:") for c in index.components[0].candidates)
+    from spurbench.verification import export_benchmark, record_verdict
+
+    for c in index.components[0].candidates:
+        record_verdict(tmp_path / "m", 1, c.image_id, "absent", "alice")
+    export_benchmark(tmp_path / "m", tmp_path / "bench", name="from-rows")  # reopens the Hub pool for the rows' pixels
+    card = json.loads((tmp_path / "bench" / "spurbench.json").read_text())
+    assert card["num_images"] == 5 and len(list((tmp_path / "bench" / "images").rglob("*.png"))) == 5
+    with pytest.raises(SpurbenchError, match="org/missing"):
+        resolve_pool("hf://org/missing")

@@ -114,3 +114,24 @@ def test_label_mode_verify_bad_inputs(cli, folder, tmp_path) -> None:
     assert proc.returncode == 2 and "--mode 'check': expected label or verify" in proc.stderr and proc.stderr.count("\n") == 1
     proc = cli("label", str(tmp_path), "--mode", "verify", cwd=tmp_path)
     assert proc.returncode == 2 and "not a mining folder" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_export_writes_the_verified_absent_images_or_nothing(folder, tmp_path, cli) -> None:
+    from spurbench.verification import export_benchmark
+
+    by_class = candidates_by_class(read_mining(folder))
+    for k, cands in by_class.items():
+        for i, c in enumerate(cands):
+            record_verdict(folder, k, c.image_id, "absent" if i % 3 else "present", "alice")
+    vetoed = by_class[1][1].image_id
+    record_verdict(folder, 1, vetoed, "present", "bob")  # one labeler seeing the object keeps it out
+    proc = cli("mine", "export", str(folder), "--out", str(tmp_path / "refused"), "--min-per-class", "99", cwd=tmp_path)
+    assert proc.returncode == 2 and "fewer than --min-per-class 99" in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "refused").exists()
+    checksum, per_class = export_benchmark(folder, tmp_path / "bench", name="tiny-mined")
+    card = json.loads((tmp_path / "bench" / "spurbench.json").read_text())
+    exported = {im["pool_image_id"] for im in card["images"] if im["class_index"] == 1}
+    expected = {c.image_id for i, c in enumerate(by_class[1]) if i % 3} - {vetoed}
+    assert exported == expected and per_class[1]["exported"] == len(expected) and card["checksum"] == checksum
+    for im in card["images"]:  # the pool files' own bytes
+        assert (tmp_path / "bench" / im["file"]).read_bytes() == Path(read_mining(folder).components[0].candidates[0].source).parent.joinpath(Path(im["pool_image_id"]).name).read_bytes()

@@ -1,4 +1,6 @@
-"""An unlabelled image pool for ``spurbench mine``: a local folder of images, read recursively.
+"""An unlabelled image pool for ``spurbench mine``: a local folder of images, read recursively, or a
+Hub dataset repo (``hf://ORG/NAME[@REVISION]``) through the one Hub module: its image files as a
+folder, or its parquet shards' ``image`` column (the ``datasets.Image`` layout), one pool image per row.
 
 Every file with an image extension (torchvision's, as the upstream loaders use) under the folder is a
 pool image, its id its path relative to the folder in POSIX form. Each is checked once with PIL
@@ -11,13 +13,16 @@ unchanged, and recomputed when a file is added, removed or rewritten.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
+from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.hub import snapshot
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 POOL_LABEL_SPACE = "pool"  # pool images have no label; class_index -1
@@ -31,10 +36,10 @@ class Pool:
     source: str  # the folder, or the generator / Hub repo it came from
     files: dict[str, Path] = field(default_factory=dict)  # image id -> file (empty for generated pools)
     unreadable: list[str] = field(default_factory=list)  # ids of files that failed the check, skipped
-    generated_by: str | None = None  # the benchmark that generated it (None: a folder)
+    spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
 
 
-def _readable(path: Path) -> bool:
+def _readable(path: Path | io.BytesIO) -> bool:
     try:
         with Image.open(path) as image:
             image.verify()
@@ -72,4 +77,40 @@ def folder_pool(folder: str | Path) -> Pool:
     return Pool(bench, str(root.resolve()), files, unreadable)
 
 
-__all__ = ["IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool"]
+HUB_PREFIX = "hf://"
+
+
+def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
+    """One pool image per row of the shards' ``image`` column; ids ``<shard path>/<row>``."""
+    images, unreadable = [], []
+    for shard in sorted(root.rglob("*.parquet")):
+        rel = shard.relative_to(root).as_posix()
+        table = read_shard(shard, source, ["image"])
+        for row in range(table.num_rows):
+            data = image_bytes(table, row)
+            image_id = f"{rel}/{row}"
+            if not data or not _readable(io.BytesIO(data)):
+                unreadable.append(image_id)
+                continue
+            images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", lambda d=data: Image.open(io.BytesIO(d))))
+    if not images:
+        raise DataError(f"--pool {source}: no readable image rows in its parquet shards")
+    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, positive_crop_pct=1.0)
+    return Pool(bench, source, {}, unreadable, spec=source)
+
+
+def hub_pool(spec: str, token: str | bool | None = None) -> Pool:
+    """``hf://ORG/NAME[@REVISION]``: a Hub dataset repo's images (files, or parquet ``image`` rows);
+    the revision is the snapshot's commit, so the feature cache follows the repo."""
+    repo_id, _, revision = spec[len(HUB_PREFIX) :].partition("@")
+    root = snapshot(repo_id, repo_type="dataset", revision=revision or None, token=token, hint="pass --pool DIR for a local folder")
+    commit = root.name  # snapshots/<commit sha>
+    if any(root.rglob("*.parquet")):
+        return _parquet_pool(root, spec, commit)
+    pool = folder_pool(root)
+    pool.benchmark.name, pool.benchmark.repo, pool.source, pool.spec = f"pool:{repo_id}", spec, spec, spec
+    pool.benchmark.revision = pool.benchmark.checksum = commit
+    return pool
+
+
+__all__ = ["HUB_PREFIX", "IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool", "hub_pool"]
