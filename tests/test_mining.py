@@ -194,3 +194,17 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
     assert card["num_images"] == 5 and len(list((tmp_path / "bench" / "images").rglob("*.png"))) == 5
     with pytest.raises(SpurbenchError, match="org/missing"):
         resolve_pool("hf://org/missing")
+
+
+def test_a_second_scan_only_stats_unchanged_files(pool, monkeypatch) -> None:
+    from spurbench.benchmarks import pool as pool_module
+
+    first = folder_pool(pool)
+    checks = []
+    real = pool_module._readable
+    monkeypatch.setattr(pool_module, "_readable", lambda path: checks.append(path) or real(path))
+    again = folder_pool(pool)
+    assert checks == [] and again.unreadable == first.unreadable and again.benchmark.revision == first.benchmark.revision
+    (pool / "part0" / "0.png").write_bytes(b"now broken")  # rewritten: checked again, and the revision moves
+    third = folder_pool(pool)
+    assert checks == [pool / "part0" / "0.png"] and "part0/0.png" in third.unreadable and third.benchmark.revision != first.benchmark.revision

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from PIL import Image
 
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
 from spurbench.benchmarks.parquet import image_bytes, read_shard
+from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.files import atomic_path
 from spurbench.hub import snapshot
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -48,6 +51,15 @@ def _readable(path: Path | io.BytesIO) -> bool:
         return False
 
 
+def _read_memo(path: Path) -> dict[str, list]:
+    """Earlier readability checks of a folder's files: id -> [size, mtime_ns, readable] (none: {})."""
+    try:
+        memo = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
 def folder_pool(folder: str | Path) -> Pool:
     """Every image under ``folder`` (recursive, hidden files and folders skipped)."""
     root = Path(folder)
@@ -61,15 +73,24 @@ def folder_pool(folder: str | Path) -> Pool:
         raise SpurbenchError(f"--pool {folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) under it")
     identity = hashlib.sha256()
     images, files, unreadable = [], {}, []
+    memo_path = make_cache_dir("pool-scans") / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]}.json"
+    memo = _read_memo(memo_path)
+    checked: dict[str, list] = {}
     for path in paths:
         image_id = path.relative_to(root).as_posix()
         stat = path.stat()
         identity.update(f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
-        if not _readable(path):
+        seen = memo.get(image_id)
+        readable = seen[2] if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns] else _readable(path)
+        checked[image_id] = [stat.st_size, stat.st_mtime_ns, readable]
+        if not readable:
             unreadable.append(image_id)
             continue
         files[image_id] = path
         images.append(BenchmarkImage(image_id, -1, "negative", None, str(path), lambda p=path: Image.open(p)))
+    if checked != memo:
+        with atomic_path(memo_path) as tmp:
+            tmp.write_text(json.dumps(checked))
     if not images:
         raise DataError(f"--pool {folder}: none of its {len(paths)} image files can be read (e.g. {unreadable[0]})")
     revision = identity.hexdigest()
