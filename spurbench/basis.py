@@ -93,10 +93,21 @@ class LinearBasis:
     mean: torch.Tensor  # the offset m [D], float64
     eigenvectors: torch.Tensor  # [D, L], column l = v_l
     num_images: int
+    scale: torch.Tensor | None = None  # [L] the factor <1, u_l> when the columns are not the directions themselves
 
     def alphas(self, features: torch.Tensor) -> torch.Tensor:
         """alpha_l(x) of the saved components: [N, L]."""
-        return ((features.to(torch.float64) * self.weight_row - self.mean) @ self.eigenvectors) * self.eigenvectors.sum(0)
+        scale = self.eigenvectors.sum(0) if self.scale is None else self.scale
+        return ((features.to(torch.float64) * self.weight_row - self.mean) @ self.eigenvectors) * scale
+
+
+def artifact_basis(weight_row: torch.Tensor, mean: torch.Tensor, directions: torch.Tensor, num_images: int) -> LinearBasis:
+    """A SpuFix artifact's class as a basis: its unit directions u_l (rows of ``directions`` [L, D], the
+    source's eigenvectors or matched directions, not orthogonal in general) contribute
+    alpha_l = <1, u_l> [P (psi - m)]_l with P = (U^T U)^-1 U^T, exactly what ``SpuFixHead`` clips."""
+    u = directions.detach().to(torch.float64).cpu().T  # [D, L]
+    projector = torch.linalg.solve(u.T @ u, u.T)  # [L, D]
+    return LinearBasis(weight_row.detach().to(torch.float64).cpu(), mean.detach().to(torch.float64).cpu(), projector.T.contiguous(), num_images, u.sum(0))
 
 
 def save_basis(path: Path, basis: Basis, count: int) -> None:
@@ -121,4 +132,4 @@ def load_basis(path: Path) -> LinearBasis:
         raise SpurbenchError(f"{path}: not a saved basis ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["Basis", "LinearBasis", "NeuronBasis", "fit_neurons_streaming", "load_basis", "save_basis"]
+__all__ = ["Basis", "LinearBasis", "artifact_basis", "NeuronBasis", "fit_neurons_streaming", "load_basis", "save_basis"]

@@ -82,8 +82,10 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     (tmp_path / "components.json").write_text(json.dumps({"components": {str(k): [r] for k, r in picks.items()}}))
 
     truth = write_pool(tmp_path / "pool")
+    (tmp_path / "pool" / "part-0" / "broken.png").write_bytes(b"a failed download")
     proc = cli("mine", "-m", "planted:cnn", "--discovery", "d", "--components", "components.json", "--pool", "pool", "--out", "m", "-q", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
+    assert "skipped 1 unreadable pool files: part-0/broken.png" in proc.stdout  # skipped, named, counted
     mining = read_mining(tmp_path / "m")
     figures: dict = {"components": picks, "top50": {}}
     for entry in mining.components:
@@ -106,7 +108,6 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     card = json.loads((tmp_path / "bench" / "spurbench.json").read_text())
     figures["verified"] = card["provenance"]["classes"]
 
-    held_out = {}
     for arch in ("cnn", "resnet"):
         model = f"planted:{arch}"
         source = [] if arch == "cnn" else ["--source-model", "planted:cnn"]

@@ -17,7 +17,7 @@ from spurbench.benchmarks.pool import folder_pool
 from spurbench.discovery import class_basis, discover, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
-from spurbench.mining import INDEX_FILE, mine, read_mining
+from spurbench.mining import INDEX_FILE, from_discovery, mine, read_mining
 from tests.tiny import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
@@ -63,7 +63,7 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
     found = folder_pool(pool)
     assert found.unreadable == ["part1/broken.jpg"] and len(found.benchmark.images) == 41
     # the tiny model's 8 features are all alike (cosine > 0.98), so only exact copies count as duplicates here
-    index = mine(model, discovery, {1: [0, 2]}, found, tmp_path / "m", per_component=10, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    index = mine(model, from_discovery(discovery, {1: [0, 2]}, model), found, tmp_path / "m", per_component=10, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
     assert read_mining(tmp_path / "m") == index and index.pool.unreadable == ["part1/broken.jpg"]
     feats, alphas, logits = _expected(model, discovery, pool, 1, 0)
     entry = next(e for e in index.components if (e.class_index, e.component) == (1, 0))
@@ -84,7 +84,7 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
     assert all((tmp_path / "m" / r).is_file() for r in [*entry.reference, entry.npfv])
 
     for rule, allowed in (("top1", 1), ("top5", 4)):  # (the tiny model has 4 classes: top-5 keeps every image)
-        mined = mine(model, discovery, {1: [0]}, found, tmp_path / rule, per_component=40, require_predicted=rule, dedup_cosine=1 - 1e-6, **KW)
+        mined = mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / rule, per_component=40, require_predicted=rule, dedup_cosine=1 - 1e-6, **KW)
         kept = {c.image_id for c in mined.components[0].candidates}
         passing = {i for r, i in enumerate(feats.image_ids) if 1 in logits[r].topk(allowed).indices.tolist()}
         assert kept and kept <= passing and len(kept) >= len(passing) - 1, rule  # all that pass, less at most the duplicate
@@ -102,9 +102,9 @@ def test_near_duplicates_go_by_cosine() -> None:
 
 def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tmp_path) -> None:
     model, found = TinyAdapter(), folder_pool(pool)
-    mine(model, discovery, {1: [0]}, found, tmp_path / "a", **KW)
+    mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / "a", **KW)
     before = model.forward_calls
-    mine(model, discovery, {0: [1], 2: [0, 1]}, found, tmp_path / "b", require_predicted="none", **KW)
+    mine(model, from_discovery(discovery, {0: [1], 2: [0, 1]}, model), found, tmp_path / "b", require_predicted="none", **KW)
     assert model.forward_calls == before
     assert json.loads((tmp_path / "b" / INDEX_FILE).read_text())["format"] == 1
 
@@ -116,7 +116,7 @@ def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tm
 ])  # fmt: skip
 def test_bad_components_are_one_line(discovery, pool, tmp_path, components, needle) -> None:
     with pytest.raises(SpurbenchError, match=needle):
-        mine(TinyAdapter(), discovery, components, folder_pool(pool), tmp_path / "m", **KW)
+        mine(TinyAdapter(), from_discovery(discovery, components, TinyAdapter()), folder_pool(pool), tmp_path / "m", **KW)
     assert not (tmp_path / "m" / INDEX_FILE).exists()
 
 
@@ -135,9 +135,9 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
     other = TinyAdapter("other")
     other.card = other.card.model_copy(update={"weights_revision": "seed1"})
     with pytest.raises(SpurbenchError, match=r"a discovery of tiny:net \(seed0\), not of tiny:other \(seed1\)"):
-        mine(other, discovery, {1: [0]}, folder_pool(tmp_path / "one"), tmp_path / "m", **KW)
+        mine(other, from_discovery(discovery, {1: [0]}, other), folder_pool(tmp_path / "one"), tmp_path / "m", **KW)
     with pytest.raises(SpurbenchError, match="--per-component must be at least 1"):
-        mine(TinyAdapter(), discovery, {1: [0]}, folder_pool(tmp_path / "one"), tmp_path / "m", per_component=0, **KW)
+        mine(TinyAdapter(), from_discovery(discovery, {1: [0]}, TinyAdapter()), folder_pool(tmp_path / "one"), tmp_path / "m", per_component=0, **KW)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -183,7 +183,7 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
     rows_pool = resolve_pool(f"hf://org/pool-rows@{sha}")
     assert [im.image_id for im in rows_pool.benchmark.images][:2] == ["data/train-00000-of-00001.parquet/0", "data/train-00000-of-00001.parquet/1"]
     assert rows_pool.unreadable == [f"data/train-00000-of-00001.parquet/{len(pngs)}"] and rows_pool.benchmark.revision == sha
-    index = mine(TinyAdapter(), discovery, {1: [0]}, rows_pool, tmp_path / "m", per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    index = mine(TinyAdapter(), from_discovery(discovery, {1: [0]}, TinyAdapter()), rows_pool, tmp_path / "m", per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
     assert len(index.components[0].candidates) == 5 and all(c.digest.startswith("rgb-sha256:") for c in index.components[0].candidates)
     from spurbench.verification import export_benchmark, record_verdict
 
@@ -208,3 +208,33 @@ def test_a_second_scan_only_stats_unchanged_files(pool, monkeypatch) -> None:
     (pool / "part0" / "0.png").write_bytes(b"now broken")  # rewritten: checked again, and the revision moves
     third = folder_pool(pool)
     assert checks == [pool / "part0" / "0.png"] and "part0/0.png" in third.unreadable and third.benchmark.revision != first.benchmark.revision
+
+
+def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path) -> None:
+    """--spufix ART: the artifact's directions (not refitted); alpha_l is the contribution SpuFixHead
+    clips, for the source's own eigenvectors and for matched (non-orthogonal) directions alike."""
+    from spurbench.mining import from_artifact
+    from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
+
+    model, train = TinyAdapter(), tiny_benchmark(per_role=10)
+    alphas, npcas = fit_source(model, train, {1: [0, 2]}, **KW)
+    other = TinyAdapter("other")
+    torch.manual_seed(3)
+    other.backbone[0].weight.data += 0.3 * torch.randn_like(other.backbone[0].weight)
+    for artifact in (self_artifact(model, npcas, alphas), fit_transfer(other, train, alphas, **KW)):
+        target = model if artifact.target_model == model.name else other
+        source = from_artifact(artifact, "art", None, target)
+        assert source.wanted() == {1: [0, 2]} and source.discovery is None and source.references == {}
+        feats = extract_features(target, folder_pool(pool).benchmark, **KW).features
+        head = artifact.head(*target.head)
+        clipped = (head.scales * (torch.nn.functional.linear(feats.double(), head.rows.double()) + head.offsets)).double()  # before the relu
+        assert torch.allclose(source.bases[1].alphas(feats), clipped, atol=1e-5), (source.bases[1].alphas(feats) - clipped).abs().max()
+        index = mine(target, source, folder_pool(pool), tmp_path / artifact.target_model.replace(":", "-"), per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+        entry = next(e for e in index.components if e.component == 2)
+        order = torch.argsort(clipped[:, 1], descending=True)
+        ids = extract_features(target, folder_pool(pool).benchmark, **KW).image_ids
+        assert [c.image_id for c in entry.candidates] == [ids[int(i)] for i in order[:5]] and index.spufix == "art" and entry.reference == []
+    with pytest.raises(SpurbenchError, match="a SpuFix artifact for tiny:net .*, not for tiny:other"):
+        from_artifact(self_artifact(model, npcas, alphas), "art", None, other)
+    with pytest.raises(SpurbenchError, match=r"class 1 component 1 is not in the SpuFix artifact \(it has \[0, 2\]\)"):
+        from_artifact(self_artifact(model, npcas, alphas), "art", {1: [1]}, model)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import SpurbenchError
 from spurbench.labelpage.verify import create_verify_app
-from spurbench.mining import candidates_by_class, mine, read_mining
+from spurbench.mining import candidates_by_class, from_discovery, mine, read_mining
 from spurbench.verification import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
 from tests.label_server import tiny_discovery
 from tests.tiny import TinyAdapter, tiny_benchmark
@@ -34,7 +34,7 @@ def mined(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mining")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mine(TinyAdapter(), discovery, {1: [0, 1], 2: [0]}, folder_pool(pool), out, per_component=6, require_predicted="none", dedup_cosine=1 - 1e-6, batch_size=8, progress=False)
+        mine(TinyAdapter(), from_discovery(discovery, {1: [0, 1], 2: [0]}, TinyAdapter()), folder_pool(pool), out, per_component=6, require_predicted="none", dedup_cosine=1 - 1e-6, batch_size=8, progress=False)
     return out
 
 

@@ -21,8 +21,9 @@ app = typer.Typer(
 @app.command("run")
 def mine_run(
     model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model the discovery was made with."),
-    discovery: Path = typer.Option(..., "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."),
-    components: Path = typer.Option(..., "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: [ranks]}."),
+    discovery: Optional[Path] = typer.Option(None, "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."),
+    spufix: Optional[str] = typer.Option(None, "--spufix", help="Or a SpuFix artifact fitted for the model (folder or hf://ORG/NAME[@REV]): its directions rank the pool; default components: all it clips."),
+    components: Optional[Path] = typer.Option(None, "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: [ranks]} (needed with --discovery)."),
     pool: str = typer.Option(..., "--pool", help="A folder of images (read recursively; unreadable files are skipped and named), a Hub dataset hf://ORG/NAME[@REVISION] (image files or parquet image rows), or the name of a benchmark that generates a pool."),
     out: Path = typer.Option(..., "--out", "-o", help="Mining folder: candidates.json, thumbs/, reference/."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
@@ -38,9 +39,10 @@ def mine_run(
     One cached, resumable backbone pass over the pool; mining it again with other components forwards nothing."""
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.adapters import check_model_name, load_model
-    from spurbench.mining import mine, resolve_pool
+    from spurbench.mining import from_artifact, from_discovery, mine, resolve_pool
     from spurbench.results import check_output_dir
     from spurbench.runtime import check_device
+    from spurbench.spufix.artifact import load_artifact
     from spurbench.spufix.fit import load_components
 
     if require_predicted not in PREDICTED:
@@ -48,14 +50,20 @@ def mine_run(
     check_device(device)
     check_model_name(model)
     check_output_dir(out)
-    table = load_components(components, basis_check=False)
-    source = resolve_pool(pool)
+    if (discovery is None) == (spufix is None):
+        raise SpurbenchError("give the bases to rank by: --discovery DIR (with --components) or --spufix ARTIFACT")
+    if discovery is not None and components is None:
+        raise SpurbenchError("--discovery needs --components (the file `spurbench label export` writes)")
+    table = load_components(components, basis_check=False) if components is not None else None
+    pool_images = resolve_pool(pool)
+    artifact = load_artifact(spufix) if spufix is not None else None
     adapter = load_model(model, checkpoint=checkpoint)
-    index = mine(adapter, discovery, table, source, out, per_component, require_predicted, dedup_cosine, batch_size=batch_size, device=device, progress=not quiet)
+    source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)
+    index = mine(adapter, source, pool_images, out, per_component, require_predicted, dedup_cosine, batch_size=batch_size, device=device, progress=not quiet)
     total = sum(len(c.candidates) for c in index.components)
-    if source.unreadable:
-        shown = ", ".join(source.unreadable[:3]) + (" ..." if len(source.unreadable) > 3 else "")
-        console.print(f"skipped {len(source.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
+    if pool_images.unreadable:
+        shown = ", ".join(pool_images.unreadable[:3]) + (" ..." if len(pool_images.unreadable) > 3 else "")
+        console.print(f"skipped {len(pool_images.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -18,95 +18,96 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
+from spurbench.basis import LinearBasis, artifact_basis
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
 from spurbench.benchmarks.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
 from spurbench.discovery import DiscoveryIndex, TrainingSplit, class_basis, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
-from spurbench.files import atomic_path, plain, slug, strict_json
-from spurbench.results import ModelInfo
+from spurbench.files import atomic_path, plain, slug
+from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord, read_mining
+from spurbench.spufix.artifact import SpuFixArtifact
 
-FORMAT_VERSION = 1
-INDEX_FILE = "candidates.json"
 THUMBS_DIR = "thumbs"
 REFERENCE_DIR = "reference"
 THUMBNAIL = 224
 SMALL_IMAGE = 64  # px: thumbnails of images up to this side are PNG
-Predicted = Literal["top1", "top5", "none"]
 HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
 # Near-duplicates: on the generated pool, distinct images of one kind reach cosine 0.995 (0.98 dropped
 # 190-237 distinct candidates per component, 0.995 still 11-46, 0.999 none; see the README)
 DEDUP_COSINE = 0.999
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+@dataclass
+class RankingSource:
+    """Where the classes' bases come from, a discovery or a SpuFix artifact, already checked against the
+    model: per class its basis, and per (class, component) the basis column, the unit and the
+    reference images (absolute paths) to show beside its candidates."""
+
+    description: str
+    discovery: Path | None
+    spufix: str | None
+    basis: str
+    training: TrainingSplit | None
+    bases: dict[int, LinearBasis]
+    columns: dict[tuple[int, int], int]
+    class_names: dict[int, str]
+    neurons: dict[tuple[int, int], int | None] = field(default_factory=dict)
+    references: dict[tuple[int, int], tuple[list[Path], Path | None]] = field(default_factory=dict)
+
+    def wanted(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for k, rank in sorted(self.columns):
+            out.setdefault(k, []).append(rank)
+        return out
 
 
-class Candidate(_Strict):
-    image_id: str  # the pool's id: its path relative to the pool folder
-    source: str  # where it came from (the file, or the generator)
-    digest: str  # sha256 of the file's bytes ("sha256:..."), or of the decoded RGB pixels for generated pools ("rgb-sha256:...")
-    rank: int  # 1-based, by alpha, after the filters
-    alpha: float
-    predicted: int  # the model's top-1 class on it
-    probability: float  # the model's softmax probability of the candidate's class
-    thumbnail: str  # relative to the mining folder
+def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelAdapter) -> RankingSource:
+    """The bases ``discover`` saved in ``folder`` for these components (discovery ranks, or units)."""
+    folder = Path(folder)
+    index = read_index(folder)
+    if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
+        raise SpurbenchError(f"{folder}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})")
+    wanted = resolve_components(index, components, model)
+    source = RankingSource(
+        f"discovery {folder}", folder.resolve(), None, index.basis, index.training,
+        {k: class_basis(folder, index, k) for k in wanted}, {(k, r): r for k, ranks in wanted.items() for r in ranks},
+        {k: index.classes[str(k)].class_name for k in wanted},
+    )  # fmt: skip
+    for k, ranks in wanted.items():
+        for r in ranks:
+            component = index.classes[str(k)].components[r]
+            source.neurons[(k, r)] = component.neuron
+            source.references[(k, r)] = ([folder / t.file for t in component.top_images], folder / component.npfv.file if component.npfv else None)
+    return source
 
 
-class ComponentCandidates(_Strict):
-    class_index: int
-    class_name: str
-    component: int  # the component's rank in the discovery
-    neuron: int | None = None  # for a neuron-basis discovery
-    reference: list[str]  # the component's top training images (copied, relative paths)
-    npfv: str | None = None  # its feature visualisation (copied), if the discovery made one
-    candidates: list[Candidate]
-    dropped_duplicates: int
-
-
-class PoolRecord(_Strict):
-    name: str
-    source: str
-    spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
-    revision: str | None
-    num_images: int
-    unreadable: list[str]  # files that failed the check and were skipped
-
-
-class MiningIndex(_Strict):
-    format: Literal[1] = FORMAT_VERSION
-    spurbench_version: str
-    model: ModelInfo
-    discovery: str  # the discovery folder the bases came from
-    basis: Literal["npca", "neurons"]
-    training: TrainingSplit  # the discovery's training split
-    pool: PoolRecord
-    require_predicted: Predicted
-    per_component: int
-    dedup_cosine: float
-    components: list[ComponentCandidates]
-
-
-def read_mining(folder: Path) -> MiningIndex:
-    path = Path(folder) / INDEX_FILE
-    if not path.is_file():
-        raise SpurbenchError(f"{folder}: not a mining folder (no {INDEX_FILE}; run `spurbench mine` first)")
-    try:
-        return MiningIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        message = " ".join(str(first["msg"] if first else exc).split())[:200]
-        raise SpurbenchError(f"{path}: not a valid candidates index: {message}") from None
+def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int, list[int]] | None, model: ModelAdapter) -> RankingSource:
+    """The bases of a SpuFix artifact fitted for ``model`` (its directions: never refitted); every
+    component it clips unless ``components`` names some of them (source ranks)."""
+    if (artifact.target_model, artifact.target_weights_revision) != (model.name, model.card.weights_revision):
+        raise SpurbenchError(f"{location}: a SpuFix artifact for {artifact.target_model} ({artifact.target_weights_revision}), not for {model.name} ({model.card.weights_revision})")
+    wanted = components if components is not None else artifact.components
+    weight = model.head[0]
+    columns = {}
+    for k, ranks in sorted(wanted.items()):
+        if k not in artifact.components:
+            raise SpurbenchError(f"components: class {k} has no components in the SpuFix artifact {location}")
+        missing = [r for r in ranks if r not in artifact.components[k]]
+        if missing:
+            raise SpurbenchError(f"components: class {k} component {missing[0]} is not in the SpuFix artifact (it has {artifact.components[k]})")
+        columns.update({(k, r): artifact.components[k].index(r) for r in ranks})
+    bases = {k: artifact_basis(weight[k], *artifact.directions[k], artifact.images_per_class.get(k, 0)) for k in wanted}
+    names = model.class_names or []
+    return RankingSource(f"SpuFix artifact {location}", None, location, "npca", None, bases, columns, {k: names[k] if k < len(names) else str(k) for k in wanted})
 
 
 def resolve_pool(pool: str) -> Pool:
@@ -167,21 +168,31 @@ def _deduplicate(order: list[str], feats: dict[str, torch.Tensor], threshold: fl
     return kept, dropped
 
 
-def _copy_reference(discovery: Path, out: Path, rel: str | None) -> str | None:
-    if rel is None:
-        return None
-    target = out / REFERENCE_DIR / Path(rel).name
+def _copy_reference(path: Path, out: Path) -> str:
+    target = out / REFERENCE_DIR / path.name
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp:
-            shutil.copyfile(discovery / rel, tmp)
+            shutil.copyfile(path, tmp)
     return target.relative_to(out).as_posix()
+
+
+def _thumbnail(image: Image.Image, image_id: str, out: Path) -> str:
+    """The candidate's thumbnail (written once): JPEG for photos (a tenth of PNG's encoding time), PNG
+    for small images, where JPEG's blocks would show."""
+    photo = max(image.size) > SMALL_IMAGE
+    thumb = f"{THUMBS_DIR}/{slug(image_id)}.{'jpg' if photo else 'png'}"
+    if not (out / thumb).exists():
+        small = image.copy()
+        small.thumbnail((THUMBNAIL, THUMBNAIL))
+        with atomic_path(out / thumb) as tmp:
+            small.save(tmp, format="JPEG", quality=90) if photo else small.save(tmp, format="PNG")
+    return thumb
 
 
 def mine(
     model: ModelAdapter,
-    discovery: Path,
-    components: dict[int, list[int]],
+    source: RankingSource,
     pool: Pool,
     out: Path,
     per_component: int = 75,
@@ -189,23 +200,18 @@ def mine(
     dedup_cosine: float = DEDUP_COSINE,
     **feature_kwargs,
 ) -> MiningIndex:
-    """Rank ``pool`` for every (class, component) in ``components`` (discovery ranks, or the units of a
-    neuron-basis export) and write the candidates under ``out``."""
+    """Rank ``pool`` for every (class, component) of ``source`` and write the candidates under ``out``."""
     if per_component < 1 or not 0 < dedup_cosine <= 1 or require_predicted not in ("top1", "top5", "none"):
         raise SpurbenchError("--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none")
-    discovery, out = Path(discovery), Path(out)
-    index = read_index(discovery)
-    if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
-        raise SpurbenchError(f"{discovery}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})")
-    wanted = resolve_components(index, components, model)
-    bases = {k: class_basis(discovery, index, k) for k in wanted}
+    out = Path(out)
+    wanted = source.wanted()
     weight, bias = (t.detach().cpu().double() for t in model.head)
     keep = per_component * HEADROOM
     best: dict[tuple[int, int], tuple[torch.Tensor, list[str]]] = {}
     for ids, feats in FeatureStream.open(model, pool.benchmark, **feature_kwargs):
         logits = feats.double() @ weight.T + bias
         for k, ranks in wanted.items():
-            alphas = bases[k].alphas(feats)[:, ranks]  # [B, L]
+            alphas = source.bases[k].alphas(feats)[:, [source.columns[(k, r)] for r in ranks]]  # [B, L]
             passing = _passes(logits, k, require_predicted)
             alphas = torch.where(passing[:, None], alphas, torch.full_like(alphas, -torch.inf))
             for j, rank in enumerate(ranks):
@@ -215,7 +221,7 @@ def mine(
                 finite = torch.isfinite(top.values)
                 best[(k, rank)] = (top.values[finite], [names[int(i)] for i in top.indices[finite]])
     wanted_ids = {i for _, names in best.values() for i in names}
-    stats: dict[str, tuple[torch.Tensor, int, float]] = {}  # candidate -> (features, top-1, probabilities)
+    stats: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}  # candidate -> (features, top-1 class, softmax)
     for ids, feats in FeatureStream.open(model, pool.benchmark, **{**feature_kwargs, "progress": False}):
         rows = [r for r, i in enumerate(ids) if i in wanted_ids]
         if rows:
@@ -231,31 +237,24 @@ def mine(
         cands = []
         for position, image_id in enumerate(kept, 1):
             image = by_id[image_id].open()
-            # JPEG for photos (a tenth of PNG's encoding time), PNG for small images where JPEG's blocks would show
-            photo = max(image.size) > SMALL_IMAGE
-            thumb = f"{THUMBS_DIR}/{slug(image_id)}.{'jpg' if photo else 'png'}"
-            if not (out / thumb).exists():
-                small = image.copy()
-                small.thumbnail((THUMBNAIL, THUMBNAIL))
-                with atomic_path(out / thumb) as tmp:
-                    small.save(tmp, format="JPEG", quality=90) if photo else small.save(tmp, format="PNG")
+            thumb = _thumbnail(image, image_id, out)
             _, top1, probs = stats[image_id]
             cands.append(Candidate(image_id=image_id, source=by_id[image_id].origin, digest=_digest(pool, image_id, image), rank=position, alpha=alpha_of[image_id], predicted=top1, probability=float(probs[k]), thumbnail=thumb))
-        component = index.classes[str(k)].components[rank]
+        tops, npfv = source.references.get((k, rank), ([], None))
         records.append(
             ComponentCandidates(
-                class_index=k, class_name=index.classes[str(k)].class_name, component=rank, neuron=component.neuron,
-                reference=[_copy_reference(discovery, out, t.file) for t in component.top_images],
-                npfv=_copy_reference(discovery, out, component.npfv.file if component.npfv else None),
+                class_index=k, class_name=source.class_names[k], component=rank, neuron=source.neurons.get((k, rank)),
+                reference=[_copy_reference(p, out) for p in tops], npfv=_copy_reference(npfv, out) if npfv else None,
                 candidates=cands, dropped_duplicates=dropped,
             )
         )  # fmt: skip
     result = MiningIndex(
         spurbench_version=__version__,
         model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
-        discovery=str(discovery.resolve()),
-        basis=index.basis,
-        training=index.training,
+        discovery=str(source.discovery) if source.discovery else None,
+        spufix=source.spufix,
+        basis=source.basis,  # type: ignore[arg-type]
+        training=source.training,
         pool=PoolRecord(name=pool.benchmark.name, source=pool.source, spec=pool.spec, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
         require_predicted=require_predicted,  # type: ignore[arg-type]
         per_component=per_component,
@@ -278,4 +277,4 @@ def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
     return {k: sorted(v.values(), key=lambda c: c.rank) for k, v in out.items()}
 
 
-__all__ = ["Candidate", "ComponentCandidates", "MiningIndex", "candidates_by_class", "mine", "read_mining", "resolve_components", "resolve_pool"]
+__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "RankingSource", "candidates_by_class", "from_artifact", "from_discovery", "mine", "read_mining", "resolve_components", "resolve_pool"]

@@ -1,0 +1,83 @@
+"""The candidates index of a mining (``candidates.json``): what ``mine`` writes and the verify pages,
+the verdicts and the export read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from spurbench.discovery import TrainingSplit
+from spurbench.errors import SpurbenchError
+from spurbench.files import strict_json
+from spurbench.results import ModelInfo
+
+FORMAT_VERSION = 1
+INDEX_FILE = "candidates.json"
+Predicted = Literal["top1", "top5", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Candidate(_Strict):
+    image_id: str  # the pool's id: its path relative to the pool folder
+    source: str  # where it came from (the file, or the generator)
+    digest: str  # sha256 of the file's bytes ("sha256:..."), or of the decoded RGB pixels for generated pools ("rgb-sha256:...")
+    rank: int  # 1-based, by alpha, after the filters
+    alpha: float
+    predicted: int  # the model's top-1 class on it
+    probability: float  # the model's softmax probability of the candidate's class
+    thumbnail: str  # relative to the mining folder
+
+
+class ComponentCandidates(_Strict):
+    class_index: int
+    class_name: str
+    component: int  # the component's rank in the discovery
+    neuron: int | None = None  # for a neuron-basis discovery
+    reference: list[str]  # the component's top training images (copied, relative paths; none from an artifact)
+    npfv: str | None = None  # its feature visualisation (copied), if the discovery made one
+    candidates: list[Candidate]
+    dropped_duplicates: int
+
+
+class PoolRecord(_Strict):
+    name: str
+    source: str
+    spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
+    revision: str | None
+    num_images: int
+    unreadable: list[str]  # files that failed the check and were skipped
+
+
+class MiningIndex(_Strict):
+    format: Literal[1] = FORMAT_VERSION
+    spurbench_version: str
+    model: ModelInfo
+    discovery: str | None  # the discovery folder the bases came from (None: a SpuFix artifact)
+    spufix: str | None = None  # the SpuFix artifact the bases came from (None: a discovery)
+    basis: Literal["npca", "neurons"]
+    training: TrainingSplit | None  # the discovery's training split (None for an artifact)
+    pool: PoolRecord
+    require_predicted: Predicted
+    per_component: int
+    dedup_cosine: float
+    components: list[ComponentCandidates]
+
+
+def read_mining(folder: Path) -> MiningIndex:
+    path = Path(folder) / INDEX_FILE
+    if not path.is_file():
+        raise SpurbenchError(f"{folder}: not a mining folder (no {INDEX_FILE}; run `spurbench mine` first)")
+    try:
+        return MiningIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        message = " ".join(str(first["msg"] if first else exc).split())[:200]
+        raise SpurbenchError(f"{path}: not a valid candidates index: {message}") from None
+
+
+__all__ = ["Candidate", "ComponentCandidates", "INDEX_FILE", "MiningIndex", "PoolRecord", "Predicted", "read_mining"]
