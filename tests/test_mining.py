@@ -238,3 +238,10 @@ def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path
         from_artifact(self_artifact(model, npcas, alphas), "art", None, other)
     with pytest.raises(SpurbenchError, match=r"class 1 component 1 is not in the SpuFix artifact \(it has \[0, 2\]\)"):
         from_artifact(self_artifact(model, npcas, alphas), "art", {1: [1]}, model)
+
+
+def test_help_keeps_its_square_brackets(cli, tmp_path) -> None:
+    """rich markup would eat `[ranks]` and `[@REV]` as tags: the help texts escape them."""
+    for args, needle in ((["mine", "run", "--help"], "hf://ORG/NAME[@REVISION]"), (["mine", "run", "--help"], "{class: [ranks]}"), (["spufix", "fit", "--help"], "{class: [component ranks]}"), (["run", "--help"], "hf://ORG/NAME[@REV]")):
+        proc = cli(*args, cwd=tmp_path, env={"COLUMNS": "250"})
+        assert proc.returncode == 0 and needle in proc.stdout, (args, needle)

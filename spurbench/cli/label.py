@@ -48,7 +48,7 @@ def label_serve(
 @app.command("export")
 def label_export(
     folder: Path = typer.Argument(..., help="Discovery folder with labels.json."),
-    out: Path = typer.Option(..., "--out", "-o", help="Components file to write, JSON {\"components\": {class: [ranks]}, ...}; `spufix fit --components` reads it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Components file to write, JSON {\"components\": {class: \\[ranks]}, ...}; `spufix fit --components` reads it."),
     min_votes: int = typer.Option(1, "--min-votes", help="Export a component when at least this many labelers' latest label is 'spurious' (other labels do not count against it)."),
 ) -> None:
     """Write the components labelled spurious (for the neurons basis: their neuron indices)."""

@@ -22,9 +22,9 @@ app = typer.Typer(
 def mine_run(
     model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model the discovery was made with."),
     discovery: Optional[Path] = typer.Option(None, "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."),
-    spufix: Optional[str] = typer.Option(None, "--spufix", help="Or a SpuFix artifact fitted for the model (folder or hf://ORG/NAME[@REV]): its directions rank the pool; default components: all it clips."),
-    components: Optional[Path] = typer.Option(None, "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: [ranks]} (needed with --discovery)."),
-    pool: str = typer.Option(..., "--pool", help="A folder of images (read recursively; unreadable files are skipped and named), a Hub dataset hf://ORG/NAME[@REVISION] (image files or parquet image rows), or the name of a benchmark that generates a pool."),
+    spufix: Optional[str] = typer.Option(None, "--spufix", help="Or a SpuFix artifact fitted for the model (folder or hf://ORG/NAME\\[@REV]): its directions rank the pool; default components: all it clips."),
+    components: Optional[Path] = typer.Option(None, "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: \\[ranks]} (needed with --discovery)."),
+    pool: str = typer.Option(..., "--pool", help="A folder of images (read recursively; unreadable files are skipped and named), a Hub dataset hf://ORG/NAME\\[@REVISION] (image files or parquet image rows), or the name of a benchmark that generates a pool."),
     out: Path = typer.Option(..., "--out", "-o", help="Mining folder: candidates.json, thumbs/, reference/."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
     per_component: int = typer.Option(75, "--per-component", min=1, help="Candidates kept per (class, component) (75: as many as the paper's benchmark has per component)."),

@@ -31,7 +31,7 @@ def run(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap draws for the mAUC 95% CI (0 = none)."),
     force: bool = typer.Option(False, "--force", help="Re-run models whose result file is already complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    spufix: Optional[str] = typer.Option(None, "--spufix", help="SpuFix artifact for the model: a folder, hf://ORG/NAME[@REV], or 'auto' (Hub org lookup by model name). Plain and SpuFix are scored from one forward pass."),
+    spufix: Optional[str] = typer.Option(None, "--spufix", help="SpuFix artifact for the model: a folder, hf://ORG/NAME\\[@REV], or 'auto' (Hub org lookup by model name). Plain and SpuFix are scored from one forward pass."),
     no_spufix: bool = typer.Option(False, "--no-spufix", help="Default run only: skip the ground-truth SpuFix demo and score the plain heads alone."),
     temperature: float = typer.Option(1.0, "--temperature", help="Divide the plain head's logits by T before the softmax (the authors used 0.7156 for their robust ResNet-50). Registry entries carry their own."),
     spufix_temperature: Optional[float] = typer.Option(None, "--spufix-temperature", help="T for the SpuFix head (default: --temperature; the authors used 1 for SpuFix)."),

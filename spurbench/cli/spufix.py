@@ -20,7 +20,7 @@ def spufix_fit(
     source_checkpoint: Optional[str] = typer.Option(None, "--source-checkpoint", help="Local .safetensors weights for --source-model."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights for the target model."),
     source: Optional[Path] = typer.Option(None, "--source", help="Precomputed source alphas (a folder from --save-alphas or `spufix import-alphas`)."),
-    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: [component ranks]}; default: the paper's 322 components for ImageNet."),
+    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322 components for ImageNet."),
     train_data: Optional[str] = typer.Option(None, "--train-data", help="Where the benchmark's training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub' (gated ILSVRC/imagenet-1k, streamed); a generated benchmark needs none. A benchmark name here selects that benchmark."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark whose training split to fit on (default: the one in the model's label space)."),
     components_from_ground_truth: bool = typer.Option(False, "--components-from-ground-truth", help="Demo, for benchmarks that know their ground truth: pick each class's components from it."),
@@ -65,7 +65,7 @@ def spufix_fit(
 def spufix_import_alphas(
     alphas_dir: Path = typer.Argument(..., help="Upstream folder of spurious_alphas_train_<kkk>.pt files."),
     train_data: Path = typer.Option(..., "--train-data", help="The local ILSVRC2012 train folder the alphas were computed on."),
-    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: [component ranks]}; default: the paper's 322."),
+    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322."),
     out: Path = typer.Option(Path("source-alphas"), "--out", "-o", help="Where to write the safetensors alphas."),
 ) -> None:
     """Convert upstream's precomputed per-class alphas (loaded with weights_only=True) to safetensors."""
