@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from spurbench.discovery import INDEX_FILE, ComponentRecord, DiscoveryIndex, read_index
 from spurbench.errors import SpurbenchError
-from spurbench.files import exclusive_lock, strict_json, write_synced
+from spurbench.files import exclusive_lock, write_synced
+from spurbench.schemas import read_model
 
 FORMAT_VERSION = 1
 LABELS_FILE = "labels.json"
@@ -75,15 +76,7 @@ def read_labels(folder: Path, index: DiscoveryIndex | None = None) -> LabelsFile
     path = folder / LABELS_FILE
     if not path.exists():
         return _empty(index)
-    try:
-        labels = LabelsFile.model_validate(strict_json(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:  # ValidationError is a ValueError
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = " at " + ".".join(str(p) for p in first["loc"]) if first and first["loc"] else ""
-        message = " ".join(str(first["msg"] if first else exc).split())[:200]
-        raise SpurbenchError(f"{path}: not a valid labels file{where}: {message}") from None
-    except OSError as exc:
-        raise SpurbenchError(f"{path}: cannot read the labels ({exc.strerror})") from None
+    labels = read_model(path, LabelsFile, "labels file")
     mine = (index.model.name, index.model.weights_revision, index.basis)
     if (labels.model, labels.weights_revision, labels.basis) != mine:
         raise SpurbenchError(f"{path}: labels of {_describe(labels.model, labels.weights_revision, labels.basis)}, but the discovery is of {_describe(*mine)}")

@@ -21,13 +21,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from spurbench.benchmarks import MinedImage, get_benchmark
 from spurbench.benchmarks.pool import Pool
 from spurbench.errors import SpurbenchError
-from spurbench.files import exclusive_lock, strict_json, write_synced
-from spurbench.mining import Candidate, MiningIndex, candidates_by_class, read_mining, resolve_pool
+from spurbench.files import exclusive_lock, write_synced
+from spurbench.labels import check_labeler
+from spurbench.mining import (
+    Candidate,
+    MiningIndex,
+    candidates_by_class,
+    read_mining,
+    resolve_pool,
+)
+from spurbench.schemas import read_model
 
 FORMAT_VERSION = 1
 VERIFY_FILE = "verify.json"
@@ -70,12 +78,7 @@ def read_verdicts(folder: Path, index: MiningIndex | None = None) -> VerifyFile:
     path = folder / VERIFY_FILE
     if not path.exists():
         return VerifyFile(model=mine[0], weights_revision=mine[1], pool_revision=mine[2])
-    try:
-        found = VerifyFile.model_validate(strict_json(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        message = " ".join(str(first["msg"] if first else exc).split())[:200]
-        raise SpurbenchError(f"{path}: not a valid verdicts file: {message}") from None
+    found = read_model(path, VerifyFile, "verdicts file")
     if (found.model, found.weights_revision, found.pool_revision) != mine:
         raise SpurbenchError(f"{path}: verdicts on a mining of {found.model} ({found.weights_revision}) over pool {found.pool_revision}, not this one's ({mine[0]}, {mine[1]}, {mine[2]})")
     return found
@@ -96,9 +99,7 @@ def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, 
         raise UnknownCandidateError(f"{image_id!r} is not a candidate of class {class_index}")
     if verdict not in VERDICTS:
         raise SpurbenchError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
-    if not labeler.strip() or not labeler.isprintable():
-        raise SpurbenchError(f"labeler {labeler!r}: expected a non-empty printable name")
-    record = VerdictRecord(class_index=class_index, image_id=image_id, verdict=verdict, labeler=labeler.strip(), at=datetime.now(timezone.utc))
+    record = VerdictRecord(class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
     try:
         with exclusive_lock(folder / LOCK_FILE):
             verdicts = read_verdicts(folder, index)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
@@ -31,9 +31,10 @@ from spurbench.benchmarks import Benchmark
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
-from spurbench.files import atomic_path, plain, strict_json
+from spurbench.files import atomic_path, plain
 from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
+from spurbench.schemas import read_model
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import fit_npca_streaming
 
@@ -121,13 +122,7 @@ def read_index(folder: Path) -> DiscoveryIndex:
     path = Path(folder) / INDEX_FILE
     if not path.is_file():
         raise SpurbenchError(f"{folder}: not a discovery folder (no {INDEX_FILE}; run `spurbench discover` first)")
-    try:
-        return DiscoveryIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:  # ValidationError is a ValueError
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        where = ".".join(str(p) for p in first["loc"]) if first else ""
-        message = " ".join(str(first["msg"] if first else exc).split())[:200]
-        raise SpurbenchError(f"{path}: not a valid discovery index{' at ' + where if where else ''}: {message}") from None
+    return read_model(path, DiscoveryIndex, "discovery index")
 
 
 def class_basis(folder: Path, index: DiscoveryIndex, class_index: int) -> LinearBasis:

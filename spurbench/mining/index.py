@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from spurbench.discovery import TrainingSplit
 from spurbench.errors import SpurbenchError
-from spurbench.files import strict_json
+from spurbench.schemas import read_model
 from spurbench.results import ModelInfo
 
 FORMAT_VERSION = 1
@@ -72,12 +72,7 @@ def read_mining(folder: Path) -> MiningIndex:
     path = Path(folder) / INDEX_FILE
     if not path.is_file():
         raise SpurbenchError(f"{folder}: not a mining folder (no {INDEX_FILE}; run `spurbench mine` first)")
-    try:
-        return MiningIndex.model_validate(strict_json(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        message = " ".join(str(first["msg"] if first else exc).split())[:200]
-        raise SpurbenchError(f"{path}: not a valid candidates index: {message}") from None
+    return read_model(path, MiningIndex, "candidates index")
 
 
 __all__ = ["Candidate", "ComponentCandidates", "INDEX_FILE", "MiningIndex", "PoolRecord", "Predicted", "read_mining"]
