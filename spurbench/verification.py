@@ -23,7 +23,7 @@ from typing import Callable, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spurbench.benchmarks import MinedImage, get_benchmark
+from spurbench.benchmarks import BenchmarkImage, MinedImage, get_benchmark
 from spurbench.benchmarks.pool import Pool
 from spurbench.errors import SpurbenchError
 from spurbench.files import exclusive_lock, write_synced
@@ -31,6 +31,7 @@ from spurbench.labels import check_labeler
 from spurbench.mining import (
     Candidate,
     MiningIndex,
+    best_placements,
     candidates_by_class,
     read_mining,
     resolve_pool,
@@ -135,7 +136,7 @@ def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> di
 MINED_FORMAT = "spurious-folder"  # the benchmark plugin that writes (and loads) mined benchmark folders
 
 
-def _pool_bytes(candidate: Candidate, pool: Pool | None) -> tuple[str, Callable[[], bytes]]:
+def _pool_bytes(candidate: Candidate, pool: Pool | None, by_id: dict[str, BenchmarkImage]) -> tuple[str, Callable[[], bytes]]:
     """(suffix, reader) of a candidate's bytes as they go into the benchmark: a pool file's own bytes
     (its digest checked against the one mining recorded), or a generated or parquet-row image as PNG."""
     path = Path(candidate.source) if pool is None else pool.files.get(candidate.image_id)
@@ -148,11 +149,11 @@ def _pool_bytes(candidate: Candidate, pool: Pool | None) -> tuple[str, Callable[
             return data
 
         return path.suffix.lower() or ".png", read_file
-    image = {im.image_id: im for im in pool.benchmark.images}[candidate.image_id] if pool is not None else None
+    image = by_id[candidate.image_id]
 
     def read_encoded() -> bytes:
         buffer = io.BytesIO()
-        image.open().save(buffer, format="PNG")  # type: ignore[union-attr]
+        image.open().save(buffer, format="PNG")
         return buffer.getvalue()
 
     return ".png", read_encoded
@@ -168,12 +169,7 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     index = read_mining(folder)
     verdicts = read_verdicts(folder, index)
     counts = tally(index, verdicts)
-    best: dict[tuple[int, str], tuple[int, Candidate]] = {}  # each image once per class: where it ranks best
-    for entry in index.components:
-        for c in entry.candidates:
-            key = (entry.class_index, c.image_id)
-            if key not in best or c.rank < best[key][1].rank:
-                best[key] = (entry.component, c)
+    best = best_placements(index)  # each image once per class: where it ranks best
     per_class: dict[int, dict[str, int]] = {}
     for k, images in sorted(counts.items()):
         summary = {"candidates": len(images), **{v: sum(c[v] > 0 for c in images.values()) for v in VERDICTS}}
@@ -189,10 +185,11 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
         pool = resolve_pool(index.pool.spec)
         if pool.benchmark.revision != index.pool.revision:
             raise SpurbenchError(f"pool {index.pool.spec}: is at revision {pool.benchmark.revision} now, the mining used {index.pool.revision}")
+    by_id = {im.image_id: im for im in pool.benchmark.images} if pool is not None else {}
     items = []
     for (k, image_id), (component, c) in sorted(best.items()):
         if verified_absent(counts[k][image_id], min_votes):
-            suffix, read = _pool_bytes(c, pool)
+            suffix, read = _pool_bytes(c, pool, by_id)
             items.append(MinedImage(k, component, image_id, c.source, c.digest, suffix, read, dict(counts[k][image_id])))
     facts = {
         "name": name or Path(out).name,

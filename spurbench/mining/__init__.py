@@ -266,15 +266,24 @@ def mine(
     return result
 
 
+def best_placements(index: MiningIndex) -> dict[tuple[int, str], tuple[int, Candidate]]:
+    """(class, image) -> (component, candidate) where the image ranks best among the class's components:
+    an image mined for several components of a class counts once."""
+    best: dict[tuple[int, str], tuple[int, Candidate]] = {}
+    for entry in index.components:
+        for c in entry.candidates:
+            key = (entry.class_index, c.image_id)
+            if key not in best or c.rank < best[key][1].rank:
+                best[key] = (entry.component, c)
+    return best
+
+
 def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
     """Every candidate of each class over its components, each image once (its best rank)."""
-    out: dict[int, dict[str, Candidate]] = {}
-    for entry in index.components:
-        seen = out.setdefault(entry.class_index, {})
-        for c in entry.candidates:
-            if c.image_id not in seen or c.rank < seen[c.image_id].rank:
-                seen[c.image_id] = c
-    return {k: sorted(v.values(), key=lambda c: c.rank) for k, v in out.items()}
+    out: dict[int, list[Candidate]] = {}
+    for (k, _), (_, c) in best_placements(index).items():
+        out.setdefault(k, []).append(c)
+    return {k: sorted(v, key=lambda c: c.rank) for k, v in out.items()}
 
 
-__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "RankingSource", "candidates_by_class", "from_artifact", "from_discovery", "mine", "read_mining", "resolve_components", "resolve_pool"]
+__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "RankingSource", "best_placements", "candidates_by_class", "from_artifact", "from_discovery", "mine", "read_mining", "resolve_components", "resolve_pool"]
