@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -245,3 +246,29 @@ def test_help_keeps_its_square_brackets(cli, tmp_path) -> None:
     for args, needle in ((["mine", "run", "--help"], "hf://ORG/NAME[@REVISION]"), (["mine", "run", "--help"], "{class: [ranks]}"), (["spufix", "fit", "--help"], "{class: [component ranks]}"), (["run", "--help"], "hf://ORG/NAME[@REV]")):
         proc = cli(*args, cwd=tmp_path, env={"COLUMNS": "250"})
         assert proc.returncode == 0 and needle in proc.stdout, (args, needle)
+
+
+def test_thumbnails_copy_small_web_images_and_shrink_the_rest(tmp_path) -> None:
+    from spurbench.benchmarks.base import BenchmarkImage
+    from spurbench.benchmarks.pool import Pool
+    from spurbench.mining import THUMBNAIL, _thumbnail_and_digest
+
+    rng = np.random.default_rng(0)
+    files = {
+        "small.png": Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)),
+        "large.jpg": Image.fromarray(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8)),
+        "gray.bmp": Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)),
+    }
+    for name, image in files.items():  # (the PNG at another compression than PIL's default, so a re-encoding would differ)
+        image.save(tmp_path / name, **({"compress_level": 1} if name.endswith(".png") else {}))
+    pool = Pool(None, "x", {name: tmp_path / name for name in files})  # type: ignore[arg-type]
+    out = tmp_path / "out"
+    (out / "thumbs").mkdir(parents=True)
+    results = {name: _thumbnail_and_digest(pool, BenchmarkImage(name, -1, "negative", None, name, lambda n=name: Image.open(tmp_path / n)), out) for name in files}
+    for name, (thumb, digest) in results.items():
+        assert digest == "sha256:" + hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    assert (out / results["small.png"][0]).read_bytes() == (tmp_path / "small.png").read_bytes()  # the file itself
+    with Image.open(out / results["large.jpg"][0]) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) == THUMBNAIL and thumb.size[1] == round(300 * THUMBNAIL / 500)
+    with Image.open(out / results["gray.bmp"][0]) as thumb:  # not a web format: re-encoded as PNG, pixels kept
+        assert thumb.format == "PNG" and np.array_equal(np.asarray(thumb.convert("L")), np.asarray(files["gray.bmp"]))

@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from PIL import Image
 
@@ -60,29 +62,45 @@ def _read_memo(path: Path) -> dict[str, list]:
     return memo if isinstance(memo, dict) else {}
 
 
+def _scan(root: Path) -> list[tuple[str, Path, int, int]]:
+    """(id, path, size, mtime_ns) of every image file under ``root``, sorted by id; hidden files and
+    folders skipped. ``os.walk`` with its cached directory entries: a second scan of a large pool
+    costs little more than listing it."""
+    found = []
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        prefix = Path(directory).relative_to(root).as_posix()
+        for name in names:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            path = Path(directory, name)
+            try:
+                stat = path.stat()
+            except OSError:  # vanished between listing and stat
+                continue
+            if S_ISREG(stat.st_mode):
+                found.append((name if prefix == "." else f"{prefix}/{name}", path, stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda entry: entry[0])
+
+
 def folder_pool(folder: str | Path) -> Pool:
     """Every image under ``folder`` (recursive, hidden files and folders skipped)."""
     root = Path(folder)
     if not root.is_dir():
         raise SpurbenchError(f"--pool {folder}: not a folder (give a folder of images, or a benchmark that generates a pool)")
-    paths = sorted(
-        p for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )  # fmt: skip
-    if not paths:
+    found = _scan(root)
+    if not found:
         raise SpurbenchError(f"--pool {folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) under it")
     identity = hashlib.sha256()
     images, files, unreadable = [], {}, []
     memo_path = make_cache_dir("pool-scans") / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]}.json"
     memo = _read_memo(memo_path)
     checked: dict[str, list] = {}
-    for path in paths:
-        image_id = path.relative_to(root).as_posix()
-        stat = path.stat()
-        identity.update(f"{image_id}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    for image_id, path, size, mtime_ns in found:
+        identity.update(f"{image_id}\t{size}\t{mtime_ns}\n".encode())
         seen = memo.get(image_id)
-        readable = seen[2] if seen and seen[:2] == [stat.st_size, stat.st_mtime_ns] else _readable(path)
-        checked[image_id] = [stat.st_size, stat.st_mtime_ns, readable]
+        readable = seen[2] if seen and seen[:2] == [size, mtime_ns] else _readable(path)
+        checked[image_id] = [size, mtime_ns, readable]
         if not readable:
             unreadable.append(image_id)
             continue
@@ -92,7 +110,7 @@ def folder_pool(folder: str | Path) -> Pool:
         with atomic_path(memo_path) as tmp:
             tmp.write_text(json.dumps(checked))
     if not images:
-        raise DataError(f"--pool {folder}: none of its {len(paths)} image files can be read (e.g. {unreadable[0]})")
+        raise DataError(f"--pool {folder}: none of its {len(found)} image files can be read (e.g. {unreadable[0]})")
     revision = identity.hexdigest()
     bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, positive_crop_pct=1.0)
     return Pool(bench, str(root.resolve()), files, unreadable)
