@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 from rich.progress import (
@@ -26,14 +26,15 @@ from rich.progress import (
 )
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader
 
 from spurbench.adapters.base import ModelAdapter
-from spurbench.benchmarks.base import ROLES, Benchmark, BenchmarkImage
+from spurbench.benchmarks.base import ROLES, VIEW_SEPARATOR, Benchmark, BenchmarkImage
 from spurbench.cache import make_cache_dir
-from spurbench.errors import DataError, SpurbenchError
+from spurbench.dataloading import ImageDataset, collate
+from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
-from spurbench.preprocessing import build_transform
+from spurbench.preprocessing import build_transform, normalizer
 from spurbench.runtime import bound_heap_growth, default_workers, note, worker_context
 
 CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
@@ -49,29 +50,11 @@ class FeatureSet:
     devices: list[str]  # the devices whose forward passes produced these features (from the cache manifest)
 
 
-class _ImageDataset(Dataset):
-    def __init__(self, images: Sequence[BenchmarkImage], transforms: dict[str, Callable]):
-        self.images = images
-        self.transforms = transforms
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor | str:
-        image = self.images[index]
-        try:
-            return self.transforms[image.role](image.open())
-        except SpurbenchError as exc:
-            return str(exc)  # reported by the main process in one line, not through the worker's traceback
-        except Exception as exc:
-            return f"cannot preprocess image {image.origin}: {type(exc).__name__}: {exc}"
-
-
-def _collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
-    """The batch, or the first image error in it (see ``_ImageDataset``). torch's default_collate
-    stacks straight into shared memory inside a worker, saving a copy per batch over torch.stack."""
-    error = next((item for item in items if isinstance(item, str)), None)
-    return error if error is not None else default_collate(items)
+def row_ids(benchmark: Benchmark, image: BenchmarkImage) -> list[str]:
+    """The feature rows of one image: its id, or for a views benchmark ``<id>::<view>`` per view."""
+    if benchmark.render_views is None:
+        return [image.image_id]
+    return [f"{image.image_id}{VIEW_SEPARATOR}{view}" for view in image.views]
 
 
 def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str, shard_size: int) -> dict:
@@ -86,6 +69,7 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
+        **({"views": stable_hash([im.views for im in benchmark.images], length=32), "views_key": benchmark.views_key} if benchmark.render_views is not None else {}),
         "protocol": protocol,
         "shard_size": shard_size,
         "dtype": "float32",
@@ -140,6 +124,9 @@ class FeatureStream:
 
     Build it with :meth:`open`, which checks the cache (an explicit step: it reads every cached shard
     once to verify its digest); the constructor only stores its arguments.
+
+    A views benchmark (``Benchmark.render_views``) gives one row per (image, view), ids
+    ``<image id>::<view>``; a shard holds the rows of ``shard_size`` images, each image decoded once.
     """
 
     def __init__(
@@ -160,12 +147,12 @@ class FeatureStream:
         self.shard_size = batch_size * shard_batches
         images = benchmark.images
         n_shards = (len(images) + self.shard_size - 1) // self.shard_size
-        self.shard_ids = [[im.image_id for im in images[i * self.shard_size : (i + 1) * self.shard_size]] for i in range(n_shards)]
+        self.shard_ids = [[rid for im in images[i * self.shard_size : (i + 1) * self.shard_size] for rid in row_ids(benchmark, im)] for i in range(n_shards)]
         self.folder: Path | None = None
         self.computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         self.devices: list[str] = []
         self.missing: list[int] = list(range(n_shards))
-        self.images_forwarded = len(images)
+        self.images_forwarded = sum(len(ids) for ids in self.shard_ids)
 
     @classmethod
     def open(cls, adapter: ModelAdapter, benchmark: Benchmark, **kwargs: Any) -> "FeatureStream":
@@ -212,12 +199,14 @@ class FeatureStream:
         self.adapter.to(self.device)
         workers = default_workers() if self.num_workers is None else self.num_workers
         context = worker_context()
-        transforms = {role: build_transform(self.adapter.data_config, self.protocol, role, self.benchmark.positive_crop_pct) for role in ROLES}
+        views = self.benchmark.render_views
+        config = self.adapter.data_config
+        transforms = {role: build_transform(config, self.protocol, role, self.benchmark.positive_crop_pct, normalize=views is None) for role in ROLES}
         loader = DataLoader(
-            _ImageDataset([images[j] for j in todo], transforms),
+            ImageDataset([images[j] for j in todo], transforms, views, normalizer(config) if views is not None else None),
             batch_size=self.batch_size,
             shuffle=False,
-            collate_fn=_collate,
+            collate_fn=collate,
             num_workers=workers if context else 0,
             multiprocessing_context=context if workers and context else None,
         )
@@ -239,14 +228,19 @@ class FeatureStream:
                 self._write_manifest()
         with bar, torch.no_grad():
             task = bar.add_task("features", total=len(todo))
+            done = 0
             for batch in loader:
                 if isinstance(batch, str):
                     raise DataError(batch)
-                out = self.adapter.features(batch.to(self.device)).float().cpu()
+                images_in_batch = batch.shape[0] if views is None else min(self.batch_size, len(todo) - done)  # (the loader batches images)
+                done += images_in_batch
+                # a views batch holds several rows per image: forward at most batch_size rows at a time
+                out = torch.cat([self.adapter.features(part.to(self.device)).float().cpu() for part in batch.split(self.batch_size)])
                 if not torch.isfinite(out).all():
                     row = int((~torch.isfinite(out)).any(dim=1).nonzero()[0])
-                    image = images[current * self.shard_size + filled + row]
-                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {image.origin}; check its weights")
+                    bad = self.shard_ids[current][filled + row]
+                    origin = images[current * self.shard_size + filled + row].origin if views is None else bad
+                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {origin}; check its weights")
                 if feats is None:
                     # One buffer per shard, filled in place: collecting per-batch tensors and
                     # concatenating them fragmented glibc's heap so that resident memory grew with
@@ -254,7 +248,7 @@ class FeatureStream:
                     feats = torch.empty(len(self.shard_ids[current]), out.shape[1], dtype=torch.float32)
                 feats[filled : filled + out.shape[0]] = out
                 filled += out.shape[0]
-                bar.advance(task, out.shape[0])
+                bar.advance(task, images_in_batch)
                 del out, batch
                 if filled == feats.shape[0]:
                     if self.folder is not None:

@@ -6,33 +6,31 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter, load_model
-from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, default_benchmark, get_benchmark
-from spurbench.benchmarks.base import ROLES, BenchmarkPlugin, group_mauc, images_by_class
+from spurbench.benchmarks import Benchmark, BenchmarkOptions, default_benchmark, get_benchmark
+from spurbench.benchmarks.base import ROLES
 from spurbench.cache import content_digest
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.features import FeatureSet, extract_features
-from spurbench.runtime import check_device
 from spurbench.files import plain, stable_hash
-from spurbench.heads import PLAIN, SPUFIX, LinearHead, class_probabilities
+from spurbench.heads import PLAIN, SPUFIX, LinearHead
 from spurbench.imagenet import class_columns
-from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, ClassScores, aggregate_metrics, class_metrics
+from spurbench.metrics import MAX_BOOTSTRAP_DRAWS
 from spurbench.preprocessing import check_protocol, describe, role_geometry
 from spurbench.results import (
-    Aggregate,
     BenchmarkInfo,
-    ClassRow,
-    HeadResult,
     ImageRecord,
     ProtocolInfo,
     Provenance,
     Result,
     RoleGeometry,
+    ViewImage,
+    ViewProtocolInfo,
+    ViewResult,
     check_output_dir,
     git_sha,
     package_versions,
@@ -40,6 +38,8 @@ from spurbench.results import (
     result_filename,
     write_result,
 )
+from spurbench.runtime import check_device
+from spurbench.scoring import plugin_of, score_heads, score_view_heads
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
 
@@ -101,72 +101,6 @@ def run_config_hash(
     )
 
 
-def plugin_of(benchmark: Benchmark) -> BenchmarkPlugin | None:
-    """The registered plugin a benchmark came from, None for a benchmark built in code."""
-    name = benchmark.plugin or benchmark.name
-    return get_benchmark(name) if name in BENCHMARKS.names() else None
-
-
-def score_heads(
-    benchmark: Benchmark,
-    features: FeatureSet,
-    columns: dict[int, int],
-    heads: dict[str, nn.Module],
-    bootstrap: int,
-    temperatures: dict[str, float] | None = None,
-) -> dict[str, HeadResult]:
-    """Score every head on the same features and compute per-class and aggregate metrics.
-
-    ``temperatures``: head name -> T; that head's logits are divided by T before the softmax (default 1).
-    """
-    temperatures = temperatures or {}
-    images = benchmark.images
-    column_per_image = torch.tensor([columns[im.class_index] for im in images], dtype=torch.long)
-    by_class = images_by_class([(im.class_index, im.role) for im in images])
-    for cls in benchmark.classes:
-        roles = by_class.get(cls.index)
-        if roles is None or not all(len(roles[role]) for role in ROLES):
-            raise DataError(f"benchmark class {cls.index} ({cls.name}) needs both class images and spurious-only images")
-    plugin = plugin_of(benchmark)
-    extra_metrics = plugin.extra_metrics if plugin is not None else group_mauc
-
-    out: dict[str, HeadResult] = {}
-    for head_name, head in heads.items():
-        temperature = temperatures.get(head_name, 1.0)
-        prob, top1 = class_probabilities(head, features.features, column_per_image, temperature=temperature)
-        prob_np, top1_np = prob.numpy(), top1.numpy()
-        if not np.isfinite(prob_np).all():
-            bad = images[int(np.flatnonzero(~np.isfinite(prob_np))[0])]
-            raise DataError(f"head {head_name!r} gives a non-finite probability (NaN or inf) for image {bad.origin}")
-        per_class: list[ClassScores] = []
-        rows: list[ClassRow] = []
-        for cls in benchmark.classes:
-            pos, neg = by_class[cls.index]["positive"], by_class[cls.index]["negative"]
-            scores = ClassScores(cls.index, prob_np[pos], prob_np[neg], top1_np[pos], top1_np[neg])
-            per_class.append(scores)
-            rows.append(
-                ClassRow(
-                    **class_metrics(scores).model_dump(),  # the declared metrics, typed
-                    class_index=cls.index,
-                    class_name=cls.name,
-                    components=list(cls.components),
-                    group=cls.group,
-                    feature=cls.feature,
-                    num_positives=len(pos),
-                    num_negatives=len(neg),
-                )
-            )
-        out[head_name] = HeadResult(
-            temperature=temperature,
-            aggregate=Aggregate(**aggregate_metrics(per_class, draws=bootstrap).model_dump(), bootstrap_draws=bootstrap),
-            extra_metrics=extra_metrics(benchmark.classes, [row.auc for row in rows]),
-            classes=rows,
-            image_prob={im.image_id: float(p) for im, p in zip(images, prob_np)},
-            image_top1={im.image_id: bool(t) for im, t in zip(images, top1_np)},
-        )
-    return out
-
-
 def evaluate(
     model: str | ModelAdapter,
     benchmark: str | Benchmark | None = None,
@@ -183,7 +117,7 @@ def evaluate(
     spufix: "str | Path | SpuFixArtifact | None" = None,
     temperature: float = 1.0,
     spufix_temperature: float | None = None,
-) -> Result:
+) -> Result | ViewResult:
     """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
 
     ``benchmark``: a registry name (default: the default benchmark) loaded with ``options`` (its
@@ -226,31 +160,36 @@ def evaluate(
     weight, bias = adapter.head
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
         raise DataError(f"{adapter.name}: its classifier weights contain NaN or inf")
+    if plugin is not None and plugin.task == "views":
+        plugin.check_model(adapter)
+        watched = plugin.watched_classes(bench.label_space)
+        watched_columns = dict(zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes)))
     feats = extract_features(
         adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress
     )
     heads: dict[str, nn.Module] = {PLAIN: LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
         heads[SPUFIX] = artifact.head(weight.cpu(), bias.cpu())
-    head_results = score_heads(bench, feats, columns, heads, bootstrap, {PLAIN: temperature, SPUFIX: spufix_temperature})
+    temperatures = {PLAIN: temperature, SPUFIX: spufix_temperature}
+    if plugin is not None and plugin.task == "views":
+        result = ViewResult(
+            config_hash=config_hash,
+            model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
+            benchmark=_benchmark_info(bench),
+            protocol=ViewProtocolInfo(name=protocol, description=describe(protocol), **role_geometry(adapter.data_config, protocol, "positive", bench.positive_crop_pct)),  # type: ignore[arg-type]
+            heads=score_view_heads(bench, plugin, feats, columns, watched_columns, heads, temperatures),
+            images={im.image_id: ViewImage(class_index=im.class_index, views=list(im.views)) for im in bench.images},
+            provenance=_provenance(feats, device),
+        )
+        if output_dir is not None:
+            write_result(result, Path(output_dir) / result_filename(adapter.name, bench.name))
+        return result
+    head_results = score_heads(bench, feats, columns, heads, bootstrap, temperatures)
 
-    counts = bench.counts()
     result = Result(
         config_hash=config_hash,
         model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
-        benchmark=BenchmarkInfo(
-            name=bench.name,
-            label_space=bench.label_space,
-            repo=bench.repo,
-            revision=bench.revision,
-            checksum=bench.checksum,
-            positives_source=bench.positives_source,
-            num_classes=counts["classes"],
-            num_positives=counts["positives"],
-            num_negatives=counts["negatives"],
-            component_names={str(k): v for k, v in sorted(bench.component_names.items())},
-            extra=plain(bench.facts),
-        ),
+        benchmark=_benchmark_info(bench),
         protocol=ProtocolInfo(
             name=protocol,
             description=describe(protocol),
@@ -261,18 +200,39 @@ def evaluate(
         ),
         heads=head_results,
         images={im.image_id: ImageRecord(class_index=im.class_index, role=im.role, component=im.component) for im in bench.images},
-        provenance=Provenance(
-            spurbench_version=__version__,
-            git_sha=git_sha(),
-            python=python_version(),
-            packages=package_versions(),
-            device=", ".join(_device_name(d) for d in feats.devices) or _device_name(device),  # the devices that ran the forward passes
-            date=feats.computed_at,
-        ),
+        provenance=_provenance(feats, device),
     )
     if output_dir is not None:
         write_result(result, Path(output_dir) / result_filename(adapter.name, bench.name))
     return result
+
+
+def _benchmark_info(bench: Benchmark) -> BenchmarkInfo:
+    counts = bench.counts()
+    return BenchmarkInfo(
+        name=bench.name,
+        label_space=bench.label_space,
+        repo=bench.repo,
+        revision=bench.revision,
+        checksum=bench.checksum,
+        positives_source=bench.positives_source,
+        num_classes=counts["classes"],
+        num_positives=counts["positives"],
+        num_negatives=counts["negatives"],
+        component_names={str(k): v for k, v in sorted(bench.component_names.items())},
+        extra=plain(bench.facts),
+    )
+
+
+def _provenance(feats: FeatureSet, device: str) -> Provenance:
+    return Provenance(
+        spurbench_version=__version__,
+        git_sha=git_sha(),
+        python=python_version(),
+        packages=package_versions(),
+        device=", ".join(_device_name(d) for d in feats.devices) or _device_name(device),  # the devices that ran the forward passes
+        date=feats.computed_at,
+    )
 
 
 def _device_name(device: str) -> str:

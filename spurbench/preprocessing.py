@@ -59,11 +59,19 @@ def role_geometry(data_config: dict[str, Any], protocol: str, role: Role, positi
     return {"input_size": [int(v) for v in config["input_size"]], "crop_pct": crop_pct}
 
 
-def model_transform(data_config: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
-    """timm's eval transform for this data config, at the test-time size as timm's validate.py uses it."""
+def model_transform(data_config: dict[str, Any], normalize: bool = True) -> Callable[[Image.Image], torch.Tensor]:
+    """timm's eval transform for this data config, at the test-time size as timm's validate.py uses it
+    (``normalize=False``: the same without the mean/std step, values in [0, 1])."""
     config = eval_data_config(data_config, "model")
     config = {k: config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in config}
+    if not normalize:
+        config.update(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     return create_transform(**config, is_training=False)
+
+
+def normalizer(data_config: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's mean/std step alone: what a views benchmark applies after rendering its views."""
+    return T.Normalize(mean=data_config["mean"], std=data_config["std"])
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -71,21 +79,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def build_transform(
-    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256
+    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256, normalize: bool = True
 ) -> Callable[[Image.Image], torch.Tensor]:
-    """Transform for one image role ("positive" = class images, "negative" = spurious-only images)."""
+    """Transform for one image role ("positive" = class images, "negative" = spurious-only images);
+    ``normalize=False`` stops before the mean/std step (values in [0, 1], see :func:`normalizer`)."""
     check_protocol(protocol)
     if protocol == "model":
-        return T.Compose([_to_rgb, model_transform(data_config)])
+        return T.Compose([_to_rgb, model_transform(data_config, normalize)])
     size = int(eval_data_config(data_config, protocol)["input_size"][-1])
-    normalize = T.Normalize(mean=data_config["mean"], std=data_config["std"])
     if role == "negative":
         # Upstream resizes the short side only. CenterCrop is a no-op for square images (Spurious
         # ImageNet ships square images); it only keeps batches stackable for odd local data.
         steps = [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
     else:
         steps = [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
-    return T.Compose([_to_rgb, *steps, T.ToTensor(), normalize])
+    return T.Compose([_to_rgb, *steps, T.ToTensor(), *([T.Normalize(mean=data_config["mean"], std=data_config["std"])] if normalize else [])])
 
 
 def describe(protocol: str) -> str:

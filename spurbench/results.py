@@ -19,6 +19,7 @@ from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
 # 3: class groups instead of a per-class boolean flag, named components, per-head benchmark-specific metrics
 SCHEMA_VERSION = 3
+VIEW_SEPARATOR = "::"  # a views benchmark's row id: "<image id>::<view name>"
 
 
 class _Strict(BaseModel):
@@ -107,6 +108,7 @@ class Provenance(_Strict):
 
 
 class Result(_Strict):
+    kind: Literal["spurious-auc"] = "spurious-auc"  # the benchmark's task (its plugin's ``task``)
     schema_version: Literal[3] = SCHEMA_VERSION  # bumped on any incompatible change
     config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
     model: ModelInfo
@@ -115,6 +117,66 @@ class Result(_Strict):
     heads: dict[str, HeadResult]  # "plain", and SpuFix heads when fitted
     images: dict[str, ImageRecord]
     provenance: Provenance
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ViewRows(_Strict):
+    """Per feature row (the result's ``rows`` order) of one head: top-1 correct, probability of the
+    image's class, and the probabilities of the benchmark's watched classes."""
+
+    correct: list[bool]
+    prob: list[Unit]
+    watched: dict[str, list[Unit]] = Field(default_factory=dict)
+
+
+class ViewClassRow(_Strict):
+    class_index: int
+    class_name: str
+    group: str | None
+    metrics: dict[str, Finite | None]  # the plugin's per-class metrics (None: undefined for this class)
+
+
+class ViewHeadResult(_Strict):
+    temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    metrics: dict[str, Finite | None]  # the plugin's aggregate metrics
+    classes: list[ViewClassRow]
+    rows: ViewRows
+
+
+class ViewImage(_Strict):
+    class_index: int
+    views: list[str]  # its rows, in order, are <image id>::<view>
+
+
+class ViewProtocolInfo(_Strict):
+    name: Literal["paper", "model"]
+    description: str
+    input_size: list[int]  # [C, H, W] fed to the model (every view)
+    crop_pct: float
+
+
+class ViewResult(_Strict):
+    """The result of a views benchmark (noised or watermarked images, ...): every image in several
+    views, per row its outputs, and the plugin's metrics, which ``leaderboard verify`` recomputes."""
+
+    kind: Literal["views"] = "views"
+    schema_version: Literal[3] = SCHEMA_VERSION
+    config_hash: str
+    model: ModelInfo
+    benchmark: BenchmarkInfo  # num_positives: images; num_negatives: 0
+    protocol: ViewProtocolInfo
+    heads: dict[str, ViewHeadResult]
+    images: dict[str, ViewImage]
+    provenance: Provenance
+
+    def row_ids(self) -> list[str]:
+        """Every row's id, in the order of ``heads[*].rows``."""
+        return [f"{image_id}{VIEW_SEPARATOR}{view}" for image_id, image in self.images.items() for view in image.views]
+
+
+AnyResult = Result | ViewResult
 
 
 def package_versions() -> dict[str, str | None]:
@@ -169,7 +231,7 @@ def check_output_dir(folder: str | Path) -> Path:
     return folder
 
 
-def write_result(result: Result, path: Path) -> Path:
+def write_result(result: AnyResult, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename, so no half-written result exists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +240,7 @@ def write_result(result: Result, path: Path) -> Path:
     return path
 
 
-def read_result(path: Path) -> Result:
+def read_result(path: Path) -> AnyResult:
     """Parse and validate a result file; one-line SpurbenchError if it is not a valid result."""
     path = Path(path)
     try:
@@ -191,8 +253,9 @@ def read_result(path: Path) -> Result:
         data = strict_json(text)
     except ValueError as exc:
         raise SpurbenchError(f"{path}: not a result file (invalid JSON: {' '.join(str(exc).split())[:200]})") from None
+    model = ViewResult if isinstance(data, dict) and data.get("kind") == "views" else Result
     try:
-        return Result.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "spurbench"
 # The only places that may name a concrete benchmark: the plugins themselves.
 # spurious_folder writes (and reads) Spurious ImageNet's folder layout on purpose, so it names it.
-PLUGIN_DIRS = [PACKAGE / "benchmarks" / "planted", PACKAGE / "benchmarks" / "spurious_imagenet", PACKAGE / "benchmarks" / "spurious_folder"]
-BENCHMARK_NAMES = re.compile(r"planted|spurious[-_ ]imagenet", re.IGNORECASE)
+PLUGIN_DIRS = [PACKAGE / "benchmarks" / name for name in ("planted", "spurious_imagenet", "spurious_folder", "salient_imagenet", "imagenet_w")]
+BENCHMARK_NAMES = re.compile(r"planted|spurious[-_ ]imagenet|salient[-_]imagenet|imagenet[-_]w\b", re.IGNORECASE)
 MAX_LINES = 300
 
 

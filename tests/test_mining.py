@@ -251,7 +251,7 @@ def test_help_keeps_its_square_brackets(cli, tmp_path) -> None:
 def test_thumbnails_copy_small_web_images_and_shrink_the_rest(tmp_path) -> None:
     from spurbench.benchmarks.base import BenchmarkImage
     from spurbench.benchmarks.pool import Pool
-    from spurbench.mining import THUMBNAIL, _thumbnail_and_digest
+    from spurbench.mining.thumbnails import THUMBNAIL, thumbnail_and_digest
 
     rng = np.random.default_rng(0)
     files = {
@@ -264,7 +264,7 @@ def test_thumbnails_copy_small_web_images_and_shrink_the_rest(tmp_path) -> None:
     pool = Pool(None, "x", {name: tmp_path / name for name in files})  # type: ignore[arg-type]
     out = tmp_path / "out"
     (out / "thumbs").mkdir(parents=True)
-    results = {name: _thumbnail_and_digest(pool, BenchmarkImage(name, -1, "negative", None, name, lambda n=name: Image.open(tmp_path / n)), out) for name in files}
+    results = {name: thumbnail_and_digest(pool, BenchmarkImage(name, -1, "negative", None, name, lambda n=name: Image.open(tmp_path / n)), out) for name in files}
     for name, (thumb, digest) in results.items():
         assert digest == "sha256:" + hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
     assert (out / results["small.png"][0]).read_bytes() == (tmp_path / "small.png").read_bytes()  # the file itself

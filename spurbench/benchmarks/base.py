@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,9 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.registry import suggest
+from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
+from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
+from spurbench.results import VIEW_SEPARATOR
+
+if TYPE_CHECKING:
+    import torch
 
 Role = Literal["positive", "negative"]
 ROLES: tuple[Role, Role] = ("positive", "negative")
+Task = Literal["spurious-auc", "views"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class BenchmarkImage:
     component: int | None  # spurious component (negatives), None for positives
     origin: str  # file path / parquet row / generator seed: named in errors
     loader: Callable[[], Image.Image] = field(repr=False, compare=False)
+    # A views benchmark's names of what the model sees of this image (e.g. "clean", "watermark"): each is
+    # one row of features, rendered from one decode of the image by ``Benchmark.render_views``.
+    views: tuple[str, ...] = ()
 
     def open(self) -> Image.Image:
         """Decode the image as RGB, or raise a one-line DataError naming its origin."""
@@ -79,6 +89,14 @@ class Benchmark:
     # The registry name of the plugin that loaded it, where ``name`` is not that name (a plugin whose
     # benchmarks are named by their data, so that two of them keep apart in results and boards).
     plugin: str | None = None
+    # A views benchmark: the image's views from its preprocessed, un-normalised input tensor [3, H, W]
+    # in [0, 1], one per name of ``image.views``, in that order. It runs in the data-loader workers.
+    render_views: "Callable[[BenchmarkImage, torch.Tensor], list[torch.Tensor]] | None" = field(default=None, repr=False)
+    views_key: str | None = None  # what else changes the rendered views (a font's digest, a noise scheme); keys the feature cache
+
+    def view_rows(self) -> list[tuple[int, str]]:
+        """(image position, view name) of every feature row of a views benchmark, image by image."""
+        return [(i, view) for i, im in enumerate(self.images) for view in im.views]
 
     def class_by_index(self) -> dict[int, BenchmarkClass]:
         return {c.index: c for c in self.classes}
@@ -106,52 +124,6 @@ class BenchmarkOptions(BaseModel):
     token: str | bool | None = Field(default=None, exclude=True)  # Hub token for gated data; never recorded
 
 
-@dataclass(frozen=True)
-class Reference:
-    """What a published benchmark revision contains, for ``leaderboard verify``: its checksum and its
-    images (id -> (class, role)), or, where the images cannot be listed offline, the counts."""
-
-    name: str
-    revision: str
-    checksum: str
-    images: dict[str, tuple[int, str]] | None
-    num_classes: int | None = None
-    positives_per_class: int | None = None
-    negatives_per_class: int | None = None
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """What a generated benchmark knows for certain about its spurious features."""
-
-    train: Benchmark  # the training images (role "positive"), sorted by class
-    validation: Benchmark  # a held-out twin of the benchmark, disjoint from its test images
-    features: dict[int, int]  # class -> id of the spurious feature seeded into its training images
-    carriers: dict[str, int]  # training image id -> id of the seeded feature it carries
-
-
-@dataclass
-class PoolTruth:
-    """What a generated mining pool holds, per image id: which class's object (None: no object) and which spurious feature (None: none)."""
-
-    objects: dict[str, int | None]
-    features: dict[str, int | None]
-
-
-@dataclass(frozen=True)
-class MinedImage:
-    """One verified image of a mined benchmark, as `mine export` hands it to the plugin that writes the folder."""
-
-    class_index: int
-    component: int  # the spurious component (discovery rank) it was mined for
-    pool_image_id: str  # its id in the pool
-    source: str  # where it came from (a file path, or a generator)
-    digest: str  # the pool file's digest as mining recorded it
-    suffix: str  # file extension with the dot, e.g. ".png"
-    read: Callable[[], bytes] = field(repr=False, compare=False)  # the bytes to store (the pool file's bytes, never re-encoded for files)
-    verdicts: dict[str, int] = field(default_factory=dict)  # labelers' verdicts, e.g. {"absent": 2, "present": 0, "unsure": 0}
-
-
 class BenchmarkPlugin(abc.ABC):
     """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``.
 
@@ -168,6 +140,14 @@ class BenchmarkPlugin(abc.ABC):
     # Its data folders name it (``spurbench.json`` ``"kind"``): the dataset commands choose it for such a
     # folder, and never as the default for any other.
     named_by_its_data: ClassVar[bool] = False
+    # "spurious-auc": class images against spurious-only images (the standard metrics and result file);
+    # "views": every image seen in several views (clean, noised, watermarked, ...) and scored by the
+    # plugin's ``view_metrics`` (a views result file).
+    task: ClassVar[Task] = "spurious-auc"
+    # A views plugin's metrics: the aggregate ones (``view_metrics``), those on the board, and its
+    # headline on the cross-benchmark table (key, and its CI's low and high keys where it has one).
+    view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
+    headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
 
     def implements(self, method: str) -> bool:
         """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
@@ -237,6 +217,33 @@ class BenchmarkPlugin(abc.ABC):
         """Write a benchmark folder ``out`` from verified mined images; returns its content checksum."""
         raise SpurbenchError(f"benchmark {self.name!r} does not write mined benchmarks")
 
+    def check_model(self, model: Any) -> None:
+        """Refuse, in one line, a model this benchmark cannot score (e.g. not an ImageNet-1k classifier);
+        called by ``evaluate`` before any image is read. Default: any model whose label space maps."""
+
+    def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
+        """``leaderboard verify``: raise a one-line SpurbenchError unless every image of a views result has
+        the views the benchmark gives it. Default: exactly ``reference.views`` (when it lists them)."""
+        if reference.views is None:
+            return
+        for image_id, names in views.items():
+            if names != reference.views.get(image_id):
+                raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}, the benchmark has {list(reference.views.get(image_id, ()))}")
+
+    def watched_classes(self, label_space: str) -> dict[str, int]:
+        """A views benchmark: classes (name -> index in ``label_space``) whose probability every row records."""
+        return {}
+
+    def view_metrics(self, table: ViewTable) -> ViewScores:
+        """A views benchmark's metrics from its rows (recomputed by ``leaderboard verify``)."""
+        raise SpurbenchError(f"benchmark {self.name!r} is not a views benchmark")
+
+    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list["ExampleImage"]:
+        """Pictures for the board of a result of ``benchmark_name`` at ``revision`` (e.g. the worst classes'
+        spurious images): only what is at hand offline and what the data's licence allows to show, with
+        its attribution. Default: none."""
+        return []
+
     def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
         """Metrics beyond the standard ones, from the per-class ROC-AUCs (in ``classes`` order); recorded per
         head and recomputed by ``leaderboard verify``. Default: :func:`group_mauc`."""
@@ -265,5 +272,11 @@ __all__ = [
     "PoolTruth",
     "Reference",
     "Role",
+    "Task",
+    "ExampleImage",
+    "VIEW_SEPARATOR",
+    "ViewMetric",
+    "ViewScores",
+    "ViewTable",
     "images_by_class",
 ]

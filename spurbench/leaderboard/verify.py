@@ -9,21 +9,26 @@ and the field at the first mismatch:
    scoring exactly those images;
 4. every per-class metric and every aggregate metric (the bootstrap CI included, same seed), recomputed
    from ``image_prob`` / ``image_top1`` with the same code the harness uses, within 1e-6.
+
+A views result (images seen clean, noised, watermarked, ...) is checked the same way: its images and their views
+against the benchmark's reference, every row's outputs for what a softmax can give, and every metric
+recomputed from the rows by the plugin's own ``view_metrics``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
+from spurbench.benchmarks import BENCHMARKS, get_benchmark
 import numpy as np
 
-from spurbench.benchmarks import BENCHMARKS, get_benchmark
-from spurbench.benchmarks.base import ROLES, BenchmarkClass, Reference, images_by_class
+from spurbench.benchmarks.base import ROLES, BenchmarkClass, Reference, ViewTable, images_by_class
 from spurbench.errors import SpurbenchError
 from spurbench.heads import HEADS, PLAIN
 from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, TOLERANCE, ClassMetrics, ClassScores, HeadMetrics, aggregate_metrics, class_metrics, differences
-from spurbench.results import Result, read_result
+from spurbench.results import AnyResult, Result, ViewResult, read_result
 
 
 class VerificationError(SpurbenchError):
@@ -42,7 +47,7 @@ def benchmark_reference(name: str, revision: str | None) -> tuple[Reference, obj
     return reference, plugin
 
 
-def verify_result(path: str | Path) -> Result:
+def verify_result(path: str | Path) -> AnyResult:
     """The validated result, or a one-line VerificationError ``<file>: <field>: <what>``."""
     path = Path(path)
     try:
@@ -56,9 +61,14 @@ def verify_result(path: str | Path) -> Result:
     return result
 
 
-def _verify(result: Result) -> None:
+def _verify(result: AnyResult) -> None:
     bench = result.benchmark
     reference, plugin = benchmark_reference(bench.name, bench.revision)
+    if (plugin.task == "views") != isinstance(result, ViewResult):
+        raise VerificationError(f"kind: {result.kind!r}, but {bench.name} is a {plugin.task!r} benchmark")
+    if isinstance(result, ViewResult):
+        _verify_views(result, reference, plugin)
+        return
     if bench.checksum != reference.checksum:
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
     if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
@@ -144,11 +154,71 @@ def _verify_head(result: Result, head_name: str, plugin) -> None:
         raise VerificationError(f"heads.{head_name}.extra_metrics: stored {head.extra_metrics}, recomputed {extra}")
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE
+
+
+def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
+    bench = result.benchmark
+    if bench.checksum != reference.checksum:
+        raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
+    if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
+        raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
+    if reference.images is not None:
+        if set(reference.images) != set(result.images):
+            missing = sorted(set(reference.images) - set(result.images))
+            what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(set(result.images) - set(reference.images))} unknown"
+            raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}")
+        for image_id, image in result.images.items():
+            if image.class_index != reference.images[image_id][0]:
+                raise VerificationError(f"images[{image_id!r}].class_index: {image.class_index}, the benchmark has {reference.images[image_id][0]}")
+    try:
+        plugin.check_views(reference, {image_id: tuple(image.views) for image_id, image in result.images.items()})
+    except SpurbenchError as exc:
+        raise VerificationError(str(exc)) from None
+    if bench.num_positives != len(result.images):
+        raise VerificationError(f"benchmark.num_positives: {bench.num_positives} but the file lists {len(result.images)} images")
+    ids = result.row_ids()
+    image_of = [image_id for image_id, image in result.images.items() for _ in image.views]
+    views = [view for image in result.images.values() for view in image.views]
+    class_index = np.array([result.images[i].class_index for i in image_of], dtype=np.int64)
+    watched = set(plugin.watched_classes(bench.label_space))
+    floor = 1.0 / max(result.model.num_classes, 1)
+    for head_name, head in result.heads.items():
+        rows = head.rows
+        for field, values in (("correct", rows.correct), ("prob", rows.prob), *((f"watched.{k}", v) for k, v in rows.watched.items())):
+            if len(values) != len(ids):
+                raise VerificationError(f"heads.{head_name}.rows.{field}: {len(values)} values for {len(ids)} rows")
+        if set(rows.watched) != watched:
+            raise VerificationError(f"heads.{head_name}.rows.watched: {sorted(rows.watched)}, the benchmark watches {sorted(watched)}")
+        for r, (prob, correct) in enumerate(zip(rows.prob, rows.correct)):
+            if (prob > 0.5 and not correct) or (correct and prob < floor - TOLERANCE):
+                raise VerificationError(f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes")
+        classes = [BenchmarkClass(index=c.class_index, name=c.class_name, group=c.group) for c in head.classes]
+        table = ViewTable(
+            image_ids=image_of, views=views, class_index=class_index, correct=np.array(rows.correct, dtype=bool),
+            prob=np.array(rows.prob, dtype=np.float64), watched={k: np.array(v, dtype=np.float64) for k, v in rows.watched.items()}, classes=classes,
+        )  # fmt: skip
+        scores = plugin.view_metrics(table)
+        if set(scores.metrics) != set(head.metrics):
+            raise VerificationError(f"heads.{head_name}.metrics: stored {sorted(head.metrics)}, recomputed {sorted(scores.metrics)}")
+        for key, value in scores.metrics.items():
+            if not _same(head.metrics[key], value):
+                raise VerificationError(f"heads.{head_name}.metrics.{key}: stored {head.metrics[key]!r}, recomputed {value!r}")
+        for i, row in enumerate(head.classes):
+            expected = scores.classes.get(row.class_index, {})
+            if set(expected) != set(row.metrics) or any(not _same(row.metrics[k], v) for k, v in expected.items()):
+                key = next((k for k in sorted(set(expected) | set(row.metrics)) if not _same(row.metrics.get(k), expected.get(k))), "?")
+                raise VerificationError(f"heads.{head_name}.classes[{i}] (class {row.class_index}).metrics.{key}: stored {row.metrics.get(key)!r}, recomputed {expected.get(key)!r}")
+
+
 def _class_of(row) -> BenchmarkClass:
     return BenchmarkClass(index=row.class_index, name=row.class_name, components=tuple(row.components), group=row.group, feature=row.feature)
 
 
-def verify_all(paths: list[Path]) -> list[Result]:
+def verify_all(paths: list[Path]) -> list[AnyResult]:
     """Verify every file; raises at the first bad one."""
     if not paths:
         raise VerificationError("no result files to verify")

@@ -16,34 +16,27 @@ the discovery) for the people who verify the candidates (``spurbench label OUT -
 
 from __future__ import annotations
 
-import hashlib
-import io
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
 from spurbench.basis import LinearBasis, artifact_basis
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
-from spurbench.benchmarks.base import BenchmarkImage
 from spurbench.benchmarks.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
 from spurbench.discovery import DiscoveryIndex, TrainingSplit, class_basis, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
-from spurbench.files import atomic_path, plain, slug
+from spurbench.files import atomic_path, plain
+from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
 from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord, read_mining
 from spurbench.spufix.artifact import SpuFixArtifact
 
-THUMBS_DIR = "thumbs"
 REFERENCE_DIR = "reference"
-THUMBNAIL = 224
-SMALL_IMAGE = 64  # px: thumbnails of images up to this side are PNG
 HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
 # Near-duplicates: on the generated pool, distinct images of one kind reach cosine 0.995 (0.98 dropped
 # 190-237 distinct candidates per component, 0.995 still 11-46, 0.999 none; see the README)
@@ -178,47 +171,6 @@ def _copy_reference(path: Path, out: Path) -> str:
     return target.relative_to(out).as_posix()
 
 
-def _small_web_image(data: bytes) -> str | None:
-    """"png" or "jpg" when ``data`` is a PNG or JPEG file no larger than ``THUMBNAIL`` px a side (a PNG's
-    size read from its IHDR chunk, so most small pool images are never parsed by PIL); else None."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", data[16:24])
-        return "png" if max(width, height) <= THUMBNAIL else None
-    if data[:3] == b"\xff\xd8\xff":
-        try:
-            with Image.open(io.BytesIO(data)) as header:  # lazy: the header only
-                return "jpg" if max(header.size) <= THUMBNAIL else None
-        except Exception:  # not decodable here; the slow path reports it
-            return None
-    return None
-
-
-def _thumbnail_and_digest(pool: Pool, image: BenchmarkImage, out: Path) -> tuple[str, str]:
-    """The candidate's thumbnail (written once) and content digest. A pool file is read once for both:
-    its bytes' sha256, and, when it is already a small PNG or JPEG, those bytes are the thumbnail (no
-    decode, no encode). Otherwise the image is shrunk to ``THUMBNAIL`` px: JPEG for photos (a tenth of
-    PNG's encoding time), PNG for small images, where JPEG's blocks would show."""
-    data = pool.files[image.image_id].read_bytes() if image.image_id in pool.files else None
-    if data is not None and (kind := _small_web_image(data)):
-        thumb = f"{THUMBS_DIR}/{slug(image.image_id)}.{kind}"
-        if not (out / thumb).exists():
-            with atomic_path(out / thumb) as tmp:
-                tmp.write_bytes(data)
-        return thumb, "sha256:" + hashlib.sha256(data).hexdigest()
-    decoded = Image.open(io.BytesIO(data)) if data is not None else image.open()
-    photo = max(decoded.size) > SMALL_IMAGE
-    thumb = f"{THUMBS_DIR}/{slug(image.image_id)}.{'jpg' if photo else 'png'}"
-    if not (out / thumb).exists():
-        small = decoded.convert("RGB")
-        small.thumbnail((THUMBNAIL, THUMBNAIL))
-        with atomic_path(out / thumb) as tmp:
-            small.save(tmp, format="JPEG", quality=90) if photo else small.save(tmp, format="PNG")
-    if data is not None:
-        return thumb, "sha256:" + hashlib.sha256(data).hexdigest()
-    rgb = decoded.convert("RGB")
-    return thumb, "rgb-sha256:" + hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
-
-
 def mine(
     model: ModelAdapter,
     source: RankingSource,
@@ -265,7 +217,7 @@ def mine(
         kept, dropped = _deduplicate(names, {i: stats[i][0] for i in names}, dedup_cosine, per_component)
         cands = []
         for position, image_id in enumerate(kept, 1):
-            thumb, digest = _thumbnail_and_digest(pool, by_id[image_id], out)
+            thumb, digest = thumbnail_and_digest(pool, by_id[image_id], out)
             _, top1, probs = stats[image_id]
             cands.append(Candidate(image_id=image_id, source=by_id[image_id].origin, digest=digest, rank=position, alpha=alpha_of[image_id], predicted=top1, probability=float(probs[k]), thumbnail=thumb))
         tops, npfv = source.references.get((k, rank), ([], None))

@@ -68,6 +68,8 @@ NEGATIVES_PER_CLASS = 100  # feature-only images per class
 
 # The unlabelled mining pool (:func:`generate_pool`), 2000 images from its own random stream.
 POOL_STREAM = 5  # streams 0-4: training, test clean/spurious, validation clean/spurious
+CARRIER_STREAM = 6  # held-out objects carrying a planted feature, with their masks (planted-salient)
+CARRIERS_PER_CLASS = 50
 POOL_CLEAN_PER_CLASS = 100  # objects of every class with the neutral badge, no feature (1000)
 POOL_CARRIERS_PER_CLASS = 120  # objects of each planted class carrying its own feature (360)
 POOL_FEATURE_ONLY_PER_FEATURE = 100  # each planted feature on a background, no object, no badge (300)
@@ -83,6 +85,19 @@ _OBJECT_RADIUS = (4.5, 6.0)  # half-size of each instance's box
 _SPACING = (7.5, 13.0)  # offsets from the centre: +-7.5 for 2 instances, -13/0/+13 for 3
 _OBJECT_JITTER = 0.5
 _OBJECT_ROTATION = 15.0  # degrees; small so that square/diamond and plus/saltire stay apart
+def generate_carrier_set(seed: int = 0, per_class: int | None = None) -> PlantedSplit:
+    """Held-out objects of every class that each carry a planted feature, from their own stream
+    ``CARRIER_STREAM``: a planted class its own feature, a control class a random planted feature of
+    another class. ``object_mask`` and ``feature_mask`` are the exact regions of both."""
+    rng = _rng(seed, CARRIER_STREAM)
+    per_class = CARRIERS_PER_CLASS if per_class is None else per_class
+    labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
+    features = rng.choice(np.array(sorted(PLANTED_FEATURE_IDS.values())), labels.size)
+    for cls, fid in PLANTED_FEATURE_IDS.items():
+        features[labels == cls] = fid
+    return render(rng, labels, True, features, False)
+
+
 _OBJECT_ASPECT = 0.15
 _OBJECT_MIN_CONTRAST = 0.25  # RGB distance between object colour and the background under it
 _PIXEL_NOISE = 0.05  # mild noise: objects stay easy (> 0.94 clean accuracy) but the shortcut keeps paying off
@@ -455,6 +470,8 @@ __all__ = [
     "POOL_FEATURE_ONLY_PER_FEATURE",
     "POOL_KINDS",
     "POOL_STREAM",
+    "CARRIER_STREAM",
+    "generate_carrier_set",
     "PlantedSplit",
     "PlantedTestSets",
     "generate_pool",

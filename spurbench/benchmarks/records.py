@@ -1,0 +1,62 @@
+"""Records a benchmark plugin hands to the rest of spurbench: what a published revision contains
+(for ``leaderboard verify``), a generated benchmark's ground truth, a generated pool's truth, and one
+verified mined image (for ``mine export``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from spurbench.benchmarks.base import Benchmark
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a published benchmark revision contains, for ``leaderboard verify``: its checksum and its
+    images (id -> (class, role)), or, where the images cannot be listed offline, the counts."""
+
+    name: str
+    revision: str
+    checksum: str
+    images: dict[str, tuple[int, str]] | None
+    num_classes: int | None = None
+    positives_per_class: int | None = None
+    negatives_per_class: int | None = None
+    views: dict[str, tuple[str, ...]] | None = None  # a views benchmark: image id -> its views, in order
+    facts: dict[str, Any] = field(default_factory=dict)  # what else the plugin's ``check_views`` needs
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What a generated benchmark knows for certain about its spurious features."""
+
+    train: Benchmark  # the training images (role "positive"), sorted by class
+    validation: Benchmark  # a held-out twin of the benchmark, disjoint from its test images
+    features: dict[int, int]  # class -> id of the spurious feature seeded into its training images
+    carriers: dict[str, int]  # training image id -> id of the seeded feature it carries
+
+
+@dataclass
+class PoolTruth:
+    """What a generated mining pool holds, per image id: which class's object (None: no object) and which spurious feature (None: none)."""
+
+    objects: dict[str, int | None]
+    features: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class MinedImage:
+    """One verified image of a mined benchmark, as `mine export` hands it to the plugin that writes the folder."""
+
+    class_index: int
+    component: int  # the spurious component (discovery rank) it was mined for
+    pool_image_id: str  # its id in the pool
+    source: str  # where it came from (a file path, or a generator)
+    digest: str  # the pool file's digest as mining recorded it
+    suffix: str  # file extension with the dot, e.g. ".png"
+    read: Callable[[], bytes] = field(repr=False, compare=False)  # the bytes to store (the pool file's bytes, never re-encoded for files)
+    verdicts: dict[str, int] = field(default_factory=dict)  # labelers' verdicts, e.g. {"absent": 2, "present": 0, "unsure": 0}
+
+
+__all__ = ["GroundTruth", "MinedImage", "PoolTruth", "Reference"]
