@@ -24,7 +24,8 @@ from tests.hub_server import LocalHub, local_hub
 from tests.test_cli import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
+COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  # the spurious-AUC results
+COMMITTED_VIEWS = sorted((ROOT / "leaderboard" / "results").glob("planted-salient__*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +130,43 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     rows = list(csv.DictReader(files.csv.open()))
     assert [r["model"] for r in rows if r["benchmark"] == "planted"] == [r.model.name for r in ranked]
     assert {r["input_size"] for r in rows} == {"40x40"} and {float(r["temperature"]) for r in rows} == {1.0}
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs) and len(files.pngs) == 2
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs)
+    assert sorted(p.name for p in files.pngs) == ["examples-planted-0.png", "examples-planted-1.png", "examples-planted-2.png", "heatmap-planted.png", "scatter-planted.png"]
+    worst = sorted(ranked[0].heads["plain"].classes, key=lambda c: c.auc)[:3]  # the pictures show the worst classes' spurious images
+    assert [f"{c.class_name}: spurious-only image" in markdown for c in worst] == [True] * 3
     page = files.html.read_text()
     # offline: nothing is fetched (no script, stylesheet, image or font from elsewhere)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) and "@import" not in page
     assert page.count("<svg") >= 2 and "model-planted-planted_cnn" in page
     assert "other classes&#39; features: checker-square, striped-disc, dotted-ring" in page  # control classes' negatives, named
+
+
+def test_views_sections_cross_table_and_pictures(tmp_path, originals):
+    assert len(COMMITTED_VIEWS) == 2, "leaderboard/results/ should hold the committed planted-salient results"
+    for path in COMMITTED_VIEWS:
+        verify_result(path)
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in [*originals, COMMITTED_VIEWS[0]]:  # planted:resnet has no planted-salient result here
+        shutil.copy(path, results)
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path, registry_dir=ROOT / "registry")
+    markdown = files.markdown.read_text()
+    view = read_result(COMMITTED_VIEWS[0])
+    m = view.heads["plain"].metrics
+    assert "## planted-salient (revision `generator-v1-seed0-carriers`, protocol `paper`)" in markdown
+    expected = f"| 1 | Planted CNN (`planted:cnn`) | planted | {m['clean_accuracy']:.3f} | {m['core_accuracy']:.3f} | {m['spurious_accuracy']:.3f} | {m['gap']:+.3f} |"
+    assert expected in markdown
+    # across benchmarks: each benchmark's headline, "–" (never 0) where a model has no result
+    auc = {read_result(p).model.name: read_result(p).heads["plain"].aggregate for p in originals}
+    across = markdown[markdown.index("## Across benchmarks") :]
+    a = auc["planted:cnn"]
+    assert f"| Planted CNN (`planted:cnn`) | planted | {a.mauc:.3f} [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}] | {m['gap']:+.3f} |" in across
+    assert f"| Planted ResNet (`planted:resnet`) | planted | {auc['planted:resnet'].mauc:.3f} [" in across and across.split("Planted ResNet")[1].split("\n")[0].endswith("| – |")
+    assert {p.name for p in files.pngs} >= {f"examples-planted-salient-{i}.png" for i in range(3)}
+    worst = sorted(view.heads["plain"].classes, key=lambda c: c.metrics["gap"])[:3]  # the lowest core − spurious gap first
+    assert [f"{c.class_name}: object mask (core, blue) and feature mask (spurious, red)" in markdown for c in worst] == [True] * 3
+    page = files.html.read_text()
+    assert page.count('src="data:image/png;base64,') == 6 and 'id="board-planted-salient"' in page and 'id="across"' in page
 
 
 def test_build_ranks_like_with_like(tmp_path, originals):

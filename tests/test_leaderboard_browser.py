@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spurbench.leaderboard.build import build_board
-from spurbench.results import read_result
+from spurbench.results import Result, ViewResult, read_result
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -59,7 +59,7 @@ def test_page_sorts_filters_and_renders_the_scatter(browser, page):
     browser.get(page.as_uri())
     table = "board-planted"
     names = {"planted:cnn": "Planted CNN", "planted:resnet": "Planted ResNet"}
-    results = [read_result(p) for p in sorted((ROOT / "leaderboard" / "results").glob("*.json"))]
+    results = [r for p in sorted((ROOT / "leaderboard" / "results").glob("*.json")) if isinstance(r := read_result(p), Result)]
     ranked = [names[r.model.name] for r in sorted(results, key=lambda r: -r.heads["plain"].aggregate.mauc)]
     assert _column(browser, table, 1) == ranked  # ranked by mAUC
     assert _column(browser, table, 0) == ["1", "2"]
@@ -99,3 +99,34 @@ def test_page_sorts_filters_and_renders_the_scatter(browser, page):
 
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
+
+
+def test_page_shows_views_sections_across_table_and_pictures(browser, page):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    names = {"planted:cnn": "Planted CNN", "planted:resnet": "Planted ResNet"}
+    views = [r for p in sorted((ROOT / "leaderboard" / "results").glob("*.json")) if isinstance(r := read_result(p), ViewResult)]
+    assert len(views) == 2
+    ranked = [names[r.model.name] for r in sorted(views, key=lambda r: -r.heads["plain"].metrics["gap"])]
+    assert _column(browser, "board-planted-salient", 1) == ranked  # ranked by the core − spurious gap
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#board-planted-salient thead th")]
+    assert headers[3:7] == ["clean acc.", "core acc.", "spurious acc.", "core − spurious"]
+    gap = next(h for h in browser.find_elements(By.CSS_SELECTOR, "#board-planted-salient thead th") if h.text == "core − spurious")
+    gap.click()  # ascending
+    assert _column(browser, "board-planted-salient", 1) == ranked[::-1]
+    # across benchmarks: one row per model, both benchmarks' headlines
+    cells = {name: [_column(browser, "across", i)[j] for i in range(4)] for j, name in enumerate(_column(browser, "across", 0))}
+    assert set(cells) == set(names.values())
+    for r in views:
+        assert cells[names[r.model.name]][3] == f"{r.heads['plain'].metrics['gap']:+.3f}"
+    # the pictures are decoded images (inline PNGs), with their captions
+    for gallery in ("gallery-planted", "gallery-planted-salient"):
+        images = browser.find_elements(By.CSS_SELECTOR, f"[id='{gallery}'] img")
+        assert len(images) == 3 and all(browser.execute_script("return arguments[0].naturalWidth", im) >= 100 for im in images)
+    caption = browser.find_element(By.CSS_SELECTOR, "[id='gallery-planted-salient'] figcaption").text
+    assert "object mask (core, blue)" in caption and "planted generator" in caption
+    gallery = browser.find_element(By.CSS_SELECTOR, "[id='gallery-planted-salient']")
+    browser.execute_script("arguments[0].scrollIntoView()", gallery)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "leaderboard-views.png"))

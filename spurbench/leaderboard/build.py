@@ -30,8 +30,9 @@ from spurbench.heads import PLAIN, SPUFIX
 from spurbench.leaderboard.columns import BOARD_COLUMNS, GROUP_COLUMN, METRIC_LEGEND, PAPER_ONLY_COLUMNS, WORST_COLUMNS, Column, md_code, md_text, missing
 from spurbench.leaderboard.figures import figure_bytes, heatmap_figure, scatter_figure
 from spurbench.leaderboard.verify import verify_all
+from spurbench.leaderboard.views import cross_benchmark, example_pictures, view_sections
 from spurbench.model_lists import load_model_list, load_unmapped, registry_files
-from spurbench.results import Result
+from spurbench.results import AnyResult, Result, ViewResult
 
 WORST_CLASSES = 10
 
@@ -126,9 +127,9 @@ def _templates() -> Environment:
     return env
 
 
-def _legend_html() -> Markup:
-    """METRIC_LEGEND with its Markdown emphasis and code as HTML."""
-    text = html.escape(METRIC_LEGEND)
+def _legend_html(legend: str = METRIC_LEGEND) -> Markup:
+    """A legend's Markdown emphasis and code as HTML (the text itself escaped)."""
+    text = html.escape(legend)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     text = re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
     return Markup(re.sub(r"`(.+?)`", r"<code>\1</code>", text))
@@ -170,7 +171,7 @@ def _paper_only(table: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_one_board_per_benchmark(results: list[Result]) -> None:
+def _check_one_board_per_benchmark(results: list[AnyResult]) -> None:
     """Rank like with like: one revision and protocol per benchmark, one result per model."""
     seen: dict[str, tuple[str | None, str]] = {}
     models: set[tuple[str, str]] = set()
@@ -186,38 +187,48 @@ def _check_one_board_per_benchmark(results: list[Result]) -> None:
 def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = None, registry_dir: Path = Path("registry")) -> BoardFiles:
     """Verify every result, then write ``board_dir/README.md``, ``board_dir/leaderboard.csv``,
     PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS)."""
-    results = verify_all(result_paths)
-    _check_one_board_per_benchmark(results)
+    everything = verify_all(result_paths)
+    _check_one_board_per_benchmark(everything)
+    results = [r for r in everything if isinstance(r, Result)]  # the spurious-AUC boards; views benchmarks get their own sections
     out = Path(out)
     board_dir = Path(board_dir) if board_dir is not None else out.parent
     info = registry_info(registry_dir)
     table = board_table(results, info)
+    sections = [{**section, "legend_html": _legend_html(section["legend"])} for section in view_sections([r for r in everything if isinstance(r, ViewResult)], info)]
+    cross_columns, cross_rows = cross_benchmark(everything, info)
+    pictures = example_pictures(everything)
     # Render everything into a staging folder first: a failure leaves the previous board untouched.
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp)
         pngs: dict[str, list[str]] = {}
         svgs: dict[str, dict[str, str]] = {}
-        for benchmark in sorted(table["benchmark"].unique()):
+        for benchmark in sorted(table["benchmark"].unique()) if not table.empty else []:
             for kind, fig in (("scatter", scatter_figure(table, benchmark)), ("heatmap", heatmap_figure(results, table, benchmark))):
                 name = f"{kind}-{slug(benchmark)}"
                 (stage / f"{name}.png").write_bytes(figure_bytes(fig, "png"))
                 svg = figure_bytes(fig, "svg", name).decode()
                 svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
                 pngs.setdefault(benchmark, []).append(f"{name}.png")
-        boards = _boards(results, table, svgs)
+        boards = _boards(results, table, svgs) if not table.empty else []
+        for name, shown in pictures.items():
+            for data, picture in shown:
+                (stage / picture.file).write_bytes(data)
         paper_only = [row for _, row in _paper_only(table, info).iterrows()]
-        common = {"boards": boards, "paper_only": paper_only, "columns": BOARD_COLUMNS, "paper_columns": PAPER_ONLY_COLUMNS}
-        latest = max(r.provenance.date for r in results)
+        common = {
+            "boards": boards, "paper_only": paper_only, "columns": BOARD_COLUMNS, "paper_columns": PAPER_ONLY_COLUMNS, "sections": sections,
+            "cross_columns": cross_columns, "cross_rows": cross_rows, "pictures": {name: [p for _, p in shown] for name, shown in pictures.items()},
+        }  # fmt: skip
+        latest = max(r.provenance.date for r in everything)
         (stage / "README.md").write_text(_templates().get_template("board.md.j2").render(common, pngs=pngs, legend=METRIC_LEGEND, latest=latest))
         table.to_csv(stage / "leaderboard.csv", index=False, float_format="%.6f")
         built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        revisions = "; ".join(sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in results}))
-        page = _templates().get_template("page.html.j2").render(common, legend=_legend_html(), version=__version__, built=built, count=len(results), revisions=revisions)
+        revisions = "; ".join(sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in everything}))
+        page = _templates().get_template("page.html.j2").render(common, legend=_legend_html(), version=__version__, built=built, count=len(everything), revisions=revisions)
         (stage / "index.html").write_text(page)
         (stage / "leaderboard.json").write_text(json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n")
         out.mkdir(parents=True, exist_ok=True)
         board_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*board_dir.glob("scatter-*.png"), *board_dir.glob("heatmap-*.png")]:
+        for stale in [*board_dir.glob("scatter-*.png"), *board_dir.glob("heatmap-*.png"), *board_dir.glob("examples-*.png")]:
             stale.unlink()  # plots of benchmarks no longer on the board
         written = []
         for name in sorted(p.name for p in stage.iterdir()):
