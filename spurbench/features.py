@@ -68,6 +68,7 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "benchmark_revision": benchmark.revision,
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
+        **({"resize_interpolation": benchmark.resize_interpolation} if benchmark.resize_interpolation else {}),
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
         **({"views": stable_hash([im.views for im in benchmark.images], length=32), "views_key": benchmark.views_key} if benchmark.render_views is not None else {}),
         "protocol": protocol,
@@ -201,7 +202,7 @@ class FeatureStream:
         context = worker_context()
         views = self.benchmark.render_views
         config = self.adapter.data_config
-        transforms = {role: build_transform(config, self.protocol, role, self.benchmark.positive_crop_pct, normalize=views is None) for role in ROLES}
+        transforms = {role: build_transform(config, self.protocol, role, self.benchmark.positive_crop_pct, normalize=views is None, interpolation=self.benchmark.resize_interpolation) for role in ROLES}
         loader = DataLoader(
             ImageDataset([images[j] for j in todo], transforms, views, normalizer(config) if views is not None else None),
             batch_size=self.batch_size,

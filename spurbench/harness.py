@@ -151,6 +151,8 @@ def evaluate(
 
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
+    if plugin is not None:
+        plugin.check_model(adapter)  # e.g. an ImageNet-1k benchmark refuses other label spaces, in its own words
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]
     columns = dict(zip(class_indices, class_columns(bench.label_space, adapter.label_space, class_indices, adapter.num_classes)))
@@ -161,7 +163,6 @@ def evaluate(
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
         raise DataError(f"{adapter.name}: its classifier weights contain NaN or inf")
     if plugin is not None and plugin.task == "views":
-        plugin.check_model(adapter)
         watched = plugin.watched_classes(bench.label_space)
         watched_columns = dict(zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes)))
     feats = extract_features(

@@ -79,10 +79,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def build_transform(
-    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256, normalize: bool = True
+    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256, normalize: bool = True, interpolation: str | None = None
 ) -> Callable[[Image.Image], torch.Tensor]:
     """Transform for one image role ("positive" = class images, "negative" = spurious-only images);
-    ``normalize=False`` stops before the mean/std step (values in [0, 1], see :func:`normalizer`)."""
+    ``normalize=False`` stops before the mean/std step (values in [0, 1], see :func:`normalizer`);
+    ``interpolation`` replaces the paper protocol's bicubic resize (a benchmark's own, e.g. bilinear)."""
     check_protocol(protocol)
     if protocol == "model":
         return T.Compose([_to_rgb, model_transform(data_config, normalize)])
@@ -92,7 +93,8 @@ def build_transform(
         # ImageNet ships square images); it only keeps batches stackable for odd local data.
         steps = [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
     else:
-        steps = [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+        mode = T.InterpolationMode(interpolation) if interpolation else T.InterpolationMode.BICUBIC
+        steps = [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=mode), T.CenterCrop(size)]
     return T.Compose([_to_rgb, *steps, T.ToTensor(), *([T.Normalize(mean=data_config["mean"], std=data_config["std"])] if normalize else [])])
 
 

@@ -181,7 +181,7 @@ def test_tests_workflow_runs_the_readme_test_command():
     assert setup["with"]["cache-dependency-path"] == "pyproject.toml"
 
     browser = step_index(job, runs("install -y --no-install-recommends chromium chromium-driver"))
-    install = step_index(job, runs('pip install -e ".[dev]"'))
+    install = step_index(job, runs('pip install -e ".[dev,imagenet-w]"'))
     script = steps(job)[install]["run"]
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in script
     # The same old typer line as the README's test command, in the same folder.

@@ -84,6 +84,7 @@ class Benchmark:
     # The paper protocol resizes positives to size/crop_pct and center-crops (ImageNet val: 224/256).
     # A generated benchmark whose images already have the model's size sets 1.0.
     positive_crop_pct: float = 224 / 256
+    resize_interpolation: str | None = None  # "bilinear" or "bicubic": overrides the paper protocol's bicubic resize (a benchmark whose masks were made on another resize)
     component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
     facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
     # The registry name of the plugin that loaded it, where ``name`` is not that name (a plugin whose

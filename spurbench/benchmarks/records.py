@@ -25,6 +25,11 @@ class Reference:
     negatives_per_class: int | None = None
     views: dict[str, tuple[str, ...]] | None = None  # a views benchmark: image id -> its views, in order
     facts: dict[str, Any] = field(default_factory=dict)  # what else the plugin's ``check_views`` needs
+    checksum_prefix: bool = False  # ``checksum`` is a prefix the result's checksum must start with (a revision named by its checksum)
+
+    def accepts(self, checksum: str | None) -> bool:
+        """Whether a result's benchmark checksum is this revision's."""
+        return bool(checksum) and (checksum.startswith(self.checksum) if self.checksum_prefix else checksum == self.checksum)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ def _same(a: float | None, b: float | None) -> bool:
 
 def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
     bench = result.benchmark
-    if bench.checksum != reference.checksum:
+    if not reference.accepts(bench.checksum):
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
     if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
         raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
@@ -196,6 +196,8 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
         for r, (prob, correct) in enumerate(zip(rows.prob, rows.correct)):
             if (prob > 0.5 and not correct) or (correct and prob < floor - TOLERANCE):
                 raise VerificationError(f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes")
+        if sorted(c.class_index for c in head.classes) != sorted(set(class_index.tolist())):
+            raise VerificationError(f"heads.{head_name}.classes: classes {sorted(c.class_index for c in head.classes)} but images of {sorted(set(class_index.tolist()))}")
         classes = [BenchmarkClass(index=c.class_index, name=c.class_name, group=c.group) for c in head.classes]
         table = ViewTable(
             image_ids=image_of, views=views, class_index=class_index, correct=np.array(rows.correct, dtype=bool),

@@ -39,6 +39,7 @@ def view_sections(results: list[ViewResult], info: dict[str, dict]) -> list[dict
             rows.append({
                 "benchmark": name, "model": r.model.name, "display_name": reg.get("display_name") or r.model.name, "data_group": reg.get("data") or "unknown",
                 **{m.key: metrics.get(m.key) for m in specs}, **({f"{headline}_spufix": fixed.get(headline)} if headline else {}),
+                "images": r.benchmark.num_positives,
             })  # fmt: skip
         rows.sort(key=lambda row: (missing(row.get(headline)), -(row.get(headline) or 0.0)))
         for rank, row in enumerate(rows, 1):
@@ -47,6 +48,7 @@ def view_sections(results: list[ViewResult], info: dict[str, dict]) -> list[dict
             Column("rank", "rank", digits=0), Column("display_name", "model", "model"), Column("data_group", "data", "text"),
             *(Column(m.key, m.header, signed=m.signed) for m in specs),
             *((Column(f"{headline}_spufix", f"{next(m.header for m in specs if m.key == headline)} SpuFix", signed=True),) if headline and any(not missing(r[f"{headline}_spufix"]) for r in rows) else ()),
+            Column("images", "images", digits=0),  # a views benchmark may be scored on a user's partial copy of its data
         )  # fmt: skip
         first = next(r for r in results if r.benchmark.name == name)
         legend = " ".join(f"**{m.header}**: {m.description}." for m in specs)

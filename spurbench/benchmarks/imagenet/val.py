@@ -197,7 +197,11 @@ def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limi
     for name in LABEL_LISTS:
         if (path / name).is_file():
             return _from_label_map(path, path, _read_label_list(path / name), classes, limit)
-    raise DataError(
+    raise _unrecognised(path)
+
+
+def _unrecognised(path: Path) -> DataError:
+    return DataError(
         f"{path}: unrecognised ImageNet-val layout (expected synset or class-index subfolders, "
         f"or flat images with {KAGGLE_CSV}, val.txt or ground_truth.txt)"
     )
@@ -244,6 +248,23 @@ def load_hub_imagenet_val(
     return images, f"hf://datasets/{IMAGENET_HUB_REPO}@{folder.name} (validation)"
 
 
+def local_val_classes(root: str | Path) -> list[int]:
+    """The classes a local val folder holds images of (any layout ``load_local_imagenet_val`` reads): a
+    benchmark over all of val scores what a partial copy has, not an error per missing class."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"ImageNet-val dir {path} does not exist or is not a directory")
+    for candidate in (path, path / "val"):
+        if candidate.is_dir() and (folders := class_folder_map(candidate)):
+            return sorted(k for k, folder in folders.items() if images_in(folder))
+    if (path / KAGGLE_CSV).is_file():
+        return sorted(set(_read_kaggle_csv(path / KAGGLE_CSV).values()))
+    for name in LABEL_LISTS:
+        if (path / name).is_file():
+            return sorted(set(_read_label_list(path / name).values()))
+    raise _unrecognised(path)
+
+
 def resolve_imagenet_val(class_indices: Sequence[int], folder: str | None, token: str | bool | None = None, limit: int | None = None) -> tuple[list[BenchmarkImage], str]:
     """(positives, where they came from): the local ``folder`` if given, else the gated Hub dataset."""
     if folder:
@@ -252,4 +273,4 @@ def resolve_imagenet_val(class_indices: Sequence[int], folder: str | None, token
     return load_hub_imagenet_val(class_indices, token=token, limit=limit)
 
 
-__all__ = ["ACCESS_HOWTO", "IMAGENET_HUB_REPO", "load_hub_imagenet_val", "load_local_imagenet_val", "resolve_imagenet_val"]
+__all__ = ["ACCESS_HOWTO", "IMAGENET_HUB_REPO", "local_val_classes", "load_hub_imagenet_val", "load_local_imagenet_val", "resolve_imagenet_val"]

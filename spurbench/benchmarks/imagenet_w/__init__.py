@@ -1,0 +1,152 @@
+"""The ``imagenet-w`` benchmark plugin: the watermark shortcut (Li et al., "A Whac-A-Mole Dilemma", CVPR 2023).
+
+Every ImageNet val image is seen twice, clean and with the ImageNet-W watermark (``transform.watermark``: drawn
+after resize and crop, before normalisation), both views rendered from one decode of the image. The
+metrics (per class and over all images):
+
+* ``inw_gap``: top-1 accuracy on watermarked val minus on clean val (the paper's IN-W gap; negative:
+  the watermark hurts);
+* ``carton_gap``: accuracy on the images of ground-truth class 478 (carton) under IN-W minus clean
+  (the watermark resembles the text printed on cartons: positive means the shortcut helps there);
+* ``carton_prob_change``: the mean change of P(carton) over all images.
+
+Data: ImageNet val, a local folder (``--imagenet-val DIR``, any layout ``imagenet.val`` reads; a
+partial copy is scored on the classes it holds) or the gated Hub split, like Spurious ImageNet's
+positives; nothing is re-hosted. Models must be ImageNet-1k classifiers. ``leaderboard verify`` cannot
+list the user's val images: it checks the watermark definition (the checksum), both views of every
+image and recomputes every metric from the stored rows; the image count is shown on the board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.datasets import load_sample_image
+
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewMetric, ViewScores, ViewTable
+from spurbench.benchmarks.imagenet.val import local_val_classes, resolve_imagenet_val
+from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
+from spurbench.errors import SpurbenchError
+from spurbench.imagenet import class_names
+
+NAME = "imagenet-w"
+CARTON = 478  # ImageNet-1k "carton"
+VIEWS = ("clean", "watermark")
+REVISION = "in-w-v1"  # the watermark as defined in the paper (text, typeface, opacity, position, size rule)
+CHECKSUM = hashlib.sha256(
+    repr((WATERMARK_TEXT, "Source Han Serif SC ExtraLight", OPACITY, X_POS, Y_POS, [font_size(s) for s in (224, 256, 288, 384, 512)])).encode()
+).hexdigest()
+
+METRICS = (
+    ViewMetric("clean_accuracy", "clean acc.", "top-1 accuracy on ImageNet val"),
+    ViewMetric("watermark_accuracy", "IN-W acc.", "top-1 accuracy on the watermarked images"),
+    ViewMetric("inw_gap", "IN-W gap", "IN-W accuracy minus clean accuracy; closer to 0 is better", "closer-to-zero", signed=True),
+    ViewMetric("carton_gap", "carton gap", "accuracy on the carton (478) images under IN-W minus clean: the shortcut helping", "closer-to-zero", signed=True),
+    ViewMetric("carton_prob_change", "ΔP(carton)", "mean change of P(carton) over all images when watermarked", "closer-to-zero", signed=True),
+)
+
+
+class ImageNetWOptions(BenchmarkOptions):
+    imagenet_val: str | None = None  # a local ILSVRC2012 val folder; default: the gated Hub split
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+def inw_metrics(table: ViewTable) -> ViewScores:
+    """Per class and overall: clean and IN-W accuracy, the IN-W gap, the carton gap and ΔP(carton)."""
+    views = np.array(table.views)
+    clean, marked = views == "clean", views == "watermark"
+    carton = table.watched["carton"]
+    per_class: dict[int, dict[str, float | None]] = {}
+    for cls in table.classes:
+        mine = table.class_index == cls.index
+        c, w = table.correct[mine & clean], table.correct[mine & marked]
+        per_class[cls.index] = {
+            "clean_accuracy": _mean(c), "watermark_accuracy": _mean(w), "inw_gap": None if not c.size else float(w.mean() - c.mean()),
+            "carton_prob_change": None if not c.size else float(carton[mine & marked].mean() - carton[mine & clean].mean()),
+        }  # fmt: skip
+    c, w = table.correct[clean], table.correct[marked]
+    cartons = table.class_index == CARTON
+    metrics = {
+        "clean_accuracy": _mean(c), "watermark_accuracy": _mean(w), "inw_gap": float(w.mean() - c.mean()) if c.size else None,
+        "carton_gap": float(table.correct[cartons & marked].mean() - table.correct[cartons & clean].mean()) if (cartons & clean).any() else None,
+        "carton_prob_change": float(carton[marked].mean() - carton[clean].mean()) if c.size else None,
+    }  # fmt: skip
+    return ViewScores(metrics=metrics, classes=per_class)
+
+
+def _font_key(font: FontSource) -> str:
+    digest = hashlib.sha256(font.path.read_bytes()).hexdigest()
+    return f"{REVISION} font {font.origin} #{font.index} sha256:{digest}"
+
+
+class ImageNetW(BenchmarkPlugin):
+    name = NAME
+    description = "ImageNet-W: the watermark shortcut; clean vs watermarked ImageNet val from one decode (your val folder or the gated Hub split)"
+    options_model = ImageNetWOptions
+    label_space = "imagenet-1k"
+    task = "views"
+    view_metric_specs = METRICS
+    headline = ("inw_gap", None, None)
+
+    def check_model(self, model: Any) -> None:
+        if model.label_space != "imagenet-1k":
+            raise SpurbenchError(f"benchmark {NAME!r} scores ImageNet-1k classifiers; {model.name} predicts {model.label_space!r} ({model.num_classes} classes)")
+
+    def watched_classes(self, label_space: str) -> dict[str, int]:
+        return {"carton": CARTON}
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        opts = self.parse_options(options)
+        assert isinstance(opts, ImageNetWOptions)
+        font = find_font()  # before any image is read: a missing font is a one-line error
+        classes = local_val_classes(opts.imagenet_val) if opts.imagenet_val else list(range(1000))
+        images, source = resolve_imagenet_val(classes, opts.imagenet_val, token=opts.token, limit=opts.limit)
+        names = class_names("imagenet-1k") or ()
+        return Benchmark(
+            name=NAME, label_space="imagenet-1k", classes=[BenchmarkClass(k, names[k] if names else str(k)) for k in classes],
+            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source,
+            facts={"font": font.origin, "watermark": WATERMARK_TEXT}, render_views=lambda image, x: [x, watermark(x, font)], views_key=_font_key(font),
+        )  # fmt: skip
+
+    def reference(self, revision: str) -> Reference | None:
+        if revision != REVISION:
+            return None
+        return Reference(NAME, REVISION, CHECKSUM, None)
+
+    def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
+        for image_id, names in views.items():
+            if names != VIEWS:
+                raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}, the benchmark has {list(VIEWS)}")
+
+    def view_metrics(self, table: ViewTable) -> ViewScores:
+        return inw_metrics(table)
+
+    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
+        """The watermark on scikit-learn's sample photo (never an ImageNet image: their terms do not allow
+        showing them); none where no font is installed."""
+        try:
+            font = find_font()
+        except SpurbenchError:
+            return []
+        photo = Image.fromarray(load_sample_image("china.jpg"))
+        side = min(photo.size)
+        photo = photo.crop(((photo.width - side) // 2, (photo.height - side) // 2, (photo.width + side) // 2, (photo.height + side) // 2)).resize((224, 224), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1).float() / 255
+        marked = (watermark(x, font).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        credit = "photo: danielbuechele on Flickr, CC BY 2.0 (scikit-learn's china.jpg)"
+        return [ExampleImage(photo, "clean, 224 px", credit), ExampleImage(Image.fromarray(marked), "with the ImageNet-W watermark", credit)]
+
+
+def _with_views(image: BenchmarkImage) -> BenchmarkImage:
+    return replace(image, views=VIEWS)
+
+
+__all__ = ["CARTON", "ImageNetW", "inw_metrics"]
