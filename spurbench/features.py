@@ -45,7 +45,7 @@ class FeatureSet:
     image_ids: list[str]
     features: torch.Tensor  # [N, D] float32, in benchmark image order
     computed_at: str  # when extraction of these features started (ISO 8601, UTC)
-    images_forwarded: int  # images that went through the backbone in this call (0 = all from cache)
+    images_forwarded: int  # rows that went through the backbone in this call (images; a views benchmark's views); 0 = all from cache
     cache_path: Path | None
     devices: list[str]  # the devices whose forward passes produced these features (from the cache manifest)
 

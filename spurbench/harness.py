@@ -151,7 +151,11 @@ def evaluate(
 
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
+    if bench.render_views is not None and (plugin is None or plugin.task != "views"):
+        raise DataError(f"benchmark {bench.name} renders views but no registered views plugin scores it")
     if plugin is not None:
+        if protocol not in plugin.protocols:
+            raise SpurbenchError(f"benchmark {bench.name} is scored under --protocol {' or '.join(plugin.protocols)} only, not {protocol!r}")
         plugin.check_model(adapter)  # e.g. an ImageNet-1k benchmark refuses other label spaces, in its own words
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]
@@ -162,6 +166,7 @@ def evaluate(
     weight, bias = adapter.head
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
         raise DataError(f"{adapter.name}: its classifier weights contain NaN or inf")
+    watched_columns: dict[str, int] = {}
     if plugin is not None and plugin.task == "views":
         watched = plugin.watched_classes(bench.label_space)
         watched_columns = dict(zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes)))

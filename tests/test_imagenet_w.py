@@ -106,3 +106,29 @@ def test_lite0_on_real_photos_watermark_raises_p_carton(tmp_path) -> None:
     metrics = result.heads["plain"].metrics
     assert metrics["carton_prob_change"] > 0 and metrics["carton_gap"] is None  # no carton photo among them
     assert np.mean([rows.prob[marked[i]] for i in marked]) < np.mean([rows.prob[clean[i]] for i in clean])  # and lowers P(true class)
+
+
+def test_verify_recomputes_and_refuses_impossible_watched_probabilities(tmp_path) -> None:
+    import json
+
+    from spurbench.leaderboard.verify import VerificationError
+
+    val = write_val(tmp_path / "val")
+    evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)
+    (path,) = (tmp_path / "out").glob("*.json")
+    result = verify_result(path)
+    assert result.benchmark.num_positives == 9 and all(image.views == ["clean", "watermark"] for image in result.images.values())
+    original = json.loads(path.read_text())
+    for change, needle in (
+        # P(carton) + P(class) above 1: not one softmax
+        (lambda d: (d["heads"]["plain"]["rows"]["watched"]["carton"].__setitem__(0, 0.9), d["heads"]["plain"]["rows"]["prob"].__setitem__(0, 0.3)), "impossible"),
+        (lambda d: d["heads"]["plain"]["rows"]["watched"].pop("carton"), "watched"),
+        (lambda d: d["images"][next(iter(d["images"]))]["views"].reverse(), "views"),
+        (lambda d: d["heads"]["plain"]["metrics"].update(carton_prob_change=0.5), "carton_prob_change"),
+        (lambda d: d["benchmark"].update(checksum="0" * 64), "checksum"),
+    ):
+        data = json.loads(json.dumps(original))
+        change(data)
+        path.write_text(json.dumps(data))
+        with pytest.raises(VerificationError, match=needle):
+            verify_result(path)

@@ -130,3 +130,48 @@ def test_page_shows_views_sections_across_table_and_pictures(browser, page):
     browser.execute_script("arguments[0].scrollIntoView()", gallery)
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "leaderboard-views.png"))
+
+
+@pytest.fixture(scope="module")
+def page_with_inw(tmp_path_factory) -> Path:
+    """The committed results plus an ImageNet-W result of a small random ImageNet-1k model on real
+    photos laid out as a val folder: a model on one benchmark only, and the watermark's pictures."""
+    from spurbench.harness import evaluate
+    from tests.test_imagenet_w import write_val
+    from tests.tiny import TinyAdapter
+
+    folder = tmp_path_factory.mktemp("board-inw")
+    results = folder / "results"
+    results.mkdir()
+    for path in sorted((ROOT / "leaderboard" / "results").glob("*.json")):
+        shutil.copy(path, results)
+    val = write_val(folder / "val")
+    evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), "imagenet-w", options={"imagenet_val": str(val)}, output_dir=results, progress=False, bootstrap=0, use_cache=False)
+    return build_board(sorted(results.glob("*.json")), folder / "site", board_dir=folder, registry_dir=ROOT / "registry").html
+
+
+def test_page_shows_the_imagenet_w_section_and_the_watermark(browser, page_with_inw):
+    from selenium.webdriver.common.by import By
+
+    browser.get(page_with_inw.as_uri())
+    (inw,) = [r for p in sorted((page_with_inw.parent.parent / "results").glob("imagenet-w__*.json")) for r in [read_result(p)]]
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#board-imagenet-w thead th")]
+    assert headers[3:8] == ["clean acc.", "IN-W acc.", "IN-W gap", "carton gap", "ΔP(carton)"] and headers[-1] == "images"
+    (row,) = browser.find_elements(By.CSS_SELECTOR, "#board-imagenet-w tbody tr")
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    m = inw.heads["plain"].metrics
+    assert cells[1] == "tiny:net" and cells[5] == f"{m['inw_gap']:+.3f}" and cells[6] == "–" and cells[-1] == "9"  # no carton image: "–", not 0
+    # across benchmarks: "–" where a model has no result on a benchmark, never 0
+    across = {name: [_column(browser, "across", i)[j] for i in range(5)] for j, name in enumerate(_column(browser, "across", 0))}
+    columns = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#across thead th")]
+    assert columns[2:] == ["imagenet-w: IN-W gap", "planted: mAUC [95% CI]", "planted-salient: core − spurious"]
+    assert across["tiny:net"][2] == f"{m['inw_gap']:+.3f}" and across["tiny:net"][3:] == ["–", "–"] and across["Planted CNN"][2] == "–"
+    images = browser.find_elements(By.CSS_SELECTOR, "[id='gallery-imagenet-w'] img")
+    assert len(images) == 2 and all(browser.execute_script("return arguments[0].naturalWidth", im) >= 100 for im in images)
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "[id='gallery-imagenet-w'] figcaption")]
+    assert "watermark" in captions[1] and all("CC BY 2.0" in c for c in captions)  # the photo's licence, shown
+    clean, marked = (browser.execute_script("var c=document.createElement('canvas');c.width=200;c.height=200;var x=c.getContext('2d');x.drawImage(arguments[0],0,0);return Array.from(x.getImageData(0,0,200,200).data).reduce((a,b)=>a+b,0)", im) for im in images)
+    assert marked > clean  # the white watermark brightens the picture
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, "[id='gallery-imagenet-w']"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "leaderboard-imagenet-w.png"))

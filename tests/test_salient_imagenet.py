@@ -128,3 +128,24 @@ def test_a_mask_not_224_is_one_line_when_read(tiny) -> None:
     for bad in ([0.0], [0.25, 0.25]):
         with pytest.raises(SpurbenchError, match="sigma"):
             _load(tiny, sigma=bad)
+
+
+def test_upstream_mask_zoom_reaches_the_views_and_names_the_revision(tiny) -> None:
+    plain, zoomed = _load(tiny), _load(tiny, upstream_mask_zoom=True)
+    assert zoomed.revision == plain.revision + "-upstream-zoom" and zoomed.views_key != plain.views_key
+    image = next(im for im in zoomed.images if "noise-spurious@0.25" in im.views)
+    x = torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))
+    k, stem = image.class_index, image.image_id.split("/")[2]
+    spurious = [f for f in tiny["classes"][k]["images"][stem] if tiny["classes"][k]["features"][f]["kind"] == "spurious"]
+    union = torch.stack([torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in spurious]).amax(0)
+    view = dict(zip(image.views, zoomed.render_views(image, x)))["noise-spurious@0.25"]
+    eps = image_noise(image.image_id, x.shape)
+    assert torch.allclose(view, (x + 0.25 * eps * _upstream_zoom(union)).clamp(0, 1))  # zoomed after the union, as upstream
+    assert not torch.allclose(view, dict(zip(image.views, plain.render_views(image, x)))["noise-spurious@0.25"])
+
+
+def test_options_of_the_real_data_need_the_data(cli, tmp_path) -> None:
+    proc = cli("run", "--benchmark", "salient-imagenet", "--imagenet-train", str(tmp_path), "-o", str(tmp_path / "o"), cwd=tmp_path)
+    assert_one_line_error(proc, "--data-dir")
+    proc = cli("run", "--benchmark", "planted-salient", "--protocol", "model", "-o", str(tmp_path / "o"), cwd=tmp_path)
+    assert_one_line_error(proc, "--protocol paper")

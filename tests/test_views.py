@@ -165,3 +165,60 @@ def test_planted_salient_shows_the_planted_reliance(trained, arch, tmp_path) -> 
     # too, except where the planted feature alone already decides the class)
     for c in result.heads["plain"].classes:
         assert c.metrics["spurious_prob_drop"] < 0 and c.metrics["spurious_drop"] <= 0, (c.class_name, c.metrics)
+
+
+def test_views_span_shards_and_a_lost_shard_is_recomputed(untrained) -> None:
+    from spurbench.features import FeatureStream
+
+    bench = planted_salient_benchmark(limit=3)  # 30 images, 5 views each
+    whole = torch.cat([f for _, f in FeatureStream.open(untrained, bench, batch_size=64, use_cache=False, progress=False)])
+    stream = FeatureStream.open(untrained, bench, batch_size=4, shard_batches=2, progress=False)  # shards of 8 images = 40 rows
+    assert len(stream.shard_ids) == 4 and [len(ids) for ids in stream.shard_ids] == [40, 40, 40, 30]
+    first = [(ids, f) for ids, f in stream]
+    assert [i for ids, _ in first for i in ids] == [f"{im.image_id}::{v}" for im in bench.images for v in im.views]
+    assert torch.allclose(torch.cat([f for _, f in first]), whole, atol=1e-5)
+    (stream.folder / "shard-00001.safetensors").unlink()
+    again = FeatureStream.open(untrained, bench, batch_size=4, shard_batches=2, progress=False)
+    assert again.missing == [1] and again.images_forwarded == 40  # only the lost shard's rows are forwarded again
+    assert torch.equal(torch.cat([f for _, f in again]), torch.cat([f for _, f in first]))
+
+
+def test_verify_refuses_what_a_views_file_cannot_hold(untrained, tmp_path) -> None:
+    evaluate(untrained, "planted-salient", output_dir=tmp_path, progress=False, bootstrap=0, use_cache=False)
+    (path,) = tmp_path.glob("*.json")
+    original = json.loads(path.read_text())
+
+    def refused(change) -> str:
+        data = json.loads(json.dumps(original))
+        change(data)
+        path.write_text(json.dumps(data))
+        with pytest.raises(VerificationError) as info:
+            verify_result(path)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    def rename(d, old, new):
+        for image in d["images"].values():
+            image["views"] = [new if v == old else v for v in image["views"]]
+
+    assert "unknown view" in refused(lambda d: rename(d, "noise-core@1", "noise-core@abc"))
+    assert "group" in refused(lambda d: d["heads"]["plain"]["classes"][0].update(group="planted"))  # disc is a control class
+
+    def clean_only(d):  # every image seen clean only: the rows and views agree, but no noise was scored
+        keep = [i for i, rid in enumerate(ViewResult.model_validate(original).row_ids()) if rid.endswith("::clean")]
+        for image in d["images"].values():
+            image["views"] = ["clean"]
+        rows = d["heads"]["plain"]["rows"]
+        rows["correct"], rows["prob"] = [rows["correct"][i] for i in keep], [rows["prob"][i] for i in keep]
+
+    assert "no noise views" in refused(clean_only)
+
+
+def test_a_board_never_ranks_two_noise_levels_together(untrained, tmp_path) -> None:
+    from spurbench.leaderboard.build import build_board
+
+    evaluate(untrained, "planted-salient", output_dir=tmp_path / "a", progress=False, bootstrap=0, use_cache=False)
+    other = PlantedAdapter.load("resnet", pretrained=False)
+    evaluate(other, "planted-salient", options={"sigma": [0.25]}, output_dir=tmp_path / "a", progress=False, bootstrap=0, use_cache=False)
+    with pytest.raises(SpurbenchError, match="views"):
+        build_board(sorted((tmp_path / "a").glob("*.json")), tmp_path / "site", board_dir=tmp_path)

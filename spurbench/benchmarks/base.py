@@ -149,6 +149,7 @@ class BenchmarkPlugin(abc.ABC):
     # headline on the cross-benchmark table (key, and its CI's low and high keys where it has one).
     view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
     headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
+    protocols: ClassVar[tuple[str, ...]] = ("paper", "model")  # the preprocessing protocols it can be scored under
 
     def implements(self, method: str) -> bool:
         """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
@@ -224,12 +225,8 @@ class BenchmarkPlugin(abc.ABC):
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
         """``leaderboard verify``: raise a one-line SpurbenchError unless every image of a views result has
-        the views the benchmark gives it. Default: exactly ``reference.views`` (when it lists them)."""
-        if reference.views is None:
-            return
-        for image_id, names in views.items():
-            if names != reference.views.get(image_id):
-                raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}, the benchmark has {list(reference.views.get(image_id, ()))}")
+        the views the benchmark gives it. A views plugin must say; the default refuses."""
+        raise SpurbenchError(f"benchmark {self.name!r} does not check views")
 
     def watched_classes(self, label_space: str) -> dict[str, int]:
         """A views benchmark: classes (name -> index in ``label_space``) whose probability every row records."""

@@ -23,8 +23,8 @@ class Reference:
     num_classes: int | None = None
     positives_per_class: int | None = None
     negatives_per_class: int | None = None
-    views: dict[str, tuple[str, ...]] | None = None  # a views benchmark: image id -> its views, in order
     facts: dict[str, Any] = field(default_factory=dict)  # what else the plugin's ``check_views`` needs
+    groups: dict[int, str | None] | None = None  # class -> its group, where the benchmark knows them (verify compares)
     checksum_prefix: bool = False  # ``checksum`` is a prefix the result's checksum must start with (a revision named by its checksum)
 
     def accepts(self, checksum: str | None) -> bool:

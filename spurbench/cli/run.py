@@ -17,7 +17,7 @@ def run(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark name (`spurbench ls` lists them). Default: the default benchmark (embedded, no downloads)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local copy of the benchmark's images (e.g. an unpacked upstream zip or a built dataset folder)."),
     imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help="Local ILSVRC2012 val folder, for benchmarks whose class images are ImageNet-val (else the gated Hub dataset)."),
-    imagenet_train: Optional[str] = typer.Option(None, "--imagenet-train", help="Local ILSVRC2012 train folder (or 'hub'), for benchmarks whose images are ImageNet-train (Salient ImageNet)."),
+    imagenet_train: Optional[str] = typer.Option(None, "--imagenet-train", help="Local ILSVRC2012 train folder (or 'hub': the gated Hub split), for benchmarks whose images are ImageNet train images."),
     dataset_repo: Optional[str] = typer.Option(None, "--dataset-repo", help="Hub dataset repo of the benchmark's images (default: the one its plugin names)."),
     revision: Optional[str] = typer.Option(None, "--revision", help="Pinned Hub revision of the benchmark's dataset."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Generator seed, for generated benchmarks."),

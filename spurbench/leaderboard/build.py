@@ -176,9 +176,11 @@ def _check_one_board_per_benchmark(results: list[AnyResult]) -> None:
     seen: dict[str, tuple[str | None, str]] = {}
     models: set[tuple[str, str]] = set()
     for r in results:
-        key = (r.benchmark.revision, r.protocol.name)
+        # a views benchmark also ranks like with like in its views (e.g. the same noise levels)
+        views = tuple(sorted({v for image in r.images.values() for v in image.views})) if isinstance(r, ViewResult) else ()
+        key = (r.benchmark.revision, r.protocol.name, *views)
         if seen.setdefault(r.benchmark.name, key) != key:
-            raise SpurbenchError(f"results of {r.benchmark.name} mix revision/protocol {seen[r.benchmark.name]} and {key} ({r.model.name}); build one board per revision and protocol")
+            raise SpurbenchError(f"results of {r.benchmark.name} mix revision/protocol/views {seen[r.benchmark.name][:3]} and {key[:3]} ({r.model.name}); build one board per revision, protocol and set of views")
         if (r.benchmark.name, r.model.name) in models:
             raise SpurbenchError(f"two results for {r.model.name} on {r.benchmark.name}; keep one")
         models.add((r.benchmark.name, r.model.name))

@@ -176,8 +176,8 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
                 raise VerificationError(f"images[{image_id!r}].class_index: {image.class_index}, the benchmark has {reference.images[image_id][0]}")
     try:
         plugin.check_views(reference, {image_id: tuple(image.views) for image_id, image in result.images.items()})
-    except SpurbenchError as exc:
-        raise VerificationError(str(exc)) from None
+    except (SpurbenchError, ValueError, KeyError, IndexError) as exc:  # a malformed view name is the file's fault, in one line
+        raise VerificationError(str(exc).strip("'\"")) from None
     if bench.num_positives != len(result.images):
         raise VerificationError(f"benchmark.num_positives: {bench.num_positives} but the file lists {len(result.images)} images")
     ids = result.row_ids()
@@ -196,6 +196,11 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
         for r, (prob, correct) in enumerate(zip(rows.prob, rows.correct)):
             if (prob > 0.5 and not correct) or (correct and prob < floor - TOLERANCE):
                 raise VerificationError(f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes")
+        for name, index in plugin.watched_classes(bench.label_space).items():  # a watched class's probability is one softmax with the class's
+            for r, (value, prob, correct, k) in enumerate(zip(rows.watched[name], rows.prob, rows.correct, class_index.tolist())):
+                same = k == index
+                if (same and abs(value - prob) > TOLERANCE) or (not same and (value + prob > 1 + TOLERANCE or (value > 0.5 and correct))):
+                    raise VerificationError(f"heads.{head_name}.rows.watched.{name}[{ids[r]!r}]: P({name}) = {value!r} with P(class) = {prob!r}, correct={correct} is impossible for one softmax")
         if sorted(c.class_index for c in head.classes) != sorted(set(class_index.tolist())):
             raise VerificationError(f"heads.{head_name}.classes: classes {sorted(c.class_index for c in head.classes)} but images of {sorted(set(class_index.tolist()))}")
         classes = [BenchmarkClass(index=c.class_index, name=c.class_name, group=c.group) for c in head.classes]
@@ -203,7 +208,13 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
             image_ids=image_of, views=views, class_index=class_index, correct=np.array(rows.correct, dtype=bool),
             prob=np.array(rows.prob, dtype=np.float64), watched={k: np.array(v, dtype=np.float64) for k, v in rows.watched.items()}, classes=classes,
         )  # fmt: skip
-        scores = plugin.view_metrics(table)
+        if reference.groups is not None and any(reference.groups.get(c.class_index) != c.group for c in head.classes):
+            bad = next(c for c in head.classes if reference.groups.get(c.class_index) != c.group)
+            raise VerificationError(f"heads.{head_name}.classes (class {bad.class_index}).group: {bad.group!r}, the benchmark has {reference.groups.get(bad.class_index)!r}")
+        try:
+            scores = plugin.view_metrics(table)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise VerificationError(f"heads.{head_name}.rows: {str(exc).strip(chr(39))}") from None
         if set(scores.metrics) != set(head.metrics):
             raise VerificationError(f"heads.{head_name}.metrics: stored {sorted(head.metrics)}, recomputed {sorted(scores.metrics)}")
         for key, value in scores.metrics.items():

@@ -31,6 +31,7 @@ from sklearn.datasets import load_sample_image
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewMetric, ViewScores, ViewTable
 from spurbench.benchmarks.imagenet.val import local_val_classes, resolve_imagenet_val
 from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
+from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
 
@@ -83,8 +84,7 @@ def inw_metrics(table: ViewTable) -> ViewScores:
 
 
 def _font_key(font: FontSource) -> str:
-    digest = hashlib.sha256(font.path.read_bytes()).hexdigest()
-    return f"{REVISION} font {font.origin} #{font.index} sha256:{digest}"
+    return f"{REVISION} font {font.origin} #{font.index} {content_digest(font.path)}"  # memoised by (path, size, mtime)
 
 
 class ImageNetW(BenchmarkPlugin):

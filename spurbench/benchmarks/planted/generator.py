@@ -85,19 +85,6 @@ _OBJECT_RADIUS = (4.5, 6.0)  # half-size of each instance's box
 _SPACING = (7.5, 13.0)  # offsets from the centre: +-7.5 for 2 instances, -13/0/+13 for 3
 _OBJECT_JITTER = 0.5
 _OBJECT_ROTATION = 15.0  # degrees; small so that square/diamond and plus/saltire stay apart
-def generate_carrier_set(seed: int = 0, per_class: int | None = None) -> PlantedSplit:
-    """Held-out objects of every class that each carry a planted feature, from their own stream
-    ``CARRIER_STREAM``: a planted class its own feature, a control class a random planted feature of
-    another class. ``object_mask`` and ``feature_mask`` are the exact regions of both."""
-    rng = _rng(seed, CARRIER_STREAM)
-    per_class = CARRIERS_PER_CLASS if per_class is None else per_class
-    labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
-    features = rng.choice(np.array(sorted(PLANTED_FEATURE_IDS.values())), labels.size)
-    for cls, fid in PLANTED_FEATURE_IDS.items():
-        features[labels == cls] = fid
-    return render(rng, labels, True, features, False)
-
-
 _OBJECT_ASPECT = 0.15
 _OBJECT_MIN_CONTRAST = 0.25  # RGB distance between object colour and the background under it
 _PIXEL_NOISE = 0.05  # mild noise: objects stay easy (> 0.94 clean accuracy) but the shortcut keeps paying off
@@ -361,6 +348,19 @@ def generate_validation_sets(seed: int = 0, per_class: int | None = None, negati
     """Sets made like :func:`generate_test_sets` from their own random streams, disjoint from the
     test sets: what ground-truth component selection may look at without touching the test images."""
     return _held_out_sets(seed, (3, 4), per_class, negatives_per_class)
+
+
+def generate_carrier_set(seed: int = 0, per_class: int | None = None) -> PlantedSplit:
+    """Held-out objects of every class that each carry a planted feature, from their own stream
+    ``CARRIER_STREAM``: a planted class its own feature, a control class a random planted feature of
+    another class. ``object_mask`` and ``feature_mask`` are the exact regions of both."""
+    rng = _rng(seed, CARRIER_STREAM)
+    per_class = CARRIERS_PER_CLASS if per_class is None else per_class
+    labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
+    features = rng.choice(np.array(sorted(PLANTED_FEATURE_IDS.values())), labels.size)
+    for cls, fid in PLANTED_FEATURE_IDS.items():
+        features[labels == cls] = fid
+    return render(rng, labels, True, features, False)
 
 
 def _pool_layout() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

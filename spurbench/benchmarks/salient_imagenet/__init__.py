@@ -33,15 +33,15 @@ from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage,
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train
 from spurbench.benchmarks.imagenet.val import file_loader
 from spurbench.benchmarks.salient_imagenet.layout import SalientLayout, check_masks, check_train_images, load_mask, read_layout, train_image_path
-from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, salient_metrics
+from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, VIEW, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import renderer, views_for
-from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient, check_sigmas
+from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient, check_sigmas, view_sigmas
 from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
 
 NAME = "salient-imagenet"
-_REVISION = re.compile(r"layout-([0-9a-f]{12})")
+_REVISION = re.compile(r"layout-([0-9a-f]{12})(-upstream-zoom)?")
 
 
 class SalientOptions(BenchmarkOptions):
@@ -80,6 +80,7 @@ class SalientImageNet(BenchmarkPlugin):
     view_metric_specs = METRICS
     headline = ("gap", None, None)
     default_models = ("planted:cnn", "planted:resnet")  # for the embedded planted-salient; real data needs --model
+    protocols = ("paper",)  # the masks are on the Resize(256) + CenterCrop(224) grid: no model-specific crop
 
     def _options(self, options: BenchmarkOptions) -> SalientOptions:
         opts = self.parse_options(options)
@@ -96,16 +97,21 @@ class SalientImageNet(BenchmarkPlugin):
     def load(self, options: BenchmarkOptions) -> Benchmark:
         opts = self._options(options)
         if not opts.data_dir:
+            given = [k for k in ("imagenet_train", "annotations", "classes") if getattr(opts, k) is not None] + (["upstream_mask_zoom"] if opts.upstream_mask_zoom else [])
+            if given:
+                raise SpurbenchError(f"benchmark {NAME!r}: {', '.join(given)} need --data-dir (the Salient ImageNet download); without it the benchmark is the embedded {PLANTED_NAME}")
             planted = PlantedSalient()
             return planted.load(planted.parse_options({"seed": opts.seed, "limit": opts.limit, **({"sigma": opts.sigma} if opts.sigma else {})}))
         sigmas = check_sigmas(opts.sigma or [DEFAULT_SIGMA])
         if not opts.imagenet_train:
             raise SpurbenchError(f"benchmark {NAME!r} needs the ImageNet train images: --imagenet-train DIR (ILSVRC2012 train) or --imagenet-train hub")
-        layout = read_layout(Path(opts.data_dir).expanduser(), Path(opts.annotations) if opts.annotations else None, opts.classes)
+        layout = read_layout(Path(opts.data_dir).expanduser(), Path(opts.annotations).expanduser() if opts.annotations else None, opts.classes)
         check_masks(layout)
         train_root = Path(opts.imagenet_train).expanduser()
         if opts.imagenet_train == "hub":
             downloaded = hub_imagenet_train(layout.class_indices, token=opts.token)
+            if not downloaded.images:
+                raise SpurbenchError(f"the Hub ImageNet train split gave no images of classes {list(layout.class_indices)[:5]}...")
             train_root = Path(downloaded.images[0].origin).parent.parent
         check_train_images(layout, train_root)
         names = class_names("imagenet-1k") or ()
@@ -121,16 +127,15 @@ class SalientImageNet(BenchmarkPlugin):
         zoom = opts.upstream_mask_zoom
 
         def masks_of(image: BenchmarkImage) -> dict[int, torch.Tensor]:
-            loaded = {f: torch.from_numpy(load_mask(p)) for f, p in masks[image.image_id].items()}
-            return {f: _upstream_zoom(m) for f, m in loaded.items()} if zoom else loaded
+            return {f: torch.from_numpy(load_mask(p)) for f, p in masks[image.image_id].items()}
 
         checksum = layout_checksum(layout)
         return Benchmark(
-            name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}", checksum=checksum,
+            name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}" + ("-upstream-zoom" if zoom else ""), checksum=checksum,
             classes=[BenchmarkClass(c.class_index, names[c.class_index] if names else c.wnid, feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features)) for c in layout.classes],
             positives_source=str(train_root), positive_crop_pct=224 / 256, resize_interpolation="bilinear",
             facts={"annotations": str(layout.annotations), "sigma": sigmas, "upstream_mask_zoom": zoom, "skipped_classes": list(layout.skipped_classes)},
-            render_views=renderer(masks_of, lambda image: kinds[image.image_id]), views_key=f"{NOISE_SCHEME} zoom={zoom}",
+            render_views=renderer(masks_of, lambda image: kinds[image.image_id], _upstream_zoom if zoom else None), views_key=f"{NOISE_SCHEME} zoom={zoom}",
         )  # fmt: skip
 
     def reference(self, revision: str) -> Reference | None:
@@ -141,9 +146,12 @@ class SalientImageNet(BenchmarkPlugin):
         return None if match is None else Reference(NAME, revision, match[1], None, checksum_prefix=True)
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
+        sigmas = view_sigmas(next(iter(views.values()), ()))
+        if not sigmas:
+            raise SpurbenchError("images: no noise views (a result must score at least one noise level)")
         for image_id, names in views.items():
-            features = sorted({int(v.split("-")[2].split("@")[0]) for v in names if v.startswith("noise-feature-")})
-            candidates = [views_for(dict(zip(features, combo)), _sigmas(names)) for combo in _kind_combinations(len(features))]
+            features = sorted({int(m.group(2)) for v in names if (m := VIEW.match(v)) is not None and m.group(2) is not None})
+            candidates = [views_for(dict(zip(features, combo)), sigmas) for combo in _kind_combinations(len(features))]
             if not features or names not in candidates:
                 raise SpurbenchError(f"images[{image_id!r}].views: {list(names)} is not what a Salient ImageNet layout gives an image")
 
@@ -154,14 +162,6 @@ class SalientImageNet(BenchmarkPlugin):
         if benchmark_name == PLANTED_NAME:
             return PlantedSalient().example_images(benchmark_name, revision, worst_classes)
         return []  # the dataset's terms do not allow showing its images or masks
-
-
-def _sigmas(names: Sequence[str]) -> list[float]:
-    out: list[float] = []
-    for view in names:
-        if "@" in view and float(view.rsplit("@", 1)[1]) not in out:
-            out.append(float(view.rsplit("@", 1)[1]))
-    return out
 
 
 def _kind_combinations(n: int) -> list[tuple[str, ...]]:

@@ -13,8 +13,9 @@ s (acc^(C)(i)), ``spurious_accuracy`` = on D_C(i) under noise on c (acc^(S)(i)),
 against the clean accuracy of the *same* images (D_S(i) and D_C(i) differ in general, as the paper
 notes) and the same drop of the class's mean probability (``*_prob_drop``: it moves where the top-1
 does not, e.g. when one region alone already decides the class), ``gap`` = core − spurious accuracy, and ``feature_<f>_drop`` per feature. Aggregates are means
-over the classes where a value is defined (the paper's acc^(C) = mean over classes), plus the mean
-drops per class group. The first noise level is the reported one (unsuffixed keys); every further
+over the classes where a value is defined (the paper's acc^(C) = mean over classes), the aggregate
+gap is core minus spurious accuracy of those means (so it is the difference of the two columns beside
+it, also where some classes lack one kind of mask), plus the mean drops per class group. The first noise level is the reported one (unsuffixed keys); every further
 level gets ``@<sigma>`` keys.
 """
 
@@ -96,6 +97,10 @@ def salient_metrics(table: ViewTable) -> ViewScores:
         per_class[cls.index] = row
     keys = ["clean_accuracy"] + [f"{m}{'' if n == 0 else '@' + s}" for n, s in enumerate(sigmas) for m in ("core_accuracy", "spurious_accuracy", "gap", "core_drop", "spurious_drop", "core_prob_drop", "spurious_prob_drop")]
     metrics: dict[str, float | None] = {key: _mean([v for r in per_class.values() if (v := r.get(key)) is not None]) for key in keys}
+    for n, sigma in enumerate(sigmas):  # the aggregate gap is the difference of the two aggregates shown beside it
+        suffix = "" if n == 0 else f"@{sigma}"
+        core, spurious = metrics[f"core_accuracy{suffix}"], metrics[f"spurious_accuracy{suffix}"]
+        metrics[f"gap{suffix}"] = None if core is None or spurious is None else core - spurious
     groups = sorted({c.group for c in table.classes if c.group is not None})
     for group in groups:
         members = [per_class[c.index] for c in table.classes if c.group == group]

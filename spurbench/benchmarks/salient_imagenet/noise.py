@@ -42,10 +42,13 @@ def _fit(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(mask[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
-def render(image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str]) -> list[torch.Tensor]:
-    """``image.views`` of ``x`` [3, H, W] in [0, 1]; ``masks``: feature -> soft mask [h, w] in [0, 1]."""
+def render(
+    image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str], union: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """``image.views`` of ``x`` [3, H, W] in [0, 1]; ``masks``: feature -> soft mask [h, w] in [0, 1];
+    ``union``: what happens to the selected masks' max before it is fitted to the input (the authors'
+    zoom, see the plugin)."""
     size = (x.shape[1], x.shape[2])
-    fitted = {f: _fit(m.float(), size) for f, m in masks.items()}
     eps = image_noise(image.image_id, x.shape)
     out = []
     for view in image.views:
@@ -57,16 +60,19 @@ def render(image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Ten
             raise ValueError(f"unknown view {view!r}")
         kind, sigma = match.group(1), float(match.group(3))
         chosen = [int(match.group(2))] if match.group(2) is not None else [f for f, k in kinds.items() if k == kind]
-        mask = torch.stack([fitted[f] for f in chosen]).amax(0)
+        mask = torch.stack([masks[f].float() for f in chosen]).amax(0)
+        mask = _fit(union(mask) if union is not None else mask, size)
         out.append((x + sigma * eps * mask[None]).clamp(0.0, 1.0))
     return out
 
 
-def renderer(masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], kinds_of: Callable[[BenchmarkImage], Mapping[int, str]]):
+def renderer(
+    masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], kinds_of: Callable[[BenchmarkImage], Mapping[int, str]], union: Callable[[torch.Tensor], torch.Tensor] | None = None
+):
     """A ``Benchmark.render_views`` from where each image's masks and their kinds come from."""
 
     def render_views(image: BenchmarkImage, x: torch.Tensor) -> list[torch.Tensor]:
-        return render(image, x, masks_of(image), kinds_of(image))
+        return render(image, x, masks_of(image), kinds_of(image), union)
 
     return render_views
 

@@ -13,7 +13,7 @@ MIN_SIDE = 160  # px: small generated images are enlarged (nearest) so that the 
 
 def mask_overlay(image: np.ndarray, masks: Mapping[str, np.ndarray], opacity: float = 0.55) -> Image.Image:
     """``image`` [H, W, 3] uint8 with each mask ([H, W], soft or binary) tinted in: a name containing
-    "spurious" in red, every other in blue; the strongest mask wins where they overlap."""
+    "spurious" in red, every other in blue; where masks overlap, the one drawn last shows most."""
     out = image.astype(np.float32)
     for name, mask in masks.items():
         colour = np.array(COLOURS["spurious" if "spurious" in name else "core"], dtype=np.float32)

@@ -12,6 +12,7 @@ and object noise hurts every class.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Sequence
 
 import numpy as np
@@ -22,7 +23,7 @@ from pydantic import Field
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewScores, ViewTable
 from spurbench.benchmarks.planted import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP
 from spurbench.benchmarks.planted.generator import FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
-from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
+from spurbench.benchmarks.salient_imagenet.metrics import CLEAN, METRICS, VIEW, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay
 from spurbench.errors import SpurbenchError
@@ -44,9 +45,9 @@ class PlantedSalientOptions(BenchmarkOptions):
 
 
 def check_sigmas(sigmas: Sequence[float]) -> list[float]:
-    """Noise levels: positive, finite, distinct (one-line error otherwise)."""
-    if any(not (np.isfinite(s) and 0 < s <= 10) for s in sigmas) or len(set(sigmas)) != len(sigmas):
-        raise SpurbenchError(f"--option sigma: {list(sigmas)}; give distinct noise levels in (0, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]")
+    """Noise levels: finite, in [0.001, 10], distinct as view names write them (one-line error otherwise)."""
+    if any(not (np.isfinite(s) and 0.001 <= s <= 10) for s in sigmas) or len({f"{s:g}" for s in sigmas}) != len(sigmas):
+        raise SpurbenchError(f"--option sigma: {list(sigmas)}; give distinct noise levels in [0.001, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]")
     return list(sigmas)
 
 
@@ -102,14 +103,27 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
     )  # fmt: skip
 
 
+def view_sigmas(names: Sequence[str]) -> list[float]:
+    """The noise levels of an image's views, in order (ValueError for a name no view has)."""
+    sigmas: list[float] = []
+    for view in names:
+        if view == CLEAN:
+            continue
+        match = VIEW.match(view)
+        if match is None:
+            raise ValueError(f"unknown view {view!r}")
+        if float(match.group(3)) not in sigmas:
+            sigmas.append(float(match.group(3)))
+    return sigmas
+
+
 def check_salient_views(kinds_of: dict[str, dict[int, str]], views: dict[str, tuple[str, ...]]) -> None:
-    """Every image has the views its masks give it, at the noise levels of the result (those of its first image)."""
+    """Every image has the views its masks give it, at one list of noise levels (at least one) for all."""
     if not views:
         return
-    sigmas: list[float] = []
-    for view in next(iter(views.values())):
-        if "@" in view and float(view.rsplit("@", 1)[1]) not in sigmas:
-            sigmas.append(float(view.rsplit("@", 1)[1]))
+    sigmas = view_sigmas(next(iter(views.values())))
+    if not sigmas:
+        raise SpurbenchError("images: no noise views (a result must score at least one noise level)")
     for image_id, names in views.items():
         expected = views_for(kinds_of.get(image_id, {}), sigmas)
         if names != expected:
@@ -125,6 +139,7 @@ class PlantedSalient(BenchmarkPlugin):
     task = "views"
     view_metric_specs = METRICS
     headline = ("gap", None, None)
+    protocols = ("paper",)  # the masks are on the images' own grid: no other crop
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         opts = self.parse_options(options)
@@ -138,7 +153,10 @@ class PlantedSalient(BenchmarkPlugin):
         seed = int(rest[: -len("-carriers")])
         split = _split(seed)
         ids = _ids(split)
-        return Reference(NAME, revision, _checksum(split), {i: (int(k), "positive") for i, k in zip(ids, split.labels.tolist())}, facts={"kinds": {i: KINDS for i in ids}})
+        return Reference(
+            NAME, revision, _checksum(split), {i: (int(k), "positive") for i, k in zip(ids, split.labels.tolist())},
+            facts={"kinds": {i: KINDS for i in ids}}, groups={k: _class(k).group for k in range(len(PLANTED_CLASSES))},
+        )  # fmt: skip
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
         check_salient_views(reference.facts["kinds"], views)
@@ -147,10 +165,10 @@ class PlantedSalient(BenchmarkPlugin):
         return salient_metrics(table)
 
     def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
-        reference = self.reference(revision or "")
-        if reference is None:
+        match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed(\d+)-carriers", revision or "")
+        if match is None:
             return []
-        split = _split(int((revision or "").partition("-seed")[2].split("-")[0]))
+        split = _split(int(match[1]))
         out = []
         for k in list(worst_classes)[:3]:
             row = int(np.flatnonzero(split.labels == k)[0])
