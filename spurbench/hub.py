@@ -2,7 +2,8 @@
 
 Datasets, SpuFix artifacts, the leaderboard and the model adapters go through these functions:
 ``snapshot`` (download, or resolve from the local Hub cache with ``HF_HUB_OFFLINE=1``), ``commit``
-(upload files as one commit), ``cached_commit`` (which commit of a repo the cache holds) and
+(upload files as one commit), ``cached_commit`` (which commit of a repo the cache holds),
+``cached_snapshot`` (a snapshot already in the cache, never downloaded) and
 ``hub_error`` (exception -> SpurbenchError). Uploads and downloads are tested against the local
 Hub server in ``tests/hub_server.py``; the real Hub cannot be reached from the development sandbox.
 """
@@ -151,6 +152,15 @@ def cached_commit(repo_id: str, filenames: Sequence[str], revision: str | None =
             if "snapshots" in parts:
                 return parts[parts.index("snapshots") + 1]
     return None
+
+
+def cached_snapshot(repo_id: str, revision: str, repo_type: RepoType = "dataset") -> Path | None:
+    """The local Hub cache's snapshot of ``repo_id`` at ``revision``, or None: never a download (what a
+    board build may show without network or tokens)."""
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id, repo_type=repo_type, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, FileNotFoundError, ValueError):
+        return None
 
 
 def raise_if_weights_unavailable(exc: BaseException, what: str) -> None:

@@ -18,6 +18,7 @@ from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, do
 from spurbench.benchmarks.spurious_imagenet.layout import content_checksum, parse_folder_name, scan_upstream
 from spurbench.benchmarks.spurious_imagenet.negatives import Negatives, load_negatives
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
+from spurbench.imagenet import class_names
 from spurbench.imagenet import synsets as imagenet_synsets
 from tests.hub_fixture import offline_hub, write_hub_repo
 from tests.hub_server import LocalHub, local_hub
@@ -375,3 +376,22 @@ def test_push_to_hub_uploads_a_verified_folder(hub, built, tmp_path):
     with pytest.raises(ChecksumMismatchError):
         push_to_hub(built, REPO)
     assert hub.commits(REPO, "dataset") == commits and hub.store.log("dataset", REPO, "v1")[-1] == v1
+
+
+def test_board_pictures_come_from_the_local_hub_cache_only(built, isolated):
+    from spurbench.benchmarks import get_benchmark
+    from spurbench.benchmarks.spurious_imagenet import OPENIMAGES_CREDIT
+    from spurbench.benchmarks.spurious_imagenet.negatives import DEFAULT_DATASET_REPO
+
+    plugin = get_benchmark("spurious-imagenet")
+    classes = sorted({k for k, _ in PAIRS})
+    assert plugin.example_images("spurious-imagenet", "0" * 40, classes) == []  # not in the cache: nothing, and no download
+    sha = write_hub_repo(isolated, DEFAULT_DATASET_REPO, hub_files(built), repo_type="dataset")
+    pictures = plugin.example_images("spurious-imagenet", sha, classes[::-1])
+    expected = negatives(data_dir=str(built)).images
+    first = {}
+    for image in expected:
+        first.setdefault(image.class_index, image)
+    assert [p.caption.split(":")[0] for p in pictures] == [class_names()[k] for k in classes[::-1][:3]]
+    assert all(p.attribution == OPENIMAGES_CREDIT and "CC BY 2.0" in p.attribution for p in pictures)
+    assert [p.image.tobytes() for p in pictures] == [first[k].open().tobytes() for k in classes[::-1][:3]]

@@ -103,6 +103,17 @@ def test_rows_do_not_depend_on_batch_size_or_order(untrained) -> None:
     assert one.heads["plain"].metrics == pytest.approx(flipped.heads["plain"].metrics, abs=1e-9)
 
 
+def _refused(path, original: dict, change) -> str:
+    """``verify`` of a copy of ``original`` edited by ``change``: its one-line error."""
+    data = json.loads(json.dumps(original))
+    change(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(VerificationError) as info:
+        verify_result(path)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
 def test_a_views_result_verifies_and_tampering_fails(untrained, tmp_path) -> None:
     evaluate(untrained, "planted-salient", options={"sigma": [0.5, 1.0]}, output_dir=tmp_path, progress=False, bootstrap=0, use_cache=False)
     (path,) = tmp_path.glob("*.json")
@@ -112,12 +123,7 @@ def test_a_views_result_verifies_and_tampering_fails(untrained, tmp_path) -> Non
     original = json.loads(path.read_text())
 
     def tampered(change) -> str:
-        data = json.loads(json.dumps(original))
-        change(data)
-        path.write_text(json.dumps(data))
-        with pytest.raises(VerificationError) as info:
-            verify_result(path)
-        return str(info.value)
+        return _refused(path, original, change)
 
     first_noisy = original["images"][next(iter(original["images"]))]["views"].index("noise-core@0.5")
 
@@ -189,13 +195,7 @@ def test_verify_refuses_what_a_views_file_cannot_hold(untrained, tmp_path) -> No
     original = json.loads(path.read_text())
 
     def refused(change) -> str:
-        data = json.loads(json.dumps(original))
-        change(data)
-        path.write_text(json.dumps(data))
-        with pytest.raises(VerificationError) as info:
-            verify_result(path)
-        assert "\n" not in str(info.value)
-        return str(info.value)
+        return _refused(path, original, change)
 
     def rename(d, old, new):
         for image in d["images"].values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
 from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
 from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
@@ -21,13 +21,16 @@ from spurbench.benchmarks.spurious_imagenet.negatives import (
     EXPECTED_CLASSES,
     EXPECTED_PER_CLASS,
     KNOWN_REVISIONS,
+    load_built_negatives,
     load_negatives,
 )
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.hub import cached_snapshot
 from spurbench.imagenet import check_classes, class_names
 
 NAME = "spurious-imagenet"
 POSITIVES_PER_CLASS = 50  # ImageNet-val images per class
+OPENIMAGES_CREDIT = "OpenImages photo, CC BY 2.0 (its author: see OpenImages' image metadata), via Spurious ImageNet"
 
 
 class SpuriousImageNetOptions(BenchmarkOptions):
@@ -71,6 +74,28 @@ class SpuriousImageNet(BenchmarkPlugin):
             positives_source=positives_source,
             facts=facts,
         )
+
+    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
+        """The first spurious image of each of the worst classes, from the Hub dataset at ``revision`` where
+        it is already in the local Hub cache (a board build downloads nothing), with OpenImages' licence
+        line: the spurious images are OpenImages photos, licensed CC BY 2.0 by their authors."""
+        if benchmark_name != NAME or not revision:
+            return []
+        folder = cached_snapshot(DEFAULT_DATASET_REPO, revision)
+        if folder is None:
+            return []
+        try:
+            negatives = load_built_negatives(folder, f"{DEFAULT_DATASET_REPO}@{revision}")
+        except SpurbenchError:  # a cached build that does not verify: no pictures rather than a failed board
+            return []
+        first: dict[int, BenchmarkImage] = {}
+        for image in negatives.images:
+            first.setdefault(image.class_index, image)
+        names = class_names()
+        return [
+            ExampleImage(first[k].open(), f"{names[k]}: spurious image (component {first[k].component}, no {names[k]})", OPENIMAGES_CREDIT)
+            for k in worst_classes[:3] if k in first
+        ]  # fmt: skip
 
     def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
         """The ImageNet-val images of ``class_indices`` (local ``imagenet_val`` folder or the gated Hub
