@@ -6,6 +6,8 @@ any number of heads score the same features.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -38,14 +40,26 @@ def class_probabilities(
     ``temperature``: logits / T before the softmax (changes the probabilities, hence the AUCs; never the
     top-1). Chunked so that 21k-class heads on tens of thousands of images stay within memory.
     """
-    probs, top1 = [], []
+    prob, top1, _ = probabilities_with(head, features, columns, (), chunk, temperature)
+    return prob, top1
+
+
+@torch.no_grad()
+def probabilities_with(
+    head: nn.Module, features: torch.Tensor, columns: torch.Tensor, watched: Sequence[int], chunk: int = 2048, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`class_probabilities` and, from the same softmax, the probabilities of the ``watched``
+    columns for every image ([N, len(watched)])."""
+    probs, top1, seen = [], [], []
+    fixed = torch.tensor(list(watched), dtype=torch.long)
     for start in range(0, features.shape[0], chunk):
         logits = head(features[start : start + chunk]).double() / temperature
         cols = columns[start : start + chunk].unsqueeze(1)
         log_p = torch.log_softmax(logits, dim=1)
         probs.append(log_p.gather(1, cols).squeeze(1).exp())
         top1.append(logits.argmax(dim=1) == cols.squeeze(1))
-    return torch.cat(probs), torch.cat(top1)
+        seen.append(log_p[:, fixed].exp())
+    return torch.cat(probs), torch.cat(top1), torch.cat(seen)
 
 
 class SpuFixHead(nn.Module):
@@ -123,4 +137,4 @@ HEADS: Registry[type[nn.Module]] = Registry("head", base=nn.Module)
 HEADS.register(PLAIN, LinearHead)
 HEADS.register(SPUFIX, SpuFixHead)
 
-__all__ = ["HEADS", "PLAIN", "SPUFIX", "LinearHead", "SpuFixHead", "class_probabilities"]
+__all__ = ["HEADS", "PLAIN", "SPUFIX", "LinearHead", "SpuFixHead", "class_probabilities", "probabilities_with"]

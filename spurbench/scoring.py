@@ -11,10 +11,10 @@ from torch import nn
 from spurbench.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from spurbench.benchmarks.base import ROLES, BenchmarkPlugin, ViewTable, group_mauc, images_by_class
 from spurbench.errors import DataError
-from spurbench.features import FeatureSet
-from spurbench.heads import class_probabilities
+from spurbench.features import FeatureSet, row_ids
+from spurbench.heads import class_probabilities, probabilities_with
 from spurbench.metrics import ClassScores, aggregate_metrics, class_metrics
-from spurbench.results import VIEW_SEPARATOR, Aggregate, ClassRow, HeadResult, ViewClassRow, ViewHeadResult, ViewRows
+from spurbench.results import Aggregate, ClassRow, HeadResult, ViewClassRow, ViewHeadResult, ViewRows
 
 
 def plugin_of(benchmark: Benchmark) -> BenchmarkPlugin | None:
@@ -93,16 +93,13 @@ def view_table(
 ) -> ViewTable:
     """One head's outputs on every row of a views benchmark (see ``ViewTable``); ``watched``: name -> model column."""
     rows = benchmark.view_rows()
-    if [f"{benchmark.images[i].image_id}{VIEW_SEPARATOR}{view}" for i, view in rows] != features.image_ids:
+    if [rid for image in benchmark.images for rid in row_ids(benchmark, image)] != features.image_ids:
         raise DataError(f"features of {benchmark.name} do not list its view rows")  # a cache of another layout
     images = benchmark.images
     class_index = np.array([images[i].class_index for i, _ in rows], dtype=np.int64)
     column = torch.tensor([columns[int(k)] for k in class_index], dtype=torch.long)
-    prob, correct = class_probabilities(head, features.features, column, temperature=temperature)
-    watched_prob = {
-        name: class_probabilities(head, features.features, torch.full((len(rows),), col, dtype=torch.long), temperature=temperature)[0].numpy()
-        for name, col in watched.items()
-    }
+    prob, correct, seen = probabilities_with(head, features.features, column, list(watched.values()), temperature=temperature)
+    watched_prob = {name: seen[:, j].numpy() for j, name in enumerate(watched)}
     if not np.isfinite(prob.numpy()).all():
         bad = features.image_ids[int(np.flatnonzero(~np.isfinite(prob.numpy()))[0])]
         raise DataError(f"a head gives a non-finite probability (NaN or inf) for {bad}")

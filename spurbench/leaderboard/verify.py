@@ -66,13 +66,13 @@ def _verify(result: AnyResult) -> None:
     reference, plugin = benchmark_reference(bench.name, bench.revision)
     if (plugin.task == "views") != isinstance(result, ViewResult):
         raise VerificationError(f"kind: {result.kind!r}, but {bench.name} is a {plugin.task!r} benchmark")
-    if isinstance(result, ViewResult):
-        _verify_views(result, reference, plugin)
-        return
-    if bench.checksum != reference.checksum:
+    if not reference.accepts(bench.checksum):
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
     if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
         raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
+    if isinstance(result, ViewResult):
+        _verify_views(result, reference, plugin)
+        return
     _verify_images(result, reference)
     for head_name in result.heads:
         draws = result.heads[head_name].aggregate.bootstrap_draws
@@ -84,11 +84,7 @@ def _verify(result: AnyResult) -> None:
 def _verify_images(result: Result, reference: Reference) -> None:
     images = result.images
     if reference.images is not None:
-        missing = sorted(set(reference.images) - set(images))
-        extra = sorted(set(images) - set(reference.images))
-        if missing or extra:
-            what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(extra)} unknown (e.g. {extra[0]!r})"
-            raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}")
+        _check_image_ids(reference, images)
         for image_id, (class_index, role) in reference.images.items():
             if (images[image_id].class_index, images[image_id].role) != (class_index, role):
                 raise VerificationError(f"images[{image_id!r}]: class/role do not match the benchmark")
@@ -107,7 +103,7 @@ def _verify_images(result: Result, reference: Reference) -> None:
     for head_name, head in result.heads.items():
         for image_id, prob in head.image_prob.items():
             top1 = head.image_top1.get(image_id)
-            if (prob > 0.5 and top1 is False) or (top1 is True and prob < floor - TOLERANCE):
+            if top1 is not None and _impossible_for_softmax(prob, top1, floor):
                 raise VerificationError(
                     f"heads.{head_name}.image_top1[{image_id!r}]: {top1} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes"
                 )
@@ -160,17 +156,25 @@ def _same(a: float | None, b: float | None) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE
 
 
+def _check_image_ids(reference: Reference, images) -> None:
+    """Exactly the reference's image ids (one line naming what is missing or unknown)."""
+    missing = sorted(set(reference.images or ()) - set(images))
+    extra = sorted(set(images) - set(reference.images or ()))
+    if missing or extra:
+        what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(extra)} unknown (e.g. {extra[0]!r})"
+        raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}")
+
+
+def _impossible_for_softmax(prob: float, top1: bool, floor: float) -> bool:
+    """What no softmax gives: a class probability above 1/2 that is not the top-1, or a top-1 class
+    below 1/C of the probability (``floor``)."""
+    return (prob > 0.5 and not top1) or (top1 and prob < floor - TOLERANCE)
+
+
 def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
     bench = result.benchmark
-    if not reference.accepts(bench.checksum):
-        raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
-    if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
-        raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
     if reference.images is not None:
-        if set(reference.images) != set(result.images):
-            missing = sorted(set(reference.images) - set(result.images))
-            what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(set(result.images) - set(reference.images))} unknown"
-            raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}")
+        _check_image_ids(reference, result.images)
         for image_id, image in result.images.items():
             if image.class_index != reference.images[image_id][0]:
                 raise VerificationError(f"images[{image_id!r}].class_index: {image.class_index}, the benchmark has {reference.images[image_id][0]}")
@@ -184,19 +188,19 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
     image_of = [image_id for image_id, image in result.images.items() for _ in image.views]
     views = [view for image in result.images.values() for view in image.views]
     class_index = np.array([result.images[i].class_index for i in image_of], dtype=np.int64)
-    watched = set(plugin.watched_classes(bench.label_space))
+    watched_classes = plugin.watched_classes(bench.label_space)
     floor = 1.0 / max(result.model.num_classes, 1)
     for head_name, head in result.heads.items():
         rows = head.rows
         for field, values in (("correct", rows.correct), ("prob", rows.prob), *((f"watched.{k}", v) for k, v in rows.watched.items())):
             if len(values) != len(ids):
                 raise VerificationError(f"heads.{head_name}.rows.{field}: {len(values)} values for {len(ids)} rows")
-        if set(rows.watched) != watched:
-            raise VerificationError(f"heads.{head_name}.rows.watched: {sorted(rows.watched)}, the benchmark watches {sorted(watched)}")
+        if set(rows.watched) != set(watched_classes):
+            raise VerificationError(f"heads.{head_name}.rows.watched: {sorted(rows.watched)}, the benchmark watches {sorted(watched_classes)}")
         for r, (prob, correct) in enumerate(zip(rows.prob, rows.correct)):
-            if (prob > 0.5 and not correct) or (correct and prob < floor - TOLERANCE):
+            if _impossible_for_softmax(prob, correct, floor):
                 raise VerificationError(f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes")
-        for name, index in plugin.watched_classes(bench.label_space).items():  # a watched class's probability is one softmax with the class's
+        for name, index in watched_classes.items():  # a watched class's probability is one softmax with the class's
             for r, (value, prob, correct, k) in enumerate(zip(rows.watched[name], rows.prob, rows.correct, class_index.tolist())):
                 same = k == index
                 if (same and abs(value - prob) > TOLERANCE) or (not same and (value + prob > 1 + TOLERANCE or (value > 0.5 and correct))):

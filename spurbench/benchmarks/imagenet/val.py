@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -179,9 +180,18 @@ def _from_label_map(
     return images
 
 
-def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limit: int | None = None) -> list[BenchmarkImage]:
-    """Positives from a local ILSVRC2012 val folder in one of the layouts in the module docstring."""
-    classes = check_classes(class_indices)
+@dataclass(frozen=True)
+class _LocalVal:
+    """A local val folder's layout, detected once: class subfolders, or flat images with a label map."""
+
+    root: Path
+    folders: dict[int, Path] | None = None  # class -> folder (class-subfolder layouts)
+    image_dir: Path | None = None  # where the files of a label map are
+    labels: dict[str, int] | None = None  # file name -> class (flat layouts)
+    suffix: str = ""  # appended to the label map's names (Kaggle lists ids without ".JPEG")
+
+
+def _local_layout(root: str | Path) -> _LocalVal:
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(f"ImageNet-val dir {path} does not exist or is not a directory")
@@ -189,15 +199,24 @@ def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limi
         if candidate.is_dir():
             folders = class_folder_map(candidate)
             if folders:
-                return _from_class_folders(candidate, folders, classes, limit)
+                return _LocalVal(candidate, folders=folders)
     if (path / KAGGLE_CSV).is_file():
         kaggle_images = path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
         image_dir = kaggle_images if kaggle_images.is_dir() else path
-        return _from_label_map(path, image_dir, _read_kaggle_csv(path / KAGGLE_CSV), classes, limit, suffix=".JPEG")
+        return _LocalVal(path, image_dir=image_dir, labels=_read_kaggle_csv(path / KAGGLE_CSV), suffix=".JPEG")
     for name in LABEL_LISTS:
         if (path / name).is_file():
-            return _from_label_map(path, path, _read_label_list(path / name), classes, limit)
+            return _LocalVal(path, image_dir=path, labels=_read_label_list(path / name))
     raise _unrecognised(path)
+
+
+def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limit: int | None = None) -> list[BenchmarkImage]:
+    """Positives from a local ILSVRC2012 val folder in one of the layouts in the module docstring."""
+    classes = check_classes(class_indices)
+    layout = _local_layout(root)
+    if layout.folders is not None:
+        return _from_class_folders(layout.root, layout.folders, classes, limit)
+    return _from_label_map(layout.root, layout.image_dir, layout.labels, classes, limit, suffix=layout.suffix)  # type: ignore[arg-type]
 
 
 def _unrecognised(path: Path) -> DataError:
@@ -251,18 +270,10 @@ def load_hub_imagenet_val(
 def local_val_classes(root: str | Path) -> list[int]:
     """The classes a local val folder holds images of (any layout ``load_local_imagenet_val`` reads): a
     benchmark over all of val scores what a partial copy has, not an error per missing class."""
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise DataError(f"ImageNet-val dir {path} does not exist or is not a directory")
-    for candidate in (path, path / "val"):
-        if candidate.is_dir() and (folders := class_folder_map(candidate)):
-            return sorted(k for k, folder in folders.items() if images_in(folder))
-    if (path / KAGGLE_CSV).is_file():
-        return sorted(set(_read_kaggle_csv(path / KAGGLE_CSV).values()))
-    for name in LABEL_LISTS:
-        if (path / name).is_file():
-            return sorted(set(_read_label_list(path / name).values()))
-    raise _unrecognised(path)
+    layout = _local_layout(root)
+    if layout.folders is not None:
+        return sorted(k for k, folder in layout.folders.items() if images_in(folder))
+    return sorted(set(layout.labels.values()))  # type: ignore[union-attr]
 
 
 def resolve_imagenet_val(class_indices: Sequence[int], folder: str | None, token: str | bool | None = None, limit: int | None = None) -> tuple[list[BenchmarkImage], str]:

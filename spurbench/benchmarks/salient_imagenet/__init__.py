@@ -33,9 +33,9 @@ from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage,
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train
 from spurbench.benchmarks.imagenet.val import file_loader
 from spurbench.benchmarks.salient_imagenet.layout import SalientLayout, check_masks, check_train_images, load_mask, read_layout, train_image_path
-from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, VIEW, salient_metrics
-from spurbench.benchmarks.salient_imagenet.noise import renderer, views_for
-from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient, check_sigmas, view_sigmas
+from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, salient_metrics
+from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, renderer, views_for
+from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
@@ -146,14 +146,7 @@ class SalientImageNet(BenchmarkPlugin):
         return None if match is None else Reference(NAME, revision, match[1], None, checksum_prefix=True)
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
-        sigmas = view_sigmas(next(iter(views.values()), ()))
-        if not sigmas:
-            raise SpurbenchError("images: no noise views (a result must score at least one noise level)")
-        for image_id, names in views.items():
-            features = sorted({int(m.group(2)) for v in names if (m := VIEW.match(v)) is not None and m.group(2) is not None})
-            candidates = [views_for(dict(zip(features, combo)), sigmas) for combo in _kind_combinations(len(features))]
-            if not features or names not in candidates:
-                raise SpurbenchError(f"images[{image_id!r}].views: {list(names)} is not what a Salient ImageNet layout gives an image")
+        check_salient_views(views)  # the layout's kinds are the user's: any assignment its features allow
 
     def view_metrics(self, table: ViewTable) -> ViewScores:
         return salient_metrics(table)
@@ -162,13 +155,6 @@ class SalientImageNet(BenchmarkPlugin):
         if benchmark_name == PLANTED_NAME:
             return PlantedSalient().example_images(benchmark_name, revision, worst_classes)
         return []  # the dataset's terms do not allow showing its images or masks
-
-
-def _kind_combinations(n: int) -> list[tuple[str, ...]]:
-    combos: list[tuple[str, ...]] = [()]
-    for _ in range(n):
-        combos = [(*c, kind) for c in combos for kind in ("core", "spurious")]
-    return combos
 
 
 __all__ = ["NAME", "SalientImageNet", "SalientOptions", "layout_checksum"]

@@ -4,19 +4,23 @@ eps ~ N(0, 1) per pixel and channel, drawn from a generator seeded by the image 
 noisy views do not depend on batch size, order, worker or device and can be recomputed. One eps per
 image serves all its views and noise levels: the conditions then differ only in where the noise goes.
 M is the pixel-wise max of the selected soft masks (paper eq. 2), resized to the input when the model
-does not take 224 px (the masks' grid). Applied to the preprocessed image before normalisation.
+does not take 224 px (the masks' grid). Applied to the preprocessed image before normalisation. Also here: the views an image gets
+(``views_for``) and the checks on noise levels and views, shared by both Salient plugins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from spurbench.benchmarks.base import BenchmarkImage
 from spurbench.benchmarks.salient_imagenet.metrics import CLEAN, VIEW, view_name
+from spurbench.errors import SpurbenchError
 
 
 def image_noise(image_id: str, shape: Sequence[int]) -> torch.Tensor:
@@ -34,6 +38,47 @@ def views_for(kinds: Mapping[int, str], sigmas: Sequence[float]) -> tuple[str, .
                 views.append(view_name(kind, sigma))
         views += [view_name(f"feature-{f}", sigma) for f in sorted(kinds)]
     return tuple(views)
+
+
+def check_sigmas(sigmas: Sequence[float]) -> list[float]:
+    """Noise levels: finite, in [0.001, 10], distinct as view names write them (one-line error otherwise)."""
+    if any(not (np.isfinite(s) and 0.001 <= s <= 10) for s in sigmas) or len({f"{s:g}" for s in sigmas}) != len(sigmas):
+        raise SpurbenchError(f"--option sigma: {list(sigmas)}; give distinct noise levels in [0.001, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]")
+    return list(sigmas)
+
+
+def view_sigmas(names: Sequence[str]) -> list[float]:
+    """The noise levels of an image's views, in order (ValueError for a name no view has)."""
+    sigmas: list[float] = []
+    for view in names:
+        if view == CLEAN:
+            continue
+        match = VIEW.match(view)
+        if match is None:
+            raise ValueError(f"unknown view {view!r}")
+        if float(match.group(3)) not in sigmas:
+            sigmas.append(float(match.group(3)))
+    return sigmas
+
+
+def check_salient_views(views: Mapping[str, tuple[str, ...]], kinds_of: Mapping[str, Mapping[int, str]] | None = None) -> None:
+    """``leaderboard verify``: every image has the views its masks give it, at one list of noise levels
+    (at least one) for all images. ``kinds_of``: image id -> feature -> kind, where the benchmark knows
+    them; None (a user's layout, not at hand): any core/spurious assignment of the image's features."""
+    if not views:
+        return
+    sigmas = view_sigmas(next(iter(views.values())))
+    if not sigmas:
+        raise SpurbenchError("images: no noise views (a result must score at least one noise level)")
+    for image_id, names in views.items():
+        if kinds_of is not None:
+            candidates = [views_for(kinds_of.get(image_id, {}), sigmas)]
+        else:
+            features = sorted({int(m.group(2)) for v in names if (m := VIEW.match(v)) is not None and m.group(2) is not None})
+            candidates = [views_for(dict(zip(features, kinds)), sigmas) for kinds in itertools.product(("core", "spurious"), repeat=len(features))] if features else []
+        if names not in candidates:
+            expected = f", the benchmark gives it {list(candidates[0])}" if len(candidates) == 1 else " is not what a Salient ImageNet layout gives an image"
+            raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}{expected}")
 
 
 def _fit(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -77,4 +122,4 @@ def renderer(
     return render_views
 
 
-__all__ = ["image_noise", "render", "renderer", "views_for"]
+__all__ = ["check_salient_views", "check_sigmas", "image_noise", "render", "renderer", "view_sigmas", "views_for"]

@@ -23,10 +23,9 @@ from pydantic import Field
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewScores, ViewTable
 from spurbench.benchmarks.planted import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP
 from spurbench.benchmarks.planted.generator import FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
-from spurbench.benchmarks.salient_imagenet.metrics import CLEAN, METRICS, VIEW, salient_metrics
-from spurbench.benchmarks.salient_imagenet.noise import renderer, views_for
+from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
+from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay
-from spurbench.errors import SpurbenchError
 
 NAME = "planted-salient"
 KINDS = {0: "core", 1: "spurious"}  # feature 0: the object, 1: the corner feature
@@ -44,15 +43,14 @@ class PlantedSalientOptions(BenchmarkOptions):
     sigma: list[float] = Field(default_factory=lambda: [PLANTED_SIGMA], min_length=1)  # noise levels; the first is the reported one
 
 
-def check_sigmas(sigmas: Sequence[float]) -> list[float]:
-    """Noise levels: finite, in [0.001, 10], distinct as view names write them (one-line error otherwise)."""
-    if any(not (np.isfinite(s) and 0.001 <= s <= 10) for s in sigmas) or len({f"{s:g}" for s in sigmas}) != len(sigmas):
-        raise SpurbenchError(f"--option sigma: {list(sigmas)}; give distinct noise levels in [0.001, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]")
-    return list(sigmas)
-
-
 def _revision(seed: int) -> str:
     return f"generator-v{GENERATOR_VERSION}-seed{seed}-carriers"
+
+
+def _seed_of(revision: str | None) -> int | None:
+    """The generator seed a revision of :func:`_revision` names; None for any other string."""
+    match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed(\d{{1,9}})-carriers", revision or "")
+    return None if match is None else int(match[1])
 
 
 def _split(seed: int) -> PlantedSplit:
@@ -103,33 +101,6 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
     )  # fmt: skip
 
 
-def view_sigmas(names: Sequence[str]) -> list[float]:
-    """The noise levels of an image's views, in order (ValueError for a name no view has)."""
-    sigmas: list[float] = []
-    for view in names:
-        if view == CLEAN:
-            continue
-        match = VIEW.match(view)
-        if match is None:
-            raise ValueError(f"unknown view {view!r}")
-        if float(match.group(3)) not in sigmas:
-            sigmas.append(float(match.group(3)))
-    return sigmas
-
-
-def check_salient_views(kinds_of: dict[str, dict[int, str]], views: dict[str, tuple[str, ...]]) -> None:
-    """Every image has the views its masks give it, at one list of noise levels (at least one) for all."""
-    if not views:
-        return
-    sigmas = view_sigmas(next(iter(views.values())))
-    if not sigmas:
-        raise SpurbenchError("images: no noise views (a result must score at least one noise level)")
-    for image_id, names in views.items():
-        expected = views_for(kinds_of.get(image_id, {}), sigmas)
-        if names != expected:
-            raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}, the benchmark gives it {list(expected)}")
-
-
 class PlantedSalient(BenchmarkPlugin):
     name = NAME
     description = "Salient ImageNet's core vs spurious accuracy on generated objects carrying planted features (exact masks; embedded)"
@@ -147,10 +118,9 @@ class PlantedSalient(BenchmarkPlugin):
         return planted_salient_benchmark(opts.seed, opts.sigma, opts.limit)
 
     def reference(self, revision: str) -> Reference | None:
-        prefix, _, rest = revision.partition("-seed")
-        if prefix != f"generator-v{GENERATOR_VERSION}" or not rest.endswith("-carriers") or not rest[: -len("-carriers")].isdigit():
+        seed = _seed_of(revision)
+        if seed is None:
             return None
-        seed = int(rest[: -len("-carriers")])
         split = _split(seed)
         ids = _ids(split)
         return Reference(
@@ -159,16 +129,16 @@ class PlantedSalient(BenchmarkPlugin):
         )  # fmt: skip
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
-        check_salient_views(reference.facts["kinds"], views)
+        check_salient_views(views, reference.facts["kinds"])
 
     def view_metrics(self, table: ViewTable) -> ViewScores:
         return salient_metrics(table)
 
     def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
-        match = re.fullmatch(rf"generator-v{GENERATOR_VERSION}-seed(\d+)-carriers", revision or "")
-        if match is None:
+        seed = _seed_of(revision)
+        if seed is None:
             return []
-        split = _split(int(match[1]))
+        split = _split(seed)
         out = []
         for k in list(worst_classes)[:3]:
             row = int(np.flatnonzero(split.labels == k)[0])
