@@ -131,3 +131,11 @@ def worst_classes_table(result: AnyResult, n: int = 10, head: str = PLAIN) -> Ta
             *((c.group or "",) if grouped else ()),
         )
     return table
+
+
+def headline(result: AnyResult) -> tuple[str, float | None]:
+    """The benchmark's headline metric of the plain head: (its name, its value)."""
+    if isinstance(result, Result):
+        return "mAUC", result.heads[PLAIN].aggregate.mauc
+    key = get_benchmark(result.benchmark.name).headline[0] if result.benchmark.name in BENCHMARKS.names() else None
+    return (key or "-"), (result.heads[PLAIN].metrics.get(key) if key else None)

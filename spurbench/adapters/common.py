@@ -43,6 +43,22 @@ def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise SpurbenchError(f"checkpoint {str(path)!r} is not a readable safetensors file: {first_line}") from exc
 
 
+LABEL_SPACE_KEY = "spurbench.label_space"
+
+
+def checkpoint_label_space(path: str | Path) -> str | None:
+    """The label space a checkpoint's safetensors metadata names (``spurbench.label_space``), if any:
+    an architecture fine-tuned on a benchmark's own classes (e.g. ``planted``) says so, since its head
+    size alone cannot tell which classes its columns are."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:  # read_safetensors has checked the file
+        value = (handle.metadata() or {}).get(LABEL_SPACE_KEY)
+    if value is not None and not (value.strip() and value.isprintable()):
+        raise SpurbenchError(f"checkpoint {str(path)!r}: metadata {LABEL_SPACE_KEY} {value!r} is not a label space name")
+    return value
+
+
 def load_checkpoint_into(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
     """Strictly load ``state`` into ``model``; a one-line SpurbenchError summarises any mismatch."""
     expected = model.state_dict()

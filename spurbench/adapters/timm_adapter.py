@@ -23,6 +23,7 @@ from torch import nn
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.adapters.common import (
     LinearClassifierMixin,
+    checkpoint_label_space,
     load_checkpoint_into,
     read_safetensors,
     short_list,
@@ -80,8 +81,9 @@ def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str]:
-    """``model`` with the weights of a local safetensors checkpoint, and the checkpoint's digest."""
+def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str, str | None]:
+    """``model`` with the weights of a local safetensors checkpoint, the checkpoint's digest, and the
+    label space its metadata names (None: inferred from the head as for any timm model)."""
     state = read_safetensors(checkpoint)
     # A checkpoint may carry a different number of classes than the tag's default (e.g. a 21k head):
     # rebuild the architecture with the checkpoint's head size so it is not silently cut.
@@ -91,7 +93,7 @@ def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.M
         if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
             model = timm.create_model(spec, pretrained=False, num_classes=int(head_weight.shape[0]))
     load_checkpoint_into(model, state, checkpoint, f"timm architecture {spec!r}")
-    return model, content_digest(checkpoint)
+    return model, content_digest(checkpoint), checkpoint_label_space(checkpoint)
 
 
 class TimmAdapter(LinearClassifierMixin, ModelAdapter):
@@ -101,7 +103,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
     def check_spec(cls, spec: str) -> None:
         _check_timm_name(spec, needs_weights=False)
 
-    def __init__(self, spec: str, model: nn.Module, weights_revision: str | None):
+    def __init__(self, spec: str, model: nn.Module, weights_revision: str | None, label_space: str | None = None):
         self.spec, self.model = spec, model.eval()
         classifier = self.model.get_classifier()
         if not isinstance(classifier, nn.Linear):
@@ -116,7 +118,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
             name=f"timm:{spec}",
             family=self.family,
             weights_revision=weights_revision,
-            label_space=TIMM_SUBSET_TO_SPACE.get(subset or "", f"timm-{num_classes}"),
+            label_space=label_space or TIMM_SUBSET_TO_SPACE.get(subset or "", f"timm-{num_classes}"),
             num_classes=num_classes,
             num_params=sum(p.numel() for p in self.model.parameters()),
             data_config=timm_data_config(self.model.pretrained_cfg),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix  # run, ls, discover register their commands on app
+from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix, sweep  # run, sweep, ls, discover register their commands on app
 from spurbench.cli.common import app, err_console
 from spurbench.errors import SpurbenchError
 
@@ -18,7 +18,7 @@ app.add_typer(leaderboard.app, name="leaderboard")
 app.add_typer(mine.app, name="mine")
 app.add_typer(spufix.app, name="spufix")
 
-__all__ = ["app", "discover", "main", "run", "ls"]
+__all__ = ["app", "discover", "main", "run", "ls", "sweep"]
 
 
 INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"

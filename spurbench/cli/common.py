@@ -37,13 +37,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def key_values(pairs: list[str] | None) -> dict[str, str]:
+def key_values(pairs: list[str] | None, flag: str = "--option") -> dict[str, str]:
     """``KEY=VALUE`` arguments as a dict; a one-line error for one without ``=``."""
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SpurbenchError(f"--option {pair!r}: expected KEY=VALUE")
+            raise SpurbenchError(f"{flag} {pair!r}: expected KEY=VALUE")
         out[key.strip().replace("-", "_")] = value
     return out
 

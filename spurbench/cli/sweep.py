@@ -1,0 +1,200 @@
+"""``spurbench sweep``: one job per (model, benchmark) on submitit (SLURM arrays, local GPUs, debug)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from spurbench.cli.common import app, console, key_values
+from spurbench.errors import SpurbenchError
+
+
+@app.command()
+def sweep(
+    registry: Optional[Path] = typer.Option(None, "--registry", help="YAML model list (registry/*.yaml): one job per model and benchmark."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
+    benchmark: Optional[List[str]] = typer.Option(None, "--benchmark", "-b", help="Benchmark name, repeatable. Default: the default benchmark."),
+    executor: str = typer.Option("local", "--executor", "-e", help="slurm: one sbatch job array; local: jobs on this machine (one per GPU with --gpus); debug: in this process, one after another."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Resubmit only the jobs of earlier sweeps into --output that failed or were lost (no --registry needed)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (to run, to skip, invalid) and submit nothing."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return; run the same command later to see what is left."),
+    board: Optional[Path] = typer.Option(None, "--board", help="Build the leaderboard here once every job has ended (results from --output)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition."),
+    gpus_per_job: Optional[int] = typer.Option(None, "--gpus-per-job", min=0, help="SLURM GPUs per job (default: 1 with --device cuda, else 0)."),
+    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", min=1, help="SLURM CPUs per job (data-loader workers + 1)."),
+    time_min: int = typer.Option(240, "--time", min=1, help="Time limit per job, minutes. At the limit (or on preemption) submitit requeues the job, which resumes from the feature cache."),
+    mem_gb: Optional[float] = typer.Option(None, "--mem", min=0.1, help="SLURM memory per job, GB."),
+    constraint: Optional[str] = typer.Option(None, "--constraint", help="SLURM node constraint (e.g. a GPU type)."),
+    slurm_extra: Optional[List[str]] = typer.Option(None, "--slurm-extra", help="Any other sbatch option, KEY=VALUE (repeatable), e.g. account=vision or qos=high."),
+    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Jobs at a time: the SLURM array's %N; local CPU jobs (default 1)."),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Local executor: GPUs to pack jobs onto, one job per GPU: a count N (0..N-1) or a list 0,2,3. Default with --device cuda: all."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="As for `run`: local copy of the benchmark's images."),
+    imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help="As for `run`: local ILSVRC2012 val folder."),
+    imagenet_train: Optional[str] = typer.Option(None, "--imagenet-train", help="As for `run`: local ILSVRC2012 train folder, or 'hub'."),
+    dataset_repo: Optional[str] = typer.Option(None, "--dataset-repo", help="As for `run`: Hub dataset repo of the benchmark's images."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="As for `run`: pinned Hub revision of the benchmark's dataset."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="As for `run`: generator seed, for generated benchmarks."),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="As for `run`: any other benchmark option, KEY=VALUE."),
+    protocol: str = typer.Option("paper", "--protocol", help="As for `run`: paper or model."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    device: str = typer.Option("cpu", "--device", help="Device inside each job: cpu, cuda (a local job sees only its own GPU, as cuda)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N images per class and role (smoke runs)."),
+    output: Path = typer.Option(Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache (a requeued job then starts over)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap draws for the mAUC 95% CI (0 = none)."),
+    force: bool = typer.Option(False, "--force", help="Run jobs whose result file is already complete."),
+    spufix: Optional[str] = typer.Option(None, "--spufix", help="As for `run`: a SpuFix artifact, or 'auto' (each model's published one)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="As for `run` (registry entries carry their own)."),
+    spufix_temperature: Optional[float] = typer.Option(None, "--spufix-temperature", help="As for `run`."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+) -> None:
+    """Run a registry of models on one or more benchmarks as separate jobs, with the options of `run`.
+
+    Plans first and prints the plan: jobs whose result is complete for their configuration hash are
+    skipped, entries that cannot run are listed as invalid. Each job writes its own result file
+    atomically into --output; the board (--board) is built once, after the last job. Failed jobs are
+    listed with their log's last line; `--retry-failed` resubmits only those.
+    """
+    # lazy: keeps spurbench --help fast (the library imports torch)
+    from spurbench.benchmarks import default_benchmark
+    from spurbench.harness import check_bootstrap, check_temperature
+    from spurbench.model_lists import load_model_list
+    from spurbench.preprocessing import check_protocol
+    from spurbench.results import check_output_dir
+    from spurbench.runs import RunEntry
+    from spurbench.runtime import check_device
+    from spurbench.sweeps import failed_jobs, plan_sweep
+    from spurbench.sweeps.executors import ExecutorSettings, check_settings, job_alive, run_sweep
+
+    check_protocol(protocol)
+    check_bootstrap(bootstrap)
+    check_temperature(temperature)
+    if spufix_temperature is not None:
+        check_temperature(spufix_temperature, "--spufix-temperature")
+    if no_wait and executor != "slurm":
+        raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
+    gpu_list = _gpu_list(gpus, device, executor)
+    if executor != "slurm":
+        check_device(device)  # a SLURM login node need not have the jobs' GPUs
+    settings = check_settings(ExecutorSettings(
+        kind=executor, output=output, time_min=time_min, gpus_per_job=gpus_per_job if gpus_per_job is not None else int(device.startswith("cuda")),
+        cpus_per_job=cpus_per_job, mem_gb=mem_gb, partition=partition, constraint=constraint,
+        extra=key_values(slurm_extra, "--slurm-extra"), max_parallel=max_parallel, gpus=gpu_list,
+    ))  # fmt: skip
+    if settings.kind != "slurm":
+        settings.gpus_per_job = 0
+    check_output_dir(output)
+    run_options = {"protocol": protocol, "batch_size": batch_size, "device": "cuda" if gpu_list else device, "use_cache": not no_cache, "bootstrap": bootstrap}
+    if retry_failed:
+        specs = [s.spec for s in failed_jobs(output, job_alive)]
+        console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}")
+        for spec in specs:
+            console.print(f"  retry {spec.model} on {spec.benchmark}", markup=False)
+    else:
+        named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
+        values = {**{k: v for k, v in named.items() if v is not None}, **key_values(option)}
+        entries = [RunEntry(m, None, temperature, spufix_temperature) for m in model or []]
+        if registry is not None:
+            entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
+        plan = plan_sweep(entries, benchmark or [default_benchmark()], values, run_options, output, spufix=spufix, force=force, alive=job_alive)
+        _print_plan(plan)
+        specs = plan.to_run
+    if dry_run or not specs:
+        return
+    live = Live(_progress([]), console=console, transient=True) if console.is_terminal and not quiet else None
+    with live or contextlib.nullcontext():
+        statuses = run_sweep(specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait)
+    console.print(_summary(statuses))
+    if no_wait:
+        console.print(f"submitted {len(statuses)} job(s) to SLURM (job {statuses[0].job_id.split('_')[0] if statuses[0].job_id else '?'}); run the same command again to see what is left")
+        return
+    failed = [s for s in statuses if s.state != "done"]
+    if board is not None:
+        _build_board(output, board, registry)
+    if failed:
+        console.print(f"{len(failed)} job(s) failed; `spurbench sweep --retry-failed -o {output}` resubmits only those", markup=False)
+        raise typer.Exit(1)
+
+
+def _gpu_list(gpus: str | None, device: str, executor: str) -> list[int]:
+    """--gpus as a list of indices; by default every GPU when local jobs run on cuda."""
+    if gpus is None:
+        if executor == "local" and device.startswith("cuda"):
+            import torch
+
+            return list(range(torch.cuda.device_count()))
+        return []
+    try:
+        parts = [int(p) for p in gpus.split(",")]
+    except ValueError:
+        raise SpurbenchError(f"--gpus {gpus!r}: a count N or a list of GPU indices such as 0,1,3") from None
+    listed = list(range(parts[0])) if len(parts) == 1 and "," not in gpus else parts
+    if device not in ("cuda", "cuda:0") and listed:
+        raise SpurbenchError(f"--gpus gives each job one GPU, which it sees as cuda: use --device cuda, not {device!r}")
+    return listed
+
+
+def _log_endings(quiet: bool):
+    """Without a terminal (a log file, CI): one line per job that ends, instead of a live table."""
+    seen: set[str] = set()
+
+    def update(statuses) -> None:
+        for s in statuses:
+            if s.state in ("done", "failed") and s.spec.key not in seen and not quiet:
+                seen.add(s.spec.key)
+                console.print(f"{s.state} {s.spec.model} on {s.spec.benchmark} ({len(seen)}/{len(statuses)})" + (f": {s.error}" if s.error else ""), markup=False, highlight=False)
+
+    return update
+
+
+def _print_plan(plan) -> None:
+    console.print(f"plan: {len(plan.to_run)} to run, {len(plan.skipped)} to skip, {len(plan.invalid)} invalid")
+    for spec, why in plan.skipped:
+        console.print(f"  [dim]skip {spec.model} on {spec.benchmark}: {why}[/]", highlight=False)
+    for bad in plan.invalid:
+        console.print(f"  invalid {bad.model} on {bad.benchmark}: {bad.reason}", markup=False, highlight=False)
+
+
+def _progress(statuses) -> Table:
+    counts = Counter(s.state for s in statuses)
+    table = Table(title=f"sweep: {counts['queued']} queued · {counts['running']} running · {counts['done']} done · {counts['failed']} failed", title_justify="left")
+    for column in ("model", "benchmark", "state", "attempt"):
+        table.add_column(column)
+    for s in statuses:
+        if s.state == "running":
+            table.add_row(s.spec.model, s.spec.benchmark, s.state, str(s.attempts))
+    return table
+
+
+def _summary(statuses) -> Table:
+    """The closing table: every job's state, headline metric, attempts, and its result or the error."""
+    from spurbench.report import headline
+    from spurbench.results import read_result
+
+    table = Table(title=f"sweep: {sum(s.state == 'done' for s in statuses)} of {len(statuses)} job(s) done", title_justify="left")
+    for column in ("model", "benchmark", "state", "headline", "attempts", "result / last log line"):
+        table.add_column(column, overflow="fold")
+    for s in sorted(statuses, key=lambda s: (s.state != "failed", s.spec.key)):
+        shown, where = "-", s.error or ""
+        if s.state == "done":
+            try:
+                name, value = headline(read_result(Path(s.spec.result_file)))
+                shown, where = (f"{name} {value:.3f}" if value is not None else name), s.spec.result_file
+            except SpurbenchError as exc:
+                where = str(exc)
+        table.add_row(s.spec.model, s.spec.benchmark, s.state, shown, str(s.attempts), where)
+    return table
+
+
+def _build_board(output: Path, board: Path, registry: Path | None) -> None:
+    from spurbench.cli.common import result_files
+    from spurbench.leaderboard.build import build_board
+
+    files = build_board(result_files([output], output), board / "site", board_dir=board, registry_dir=registry.parent if registry else Path("registry"))
+    console.print(f"board: {files.markdown}, {files.html}")

@@ -1,0 +1,100 @@
+"""Sweeps: one job per (model, benchmark), planned here, run by submitit (SLURM job arrays, the local
+executor packing jobs onto GPUs, or the in-process debug executor; ``spurbench.sweeps.executors``).
+
+The plan is made before anything is submitted: a job whose result file is complete for its
+configuration hash (the one ``spurbench run`` skips on) is skipped, a job still in flight from an
+earlier sweep is not submitted twice, and an entry that cannot run (an unknown model name, a missing
+checkpoint, no SpuFix artifact for ``--spufix auto``) is listed as invalid with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from spurbench.adapters import check_model_name
+from spurbench.benchmarks import get_benchmark
+from spurbench.errors import SpurbenchError
+from spurbench.harness import run_config_hash, spufix_reference
+from spurbench.results import result_filename
+from spurbench.runs import RunEntry, is_complete, spufix_artifact
+from spurbench.sweeps.jobs import JobSpec, JobStatus, read_status, read_statuses
+
+
+@dataclass(frozen=True)
+class Invalid:
+    model: str
+    benchmark: str
+    reason: str
+
+
+@dataclass
+class SweepPlan:
+    to_run: list[JobSpec] = field(default_factory=list)
+    skipped: list[tuple[JobSpec, str]] = field(default_factory=list)  # (job, why: complete / in flight)
+    invalid: list[Invalid] = field(default_factory=list)
+
+
+def plan_sweep(
+    entries: Sequence[RunEntry],
+    benchmarks: Sequence[str],
+    option_values: dict[str, Any],
+    run_options: dict[str, Any],
+    output: str | Path,
+    *,
+    spufix: str | None = None,
+    force: bool = False,
+    alive: "Any" = None,
+) -> SweepPlan:
+    """Jobs for every (entry, benchmark). ``run_options`` are ``evaluate``'s keyword options (protocol,
+    batch_size, device, bootstrap, use_cache, ...); ``alive(status)`` says whether a job recorded as
+    queued or running is still in flight (its executor's answer), so it is not submitted again."""
+    if not entries:
+        raise SpurbenchError("a sweep needs models: --registry FILE.yaml or --model NAME")
+    plan = SweepPlan()
+    seen: set[str] = set()
+    for name in benchmarks:
+        plugin = get_benchmark(name)
+        options = plugin.parse_options(option_values)
+        bench_name = plugin.benchmark_name(options)
+        for entry in entries:
+            try:
+                check_model_name(entry.model)
+                artifact = spufix_artifact(spufix, entry.model)
+                config_hash = run_config_hash(
+                    entry.model, entry.checkpoint, bench_name, options, run_options.get("protocol", "paper"), run_options.get("bootstrap", 1000),
+                    spufix_reference(artifact), entry.temperature, entry.spufix_temperature,
+                )  # fmt: skip
+            except SpurbenchError as exc:
+                plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))  # one line per entry
+                continue
+            filename = result_filename(entry.model, bench_name)
+            key = filename.removesuffix(".json")
+            if key in seen:
+                plan.invalid.append(Invalid(entry.model, bench_name, "listed twice"))
+                continue
+            seen.add(key)
+            spec = JobSpec(
+                key=key, model=entry.model, checkpoint=entry.checkpoint, temperature=entry.temperature, spufix_temperature=entry.spufix_temperature,
+                benchmark=plugin.name, options=option_values, run=run_options, spufix=spufix, output=str(output),
+                result_file=str(Path(output) / filename), config_hash=config_hash,
+            )  # fmt: skip
+            previous = read_status(output, key)
+            if not force and is_complete(Path(spec.result_file), config_hash):
+                plan.skipped.append((spec, "complete"))
+            elif previous is not None and previous.state in ("queued", "running") and previous.spec.config_hash == config_hash and alive is not None and alive(previous):
+                plan.skipped.append((spec, f"in flight ({previous.executor} job {previous.job_id})"))
+            else:
+                plan.to_run.append(spec)
+    return plan
+
+
+def failed_jobs(output: str | Path, alive: "Any" = None) -> list[JobStatus]:
+    """Jobs of earlier sweeps into ``output`` that failed, or that were queued or running and whose
+    process is gone (killed, lost with its node), and whose result is still not complete."""
+    lost = [s for s in read_statuses(output) if s.state == "failed" or (s.state in ("queued", "running") and not (alive is not None and alive(s)))]
+    return [s for s in lost if not is_complete(Path(s.spec.result_file), s.spec.config_hash)]
+
+
+__all__ = ["Invalid", "SweepPlan", "failed_jobs", "plan_sweep"]

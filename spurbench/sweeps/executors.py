@@ -1,0 +1,215 @@
+"""Running a planned sweep on submitit: one SLURM job array, the local executor (one job per GPU, or a
+bounded number of CPU jobs at a time), or the debug executor (in this process, one job after another).
+
+submitit writes each job's function and arguments as a pickle into the sweep's own folder and its
+job process reads it back; that is submitit's transport, between processes of this sweep. spurbench
+itself never calls ``job.result()`` (which unpickles what a job returned): outcomes are read from the
+jobs' JSON status files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import submitit
+
+from spurbench.errors import SpurbenchError
+from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, SweepJob, now, read_status, write_status
+
+EXECUTORS = ("slurm", "local", "debug")
+FINISHED_SLURM = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
+
+
+@dataclass
+class ExecutorSettings:
+    kind: str  # slurm | local | debug
+    output: Path
+    time_min: int = 240  # a job's time limit; at the limit submitit checkpoints and requeues it
+    gpus_per_job: int = 0
+    cpus_per_job: int | None = None
+    mem_gb: float | None = None
+    partition: str | None = None
+    constraint: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # more sbatch options, --KEY=VALUE
+    max_parallel: int | None = None  # jobs at a time (SLURM: the array's %N; local CPU jobs: default 1)
+    gpus: list[int] = field(default_factory=list)  # local: the GPUs to pack jobs onto, one job per GPU
+    max_requeues: int = 3
+
+    @property
+    def folder(self) -> Path:
+        return self.output / SWEEP_DIR / "submitit"
+
+
+def check_settings(settings: ExecutorSettings) -> ExecutorSettings:
+    if settings.kind not in EXECUTORS:
+        raise SpurbenchError(f"unknown executor {settings.kind!r}; choose one of {', '.join(EXECUTORS)}")
+    if settings.time_min < 1:
+        raise SpurbenchError(f"--time {settings.time_min}: a job needs at least one minute")
+    if settings.kind != "slurm" and (settings.partition or settings.constraint or settings.extra or settings.mem_gb):
+        raise SpurbenchError(f"--partition, --constraint, --mem and --slurm-extra are SLURM options; the {settings.kind} executor has no use for them")
+    if settings.gpus and settings.kind != "local":
+        raise SpurbenchError("--gpus packs jobs onto this machine's GPUs: it is an option of --executor local (SLURM takes --gpus-per-job)")
+    if settings.kind == "slurm" and shutil.which("srun") is None:
+        raise SpurbenchError("--executor slurm: no srun on this machine (submit from a SLURM login node, or use --executor local)")
+    if len(set(settings.gpus)) != len(settings.gpus) or any(g < 0 for g in settings.gpus):
+        raise SpurbenchError(f"--gpus {','.join(map(str, settings.gpus))}: list each GPU index once")
+    return settings
+
+
+def make_executor(settings: ExecutorSettings) -> submitit.Executor:
+    """The submitit executor for these settings (its parameter errors become one line)."""
+    settings.folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if settings.kind == "debug":
+            return submitit.DebugExecutor(folder=settings.folder / "%j")
+        if settings.kind == "local":
+            executor = submitit.LocalExecutor(folder=settings.folder / "%j", max_num_timeout=settings.max_requeues)
+            executor.update_parameters(timeout_min=settings.time_min)
+            return executor
+        executor = submitit.SlurmExecutor(folder=settings.folder / "%j", max_num_timeout=settings.max_requeues)
+        params: dict[str, Any] = {"job_name": "spurbench", "time": settings.time_min, "signal_delay_s": 120, "array_parallelism": settings.max_parallel or 256}
+        if settings.gpus_per_job:
+            params["gpus_per_node"] = settings.gpus_per_job
+        optional = {"cpus_per_task": settings.cpus_per_job, "partition": settings.partition, "constraint": settings.constraint, "mem": f"{settings.mem_gb:g}GB" if settings.mem_gb else None}
+        params.update({k: v for k, v in optional.items() if v is not None})
+        if settings.extra:
+            params["additional_parameters"] = dict(settings.extra)
+        executor.update_parameters(**params)
+        return executor
+    except ValueError as exc:  # submitit lists every valid parameter; its first line says what is wrong
+        raise SpurbenchError(f"submitit refused the {settings.kind} settings: {str(exc).splitlines()[0]}") from None
+
+
+
+def last_log_line(path: str | Path | None) -> str | None:
+    """The last non-empty line of a job's log (progress-bar carriage returns and colours removed)."""
+    if path is None:
+        return None
+    for candidate in (Path(path), Path(str(path)).with_suffix(".out")):
+        try:
+            with open(candidate, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(candidate) - 8192))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line.split("\r")[-1]).strip() for line in text.splitlines()]
+        lines = [line for line in lines if line]
+        if lines:
+            return lines[-1]
+    return None
+
+
+def job_alive(status: JobStatus) -> bool:
+    """Whether a job recorded as queued or running is still in flight (so it is not submitted twice)."""
+    if status.executor == "local":
+        if status.host != socket.gethostname() and status.host is not None:
+            return True  # another machine's process: not ours to judge
+        pid = status.pid or (int(status.job_id) if status.job_id and status.job_id.isdigit() else None)
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if status.executor == "slurm" and status.job_id:
+        job = submitit.SlurmJob(folder=Path(status.spec.output) / SWEEP_DIR / "submitit" / "%j", job_id=status.job_id)
+        state = job.get_info(mode="force").get("State") or "UNKNOWN"  # force: submitit's watcher would answer from its cache
+        return state.split(" ")[0] not in FINISHED_SLURM  # UNKNOWN (no sacct answer) counts as in flight
+    return False
+
+
+def _queued(spec: JobSpec, kind: str) -> JobStatus:
+    previous = read_status(spec.output, spec.key)
+    return write_status(JobStatus(spec=spec, state="queued", attempts=previous.attempts if previous else 0, executor=kind))
+
+
+def _submitted(status: JobStatus, job: submitit.Job) -> JobStatus:
+    current = read_status(status.spec.output, status.spec.key) or status  # the job may have started and written its own
+    return write_status(current.model_copy(update={"job_id": str(job.job_id), "log": str(job.paths.stderr)}))
+
+
+def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
+    """The final status of a job whose process has ended: what it recorded, or failed with its log's
+    last line when it ended without recording an outcome (killed, out of memory, node lost)."""
+    status = read_status(spec.output, spec.key)
+    if status is not None and status.state in ("done", "failed"):
+        return status
+    state = job.state if job is not None else "unknown"
+    log = status.log if status is not None else (str(job.paths.stderr) if job is not None else None)
+    line = last_log_line(log)
+    base = status or JobStatus(spec=spec, state="failed", executor="?")
+    return write_status(base.model_copy(update={"state": "failed", "finished": now(), "error": f"job ended without a result ({state})" + (f"; last log line: {line}" if line else "")}))
+
+
+def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None = None, wait: bool = True, poll_s: float = 1.0) -> list[JobStatus]:
+    """Submit every job and (``wait``) follow them to the end; ``on_update`` gets all statuses on each poll."""
+    check_settings(settings)
+    executor = make_executor(settings)
+    function = SweepJob(settings.kind)
+    statuses = {spec.key: _queued(spec, settings.kind) for spec in specs}
+    update = (lambda: on_update(list(statuses.values()))) if on_update else (lambda: None)
+    update()
+    if settings.kind == "debug":  # in this process, one after another: the job runs when asked whether it is done
+        for spec in specs:
+            job = executor.submit(function, spec.model_dump())
+            statuses[spec.key] = _submitted(statuses[spec.key], job)
+            update()
+            job.done()
+            statuses[spec.key] = _settle(spec, job)
+            update()
+        return list(statuses.values())
+    jobs: dict[str, submitit.Job] = {}
+    if settings.kind == "slurm":
+        for spec, job in zip(specs, executor.map_array(function, [s.model_dump() for s in specs])):  # one sbatch --array
+            jobs[spec.key] = job
+            statuses[spec.key] = _submitted(statuses[spec.key], job)
+        pending: deque[JobSpec] = deque()
+        slots: dict[Any, str | None] = {}
+    else:
+        pending = deque(specs)
+        slots = {gpu: None for gpu in settings.gpus} if settings.gpus else {f"cpu{i}": None for i in range(settings.max_parallel or 1)}
+    update()
+    if not wait:
+        return list(statuses.values())
+    by_key = {spec.key: spec for spec in specs}
+    while pending or jobs:
+        for slot, key in list(slots.items()):
+            if key is None and pending:
+                spec = pending.popleft()
+                if isinstance(slot, int):  # one GPU per job: the job sees only this one (as cuda:0)
+                    executor.update_parameters(visible_gpus=[slot], gpus_per_node=1)
+                jobs[spec.key] = executor.submit(function, spec.model_dump())
+                statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
+                slots[slot] = spec.key
+        for key, job in list(jobs.items()):
+            if _ended(job):
+                statuses[key] = _settle(by_key[key], job)
+                del jobs[key]
+                slots.update({slot: None for slot, held in slots.items() if held == key})
+            else:
+                statuses[key] = read_status(by_key[key].output, key) or statuses[key]
+        update()
+        if pending or jobs:
+            time.sleep(poll_s)
+    return list(statuses.values())
+
+
+def _ended(job: submitit.Job) -> bool:
+    try:
+        return bool(job.done())
+    except Exception:  # sacct unreachable for a moment: ask again on the next poll
+        return False
+
+
+__all__ = ["EXECUTORS", "ExecutorSettings", "check_settings", "job_alive", "last_log_line", "make_executor", "run_sweep"]

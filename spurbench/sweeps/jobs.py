@@ -1,0 +1,154 @@
+"""One sweep job: what it evaluates (``JobSpec``), what it reports (``JobStatus``), and the function a
+submitit executor runs (``SweepJob``), the same ``evaluate`` call ``spurbench run`` makes.
+
+A job's status lives in ``<output>/.sweep/jobs/<key>.json``, written atomically by the job (and by the
+driver when it queues it), so the driver, a later ``--retry-failed`` and a user with ``cat`` read the
+same record. Every job writes only its own status file and its own result file (atomically, see
+``results.write_result``); the board is built by the driver once all jobs have ended.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import submitit
+from pydantic import BaseModel, ConfigDict
+
+from spurbench.errors import SpurbenchError
+from spurbench.files import atomic_path
+
+SWEEP_DIR = ".sweep"
+State = Literal["queued", "running", "done", "failed"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class JobSpec(_Strict):
+    """Everything one (model, benchmark) job needs, as plain JSON: it travels to the job's process."""
+
+    key: str  # the result file's stem, unique in the sweep
+    model: str
+    checkpoint: str | None = None
+    temperature: float = 1.0
+    spufix_temperature: float | None = None
+    benchmark: str  # the plugin's name
+    options: dict[str, Any]  # the benchmark's option values, parsed by its plugin in the job
+    run: dict[str, Any]  # evaluate()'s keyword options (protocol, batch_size, device, bootstrap, ...)
+    spufix: str | None = None  # --spufix as given (a folder, hf://..., auto)
+    output: str
+    result_file: str
+    config_hash: str
+
+
+class JobStatus(_Strict):
+    spec: JobSpec
+    state: State
+    attempts: int = 0  # times the job started (a requeued or retried job starts again)
+    executor: str
+    job_id: str | None = None  # the executor's id (SLURM array job id, local process id)
+    host: str | None = None
+    pid: int | None = None
+    started: str | None = None
+    finished: str | None = None
+    error: str | None = None  # the job's one-line error, when it failed
+    log: str | None = None  # the job's log file (stderr), where the executor keeps one
+
+
+def status_dir(output: str | Path) -> Path:
+    return Path(output) / SWEEP_DIR / "jobs"
+
+
+def status_path(output: str | Path, key: str) -> Path:
+    return status_dir(output) / f"{key}.json"
+
+
+def write_status(status: JobStatus) -> JobStatus:
+    path = status_path(status.spec.output, status.spec.key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(status.model_dump_json(indent=1) + "\n")
+    return status
+
+
+def read_status(output: str | Path, key: str) -> JobStatus | None:
+    """The job's last recorded status; None if there is none or it cannot be read (a fresh start)."""
+    path = status_path(output, key)
+    try:
+        return JobStatus.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_statuses(output: str | Path) -> list[JobStatus]:
+    folder = status_dir(output)
+    found = [read_status(output, p.stem) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return [s for s in found if s is not None]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def run_job(spec: JobSpec, executor: str) -> JobStatus:
+    """Evaluate one model on one benchmark, as ``spurbench run`` does, and record the outcome.
+
+    Errors are caught and recorded (one line in the status and on stderr), never raised: the debug
+    executor would open a debugger on them, and a SLURM array should not lose its other jobs' logs.
+    A job killed outright leaves its status at "running"; the driver notices the job has ended.
+    """
+    # lazy: the job's process imports torch here, not when submitit unpickles the job
+    from spurbench.benchmarks import get_benchmark
+    from spurbench.harness import evaluate
+    from spurbench.runs import is_complete, spufix_artifact
+
+    previous = read_status(spec.output, spec.key)
+    status = JobStatus(
+        spec=spec, state="running", attempts=(previous.attempts if previous else 0) + 1, executor=executor,
+        job_id=(previous.job_id if previous else None), host=socket.gethostname(), pid=os.getpid(), started=now(),
+        log=previous.log if previous else None,
+    )  # fmt: skip
+    write_status(status)
+    try:
+        target = Path(spec.result_file)
+        if not is_complete(target, spec.config_hash):  # a requeued job whose first run had finished writes nothing
+            plugin = get_benchmark(spec.benchmark)
+            options = plugin.parse_options(spec.options)
+            result = evaluate(
+                spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output,
+                spufix=spufix_artifact(spec.spufix, spec.model), temperature=spec.temperature,
+                spufix_temperature=spec.spufix_temperature, progress=False, **spec.run,
+            )  # fmt: skip
+            if result.config_hash != spec.config_hash:
+                raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (e.g. a checkpoint was replaced); plan the sweep again")
+        status = status.model_copy(update={"state": "done", "finished": now()})
+    except SpurbenchError as exc:
+        status = status.model_copy(update={"state": "failed", "error": str(exc), "finished": now()})
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    except Exception as exc:  # a bug: keep the traceback in the job's log, the one line in its status
+        traceback.print_exc()
+        status = status.model_copy(update={"state": "failed", "error": f"{type(exc).__name__}: {exc}", "finished": now()})
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    return write_status(status)
+
+
+class SweepJob(submitit.helpers.Checkpointable):
+    """The callable submitit runs. On preemption or a time limit submitit calls ``checkpoint`` (inherited:
+    the same call again) and requeues the job; the requeued run reads the finished feature shards from
+    the cache, so no finished shard is forwarded twice."""
+
+    def __init__(self, executor: str):
+        self.executor = executor
+
+    def __call__(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return run_job(JobSpec.model_validate(spec), self.executor).model_dump()
+
+
+__all__ = ["JobSpec", "JobStatus", "SWEEP_DIR", "SweepJob", "read_status", "read_statuses", "run_job", "status_path", "write_status"]

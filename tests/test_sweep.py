@@ -1,0 +1,238 @@
+"""``spurbench sweep`` on submitit: the local executor runs jobs as separate processes and their
+results equal a serial ``run``; a job killed mid-way is resubmitted by --retry-failed and resumes from
+the feature cache; the debug executor runs in this process; SLURM arrays are submitted through
+submitit's real sbatch path (a recording ``sbatch`` stands in for the scheduler)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from spurbench.leaderboard.verify import verify_result
+from spurbench.results import read_result
+from spurbench.sweeps.jobs import read_status
+
+PLANTED_CLASSES = 10
+
+
+def _tiny_timm(path: Path, label_space: str | None = "planted", num_classes: int = PLANTED_CLASSES) -> Path:
+    """A random timm test_resnet with a head for the planted classes; its metadata names the label space."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=num_classes)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"spurbench.label_space": label_space} if label_space else None)
+    return path
+
+
+def _registry(path: Path, entries: list[tuple[str, Path | None]]) -> Path:
+    lines = ["models:"]
+    for model, checkpoint in entries:
+        lines += [f"  - model: {model}", "    data: planted"] + ([f"    checkpoint: {checkpoint}"] if checkpoint else [])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _models_cache(trained, tmp_path: Path) -> Path:
+    """A fresh cache holding only the session's trained planted models (no features of other tests)."""
+    cache = tmp_path / "cache"
+    shutil.copytree(trained[0] / "planted", cache / "planted")
+    return cache
+
+
+def _without_provenance(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    data.pop("provenance")
+    return data
+
+
+def _sweep(*args: str, cwd: Path, env: dict, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+    command = [sys.executable, "-m", "spurbench", "sweep", *args]
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_local_executor_jobs_equal_a_serial_run(trained, tmp_path, cli, monkeypatch) -> None:
+    cache = _models_cache(trained, tmp_path)
+    monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
+    tiny = _tiny_timm(tmp_path / "tiny.safetensors")
+    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None), ("timm:test_resnet", tiny)])
+    common = ["--registry", str(registry), "--limit", "6", "--bootstrap", "50", "--batch-size", "16"]
+
+    serial = cli("run", *common, "--no-cache", "-o", "serial", cwd=tmp_path)
+    assert serial.returncode == 0, serial.stderr
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
+    swept = _sweep(*common, "--executor", "local", "--max-parallel", "2", "-o", "swept", cwd=tmp_path, env=env)
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert "plan: 3 to run, 0 to skip, 0 invalid" in swept.stdout
+
+    files = sorted(p.name for p in (tmp_path / "serial").glob("*.json"))
+    assert files == sorted(p.name for p in (tmp_path / "swept").glob("*.json")) and len(files) == 3
+    pids = set()
+    for name in files:
+        assert _without_provenance(tmp_path / "swept" / name) == _without_provenance(tmp_path / "serial" / name), name
+        read_result(tmp_path / "swept" / name)  # a valid result file (verify refuses --limit runs: not the whole benchmark)
+        status = read_status(tmp_path / "swept", name.removesuffix(".json"))
+        assert (status.state, status.attempts, status.executor) == ("done", 1, "local")
+        pids.add(status.pid)
+    assert len(pids) == 3 and os.getpid() not in pids  # three separate job processes
+
+    again = cli("sweep", *common, "--executor", "local", "-o", "swept", cwd=tmp_path)
+    assert again.returncode == 0 and "plan: 0 to run, 3 to skip, 0 invalid" in again.stdout  # skipped by config hash
+
+
+@pytest.mark.slow
+def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    tiny = _tiny_timm(tmp_path / "tiny.safetensors")
+    registry = _registry(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
+    args = ["--registry", str(registry), "--limit", "20", "--bootstrap", "0", "--batch-size", "2", "--executor", "local", "-o", "out"]
+    driver = _sweep(*args, cwd=tmp_path, env=env, wait=False)
+    key = "planted__timm_test_resnet"
+    deadline = time.monotonic() + 300
+    shards: list[Path] = []
+    while time.monotonic() < deadline:
+        shards = sorted(cache.glob("features/*/shard-*.safetensors"))
+        status = read_status(tmp_path / "out", key)
+        if len(shards) >= 2 and status is not None and status.pid:
+            break
+        time.sleep(0.05)
+    assert len(shards) >= 2, "the job never wrote two feature shards"
+    os.kill(status.pid, signal.SIGKILL)  # mid-way: 400 images in 25 shards of 16
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 1, out + err
+    assert "job ended without a result" in out and "--retry-failed" in out
+    assert not (tmp_path / "out" / f"{key}.json").exists()
+    assert read_status(tmp_path / "out", key).state == "failed"
+
+    before = {p.name: p.stat().st_ino for p in sorted(cache.glob("features/*/shard-*.safetensors"))}
+    total = 25
+    assert 2 <= len(before) < total
+    retried = _sweep("--retry-failed", "--executor", "local", "-o", "out", cwd=tmp_path, env=env)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "plan: 1 failed job(s) to resubmit" in retried.stdout
+    after = {p.name: p.stat().st_ino for p in cache.glob("features/*/shard-*.safetensors")}
+    assert len(after) == total
+    assert all(after[name] == inode for name, inode in before.items())  # finished shards were not forwarded again
+    assert read_result(tmp_path / "out" / f"{key}.json").benchmark.num_positives == 200
+    status = read_status(tmp_path / "out", key)
+    assert (status.state, status.attempts) == ("done", 2)
+
+
+@pytest.mark.slow
+def test_debug_executor_runs_in_process_and_lists_failures(trained, tmp_path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("SPURBENCH_CACHE", str(_models_cache(trained, tmp_path)))
+    imagenet_head = _tiny_timm(tmp_path / "in1k.safetensors", label_space=None, num_classes=1000)  # no planted classes
+    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("timm:test_resnet", imagenet_head), ("timm:resnet5O", None)])
+    args = ["--registry", str(registry), "--limit", "4", "--bootstrap", "0", "--executor", "debug", "-o", "out"]
+    first = cli("sweep", *args, cwd=tmp_path)
+    assert first.returncode == 1
+    assert "plan: 2 to run, 0 to skip, 1 invalid" in first.stdout and "invalid timm:resnet5O on planted: unknown timm model" in first.stdout
+    failed = read_status(tmp_path / "out", "planted__timm_test_resnet")
+    assert failed.state == "failed" and "label space" in failed.error and failed.pid == os.getpid()  # in this process
+    assert "failed timm:test_resnet on planted" in first.stdout and "1 job(s) failed" in first.stdout
+    assert read_result(tmp_path / "out" / "planted__planted_cnn.json").model.name == "planted:cnn"
+
+    plan = cli("sweep", *args, "--dry-run", cwd=tmp_path)
+    assert plan.returncode == 0 and "plan: 1 to run, 1 to skip, 1 invalid" in plan.stdout
+    retry = cli("sweep", "--retry-failed", "--executor", "debug", "-o", "out", cwd=tmp_path)
+    assert retry.returncode == 1 and "plan: 1 failed job(s) to resubmit" in retry.stdout and "retry timm:test_resnet on planted" in retry.stdout
+    assert read_status(tmp_path / "out", "planted__timm_test_resnet").attempts == 2
+    assert read_status(tmp_path / "out", "planted__planted_cnn").attempts == 1  # only the failed job ran again
+
+
+@pytest.mark.slow
+def test_board_is_built_once_after_the_last_job(trained, tmp_path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("SPURBENCH_CACHE", str(_models_cache(trained, tmp_path)))
+    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None)])
+    swept = cli("sweep", "--registry", str(registry), "--executor", "debug", "--bootstrap", "20", "-o", "out", "--board", "board", cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    board = (tmp_path / "board" / "README.md").read_text()
+    assert "planted:cnn" in board and "planted:resnet" in board and (tmp_path / "board" / "site" / "index.html").is_file()
+    for name in ("planted__planted_cnn.json", "planted__planted_resnet.json"):
+        verify_result(tmp_path / "out" / name)
+    assert swept.stdout.index("done planted:resnet") < swept.stdout.index("board: ")
+
+
+def _fake_slurm(bin_dir: Path, record: Path, states: str | None = None) -> dict:
+    """``sbatch`` that records the script it is given and answers like SLURM; ``srun`` so submitit
+    believes it is on a cluster; ``sacct`` answering ``states`` (``JobID|State|NodeList`` lines)."""
+    bin_dir.mkdir(exist_ok=True)
+    record.mkdir(exist_ok=True)
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {record}/script-$$.sh\necho "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sacct").write_text("#!/bin/sh\nprintf 'JobID|State|NodeList\\n" + (states or "") + "'\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
+    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None)])
+    env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch")
+    args = ["--registry", str(registry), "--executor", "slurm", "--device", "cuda", "-o", "out"]
+    submitted = cli(
+        "sweep", *args, "--no-wait", "--partition", "gpu", "--time", "90", "--mem", "32", "--constraint", "a100",
+        "--cpus-per-job", "8", "--slurm-extra", "account=vision", "--slurm-extra", "qos=high", "--max-parallel", "2", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    scripts = list((tmp_path / "sbatch").glob("*.sh"))
+    assert len(scripts) == 1  # one array, not one sbatch per job
+    text = scripts[0].read_text()
+    for line in ("--array=0-1%2", "--partition=gpu", "--time=90", "--mem=32GB", "--constraint=a100", "--gpus-per-node=1", "--cpus-per-task=8", "--account=vision", "--qos=high", "--signal=USR2@120"):
+        assert f"#SBATCH {line}\n" in text, line
+    statuses = {key: read_status(tmp_path / "out", key) for key in ("planted__planted_cnn", "planted__planted_resnet")}
+    assert {s.job_id for s in statuses.values()} == {"4242_0", "4242_1"} and {s.state for s in statuses.values()} == {"queued"}
+    assert all(s.spec.run["device"] == "cuda" for s in statuses.values())
+
+    # The same command again: SLURM says the array still runs, so nothing is submitted twice.
+    env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|RUNNING|node1\\n4242_1|PENDING|\\n")
+    again = cli("sweep", *args, "--no-wait", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "plan: 0 to run, 2 to skip, 0 invalid" in again.stdout and "in flight (slurm job 4242_0)" in again.stdout
+    assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 1
+    # Once SLURM reports them failed, --retry-failed takes both again.
+    env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|FAILED|node1\\n4242_1|CANCELLED|node2\\n")
+    retry = cli("sweep", "--retry-failed", "--executor", "slurm", "--device", "cuda", "--no-wait", "-o", "out", cwd=tmp_path, env=env)
+    assert retry.returncode == 0 and "plan: 2 failed job(s) to resubmit" in retry.stdout
+    assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--executor", "pbs"], "unknown executor 'pbs'"),
+        (["--executor", "local", "--partition", "gpu"], "are SLURM options"),
+        (["--executor", "debug", "--gpus", "2", "--device", "cuda"], "device 'cuda'"),
+        (["--executor", "local", "--gpus", "0,x"], "--gpus '0,x'"),
+        (["--executor", "local", "--gpus", "2"], "use --device cuda"),
+        (["--executor", "local", "--no-wait"], "--no-wait is for --executor slurm"),
+        (["--executor", "slurm", "--slurm-extra", "account"], "--slurm-extra 'account': expected KEY=VALUE"),
+        (["--executor", "slurm"], "srun"),
+        (["--executor", "local", "--benchmark", "nope"], "unknown benchmark"),
+        (["--executor", "local", "--time", "0"], "--time"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_and_exit_2(args, message, tmp_path, cli) -> None:
+    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None)])
+    result = cli("sweep", "--registry", str(registry), "-o", "out", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / ".sweep" / "jobs").exists()  # nothing was queued
+
+
+def test_sweep_needs_models(tmp_path, cli) -> None:
+    result = cli("sweep", "--executor", "debug", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "a sweep needs models" in result.stderr
