@@ -406,3 +406,19 @@ def test_hf_bad_names_and_offline() -> None:
     with pytest.raises(SpurbenchError) as exc:
         load_model("hf:google/vit-base-patch16-224")
     assert "not in the local Hugging Face Hub cache" in one_line(exc)
+
+
+def test_timm_checkpoint_names_its_label_space_in_metadata(tmp_path: Path) -> None:
+    """A timm architecture fine-tuned on a benchmark's classes says so in its safetensors metadata."""
+    import timm
+
+    source = timm.create_model("test_resnet", pretrained=False, num_classes=10)
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(state, str(tmp_path / "planted.safetensors"), metadata={"spurbench.label_space": "planted"})
+    adapter = load_model("timm:test_resnet", checkpoint=str(tmp_path / "planted.safetensors"))
+    assert (adapter.label_space, adapter.num_classes) == ("planted", 10)
+    save_file(state, str(tmp_path / "plain.safetensors"))
+    assert load_model("timm:test_resnet", checkpoint=str(tmp_path / "plain.safetensors")).label_space == "timm-10"
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={"spurbench.label_space": " "})
+    with pytest.raises(SpurbenchError, match="is not a label space name"):
+        load_model("timm:test_resnet", checkpoint=str(tmp_path / "bad.safetensors"))

@@ -19,7 +19,11 @@ import torch
 from safetensors.torch import save_file
 
 from spurbench.leaderboard.verify import verify_result
+from spurbench.model_lists import load_model_list
 from spurbench.results import read_result
+from spurbench.runs import RunEntry
+from spurbench.sweeps import plan_sweep
+from spurbench.sweeps.executors import ExecutorSettings, run_sweep
 from spurbench.sweeps.jobs import read_status
 
 PLANTED_CLASSES = 10
@@ -70,24 +74,30 @@ def test_local_executor_jobs_equal_a_serial_run(trained, tmp_path, cli, monkeypa
     tiny = _tiny_timm(tmp_path / "tiny.safetensors")
     registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None), ("timm:test_resnet", tiny)])
     common = ["--registry", str(registry), "--limit", "6", "--bootstrap", "50", "--batch-size", "16"]
-
     serial = cli("run", *common, "--no-cache", "-o", "serial", cwd=tmp_path)
     assert serial.returncode == 0, serial.stderr
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
-    swept = _sweep(*common, "--executor", "local", "--max-parallel", "2", "-o", "swept", cwd=tmp_path, env=env)
-    assert swept.returncode == 0, swept.stdout + swept.stderr
-    assert "plan: 3 to run, 0 to skip, 0 invalid" in swept.stdout
+    # The local executor with two "GPUs": one job per GPU at a time, each process seeing only its own.
+    # (No GPU here: the jobs run on the CPU, CUDA_VISIBLE_DEVICES is what the packing sets.)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    entries = [RunEntry(e.model, e.checkpoint) for e in load_model_list(registry)]
+    run_options = {"protocol": "paper", "batch_size": 16, "device": "cpu", "use_cache": True, "bootstrap": 50}
+    plan = plan_sweep(entries, ["planted"], {"limit": 6}, run_options, tmp_path / "swept")
+    assert (len(plan.to_run), len(plan.skipped), len(plan.invalid)) == (3, 0, 0)
+    statuses = run_sweep(plan.to_run, ExecutorSettings(kind="local", output=tmp_path / "swept", gpus=[0, 1]), poll_s=0.2)
+    assert [s.state for s in statuses] == ["done"] * 3, [s.error for s in statuses]
 
     files = sorted(p.name for p in (tmp_path / "serial").glob("*.json"))
     assert files == sorted(p.name for p in (tmp_path / "swept").glob("*.json")) and len(files) == 3
-    pids = set()
     for name in files:
         assert _without_provenance(tmp_path / "swept" / name) == _without_provenance(tmp_path / "serial" / name), name
         read_result(tmp_path / "swept" / name)  # a valid result file (verify refuses --limit runs: not the whole benchmark)
-        status = read_status(tmp_path / "swept", name.removesuffix(".json"))
-        assert (status.state, status.attempts, status.executor) == ("done", 1, "local")
-        pids.add(status.pid)
-    assert len(pids) == 3 and os.getpid() not in pids  # three separate job processes
+    statuses = [read_status(tmp_path / "swept", name.removesuffix(".json")) for name in files]
+    assert all((s.state, s.attempts, s.executor) == ("done", 1, "local") for s in statuses)
+    assert len({s.pid for s in statuses}) == 3 and os.getpid() not in {s.pid for s in statuses}  # three job processes
+    assert {s.visible_gpus for s in statuses} == {"0", "1"}
+    first, second, third = sorted(statuses, key=lambda s: s.started)
+    shared = first if first.visible_gpus == third.visible_gpus else second  # the third waited for a GPU to be free
+    assert shared.visible_gpus == third.visible_gpus and third.started >= shared.finished
 
     again = cli("sweep", *common, "--executor", "local", "-o", "swept", cwd=tmp_path)
     assert again.returncode == 0 and "plan: 0 to run, 3 to skip, 0 invalid" in again.stdout  # skipped by config hash
@@ -99,7 +109,7 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
     tiny = _tiny_timm(tmp_path / "tiny.safetensors")
     registry = _registry(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
-    args = ["--registry", str(registry), "--limit", "20", "--bootstrap", "0", "--batch-size", "2", "--executor", "local", "-o", "out"]
+    args = ["--registry", str(registry), "--limit", "10", "--bootstrap", "0", "--batch-size", "2", "--executor", "local", "-o", "out"]
     driver = _sweep(*args, cwd=tmp_path, env=env, wait=False)
     key = "planted__timm_test_resnet"
     deadline = time.monotonic() + 300
@@ -111,7 +121,7 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
             break
         time.sleep(0.05)
     assert len(shards) >= 2, "the job never wrote two feature shards"
-    os.kill(status.pid, signal.SIGKILL)  # mid-way: 400 images in 25 shards of 16
+    os.kill(status.pid, signal.SIGKILL)  # mid-way: 200 images in 13 shards of 16
     out, err = driver.communicate(timeout=120)
     assert driver.returncode == 1, out + err
     assert "job ended without a result" in out and "--retry-failed" in out
@@ -119,7 +129,7 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
     assert read_status(tmp_path / "out", key).state == "failed"
 
     before = {p.name: p.stat().st_ino for p in sorted(cache.glob("features/*/shard-*.safetensors"))}
-    total = 25
+    total = 13
     assert 2 <= len(before) < total
     retried = _sweep("--retry-failed", "--executor", "local", "-o", "out", cwd=tmp_path, env=env)
     assert retried.returncode == 0, retried.stdout + retried.stderr
@@ -127,7 +137,7 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
     after = {p.name: p.stat().st_ino for p in cache.glob("features/*/shard-*.safetensors")}
     assert len(after) == total
     assert all(after[name] == inode for name, inode in before.items())  # finished shards were not forwarded again
-    assert read_result(tmp_path / "out" / f"{key}.json").benchmark.num_positives == 200
+    assert read_result(tmp_path / "out" / f"{key}.json").benchmark.num_positives == 100
     status = read_status(tmp_path / "out", key)
     assert (status.state, status.attempts) == ("done", 2)
 
@@ -236,3 +246,14 @@ def test_bad_sweep_input_is_one_line_and_exit_2(args, message, tmp_path, cli) ->
 def test_sweep_needs_models(tmp_path, cli) -> None:
     result = cli("sweep", "--executor", "debug", "-o", "out", cwd=tmp_path)
     assert result.returncode == 2 and "a sweep needs models" in result.stderr
+
+
+def test_a_preempted_job_requeues_the_same_call() -> None:
+    """On preemption or at its time limit submitit asks the job for its checkpoint and requeues what it
+    returns: the same job and spec, which resumes from the feature cache (see the kill-and-retry test)."""
+    from spurbench.sweeps.jobs import SweepJob
+
+    job = SweepJob("slurm")
+    spec = {"key": "planted__planted_cnn", "model": "planted:cnn"}
+    requeued = job.checkpoint(spec)
+    assert requeued.function is job and requeued.args == (spec,) and requeued.kwargs == {}

@@ -56,6 +56,7 @@ class JobStatus(_Strict):
     job_id: str | None = None  # the executor's id (SLURM array job id, local process id)
     host: str | None = None
     pid: int | None = None
+    visible_gpus: str | None = None  # CUDA_VISIBLE_DEVICES in the job (a local job packed onto one GPU sees only it)
     started: str | None = None
     finished: str | None = None
     error: str | None = None  # the job's one-line error, when it failed
@@ -94,7 +95,7 @@ def read_statuses(output: str | Path) -> list[JobStatus]:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def run_job(spec: JobSpec, executor: str) -> JobStatus:
@@ -113,6 +114,7 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
     status = JobStatus(
         spec=spec, state="running", attempts=(previous.attempts if previous else 0) + 1, executor=executor,
         job_id=(previous.job_id if previous else None), host=socket.gethostname(), pid=os.getpid(), started=now(),
+        visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
         log=previous.log if previous else None,
     )  # fmt: skip
     write_status(status)
