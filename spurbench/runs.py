@@ -11,13 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from spurbench import distributed
 from spurbench.adapters import ModelAdapter, check_model_name, load_model
 from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, BenchmarkPlugin, benchmarks_with, get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.model_lists import load_model_list
 from spurbench.results import read_result
 from spurbench.spufix.artifact import SpuFixArtifact, auto_location, load_artifact
-from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, self_artifact
+from spurbench.spufix.fit import SourceAlphas, check_same_inputs, fit_source, fit_transfer, load_components, self_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_components
 
 
@@ -129,13 +130,18 @@ def prepare_discovery(
     model: str, checkpoint: str | None, benchmark: str | None, train_data: str | None, classes: Sequence[int] | None, limit: int | None
 ) -> tuple[ModelAdapter, BenchmarkPlugin, Benchmark]:
     """The model, plugin and training split ``discover`` analyses (``train_data`` may name a benchmark).
-    A named benchmark's training split is resolved before the model loads, so a bad source fails first."""
+    A named benchmark's training split is resolved before the model loads, so a bad source fails first.
+    Under torchrun rank 0 loads the model first (a download, or the training of a model that trains on
+    first use, fills the cache once), then the other ranks load it from the cache."""
     benchmark, train_data = named_split(benchmark, train_data)
     if benchmark is not None:
         plugin = get_benchmark(benchmark)
         train = plugin.training_split(classes, train_data, limit)
-        return load_model(model, checkpoint=checkpoint), plugin, train
-    adapter = load_model(model, checkpoint=checkpoint)
+        with distributed.main_first("waiting for rank 0 to load the model"):
+            adapter = load_model(model, checkpoint=checkpoint)
+        return adapter, plugin, train
+    with distributed.main_first("waiting for rank 0 to load the model"):
+        adapter = load_model(model, checkpoint=checkpoint)
     plugin = training_benchmark_for(adapter, None)
     return adapter, plugin, plugin.training_split(classes, train_data, limit)
 
@@ -158,17 +164,23 @@ def fit_spufix(
 ) -> SpuFixArtifact:
     """What ``spufix fit`` does: source alphas (computed by the source model, or loaded), then the target's
     SpuFix (the source's own directions, or matched directions). ``train_data`` may name a benchmark,
-    which then provides its own training split."""
+    which then provides its own training split.
+
+    Under torchrun (``spurbench.distributed``) the ranks share the images; rank 0 loads models first,
+    reads the source alphas, chooses ground-truth components and writes ``save_alphas``, and every rank
+    returns rank 0's artifact (only rank 0 should save it)."""
     if source_alphas is not None and source_model_name is not None:
         raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
-    target = load_model(model, checkpoint=checkpoint)
+    with distributed.main_first("waiting for rank 0 to load the model"):
+        target = load_model(model, checkpoint=checkpoint)
     benchmark, train_data = named_split(benchmark, train_data)
     plugin = training_benchmark_for(target, benchmark)
     if source_alphas is not None:
-        alphas = SourceAlphas.load(source_alphas)
+        alphas = distributed.from_main(lambda: SourceAlphas.load(source_alphas), "receiving the source alphas from rank 0")
         train = plugin.training_split(sorted(alphas.alphas), train_data, limit)
         return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
-    src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
+    with distributed.main_first("waiting for rank 0 to load the source model"):
+        src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
     if components_from_ground_truth:
         truth = plugin.ground_truth(plugin.parse_options({}))
         if truth is None:
@@ -176,14 +188,20 @@ def fit_spufix(
         # the fit's own images: the ground truth's training split as it is (not generated again), unless
         # a limit or a source asks the plugin for another
         train = truth.train if limit is None and train_data is None else plugin.training_split(None, train_data, limit)
-        table = ground_truth_components(src, replace(truth, train=train), **feature_kwargs)
+        # Under torchrun: compare the ranks' inputs before rank 0 spends time on the choice (the others wait for it)
+        check_same_inputs("models, training images or options", [target, src], train, feature_kwargs)
+        table = distributed.from_main(
+            lambda: ground_truth_components(src, replace(truth, train=train), **feature_kwargs), "waiting for rank 0 to choose the ground-truth components"
+        )
     else:
         table = load_components(components)
         train = plugin.training_split(sorted(table), train_data, limit)
     alphas, npcas = fit_source(src, train, table, on_class=on_class, **feature_kwargs)
-    if save_alphas is not None:
+    if save_alphas is not None and distributed.is_main():
         alphas.save(save_alphas)
-    return self_artifact(src, npcas, alphas) if src is target else fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
+    if src is target:
+        return distributed.from_main(lambda: self_artifact(src, npcas, alphas), "receiving the artifact from rank 0")  # the NPCAs are rank 0's
+    return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
 
 
 __all__ = [

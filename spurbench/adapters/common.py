@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -48,10 +48,8 @@ LABEL_SPACE_KEY = "spurbench.label_space"
 
 def checkpoint_label_space(path: str | Path) -> str | None:
     """The label space a checkpoint's safetensors metadata names (``spurbench.label_space``), if any:
-    an architecture fine-tuned on a benchmark's own classes (e.g. ``planted``) says so, since its head
+    an architecture fine-tuned on a benchmark's own classes says so, since its head
     size alone cannot tell which classes its columns are."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:  # read_safetensors has checked the file
         value = (handle.metadata() or {}).get(LABEL_SPACE_KEY)
     if value is not None and not (value.strip() and value.isprintable()):

@@ -47,8 +47,9 @@ def discover(
     """Find candidate spurious features: one backbone pass over the training images (cached, shared with
     `spufix fit`), then per class its components (neural PCA, or top neurons with --basis neurons), each
     with its statistics, top images, feature visualisation and GradCAM overlays. Label them with
-    `spurbench label OUT`."""
+    `spurbench label OUT`. Data-parallel under `torchrun --nproc-per-node N -m spurbench discover ...`."""
     # lazy: keeps spurbench --help fast (the library imports torch)
+    from spurbench import distributed
     from spurbench.adapters import check_model_name
     from spurbench.discovery import discover as run_discovery
     from spurbench.results import check_output_dir
@@ -61,7 +62,10 @@ def discover(
     check_model_name(model)
     wanted = parse_classes(classes)
     check_output_dir(out)
-    adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
-    report = (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
-    index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, npfv_steps, on_class=report, basis=basis, batch_size=batch_size, device=device, progress=not quiet)
-    console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")
+    with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK), sharing the images; else as it is
+        quiet = quiet or not distributed.is_main()  # only rank 0 prints (and writes)
+        adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
+        report = (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
+        index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, npfv_steps, on_class=report, basis=basis, batch_size=batch_size, device=device, progress=not quiet)
+    if distributed.is_main():
+        console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

@@ -35,8 +35,11 @@ def spufix_fit(
     """Fit SpuFix for a model: source alphas (computed or loaded) -> matched directions -> artifact.
 
     One backbone pass per training image and model; both models are loaded once for all classes.
+    Data-parallel under `torchrun --nproc-per-node N -m spurbench spufix fit ...`: the ranks share the
+    images, rank 0 prints and writes.
     """
     # lazy: keeps spurbench --help fast (the library imports torch)
+    from spurbench import distributed
     from spurbench.adapters import check_model_name
     from spurbench.files import slug
     from spurbench.results import check_output_dir
@@ -48,14 +51,18 @@ def spufix_fit(
     check_model_name(model)
     out = output or Path(f"spufix-{slug(model)}")
     check_output_dir(out)
-    report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
-    artifact = fit_spufix(
-        model, checkpoint=checkpoint, source_model_name=source_model, source_checkpoint=source_checkpoint,
-        source_alphas=source, components=components, train_data=train_data, benchmark=benchmark,
-        components_from_ground_truth=components_from_ground_truth, limit=limit, save_alphas=save_alphas, on_class=report,
-        batch_size=batch_size, device=device, progress=not quiet,
-    )  # fmt: skip
-    artifact.save(out)
+    with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK); else as it is
+        quiet = quiet or not distributed.is_main()  # only rank 0 prints
+        report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
+        artifact = fit_spufix(
+            model, checkpoint=checkpoint, source_model_name=source_model, source_checkpoint=source_checkpoint,
+            source_alphas=source, components=components, train_data=train_data, benchmark=benchmark,
+            components_from_ground_truth=components_from_ground_truth, limit=limit, save_alphas=save_alphas, on_class=report,
+            batch_size=batch_size, device=device, progress=not quiet,
+        )  # fmt: skip
+        if not distributed.is_main():
+            return  # after the last collective: rank 0 alone writes the artifact
+        artifact.save(out)
     console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")
     if push:
         console.print(f"pushed: {push_artifact(out, push)}")

@@ -11,7 +11,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from spurbench.cli.common import app, console, key_values
+from spurbench.cli.common import app, console, key_values, result_files
 from spurbench.errors import SpurbenchError
 
 
@@ -126,6 +126,7 @@ def _gpu_list(gpus: str | None, device: str, executor: str) -> list[int]:
     """--gpus as a list of indices; by default every GPU when local jobs run on cuda."""
     if gpus is None:
         if executor == "local" and device.startswith("cuda"):
+            # lazy: keeps spurbench --help fast
             import torch
 
             return list(range(torch.cuda.device_count()))
@@ -174,6 +175,7 @@ def _progress(statuses) -> Table:
 
 def _summary(statuses) -> Table:
     """The closing table: every job's state, headline metric, attempts, and its result or the error."""
+    # lazy: keeps spurbench --help fast
     from spurbench.report import headline
     from spurbench.results import read_result
 
@@ -193,7 +195,7 @@ def _summary(statuses) -> Table:
 
 
 def _build_board(output: Path, board: Path, registry: Path | None) -> None:
-    from spurbench.cli.common import result_files
+    # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.build import build_board
 
     files = build_board(result_files([output], output), board / "site", board_dir=board, registry_dir=registry.parent if registry else Path("registry"))

@@ -14,6 +14,10 @@ Everything lands in ``--out``: ``discovery.json`` (the index: model card, traini
 and component the statistics and top images) and ``images/`` (PNGs, ``spurbench.discovery.images``). The index is
 rewritten atomically after every class, and a run on a folder that already holds part of the same
 discovery continues with the classes not yet done.
+
+Under torchrun (``spurbench.distributed``) each rank streams a batch-aligned part of every class: the
+basis statistics are summed over the ranks, the alpha rows gathered in image order, and rank 0 alone
+finalises the basis, picks the top images as one process would, renders and writes.
 """
 
 from __future__ import annotations
@@ -24,25 +28,24 @@ from typing import Callable, Literal, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from spurbench import distributed
 from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
-from spurbench.basis import Basis, LinearBasis, fit_neurons_streaming, load_basis, save_basis
+from spurbench.basis import LinearBasis, load_basis, save_basis
 from spurbench.benchmarks import Benchmark
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
+from spurbench.discovery.statistics import BASES, class_statistics
 from spurbench.errors import SpurbenchError
-from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain
 from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
 from spurbench.schemas import read_model
-from spurbench.spufix.fit import class_subset
-from spurbench.spufix.npca import fit_npca_streaming
+from spurbench.spufix.fit import check_same_inputs, class_subset
 
 FORMAT_VERSION = 1
 INDEX_FILE = "discovery.json"
 BASES_DIR = "bases"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-BASES = ("npca", "neurons")  # neural PCA components (paper 1) or single penultimate units (Salient ImageNet)
 
 
 class _Strict(BaseModel):
@@ -140,48 +143,19 @@ def write_index(folder: Path, index: DiscoveryIndex) -> None:
         tmp.write_text(index.model_dump_json(indent=1) + "\n")
 
 
-def _top_rows(alphas: torch.Tensor, ids: list[str], best: tuple[torch.Tensor, list[list[str]]] | None, n: int) -> tuple[torch.Tensor, list[list[str]]]:
-    """Merge one shard's alphas [B, L] into the running top-n per component (values [n', L], ids per column)."""
-    if best is not None:
-        values = torch.cat([best[0], alphas])
-        names = [[*best[1][c], *ids] for c in range(alphas.shape[1])]
-    else:
-        values, names = alphas, [list(ids) for _ in range(alphas.shape[1])]
-    top = torch.topk(values, min(n, values.shape[0]), dim=0)
-    return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
-
-
-def _fit_basis(basis: str, model: ModelAdapter, subset: Benchmark, class_index: int, components: int, feature_kwargs: dict) -> tuple[Basis, list[dict]]:
-    """The class's basis from its cached features, and per component its basis-specific fields."""
-    weight = model.head[0][class_index]
-    batches = (feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs))
-    if basis == "neurons":
-        units = fit_neurons_streaming(batches, weight, components)
-        share = units.contribution_var[units.neurons] / max(units.logit_var, 1e-300)
-        return units, [{"neuron": j, "variance_share": float(share[l])} for l, j in enumerate(units.neurons)]
-    npca = fit_npca_streaming(batches, weight)
-    count = min(components, npca.eigenvalues.numel())
-    scale = npca.eigenvectors.sum(0) ** 2 * npca.eigenvalues.clamp(min=0)  # Var(alpha_l) = <1, v_l>^2 lambda_l
-    share = scale / scale.sum().clamp(min=1e-300)
-    return npca, [{"eigenvalue": float(npca.eigenvalues[l]), "variance_share": float(share[l].clamp(0, 1))} for l in range(count)]
-
-
 def discover_class(
     model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, npfv_steps: int = 0, basis: str = "npca", **feature_kwargs
-) -> ClassRecord:
+) -> ClassRecord | None:
     """One class from its (cached) features: its basis (neural PCA or top neurons), and per component
-    the statistics, top images, feature visualisation and GradCAMs."""
-    fitted, fields = _fit_basis(basis, model, subset, class_index, components, feature_kwargs)
+    the statistics, top images, feature visualisation and GradCAMs. Under torchrun every rank streams
+    its part of the class and rank 0 renders, writes and returns the record (None on the other ranks)."""
+    statistics = class_statistics(model, subset, class_index, components, top, basis, feature_kwargs)
+    if statistics is None:
+        return None
+    fitted, fields, everything, best = statistics
     count = len(fields)
-    parts, best = [], None
-    for ids, feats in FeatureStream.open(model, subset, **{**feature_kwargs, "progress": False}):
-        alphas = fitted.alphas(feats)[:, :count]
-        parts.append(alphas)  # [N, count]: a few floats per image, for the mean and quantiles
-        best = _top_rows(alphas, ids, best, top)
-    everything = torch.cat(parts)
     means = everything.mean(0)
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
-    assert best is not None
     by_id = {im.image_id: im for im in subset.images}
     cams = supports_cam(model)
     npfvs = [NPFVRecord(**r) for r in save_npfvs(model, class_index, fitted, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams)] if npfv_steps else [None] * count
@@ -228,6 +202,7 @@ def discover(
     if basis not in BASES:
         raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
     out = Path(out)
+    check_same_inputs("model, training images, classes or settings", [model], train, feature_kwargs, [classes, components, top, npfv_steps, basis])
     index = DiscoveryIndex(
         spurbench_version=__version__,
         model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
@@ -237,12 +212,15 @@ def discover(
         npfv_steps=npfv_steps,
         basis=basis,
     )
-    if (out / INDEX_FILE).exists():
-        found = read_index(out)
-        if not found.same_discovery(index):
+
+    def folder_state() -> dict[str, ClassRecord]:  # rank 0 alone reads and creates the folder
+        found = read_index(out) if (out / INDEX_FILE).exists() else None
+        if found is not None and not found.same_discovery(index):
             raise SpurbenchError(f"{out}: holds a discovery of {found.model.name} ({found.model.weights_revision}) on {found.training.name} with other settings; use another --out")
-        index.classes = found.classes
-    out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        return found.classes if found is not None else {}
+
+    index.classes = distributed.from_main(folder_state, "receiving the discovery folder's state from rank 0")
     wanted = sorted({c.index for c in train.classes} if classes is None else set(classes))
     missing = sorted(set(wanted) - {im.class_index for im in train.images})
     if missing:
@@ -251,10 +229,13 @@ def discover(
     for done, k in enumerate(todo):
         if on_class is not None:
             on_class(done, len(todo), k)
-        index.classes[str(k)] = discover_class(model, class_subset(train, k), k, components, top, out, npfv_steps, basis, **feature_kwargs)
-        write_index(out, index)  # after every class: a killed run keeps what it finished
-    write_index(out, index)
-    return index
+        record = discover_class(model, class_subset(train, k), k, components, top, out, npfv_steps, basis, **feature_kwargs)
+        if record is not None:  # rank 0, or the only process
+            index.classes[str(k)] = record
+            write_index(out, index)  # after every class: a killed run keeps what it finished
+    if distributed.is_main():
+        write_index(out, index)
+    return distributed.from_main(lambda: index, "receiving the index from rank 0")
 
 
 __all__ = ["BASES", "class_basis", "ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index", "write_index"]

@@ -2,26 +2,33 @@
 
 Every model sees each training image once: features stream shard by shard through the feature cache
 (``FeatureStream``), one class at a time, with the models loaded once for all classes.
+
+Under torchrun (``spurbench.distributed``) each rank streams a contiguous, batch-aligned part of every
+class, the streaming statistics are summed over the ranks and rank 0 finalises them; the result equals
+the single-process fit to float64 rounding.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 from importlib import resources
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from spurbench import distributed
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import atomic_path
 from spurbench.features import FeatureStream
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.npca import NPCA, DirectionMatcher, fit_npca_streaming
+from spurbench.spufix.npca import NPCA, DirectionMatcher, accumulate_psi, npca_from
 
 ALPHAS_FILE = "alphas.safetensors"
 ALPHAS_META = "alphas.json"
@@ -79,31 +86,87 @@ def class_subset(train: Benchmark, class_index: int) -> Benchmark:
     return replace(train, name=f"{train.name}-class{class_index}", classes=classes, images=images, facts={})
 
 
+def stream_layout(feature_kwargs: dict[str, Any]) -> tuple[int, int]:
+    """(batch size, shard size) of the ``FeatureStream`` these options open (its defaults where not given)."""
+    defaults = inspect.signature(FeatureStream).parameters
+    batch = int(feature_kwargs.get("batch_size", defaults["batch_size"].default))
+    return batch, batch * int(feature_kwargs.get("shard_batches", defaults["shard_batches"].default))
+
+
+def rank_part(subset: Benchmark, feature_kwargs: dict[str, Any]) -> tuple[Benchmark, int]:
+    """This rank's contiguous part of a class's images, cut at the stream's batch boundaries, and where it
+    starts; the class itself on one process. Its own name gives it its own feature-cache entry; its
+    batches are the single process's batches, so its features are bit-identical to them."""
+    if not distributed.active():
+        return subset, 0
+    start, end = distributed.share_bounds(len(subset.images), stream_layout(feature_kwargs)[0])
+    return replace(subset, name=f"{subset.name}-rows{start}-{end}", images=subset.images[start:end]), start
+
+
+def stream(adapter: ModelAdapter, part: Benchmark, feature_kwargs: dict[str, Any]) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """``FeatureStream.open(adapter, part)``'s shards; nothing (and no cache entry) for an empty part."""
+    if part.images:
+        yield from FeatureStream.open(adapter, part, **feature_kwargs)
+
+
+def check_same_inputs(what: str, models: list[ModelAdapter], train: Benchmark, feature_kwargs: dict[str, Any], *extra: Any) -> None:
+    """Under torchrun, fail on every rank in one line unless all ranks have the same models, training
+    images, options and ``extra``: ranks given other data would split the images wrongly."""
+    if not distributed.active():
+        return
+    # plain values only: an object's repr (a PixelCache) names its address, which differs by rank
+    options = {k: v if isinstance(v, (str, int, float, bool, Path, type(None))) else type(v).__name__ for k, v in feature_kwargs.items() if k not in ("progress", "num_workers", "device")}
+    options["device"] = str(feature_kwargs.get("device", "cpu")).split(":")[0]  # cuda:LOCAL_RANK differs by rank
+    facts = [[m.name, m.card.weights_revision, list(m.head[0].shape)] for m in models]
+    images = [[im.image_id, im.class_index] for im in train.images]
+    distributed.check_same([facts, [train.name, train.revision, train.checksum, images], options, *extra], what)
+
+
+def _summed(what: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda tensor: distributed.all_sum(tensor, what)
+
+
 def fit_source(
     source: ModelAdapter, train: Benchmark, components: dict[int, list[int]], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
 ) -> tuple[SourceAlphas, dict[int, NPCA]]:
     """Neural PCA of the source model per class, and the alphas of the given components on the same images.
 
     Two passes over each class's cached features (covariance, then alphas); one backbone pass per image.
+    Under torchrun: the alphas (all rows, image order) on every rank, the NPCAs on rank 0 only.
     """
     weight, _ = source.head
     npcas: dict[int, NPCA] = {}
     alphas: dict[int, torch.Tensor] = {}
     ids: dict[int, list[str]] = {}
+    check_same_inputs("source model, training images, components or options", [source], train, feature_kwargs, sorted(components.items()))
     for k in sorted(components):
         if on_class:
             on_class(f"neural PCA of {source.name}, class {k}")
-        stream = FeatureStream.open(source, class_subset(train, k), **feature_kwargs)
-        npca = fit_npca_streaming((feats for _, feats in stream), weight[k])
-        rank_limit = npca.eigenvalues.numel()
+        subset = class_subset(train, k)
+        part, _ = rank_part(subset, feature_kwargs)
+        acc = accumulate_psi((feats for _, feats in stream(source, part, feature_kwargs)), weight[k])
+        if distributed.active():
+            acc.reduce(_summed(f"summing the statistics of class {k}"))
+            distributed.check_count(acc.n, len(subset.images), f"class {k}")
+        rank_limit = acc.mean.numel()
         bad = [c for c in components[k] if not 0 <= c < rank_limit]
         if bad:
             raise SpurbenchError(f"class {k}: component {bad[0]} out of range (the source model has {rank_limit} components)")
+        npca = npca_from(acc, weight[k]) if distributed.is_main() else None  # the eigendecomposition: rank 0 only
+        basis, columns = npca, components[k]
+        if distributed.active():  # rank 0 hands every rank the chosen components (not all D) for its part's alphas
+            basis, columns = distributed.from_main(lambda: npca.select(components[k]), f"receiving class {k}'s components"), slice(None)
         rows, row_ids = [], []
-        for shard_ids, feats in FeatureStream.open(source, class_subset(train, k), **{**feature_kwargs, "progress": False}):
-            rows.append(npca.alphas(feats)[:, components[k]])
+        for shard_ids, feats in stream(source, part, {**feature_kwargs, "progress": False}):
+            rows.append(basis.alphas(feats)[:, columns])
             row_ids += shard_ids
-        npcas[k], alphas[k], ids[k] = npca, torch.cat(rows), row_ids
+        local = torch.cat(rows) if rows else torch.zeros(0, len(components[k]), dtype=torch.float64)
+        if distributed.active():  # every rank's rows, in rank order: the class's image order
+            gathered = distributed.gather_all((local, row_ids), f"gathering the alphas of class {k}")
+            local, row_ids = torch.cat([a for a, _ in gathered]), [i for _, part_ids in gathered for i in part_ids]
+        if npca is not None:
+            npcas[k] = npca
+        alphas[k], ids[k] = local, row_ids
     components = {k: list(v) for k, v in components.items()}
     return SourceAlphas(source.name, components, ids, alphas, source_weights_revision=source.card.weights_revision), npcas
 
@@ -124,12 +187,19 @@ def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: S
     )
 
 
+def _alphas_digest(source_alphas: SourceAlphas) -> list:
+    tensors = {k: hashlib.sha256(a.to(torch.float64).contiguous().numpy().tobytes()).hexdigest() for k, a in sorted(source_alphas.alphas.items())}
+    return [source_alphas.source_model, source_alphas.source_weights_revision, sorted(source_alphas.components.items()), sorted(source_alphas.image_ids.items()), tensors]
+
+
 def fit_transfer(
     target: ModelAdapter, train: Benchmark, source_alphas: SourceAlphas, on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
 ) -> SpuFixArtifact:
-    """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas."""
+    """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas.
+    Under torchrun each rank streams its part with its rows of the alphas; the sums are summed over the ranks."""
     weight, _ = target.head
     directions = {}
+    check_same_inputs("target model, training images, source alphas or options", [target], train, feature_kwargs, _alphas_digest(source_alphas))
     for k in sorted(source_alphas.alphas):
         if on_class:
             on_class(f"matching directions of {target.name}, class {k}")
@@ -143,11 +213,14 @@ def fit_transfer(
                 f"first difference at row {first} ({expected[first] if first < len(expected) else '-'} vs {got[first] if first < len(got) else '-'})"
             )
         matcher = DirectionMatcher(source_alphas.alphas[k].shape[1], weight[k])
-        row = 0
-        for shard_ids, feats in FeatureStream.open(target, subset, **feature_kwargs):
+        part, row = rank_part(subset, feature_kwargs)
+        for shard_ids, feats in stream(target, part, feature_kwargs):
             matcher.update(source_alphas.alphas[k][row : row + len(shard_ids)], feats)
             row += len(shard_ids)
-        unit, mean = matcher.result()
+        if distributed.active():
+            matcher.reduce(_summed(f"summing the cross-covariances of class {k}"))
+            distributed.check_count(matcher.n, len(subset.images), f"class {k}")
+        unit, mean = matcher.result()  # on every rank (cheap, from the same sums); rank 0's is written
         directions[k] = (mean, unit)
     return SpuFixArtifact(
         source_model=source_alphas.source_model,

@@ -7,15 +7,19 @@ For class k with last-layer row w_k and penultimate features phi:
 so that f_k(x) = sum_l alpha_l(x) + <1, mean psi_k> + b_k.
 
 All statistics stream over feature batches in float64 (Chan et al.'s pairwise update), so memory is
-O(D^2) for NPCA and O(L * D') for matched directions, independent of the number of images.
+O(D^2) for NPCA and O(L * D') for matched directions, independent of the number of images. Under
+torchrun each rank accumulates its part of the images and ``reduce`` merges the ranks' statistics
+exactly (``all_sum`` is ``spurbench.distributed.all_sum``; the identity on one process).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
+
+AllSum = Callable[[torch.Tensor], torch.Tensor]  # sums a float64 tensor over the ranks
 
 
 def _as_batches(features: torch.Tensor | Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -47,6 +51,18 @@ class CovarianceAccumulator:
         self.mean += delta * (m / total)
         self.n = total
 
+    def reduce(self, all_sum: AllSum) -> None:
+        """Merge the accumulators of all ranks into this one (Chan et al.'s combination, exact):
+        n = sum n_r, mean = sum n_r mean_r / n, m2 = sum [m2_r + n_r (mean_r - mean)(mean_r - mean)^T].
+        Merging centred m2 rather than summing raw outer products avoids cancellation when the mean is
+        large next to the spread; the result equals one accumulator over all rows to rounding (1e-16)."""
+        first = all_sum(torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.mean * self.n]))
+        n = int(round(float(first[0])))  # counts are exact in float64 below 2^53
+        mean = first[1:] / n if n else torch.zeros_like(self.mean)
+        delta = self.mean - mean
+        self.m2 = all_sum(self.m2 + torch.outer(delta, delta) * self.n)
+        self.n, self.mean = n, mean
+
     def covariance(self) -> torch.Tensor:
         if self.n < 2:
             raise ValueError("neural PCA needs at least two images of the class")
@@ -76,16 +92,31 @@ class NPCA:
         """<1, mean psi_k>: the logit part that does not depend on x (besides b_k)."""
         return self.mean.sum()
 
+    def select(self, columns: list[int]) -> "NPCA":
+        """The same NPCA with only the given components: its ``alphas`` are those columns of the full one."""
+        return NPCA(self.weight_row, self.mean, self.eigenvalues[columns], self.eigenvectors[:, columns].contiguous(), self.num_images)
 
-def fit_npca_streaming(batches: Iterable[torch.Tensor], weight_row: torch.Tensor) -> NPCA:
-    """Neural PCA of class k from an iterator of penultimate-feature batches [B, D] of its training images."""
+
+def accumulate_psi(batches: Iterable[torch.Tensor], weight_row: torch.Tensor) -> CovarianceAccumulator:
+    """Streaming mean and covariance of psi_k = w_k * phi over penultimate-feature batches [B, D]."""
     w = weight_row.detach().to(torch.float64).cpu()
     acc = CovarianceAccumulator(w.numel())
     for batch in batches:
         acc.update(batch.detach().to(torch.float64).cpu() * w)
+    return acc
+
+
+def npca_from(acc: CovarianceAccumulator, weight_row: torch.Tensor) -> NPCA:
+    """Neural PCA from the (merged) statistics of psi_k: eigenvectors by eigenvalue, descending."""
+    w = weight_row.detach().to(torch.float64).cpu()
     eigenvalues, eigenvectors = torch.linalg.eigh(acc.covariance())
     order = torch.argsort(eigenvalues, descending=True)
     return NPCA(w, acc.mean.clone(), eigenvalues[order], eigenvectors[:, order], acc.n)
+
+
+def fit_npca_streaming(batches: Iterable[torch.Tensor], weight_row: torch.Tensor) -> NPCA:
+    """Neural PCA of class k from an iterator of penultimate-feature batches [B, D] of its training images."""
+    return npca_from(accumulate_psi(batches, weight_row), weight_row)
 
 
 def fit_npca(features: torch.Tensor | Iterable[torch.Tensor], weight_row: torch.Tensor) -> NPCA:
@@ -115,6 +146,14 @@ class DirectionMatcher:
         self.alpha_sum += alphas.sum(0)
         self.psi_sum += psi.sum(0)
         self.n += psi.shape[0]
+
+    def reduce(self, all_sum: AllSum) -> None:
+        """Sum the running sums of all ranks into this matcher (they are plain sums: the merge is exact)."""
+        sizes = [1, self.alpha_sum.numel(), self.psi_sum.numel(), self.alpha_psi.numel()]
+        flat = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.alpha_sum, self.psi_sum, self.alpha_psi.flatten()])
+        n, self.alpha_sum, self.psi_sum, alpha_psi = all_sum(flat).split(sizes)
+        self.n, self.alpha_psi = int(round(float(n))), alpha_psi.reshape(self.alpha_psi.shape).clone()
+        self.alpha_sum, self.psi_sum = self.alpha_sum.clone(), self.psi_sum.clone()
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.n == 0:
