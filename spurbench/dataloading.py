@@ -1,15 +1,29 @@
 """The data path of a forward pass: each image decoded and preprocessed once in a loader worker, as
-the model's input, or for a views benchmark as its views; errors travel back as one line."""
+the model's uint8 input pixels (normalised later, on the device), or for a views benchmark as its
+normalised views; errors travel back as one line.
+
+With a pixel cache (``spurbench.pixelcache``), the pixels of an image set under one preprocessing
+are decoded by the first model that needs them and read back by every later one (a sweep decodes its
+JPEGs once per preprocessing, not once per model). Views benchmarks do not use it: they render their
+views from the decoded image inside the workers, so what they ship is not the plain input.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import PIL
 import torch
-from torch.utils.data import Dataset, default_collate
+import torchvision
+from torch.utils.data import DataLoader, Dataset, default_collate
 
-from spurbench.benchmarks.base import BenchmarkImage
-from spurbench.errors import SpurbenchError
+from spurbench.benchmarks.base import ROLES, Benchmark, BenchmarkImage
+from spurbench.errors import DataError, SpurbenchError
+from spurbench.files import stable_hash
+from spurbench.pixelcache import FORMAT as PIXEL_FORMAT
+from spurbench.pixelcache import PixelCache
+from spurbench.preprocessing import build_transform, eval_data_config, normalizer, pixel_geometry, pixel_transform
+from spurbench.runtime import note, worker_context
 
 
 class ImageDataset(Dataset):
@@ -49,4 +63,76 @@ def collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
     return torch.cat(items) if items and items[0].dim() == 4 else default_collate(items)  # views: [V, 3, H, W] per image
 
 
-__all__ = ["ImageDataset", "collate"]
+def decoded_batches(dataset: ImageDataset, batch_size: int, *, workers: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
+    """The dataset's batches in order, decoded by ``workers`` forked loader workers (0: in this process);
+    the first image error is raised as a one-line DataError."""
+    context = worker_context()
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        num_workers=workers if context else 0,
+        multiprocessing_context=context if workers and context else None,
+        pin_memory=pin_memory,  # page-locked batches: the copy to a GPU can run asynchronously
+    )
+    for batch in loader:
+        if isinstance(batch, str):
+            raise DataError(batch)
+        yield batch
+
+
+def pixel_cache_key(benchmark: Benchmark, data_config: dict[str, Any], protocol: str) -> dict[str, Any]:
+    """What the pixel cache entry of these images under this preprocessing depends on: the image set
+    and the per-role geometry (not mean/std: see ``preprocessing.pixel_geometry``), plus the libraries
+    that decode and resize (a Pillow upgrade may change resampled pixels)."""
+    return {
+        "format": PIXEL_FORMAT,
+        "benchmark": benchmark.name,
+        "benchmark_revision": benchmark.revision,
+        "benchmark_checksum": benchmark.checksum,
+        "positives_source": benchmark.positives_source,
+        "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
+        "geometry": {role: pixel_geometry(data_config, protocol, role, benchmark.positive_crop_pct, benchmark.resize_interpolation) for role in ROLES},
+        "pillow": PIL.__version__,
+        "torchvision": torchvision.__version__,
+    }
+
+
+def input_batches(
+    benchmark: Benchmark,
+    positions: list[int],
+    data_config: dict[str, Any],
+    protocol: str,
+    batch_size: int,
+    *,
+    workers: int,
+    pin_memory: bool = False,
+    pixel_cache: PixelCache | None = None,
+) -> Iterator[torch.Tensor]:
+    """CPU batches of the images at ``positions`` (ascending), ``batch_size`` images each, in order:
+    uint8 pixels [B, 3, H, W] (finish with ``preprocessing.normalize_on_device``), or for a views
+    benchmark its float, normalised views [rows, 3, H, W]."""
+    images, views, pct, interpolation = benchmark.images, benchmark.render_views, benchmark.positive_crop_pct, benchmark.resize_interpolation
+    if views is not None:
+        if pixel_cache is not None:
+            note(f"pixel cache: benchmark {benchmark.name} renders views in the loader; its images are decoded without the cache")
+        transforms = {role: build_transform(data_config, protocol, role, pct, normalize=False, interpolation=interpolation) for role in ROLES}
+        dataset = ImageDataset([images[j] for j in positions], transforms, views, normalizer(data_config))
+        yield from decoded_batches(dataset, batch_size, workers=workers, pin_memory=pin_memory)
+        return
+    transforms = {role: pixel_transform(data_config, protocol, role, pct, interpolation) for role in ROLES}
+
+    def decode(subset: list[int], pin: bool = False) -> Iterator[torch.Tensor]:
+        return decoded_batches(ImageDataset([images[j] for j in subset], transforms), batch_size, workers=workers, pin_memory=pin)
+
+    size = [int(v) for v in eval_data_config(data_config, protocol)["input_size"]]
+    entry = None if pixel_cache is None else pixel_cache.entry(benchmark.name, pixel_cache_key(benchmark, data_config, protocol), [im.image_id for im in images], (size[0], size[1], size[2]))
+    if entry is None:
+        yield from decode(positions, pin_memory)
+        return
+    for batch in entry.batches(positions, batch_size, decode):
+        yield batch.pin_memory() if pin_memory else batch
+
+
+__all__ = ["ImageDataset", "collate", "decoded_batches", "input_batches", "pixel_cache_key"]

@@ -4,6 +4,11 @@ Images are processed in a fixed order in shards of ``shard_size`` images (a mult
 size, so a resumed run forms exactly the same batches and gives bit-identical features). Each finished
 shard is written atomically; a killed run keeps its finished shards and continues from the first
 missing one. The cache key hashes everything that changes the features.
+
+Data path (``spurbench.dataloading``): loader workers decode to uint8 pixels (or read them from a
+pixel cache), batches are copied to the device (pinned, non-blocking on CUDA) and normalised there;
+the backbone runs under ``precision`` (autocast to bf16 / fp16, its output cast back to float32) and
+optionally in channels-last memory format. Features are float32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -26,16 +31,16 @@ from rich.progress import (
 )
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader
 
 from spurbench.adapters.base import ModelAdapter
-from spurbench.benchmarks.base import ROLES, VIEW_SEPARATOR, Benchmark, BenchmarkImage
+from spurbench.benchmarks.base import VIEW_SEPARATOR, Benchmark, BenchmarkImage
 from spurbench.cache import make_cache_dir
-from spurbench.dataloading import ImageDataset, collate
+from spurbench.dataloading import input_batches
 from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
-from spurbench.preprocessing import build_transform, normalizer
-from spurbench.runtime import bound_heap_growth, default_workers, note, worker_context
+from spurbench.pixelcache import DEFAULT_GB, PixelCache
+from spurbench.preprocessing import normalize_on_device
+from spurbench.runtime import autocast, bound_heap_growth, check_precision, check_workers, default_workers, note
 
 CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
 
@@ -57,8 +62,12 @@ def row_ids(benchmark: Benchmark, image: BenchmarkImage) -> list[str]:
     return [f"{image.image_id}{VIEW_SEPARATOR}{view}" for view in image.views]
 
 
-def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str, shard_size: int) -> dict:
-    """Everything that changes the cached features; hashed into the cache folder name."""
+def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str, shard_size: int, precision: str = "fp32") -> dict:
+    """Everything that changes the cached features; hashed into the cache folder name.
+
+    ``precision`` enters only when it is not fp32, so the entries of every earlier (fp32) run stay
+    valid. Not in it: the device, the worker count, the pixel cache (the same pixels either way) and
+    channels-last (a memory layout: the same arithmetic up to float rounding, like another device)."""
     return {
         "format": CACHE_FORMAT,
         "model": adapter.name,
@@ -74,6 +83,7 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "protocol": protocol,
         "shard_size": shard_size,
         "dtype": "float32",
+        **({"precision": precision} if precision != "fp32" else {}),
     }
 
 
@@ -142,9 +152,15 @@ class FeatureStream:
         num_workers: int | None = None,
         shard_batches: int = 8,
         progress: bool = True,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        pixel_cache: PixelCache | str | Path | None = None,
+        pixel_cache_gb: float = DEFAULT_GB,
     ):
         self.adapter, self.benchmark, self.protocol, self.use_cache = adapter, benchmark, protocol, use_cache
         self.batch_size, self.device, self.num_workers, self.progress = batch_size, device, num_workers, progress
+        self.precision, self.channels_last = precision, channels_last
+        self.pixel_cache, self.pixel_cache_gb = pixel_cache, pixel_cache_gb
         self.shard_size = batch_size * shard_batches
         images = benchmark.images
         n_shards = (len(images) + self.shard_size - 1) // self.shard_size
@@ -157,15 +173,20 @@ class FeatureStream:
 
     @classmethod
     def open(cls, adapter: ModelAdapter, benchmark: Benchmark, **kwargs: Any) -> "FeatureStream":
-        """A stream whose cache entry has been checked (see :meth:`check_cache`); ``kwargs`` as the constructor's."""
+        """A stream whose options and cache entry have been checked (see :meth:`check_cache`); ``kwargs``
+        as the constructor's (``pixel_cache``: a folder is opened here, see ``PixelCache.open``)."""
         stream = cls(adapter, benchmark, **kwargs)
+        check_precision(stream.precision, stream.device)
+        check_workers(stream.num_workers)
+        if stream.pixel_cache is not None and not isinstance(stream.pixel_cache, PixelCache):
+            stream.pixel_cache = PixelCache.open(stream.pixel_cache, stream.pixel_cache_gb)
         if stream.use_cache:
             stream.check_cache()
         return stream
 
     def check_cache(self) -> None:
         """Find which shards the cache holds intact; anything else is recomputed (with a note why)."""
-        key = feature_cache_key(self.adapter, self.benchmark, self.protocol, self.shard_size)
+        key = feature_cache_key(self.adapter, self.benchmark, self.protocol, self.shard_size, self.precision)
         self.folder = folder = make_cache_dir("features", f"{self.benchmark.name}-{stable_hash(key)}")
         self._manifest = folder / "manifest.json"
         stored = _read_manifest(self._manifest) if self._manifest.exists() else None
@@ -198,27 +219,14 @@ class FeatureStream:
         images = self.benchmark.images
         todo = [j for i in self.missing for j in range(i * self.shard_size, min((i + 1) * self.shard_size, len(images)))]
         self.adapter.to(self.device)
-        workers = default_workers() if self.num_workers is None else self.num_workers
-        context = worker_context()
+        if self.channels_last:
+            self.adapter.set_memory_format(torch.channels_last)
         views = self.benchmark.render_views
         config = self.adapter.data_config
-        transforms = {role: build_transform(config, self.protocol, role, self.benchmark.positive_crop_pct, normalize=views is None, interpolation=self.benchmark.resize_interpolation) for role in ROLES}
-        loader = DataLoader(
-            ImageDataset([images[j] for j in todo], transforms, views, normalizer(config) if views is not None else None),
-            batch_size=self.batch_size,
-            shuffle=False,
-            collate_fn=collate,
-            num_workers=workers if context else 0,
-            multiprocessing_context=context if workers and context else None,
-        )
-        bar = Progress(
-            TextColumn("[bold]features[/] " + self.adapter.name),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            disable=not self.progress,
-            transient=True,
-        )
+        cuda = torch.device(self.device).type == "cuda"
+        workers, pixels = default_workers() if self.num_workers is None else self.num_workers, self.pixel_cache if isinstance(self.pixel_cache, PixelCache) else None
+        loader = input_batches(self.benchmark, todo, config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels)
+        bar = Progress(TextColumn("[bold]features[/] " + self.adapter.name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not self.progress, transient=True)
         shards = iter(self.missing)
         current = next(shards)
         feats: torch.Tensor | None = None  # the current shard, filled batch by batch
@@ -231,17 +239,18 @@ class FeatureStream:
             task = bar.add_task("features", total=len(todo))
             done = 0
             for batch in loader:
-                if isinstance(batch, str):
-                    raise DataError(batch)
                 images_in_batch = batch.shape[0] if views is None else min(self.batch_size, len(todo) - done)  # (the loader batches images)
                 done += images_in_batch
+                x = batch.to(self.device, non_blocking=cuda)  # pinned on CUDA: the copy overlaps
+                x = x if views is not None else normalize_on_device(x, config)  # uint8 -> the model's float input, on the device
                 # a views batch holds several rows per image: forward at most batch_size rows at a time
-                out = torch.cat([self.adapter.features(part.to(self.device)).float().cpu() for part in batch.split(self.batch_size)])
+                out = torch.cat([self._forward(part) for part in x.split(self.batch_size)])
                 if not torch.isfinite(out).all():
                     row = int((~torch.isfinite(out)).any(dim=1).nonzero()[0])
                     bad = self.shard_ids[current][filled + row]
                     origin = images[current * self.shard_size + filled + row].origin if views is None else bad
-                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {origin}; check its weights")
+                    hint = f" (under --precision {self.precision}: fp16 overflows where bf16 or fp32 may not)" if self.precision == "fp16" else ""
+                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {origin}; check its weights{hint}")
                 if feats is None:
                     # One buffer per shard, filled in place: collecting per-batch tensors and
                     # concatenating them fragmented glibc's heap so that resident memory grew with
@@ -257,6 +266,13 @@ class FeatureStream:
                     yield current, feats
                     feats, filled = None, 0
                     current = next(shards, None)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of one device batch, as float32 on the CPU."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.precision, self.device):
+            return self.adapter.features(x).float().cpu()
 
     def __iter__(self) -> Iterator[tuple[list[str], torch.Tensor]]:
         computed = self._computed() if self.missing else iter(())

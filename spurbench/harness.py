@@ -38,7 +38,8 @@ from spurbench.results import (
     result_filename,
     write_result,
 )
-from spurbench.runtime import check_device
+from spurbench.pixelcache import DEFAULT_GB, PixelCache
+from spurbench.runtime import check_device, check_precision, check_workers
 from spurbench.scoring import plugin_of, score_heads, score_view_heads
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
 
@@ -83,8 +84,14 @@ def run_config_hash(
     spufix: str | None = None,
     temperature: float = 1.0,
     spufix_temperature: float | None = None,
+    precision: str = "fp32",
 ) -> str:
-    """Hash of the inputs that determine a result, known before the model is loaded (sweeps skip on it)."""
+    """Hash of the inputs that determine a result, known before the model is loaded (sweeps skip on it).
+
+    ``precision`` changes the features, so it is hashed, but only when it is not fp32: every fp32
+    result written before the option existed keeps its hash (and is not re-run by a sweep). Not hashed,
+    like the device: workers, the pixel cache (the same pixels either way) and channels-last (a memory
+    layout; the same arithmetic up to float rounding, as on another device or CPU)."""
     return stable_hash(
         {
             "model": model_name,
@@ -97,6 +104,7 @@ def run_config_hash(
             "temperature": temperature,
             "spufix_temperature": temperature if spufix_temperature is None else spufix_temperature,
             "spurbench": __version__,
+            **({"precision": precision} if precision != "fp32" else {}),
         }
     )
 
@@ -117,6 +125,11 @@ def evaluate(
     spufix: "str | Path | SpuFixArtifact | None" = None,
     temperature: float = 1.0,
     spufix_temperature: float | None = None,
+    num_workers: int | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    pixel_cache: str | Path | PixelCache | None = None,
+    pixel_cache_gb: float = DEFAULT_GB,
 ) -> Result | ViewResult:
     """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
 
@@ -128,12 +141,20 @@ def evaluate(
     ``temperature``: the plain head's logits are divided by it before the softmax; ``spufix_temperature``
     does the same for the SpuFix head (default: ``temperature``). The authors used T = 0.7156 for their
     robust ResNet-50's plain head and none (1) for its SpuFix head.
+
+    Data path (see ``spurbench.features``): ``num_workers`` loader workers (default: available cores - 1);
+    ``precision`` fp32 / bf16 / fp16, autocast for the backbone only (recorded in the result and its
+    config hash); ``channels_last`` for the model and its inputs; ``pixel_cache``: a folder of decoded
+    uint8 inputs shared by models with the same preprocessing, bounded to ``pixel_cache_gb``.
     """
     check_protocol(protocol)
     check_device(device)
     check_bootstrap(bootstrap)
+    check_workers(num_workers)
+    check_precision(precision, device)
     if output_dir is not None:
         check_output_dir(output_dir)
+    pixels = pixel_cache if pixel_cache is None or isinstance(pixel_cache, PixelCache) else PixelCache.open(pixel_cache, pixel_cache_gb)  # (creates its folder)
     temperature = check_temperature(temperature)
     spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
@@ -146,7 +167,7 @@ def evaluate(
         bench_name = plugin.benchmark_name(parsed)
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
-        model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature
+        model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature, precision
     )
 
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
@@ -171,8 +192,9 @@ def evaluate(
         watched = plugin.watched_classes(bench.label_space)
         watched_columns = dict(zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes)))
     feats = extract_features(
-        adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress
-    )
+        adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress,
+        num_workers=num_workers, precision=precision, channels_last=channels_last, pixel_cache=pixels,
+    )  # fmt: skip
     heads: dict[str, nn.Module] = {PLAIN: LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
         heads[SPUFIX] = artifact.head(weight.cpu(), bias.cpu())
@@ -182,7 +204,7 @@ def evaluate(
             config_hash=config_hash,
             model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
             benchmark=_benchmark_info(bench),
-            protocol=ViewProtocolInfo(name=protocol, description=describe(protocol), **role_geometry(adapter.data_config, protocol, "positive", bench.positive_crop_pct)),  # type: ignore[arg-type]
+            protocol=ViewProtocolInfo(name=protocol, description=describe(protocol), precision=precision, **role_geometry(adapter.data_config, protocol, "positive", bench.positive_crop_pct)),  # type: ignore[arg-type]
             heads=score_view_heads(bench, plugin, feats, columns, watched_columns, heads, temperatures),
             images={im.image_id: ViewImage(class_index=im.class_index, views=list(im.views)) for im in bench.images},
             provenance=_provenance(feats, device),
@@ -203,6 +225,7 @@ def evaluate(
                 role: RoleGeometry(**role_geometry(adapter.data_config, protocol, role, bench.positive_crop_pct))
                 for role in ROLES
             },
+            precision=precision,  # type: ignore[arg-type]
         ),
         heads=head_results,
         images={im.image_id: ImageRecord(class_index=im.class_index, role=im.role, component=im.component) for im in bench.images},

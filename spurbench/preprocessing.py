@@ -11,6 +11,11 @@ The authors' evaluation does this (``dataset/spurious_score.py``: ``test_input_s
 pretrained config has it), and so does timm's ``validate.py`` by default (``use_test_size=not
 --use-train-size``), which also takes ``test_crop_pct``; ``model`` follows validate.py, ``paper``
 keeps the authors' fixed 224/256 crop of the val images.
+
+The forward pass's data path uses :func:`pixel_transform`: the same steps up to uint8 pixels; the
+division by 255 and the mean/std step run on the model's device (:func:`normalize_on_device`),
+bit-identical to ``ToTensor`` + ``Normalize`` on the CPU (both are x / 255, then (x - mean) / std in
+float32).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from timm.data import create_transform
 from torchvision import transforms as T
 
 from spurbench.errors import SpurbenchError
+from spurbench.files import plain
 
 Protocol = Literal["paper", "model"]
 Role = Literal["positive", "negative"]
@@ -88,14 +94,56 @@ def build_transform(
     if protocol == "model":
         return T.Compose([_to_rgb, model_transform(data_config, normalize)])
     size = int(eval_data_config(data_config, protocol)["input_size"][-1])
-    if role == "negative":
-        # Upstream resizes the short side only. CenterCrop is a no-op for square images (Spurious
-        # ImageNet ships square images); it only keeps batches stackable for odd local data.
-        steps = [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
-    else:
-        mode = T.InterpolationMode(interpolation) if interpolation else T.InterpolationMode.BICUBIC
-        steps = [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=mode), T.CenterCrop(size)]
+    # Negatives: upstream resizes the short side only. The CenterCrop is a no-op for square images (the
+    # upstream benchmark ships square images); it only keeps batches stackable for odd local data.
+    steps = _paper_steps(size, role, positive_crop_pct, interpolation)
     return T.Compose([_to_rgb, *steps, T.ToTensor(), *([T.Normalize(mean=data_config["mean"], std=data_config["std"])] if normalize else [])])
+
+
+def _paper_steps(size: int, role: Role, positive_crop_pct: float, interpolation: str | None) -> list[Callable]:
+    if role == "negative":
+        return [T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+    mode = T.InterpolationMode(interpolation) if interpolation else T.InterpolationMode.BICUBIC
+    return [T.Resize(int(math.floor(size / positive_crop_pct)), interpolation=mode), T.CenterCrop(size)]
+
+
+def pixel_transform(
+    data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256, interpolation: str | None = None
+) -> Callable[[Image.Image], torch.Tensor]:
+    """:func:`build_transform` up to the pixels: PIL -> uint8 [3, H, W] (``PILToTensor``, no scaling, no
+    mean/std), what the loader ships and the pixel cache stores; :func:`normalize_on_device` finishes it."""
+    check_protocol(protocol)
+    if protocol == "paper":
+        size = int(eval_data_config(data_config, protocol)["input_size"][-1])
+        return T.Compose([_to_rgb, *_paper_steps(size, role, positive_crop_pct, interpolation), T.PILToTensor()])
+    steps = list(model_transform(data_config, normalize=False).transforms)
+    # timm's eval transform is PIL resize/crop steps, then (Maybe)ToTensor, then Normalize: keep the
+    # PIL steps; anything else would make the uint8 split wrong, so it is refused rather than guessed.
+    cut = next((i for i, step in enumerate(steps) if type(step).__name__ in ("ToTensor", "MaybeToTensor")), None)
+    if cut is None or not all(isinstance(step, T.Normalize) for step in steps[cut + 1 :]):
+        raise SpurbenchError(f"timm's eval transform {[type(s).__name__ for s in steps]} does not end in ToTensor, Normalize; cannot ship it as uint8")
+    return T.Compose([_to_rgb, *steps[:cut], T.PILToTensor()])
+
+
+def pixel_geometry(data_config: dict[str, Any], protocol: str, role: Role, positive_crop_pct: float = 224 / 256, interpolation: str | None = None) -> dict[str, Any]:
+    """Everything :func:`pixel_transform` depends on, for the pixel cache's key. Mean and std are not in
+    it: the pixels are stored before normalisation, so models that differ only there share them."""
+    check_protocol(protocol)
+    config = eval_data_config(data_config, protocol)
+    if protocol == "model":
+        return {"protocol": "model", **{k: plain(config.get(k)) for k in ("input_size", "interpolation", "crop_pct", "crop_mode")}}
+    size = int(config["input_size"][-1])
+    if role == "negative":
+        return {"protocol": "paper", "role": role, "resize": size, "crop": size, "interpolation": "bicubic"}
+    return {"protocol": "paper", "role": role, "resize": int(math.floor(size / positive_crop_pct)), "crop": size, "interpolation": interpolation or "bicubic"}
+
+
+def normalize_on_device(x: torch.Tensor, data_config: dict[str, Any]) -> torch.Tensor:
+    """uint8 pixels [B, 3, H, W] (on the model's device) -> the model's float32 input: x / 255, then
+    (x - mean) / std, the same float32 operations as ``ToTensor`` + ``Normalize``, batched."""
+    mean = torch.tensor(data_config["mean"], dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(data_config["std"], dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return x.float().div(255).sub_(mean).div_(std)
 
 
 def describe(protocol: str) -> str:

@@ -63,10 +63,14 @@ class RoleGeometry(_Strict):
     crop_pct: float  # center crop of the resized image (1.0: no crop)
 
 
+Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (features, heads, metrics: float32/64)
+
+
 class ProtocolInfo(_Strict):
     name: Literal["paper", "model"]
     description: str
     images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
+    precision: Precision = "fp32"  # default: files written before --precision existed were fp32
 
 
 class Aggregate(HeadMetrics, _Strict):
@@ -155,6 +159,7 @@ class ViewProtocolInfo(_Strict):
     description: str
     input_size: list[int]  # [C, H, W] fed to the model (every view)
     crop_pct: float
+    precision: Precision = "fp32"
 
 
 class ViewResult(_Strict):

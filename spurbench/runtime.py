@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import sys
+import warnings
 
 import torch
 
@@ -37,9 +39,54 @@ def note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity (what SLURM or taskset grant), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
-    # Decoding overlaps with the forward pass; one worker per spare core is enough on small machines.
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    # Decoding overlaps with the forward pass: every core but the one that drives the model decodes
+    # (a GPU needs several, see perf/p11_shared_decode.py); 0 = in the main process, on one core.
+    return max(0, available_cores() - 1)
+
+
+def check_workers(num_workers: int | None) -> int | None:
+    """``num_workers`` if it is None (the default) or a count >= 0, else a one-line SpurbenchError."""
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0):
+        raise SpurbenchError(f"--num-workers must be 0 or more data-loader workers, not {num_workers!r}")
+    return num_workers
+
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: str) -> str:
+    """``precision`` if it names one of PRECISIONS and this device's autocast runs it, else a one-line
+    SpurbenchError. torch switches autocast off with only a warning for a dtype a device does not
+    support (which would silently compute in fp32), so that warning is turned into the error here."""
+    if precision not in PRECISIONS:
+        raise SpurbenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if PRECISIONS[precision] is None:
+        return precision
+    kind = torch.device(device).type
+    if not torch.amp.is_autocast_available(kind):
+        raise SpurbenchError(f"--precision {precision}: torch has no autocast for device {device!r}; use fp32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.autocast(device_type=kind, dtype=PRECISIONS[precision]):
+            pass
+    if caught:
+        raise SpurbenchError(f"--precision {precision} on {device}: {' '.join(str(caught[0].message).split())}")
+    return precision
+
+
+def autocast(precision: str, device: str) -> contextlib.AbstractContextManager:
+    """The backbone's forward context: torch autocast to bf16 / fp16 (checked by check_precision), or nothing for fp32."""
+    dtype = PRECISIONS[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def worker_context() -> str | None:

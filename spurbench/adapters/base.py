@@ -92,6 +92,16 @@ class ModelAdapter(abc.ABC):
     def to(self, device: str | torch.device) -> "ModelAdapter":
         """Move all weights to ``device``, return self."""
 
+    def set_memory_format(self, memory_format: torch.memory_format) -> "ModelAdapter":
+        """Put the model's 4-D weights in ``memory_format`` (``torch.channels_last``: what GPU convolutions
+        run fastest on; ``torch.contiguous_format``: back), return self. The default converts every
+        ``nn.Module`` the adapter holds as an attribute; a family whose modules live elsewhere, or whose
+        architecture must not be converted, overrides it."""
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(memory_format=memory_format)
+        return self
+
     def cam_target_layers(self) -> tuple[list[torch.nn.Module], Callable[[torch.Tensor], torch.Tensor] | None]:
         """The layers GradCAM reads (usually the last spatial block) and, for token-based models, the
         reshape of their tokens into a [B, C, H, W] map (pytorch-grad-cam's ``reshape_transform``)."""

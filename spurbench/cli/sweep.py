@@ -11,13 +11,14 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from spurbench.cli import options
 from spurbench.cli.common import app, console, key_values, result_files
 from spurbench.errors import SpurbenchError
 
 
 @app.command()
 def sweep(
-    registry: Optional[Path] = typer.Option(None, "--registry", help="YAML model list (registry/*.yaml): one job per model and benchmark."),
+    registry: Optional[Path] = options.REGISTRY,
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
     benchmark: Optional[List[str]] = typer.Option(None, "--benchmark", "-b", help="Benchmark name, repeatable. Default: the default benchmark."),
     executor: str = typer.Option("local", "--executor", "-e", help="slurm: one sbatch job array; local: jobs on this machine (one per GPU with --gpus); debug: in this process, one after another."),
@@ -34,24 +35,29 @@ def sweep(
     slurm_extra: Optional[List[str]] = typer.Option(None, "--slurm-extra", help="Any other sbatch option, KEY=VALUE (repeatable), e.g. account=vision or qos=high."),
     max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Jobs at a time: the SLURM array's %N; local CPU jobs (default 1)."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Local executor: GPUs to pack jobs onto, one job per GPU: a count N (0..N-1) or a list 0,2,3. Default with --device cuda: all."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="As for `run`: local copy of the benchmark's images."),
-    imagenet_val: Optional[str] = typer.Option(None, "--imagenet-val", help="As for `run`: local ILSVRC2012 val folder."),
-    imagenet_train: Optional[str] = typer.Option(None, "--imagenet-train", help="As for `run`: local ILSVRC2012 train folder, or 'hub'."),
-    dataset_repo: Optional[str] = typer.Option(None, "--dataset-repo", help="As for `run`: Hub dataset repo of the benchmark's images."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="As for `run`: pinned Hub revision of the benchmark's dataset."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="As for `run`: generator seed, for generated benchmarks."),
-    option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="As for `run`: any other benchmark option, KEY=VALUE."),
-    protocol: str = typer.Option("paper", "--protocol", help="As for `run`: paper or model."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    data_dir: Optional[str] = options.DATA_DIR,
+    imagenet_val: Optional[str] = options.IMAGENET_VAL,
+    imagenet_train: Optional[str] = options.IMAGENET_TRAIN,
+    dataset_repo: Optional[str] = options.DATASET_REPO,
+    revision: Optional[str] = options.REVISION,
+    seed: Optional[int] = options.SEED,
+    option: Optional[List[str]] = options.OPTION,
+    protocol: str = options.PROTOCOL,
+    batch_size: int = options.BATCH_SIZE,
     device: str = typer.Option("cpu", "--device", help="Device inside each job: cpu, cuda (a local job sees only its own GPU, as cuda)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N images per class and role (smoke runs)."),
+    limit: Optional[int] = options.LIMIT,
     output: Path = typer.Option(Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the feature cache (a requeued job then starts over)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap draws for the mAUC 95% CI (0 = none)."),
-    force: bool = typer.Option(False, "--force", help="Run jobs whose result file is already complete."),
-    spufix: Optional[str] = typer.Option(None, "--spufix", help="As for `run`: a SpuFix artifact, or 'auto' (each model's published one)."),
-    temperature: float = typer.Option(1.0, "--temperature", help="As for `run` (registry entries carry their own)."),
-    spufix_temperature: Optional[float] = typer.Option(None, "--spufix-temperature", help="As for `run`."),
+    no_cache: bool = options.NO_CACHE,
+    bootstrap: int = options.BOOTSTRAP,
+    force: bool = options.FORCE,
+    spufix: Optional[str] = options.SPUFIX,
+    temperature: float = options.TEMPERATURE,
+    spufix_temperature: Optional[float] = options.SPUFIX_TEMPERATURE,
+    num_workers: Optional[int] = options.NUM_WORKERS,
+    precision: str = options.PRECISION,
+    channels_last: bool = options.CHANNELS_LAST,
+    pixel_cache: Optional[Path] = options.PIXEL_CACHE,
+    pixel_cache_gb: Optional[float] = options.PIXEL_CACHE_GB,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
     """Run a registry of models on one or more benchmarks as separate jobs, with the options of `run`.
@@ -63,25 +69,19 @@ def sweep(
     """
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.benchmarks import default_benchmark
-    from spurbench.harness import check_bootstrap, check_temperature
     from spurbench.model_lists import load_model_list
-    from spurbench.preprocessing import check_protocol
+    from spurbench.pixelcache import DEFAULT_GB, PixelCache
     from spurbench.results import check_output_dir
     from spurbench.runs import RunEntry
-    from spurbench.runtime import check_device
     from spurbench.sweeps import failed_jobs, plan_sweep
     from spurbench.sweeps.executors import ExecutorSettings, check_settings, job_alive, run_sweep
 
-    check_protocol(protocol)
-    check_bootstrap(bootstrap)
-    check_temperature(temperature)
-    if spufix_temperature is not None:
-        check_temperature(spufix_temperature, "--spufix-temperature")
     if no_wait and executor != "slurm":
         raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
     gpu_list = _gpu_list(gpus, device, executor)
-    if executor != "slurm":
-        check_device(device)  # a SLURM login node need not have the jobs' GPUs
+    # a SLURM login node need not have the jobs' GPUs: their device is checked in the jobs
+    options.check_run_options(protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device, check_device=executor != "slurm")
+    options.check_pixel_cache(pixel_cache, pixel_cache_gb)
     settings = check_settings(ExecutorSettings(
         kind=executor, output=output, time_min=time_min, gpus_per_job=gpus_per_job if gpus_per_job is not None else int(device.startswith("cuda")),
         cpus_per_job=cpus_per_job, mem_gb=mem_gb, partition=partition, constraint=constraint,
@@ -90,7 +90,13 @@ def sweep(
     if settings.kind != "slurm":
         settings.gpus_per_job = 0
     check_output_dir(output)
-    run_options = {"protocol": protocol, "batch_size": batch_size, "device": "cuda" if gpu_list else device, "use_cache": not no_cache, "bootstrap": bootstrap}
+    if pixel_cache is not None:  # opened here once: a bad folder fails before anything is submitted
+        PixelCache.open(pixel_cache, DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb)
+    run_options = {
+        "protocol": protocol, "batch_size": batch_size, "device": "cuda" if gpu_list else device, "use_cache": not no_cache, "bootstrap": bootstrap,
+        "num_workers": num_workers, "precision": precision, "channels_last": channels_last,
+        "pixel_cache": None if pixel_cache is None else str(pixel_cache.resolve()), "pixel_cache_gb": DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb,
+    }  # fmt: skip
     if retry_failed:
         specs = [s.spec for s in failed_jobs(output, job_alive)]
         console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}")
@@ -98,7 +104,7 @@ def sweep(
             console.print(f"  retry {spec.model} on {spec.benchmark}", markup=False)
     else:
         named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
-        values = {**{k: v for k, v in named.items() if v is not None}, **key_values(option)}
+        values = options.benchmark_values(named, option)
         entries = [RunEntry(m, None, temperature, spufix_temperature) for m in model or []]
         if registry is not None:
             entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]

@@ -64,7 +64,7 @@ def plan_sweep(
                 artifact = spufix_artifact(spufix, entry.model)
                 config_hash = run_config_hash(
                     entry.model, entry.checkpoint, bench_name, options, run_options.get("protocol", "paper"), run_options.get("bootstrap", 1000),
-                    spufix_reference(artifact), entry.temperature, entry.spufix_temperature,
+                    spufix_reference(artifact), entry.temperature, entry.spufix_temperature, precision=run_options.get("precision", "fp32"),
                 )  # fmt: skip
             except SpurbenchError as exc:
                 plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))  # one line per entry

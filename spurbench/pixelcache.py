@@ -1,0 +1,258 @@
+"""Decode once per sweep: an opt-in, size-bounded folder of preprocessed model inputs.
+
+Models that share a preprocessing (input size, crop, interpolation, protocol) see the same pixels, so
+a sweep need not decode and resize the same JPEGs once per model. An *entry* holds the uint8 inputs
+[N, 3, H, W] of one image set under one preprocessing, *before* normalisation: mean and std are not
+part of its key (they are applied on the model's device, ``preprocessing.normalize_on_device``), so
+models with other means still share it. The caller builds the key (``dataloading.pixel_cache_key``:
+benchmark name, revision, checksum, image ids in order, positives source, per-role geometry, and the
+Pillow / torchvision versions that decode and resize).
+
+An entry is a folder ``<name>-<key hash>/`` with ``manifest.json`` and shards of ``SHARD_IMAGES``
+images (safetensors, tensor ``pixels``, metadata: the shard's image ids and the sha256 of its bytes).
+Shards are written atomically (``files.atomic_path``), so concurrent sweep jobs may read and fill the
+same entry: a reader sees a whole shard or none, and two writers write the same bytes. Each shard is
+checked when used (ids, shape, digest); a damaged or vanished one is decoded again with a note,
+never trusted.
+
+The bound (``max_bytes``): opening an entry makes room for its full size by deleting least recently
+used entries (by manifest mtime, refreshed on every open); an entry larger than the bound is not
+cached. Only folders with this module's manifest are ever deleted. Jobs filling different entries at
+the same time may overshoot the bound by what they write concurrently; an entry another job evicts
+while in use is decoded again, not read half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from spurbench.errors import SpurbenchError
+from spurbench.files import atomic_path, slug, stable_hash
+
+FORMAT = 1
+KIND = "spurbench-pixel-cache"
+SHARD_IMAGES = 256  # 256 x 3 x 224 x 224 uint8 = 38 MB per shard: large sequential reads, bounded memory
+DEFAULT_GB = 20.0  # 12.5k images at 224 px are 1.9 GB; room for a sweep over several preprocessings
+
+Decode = Callable[[list[int]], Iterable[torch.Tensor]]  # positions -> uint8 batches of those images, in order
+
+
+def _note(message: str) -> None:
+    # runtime.note's format; this module sits beside runtime in the layers and may not import it
+    sys.stderr.write(f"note: pixel cache {message}\n")
+
+
+def _digest(pixels: torch.Tensor) -> str:
+    return hashlib.sha256(pixels.contiguous().numpy()).hexdigest()  # the array's buffer: no copy
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+        return value if isinstance(value, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for path in folder.iterdir() if folder.is_dir() else ():
+        try:
+            total += path.stat().st_size
+        except OSError:  # removed by another job meanwhile
+            pass
+    return total
+
+
+class PixelCache:
+    """A pixel cache folder and its size bound. Build it with :meth:`open` (checks the folder)."""
+
+    def __init__(self, root: Path, max_bytes: int):
+        self.root, self.max_bytes = root, max_bytes
+
+    @classmethod
+    def open(cls, root: str | Path, max_gb: float = DEFAULT_GB) -> "PixelCache":
+        """The cache at ``root`` (created), or a one-line SpurbenchError for a bad folder or bound."""
+        if isinstance(max_gb, bool) or not (isinstance(max_gb, (int, float)) and math.isfinite(max_gb) and max_gb > 0):
+            raise SpurbenchError(f"--pixel-cache-gb must be a positive number of GB, not {max_gb!r}")
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise SpurbenchError(f"pixel cache {str(root)!r} exists and is not a folder")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=".spurbench-write-probe-"):
+                pass
+        except OSError as exc:
+            raise SpurbenchError(f"pixel cache {str(root)!r}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+        return cls(root, int(max_gb * 1e9))
+
+    def entry(self, name: str, key: dict[str, Any], image_ids: list[str], shape: tuple[int, int, int]) -> "PixelEntry | None":
+        """The entry of ``key`` for these images of ``shape`` [3, H, W], with room made for all of it;
+        None (with a note) where it alone exceeds the bound."""
+        need = len(image_ids) * math.prod(shape)
+        if need > self.max_bytes:
+            _note(f"{self.root}: {name} needs {need / 1e9:.1f} GB, over the {self.max_bytes / 1e9:.1f} GB bound; decoding without it")
+            return None
+        folder = self.root / f"{slug(name)}-{stable_hash(key)}"
+        manifest = folder / "manifest.json"
+        content = {"kind": KIND, "format": FORMAT, "key": json.loads(json.dumps(key, default=str)), "images": len(image_ids), "shape": list(shape)}
+        stored = _read_json(manifest) if manifest.exists() else None
+        if manifest.exists() and stored != content:
+            # a hash collision, a damaged manifest or another format: the shards' ids could not tell
+            _note(f"{folder.name}: manifest unreadable or from another configuration; starting the entry over")
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(manifest) as tmp:  # (re)written on every open: its mtime is the entry's last use
+                tmp.write_text(json.dumps(content, indent=1))
+        except OSError as exc:  # e.g. the disk is full, or another job evicted the folder just now
+            _note(f"{folder.name}: cannot open the entry ({exc.strerror or type(exc).__name__}); decoding without it")
+            return None
+        self._make_room(folder, need)
+        return PixelEntry(folder, image_ids, shape)
+
+    def _make_room(self, keep: Path, need: int) -> None:
+        """Delete least recently used entries (never ``keep``) until they and ``need`` fit the bound."""
+        entries = []
+        for folder in self.root.iterdir():
+            meta = _read_json(folder / "manifest.json") if folder.is_dir() and folder != keep else None
+            if meta is not None and meta.get("kind") == KIND:  # only this cache's entries, never other folders
+                try:
+                    entries.append(((folder / "manifest.json").stat().st_mtime, folder, _size(folder)))
+                except OSError:
+                    pass
+        used = sum(size for _, _, size in entries)
+        for _, folder, size in sorted(entries):
+            if used + need <= self.max_bytes:
+                break
+            shutil.rmtree(folder, ignore_errors=True)
+            used -= size
+            _note(f"evicted {folder.name} ({size / 1e9:.2f} GB, least recently used) to stay under {self.max_bytes / 1e9:.1f} GB")
+
+
+class _Rows:
+    """Rows pulled from an iterator of batches, ``n`` at a time, whatever the batches' size."""
+
+    def __init__(self, batches: Iterable[torch.Tensor]):
+        self.batches, self.rest = iter(batches), None
+
+    def take(self, n: int) -> torch.Tensor:
+        parts, have = [], 0
+        while have < n:
+            part = self.rest if self.rest is not None else next(self.batches)
+            self.rest = None
+            if have + part.shape[0] > n:
+                part, self.rest = part[: n - have], part[n - have :]
+            parts.append(part)
+            have += part.shape[0]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@dataclass
+class PixelEntry:
+    """One image set's uint8 inputs under one preprocessing (see the module docstring)."""
+
+    folder: Path
+    image_ids: list[str]
+    shape: tuple[int, int, int]
+
+    def _span(self, shard: int) -> range:
+        return range(shard * SHARD_IMAGES, min((shard + 1) * SHARD_IMAGES, len(self.image_ids)))
+
+    def _path(self, shard: int) -> Path:
+        return self.folder / f"shard-{shard:05d}.safetensors"
+
+    def _expect(self, shard: int) -> tuple[list[str], tuple[int, ...]]:
+        span = self._span(shard)
+        return self.image_ids[span.start : span.stop], (len(span), *self.shape)
+
+    def _header_state(self, shard: int) -> str:
+        """'ok', 'missing', or why the shard's header cannot be trusted (its data is checked on use)."""
+        if not self._path(shard).exists():
+            return "missing"
+        try:
+            with safe_open(str(self._path(shard)), framework="pt") as handle:
+                ids = json.loads((handle.metadata() or {})["image_ids"])
+                part = handle.get_slice("pixels")
+                dtype, shape = part.get_dtype(), tuple(part.get_shape())
+        except Exception as exc:  # truncated, not safetensors, missing metadata
+            return f"unreadable ({type(exc).__name__})"
+        expected_ids, expected_shape = self._expect(shard)
+        if ids != expected_ids or dtype != "U8" or shape != expected_shape:
+            return "lists other images or has another shape"
+        return "ok"
+
+    def _load(self, shard: int) -> torch.Tensor | str:
+        """The shard's pixels, or why they cannot be used (damaged, or removed by another job)."""
+        try:
+            with safe_open(str(self._path(shard)), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                pixels = handle.get_tensor("pixels")
+            ids = json.loads(meta["image_ids"])
+        except Exception as exc:
+            return f"unreadable ({type(exc).__name__})"
+        expected_ids, expected_shape = self._expect(shard)
+        if ids != expected_ids or pixels.dtype != torch.uint8 or tuple(pixels.shape) != expected_shape:
+            return "lists other images or has another shape"
+        if meta.get("sha256") != _digest(pixels):
+            return "damaged (its data does not match its digest)"
+        return pixels
+
+    def _write(self, shard: int, pixels: torch.Tensor) -> None:
+        ids, _ = self._expect(shard)
+        try:
+            with atomic_path(self._path(shard)) as tmp:
+                save_file({"pixels": pixels.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids), "sha256": _digest(pixels)})
+        except (OSError, SafetensorError) as exc:  # disk full, or the entry evicted by another job: go on uncached
+            _note(f"{self.folder.name}: cannot write shard {shard} ({' '.join(str(exc).split())[:200]}); going on without it")
+
+    def batches(self, positions: list[int], batch_size: int, decode: Decode) -> Iterator[torch.Tensor]:
+        """uint8 batches [batch_size, 3, H, W] of the images at ``positions`` (ascending), cut exactly as a
+        DataLoader over them would cut them: cached shards are read, the others decoded (``decode``, one
+        call for all of them, so its loader workers run ahead) and written."""
+        by_shard: dict[int, list[int]] = {}
+        for p in positions:
+            by_shard.setdefault(p // SHARD_IMAGES, []).append(p)
+        stale = []
+        for shard in by_shard:
+            state = self._header_state(shard)
+            if state != "ok":
+                stale.append(shard)
+                if state != "missing":
+                    _note(f"{self.folder.name}: shard {shard} {state}; decoding it again")
+        decoded = _Rows(decode([p for s in stale for p in self._span(s)]) if stale else ())
+        pending: torch.Tensor | None = None
+        for shard, wanted in by_shard.items():
+            span = self._span(shard)
+            if shard in stale:
+                pixels = decoded.take(len(span))
+                self._write(shard, pixels)
+            else:
+                loaded = self._load(shard)
+                if isinstance(loaded, str):
+                    _note(f"{self.folder.name}: shard {shard} {loaded}; decoding it again")
+                    loaded = _Rows(decode(list(span))).take(len(span))
+                    self._write(shard, loaded)
+                pixels = loaded
+            rows = pixels if len(wanted) == len(span) else pixels[[p - span.start for p in wanted]]
+            pending = rows if pending is None or not pending.shape[0] else torch.cat([pending, rows])
+            while pending.shape[0] >= batch_size:
+                yield pending[:batch_size]
+                pending = pending[batch_size:]
+        if pending is not None and pending.shape[0]:
+            yield pending
+
+
+__all__ = ["DEFAULT_GB", "PixelCache", "PixelEntry", "SHARD_IMAGES"]
