@@ -104,6 +104,7 @@ def setup(device: str = "cpu") -> str:
             dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds()))
         atexit.register(_leave)
         if threading.current_thread() is threading.main_thread():
+            _STATE["pid"] = os.getpid()
             signal.signal(signal.SIGTERM, _terminated)
     return device
 
@@ -115,7 +116,7 @@ def _leave() -> None:
 
 # "quiet": this rank's command is over or already failing, so its one line is on its way and a SIGTERM
 # must not interrupt the exit; "stopped": a SIGTERM came while raising was unsafe (see _terminated).
-_STATE = {"quiet": False, "stopped": False}
+_STATE: dict[str, Any] = {"quiet": False, "stopped": False, "pid": os.getpid()}
 STOPPED = "stopped by SIGTERM (torchrun stops every rank when one fails, or the job was cancelled)"
 
 
@@ -129,6 +130,8 @@ def _terminated(signum: int, frame: Any) -> None:
     # ``atomic_path`` blocks (no half-written file stays) to the CLI's one line. Not while the rank is
     # already failing (a second traceback), nor inside a finaliser (``__del__`` would swallow it, print
     # it and go on): then the next collective raises it.
+    if os.getpid() != _STATE["pid"]:  # a DataLoader worker forked after the handler was installed
+        os._exit(1)
     _STATE["stopped"] = True
     in_finaliser = False
     while frame is not None and not in_finaliser:

@@ -47,10 +47,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_workers() -> int:
+def default_workers(processes_per_node: int | None = None) -> int:
     # Decoding overlaps with the forward pass: every core but the one that drives the model decodes
     # (a GPU needs several, see perf/p11_shared_decode.py); 0 = in the main process, on one core.
-    return max(0, available_cores() - 1)
+    # Processes sharing the node (torchrun's ranks, a sweep's packed jobs) share its cores.
+    sharing = processes_per_node or int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(0, available_cores() // max(1, sharing) - 1)
 
 
 def check_workers(num_workers: int | None) -> int | None:

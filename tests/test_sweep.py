@@ -202,7 +202,7 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     scripts = list((tmp_path / "sbatch").glob("*.sh"))
     assert len(scripts) == 1  # one array, not one sbatch per job
     text = scripts[0].read_text()
-    for line in ("--array=0-1%2", "--partition=gpu", "--time=90", "--mem=32GB", "--constraint=a100", "--gpus-per-node=1", "--cpus-per-task=8", "--account=vision", "--qos=high", "--signal=USR2@120"):
+    for line in ("--array=0-1%2", "--partition=gpu", "--time=90", "--mem=32768MB", "--constraint=a100", "--gpus-per-node=1", "--cpus-per-task=8", "--account=vision", "--qos=high", "--signal=USR2@120"):
         assert f"#SBATCH {line}\n" in text, line
     statuses = {key: read_status(tmp_path / "out", key) for key in ("planted__planted_cnn", "planted__planted_resnet")}
     assert {s.job_id for s in statuses.values()} == {"4242_0", "4242_1"} and {s.state for s in statuses.values()} == {"queued"}
@@ -215,9 +215,10 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 1
     # Once SLURM reports them failed, --retry-failed takes both again.
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|FAILED|node1\\n4242_1|CANCELLED|node2\\n")
-    retry = cli("sweep", "--retry-failed", "--executor", "slurm", "--device", "cuda", "--no-wait", "-o", "out", cwd=tmp_path, env=env)
+    retry = cli("sweep", "--retry-failed", "--executor", "slurm", "--no-wait", "-o", "out", cwd=tmp_path, env=env)
     assert retry.returncode == 0 and "plan: 2 failed job(s) to resubmit" in retry.stdout
-    assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 2
+    scripts = sorted((tmp_path / "sbatch").glob("*.sh"), key=lambda p: p.stat().st_mtime)
+    assert len(scripts) == 2 and "#SBATCH --gpus-per-node=1\n" in scripts[1].read_text()  # the jobs' own device (cuda) decides
 
 
 @pytest.mark.parametrize(
@@ -225,7 +226,8 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     [
         (["--executor", "pbs"], "unknown executor 'pbs'"),
         (["--executor", "local", "--partition", "gpu"], "are SLURM options"),
-        (["--executor", "debug", "--gpus", "2", "--device", "cuda"], "device 'cuda'"),
+        (["--executor", "debug", "--gpus", "2", "--device", "cuda"], "this machine has 0 CUDA device(s)"),
+        (["--executor", "local", "--gpus", "0", "--device", "cuda"], "--gpus 0: name at least one GPU"),
         (["--executor", "local", "--gpus", "0,x"], "--gpus '0,x'"),
         (["--executor", "local", "--gpus", "2"], "use --device cuda"),
         (["--executor", "local", "--no-wait"], "--no-wait is for --executor slurm"),
@@ -241,6 +243,27 @@ def test_bad_sweep_input_is_one_line_and_exit_2(args, message, tmp_path, cli) ->
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / ".sweep" / "jobs").exists()  # nothing was queued
+
+
+def test_force_evaluates_again_and_one_driver_per_output(tmp_path, cli) -> None:
+    tiny = _tiny_timm(tmp_path / "tiny.safetensors")
+    registry = _registry(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
+    args = ["--registry", str(registry), "--limit", "2", "--bootstrap", "0", "--executor", "debug", "-o", "out"]
+    assert cli("sweep", *args, cwd=tmp_path).returncode == 0
+    result = tmp_path / "out" / "planted__timm_test_resnet.json"
+    first = read_result(result).provenance.date, result.stat().st_mtime_ns
+    assert "plan: 0 to run, 1 to skip" in cli("sweep", *args, cwd=tmp_path).stdout
+    forced = cli("sweep", *args, "--force", "--no-cache", cwd=tmp_path)
+    assert forced.returncode == 0 and "plan: 1 to run, 0 to skip" in forced.stdout
+    assert (read_result(result).provenance.date, result.stat().st_mtime_ns) != first  # a new result, not the old one
+    assert read_status(tmp_path / "out", "planted__timm_test_resnet").attempts == 2
+
+    import fcntl
+
+    with open(tmp_path / "out" / ".sweep" / "driver.lock", "a") as handle:  # another sweep drives this folder
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        busy = cli("sweep", *args, "--force", cwd=tmp_path)
+    assert busy.returncode == 2 and "another spurbench sweep is running jobs into" in busy.stderr
 
 
 def test_sweep_needs_models(tmp_path, cli) -> None:

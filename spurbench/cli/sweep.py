@@ -73,11 +73,16 @@ def sweep(
     from spurbench.pixelcache import DEFAULT_GB, PixelCache
     from spurbench.results import check_output_dir
     from spurbench.runs import RunEntry
+    from spurbench.runtime import default_workers
     from spurbench.sweeps import failed_jobs, plan_sweep
     from spurbench.sweeps.executors import ExecutorSettings, check_settings, job_alive, run_sweep
 
     if no_wait and executor != "slurm":
         raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
+    retry = [s.spec for s in failed_jobs(output, job_alive)] if retry_failed else []
+    if retry:  # the jobs keep the options they were planned with; their device decides their resources
+        devices = {spec.run.get("device", "cpu") for spec in retry}
+        device = "cuda" if any(d.startswith("cuda") for d in devices) else devices.pop()
     gpu_list = _gpu_list(gpus, device, executor)
     # a SLURM login node need not have the jobs' GPUs: their device is checked in the jobs
     options.check_run_options(protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device, check_device=executor != "slurm")
@@ -97,8 +102,11 @@ def sweep(
         "num_workers": num_workers, "precision": precision, "channels_last": channels_last,
         "pixel_cache": None if pixel_cache is None else str(pixel_cache.resolve()), "pixel_cache_gb": DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb,
     }  # fmt: skip
+    if num_workers is None and executor == "local":  # packed jobs share this machine's cores
+        run_options["num_workers"] = default_workers(processes_per_node=len(gpu_list) or max_parallel or 1)
+    in_flight: list = []
     if retry_failed:
-        specs = [s.spec for s in failed_jobs(output, job_alive)]
+        specs = retry
         console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}")
         for spec in specs:
             console.print(f"  retry {spec.model} on {spec.benchmark}", markup=False)
@@ -111,17 +119,22 @@ def sweep(
         plan = plan_sweep(entries, benchmark or [default_benchmark()], values, run_options, output, spufix=spufix, force=force, alive=job_alive)
         _print_plan(plan)
         specs = plan.to_run
-    if dry_run or not specs:
+        in_flight = [spec for spec, why in plan.skipped if why.startswith("in flight")]
+    if dry_run or not (specs or (board and not in_flight)):
         return
-    live = Live(_progress([]), console=console, transient=True) if console.is_terminal and not quiet else None
-    with live or contextlib.nullcontext():
-        statuses = run_sweep(specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait)
-    console.print(_summary(statuses))
+    statuses = []
+    if specs:
+        live = Live(_progress([]), console=console, transient=True) if console.is_terminal and not quiet else None
+        with live or contextlib.nullcontext():
+            statuses = run_sweep(specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait)
+        console.print(_summary(statuses))
     if no_wait:
         console.print(f"submitted {len(statuses)} job(s) to SLURM (job {statuses[0].job_id.split('_')[0] if statuses[0].job_id else '?'}); run the same command again to see what is left")
         return
     failed = [s for s in statuses if s.state != "done"]
-    if board is not None:
+    if board is not None and in_flight:
+        console.print(f"board not built: {len(in_flight)} job(s) of an earlier sweep are still in flight; run the same command again once they end", markup=False)
+    elif board is not None:
         _build_board(output, board, registry)
     if failed:
         console.print(f"{len(failed)} job(s) failed; `spurbench sweep --retry-failed -o {output}` resubmits only those", markup=False)
@@ -142,8 +155,16 @@ def _gpu_list(gpus: str | None, device: str, executor: str) -> list[int]:
     except ValueError:
         raise SpurbenchError(f"--gpus {gpus!r}: a count N or a list of GPU indices such as 0,1,3") from None
     listed = list(range(parts[0])) if len(parts) == 1 and "," not in gpus else parts
-    if device not in ("cuda", "cuda:0") and listed:
+    if not listed:
+        raise SpurbenchError("--gpus 0: name at least one GPU (or leave --gpus out for CPU jobs)")
+    if device not in ("cuda", "cuda:0"):
         raise SpurbenchError(f"--gpus gives each job one GPU, which it sees as cuda: use --device cuda, not {device!r}")
+    # lazy: keeps spurbench --help fast
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if max(listed) >= count:
+        raise SpurbenchError(f"--gpus {gpus}: this machine has {count} CUDA device(s)")
     return listed
 
 

@@ -53,6 +53,7 @@ def plan_sweep(
     if not entries:
         raise SpurbenchError("a sweep needs models: --registry FILE.yaml or --model NAME")
     plan = SweepPlan()
+    output = Path(output).resolve()  # jobs and a later --retry-failed may run from other folders
     seen: set[str] = set()
     for name in benchmarks:
         plugin = get_benchmark(name)
@@ -76,14 +77,15 @@ def plan_sweep(
                 continue
             seen.add(key)
             spec = JobSpec(
-                key=key, model=entry.model, checkpoint=entry.checkpoint, temperature=entry.temperature, spufix_temperature=entry.spufix_temperature,
+                key=key, model=entry.model, checkpoint=str(Path(entry.checkpoint).resolve()) if entry.checkpoint else None, temperature=entry.temperature, spufix_temperature=entry.spufix_temperature,
                 benchmark=plugin.name, options=option_values, run=run_options, spufix=spufix, output=str(output),
-                result_file=str(Path(output) / filename), config_hash=config_hash,
+                result_file=str(output / filename), config_hash=config_hash, force=force,
             )  # fmt: skip
             previous = read_status(output, key)
             if not force and is_complete(Path(spec.result_file), config_hash):
                 plan.skipped.append((spec, "complete"))
-            elif previous is not None and previous.state in ("queued", "running") and previous.spec.config_hash == config_hash and alive is not None and alive(previous):
+            elif previous is not None and previous.state in ("queued", "running") and alive is not None and alive(previous):
+                # (whatever its configuration: two jobs must not write one result file)
                 plan.skipped.append((spec, f"in flight ({previous.executor} job {previous.job_id})"))
             else:
                 plan.to_run.append(spec)

@@ -9,6 +9,8 @@ jobs' JSON status files.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -17,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import submitit
 
@@ -75,10 +77,11 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
             executor.update_parameters(timeout_min=settings.time_min)
             return executor
         executor = submitit.SlurmExecutor(folder=settings.folder / "%j", max_num_timeout=settings.max_requeues)
-        params: dict[str, Any] = {"job_name": "spurbench", "time": settings.time_min, "signal_delay_s": 120, "array_parallelism": settings.max_parallel or 256}
+        # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has begun
+        params: dict[str, Any] = {"job_name": "spurbench", "time": settings.time_min, "signal_delay_s": min(120, settings.time_min * 15), "array_parallelism": settings.max_parallel or 256}
         if settings.gpus_per_job:
             params["gpus_per_node"] = settings.gpus_per_job
-        optional = {"cpus_per_task": settings.cpus_per_job, "partition": settings.partition, "constraint": settings.constraint, "mem": f"{settings.mem_gb:g}GB" if settings.mem_gb else None}
+        optional = {"cpus_per_task": settings.cpus_per_job, "partition": settings.partition, "constraint": settings.constraint, "mem": f"{int(settings.mem_gb * 1024)}MB" if settings.mem_gb else None}  # SLURM takes no fractions
         params.update({k: v for k, v in optional.items() if v is not None})
         if settings.extra:
             params["additional_parameters"] = dict(settings.extra)
@@ -135,7 +138,9 @@ def _queued(spec: JobSpec, kind: str) -> JobStatus:
 
 
 def _submitted(status: JobStatus, job: submitit.Job) -> JobStatus:
-    current = read_status(status.spec.output, status.spec.key) or status  # the job may have started and written its own
+    current = read_status(status.spec.output, status.spec.key) or status
+    if current.state != "queued":  # the job has started and recorded its own id and log: leave its record alone
+        return current
     return write_status(current.model_copy(update={"job_id": str(job.job_id), "log": str(job.paths.stderr)}))
 
 
@@ -146,7 +151,7 @@ def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
     if status is not None and status.state in ("done", "failed"):
         return status
     state = job.state if job is not None else "unknown"
-    log = status.log if status is not None else (str(job.paths.stderr) if job is not None else None)
+    log = (status.log if status is not None else None) or (str(job.paths.stderr) if job is not None else None)
     line = last_log_line(log)
     base = status or JobStatus(spec=spec, state="failed", executor="?")
     return write_status(base.model_copy(update={"state": "failed", "finished": now(), "error": f"job ended without a result ({state})" + (f"; last log line: {line}" if line else "")}))
@@ -155,6 +160,32 @@ def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
 def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None = None, wait: bool = True, poll_s: float = 1.0) -> list[JobStatus]:
     """Submit every job and (``wait``) follow them to the end; ``on_update`` gets all statuses on each poll."""
     check_settings(settings)
+    with _driving(settings.output):
+        return _run(specs, settings, on_update, wait, poll_s)
+
+
+@contextlib.contextmanager
+def _driving(output: Path) -> Iterator[None]:
+    """One driver per output folder at a time: a second would submit the same jobs again."""
+    lock = output / SWEEP_DIR / "driver.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpurbenchError(f"another spurbench sweep is running jobs into {output}; wait for it, or use another --output") from None
+        yield  # released when the file closes, also if this process dies
+
+
+def _submit(submit: Callable[[], Any], kind: str) -> Any:
+    try:
+        return submit()
+    except Exception as exc:  # sbatch refused the job (a bad partition, account, array size): its first line
+        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise SpurbenchError(f"the {kind} executor refused the submission: {text}") from None
+
+
+def _run(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None, wait: bool, poll_s: float) -> list[JobStatus]:
     executor = make_executor(settings)
     function = SweepJob(settings.kind)
     statuses = {spec.key: _queued(spec, settings.kind) for spec in specs}
@@ -162,7 +193,7 @@ def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: C
     update()
     if settings.kind == "debug":  # in this process, one after another: the job runs when asked whether it is done
         for spec in specs:
-            job = executor.submit(function, spec.model_dump())
+            job = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)
             statuses[spec.key] = _submitted(statuses[spec.key], job)
             update()
             job.done()
@@ -171,7 +202,7 @@ def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: C
         return list(statuses.values())
     jobs: dict[str, submitit.Job] = {}
     if settings.kind == "slurm":
-        for spec, job in zip(specs, executor.map_array(function, [s.model_dump() for s in specs])):  # one sbatch --array
+        for spec, job in zip(specs, _submit(lambda: executor.map_array(function, [s.model_dump() for s in specs]), "slurm")):  # one sbatch --array
             jobs[spec.key] = job
             statuses[spec.key] = _submitted(statuses[spec.key], job)
         pending: deque[JobSpec] = deque()
@@ -189,7 +220,7 @@ def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: C
                 spec = pending.popleft()
                 if isinstance(slot, int):  # one GPU per job: the job sees only this one (as cuda:0)
                     executor.update_parameters(visible_gpus=[slot], gpus_per_node=1)
-                jobs[spec.key] = executor.submit(function, spec.model_dump())
+                jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)
                 statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
                 slots[slot] = spec.key
         for key, job in list(jobs.items()):

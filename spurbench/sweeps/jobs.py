@@ -20,8 +20,11 @@ from typing import Any, Literal
 import submitit
 from pydantic import BaseModel, ConfigDict
 
+from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path
+from spurbench.harness import evaluate, run_config_hash, spufix_reference
+from spurbench.runs import is_complete, spufix_artifact
 
 SWEEP_DIR = ".sweep"
 State = Literal["queued", "running", "done", "failed"]
@@ -43,9 +46,10 @@ class JobSpec(_Strict):
     options: dict[str, Any]  # the benchmark's option values, parsed by its plugin in the job
     run: dict[str, Any]  # evaluate()'s keyword options (protocol, batch_size, device, bootstrap, ...)
     spufix: str | None = None  # --spufix as given (a folder, hf://..., auto)
-    output: str
+    output: str  # absolute: a retry from another folder writes where the sweep did
     result_file: str
     config_hash: str
+    force: bool = False  # --force: evaluate even where a complete result exists
 
 
 class JobStatus(_Strict):
@@ -105,31 +109,33 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
     executor would open a debugger on them, and a SLURM array should not lose its other jobs' logs.
     A job killed outright leaves its status at "running"; the driver notices the job has ended.
     """
-    # lazy: the job's process imports torch here, not when submitit unpickles the job
-    from spurbench.benchmarks import get_benchmark
-    from spurbench.harness import evaluate
-    from spurbench.runs import is_complete, spufix_artifact
 
     previous = read_status(spec.output, spec.key)
+    job_id, log = _job_identity(previous)
     status = JobStatus(
-        spec=spec, state="running", attempts=(previous.attempts if previous else 0) + 1, executor=executor,
-        job_id=(previous.job_id if previous else None), host=socket.gethostname(), pid=os.getpid(), started=now(),
-        visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
-        log=previous.log if previous else None,
+        spec=spec, state="running", attempts=(previous.attempts if previous else 0) + 1, executor=executor, job_id=job_id,
+        host=socket.gethostname(), pid=os.getpid(), started=now(), visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"), log=log,
     )  # fmt: skip
-    write_status(status)
     try:
+        write_status(status)
         target = Path(spec.result_file)
-        if not is_complete(target, spec.config_hash):  # a requeued job whose first run had finished writes nothing
+        # a requeued job whose first run had finished has nothing left to do; under --force it evaluates
+        # again (from the cached features)
+        if spec.force or not is_complete(target, spec.config_hash):
             plugin = get_benchmark(spec.benchmark)
             options = plugin.parse_options(spec.options)
-            result = evaluate(
-                spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output,
-                spufix=spufix_artifact(spec.spufix, spec.model), temperature=spec.temperature,
-                spufix_temperature=spec.spufix_temperature, progress=False, **spec.run,
+            artifact = spufix_artifact(spec.spufix, spec.model)
+            run = spec.run
+            config_hash = run_config_hash(
+                spec.model, spec.checkpoint, plugin.benchmark_name(options), options, run.get("protocol", "paper"), run.get("bootstrap", 1000),
+                spufix_reference(artifact), spec.temperature, spec.spufix_temperature, precision=run.get("precision", "fp32"),
             )  # fmt: skip
-            if result.config_hash != spec.config_hash:
-                raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (e.g. a checkpoint was replaced); plan the sweep again")
+            if config_hash != spec.config_hash:  # checked before the forward, not after it
+                raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again")
+            evaluate(
+                spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output, spufix=artifact,
+                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, **run,
+            )  # fmt: skip
         status = status.model_copy(update={"state": "done", "finished": now()})
     except SpurbenchError as exc:
         status = status.model_copy(update={"state": "failed", "error": str(exc), "finished": now()})
@@ -139,6 +145,16 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
         status = status.model_copy(update={"state": "failed", "error": f"{type(exc).__name__}: {exc}", "finished": now()})
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     return write_status(status)
+
+
+def _job_identity(previous: JobStatus | None) -> tuple[str | None, str | None]:
+    """This job's executor id and log, from submitit's environment (the driver records them too, but a
+    job may start before the driver has written them)."""
+    try:
+        env = submitit.JobEnvironment()
+        return str(env.job_id), str(env.paths.stderr)
+    except Exception:  # not under submitit (a direct call), or an executor without a job folder (debug)
+        return (previous.job_id, previous.log) if previous else (None, None)
 
 
 class SweepJob(submitit.helpers.Checkpointable):
