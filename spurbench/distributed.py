@@ -130,8 +130,11 @@ def _terminated(signum: int, frame: Any) -> None:
     # ``atomic_path`` blocks (no half-written file stays) to the CLI's one line. Not while the rank is
     # already failing (a second traceback), nor inside a finaliser (``__del__`` would swallow it, print
     # it and go on): then the next collective raises it.
-    if os.getpid() != _STATE["pid"]:  # a DataLoader worker forked after the handler was installed
-        os._exit(1)
+    if os.getpid() != _STATE["pid"]:
+        # a DataLoader worker forked after the handler was installed: torchrun signals the whole
+        # process group, and the rank itself shuts its workers down as it unwinds (a worker that
+        # died here would make the rank's loader raise a second, multi-line error)
+        return
     _STATE["stopped"] = True
     in_finaliser = False
     while frame is not None and not in_finaliser:
