@@ -186,9 +186,10 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     args = ["--registry", str(registry), "--executor", "slurm", "--device", "cuda", "-o", "out"]
     submitted = cli(
         "sweep", *args, "--no-wait", "--partition", "gpu", "--time", "90", "--mem", "32", "--constraint", "a100",
-        "--cpus-per-job", "8", "--slurm-extra", "account=vision", "--slurm-extra", "qos=high", "--max-parallel", "2", cwd=tmp_path, env=env,
+        "--cpus-per-job", "8", "--slurm-extra", "account=vision", "--slurm-extra", "qos=high", "--max-parallel", "2", "--board", "board", cwd=tmp_path, env=env,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
+    assert "board not built: --no-wait" in submitted.stdout and not (tmp_path / "board").exists()
     scripts = list((tmp_path / "sbatch").glob("*.sh"))
     assert len(scripts) == 1  # one array, not one sbatch per job
     text = scripts[0].read_text()
@@ -202,6 +203,8 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|RUNNING|node1\\n4242_1|PENDING|\\n")
     again = cli("sweep", *args, "--no-wait", cwd=tmp_path, env=env)
     assert again.returncode == 0 and "plan: 0 to run, 2 to skip, 0 invalid" in again.stdout and "in flight (slurm job 4242_0)" in again.stdout
+    waited = cli("sweep", *args, "--board", "board", cwd=tmp_path, env=env)  # nothing to run, and the board must wait
+    assert waited.returncode == 0 and "board not built: 2 job(s) of an earlier sweep are still in flight" in waited.stdout
     assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 1
     # Once SLURM reports them failed, --retry-failed takes both again.
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|FAILED|node1\\n4242_1|CANCELLED|node2\\n")

@@ -120,7 +120,7 @@ def sweep(
         _print_plan(plan)
         specs = plan.to_run
         in_flight = [spec for spec, why in plan.skipped if why.startswith("in flight")]
-    if dry_run or not (specs or (board and not in_flight)):
+    if dry_run or not (specs or board):
         return
     statuses = []
     if specs:
@@ -129,7 +129,10 @@ def sweep(
             statuses = run_sweep(specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait)
         console.print(_summary(statuses))
     if no_wait:
-        console.print(f"submitted {len(statuses)} job(s) to SLURM (job {statuses[0].job_id.split('_')[0] if statuses[0].job_id else '?'}); run the same command again to see what is left")
+        if statuses:
+            console.print(f"submitted {len(statuses)} job(s) to SLURM (job {(statuses[0].job_id or '?').split('_')[0]}); run the same command again to see what is left")
+        if board is not None:
+            console.print("board not built: --no-wait returns before the jobs end; run the same command again once they have", markup=False)
         return
     failed = [s for s in statuses if s.state != "done"]
     if board is not None and in_flight:
