@@ -16,10 +16,9 @@ from typing import Any, Sequence
 from spurbench.adapters import check_model_name
 from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
-from spurbench.harness import run_config_hash, spufix_reference
 from spurbench.results import result_filename
 from spurbench.runs import RunEntry, is_complete, spufix_artifact
-from spurbench.sweeps.jobs import JobSpec, JobStatus, read_status, read_statuses
+from spurbench.sweeps.jobs import JobSpec, JobStatus, job_config_hash, read_status, read_statuses
 
 
 @dataclass(frozen=True)
@@ -63,10 +62,7 @@ def plan_sweep(
             try:
                 check_model_name(entry.model)
                 artifact = spufix_artifact(spufix, entry.model)
-                config_hash = run_config_hash(
-                    entry.model, entry.checkpoint, bench_name, options, run_options.get("protocol", "paper"), run_options.get("bootstrap", 1000),
-                    spufix_reference(artifact), entry.temperature, entry.spufix_temperature, precision=run_options.get("precision", "fp32"),
-                )  # fmt: skip
+                config_hash = job_config_hash(entry.model, entry.checkpoint, bench_name, options, run_options, artifact, entry.temperature, entry.spufix_temperature)
             except SpurbenchError as exc:
                 plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))  # one line per entry
                 continue

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import submitit
 
 from spurbench.errors import SpurbenchError
-from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, SweepJob, now, read_status, write_status
+from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, SweepJob, now, read_status, submitit_folder, write_status
 
 EXECUTORS = ("slurm", "local", "debug")
 FINISHED_SLURM = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
@@ -45,9 +45,6 @@ class ExecutorSettings:
     gpus: list[int] = field(default_factory=list)  # local: the GPUs to pack jobs onto, one job per GPU
     max_requeues: int = 3
 
-    @property
-    def folder(self) -> Path:
-        return self.output / SWEEP_DIR / "submitit"
 
 
 def check_settings(settings: ExecutorSettings) -> ExecutorSettings:
@@ -68,15 +65,16 @@ def check_settings(settings: ExecutorSettings) -> ExecutorSettings:
 
 def make_executor(settings: ExecutorSettings) -> submitit.Executor:
     """The submitit executor for these settings (its parameter errors become one line)."""
-    settings.folder.mkdir(parents=True, exist_ok=True)
+    folder = submitit_folder(settings.output)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         if settings.kind == "debug":
-            return submitit.DebugExecutor(folder=settings.folder / "%j")
+            return submitit.DebugExecutor(folder=folder)
         if settings.kind == "local":
-            executor = submitit.LocalExecutor(folder=settings.folder / "%j", max_num_timeout=settings.max_requeues)
+            executor = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
             executor.update_parameters(timeout_min=settings.time_min)
             return executor
-        executor = submitit.SlurmExecutor(folder=settings.folder / "%j", max_num_timeout=settings.max_requeues)
+        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
         # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has begun
         params: dict[str, Any] = {"job_name": "spurbench", "time": settings.time_min, "signal_delay_s": min(120, settings.time_min * 15), "array_parallelism": settings.max_parallel or 256}
         if settings.gpus_per_job:
@@ -126,7 +124,7 @@ def job_alive(status: JobStatus) -> bool:
             return True
         return True
     if status.executor == "slurm" and status.job_id:
-        job = submitit.SlurmJob(folder=Path(status.spec.output) / SWEEP_DIR / "submitit" / "%j", job_id=status.job_id)
+        job = submitit.SlurmJob(folder=submitit_folder(status.spec.output), job_id=status.job_id)
         state = job.get_info(mode="force").get("State") or "UNKNOWN"  # force: submitit's watcher would answer from its cache
         return state.split(" ")[0] not in FINISHED_SLURM  # UNKNOWN (no sacct answer) counts as in flight
     return False

@@ -67,6 +67,11 @@ class JobStatus(_Strict):
     log: str | None = None  # the job's log file (stderr), where the executor keeps one
 
 
+def submitit_folder(output: str | Path) -> Path:
+    """Where submitit keeps the sweep's job folders (``%j``: one per job id)."""
+    return Path(output) / SWEEP_DIR / "submitit" / "%j"
+
+
 def status_dir(output: str | Path) -> Path:
     return Path(output) / SWEEP_DIR / "jobs"
 
@@ -102,6 +107,17 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def job_config_hash(
+    model: str, checkpoint: str | None, benchmark_name: str, options: Any, run: dict[str, Any], artifact: Any, temperature: float, spufix_temperature: float | None
+) -> str:
+    """The config hash ``run`` records for this job: the plan skips on it and the job checks it, both
+    through this one function, so the two cannot hash different options."""
+    return run_config_hash(
+        model, checkpoint, benchmark_name, options, run.get("protocol", "paper"), run.get("bootstrap", 1000),
+        spufix_reference(artifact), temperature, spufix_temperature, precision=run.get("precision", "fp32"),
+    )  # fmt: skip
+
+
 def run_job(spec: JobSpec, executor: str) -> JobStatus:
     """Evaluate one model on one benchmark, as ``spurbench run`` does, and record the outcome.
 
@@ -125,16 +141,12 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
             plugin = get_benchmark(spec.benchmark)
             options = plugin.parse_options(spec.options)
             artifact = spufix_artifact(spec.spufix, spec.model)
-            run = spec.run
-            config_hash = run_config_hash(
-                spec.model, spec.checkpoint, plugin.benchmark_name(options), options, run.get("protocol", "paper"), run.get("bootstrap", 1000),
-                spufix_reference(artifact), spec.temperature, spec.spufix_temperature, precision=run.get("precision", "fp32"),
-            )  # fmt: skip
+            config_hash = job_config_hash(spec.model, spec.checkpoint, plugin.benchmark_name(options), options, spec.run, artifact, spec.temperature, spec.spufix_temperature)
             if config_hash != spec.config_hash:  # checked before the forward, not after it
                 raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again")
             evaluate(
                 spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output, spufix=artifact,
-                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, **run,
+                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, **spec.run,
             )  # fmt: skip
         status = status.model_copy(update={"state": "done", "finished": now()})
     except SpurbenchError as exc:
