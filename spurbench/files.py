@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from spurbench.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -32,6 +34,33 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+def real_inside(root: str | Path, path: str | Path) -> bool:
+    """``path``'s real path (every symlink on the way resolved) lies inside ``root``'s real path.
+
+    The one containment rule for every folder spurbench serves or reads on a user's behalf: checking
+    against a root that was resolved once is not enough, because a subfolder of it may itself be a
+    link out (``DIR/images -> /``)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def check_inside(root: str | Path, path: str | Path, what: str) -> Path:
+    """``path``'s real path when it lies inside ``root``'s; a one-line DataError naming the link otherwise."""
+    if not real_inside(root, path):
+        raise DataError(f"{path}: {what} leads out of {root} (to {os.path.realpath(path)}); spurbench reads only inside the folder it was given, so pass the folder the link points to")
+    return Path(os.path.realpath(path))
+
+
+def file_inside(root: str | Path, relative: str) -> Path | None:
+    """The file ``root/relative`` when it exists and its real path lies inside ``root``'s real path,
+    else None (what a server answers 404 to: ``..``, absolute names, links out at any level)."""
+    if "\x00" in relative:
+        return None
+    path = Path(root) / relative
+    if not real_inside(root, path) or not path.is_file():
+        return None
+    return Path(os.path.realpath(path))
 
 
 def write_synced(path: str | Path, text: str) -> None:
