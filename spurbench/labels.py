@@ -1,15 +1,13 @@
 """People's labels of discovered components (``spurbench label``): the store and the export.
 
-``DIR/labels.json`` sits beside ``DIR/discovery.json`` and names the discovery's model, weights revision
-and basis, so labels of another model's discovery are refused instead of being applied to the wrong
-components. It keeps the whole history: every click appends one record ``{class_index, rank, label,
-labeler, at}``; per (class, rank, labeler) the last record in the file wins (the file's order is the
-order the writes happened in, under the lock, so it does not depend on clocks).
-
-Every write is a read-modify-write under an exclusive ``fcntl.flock`` on ``DIR/.labels.lock``: the
-new record is appended to what is on disk at that moment, never a whole-state overwrite, so two browser
-tabs or two labelers' servers on one folder lose nothing. The file is replaced atomically (and synced
-first), so a crash leaves the old or the new file, never half of one.
+The labels are a ledger (``spurbench.ledger``), ``DIR/labels.jsonl`` beside ``DIR/discovery.json``:
+its header names the discovery's model, weights revision and basis, so labels of another model's
+discovery are refused instead of being applied to the wrong components. It keeps the whole history:
+every click appends one record ``{class_index, rank, label, labeler, at}`` (locked, synced, O(1) in the
+number of records); per (class, rank, labeler) the last record in the file wins (the file's order is
+the order the writes happened in, under the lock, so it does not depend on clocks). A folder labelled
+before the ledger holds ``DIR/labels.json`` (format 1): it is read as it is, and the first new label
+moves its records into the ledger.
 
 The export (``export_components``) is the ``{class: [ranks]}`` table ``spufix fit --components`` reads.
 """
@@ -17,20 +15,29 @@ The export (``export_components``) is the ``{class: [ranks]}`` table ``spufix fi
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from spurbench.discovery import INDEX_FILE, ComponentRecord, DiscoveryIndex, read_index
 from spurbench.errors import SpurbenchError
-from spurbench.files import exclusive_lock, write_synced
-from spurbench.schemas import read_model
+from spurbench.files import real_inside, strict_json, write_synced
+from spurbench.ledger import MIGRATED_SUFFIX, Identity, Ledger
 
-FORMAT_VERSION = 1
-LABELS_FILE = "labels.json"
+if TYPE_CHECKING:
+    from spurbench.discovery import ComponentRecord, DiscoveryIndex
+
+FORMAT_VERSION = 1  # of the format-1 file, labels.json
+LABELS_FILE = "labels.jsonl"  # the ledger
+LEGACY_LABELS_FILE = "labels.json"  # written before the ledger; read, then migrated on the first new label
 LOCK_FILE = ".labels.lock"
+# spurbench.discovery's INDEX_FILE and folders, named here too: the cheap checks of `spurbench label` run
+# before spurbench.discovery (and torch, 8-60 s) is imported
+DISCOVERY_FILE = "discovery.json"
+DISCOVERY_FOLDERS = ("images", "bases")
 Label = Literal["spurious", "not_spurious", "inconsistent"]
 LABELS: tuple[str, ...] = get_args(Label)
 Key = tuple[int, int, str]  # (class index, rank, labeler)
@@ -45,14 +52,16 @@ class _Strict(BaseModel):
 
 
 class LabelRecord(_Strict):
-    class_index: int
-    rank: int
+    class_index: StrictInt  # strict: JSON's true is no 1
+    rank: StrictInt
     label: Label
-    labeler: str = Field(min_length=1)
+    labeler: StrictStr = Field(min_length=1)
     at: datetime  # when it was given, UTC (ISO-8601 in the file)
 
 
 class LabelsFile(_Strict):
+    """The labels of a folder: the format-1 file as it was written, and what ``read_labels`` returns."""
+
     format: Literal[1] = FORMAT_VERSION
     model: str  # the discovery's model name, weights revision and basis the ranks refer to
     weights_revision: str | None
@@ -60,27 +69,64 @@ class LabelsFile(_Strict):
     records: list[LabelRecord] = Field(default_factory=list)  # the history, oldest first
 
 
-def _empty(index: DiscoveryIndex) -> LabelsFile:
-    return LabelsFile(model=index.model.name, weights_revision=index.model.weights_revision, basis=index.basis)
-
-
-def _describe(name: str, revision: str | None, basis: str) -> str:
-    return f"{name} ({revision or 'no revision'}, {basis})"
-
-
-def read_labels(folder: Path, index: DiscoveryIndex | None = None) -> LabelsFile:
-    """The labels of a discovery folder (none yet: an empty file's worth); a one-line SpurbenchError
-    for a corrupt file or one that belongs to another model's discovery."""
+def labels_ledger(folder: Path) -> Ledger[LabelRecord]:
+    """The ledger of ``folder``'s labels. Keep one per server: its reads are incremental."""
     folder = Path(folder)
-    index = index or read_index(folder)
-    path = folder / LABELS_FILE
-    if not path.exists():
-        return _empty(index)
-    labels = read_model(path, LabelsFile, "labels file")
-    mine = (index.model.name, index.model.weights_revision, index.basis)
-    if (labels.model, labels.weights_revision, labels.basis) != mine:
-        raise SpurbenchError(f"{path}: labels of {_describe(labels.model, labels.weights_revision, labels.basis)}, but the discovery is of {_describe(*mine)}")
-    return labels
+    return Ledger(folder / LABELS_FILE, folder / LOCK_FILE, LabelRecord, "labels", "labels file", folder / LEGACY_LABELS_FILE, LabelsFile)
+
+
+def _identity(index: DiscoveryIndex) -> Identity:
+    return {"model": index.model.name, "weights_revision": index.model.weights_revision, "basis": index.basis}
+
+
+def _describe(identity: Identity) -> str:
+    return f"{identity.get('model')} ({identity.get('weights_revision') or 'no revision'}, {identity.get('basis')})"
+
+
+def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
+    def check(found: Identity) -> None:
+        if found != mine:
+            raise SpurbenchError(f"{ledger.source}: labels of {_describe(found)}, but the discovery is of {_describe(mine)}")
+
+    return check
+
+
+def _read_index(folder: Path) -> DiscoveryIndex:
+    from spurbench.discovery import read_index  # lazy: imports torch
+
+    return read_index(folder)
+
+
+def read_labels(folder: Path, index: DiscoveryIndex | None = None, ledger: Ledger[LabelRecord] | None = None) -> LabelsFile:
+    """The labels of a discovery folder (none yet: an empty file's worth); a one-line SpurbenchError
+    for a corrupt store or one that belongs to another model's discovery."""
+    folder = Path(folder)
+    index = index or _read_index(folder)
+    ledger = ledger or labels_ledger(folder)
+    found, records = ledger.read()
+    mine = _identity(index)
+    if found is not None:
+        _checker(ledger, mine)(found)
+    return LabelsFile.model_construct(format=FORMAT_VERSION, records=records, **mine)
+
+
+def check_folder(folder: Path) -> None:
+    """The checks ``spurbench label`` makes before importing the pipeline (torch): ``folder`` is a
+    discovery folder, and its labels are readable and of the discovery's model (as far as the index's
+    JSON says without its schema; ``read_labels`` checks it all again)."""
+    folder = Path(folder)
+    path = folder / DISCOVERY_FILE
+    if not path.is_file():
+        raise SpurbenchError(f"{folder}: not a discovery folder (no {DISCOVERY_FILE}; run `spurbench discover` first)")
+    ledger = labels_ledger(folder)
+    found, _ = ledger.read()
+    try:
+        raw = strict_json(path.read_text(encoding="utf-8"))
+        mine = {"model": raw["model"]["name"], "weights_revision": raw["model"]["weights_revision"], "basis": raw["basis"]}
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+        return  # the index itself is broken: read_index says how, in its own words
+    if found is not None:
+        _checker(ledger, mine)(found)
 
 
 def latest(labels: LabelsFile) -> dict[Key, LabelRecord]:
@@ -103,22 +149,18 @@ def _component_exists(index: DiscoveryIndex, class_index: int, rank: int) -> Non
         raise UnknownComponentError(f"class {class_index} has no component of rank {rank}")
 
 
-def record_label(folder: Path, class_index: int, rank: int, label: str, labeler: str, index: DiscoveryIndex | None = None) -> LabelRecord:
-    """Add one label to ``folder``'s labels.json, merged into what is on disk under an exclusive lock
-    (``index``: the folder's discovery index when the caller has it read already)."""
+def record_label(folder: Path, class_index: int, rank: int, label: str, labeler: str, index: DiscoveryIndex | None = None, ledger: Ledger[LabelRecord] | None = None) -> LabelRecord:
+    """Append one label to ``folder``'s ledger, locked and synced (``index``: the folder's discovery
+    index when the caller has it read already; ``ledger``: the caller's, to keep its reads incremental)."""
     folder = Path(folder)
-    index = index or read_index(folder)
+    index = index or _read_index(folder)
     _component_exists(index, class_index, rank)
     if label not in LABELS:
         raise SpurbenchError(f"label {label!r}: expected one of {', '.join(LABELS)}")
     record = LabelRecord(class_index=class_index, rank=rank, label=label, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
-    try:
-        with exclusive_lock(folder / LOCK_FILE):
-            labels = read_labels(folder, index)
-            labels.records.append(record)
-            write_synced(folder / LABELS_FILE, labels.model_dump_json(indent=1) + "\n")
-    except OSError as exc:  # a read-only folder, a full disk
-        raise SpurbenchError(f"{folder / LABELS_FILE}: cannot write the labels ({exc.strerror})") from None
+    ledger = ledger or labels_ledger(folder)
+    mine = _identity(index)
+    ledger.append(record, mine, _checker(ledger, mine))
     return record
 
 
@@ -143,27 +185,41 @@ def _exported(index: DiscoveryIndex, class_index: int, component: ComponentRecor
     if index.basis != "neurons":
         return component.rank
     if component.neuron is None:
-        raise SpurbenchError(f"{INDEX_FILE}: class {class_index} component {component.rank} names no neuron, but the basis is neurons")
+        raise SpurbenchError(f"{DISCOVERY_FILE}: class {class_index} component {component.rank} names no neuron, but the basis is neurons")
     return component.neuron
 
 
-def export_components(folder: Path, min_votes: int = 1, out: Path | None = None) -> dict:
+def _warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def export_components(folder: Path, min_votes: int = 1, out: Path | None = None, warn: Callable[[str], None] = _warn) -> dict:
     """The components labelled spurious, as ``{"components": {class: [ranks]}, ...}``; written to ``out``
-    (atomically) when given.
+    (atomically) when given, and then never empty (a one-line error instead).
 
     Vote rule: a component is exported when at least ``min_votes`` distinct labelers' latest label for
     it is "spurious". Only the count of spurious votes matters: "not_spurious" and "inconsistent"
     votes neither subtract nor veto. For the "neurons" basis the table lists neuron indices, not
-    ranks. Classes without an exported component are left out.
+    ranks. Classes without an exported component are left out. Labels of classes or components the
+    discovery does not have (a discovery redone with fewer) are left out with a ``warn`` line.
     """
     if min_votes < 1:
         raise SpurbenchError(f"--min-votes {min_votes}: must be at least 1")
     folder = Path(folder)
-    index = read_index(folder)
+    if out is not None:
+        check_out(folder, Path(out))
+    index = _read_index(folder)
     labels = read_labels(folder, index)
+    known = {(int(k), c.rank) for k, record in index.classes.items() for c in record.components}
     votes: dict[tuple[int, int], int] = {}
-    for (k, rank, _), record in latest(labels).items():
+    unknown: list[Key] = []
+    for (k, rank, who), record in latest(labels).items():
+        if (k, rank) not in known:
+            unknown.append((k, rank, who))
         votes[(k, rank)] = votes.get((k, rank), 0) + (record.label == "spurious")
+    if unknown:
+        k, rank, _ = min(unknown)
+        warn(f"{len(unknown)} label(s) name classes or components the discovery does not have (first: class {k} rank {rank}); they are left out of the export")
     table: dict[str, list[int]] = {}
     for k in sorted_classes(index):
         chosen = [c for c in index.classes[str(k)].components if votes.get((k, c.rank), 0) >= min_votes]
@@ -178,15 +234,30 @@ def export_components(folder: Path, min_votes: int = 1, out: Path | None = None)
         "labelers": sorted({r.labeler for r in labels.records}),
     }
     if out is not None:
+        if not table:  # an empty components file only moves the failure to `spufix fit` or `mine`
+            raise SpurbenchError(f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(payload['labelers'])} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes")
         _write_export(Path(out), payload)
     return payload
 
 
-def _write_export(out: Path, payload: dict) -> None:
+def check_out(folder: Path, out: Path) -> None:
+    """``--out`` of ``label export``: a file to write, never one of the discovery folder's own (its index,
+    labels, lock, images or bases), compared by real path so that no link or ``..`` gets round it."""
+    own = [folder / name for name in (DISCOVERY_FILE, LABELS_FILE, LEGACY_LABELS_FILE, LEGACY_LABELS_FILE + MIGRATED_SUFFIX, LOCK_FILE)]
+    target = os.path.realpath(out)
+    for path in own:
+        if target == os.path.realpath(path):
+            raise SpurbenchError(f"--out {out}: is the discovery folder's own {path.name}, which the export reads; write the components to another file")
+    for name in DISCOVERY_FOLDERS:
+        if real_inside(folder / name, out):
+            raise SpurbenchError(f"--out {out}: is inside the discovery's {name}/ folder; write the components to another file")
     if out.is_dir():
         raise SpurbenchError(f"--out {out}: is a folder; name the components file to write")
     if not out.parent.is_dir():
         raise SpurbenchError(f"--out {out}: folder {out.parent} does not exist")
+
+
+def _write_export(out: Path, payload: dict) -> None:
     try:
         write_synced(out, json.dumps(payload, indent=1) + "\n")
     except OSError as exc:

@@ -1,12 +1,14 @@
 """People's verdicts on mined candidates (``spurbench label DIR --mode verify``), and the export of the
 verified images as a benchmark folder (``spurbench mine export``).
 
-``DIR/verify.json`` sits beside ``DIR/candidates.json`` and names its model and pool, so verdicts on
-another mining are refused. A verdict is about an image and a class: is the class's object in it?
-``absent`` / ``present`` / ``unsure``, the question the paper's authors asked of every image of their
-benchmark. It is recorded per (class, image, labeler) with the time, whichever component's grid it was
-given in. As with the component labels (``spurbench.labels``), every click appends one record under
-an exclusive lock, the file is replaced atomically and synced, and the last record per key wins.
+The verdicts are a ledger (``spurbench.ledger``), ``DIR/verify.jsonl`` beside ``DIR/candidates.json``:
+its header names the mining's model and pool, so verdicts on another mining are refused. A verdict is
+about an image and a class: is the class's object in it? ``absent`` / ``present`` / ``unsure``, the
+question the paper's authors asked of every image of their benchmark. It is recorded per (class,
+image, labeler) with the time, whichever component's grid it was given in. As with the component
+labels (``spurbench.labels``), every click appends one record, locked and synced, and the last record
+per key wins. A folder verified before the ledger holds ``DIR/verify.json`` (format 1): it is read as
+it is, and the first new verdict moves its records into the ledger.
 
 Export rule: an image goes into the benchmark when at least ``min_votes`` labelers' latest verdict is
 ``absent`` and none is ``present`` (an object seen by anyone keeps it out: a positive among the
@@ -19,28 +21,25 @@ import hashlib
 import io
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import TYPE_CHECKING, Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from spurbench.benchmarks import BenchmarkImage, MinedImage, get_benchmark
-from spurbench.benchmarks.pool import Pool
 from spurbench.errors import SpurbenchError
-from spurbench.files import exclusive_lock, write_synced
+from spurbench.files import strict_json
 from spurbench.labels import check_labeler
-from spurbench.mining import (
-    Candidate,
-    MiningIndex,
-    best_placements,
-    candidates_by_class,
-    read_mining,
-    resolve_pool,
-)
-from spurbench.schemas import read_model
+from spurbench.ledger import Identity, Ledger
 
-FORMAT_VERSION = 1
-VERIFY_FILE = "verify.json"
+if TYPE_CHECKING:  # spurbench.mining and the benchmarks import torch: only where the export needs them
+    from spurbench.benchmarks import BenchmarkImage
+    from spurbench.benchmarks.pool import Pool
+    from spurbench.mining import Candidate, MiningIndex
+
+FORMAT_VERSION = 1  # of the format-1 file, verify.json
+VERIFY_FILE = "verify.jsonl"  # the ledger
+LEGACY_VERIFY_FILE = "verify.json"  # written before the ledger; read, then migrated on the first new verdict
 LOCK_FILE = ".verify.lock"
+MINING_FILE = "candidates.json"  # spurbench.mining's INDEX_FILE, named here for the checks made before torch
 Verdict = Literal["absent", "present", "unsure"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 Key = tuple[int, str, str]  # (class index, image id, labeler)
@@ -55,14 +54,16 @@ class _Strict(BaseModel):
 
 
 class VerdictRecord(_Strict):
-    class_index: int
-    image_id: str
+    class_index: StrictInt  # strict: JSON's true is no 1
+    image_id: StrictStr
     verdict: Verdict
-    labeler: str = Field(min_length=1)
+    labeler: StrictStr = Field(min_length=1)
     at: datetime
 
 
 class VerifyFile(_Strict):
+    """The verdicts of a folder: the format-1 file as it was written, and what ``read_verdicts`` returns."""
+
     format: Literal[1] = FORMAT_VERSION
     model: str
     weights_revision: str | None
@@ -70,29 +71,75 @@ class VerifyFile(_Strict):
     records: list[VerdictRecord] = Field(default_factory=list)  # the history, oldest first
 
 
-def read_verdicts(folder: Path, index: MiningIndex | None = None) -> VerifyFile:
-    """The verdicts of a mining folder (none yet: empty); one-line errors for a corrupt file or one
+def verdicts_ledger(folder: Path) -> Ledger[VerdictRecord]:
+    """The ledger of ``folder``'s verdicts. Keep one per server: its reads are incremental."""
+    folder = Path(folder)
+    return Ledger(folder / VERIFY_FILE, folder / LOCK_FILE, VerdictRecord, "verdicts", "verdicts file", folder / LEGACY_VERIFY_FILE, VerifyFile)
+
+
+def _identity(index: MiningIndex) -> Identity:
+    return {"model": index.model.name, "weights_revision": index.model.weights_revision, "pool_revision": index.pool.revision}
+
+
+def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
+    def check(found: Identity) -> None:
+        if found != mine:
+            raise SpurbenchError(
+                f"{ledger.source}: verdicts on a mining of {found.get('model')} ({found.get('weights_revision')}) over pool {found.get('pool_revision')}, "
+                f"not this one's ({mine['model']}, {mine['weights_revision']}, {mine['pool_revision']})"
+            )
+
+    return check
+
+
+def _read_mining(folder: Path) -> MiningIndex:
+    from spurbench.mining import read_mining  # lazy: imports torch
+
+    return read_mining(folder)
+
+
+def read_verdicts(folder: Path, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord] | None = None) -> VerifyFile:
+    """The verdicts of a mining folder (none yet: empty); one-line errors for a corrupt store or one
     that belongs to another mining."""
     folder = Path(folder)
-    index = index or read_mining(folder)
-    mine = (index.model.name, index.model.weights_revision, index.pool.revision)
-    path = folder / VERIFY_FILE
-    if not path.exists():
-        return VerifyFile(model=mine[0], weights_revision=mine[1], pool_revision=mine[2])
-    found = read_model(path, VerifyFile, "verdicts file")
-    if (found.model, found.weights_revision, found.pool_revision) != mine:
-        raise SpurbenchError(f"{path}: verdicts on a mining of {found.model} ({found.weights_revision}) over pool {found.pool_revision}, not this one's ({mine[0]}, {mine[1]}, {mine[2]})")
-    return found
+    index = index or _read_mining(folder)
+    ledger = ledger or verdicts_ledger(folder)
+    found, records = ledger.read()
+    mine = _identity(index)
+    if found is not None:
+        _checker(ledger, mine)(found)
+    return VerifyFile.model_construct(format=FORMAT_VERSION, records=records, **mine)
+
+
+def check_folder(folder: Path) -> None:
+    """The checks ``spurbench label --mode verify`` makes before importing the pipeline (torch):
+    ``folder`` is a mining folder, and its verdicts are readable and of its mining (as far as the
+    index's JSON says without its schema; ``read_verdicts`` checks it all again)."""
+    folder = Path(folder)
+    path = folder / MINING_FILE
+    if not path.is_file():
+        raise SpurbenchError(f"{folder}: not a mining folder (no {MINING_FILE}; run `spurbench mine` first)")
+    ledger = verdicts_ledger(folder)
+    found, _ = ledger.read()
+    try:
+        raw = strict_json(path.read_text(encoding="utf-8"))
+        mine = {"model": raw["model"]["name"], "weights_revision": raw["model"]["weights_revision"], "pool_revision": raw["pool"]["revision"]}
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+        return  # the index itself is broken: read_mining says how, in its own words
+    if found is not None:
+        _checker(ledger, mine)(found)
 
 
 def latest_verdicts(verdicts: VerifyFile) -> dict[Key, VerdictRecord]:
     return {(r.class_index, r.image_id, r.labeler): r for r in verdicts.records}
 
 
-def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, labeler: str, index: MiningIndex | None = None) -> VerdictRecord:
-    """Add one verdict to ``folder``'s verify.json, merged into what is on disk under an exclusive lock."""
+def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, labeler: str, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord] | None = None) -> VerdictRecord:
+    """Append one verdict to ``folder``'s ledger, locked and synced."""
+    from spurbench.mining import candidates_by_class
+
     folder = Path(folder)
-    index = index or read_mining(folder)
+    index = index or _read_mining(folder)
     candidates = candidates_by_class(index)
     if class_index not in candidates:
         raise UnknownCandidateError(f"the mining has no candidates of class {class_index}")
@@ -101,18 +148,16 @@ def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, 
     if verdict not in VERDICTS:
         raise SpurbenchError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
     record = VerdictRecord(class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
-    try:
-        with exclusive_lock(folder / LOCK_FILE):
-            verdicts = read_verdicts(folder, index)
-            verdicts.records.append(record)
-            write_synced(folder / VERIFY_FILE, verdicts.model_dump_json(indent=1) + "\n")
-    except OSError as exc:
-        raise SpurbenchError(f"{folder / VERIFY_FILE}: cannot write the verdicts ({exc.strerror})") from None
+    ledger = ledger or verdicts_ledger(folder)
+    mine = _identity(index)
+    ledger.append(record, mine, _checker(ledger, mine))
     return record
 
 
 def tally(index: MiningIndex, verdicts: VerifyFile) -> dict[int, dict[str, dict[str, int]]]:
     """Per class, per candidate image: how many labelers' latest verdict is each of ``VERDICTS``."""
+    from spurbench.mining import candidates_by_class
+
     counts: dict[int, dict[str, dict[str, int]]] = {k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()}
     for (k, image_id, _), record in latest_verdicts(verdicts).items():
         if image_id in counts.get(k, {}):
@@ -127,6 +172,8 @@ def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
 
 def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> dict[int, tuple[int, int]]:
     """Per class: (candidates ``labeler`` gave a verdict on, candidates)."""
+    from spurbench.mining import candidates_by_class
+
     mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
     return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
 
@@ -163,6 +210,9 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     """Write the verified object-absent candidates of a mining as a benchmark folder (through the
     ``spurious-folder`` plugin); returns its content checksum and the per-class counts. Nothing is
     written when a class has fewer than ``min_per_class`` images."""
+    from spurbench.benchmarks import MinedImage, get_benchmark
+    from spurbench.mining import best_placements, read_mining, resolve_pool
+
     if min_votes < 1 or min_per_class < 1:
         raise SpurbenchError("--min-votes and --min-per-class must be at least 1")
     folder = Path(folder)

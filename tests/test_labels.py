@@ -21,6 +21,7 @@ from spurbench.discovery import read_index
 from spurbench.errors import SpurbenchError
 from spurbench.labels import (
     LABELS_FILE,
+    LEGACY_LABELS_FILE,
     UnknownComponentError,
     export_components,
     latest,
@@ -70,8 +71,8 @@ def test_a_label_is_stored_with_who_and_when(folder) -> None:
     [record] = labels.records
     assert (record.class_index, record.rank, record.label, record.labeler) == (1, 2, "spurious", "alice")
     assert before <= record.at <= after and record.at.utcoffset().total_seconds() == 0
-    raw = json.loads((folder / LABELS_FILE).read_text())
-    assert raw["format"] == 1 and raw["records"][0]["at"].endswith("Z")
+    header, line = [json.loads(x) for x in (folder / LABELS_FILE).read_text().splitlines()]  # the ledger: a header, one line per label
+    assert header == {"ledger": "labels", "format": 2, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca"} and line["at"].endswith("Z")
 
 
 def test_the_latest_label_per_labeler_wins_and_history_is_kept(folder) -> None:
@@ -127,7 +128,7 @@ def test_labels_of_another_model_are_refused(folder) -> None:
             call()
         message = str(caught.value)
         assert "\n" not in message and "labels of tiny:net" in message and "the discovery is of tiny:other" in message, message
-    assert len(json.loads((folder / LABELS_FILE).read_text())["records"]) == 1  # nothing written
+    assert len((folder / LABELS_FILE).read_text().splitlines()) == 2  # nothing written: the header and one label
 
 
 @pytest.mark.parametrize(
@@ -140,11 +141,11 @@ def test_labels_of_another_model_are_refused(folder) -> None:
     ],
 )
 def test_a_corrupt_labels_file_is_a_one_line_error(folder, text, needle) -> None:
-    (folder / LABELS_FILE).write_text(text)
+    (folder / LEGACY_LABELS_FILE).write_text(text)  # the format-1 file (the ledger's bad lines: tests/test_reliability_pages.py)
     with pytest.raises(SpurbenchError) as caught:
         record_label(folder, 0, 0, "spurious", "alice")
     assert needle in str(caught.value) and "\n" not in str(caught.value)
-    assert (folder / LABELS_FILE).read_text() == text  # left as it was
+    assert (folder / LEGACY_LABELS_FILE).read_text() == text and not (folder / LABELS_FILE).exists()  # left as it was
 
 
 def test_a_class_is_done_when_every_component_has_the_labelers_label(folder) -> None:
@@ -319,8 +320,8 @@ def test_bad_label_requests_are_client_errors(client, folder, payload, status) -
 
 def test_another_models_labels_are_a_client_error_not_a_crash(client, folder) -> None:
     record_label(folder, 0, 0, "spurious", "alice")
-    labels = json.loads((folder / LABELS_FILE).read_text())
-    (folder / LABELS_FILE).write_text(json.dumps({**labels, "weights_revision": "other"}))
+    header, *lines = (folder / LABELS_FILE).read_text().splitlines()
+    (folder / LABELS_FILE).write_text("\n".join([json.dumps({**json.loads(header), "weights_revision": "other"}), *lines]) + "\n")
     answer = client.post("/api/labels", json={"class_index": 0, "rank": 1, "label": "spurious"})
     assert answer.status_code == 409 and "labels of tiny:net (other" in answer.json()["detail"]
 

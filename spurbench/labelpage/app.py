@@ -7,7 +7,9 @@ Routes:
   GET  /api/classes/{k}     one class's labels (JSON; what the class page renders)
   POST /api/labels          {"class_index", "rank", "label"}: one label by this labeler; answers with
                             the class's labels as on disk after the write (so other tabs' labels show)
-  GET  /images/{file}       the discovery's PNGs, only from DIR/images
+  GET  /images/{file}       the discovery's PNGs, only from DIR/images and only when the file's real
+                            path lies inside the real path of DIR/images and of DIR itself (no link out
+                            at any level); a DIR whose images/ leads out of it is refused at start
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StrictInt
 
 from spurbench.discovery import INDEX_FILE, DiscoveryIndex, read_index
 from spurbench.discovery.images import IMAGES_DIR
 from spurbench.errors import SpurbenchError
+from spurbench.files import check_inside, file_inside, real_inside
 from spurbench.labelpage.views import all_labels, class_rows, class_state
-from spurbench.labels import LABELS, Label, LabelsFile, UnknownComponentError, check_labeler, read_labels, record_label
+from spurbench.labels import LABELS, Label, LabelsFile, UnknownComponentError, check_labeler, labels_ledger, read_labels, record_label
 
 LABEL_NAMES = {"spurious": "spurious", "not_spurious": "not spurious", "inconsistent": "inconsistent"}
 SHORTCUTS = {"spurious": "s", "not_spurious": "n", "inconsistent": "i"}
@@ -36,9 +39,25 @@ LOCAL_NAMES = ("127.0.0.1", "localhost")
 
 
 class LabelRequest(BaseModel):
-    class_index: int
-    rank: int
+    """A label as the page posts it; strict, so that a JSON ``true`` is not taken for rank 1."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_index: StrictInt
+    rank: StrictInt
     label: Label
+
+
+def served_file(folder: Path, subfolder: str, name: str) -> Path | None:
+    """``folder/subfolder/name`` when it is a file whose real path lies inside both ``subfolder``'s and
+    ``folder``'s real paths (the latter: in case ``subfolder`` was made a link out after the start)."""
+    path = file_inside(folder / subfolder, name)
+    return path if path is not None and real_inside(folder, path) else None
+
+
+def check_served(folder: Path, subfolders: tuple[str, ...]) -> None:
+    """A one-line error when a served subfolder of ``folder`` leads out of it (``DIR/images -> /``)."""
+    for name in subfolders:
+        check_inside(folder, folder / name, f"the served folder {name}/")
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -76,15 +95,16 @@ def create_app(folder: Path, labeler: str) -> FastAPI:
     folder = Path(folder).resolve()
     labeler = check_labeler(labeler)
     index_now = _index_reader(folder)
-    read_labels(folder, index_now())
-    images = (folder / IMAGES_DIR).resolve()
+    ledger = labels_ledger(folder)  # one for the app: each read parses only the labels added since the last
+    read_labels(folder, index_now(), ledger)
+    check_served(folder, (IMAGES_DIR,))
     app = FastAPI(title="spurbench label", docs_url=None, redoc_url=None, openapi_url=None)
     # only requests addressed to this machine by name: a web page cannot reach the labels by rebinding its DNS name here
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOCAL_NAMES))
 
     def state() -> tuple[DiscoveryIndex, LabelsFile]:
         index = index_now()
-        return index, read_labels(folder, index)
+        return index, read_labels(folder, index, ledger)
 
     def common(index: DiscoveryIndex) -> dict:
         return {"model": index.model.name, "basis": index.basis, "labeler": labeler, "folder": str(folder)}
@@ -121,13 +141,13 @@ def create_app(folder: Path, labeler: str) -> FastAPI:
     @app.post("/api/labels")
     def post_label(body: LabelRequest) -> dict:
         index = index_now()
-        record = record_label(folder, body.class_index, body.rank, body.label, labeler, index=index)
-        return {"record": record.model_dump(mode="json"), **class_state(index, read_labels(folder, index), labeler, body.class_index)}
+        record = record_label(folder, body.class_index, body.rank, body.label, labeler, index=index, ledger=ledger)
+        return {"record": record.model_dump(mode="json"), **class_state(index, read_labels(folder, index, ledger), labeler, body.class_index)}
 
     @app.get("/images/{name:path}")
     def image(name: str) -> FileResponse:
-        path = (images / name).resolve()
-        if not path.is_relative_to(images) or not path.is_file():  # no way out of DIR/images, links included
+        path = served_file(folder, IMAGES_DIR, name)
+        if path is None:
             raise HTTPException(404, "no such image")
         return FileResponse(path)
 

@@ -9,6 +9,8 @@ Routes:
   POST /api/verdicts       {"class_index", "image_id", "verdict"}: one verdict by this labeler; answers
                            with the class's verdicts as on disk after the write
   GET  /files/{file}       the mining folder's thumbnails and reference images, only from thumbs/ and reference/
+                           and only inside the real path of DIR (a DIR whose thumbs/ or reference/ leads
+                           out of it is refused at start)
 """
 
 from __future__ import annotations
@@ -18,21 +20,24 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
-from spurbench.labelpage.app import LOCAL_NAMES, templates
+from spurbench.labelpage.app import LOCAL_NAMES, check_served, served_file, templates
 from spurbench.labels import check_labeler
 from spurbench.mining import REFERENCE_DIR, THUMBS_DIR, MiningIndex, candidates_by_class, read_mining
-from spurbench.verification import VERDICTS, UnknownCandidateError, Verdict, VerifyFile, class_progress, latest_verdicts, read_verdicts, record_verdict
+from spurbench.verification import VERDICTS, UnknownCandidateError, Verdict, VerifyFile, class_progress, latest_verdicts, read_verdicts, record_verdict, verdicts_ledger
 
 VERDICT_NAMES = {"absent": "absent", "present": "present", "unsure": "unsure"}  # the page asks "is a <class> in the image?"
 VERDICT_KEYS = {"absent": "a", "present": "p", "unsure": "u"}
 
 
 class VerdictRequest(BaseModel):
-    class_index: int
-    image_id: str
+    """A verdict as the page posts it; strict: no number for an image id, no boolean for a class."""
+
+    model_config = ConfigDict(extra="forbid")
+    class_index: StrictInt
+    image_id: StrictStr
     verdict: Verdict
 
 
@@ -68,8 +73,10 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
     folder = Path(folder).resolve()
     labeler = check_labeler(labeler)
     index = read_mining(folder)
-    read_verdicts(folder, index)
-    served = [(folder / d).resolve() for d in (THUMBS_DIR, REFERENCE_DIR)]
+    ledger = verdicts_ledger(folder)  # one for the app: each read parses only the verdicts added since the last
+    read_verdicts(folder, index, ledger)
+    served = (THUMBS_DIR, REFERENCE_DIR)
+    check_served(folder, served)
     by_class = candidates_by_class(index)
     app = FastAPI(title="spurbench verify", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOCAL_NAMES))
@@ -81,7 +88,7 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def index_page(request: Request) -> HTMLResponse:
-        progress = class_progress(index, read_verdicts(folder, index), labeler)
+        progress = class_progress(index, read_verdicts(folder, index, ledger), labeler)
         names = {e.class_index: e.class_name for e in index.components}
         rows = [{"index": k, "name": names[k], "verified": done, "candidates": total, "done": done == total} for k, (done, total) in sorted(progress.items())]
         context = {**common, "rows": rows, "done": sum(r["done"] for r in rows), "total": len(rows), "next_unverified": next((r["index"] for r in rows if not r["done"]), None), "pool": index.pool}
@@ -92,24 +99,25 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
         if class_index not in by_class:
             return templates().TemplateResponse(request, "missing.html", {**common, "class_index": class_index}, status_code=404)
         entries = [e for e in index.components if e.class_index == class_index]
-        state = class_verdicts(index, read_verdicts(folder, index), labeler, class_index)
+        state = class_verdicts(index, read_verdicts(folder, index, ledger), labeler, class_index)
         return templates().TemplateResponse(request, "verify_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state})
 
     @app.get("/api/verdicts/{class_index}")
     def get_verdicts(class_index: int) -> dict:
         if class_index not in by_class:
             raise HTTPException(404, f"the mining has no candidates of class {class_index}")
-        return class_verdicts(index, read_verdicts(folder, index), labeler, class_index)
+        return class_verdicts(index, read_verdicts(folder, index, ledger), labeler, class_index)
 
     @app.post("/api/verdicts")
     def post_verdict(body: VerdictRequest) -> dict:
-        record = record_verdict(folder, body.class_index, body.image_id, body.verdict, labeler, index=index)
-        return {"record": record.model_dump(mode="json"), **class_verdicts(index, read_verdicts(folder, index), labeler, body.class_index)}
+        record = record_verdict(folder, body.class_index, body.image_id, body.verdict, labeler, index=index, ledger=ledger)
+        return {"record": record.model_dump(mode="json"), **class_verdicts(index, read_verdicts(folder, index, ledger), labeler, body.class_index)}
 
     @app.get("/files/{name:path}")
     def file(name: str) -> FileResponse:
-        path = (folder / name).resolve()
-        if not any(path.is_relative_to(root) for root in served) or not path.is_file():  # nothing else of the folder, no links out
+        subfolder, _, rest = name.partition("/")
+        path = served_file(folder, subfolder, rest) if subfolder in served else None  # nothing else of the folder, no links out
+        if path is None:
             raise HTTPException(404, "no such image")
         return FileResponse(path)
 

@@ -4,7 +4,7 @@ labels (what the class page renders on load and what the label API answers with)
 from __future__ import annotations
 
 from spurbench.discovery import DiscoveryIndex
-from spurbench.labels import Key, LabelRecord, LabelsFile, class_done, latest, progress, sorted_classes
+from spurbench.labels import Key, LabelRecord, LabelsFile, class_done, latest, sorted_classes
 
 
 def next_unlabelled(index: DiscoveryIndex, current: dict[Key, LabelRecord], labeler: str, after: int | None = None) -> int | None:
@@ -17,9 +17,8 @@ def next_unlabelled(index: DiscoveryIndex, current: dict[Key, LabelRecord], labe
     return next((k for k in order if not class_done(index, current, k, labeler)), None)
 
 
-def _progress(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict[str, int]:
-    done, total = progress(index, labels, labeler)
-    return {"done": done, "total": total}
+def _progress(index: DiscoveryIndex, current: dict[Key, LabelRecord], labeler: str) -> dict[str, int]:
+    return {"done": sum(class_done(index, current, int(k), labeler) for k in index.classes), "total": len(index.classes)}
 
 
 def class_rows(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict:
@@ -30,7 +29,7 @@ def class_rows(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict:
         record = index.classes[str(k)]
         labelled = sum((k, c.rank, labeler) in current for c in record.components)
         rows.append({"index": k, "name": record.class_name, "components": len(record.components), "labelled": labelled, "done": labelled == len(record.components)})
-    return {"rows": rows, "progress": _progress(index, labels, labeler), "next_unlabelled": next_unlabelled(index, current, labeler)}
+    return {"rows": rows, "progress": _progress(index, current, labeler), "next_unlabelled": next_unlabelled(index, current, labeler)}
 
 
 def _entry(record: LabelRecord) -> dict:
@@ -54,7 +53,7 @@ def class_state(index: DiscoveryIndex, labels: LabelsFile, labeler: str, class_i
         "mine": mine,
         "others": others,
         "done": class_done(index, current, class_index, labeler),
-        "progress": _progress(index, labels, labeler),
+        "progress": _progress(index, current, labeler),
         "next_unlabelled": next_unlabelled(index, current, labeler, after=class_index),
         "previous_class": order[position - 1] if position > 0 else None,
         "next_class": order[position + 1] if position + 1 < len(order) else None,
@@ -64,4 +63,4 @@ def class_state(index: DiscoveryIndex, labels: LabelsFile, labeler: str, class_i
 def all_labels(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict:
     """Every labeler's current label of every component, with ``labeler``'s progress."""
     current = latest(labels)
-    return {"labeler": labeler, "progress": _progress(index, labels, labeler), "labels": [{"class_index": k, "rank": r, **_entry(v)} for (k, r, _), v in sorted(current.items())]}
+    return {"labeler": labeler, "progress": _progress(index, current, labeler), "labels": [{"class_index": k, "rank": r, **_entry(v)} for (k, r, _), v in sorted(current.items())]}

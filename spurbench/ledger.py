@@ -1,0 +1,243 @@
+"""An append-only ledger of people's records in JSON lines: the one store behind the component labels
+(``spurbench.labels``) and the verdicts on mined candidates (``spurbench.verification``).
+
+The file (``DIR/labels.jsonl``, ``DIR/verify.jsonl``) is a header line, then one record per line,
+oldest first::
+
+    {"ledger": "labels", "format": 2, "model": "timm:resnet50", "weights_revision": "…", "basis": "npca"}
+    {"class_index": 3, "rank": 0, "label": "spurious", "labeler": "alice", "at": "2025-01-02T10:00:00Z"}
+
+The header names what the records are about (its identity: a model, a basis, a pool), so records
+meant for another folder's contents are refused instead of being applied to the wrong things.
+
+Guarantees:
+  - a save costs O(1) in the number of records: under an exclusive ``flock`` on the lock file it reads
+    the header line, appends one line with ``O_APPEND`` and syncs it; the answer comes after the sync;
+  - nothing is lost to two tabs or two servers on one folder: appends are serialised by the lock, and
+    the order of the lines is the order the saves happened in (per key the last line wins, whatever
+    the clocks say);
+  - a crash loses at most the line being written, which was never acknowledged: a line without its
+    newline is ignored by readers and cut off by the next writer, under the lock; any other bad line
+    is a one-line error naming the line, never skipped;
+  - readers take no lock and read only what was appended since their last read (``Ledger.read``), so
+    a page that shows the records after every save stays fast on a long history.
+
+A folder written before the ledger holds a format-1 JSON file (``labels.json``, ``verify.json``: the
+identity and a ``records`` list). It is read as it is; the first save copies its records into a new
+ledger (written whole, synced, then renamed into place) and renames the old file ``*.migrated``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from spurbench.errors import SpurbenchError
+from spurbench.files import exclusive_lock, strict_json, write_synced
+from spurbench.schemas import read_model
+
+FORMAT_VERSION = 2
+MIGRATED_SUFFIX = ".migrated"  # what a format-1 file is renamed to once its records are in the ledger
+R = TypeVar("R", bound=BaseModel)
+Identity = dict[str, object]
+
+
+def _why(exc: Exception) -> str:
+    first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+    where = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else ""
+    message = " ".join(str(first["msg"] if first else exc).split())[:200]
+    return f"{where + ': ' if where else ''}{message}"
+
+
+@dataclass
+class _Seen(Generic[R]):
+    """What a reader has parsed so far: the file (inode), how far (bytes), its identity and records."""
+
+    inode: int = -1
+    offset: int = 0
+    lines: int = 0
+    identity: Identity | None = None
+    records: list[R] = field(default_factory=list)
+
+
+@dataclass
+class Ledger(Generic[R]):
+    """One folder's ledger of ``record`` models (``kind``: "labels", "verdicts"; ``what``: how messages
+    name the file, "labels file"); ``legacy``: the format-1 JSON file it replaces, parsed as
+    ``legacy_model`` (a model with the identity's fields and ``records``)."""
+
+    path: Path
+    lock: Path
+    record: type[R]
+    kind: str
+    what: str
+    legacy: Path | None = None
+    legacy_model: type[BaseModel] | None = None
+    _seen: _Seen = field(default_factory=_Seen, repr=False)
+    _legacy_seen: tuple[tuple[int, int, int], Identity, list] | None = field(default=None, repr=False)
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def source(self) -> Path:
+        """The file the records are read from now: the ledger, or before the first save a format-1 file."""
+        return self.legacy if self.legacy is not None and not self.path.exists() and self.legacy.exists() else self.path
+
+    # ------------------------------------------------------------------------------ reading
+
+    def read(self) -> tuple[Identity | None, list[R]]:
+        """(identity, records oldest first) as on disk now; (None, []) when nothing was saved yet."""
+        with self._mutex:
+            try:
+                handle = open(self.path, "rb")
+            except FileNotFoundError:
+                return self._read_legacy()
+            except OSError as exc:
+                raise SpurbenchError(f"{self.path}: cannot read the {self.what} ({exc.strerror})") from None
+            with handle:
+                info = os.fstat(handle.fileno())
+                seen = self._seen
+                if seen.inode != info.st_ino or info.st_size < seen.offset:  # replaced (a migration), or cut
+                    seen = _Seen(inode=info.st_ino)
+                handle.seek(seen.offset)
+                data = handle.read(max(0, info.st_size - seen.offset))
+            end = data.rfind(b"\n") + 1  # a last line without its newline is still being written (or torn)
+            parsed = _Seen(seen.inode, seen.offset + end, seen.lines, seen.identity, list(seen.records))
+            for line in data[:end].split(b"\n")[:-1]:
+                parsed.lines += 1
+                if parsed.identity is None:
+                    parsed.identity = self._header(line, parsed.lines)
+                else:
+                    parsed.records.append(self._record(line, parsed.lines))
+            if parsed.identity is None and parsed.offset == 0 and info.st_size:
+                raise SpurbenchError(f"{self.path}: not a valid {self.what}: no complete header line")
+            self._seen = parsed
+            return parsed.identity, list(parsed.records)
+
+    def _header(self, line: bytes, number: int) -> Identity:
+        try:
+            header = strict_json(line.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise SpurbenchError(f"{self.path}: not a valid {self.what} at line {number}: {_why(exc)}") from None
+        if not isinstance(header, dict) or header.get("ledger") != self.kind or header.get("format") != FORMAT_VERSION:
+            raise SpurbenchError(f"{self.path}: not a valid {self.what}: its first line is no {self.kind} ledger header of format {FORMAT_VERSION}")
+        return {k: v for k, v in header.items() if k not in ("ledger", "format")}
+
+    def _record(self, line: bytes, number: int) -> R:
+        try:
+            return self.record.model_validate(strict_json(line.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValidationError is a ValueError
+            raise SpurbenchError(f"{self.path}: not a valid {self.what} at line {number}: {_why(exc)}") from None
+
+    def _read_legacy(self) -> tuple[Identity | None, list[R]]:
+        if self.legacy is None or self.legacy_model is None:
+            return None, []
+        try:
+            info = self.legacy.stat()
+        except FileNotFoundError:
+            return None, []
+        except OSError as exc:
+            raise SpurbenchError(f"{self.legacy}: cannot read the {self.what} ({exc.strerror})") from None
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if self._legacy_seen is None or self._legacy_seen[0] != stamp:
+            old = read_model(self.legacy, self.legacy_model, self.what)
+            identity = old.model_dump(exclude={"format", "records"})
+            self._legacy_seen = (stamp, identity, list(old.records))
+        return dict(self._legacy_seen[1]), list(self._legacy_seen[2])
+
+    # ------------------------------------------------------------------------------ writing
+
+    def append(self, record: R, identity: Identity, check: Callable[[Identity], None]) -> None:
+        """Append ``record`` under the lock, synced before returning. A new ledger gets ``identity`` as its
+        header (and a format-1 file's records first); an existing one's identity goes through ``check``
+        (which raises for records of something else) before anything is written."""
+        line = record.model_dump_json().encode("utf-8") + b"\n"
+        try:
+            with exclusive_lock(self.lock):
+                if self.path.exists():
+                    self._append_line(line, check)
+                    if self.legacy is not None and self.legacy.exists():  # a migration cut short after its rename-in
+                        os.replace(self.legacy, self.legacy.with_name(self.legacy.name + MIGRATED_SUFFIX))
+                else:
+                    self._create(line, identity, check)
+        except OSError as exc:  # a read-only folder, a full disk, a folder in the lock file's place
+            raise SpurbenchError(f"{self.path}: cannot write the {self.what} ({exc.strerror})") from None
+
+    def _create(self, line: bytes, identity: Identity, check: Callable[[Identity], None]) -> None:
+        header = {"ledger": self.kind, "format": FORMAT_VERSION, **identity}
+        lines = [json.dumps(header, separators=(",", ":"), ensure_ascii=False)]  # compact, like the records
+        old_identity, old_records = self._read_legacy()
+        if old_identity is not None:
+            check(old_identity)
+            lines += [r.model_dump_json() for r in old_records]
+        write_synced(self.path, "\n".join(lines) + "\n" + line.decode("utf-8"))
+        _sync_folder(self.path.parent)
+        if old_identity is not None:  # its records are in the ledger now: keep the file, never read it again
+            os.replace(self.legacy, self.legacy.with_name(self.legacy.name + MIGRATED_SUFFIX))
+
+    def _append_line(self, line: bytes, check: Callable[[Identity], None]) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        try:
+            first = _first_line(fd)
+            if first is None:
+                raise SpurbenchError(f"{self.path}: not a valid {self.what}: no complete header line")
+            check(self._header(first, 1))
+            _cut_torn_tail(fd)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _first_line(fd: int, limit: int = 1 << 20) -> bytes | None:
+    """The ledger's header line (without its newline), read from the start; None if it has none."""
+    data = b""
+    while len(data) < limit:
+        block = os.pread(fd, 4096, len(data))
+        if not block:
+            return None
+        data += block
+        end = data.find(b"\n")
+        if end >= 0:
+            return data[:end]
+    return None
+
+
+def _cut_torn_tail(fd: int) -> None:
+    """Cut a last line left without its newline by a writer that died mid-write (never acknowledged)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    position = size
+    while position > 0:
+        start = max(0, position - 4096)
+        block = os.pread(fd, position - start, start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, start + newline + 1)
+            return
+        position = start
+
+
+def _sync_folder(folder: Path) -> None:
+    """Sync a folder's entry list, so a newly created ledger survives a power cut, not only its bytes."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["FORMAT_VERSION", "MIGRATED_SUFFIX", "Ledger"]
