@@ -23,7 +23,7 @@ from spurbench.files import stable_hash
 from spurbench.pixelcache import FORMAT as PIXEL_FORMAT
 from spurbench.pixelcache import PixelCache
 from spurbench.preprocessing import build_transform, eval_data_config, normalizer, pixel_geometry, pixel_transform
-from spurbench.runtime import note, worker_context
+from spurbench.runtime import available_cores, note, worker_context
 
 
 class ImageDataset(Dataset):
@@ -63,9 +63,26 @@ def collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
     return torch.cat(items) if items and items[0].dim() == 4 else default_collate(items)  # views: [V, 3, H, W] per image
 
 
+_CAPPED: set[tuple[int, int]] = set()  # (asked, cores) already said, so a run over many image sets says it once
+
+
+def capped_workers(workers: int) -> int:
+    """At most one loader worker per core this process may use: more only add processes (and torch's
+    DataLoader warns about them in several lines), so the count is capped, in one note line."""
+    cores = available_cores()
+    if workers <= cores:
+        return workers
+    if (workers, cores) not in _CAPPED:
+        _CAPPED.add((workers, cores))
+        note(f"--num-workers {workers}: this process may use {cores} cores; using {cores} loader workers")
+    return cores
+
+
 def decoded_batches(dataset: ImageDataset, batch_size: int, *, workers: int, pin_memory: bool = False) -> Iterator[torch.Tensor]:
-    """The dataset's batches in order, decoded by ``workers`` forked loader workers (0: in this process);
-    the first image error is raised as a one-line DataError."""
+    """The dataset's batches in order, decoded by ``workers`` forked loader workers (0: in this process;
+    at most one per available core, see ``capped_workers``); the first image error is raised as a
+    one-line DataError."""
+    workers = capped_workers(workers)
     context = worker_context()
     loader = DataLoader(
         dataset,

@@ -32,6 +32,7 @@ from spurbench.results import (
     ViewProtocolInfo,
     ViewResult,
     check_output_dir,
+    existing_result,
     git_sha,
     package_versions,
     python_version,
@@ -109,6 +110,19 @@ def run_config_hash(
     )
 
 
+def planned_facts(
+    spufix: bool, protocol: str, precision: str, bootstrap: int, temperature: float, spufix_temperature: float | None, checkpoint: str | Path | None = None
+) -> dict[str, Any]:
+    """What a run's result file will record of its configuration (``results.configuration_differences``
+    names what an existing file records differently); a checkpoint's weights are recorded by their digest."""
+    return {
+        "weights": checkpoint_identity(checkpoint),
+        "heads": f"{PLAIN}+{SPUFIX}" if spufix else PLAIN, "protocol": protocol, "precision": precision, "bootstrap": bootstrap,
+        "temperature": temperature, "spufix_temperature": (temperature if spufix_temperature is None else spufix_temperature) if spufix else None,
+        "spurbench": __version__,
+    }  # fmt: skip
+
+
 def evaluate(
     model: str | ModelAdapter,
     benchmark: str | Benchmark | None = None,
@@ -130,6 +144,7 @@ def evaluate(
     channels_last: bool = False,
     pixel_cache: str | Path | PixelCache | None = None,
     pixel_cache_gb: float = DEFAULT_GB,
+    force: bool = False,
 ) -> Result | ViewResult:
     """Evaluate one model on one benchmark; write ``<output_dir>/<benchmark>__<model>.json`` if given.
 
@@ -146,6 +161,9 @@ def evaluate(
     ``precision`` fp32 / bf16 / fp16, autocast for the backbone only (recorded in the result and its
     config hash); ``channels_last`` for the model and its inputs; ``pixel_cache``: a folder of decoded
     uint8 inputs shared by models with the same preprocessing, bounded to ``pixel_cache_gb``.
+
+    A result file of another configuration already at the output path is refused (one line naming what
+    differs) before any work, unless ``force``; a result of this very configuration is written again.
     """
     check_protocol(protocol)
     check_device(device)
@@ -169,6 +187,9 @@ def evaluate(
     config_hash = run_config_hash(
         model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature, precision
     )
+    planned = planned_facts(artifact is not None, protocol, precision, bootstrap, temperature, spufix_temperature, checkpoint)
+    if output_dir is not None and not force:  # before any work: the file is named by the model as given ...
+        existing_result(Path(output_dir) / result_filename(model_name, bench_name), config_hash, planned)
 
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
@@ -183,6 +204,8 @@ def evaluate(
     columns = dict(zip(class_indices, class_columns(bench.label_space, adapter.label_space, class_indices, adapter.num_classes)))
     if artifact is not None:
         artifact.check_target(adapter.name, adapter.card.weights_revision)
+    if output_dir is not None and not force and (adapter.name, bench.name) != (model_name, bench_name):  # ... and written by its loaded name
+        existing_result(Path(output_dir) / result_filename(adapter.name, bench.name), config_hash, planned)
 
     weight, bias = adapter.head
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):

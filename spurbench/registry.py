@@ -75,3 +75,46 @@ class Registry(Generic[T]):
                 raise TypeError(f"{self.kind} {name!r} -> {obj!r} is not a subclass of {self.base.__name__}")
             self._entries[name] = obj
         return obj
+
+
+PLUGIN_GROUPS = ("spurbench.benchmarks", "spurbench.adapters")  # the entry-point groups a third-party plugin declares
+
+
+def plugin_packages() -> dict[str, str]:
+    """Top-level module or package name -> the plugin it belongs to (its distribution's name), for every
+    third-party entry point of ``PLUGIN_GROUPS``: the entry point's own top-level module, and every
+    top-level module its distribution's file list (RECORD) holds. spurbench's own entry points are not plugins."""
+    found: dict[str, str] = {}
+    for group in PLUGIN_GROUPS:
+        for ep in entry_points(group=group):
+            top = ep.value.partition(":")[0].split(".")[0].strip()
+            if top == "spurbench":
+                continue
+            dist = getattr(ep, "dist", None)
+            name = (dist.metadata.get("Name") if dist is not None else None) or ep.name
+            found.setdefault(top, name)
+            for file in (dist.files or []) if dist is not None else []:
+                first = file.parts[0] if file.parts else ""
+                module = first[:-3] if first.endswith(".py") and len(file.parts) == 1 else first if len(file.parts) > 1 else ""
+                if module.isidentifier() and module != "spurbench" and not module.startswith("_"):
+                    found.setdefault(module, name)
+    return found
+
+
+def plugin_in_traceback(tb: Any, packages: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(plugin, where) when a traceback's innermost frame that is spurbench's or a plugin's own code is a
+    plugin's: the plugin raised (or called a library that raised). None when it is spurbench's (a bug in
+    spurbench keeps its traceback). Frames of other libraries (numpy, torch, PIL) decide nothing."""
+    packages = plugin_packages() if packages is None else packages
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        module = str(frame.f_globals.get("__name__", ""))
+        top = module.split(".")[0]
+        if top == "spurbench":
+            return None
+        if top in packages:
+            return packages[top], f"{module}.{frame.f_code.co_name}"
+    return None

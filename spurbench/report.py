@@ -115,9 +115,13 @@ def worst_classes_table(result: AnyResult, n: int = 10, head: str = PLAIN) -> Ta
     rows = sorted(result.heads[head].classes, key=lambda c: c.auc)[:n]
     others = [name for name in result.heads if name != head]  # e.g. the SpuFix head, shown next to it
     other_auc = {name: {c.class_index: c.auc for c in result.heads[name].classes} for name in others}
-    table = Table(title=f"{n} worst classes ({head})", title_justify="left")
+    # "recall", not "val→k": a class's own images are ImageNet val on some benchmarks, a generated test split or a folder on others
+    table = Table(
+        title=f"{n} worst classes ({head})", title_justify="left", caption_justify="left",
+        caption="spurious→k: spurious-only images predicted as the class k; recall: the class's own images predicted as k.",
+    )  # fmt: skip
     grouped = any(c.group is not None for c in rows)
-    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "val→k", *(("group",) if grouped else ())):
+    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "recall", *(("group",) if grouped else ())):
         table.add_column(col, no_wrap=True)  # numbers must never be cut; the feature text is in the result file
     for c in rows:
         table.add_row(

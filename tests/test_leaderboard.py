@@ -178,10 +178,11 @@ def test_build_ranks_like_with_like(tmp_path, originals):
     (results / "b.json").write_text(json.dumps(raw))
     with pytest.raises(SpurbenchError, match="mix revision/protocol"):
         build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
-    shutil.copy(originals[0], results / "b.json")  # the same model twice
-    with pytest.raises(SpurbenchError, match="two results for planted:cnn"):
-        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     assert not (tmp_path / "site").exists()
+    shutil.copy(originals[0], results / "b.json")  # the same model twice: one is shown (the newest, then the last name), and a note says which
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    assert len(files.notes) == 1 and files.notes[0].startswith(f"planted:cnn on planted: 2 results; showing {results / 'b.json'} ") and files.notes[0].endswith(f"not {results / 'a.json'}")
+    assert [r["model"] for r in csv.DictReader(files.csv.open())] == ["planted:cnn"]
 
 
 def test_build_refuses_a_tampered_result(tmp_path):

@@ -278,7 +278,10 @@ def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
     assert "skip planted:cnn" in again.stdout  # unchanged weights: complete
 
     _planted_checkpoint(path, 1)  # new weights, same path and size
-    third = cli(*args, cwd=tmp_path)
+    refused = cli(*args, cwd=tmp_path)  # another configuration: not replaced without --force (issue 23, case 1)
+    assert refused.returncode == 2 and f"weights: file {old.model.weights_revision}, this run {cache.content_digest(path)}" in refused.stderr, refused.stderr
+    assert read_result(target) == old
+    third = cli(*args, "--force", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     assert "skip" not in third.stdout
     new = read_result(target)

@@ -82,6 +82,9 @@ def step_index(job: dict, predicate) -> int:
     raise AssertionError(f"no matching step in {names}")
 
 
+BOARD_BUILD = "spurbench leaderboard build leaderboard/results --out leaderboard/site --board-dir leaderboard"  # the defaults never write the repository's board: it is named by path
+
+
 def runs(text: str):
     return lambda step: text in str(step.get("run", ""))
 
@@ -221,7 +224,7 @@ def test_leaderboard_pull_request_job_verifies_then_builds_without_secrets():
     assert "secrets" not in text(job) + text(workflow.get("env"))
     assert "github.token" not in text(job) + text(workflow.get("env"))
     verify = step_index(job, runs("spurbench leaderboard verify"))
-    build = step_index(job, runs("build --results leaderboard/results --out leaderboard/site"))
+    build = step_index(job, runs(BOARD_BUILD))
     upload = step_index(job, uses("actions/upload-artifact"))
     assert verify < build < upload
     assert "leaderboard/site" in steps(job)[upload]["with"]["path"]
@@ -239,7 +242,7 @@ def test_leaderboard_publish_job():
     assert job["if"] == "github.event_name != 'pull_request' && github.ref == 'refs/heads/main'"
     assert job["permissions"] == {"contents": "write", "pages": "write", "id-token": "write"}
 
-    build = step_index(job, runs("spurbench leaderboard build"))
+    build = step_index(job, runs(BOARD_BUILD))
     commit = step_index(job, runs("git commit"))
     script = steps(job)[commit]["run"]
     for path in ("leaderboard/README.md", "leaderboard/leaderboard.csv", "leaderboard/*.png"):

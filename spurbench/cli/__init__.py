@@ -7,10 +7,14 @@ keep ``spurbench --help`` from importing torch.
 from __future__ import annotations
 
 import sys
+import traceback
+
+import typer
 
 from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix, sweep  # run, sweep, ls, discover register their commands on app
-from spurbench.cli.common import app, err_console
+from spurbench.cli.common import DEBUG, app, debugging, err_console, tidy_help
 from spurbench.errors import SpurbenchError
+from spurbench.registry import plugin_in_traceback
 
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(label.app, name="label")
@@ -49,12 +53,28 @@ def usage_exit(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", 2) or 2)
 
 
+def plugin_error(exc: BaseException) -> int | None:
+    """An exception raised inside a third-party plugin (see ``registry.plugin_in_traceback``): one line
+    naming the plugin and the error, exit 1; the traceback too under ``--debug`` / SPURBENCH_DEBUG=1.
+    None when the exception is not a plugin's (a spurbench bug keeps its traceback)."""
+    found = plugin_in_traceback(exc.__traceback__)
+    if found is None:
+        return None
+    plugin, where = found
+    if debugging():
+        traceback.print_exception(exc, file=sys.stderr)
+    hint = "" if debugging() else "; --debug shows the traceback"
+    print_error(f"plugin {plugin} failed in {where}: {type(exc).__name__}: {exc} (a bug in the plugin, or an input it does not check{hint})")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130.
-    A bare ``spurbench`` shows the help."""
+    """Console entry point: user errors become one line on stderr and exit 2; Ctrl-C exits 130; a
+    plugin's own exception is one line, exit 1. A bare ``spurbench`` shows the help."""
     args = list(sys.argv[1:] if argv is None else argv)
+    DEBUG["flag"] = False
     try:
-        status = app(args=args or ["--help"], standalone_mode=False)
+        status = tidy_help(typer.main.get_command(app))(args=args or ["--help"], standalone_mode=False, prog_name="spurbench")
     except SpurbenchError as exc:
         print_error(str(exc))
         sys.exit(exc.exit_code)
@@ -68,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
             interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
             err_console.print(INTERRUPTED if interrupted else "aborted", markup=False)
             sys.exit(130 if interrupted else 1)
+        code = plugin_error(exc)
+        if code is not None:
+            sys.exit(code)
         raise
     # In non-standalone mode typer returns the exit code instead of raising (Ctrl-C -> 130).
     if isinstance(status, int) and status != 0:

@@ -7,39 +7,57 @@ from typing import List, Optional
 
 import typer
 
-from spurbench.cli.common import console, result_files
+from spurbench.cli.common import board_folder, console, err_console, result_files
+from spurbench.errors import SpurbenchError
 
 app = typer.Typer(help="Verify result files, build the leaderboard, publish it to the Hub.", add_completion=False)
 
 
+RESULTS_ARGUMENT = typer.Argument(None, help="Result files or folders (default: spurbench-results, where `spurbench run` writes).", show_default=False)
+
+
 @app.command("verify")
-def leaderboard_verify(
-    results: Optional[List[Path]] = typer.Argument(None, help="Result files or folders (default: leaderboard/results)."),
-) -> None:
+def leaderboard_verify(results: Optional[List[Path]] = RESULTS_ARGUMENT) -> None:
     """Validate each result file and recompute every metric from its per-image probabilities (1e-6)."""
     # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.verify import verify_result
 
-    files = result_files(results, Path("leaderboard/results"))
+    files = result_files(results)
     for path in files:
         result = verify_result(path)
-        console.print(f"[green]ok[/] {path} ({result.model.name} on {result.benchmark.name} {result.benchmark.revision}, heads: {', '.join(result.heads)})")
+        console.print(f"[green]ok[/] {path} ({result.model.name} on {result.benchmark.name} {result.benchmark.revision}, heads: {', '.join(result.heads)})", soft_wrap=True, highlight=False)
     console.print(f"{len(files)} result file(s) verified")
 
 
 @app.command("build")
 def leaderboard_build(
-    results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result files."),
-    out: Path = typer.Option(Path("leaderboard/site"), "--out", help="Site folder (index.html, leaderboard.json)."),
-    board_dir: Path = typer.Option(Path("leaderboard"), "--board-dir", help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go."),
+    results: Optional[List[Path]] = RESULTS_ARGUMENT,
+    results_option: Optional[List[Path]] = typer.Option(None, "--results", hidden=True, help="Result files or folders (the same as the arguments; kept for older scripts)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder of the page (index.html, leaderboard.json). Default: RESULTS-board, next to the (first) results folder.", show_default=False),
+    board_dir: Optional[Path] = typer.Option(None, "--board-dir", help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go. Default: the --out folder.", show_default=False),
     registry_dir: Path = typer.Option(Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."),
 ) -> None:
-    """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs."""
+    """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs.
+
+    Reads where `spurbench run` writes (spurbench-results) unless given result files or folders, and
+    writes next to them (spurbench-results-board); the repository's board (leaderboard/) is written only
+    when named: `--out leaderboard/site --board-dir leaderboard`. Where a model has several results for one
+    benchmark, the newest is shown (its features' date; then the last file name) and a line says which.
+    """
     # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.build import build_board
 
-    files = build_board(result_files([results], results), out, board_dir=board_dir, registry_dir=registry_dir)
-    console.print(f"built {files.markdown}, {files.csv}, {files.html} and {len(files.pngs)} plots")
+    files = result_files([*(results or []), *(results_option or [])] or None)
+    out = out if out is not None else board_folder(files)
+    board_dir = board_dir if board_dir is not None else out
+    read_from = {p.parent.resolve() for p in files}
+    for folder in (out, board_dir):
+        if folder.resolve() in read_from:  # its leaderboard.json would be read as a result next time
+            raise SpurbenchError(f"{folder}: the board would be written among the results it is built from; choose another --out / --board-dir")
+    built = build_board(files, out, board_dir=board_dir, registry_dir=registry_dir)
+    for note in built.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"built {built.markdown}, {built.csv}, {built.html} and {len(built.pngs)} plots from {len(files)} result file(s)", soft_wrap=True, highlight=False)
 
 
 @app.command("push")

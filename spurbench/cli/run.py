@@ -9,6 +9,7 @@ import typer
 
 from spurbench.cli import options
 from spurbench.cli.common import app, console
+from spurbench.errors import SpurbenchError
 
 
 @app.command()
@@ -32,7 +33,7 @@ def run(
     no_cache: bool = options.NO_CACHE,
     bootstrap: int = options.BOOTSTRAP,
     force: bool = options.FORCE,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = options.QUIET,
     spufix: Optional[str] = options.SPUFIX,
     no_spufix: bool = typer.Option(False, "--no-spufix", help="Default run only: skip the ground-truth SpuFix demo and score the plain heads alone."),
     temperature: float = options.TEMPERATURE,
@@ -56,10 +57,10 @@ def run(
     from spurbench.adapters import load_model
     from spurbench.benchmarks import default_benchmark
     from spurbench.pixelcache import DEFAULT_GB, PixelCache
-    from spurbench.harness import evaluate, run_config_hash, spufix_reference
+    from spurbench.harness import evaluate, planned_facts, run_config_hash, spufix_reference
     from spurbench.report import summary_table, worst_classes_table
-    from spurbench.results import check_output_dir, result_filename
-    from spurbench.runs import demo_artifacts, is_complete, plan_run, spufix_artifact
+    from spurbench.results import check_output_dir, existing_result, refuse_other_facts
+    from spurbench.runs import demo_artifacts, plan_run, spufix_artifact
 
     named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
     values = options.benchmark_values(named, option)
@@ -68,6 +69,11 @@ def run(
     check_output_dir(output)
     options.check_pixel_cache(pixel_cache, pixel_cache_gb)
     pixels = None if pixel_cache is None else PixelCache.open(pixel_cache, DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb)
+    bench_name = plan.plugin.benchmark_name(plan.options)  # what the results are named by (a plugin's benchmarks may be named by their data)
+    targets = _targets(plan.entries, output, bench_name)
+    if plan.ground_truth_demo and not force:  # its config hash needs the fit: a file that records other facts is refused before it
+        for entry in plan.entries:
+            refuse_other_facts(targets[entry.model], planned_facts(True, protocol, precision, bootstrap, entry.temperature, entry.spufix_temperature))
     artifacts = {}
     if plan.ground_truth_demo:
         models = [load_model(entry.model) for entry in plan.entries]  # trains on first use, with its own progress bar
@@ -76,15 +82,20 @@ def run(
             artifacts = demo_artifacts(plan, models, batch_size=batch_size, device=device, use_cache=not no_cache, progress=False)
         if not quiet:
             console.print(f"[dim]SpuFix demo: {_describe_choice(artifacts[source].extra['component_choice'], models[0].class_names)}; transferred to {', '.join(n for n in artifacts if n != source) or 'no other model'}[/]", soft_wrap=True)
-    bench = None
-    bench_name = plan.plugin.benchmark_name(plan.options)  # what the results are named by (a plugin's benchmarks may be named by their data)
+    # Every entry's file is checked before any model runs: a result of another configuration stops the
+    # whole run in one line (unless --force), not after the models before it have run.
+    todo = []
     for entry in plan.entries:
-        target = output / result_filename(entry.model, bench_name)
+        target = targets[entry.model]
         artifact = artifacts.get(entry.model) or spufix_artifact(spufix, entry.model)
         config_hash = run_config_hash(entry.model, entry.checkpoint, bench_name, plan.options, protocol, bootstrap, spufix_reference(artifact), entry.temperature, entry.spufix_temperature, precision=precision)
-        if not force and is_complete(target, config_hash):
+        planned = planned_facts(artifact is not None, protocol, precision, bootstrap, entry.temperature, entry.spufix_temperature, entry.checkpoint)
+        if not force and existing_result(target, config_hash, planned):
             console.print(f"[dim]skip {entry.model}: {target} is complete (use --force to re-run)[/]")
             continue
+        todo.append((entry, target, artifact))
+    bench = None
+    for entry, target, artifact in todo:
         if bench is None:
             with console.status(f"loading benchmark {plan.plugin.name}"):
                 bench = plan.plugin.load(plan.options)
@@ -92,11 +103,23 @@ def run(
             entry.model, bench, options=plan.options, checkpoint=entry.checkpoint, protocol=protocol, batch_size=batch_size, device=device,
             use_cache=not no_cache, bootstrap=bootstrap, output_dir=output, progress=not quiet, spufix=artifact,
             temperature=entry.temperature, spufix_temperature=entry.spufix_temperature,
-            num_workers=num_workers, precision=precision, channels_last=channels_last, pixel_cache=pixels,
+            num_workers=num_workers, precision=precision, channels_last=channels_last, pixel_cache=pixels, force=force,
         )  # fmt: skip
         console.print(summary_table(result))
         console.print(worst_classes_table(result, n=10))
         console.print(f"[dim]result: {target}[/]")
+
+
+def _targets(entries, output: Path, bench_name: str) -> dict[str, Path]:
+    """Each entry's result file; two entries of one model would write one file (one line, before any work)."""
+    from spurbench.results import result_filename  # lazy: keeps spurbench --help fast
+
+    targets: dict[str, Path] = {}
+    for entry in entries:
+        if entry.model in targets:
+            raise SpurbenchError(f"{entry.model} is listed twice: both runs would write {targets[entry.model]}; list each model once (or run them into separate --output folders)")
+        targets[entry.model] = output / result_filename(entry.model, bench_name)
+    return targets
 
 
 def _describe_choice(choices: dict, names: list[str] | None) -> str:

@@ -15,7 +15,7 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,6 +43,7 @@ class BoardFiles:
     csv: Path
     html: Path
     pngs: list[Path]
+    notes: list[str] = field(default_factory=list)  # which result is shown where a model has several for one benchmark
 
 
 def registry_info(registry_dir: Path) -> dict[str, dict]:
@@ -171,29 +172,56 @@ def _paper_only(table: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def choose_results(paths: list[Path], results: list[AnyResult]) -> tuple[list[AnyResult], list[str]]:
+    """One result per (benchmark, model): where there are several, the newest (its features' date,
+    ``provenance.date``), and among equally new ones the last path in sorted order. Returns the chosen
+    results (in the order given) and one note per choice naming the file shown and the files not shown."""
+    groups: dict[tuple[str, str], list[tuple[Path, AnyResult]]] = {}
+    for path, result in zip(paths, results):
+        groups.setdefault((result.benchmark.name, result.model.name), []).append((Path(path), result))
+    chosen: set[int] = set()
+    notes = []
+    for (benchmark, model), found in groups.items():
+        path, result = max(found, key=lambda pr: (pr[1].provenance.date, str(pr[0])))
+        chosen.add(id(result))
+        if len(found) > 1:
+            others = ", ".join(str(p) for p, _ in sorted(found, key=lambda pr: str(pr[0])) if p != path)
+            notes.append(f"{model} on {benchmark}: {len(found)} results; showing {path} (the newest, computed {result.provenance.date}), not {others}")
+    return [r for r in results if id(r) in chosen], notes
+
+
 def _check_one_board_per_benchmark(results: list[AnyResult]) -> None:
-    """Rank like with like: one revision and protocol per benchmark, one result per model."""
+    """Rank like with like: one revision and protocol per benchmark."""
     seen: dict[str, tuple[str | None, str]] = {}
-    models: set[tuple[str, str]] = set()
     for r in results:
         # a views benchmark also ranks like with like in its views (e.g. the same noise levels)
         views = tuple(sorted({v for image in r.images.values() for v in image.views})) if isinstance(r, ViewResult) else ()
         key = (r.benchmark.revision, r.protocol.name, *views)
         if seen.setdefault(r.benchmark.name, key) != key:
             raise SpurbenchError(f"results of {r.benchmark.name} mix revision/protocol/views {seen[r.benchmark.name][:3]} and {key[:3]} ({r.model.name}); build one board per revision, protocol and set of views")
-        if (r.benchmark.name, r.model.name) in models:
-            raise SpurbenchError(f"two results for {r.model.name} on {r.benchmark.name}; keep one")
-        models.add((r.benchmark.name, r.model.name))
+
+
+def source_label(result_paths: list[Path], board_dir: Path) -> str:
+    """The folders the results were read from, as the board names them: relative to the board's folder
+    when inside it (the repository's board says ``results/``), else as given."""
+    shown = []
+    for folder in dict.fromkeys(Path(p).parent for p in result_paths):
+        try:
+            shown.append(folder.resolve().relative_to(Path(board_dir).resolve()).as_posix() + "/")
+        except ValueError:
+            shown.append(folder.as_posix().rstrip("/") + "/")
+    return ", ".join(shown)
 
 
 def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = None, registry_dir: Path = Path("registry")) -> BoardFiles:
     """Verify every result, then write ``board_dir/README.md``, ``board_dir/leaderboard.csv``,
     PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS)."""
-    everything = verify_all(result_paths)
+    everything, notes = choose_results(result_paths, verify_all(result_paths))
     _check_one_board_per_benchmark(everything)
     results = [r for r in everything if isinstance(r, Result)]  # the spurious-AUC boards; views benchmarks get their own sections
     out = Path(out)
     board_dir = Path(board_dir) if board_dir is not None else out.parent
+    source = source_label(result_paths, board_dir)
     info = registry_info(registry_dir)
     table = board_table(results, info)
     sections = [{**section, "legend_html": _legend_html(section["legend"])} for section in view_sections([r for r in everything if isinstance(r, ViewResult)], info)]
@@ -221,7 +249,7 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
             "cross_columns": cross_columns, "cross_rows": cross_rows, "pictures": {name: [p for _, p in shown] for name, shown in pictures.items()},
         }  # fmt: skip
         latest = max(r.provenance.date for r in everything)
-        (stage / "README.md").write_text(_templates().get_template("board.md.j2").render(common, pngs=pngs, legend=METRIC_LEGEND, latest=latest))
+        (stage / "README.md").write_text(_templates().get_template("board.md.j2").render(common, pngs=pngs, legend=METRIC_LEGEND, latest=latest, source=source))
         table.to_csv(stage / "leaderboard.csv", index=False, float_format="%.6f")
         built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         revisions = "; ".join(sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in everything}))
@@ -239,7 +267,7 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
             if name.endswith(".png"):
                 written.append(target)
     markdown, csv, page_path = board_dir / "README.md", board_dir / "leaderboard.csv", out / "index.html"
-    return BoardFiles(markdown, csv, page_path, written)
+    return BoardFiles(markdown, csv, page_path, written, notes)
 
 
-__all__ = ["BOARD_COLUMNS", "METRIC_LEGEND", "BoardFiles", "Column", "board_table", "build_board", "heatmap_figure", "md_code", "md_text", "paper_comparison", "registry_info", "scatter_figure"]
+__all__ = ["BOARD_COLUMNS", "METRIC_LEGEND", "BoardFiles", "Column", "board_table", "build_board", "choose_results", "source_label", "heatmap_figure", "md_code", "md_text", "paper_comparison", "registry_info", "scatter_figure"]

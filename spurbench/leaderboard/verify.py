@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import Counter
 from pathlib import Path
+from typing import Any, Mapping
 
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
 import numpy as np
@@ -92,11 +94,13 @@ def _verify_images(result: Result, reference: Reference) -> None:
         grouped = images_by_class([(r.class_index, r.role) for r in images.values()])
         if len(grouped) != reference.num_classes:
             raise VerificationError(f"images: {len(grouped)} classes, {reference.name} has {reference.num_classes}")
+        expected = {"positive": reference.positives_per_class, "negative": reference.negatives_per_class}
+        held = {(k, role): len(rows[role]) for k, rows in grouped.items() for role in ROLES}
+        hint = _limit_hint({(k, role): int(expected[role] or 0) for k in grouped for role in ROLES}, held)
         for k, rows in sorted(grouped.items()):
             roles = {role: len(rows[role]) for role in ROLES}
-            expected = {"positive": reference.positives_per_class, "negative": reference.negatives_per_class}
             if roles != expected:
-                raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}")
+                raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}{hint}")
     # What no softmax can produce: a class probability above 1/2 that is not the top-1, or a top-1
     # class with less than 1/C of the probability. (The schema already holds every value to [0, 1].)
     floor = 1.0 / max(result.model.num_classes, 1)
@@ -162,7 +166,17 @@ def _check_image_ids(reference: Reference, images) -> None:
     extra = sorted(set(images) - set(reference.images or ()))
     if missing or extra:
         what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(extra)} unknown (e.g. {extra[0]!r})"
-        raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}")
+        hint = "" if extra else _limit_hint(Counter((reference.images or {}).values()), Counter((reference.images or {})[i] for i in images))
+        raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}{hint}")
+
+
+def _limit_hint(benchmark: Mapping[Any, int], file: Mapping[Any, int]) -> str:
+    """Why images are missing when the file holds, of every (class, role), min(its count, N) images: what
+    ``--limit N`` gives. A limited run is a smoke test, so verify rejects it, and says so."""
+    n = max(file.values(), default=0)
+    if n and any(count > n for count in benchmark.values()) and all(file.get(key, 0) == min(count, n) for key, count in benchmark.items()):
+        return f"; the file holds at most {n} images per class and role: it was made with --limit {n}, a smoke run, and verify accepts only full runs"
+    return ""
 
 
 def _impossible_for_softmax(prob: float, top1: bool, floor: float) -> bool:
