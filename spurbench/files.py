@@ -27,6 +27,21 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Remove the temporaries ``atomic_path`` left under ``folder`` by a process that no longer runs
+    (a SIGKILL runs no cleanup), so that a run started again leaves the files an uninterrupted run leaves."""
+    for tmp in Path(folder).rglob(".*.tmp") if Path(folder).is_dir() else []:
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: does the writer still run?
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):  # another user's process, or no such pid at all
+            pass
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created) for the block: one read-modify-write at a time

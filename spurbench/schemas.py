@@ -1,6 +1,6 @@
 """Reading the JSON files spurbench writes back into their pydantic models, one way: strict JSON (no
-duplicate keys, no NaN), then the model, and any failure as one line naming the file, where in it,
-and what is wrong."""
+duplicate keys, no NaN, no nesting past the decoder's limit), then the model, and any failure as one
+line naming the file, where in it, and what is wrong."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def read_model(path: Path, model: type[Model], what: str) -> Model:
     (or ``cannot read the WHAT``)."""
     try:
         return model.model_validate(strict_json(Path(path).read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:  # ValidationError is a ValueError
+    # ValidationError is a ValueError; RecursionError: JSON nested deeper than the decoder's recursion limit
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         first = exc.errors()[0] if isinstance(exc, ValidationError) else None
         where = ".".join(str(p) for p in first["loc"]) if first else ""
         message = " ".join(str(first["msg"] if first else exc).split())[:200]

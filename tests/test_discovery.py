@@ -99,8 +99,10 @@ def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> Non
     discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **FAST, **KW)
     with pytest.raises(SpurbenchError, match="holds a discovery of tiny:net .* with other settings; use another --out"):
         discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **FAST, **KW)
-    with pytest.raises(SpurbenchError, match="has no images of class 7"):
+    with pytest.raises(SpurbenchError, match=r"--classes: 7 is not a class of tiny:net \(its label space toy has classes 0-3\)"):
         discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, **KW)
+    with pytest.raises(SpurbenchError, match="has no images of class 7"):  # in the label space, not in the training data
+        discover(TinyAdapter(num_classes=8), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, **KW)
     (tmp_path / INDEX_FILE).write_text('{"format": 1, "format": 2}')
     with pytest.raises(SpurbenchError, match="not a valid discovery index"):
         read_index(tmp_path)

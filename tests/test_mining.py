@@ -148,9 +148,14 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
     (["--pool", "nowhere"], "--pool nowhere: not a folder"),
     (["--pool", "spurious-imagenet"], "generates no mining pool; pass --pool DIR"),
 ])  # fmt: skip
-def test_bad_mine_input_is_one_line(cli, tmp_path, args, needle) -> None:
+def test_bad_mine_input_is_one_line(cli, discovery, tmp_path, args, needle) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "c.json").write_text('{"components": {"1": [0]}}')
+    # the discovery is read (and checked against --model) before the pool: give one that passes
+    shutil.copytree(discovery, tmp_path / "d")
+    index = json.loads((tmp_path / "d" / "discovery.json").read_text())
+    index["model"].update(name="planted:cnn", family="planted")
+    (tmp_path / "d" / "discovery.json").write_text(json.dumps(index))
     options = {"--components": "c.json", "--pool": "empty", "--discovery": "d", **dict(zip(args[::2], args[1::2]))}
     proc = cli("mine", "-m", "planted:cnn", "--out", "m", *[x for pair in options.items() for x in pair], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr

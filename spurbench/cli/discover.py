@@ -13,18 +13,29 @@ from spurbench.errors import SpurbenchError
 BASES = ("npca", "neurons")  # spurbench.discovery.BASES, repeated so that --help imports no torch
 
 
+# No label space has a million classes (ImageNet-21k has 21,843): a larger index is a typo, refused
+# before a list of that many classes is built. The model's own label space bounds it once loaded.
+MAX_CLASS_INDEX = 999_999
+
+
 def parse_classes(text: str) -> list[int] | None:
-    """``all`` -> None; ``1,2,5-7`` -> [1, 2, 5, 6, 7]; a one-line error otherwise."""
+    """``all`` -> None; ``1,2,5-7`` -> [1, 2, 5, 6, 7]; a one-line error otherwise (also for a range that
+    runs backwards, or an index beyond any label space)."""
     if text.strip().lower() == "all":
         return None
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            first, sep, last = part.strip().partition("-")
-            out += list(range(int(first), int(last) + 1)) if sep else [int(first)]
-    except ValueError:
-        raise SpurbenchError(f"--classes {text!r}: expected 'all' or class indices like 1,2,5-7") from None
-    return out
+    spans: list[tuple[int, int]] = []
+    for part in text.split(","):
+        first, sep, last = part.strip().partition("-")
+        try:
+            span = (int(first), int(last) if sep else int(first))
+        except ValueError:
+            raise SpurbenchError(f"--classes {text!r}: expected 'all' or class indices like 1,2,5-7") from None
+        if span[1] < span[0]:
+            raise SpurbenchError(f"--classes {text!r}: the range {span[0]}-{span[1]} runs backwards; write {span[1]}-{span[0]}")
+        if span[1] > MAX_CLASS_INDEX:
+            raise SpurbenchError(f"--classes {text!r}: class {span[1]} is beyond any label space (at most {MAX_CLASS_INDEX})")
+        spans.append(span)
+    return sorted({k for first, last in spans for k in range(first, last + 1)})
 
 
 @app.command()

@@ -39,11 +39,13 @@ def mine_run(
     One cached, resumable backbone pass over the pool; mining it again with other components forwards nothing."""
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.adapters import check_model_name, load_model
+    from spurbench.discovery import read_index
     from spurbench.mining import from_artifact, from_discovery, mine, resolve_pool
+    from spurbench.mining.checks import artifact_columns, check_apart, check_components_file, check_made_with, discovery_bases, resolve_components
     from spurbench.results import check_output_dir
     from spurbench.runtime import check_device
     from spurbench.spufix.artifact import load_artifact
-    from spurbench.spufix.fit import load_components
+    from spurbench.spufix.fit import read_components
 
     if require_predicted not in PREDICTED:
         raise SpurbenchError(f"--require-predicted {require_predicted!r}: expected one of {', '.join(PREDICTED)}")
@@ -54,11 +56,28 @@ def mine_run(
         raise SpurbenchError("give the bases to rank by: --discovery DIR (with --components) or --spufix ARTIFACT")
     if discovery is not None and components is None:
         raise SpurbenchError("--discovery needs --components (the file `spurbench label export` writes)")
-    table = load_components(components, basis_check=False) if components is not None else None
+    check_apart(out, pool)
+    # Everything the files and names can tell is checked before the model loads: loading may download
+    # its weights or, for a planted model, train it
+    listed = read_components(components) if components is not None else None
+    table = listed.table if listed is not None else None
+    artifact = None
+    if discovery is not None:
+        index = read_index(discovery)
+        check_made_with(f"{discovery}: a discovery of", index.model.name, index.model.weights_revision, model, checkpoint)
+        check_components_file(components, listed, index, discovery)  # type: ignore[arg-type]
+        discovery_bases(discovery, index, resolve_components(index, table))  # type: ignore[arg-type]
+    else:
+        artifact = load_artifact(spufix)  # type: ignore[arg-type]
+        check_made_with(f"{spufix}: a SpuFix artifact for", artifact.target_model, artifact.target_weights_revision, model, checkpoint)
+        if listed is not None and listed.basis != "npca":
+            raise SpurbenchError(f"{components}: lists {listed.basis}, but a SpuFix artifact's components are neural PCA ranks")
+        if listed is not None and listed.model not in (None, artifact.source_model):  # the artifact's ranks are its source model's
+            raise SpurbenchError(f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components")
+        artifact_columns(artifact, spufix, table)  # type: ignore[arg-type]
     pool_images = resolve_pool(pool)
-    artifact = load_artifact(spufix) if spufix is not None else None
     adapter = load_model(model, checkpoint=checkpoint)
-    source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)
+    source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)  # type: ignore[arg-type]
     index = mine(adapter, source, pool_images, out, per_component, require_predicted, dedup_cosine, batch_size=batch_size, device=device, progress=not quiet)
     total = sum(len(c.candidates) for c in index.components)
     if pool_images.unreadable:

@@ -46,11 +46,19 @@ def spufix_fit(
     from spurbench.runs import fit_spufix
     from spurbench.runtime import check_device
     from spurbench.spufix.artifact import push_artifact
+    from spurbench.spufix.fit import load_components, read_components
 
     check_device(device)
     check_model_name(model)
     out = output or Path(f"spufix-{slug(model)}")
     check_output_dir(out)
+    if components is not None and source is None and not components_from_ground_truth:
+        # before any model loads (it may download or train): the file is read again, the same way, by the fit
+        load_components(components)
+        exported_from, source_name = read_components(components).model, source_model or model
+        if exported_from is not None and exported_from != source_name:
+            hint = "" if source_model else f" (pass --source-model {exported_from})"
+            raise SpurbenchError(f"{components}: lists components of a discovery of {exported_from}, but the source model here is {source_name}{hint}")
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK); else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints
         report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from spurbench.cli import options
-from spurbench.cli.common import app, console, key_values, result_files
+from spurbench.cli.common import app, console, err_console, key_values, result_files
 from spurbench.errors import SpurbenchError
 
 
@@ -76,10 +76,13 @@ def sweep(
     from spurbench.runtime import default_workers
     from spurbench.sweeps import failed_jobs, plan_sweep
     from spurbench.sweeps.executors import ExecutorSettings, check_settings, job_alive, run_sweep
+    from spurbench.sweeps.jobs import check_sweep_folders
 
     if no_wait and executor != "slurm":
         raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
-    retry = [s.spec for s in failed_jobs(output, job_alive)] if retry_failed else []
+    check_sweep_folders(output)
+    retryable, unusable = failed_jobs(output, job_alive) if retry_failed else ([], [])
+    retry = [s.spec for s in retryable]
     if retry:  # the jobs keep the options they were planned with; their device decides their resources
         devices = {spec.run.get("device", "cpu") for spec in retry}
         device = "cuda" if any(d.startswith("cuda") for d in devices) else devices.pop()
@@ -107,9 +110,11 @@ def sweep(
     in_flight: list = []
     if retry_failed:
         specs = retry
-        console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}")
+        console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}" + (f", {len(unusable)} job record(s) unusable" if unusable else ""))
         for spec in specs:
             console.print(f"  retry {spec.model} on {spec.benchmark}", markup=False)
+        for line in unusable:  # a job that cannot be retried from its record is a failed job, said so
+            err_console.print(f"warning: {line}; its job is not retried: run the sweep's command again without --retry-failed to plan it again", markup=False, highlight=False, soft_wrap=True)
     else:
         named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
         values = options.benchmark_values(named, option)
@@ -121,6 +126,8 @@ def sweep(
         specs = plan.to_run
         in_flight = [spec for spec, why in plan.skipped if why.startswith("in flight")]
     if dry_run or not (specs or board):
+        if unusable and not dry_run:
+            raise typer.Exit(1)  # jobs whose records could not be read are not done
         return
     statuses = []
     if specs:
@@ -141,6 +148,7 @@ def sweep(
         _build_board(output, board, registry)
     if failed:
         console.print(f"{len(failed)} job(s) failed; `spurbench sweep --retry-failed -o {output}` resubmits only those", markup=False)
+    if failed or unusable:
         raise typer.Exit(1)
 
 

@@ -36,7 +36,7 @@ from spurbench.benchmarks import Benchmark
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
 from spurbench.discovery.statistics import BASES, class_statistics
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path, plain
+from spurbench.files import atomic_path, plain, remove_stale_temporaries
 from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
 from spurbench.schemas import read_model
@@ -135,7 +135,20 @@ def class_basis(folder: Path, index: DiscoveryIndex, class_index: int) -> Linear
         raise SpurbenchError(f"{folder}: the discovery has no class {class_index}")
     if record.basis_file is None:
         raise SpurbenchError(f"{folder}: class {class_index} was discovered before bases were saved; run discover again into a new folder")
-    return load_basis(Path(folder) / record.basis_file)
+    path = Path(folder) / record.basis_file
+    basis = load_basis(path)
+    width, count = basis.weight_row.numel(), len(record.components)
+    if basis.weight_row.ndim != 1 or basis.mean.shape != (width,) or basis.eigenvectors.shape != (width, count):
+        shapes = ", ".join(str(list(t.shape)) for t in (basis.weight_row, basis.mean, basis.eigenvectors))
+        raise SpurbenchError(f"{path}: class {class_index}'s saved basis has shapes {shapes}, not [D], [D], [D, {count}] for its {count} components")
+    # a NaN would rank no pool image for its component, silently: refuse the basis, naming where it is
+    for name, tensor in (("weight row", basis.weight_row), ("offset", basis.mean)):
+        if not torch.isfinite(tensor).all():
+            raise SpurbenchError(f"{path}: class {class_index}: the saved {name} holds NaN or inf; discover the class again into a new folder")
+    broken = (~torch.isfinite(basis.eigenvectors)).any(0).nonzero().flatten().tolist()
+    if broken:
+        raise SpurbenchError(f"{path}: class {class_index} component {record.components[broken[0]].rank}: its saved direction holds NaN or inf; discover the class again into a new folder")
+    return basis
 
 
 def write_index(folder: Path, index: DiscoveryIndex) -> None:
@@ -202,6 +215,9 @@ def discover(
     if basis not in BASES:
         raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
     out = Path(out)
+    beyond = sorted(k for k in (classes or []) if not 0 <= k < model.num_classes)
+    if beyond:
+        raise SpurbenchError(f"--classes: {beyond[0]} is not a class of {model.name} (its label space {model.label_space} has classes 0-{model.num_classes - 1})")
     check_same_inputs("model, training images, classes or settings", [model], train, feature_kwargs, [classes, components, top, npfv_steps, basis])
     index = DiscoveryIndex(
         spurbench_version=__version__,
@@ -218,6 +234,7 @@ def discover(
         if found is not None and not found.same_discovery(index):
             raise SpurbenchError(f"{out}: holds a discovery of {found.model.name} ({found.model.weights_revision}) on {found.training.name} with other settings; use another --out")
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # of a killed run: the continued discovery equals an uninterrupted one
         return found.classes if found is not None else {}
 
     index.classes = distributed.from_main(folder_state, "receiving the discovery folder's state from rank 0")

@@ -28,10 +28,11 @@ from spurbench.adapters import ModelAdapter
 from spurbench.basis import LinearBasis, artifact_basis
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
 from spurbench.benchmarks.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
-from spurbench.discovery import DiscoveryIndex, TrainingSplit, class_basis, read_index
+from spurbench.discovery import TrainingSplit, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
-from spurbench.files import atomic_path, plain
+from spurbench.files import atomic_path, plain, remove_stale_temporaries
+from spurbench.mining.checks import artifact_columns, check_basis_width, discovery_bases, resolve_components
 from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
 from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord, read_mining
 from spurbench.spufix.artifact import SpuFixArtifact
@@ -73,10 +74,13 @@ def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelA
     index = read_index(folder)
     if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
         raise SpurbenchError(f"{folder}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})")
-    wanted = resolve_components(index, components, model)
+    wanted = resolve_components(index, components)
+    bases = discovery_bases(folder, index, wanted)
+    for k, basis in bases.items():
+        check_basis_width(f"{folder}: class {k}", basis.weight_row.numel(), model.name, model.head[0].shape[1])
     source = RankingSource(
         f"discovery {folder}", folder.resolve(), None, index.basis, index.training,
-        {k: class_basis(folder, index, k) for k in wanted}, {(k, r): r for k, ranks in wanted.items() for r in ranks},
+        bases, {(k, r): r for k, ranks in wanted.items() for r in ranks},
         {k: index.classes[str(k)].class_name for k in wanted},
     )  # fmt: skip
     for k, ranks in wanted.items():
@@ -92,16 +96,11 @@ def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int,
     component it clips unless ``components`` names some of them (source ranks)."""
     if (artifact.target_model, artifact.target_weights_revision) != (model.name, model.card.weights_revision):
         raise SpurbenchError(f"{location}: a SpuFix artifact for {artifact.target_model} ({artifact.target_weights_revision}), not for {model.name} ({model.card.weights_revision})")
-    wanted = components if components is not None else artifact.components
+    columns = artifact_columns(artifact, location, components)
+    wanted = sorted({k for k, _ in columns})
     weight = model.head[0]
-    columns = {}
-    for k, ranks in sorted(wanted.items()):
-        if k not in artifact.components:
-            raise SpurbenchError(f"components: class {k} has no components in the SpuFix artifact {location}")
-        missing = [r for r in ranks if r not in artifact.components[k]]
-        if missing:
-            raise SpurbenchError(f"components: class {k} component {missing[0]} is not in the SpuFix artifact (it has {artifact.components[k]})")
-        columns.update({(k, r): artifact.components[k].index(r) for r in ranks})
+    for k in wanted:
+        check_basis_width(f"{location}: class {k}", artifact.directions[k][1].shape[1], model.name, weight.shape[1])
     bases = {k: artifact_basis(weight[k], *artifact.directions[k], artifact.images_per_class.get(k, 0)) for k in wanted}
     names = model.class_names or []
     return RankingSource(f"SpuFix artifact {location}", None, location, "npca", None, bases, columns, {k: names[k] if k < len(names) else str(k) for k in wanted})
@@ -116,23 +115,6 @@ def resolve_pool(pool: str) -> Pool:
         bench, _ = plugin.mining_pool(plugin.parse_options({}))
         return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})", spec=pool)
     return folder_pool(pool)
-
-
-def resolve_components(index: DiscoveryIndex, components: dict[int, list[int]], model: ModelAdapter) -> dict[int, list[int]]:
-    """The components file's entries as discovery ranks (a neuron-basis export lists units), checked."""
-    out: dict[int, list[int]] = {}
-    for k, listed in sorted(components.items()):
-        if not 0 <= k < model.card.num_classes:
-            raise SpurbenchError(f"components file: class {k} is not a class of {model.name} (it has {model.card.num_classes})")
-        record = index.classes.get(str(k))
-        if record is None:
-            raise SpurbenchError(f"components file: class {k} is not in the discovery (discovered: {len(index.classes)} classes)")
-        by_id = {(c.neuron if index.basis == "neurons" else c.rank): c.rank for c in record.components}
-        missing = [c for c in listed if c not in by_id]
-        if missing:
-            raise SpurbenchError(f"components file: class {k} has no discovered component {missing[0]}")
-        out[k] = [by_id[c] for c in listed]
-    return out
 
 
 def _passes(logits: torch.Tensor, k: int, rule: str) -> torch.Tensor:
@@ -185,6 +167,7 @@ def mine(
     if per_component < 1 or not 0 < dedup_cosine <= 1 or require_predicted not in ("top1", "top5", "none"):
         raise SpurbenchError("--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none")
     out = Path(out)
+    remove_stale_temporaries(out)  # of a killed run: mining again leaves what an uninterrupted run leaves
     wanted = source.wanted()
     weight, bias = (t.detach().cpu().double() for t in model.head)
     keep = per_component * HEADROOM

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from spurbench._version import __version__
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path, slug, strict_json
+from spurbench.files import atomic_path, remove_stale_temporaries, slug, strict_json
 from spurbench.heads import SpuFixHead
 from spurbench.hub import commit, snapshot
 
@@ -101,6 +101,7 @@ class SpuFixArtifact:
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # of a save that was killed
         tensors = {}
         for k, (mean, dirs) in self.directions.items():
             tensors[f"mean.{k}"] = mean.detach().to(torch.float64).contiguous()
@@ -135,7 +136,7 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
         raise SpurbenchError(f"{location}: not a SpuFix artifact (needs {META_FILE} and {TENSORS_FILE})")
     try:
         raw = strict_json(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested past the decoder's limit
         raise SpurbenchError(f"{location}: {META_FILE} is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
         found = raw.get("format") if isinstance(raw, dict) else None

@@ -18,7 +18,7 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.results import result_filename
 from spurbench.runs import RunEntry, is_complete, spufix_artifact
-from spurbench.sweeps.jobs import JobSpec, JobStatus, job_config_hash, read_status, read_statuses
+from spurbench.sweeps.jobs import JobSpec, JobStatus, job_config_hash, read_records, read_status
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,14 @@ def plan_sweep(
     return plan
 
 
-def failed_jobs(output: str | Path, alive: "Any" = None) -> list[JobStatus]:
+def failed_jobs(output: str | Path, alive: "Any" = None) -> tuple[list[JobStatus], list[str]]:
     """Jobs of earlier sweeps into ``output`` that failed, or that were queued or running and whose
-    process is gone (killed, lost with its node), and whose result is still not complete."""
-    lost = [s for s in read_statuses(output) if s.state == "failed" or (s.state in ("queued", "running") and not (alive is not None and alive(s)))]
-    return [s for s in lost if not is_complete(Path(s.spec.result_file), s.spec.config_hash)]
+    process is gone (killed, lost with its node), and whose result is still not complete; and one line
+    for each record that cannot be used (truncated, unreadable, or leading out of ``output``): its job
+    cannot be retried from it, and is not passed over in silence."""
+    records, bad = read_records(output)
+    lost = [s for s in records if s.state == "failed" or (s.state in ("queued", "running") and not (alive is not None and alive(s)))]
+    return [s for s in lost if not is_complete(Path(s.spec.result_file), s.spec.config_hash)], bad
 
 
 __all__ = ["Invalid", "SweepPlan", "failed_jobs", "plan_sweep"]

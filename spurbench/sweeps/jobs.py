@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import submitit
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path
+from spurbench.files import atomic_path, check_inside, real_inside
 from spurbench.harness import evaluate, run_config_hash, spufix_reference
 from spurbench.runs import is_complete, spufix_artifact
 
@@ -80,6 +80,16 @@ def status_path(output: str | Path, key: str) -> Path:
     return status_dir(output) / f"{key}.json"
 
 
+def check_sweep_folders(output: str | Path) -> None:
+    """The sweep's own folders under ``output`` (``.sweep``, its ``jobs`` and ``submitit``) are folders
+    inside it, or absent: a file in their place, or a link out, fails here in one line, not mid-sweep."""
+    for folder in (Path(output) / SWEEP_DIR, status_dir(output), Path(output) / SWEEP_DIR / "submitit"):
+        if folder.is_symlink() or folder.exists():
+            check_inside(output, folder, "the sweep's folder")
+            if not folder.is_dir():
+                raise SpurbenchError(f"{folder}: is not a folder (the sweep keeps its job records there); move it out of --output")
+
+
 def write_status(status: JobStatus) -> JobStatus:
     path = status_path(status.spec.output, status.spec.key)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,19 +98,54 @@ def write_status(status: JobStatus) -> JobStatus:
     return status
 
 
-def read_status(output: str | Path, key: str) -> JobStatus | None:
-    """The job's last recorded status; None if there is none or it cannot be read (a fresh start)."""
-    path = status_path(output, key)
+def record_problem(status: JobStatus, output: str | Path, key: str) -> str | None:
+    """Why a record read from ``output``'s jobs folder under ``key`` cannot be trusted, or None. A job
+    writes its status and result where its record says, so a record naming another folder (edited,
+    or copied from another sweep) would make a retry write outside ``output``."""
+    spec = status.spec
+    if spec.key != key:
+        return f"it names the job {spec.key!r}, not {key!r}"
+    if os.path.realpath(spec.output) != os.path.realpath(output):
+        return f"its output folder is {spec.output}, not {output}"
+    expected = Path(spec.output) / f"{key}.json"
+    if Path(spec.result_file) != expected or not real_inside(output, spec.result_file):
+        return f"its result file {spec.result_file} is not {expected} inside {output}"
+    return None
+
+
+def _read_record(path: Path, output: str | Path) -> tuple[JobStatus | None, str | None]:
+    """(the record, None), or (None, why not) for a record that is unreadable, not a job record, or
+    whose paths lead out of ``output``; (None, None) where there is none."""
     try:
-        return JobStatus.model_validate_json(path.read_text())
-    except (OSError, ValueError):
-        return None
+        status = JobStatus.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    except ValueError as exc:  # ValidationError (pydantic's JSON parser reports truncation as one)
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
+        return None, "not a job record: " + " ".join(str(first["msg"] if first else exc).split())[:160]
+    problem = record_problem(status, output, path.stem)
+    return (None, problem) if problem else (status, None)
 
 
-def read_statuses(output: str | Path) -> list[JobStatus]:
+def read_status(output: str | Path, key: str) -> JobStatus | None:
+    """The job's last recorded status; None if there is none or it cannot be trusted (a fresh start)."""
+    return _read_record(status_path(output, key), output)[0]
+
+
+def read_records(output: str | Path) -> tuple[list[JobStatus], list[str]]:
+    """Every job record of ``output``, and one line for each record that cannot be used (unreadable,
+    truncated, or leading out of ``output``)."""
     folder = status_dir(output)
-    found = [read_status(output, p.stem) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    return [s for s in found if s is not None]
+    good, bad = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        status, problem = _read_record(path, output)
+        if status is not None:
+            good.append(status)
+        elif problem is not None:
+            bad.append(f"{path}: {problem}")
+    return good, bad
 
 
 def now() -> str:
@@ -146,7 +191,7 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
                 raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again")
             evaluate(
                 spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output, spufix=artifact,
-                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, **spec.run,
+                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, force=spec.force, **spec.run,
             )  # fmt: skip
         status = status.model_copy(update={"state": "done", "finished": now()})
     except SpurbenchError as exc:
@@ -181,4 +226,4 @@ class SweepJob(submitit.helpers.Checkpointable):
         return run_job(JobSpec.model_validate(spec), self.executor).model_dump()
 
 
-__all__ = ["JobSpec", "JobStatus", "SWEEP_DIR", "SweepJob", "read_status", "read_statuses", "run_job", "status_path", "write_status"]
+__all__ = ["JobSpec", "JobStatus", "SWEEP_DIR", "SweepJob", "check_sweep_folders", "read_records", "read_status", "record_problem", "run_job", "status_path", "write_status"]
