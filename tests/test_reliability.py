@@ -336,6 +336,9 @@ ARTIFACT_CASES = {
     "components differ from tensors": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0]})), "do not fit 1 component"),
     "components of another class": (lambda f: _edit_json(f, lambda m: (m.__setitem__("components", {"3": [0, 3]}), m.__setitem__("images_per_class", {"3": 50}))), "does not match the components"),
     "negative component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, -3]})), "components"),
+    # issue 23: pydantic's lax mode read ``true`` as the rank 1 and ``3.0`` as 3
+    "boolean component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, True]})), "components.2.1"),
+    "float component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, 3.0]})), "components.2.1"),
     "tensors changed, digest kept": (lambda f: _edit_tensors(f, lambda t: t["mean.2"].mul_(1e30), rehash=False), "does not match the digest"),
     "float16 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("mean.2", t["mean.2"].half())), "float16"),
     "int32 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("directions.2", t["directions.2"].int())), "int32"),
@@ -387,6 +390,44 @@ def test_spufix_fit_and_import_bad_inputs(cli, run_inputs, tmp_path):
     for args, needle in cases:
         clean_failure(cli(*args, cwd=tmp_path), None, needle)
     assert not list(tmp_path.glob("spufix-*"))  # no half-written artifact
+
+
+def _source_alphas(folder: Path) -> Path:
+    from spurbench.spufix.fit import SourceAlphas
+
+    alphas = {2: torch.arange(6, dtype=torch.float64).reshape(3, 2)}
+    return SourceAlphas("planted:cnn", {2: [0, 3]}, {2: ["a", "b", "c"]}, alphas).save(folder)
+
+
+SOURCE_ALPHAS_CASES = {  # issue 23: each was a KeyError / TypeError / safetensors traceback
+    "not JSON": (lambda f: (f / "alphas.json").write_text("{"), "not a valid source-alphas file"),
+    "missing key": (lambda f: _edit_alphas(f, lambda m: m.pop("image_ids")), "image_ids"),
+    "boolean rank": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("components", {"2": [0, True]})), "components.2.1"),
+    "rows and ids differ": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("image_ids", {"2": ["a"]})), "3 alpha rows but 1 image ids"),
+    "columns and components differ": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("components", {"2": [0]})), "2 alpha columns but 1 components"),
+    "truncated tensors": (lambda f: (f / "alphas.safetensors").write_bytes((f / "alphas.safetensors").read_bytes()[:40]), "not a readable safetensors file"),
+    "NaN alphas": (lambda f: save_file({"alphas.2": torch.full((3, 2), float("nan"), dtype=torch.float64)}, str(f / "alphas.safetensors")), "finite"),
+}
+
+
+def _edit_alphas(folder: Path, edit) -> None:
+    meta = json.loads((folder / "alphas.json").read_text())
+    edit(meta)
+    (folder / "alphas.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("case", sorted(SOURCE_ALPHAS_CASES))
+def test_malformed_source_alphas_are_one_line(tmp_path, case):
+    from spurbench.errors import SpurbenchError
+    from spurbench.spufix.fit import SourceAlphas
+
+    edit, needle = SOURCE_ALPHAS_CASES[case]
+    folder = _source_alphas(tmp_path / "alphas")
+    assert SourceAlphas.load(folder).components == {2: [0, 3]}  # the untouched folder loads
+    edit(folder)
+    with pytest.raises(SpurbenchError, match=None) as caught:
+        SourceAlphas.load(folder)
+    assert needle in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
 
 
 # ------------------------------------------------------------------------------- leaderboard verify, build

@@ -16,10 +16,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, StrictInt, ValidationError
 from safetensors.torch import load_file, save_file
 
 from spurbench._version import __version__
@@ -37,6 +37,11 @@ META_FILE = "spufix.json"
 DEFAULT_HUB_ORG = "spurbench"  # `--spufix auto` looks for <org>/spufix-<model slug>
 
 
+# A JSON value must already be an integer: pydantic's lax mode would read ``true`` as 1 and ``1.0`` as 1
+# (keys stay lax, since JSON object keys are strings).
+Rank = Annotated[StrictInt, Field(ge=0)]
+
+
 class ArtifactMeta(BaseModel):
     """The schema of ``spufix.json``; anything else in it is an error."""
 
@@ -47,8 +52,8 @@ class ArtifactMeta(BaseModel):
     source_weights_revision: str | None = None
     target_model: str
     target_weights_revision: str | None
-    components: dict[NonNegativeInt, list[NonNegativeInt]]
-    images_per_class: dict[NonNegativeInt, NonNegativeInt]
+    components: dict[NonNegativeInt, list[Rank]]
+    images_per_class: dict[NonNegativeInt, Rank]
     spurbench_version: str
     extra: dict[str, Any] = Field(default_factory=dict)
     tensors_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 from safetensors.torch import load_file, save_file
 
 from spurbench import distributed
@@ -27,11 +28,24 @@ from spurbench.benchmarks.base import Benchmark
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import atomic_path, strict_json
 from spurbench.features import FeatureStream
-from spurbench.spufix.artifact import SpuFixArtifact
+from spurbench.schemas import read_model
+from spurbench.spufix.artifact import Rank, SpuFixArtifact
 from spurbench.spufix.npca import NPCA, DirectionMatcher, accumulate_psi, npca_from
 
 ALPHAS_FILE = "alphas.safetensors"
 ALPHAS_META = "alphas.json"
+
+
+class AlphasMeta(BaseModel):
+    """The schema of ``alphas.json``; anything else in it is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_model: str
+    source_weights_revision: str | None = None
+    components: dict[NonNegativeInt, list[Rank]]
+    image_ids: dict[NonNegativeInt, list[str]]
+    extra: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -63,18 +77,27 @@ class SourceAlphas:
 
     @classmethod
     def load(cls, folder: str | Path) -> "SourceAlphas":
+        """A source-alphas folder as ``save`` writes it; every malformed part is a one-line error."""
         folder = Path(folder)
         if not (folder / ALPHAS_FILE).is_file() or not (folder / ALPHAS_META).is_file():
             raise SpurbenchError(f"{folder}: not a source-alphas folder (needs {ALPHAS_FILE} and {ALPHAS_META})")
-        meta = json.loads((folder / ALPHAS_META).read_text())
-        tensors = load_file(str(folder / ALPHAS_FILE))
-        alphas = {int(name.split(".", 1)[1]): t for name, t in tensors.items()}
-        image_ids = {int(k): v for k, v in meta["image_ids"].items()}
+        meta = read_model(folder / ALPHAS_META, AlphasMeta, "source-alphas file")
+        try:
+            tensors = load_file(str(folder / ALPHAS_FILE))
+        except Exception as exc:  # safetensors raises its own error types for a damaged header or body
+            raise DataError(f"{folder / ALPHAS_FILE}: not a readable safetensors file ({' '.join(str(exc).split())[:160]})") from None
+        alphas: dict[int, torch.Tensor] = {}
+        for name, tensor in tensors.items():
+            kind, _, index = name.partition(".")
+            if kind != "alphas" or not index.isdigit() or tensor.ndim != 2 or not torch.isfinite(tensor).all():
+                raise DataError(f"{folder / ALPHAS_FILE}: tensor {name!r} is not a finite 2-d alphas.<class> tensor")
+            alphas[int(index)] = tensor
         for k, a in alphas.items():
-            if a.shape[0] != len(image_ids.get(k, [])):
-                raise DataError(f"{folder}: class {k} has {a.shape[0]} alpha rows but {len(image_ids.get(k, []))} image ids")
-        components = {int(k): v for k, v in meta["components"].items()}
-        return cls(meta["source_model"], components, image_ids, alphas, meta.get("extra"), meta.get("source_weights_revision"))
+            if a.shape[0] != len(meta.image_ids.get(k, [])):
+                raise DataError(f"{folder}: class {k} has {a.shape[0]} alpha rows but {len(meta.image_ids.get(k, []))} image ids")
+            if a.shape[1] != len(meta.components.get(k, [])):
+                raise DataError(f"{folder}: class {k} has {a.shape[1]} alpha columns but {len(meta.components.get(k, []))} components")
+        return cls(meta.source_model, meta.components, meta.image_ids, alphas, meta.extra, meta.source_weights_revision)
 
 
 def class_subset(train: Benchmark, class_index: int) -> Benchmark:
