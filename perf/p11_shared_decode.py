@@ -60,7 +60,7 @@ def crop_benchmark(n: int, folder: Path, seed: int = 0) -> Benchmark:
         role = "positive" if i % 2 == 0 else "negative"
         images.append(BenchmarkImage(f"{role}/{i}", i % 4, role, None if role == "positive" else 0, str(path), lambda p=path: Image.open(p)))
     classes = [BenchmarkClass(index=k, name=f"class{k}", components=(0,)) for k in range(4)]
-    return Benchmark("photo-crops", "imagenet-1k", classes, images, revision="speed", checksum=f"crops-{n}-{seed}")
+    return Benchmark("photo-crops", "imagenet-1k", classes, images, revision="speed", checksum=f"crops-{n}-{seed}", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
 
 
 def data_path_seconds(bench: Benchmark, config: dict, protocol: str, batch_size: int, workers: int, cache: PixelCache | None = None) -> float:

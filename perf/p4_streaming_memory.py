@@ -68,7 +68,7 @@ def one_class_benchmark(n: int) -> Benchmark:
         return Image.fromarray(np.random.default_rng(i).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
 
     images = [BenchmarkImage(f"train/{CLASS}/{i}", CLASS, "positive", None, f"generated {i}", lambda i=i: loader(i)) for i in range(n)]
-    return Benchmark("p4-train", "imagenet-1k", [BenchmarkClass(index=CLASS, name="class7")], images, revision=f"n{n}", checksum=f"n{n}")
+    return Benchmark("p4-train", "imagenet-1k", [BenchmarkClass(index=CLASS, name="class7")], images, revision=f"n{n}", checksum=f"n{n}", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
 
 
 def peak_rss_mib() -> float:

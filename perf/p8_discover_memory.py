@@ -36,7 +36,7 @@ def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
         for k in range(classes)
         for i in range(per_class)
     ]
-    return Benchmark("p8-train", "imagenet-1k", [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)], images, revision="p8", checksum="p8")
+    return Benchmark("p8-train", "imagenet-1k", [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)], images, revision="p8", checksum="p8", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
 
 
 def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float]:

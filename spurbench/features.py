@@ -22,13 +22,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -40,7 +33,7 @@ from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
 from spurbench.pixelcache import DEFAULT_GB, PixelCache
 from spurbench.preprocessing import normalize_on_device
-from spurbench.runtime import autocast, bound_heap_growth, check_precision, check_workers, default_workers, note
+from spurbench.runtime import StageProgress, autocast, bound_heap_growth, check_precision, check_workers, default_workers, note
 
 CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
 
@@ -226,7 +219,8 @@ class FeatureStream:
         cuda = torch.device(self.device).type == "cuda"
         workers, pixels = default_workers() if self.num_workers is None else self.num_workers, self.pixel_cache if isinstance(self.pixel_cache, PixelCache) else None
         loader = input_batches(self.benchmark, todo, config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels)
-        bar = Progress(TextColumn("[bold]features[/] " + self.adapter.name), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not self.progress, transient=True)
+        # (a pool that mine streams through here gets the same lines)
+        bar = StageProgress(f"features {self.adapter.name} on {self.benchmark.name}", len(todo), "images", enabled=self.progress)
         shards = iter(self.missing)
         current = next(shards)
         feats: torch.Tensor | None = None  # the current shard, filled batch by batch
@@ -236,7 +230,6 @@ class FeatureStream:
             if self.folder is not None:
                 self._write_manifest()
         with bar, torch.no_grad():
-            task = bar.add_task("features", total=len(todo))
             done = 0
             for batch in loader:
                 images_in_batch = batch.shape[0] if views is None else min(self.batch_size, len(todo) - done)  # (the loader batches images)
@@ -258,7 +251,7 @@ class FeatureStream:
                     feats = torch.empty(len(self.shard_ids[current]), out.shape[1], dtype=torch.float32)
                 feats[filled : filled + out.shape[0]] = out
                 filled += out.shape[0]
-                bar.advance(task, images_in_batch)
+                bar.advance(images_in_batch)
                 del out, batch
                 if filled == feats.shape[0]:
                     if self.folder is not None:
@@ -284,6 +277,7 @@ class FeatureStream:
             else:
                 feats = load_file(str(self.folder / f"shard-{index:05d}.safetensors"))["features"]
             yield ids, feats
+        next(computed, None)  # run the computation to its end, so that its progress closes (and says "done")
 
 
 def extract_features(adapter: ModelAdapter, benchmark: Benchmark, **kwargs) -> FeatureSet:

@@ -11,7 +11,11 @@ Hub server in ``tests/hub_server.py``; the real Hub cannot be reached from the d
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import socket
 import urllib.error
+import urllib.parse
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -19,6 +23,7 @@ import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi, constants
 from huggingface_hub.errors import (
     GatedRepoError,
+    HFValidationError,
     HfHubHTTPError,
     LocalEntryNotFoundError,
     OfflineModeIsEnabled,
@@ -29,6 +34,18 @@ from huggingface_hub.errors import (
 from spurbench.errors import AccessError, DataError, SpurbenchError
 
 RepoType = Literal["model", "dataset"]
+
+
+def check_repo_id(repo_id: str, what: str = "Hub repo") -> str:
+    """``repo_id`` when it is a valid Hub repo id (``NAME`` or ``ORG/NAME``), else a one-line SpurbenchError.
+    Every id a user gives (--pool hf://..., --dataset-repo, --repo, --push) passes here before any work."""
+    try:
+        huggingface_hub.utils.validate_repo_id(repo_id)
+    except HFValidationError:
+        raise SpurbenchError(
+            f"{what} {repo_id!r} is not a Hub repo id: expected NAME or ORG/NAME (letters, digits, '-', '_', '.'; no '..', no leading or trailing '/' or '.')"
+        ) from None
+    return repo_id
 
 
 def _status(exc: BaseException) -> int | None:
@@ -110,6 +127,7 @@ def snapshot(
     gated_howto: str | None = None,
 ) -> Path:
     """The folder of ``repo_id@revision`` (downloaded, or from the Hub cache when offline); one-line errors."""
+    check_repo_id(repo_id, f"Hub {repo_type}")
     with mapped_errors(f"Hub {repo_type} {repo_id}@{revision or 'main'}", hint, gated_howto):
         path = huggingface_hub.snapshot_download(
             repo_id,
@@ -133,6 +151,7 @@ def commit(
 ) -> str:
     """Create the repo if needed and upload ``files`` (path in repo -> local file or bytes) as one commit;
     returns the commit url (its last part is the commit sha to pin)."""
+    check_repo_id(repo_id, f"Hub {repo_type}")
     operations = [CommitOperationAdd(name, content if isinstance(content, bytes) else str(content)) for name, content in files.items()]
     api = HfApi(token=token)
     with mapped_errors(f"Hub {repo_type} {repo_id}", "needs a token with write access (HF_TOKEN or a login)"):
@@ -163,20 +182,75 @@ def cached_snapshot(repo_id: str, revision: str, repo_type: RepoType = "dataset"
         return None
 
 
-def raise_if_weights_unavailable(exc: BaseException, what: str) -> None:
+PROBE_SECONDS = 3.0  # how long a weights download waits for the Hub's address to answer before going offline
+
+
+@functools.lru_cache(maxsize=None)
+def hub_reachable(endpoint: str | None = None, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the Hub endpoint (``HF_ENDPOINT``) opens within ``timeout`` s; asked
+    once per process. Why: without a Hub, huggingface_hub retries each missing file five times with
+    backoff (about 23 s and 12 warning lines per file), and a model library asks for several files."""
+    url = urllib.parse.urlsplit(endpoint or constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def weights_from_hub(what: str) -> Iterator[None]:
+    """Around a model library's weight download (timm, open_clip, transformers): when the Hub cannot be
+    reached, load from the local cache only (offline mode, no retries), and huggingface_hub's retry
+    warnings never reach the terminal; weights that are missing then end in one line (see below)."""
+    offline_before = constants.HF_HUB_OFFLINE
+    unreachable = not offline_before and not hub_reachable()
+    hub_logger = logging.getLogger("huggingface_hub")
+    level_before = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    if unreachable:
+        constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub (constants.is_offline_mode)
+    try:
+        yield
+    except Exception as exc:
+        raise_if_weights_unavailable(exc, what, unreachable=unreachable)
+        raise
+    finally:
+        constants.HF_HUB_OFFLINE = offline_before
+        hub_logger.setLevel(level_before)
+
+
+def raise_if_weights_unavailable(exc: BaseException, what: str, unreachable: bool = False) -> None:
     """Re-raise "weights not in the local Hub cache and no network" as one SpurbenchError.
 
     Model libraries (timm, open_clip, transformers) wrap the Hub's error in their own (OSError,
     RuntimeError, ...), so the whole exception chain is searched. Returns normally for anything else:
     the caller re-raises it.
     """
-    if not any(isinstance(e, (LocalEntryNotFoundError, urllib.error.URLError)) for e in exception_chain(exc)):
-        return
-    why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the network could not be reached"
+    if isinstance(exc, SpurbenchError) or not any(isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, urllib.error.URLError)) for e in exception_chain(exc)):
+        return  # (a SpurbenchError already says it in one line: the caller re-raises it as it is)
+    if unreachable:
+        why = f"the Hub ({constants.ENDPOINT}) cannot be reached"
+    else:
+        why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the network could not be reached"
     raise SpurbenchError(
         f"weights for {what} are not in the local Hugging Face Hub cache ({constants.HF_HUB_CACHE}) and {why}; "
-        "download them once with network access (HF_HUB_OFFLINE unset), or pass --checkpoint FILE.safetensors"
+        "download them once with network access (HF_HUB_OFFLINE unset), or use local weights: --checkpoint FILE.safetensors "
+        "(a state dict in the model library's parameter names; the README's 'Local weights' says how to convert one)"
     ) from exc
 
 
-__all__ = ["cached_commit", "commit", "exception_chain", "hub_error", "mapped_errors", "raise_if_weights_unavailable", "resolve_token", "snapshot"]
+__all__ = [
+    "cached_commit",
+    "check_repo_id",
+    "commit",
+    "exception_chain",
+    "hub_error",
+    "hub_reachable",
+    "mapped_errors",
+    "raise_if_weights_unavailable",
+    "resolve_token",
+    "snapshot",
+    "weights_from_hub",
+]

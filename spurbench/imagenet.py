@@ -125,6 +125,11 @@ def imagenet_1k_to_21k(ordering: str) -> np.ndarray:
     return _map_1k_to(ordering)
 
 
+def maps_to(benchmark_space: str, model_space: str) -> bool:
+    """Whether a model of ``model_space`` can score a benchmark of ``benchmark_space`` (see ``class_columns``)."""
+    return benchmark_space == model_space or (benchmark_space == "imagenet-1k" and model_space in ("imagenet-21k-google", "imagenet-21k"))
+
+
 def class_columns(benchmark_space: str, model_space: str, class_indices: Sequence[int], num_classes: int) -> list[int]:
     """Column of the model's head that scores each benchmark class; LabelSpaceError if there is none."""
     if benchmark_space == model_space:

@@ -20,6 +20,7 @@ import torch
 from spurbench.adapters import ModelAdapter
 from spurbench.apgd import apgd, project
 from spurbench.basis import Basis
+from spurbench.runtime import StageProgress
 
 EPS_AT_224 = 30.0
 STEPS = 200
@@ -58,8 +59,16 @@ def visualise(model: ModelAdapter, class_index: int, basis: Basis, components: S
     center = torch.full((len(components), *size), 0.5, device=device)
     noise = torch.randn(center.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     start = project(center + noise * (0.5 * eps / noise.flatten(1).norm(dim=1).view(-1, 1, 1, 1)), center, eps)  # random L2 start, radius eps / 2
-    with torch.enable_grad():
-        result = apgd(objective, start, center, eps, steps)
+    # APGD evaluates the objective about once per step: counting the calls gives the lines a log needs
+    # (no bar on a terminal: discover shows its own per-class display there).
+    stage = StageProgress(f"NPFV {model.name} class {class_index}", steps, "steps", bar=False)
+
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        stage.advance(0 if stage.done >= steps else 1)
+        return objective(x)
+
+    with torch.enable_grad(), stage:
+        result = apgd(counted, start, center, eps, steps)
     return Visualisation(result.best.detach().cpu(), result.best_value.detach().cpu(), eps, steps)
 
 

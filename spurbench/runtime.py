@@ -7,6 +7,8 @@ import ctypes
 import multiprocessing
 import os
 import sys
+import threading
+import time
 import warnings
 
 import torch
@@ -116,3 +118,102 @@ def bound_heap_growth() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
         pass
+
+
+PROGRESS_INTERVAL_ENV = "SPURBENCH_PROGRESS_INTERVAL"
+DEFAULT_PROGRESS_INTERVAL = 30.0
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines without a terminal: ``SPURBENCH_PROGRESS_INTERVAL`` (default 30;
+    0: a line at the start, at every step and at the end)."""
+    text = os.environ.get(PROGRESS_INTERVAL_ENV, "").strip()
+    if not text:
+        return DEFAULT_PROGRESS_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise SpurbenchError(f"{PROGRESS_INTERVAL_ENV}={text!r}: expected seconds between progress lines, 0 or more")
+    return value
+
+
+class StageProgress:
+    """Progress of one long stage (training, features, NPFV) on stderr, with or without a terminal.
+
+    On a terminal: a rich bar (gone when the stage ends). Otherwise (a CI log, nohup, a SLURM file):
+    plain lines, so that a log shows the run is alive. The first comes once the stage has run for
+    the interval (so a short stage, or one that fails at once, adds no line before its error), then
+    one every interval, from a timer thread (also while one step takes long), and one when the stage
+    ends; each names the stage, the count done and the rate. Use as a context manager; ``advance``
+    counts work done, ``detail`` (e.g. a loss) is appended to the lines."""
+
+    def __init__(self, label: str, total: int | None, unit: str = "images", *, enabled: bool = True, bar: bool = True):
+        self.label, self.total, self.unit = label, total, unit
+        self.done, self.detail = 0, ""
+        self.terminal = enabled and sys.stderr.isatty()
+        self.lines = enabled and not self.terminal
+        self.interval = progress_interval() if self.lines else 0.0
+        self._bar = None if not (self.terminal and bar) else self._rich_bar()
+        self._printed = False
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._started = 0.0
+
+    def _rich_bar(self):
+        # lazy: rich's progress machinery only where a terminal shows it
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        return Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+    def __enter__(self) -> "StageProgress":
+        self._started = time.perf_counter()
+        if self._bar is not None:
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=self.total)
+        if self.lines and self.interval == 0:
+            self._line("started")
+        elif self.lines:
+            self._timer = threading.Thread(target=self._tick, name="spurbench-progress", daemon=True)
+            self._timer.start()
+        return self
+
+    def advance(self, n: int = 1, detail: str | None = None) -> None:
+        self.done += n
+        if detail is not None:
+            self.detail = detail
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+        if self.lines and self.interval == 0:
+            self._line()
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+        if self._bar is not None:
+            self._bar.stop()
+        if self._printed and kind is None:
+            self._line("done")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._line()
+
+    def _line(self, state: str | None = None) -> None:
+        elapsed = time.perf_counter() - self._started
+        count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        parts = [f"{count} {self.unit}"]
+        if self.done and elapsed > 0:
+            rate = self.done / elapsed
+            parts.append(f"{rate:.0f} {self.unit}/s" if rate >= 100 else f"{rate:.3g} {self.unit}/s")
+            if self.total is not None and state is None and self.done < self.total:
+                parts.append(f"about {(self.total - self.done) / rate:.0f} s left")
+        parts.append(f"{elapsed:.0f} s")
+        if self.detail:
+            parts.append(self.detail)
+        sys.stderr.write(f"{self.label}: {state + ', ' if state else ''}{', '.join(parts)}\n")
+        sys.stderr.flush()
+        self._printed = True

@@ -3,6 +3,53 @@
 Each bad-input case must end in one line on stderr, exit status 2, no traceback and no result file.
 Each corruption case (a damaged cache entry) must end in a result identical to the undamaged run.
 The count of cases is reported in the README under "Reliability".
+
+Round 2 (issue 23, "Nothing silently wrong"): each case of the issue and where its tests live. Every one
+of these tests was run against the code before its fix and failed there (the exceptions are named).
+
+- Served files stay inside their folder (symlinks to files and folders, relative and absolute, at every
+  level; a folder whose served subfolder leads out is refused at start): test_reliability_pages.py
+  ``test_a_label_folder_whose_images_lead_out_is_refused_at_start``, ``..._mining_folder_...``,
+  ``test_the_pages_refuse_to_start_through_the_cli``, ``test_the_{label,verify}_page_serves_no_file_outside_the_folder``.
+- Read folders stay inside themselves (pools, --data-dir layouts, ImageNet val, spurious-folder):
+  test_reliability_newuser.py ``test_a_pool_link_out_of_the_pool_is_refused`` and the tests after it.
+- 1 a run replaced results of another configuration: test_reliability_results.py ``test_case1_*``.
+- 2 a plugin's positives silently cropped: test_reliability_newuser.py ``test_a_benchmark_must_state_each_roles_geometry``,
+  ``test_a_plugin_without_geometry_is_refused_in_one_line_when_it_loads``, ``test_built_in_plugins_keep_their_geometry``.
+- 3 a page obeyed a malformed body: test_reliability_pages.py ``test_a_malformed_{label,verdict}_body_*`` and the
+  property-based ``test_the_{label,verify}_page_from_its_schema`` (schemathesis).
+- 4 malformed inputs coerced: test_reliability_finding.py ``test_discover_refuses_a_range_that_runs_backwards``,
+  ``test_components_are_plain_integers``, ``test_mine_and_spufix_fit_refuse_ranks_that_are_not_integers``,
+  ``test_mine_refuses_components_of_another_kind_or_discovery``, ``test_a_nan_in_a_saved_basis_is_named``; here
+  ``test_malformed_spufix_artifacts_are_refused[boolean component|float component]`` and
+  ``test_malformed_source_alphas_are_one_line``.
+- 5 outputs where they must not land: test_reliability_pages.py ``test_export_never_writes_over_the_folders_own_files``;
+  test_reliability_finding.py ``test_mine_out_and_pool_do_not_overlap``, ``test_sweep_retry_refuses_a_record_that_leads_out_of_the_output``,
+  ``test_sweep_retry_reports_a_truncated_record``.
+- 6 build rewrote the tracked board: test_reliability_results.py ``test_case6_*``.
+- 7 fast keys lost labels; O(1) saves: test_reliability_pages.py ``test_keys_faster_than_saves_*`` (Chromium, 10,000
+  records) and the ledger tests (migration, torn line, bad line, other server); perf/p12_label_save.py.
+- 8 silent no-ops: test_reliability_pages.py ``test_export_of_nothing_is_an_error_not_an_empty_file``,
+  ``test_labels_of_components_the_discovery_lacks_are_named_in_a_warning``; test_reliability_finding.py
+  ``test_an_empty_components_file_is_refused_by_spufix_fit_and_mine``.
+- 9 expensive work before cheap checks: test_reliability_finding.py ``test_mine_checks_the_files_before_the_model_loads``;
+  test_reliability_pages.py ``test_bad_folders_ports_and_outs_fail_before_torch_is_imported``.
+- Tracebacks: test_reliability_finding.py ``test_discover_bounds_a_class_range_before_building_it``,
+  ``test_a_deeply_nested_json_file_is_one_line``, ``test_a_basis_wider_than_the_features_is_one_line``,
+  ``test_sweep_when_its_jobs_folder_is_a_file``; test_reliability_newuser.py ``test_an_invalid_hub_repo_id_is_one_line``,
+  ``test_an_invalid_hub_pool_id_is_one_line``.
+- 10 no progress without a terminal: test_reliability_newuser.py ``test_progress_*``, ``test_feature_extraction_*``,
+  ``test_a_run_into_a_pipe_shows_stages_and_counts``.
+- 11 plugin errors and ground truth: test_reliability_results.py ``test_case11_*``; test_reliability_newuser.py
+  ``test_a_ground_truth_without_spurious_only_validation_images_is_refused_when_handed_over``.
+- 12 the Hub when there is none: test_reliability_newuser.py ``test_no_hub_fails_fast_and_quietly_naming_local_weights``,
+  ``test_a_model_of_another_label_space_is_told_where_it_can_run``.
+- 13 finding your way: test_reliability_results.py ``test_case13_*``.
+- 14 DataLoader warnings: test_reliability_results.py ``test_case14_*``.
+- 15 a CPU-only install: README only ("Two commands on a fresh machine").
+- Kill and resume (SIGINT and SIGKILL): test_reliability_results.py ``test_kill_mid_features_then_the_same_command_gives_the_uninterrupted_result``
+  (run); test_reliability_finding.py ``test_{discover,mine,spufix_fit}_killed_and_run_again_equals_an_uninterrupted_run``.
+  These and the kill/resume tests are the exception above: resuming already worked, so they guard, not fix.
 """
 
 from __future__ import annotations

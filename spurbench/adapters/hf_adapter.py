@@ -9,6 +9,7 @@ that ``model(x).logits == features(x) @ W.T + b`` and refuses the model otherwis
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from spurbench.adapters.common import LinearClassifierMixin, load_checkpoint_int
 from spurbench.adapters.timm_adapter import timm_data_config
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
-from spurbench.hub import cached_commit, exception_chain, raise_if_weights_unavailable
+from spurbench.hub import cached_commit, exception_chain, raise_if_weights_unavailable, weights_from_hub
 from spurbench.imagenet import imagenet_space
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -132,6 +133,8 @@ def _weights_revision(spec: str) -> str | None:
 
 def _raise_load_error(exc: BaseException, spec: str) -> None:
     """One-line errors for what a user can get wrong; returns for anything else (a bug: re-raised as is)."""
+    if isinstance(exc, SpurbenchError):
+        return  # already one line (weights_from_hub)
     raise_if_weights_unavailable(exc, f"hf model {spec!r}")
     text = " ".join(str(exc).split())
     if any(isinstance(e, (HFValidationError, RepositoryNotFoundError)) for e in exception_chain(exc)):
@@ -172,14 +175,17 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
         except ImportError as exc:
             raise SpurbenchError("the hf model family needs transformers: pip install 'spurbench[transformers]'") from exc
         from_hub = pretrained and checkpoint is None
+        # a local folder needs no Hub; a repo id is fetched fast and quietly, or not at all, without one
+        hub = contextlib.nullcontext() if Path(spec).is_dir() else weights_from_hub(f"hf model {spec!r}")
         try:
-            config = AutoConfig.from_pretrained(spec)
-            processor = AutoImageProcessor.from_pretrained(spec)
-            if from_hub:
-                # float32 regardless of the stored dtype: transformers 5 otherwise keeps e.g. fp16 weights.
-                model = AutoModelForImageClassification.from_pretrained(spec, dtype=torch.float32)
-            else:
-                model = AutoModelForImageClassification.from_config(config)
+            with hub:
+                config = AutoConfig.from_pretrained(spec)
+                processor = AutoImageProcessor.from_pretrained(spec)
+                if from_hub:
+                    # float32 regardless of the stored dtype: transformers 5 otherwise keeps e.g. fp16 weights.
+                    model = AutoModelForImageClassification.from_pretrained(spec, dtype=torch.float32)
+                else:
+                    model = AutoModelForImageClassification.from_config(config)
         except Exception as exc:
             _raise_load_error(exc, spec)
             raise

@@ -16,6 +16,7 @@ stored as format strings, so they hash into the text-head cache key and can be r
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -32,7 +33,7 @@ from spurbench.adapters.common import read_safetensors, short_list, timm_cam_lay
 from spurbench.cache import content_digest, make_cache_dir
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.files import atomic_path, slug, stable_hash
-from spurbench.hub import cached_commit, raise_if_weights_unavailable
+from spurbench.hub import cached_commit, weights_from_hub
 from spurbench.registry import suggest
 
 # open_clip resize_mode -> timm crop_mode, all with crop_pct 1.0 (open_clip's eval transforms never zoom).
@@ -124,11 +125,8 @@ class OpenClipAdapter(ModelAdapter):
         model_name, tag = _parse_spec(spec, needs_weights=from_tag)
         # Weights trained with QuickGELU must run with it; open_clip 3 only warns about a mismatch.
         quick_gelu = bool(tag and open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu", False))
-        try:
+        with weights_from_hub(f"open_clip model {spec!r}") if from_tag else contextlib.nullcontext():
             model = open_clip.create_model(model_name, pretrained=tag if from_tag else None, load_weights=from_tag, force_quick_gelu=quick_gelu)
-        except Exception as exc:
-            raise_if_weights_unavailable(exc, f"open_clip model {spec!r}")
-            raise
         weights_revision: str | None = None
         if checkpoint is not None:
             read_safetensors(checkpoint)  # existence / format checks with one-line errors

@@ -10,6 +10,7 @@ weights into the architecture instead.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +34,7 @@ from spurbench.adapters.common import (
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.files import plain
-from spurbench.hub import cached_commit, raise_if_weights_unavailable
+from spurbench.hub import cached_commit, weights_from_hub
 from spurbench.imagenet import TIMM_SUBSET_TO_SPACE, class_names
 from spurbench.registry import suggest
 
@@ -128,11 +129,8 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
     def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "TimmAdapter":
         from_hub = pretrained and checkpoint is None
         _check_timm_name(spec, needs_weights=from_hub)
-        try:
+        with weights_from_hub(f"timm model {spec!r}") if from_hub else contextlib.nullcontext():
             model = timm.create_model(spec, pretrained=from_hub)
-        except Exception as exc:
-            raise_if_weights_unavailable(exc, f"timm model {spec!r}")
-            raise
         if checkpoint is not None:
             return cls(spec, *_with_checkpoint(spec, model, checkpoint))
         return cls(spec, model, _hub_revision(model.pretrained_cfg) if from_hub else None)

@@ -24,7 +24,9 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from spurbench.errors import DataError, SpurbenchError
+from spurbench.benchmarks.checks import check_geometry, crop_pct_problem, where_it_runs
+from spurbench.errors import DataError, LabelSpaceError, SpurbenchError
+from spurbench.imagenet import maps_to
 from spurbench.registry import suggest
 from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
 from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
@@ -81,9 +83,11 @@ class Benchmark:
     revision: str | None = None  # pinned revision (Hub commit / generator version)
     checksum: str | None = None  # content checksum of the negatives
     positives_source: str | None = None  # where the positives came from (Hub dataset, local dir, generator)
-    # The paper protocol resizes positives to size/crop_pct and center-crops (ImageNet val: 224/256).
-    # A generated benchmark whose images already have the model's size sets 1.0.
-    positive_crop_pct: float = 224 / 256
+    # Each role's paper-protocol geometry, stated (a default silently cropped a plugin's class images and
+    # not its spurious-only ones): class images resize to size / positive_crop_pct and are centre-cropped
+    # (224 / 256: ImageNet-val photos; 1.0: already at size); spurious-only images are never cropped (1.0).
+    positive_crop_pct: float | None = None
+    negative_crop_pct: float | None = None
     resize_interpolation: str | None = None  # "bilinear" or "bicubic": overrides the paper protocol's bicubic resize (a benchmark whose masks were made on another resize)
     component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
     facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
@@ -94,6 +98,9 @@ class Benchmark:
     # in [0, 1], one per name of ``image.views``, in that order. It runs in the data-loader workers.
     render_views: "Callable[[BenchmarkImage, torch.Tensor], list[torch.Tensor]] | None" = field(default=None, repr=False)
     views_key: str | None = None  # what else changes the rendered views (a font's digest, a noise scheme); keys the feature cache
+
+    def __post_init__(self) -> None:
+        check_geometry(self.name, self.positive_crop_pct, self.negative_crop_pct)
 
     def view_rows(self) -> list[tuple[int, str]]:
         """(image position, view name) of every feature row of a views benchmark, image by image."""
@@ -137,7 +144,9 @@ class BenchmarkPlugin(abc.ABC):
     default_models: ClassVar[tuple[str, ...]] = ()  # what ``spurbench run`` evaluates when no model is named
     default: ClassVar[bool] = False  # the benchmark ``spurbench run`` uses without ``--benchmark`` (exactly one)
     label_space: ClassVar[str | None] = None  # the label space of its classes (and of its training split)
-    positives_crop_pct: ClassVar[float] = 224 / 256  # the ``Benchmark.positive_crop_pct`` of the images ``positives`` gives
+    # The ``Benchmark.positive_crop_pct`` of the images ``positives`` gives: a plugin that implements
+    # ``positives`` states it (no default; checked when the class is defined, see __init_subclass__).
+    positives_crop_pct: ClassVar[float | None] = None
     # Its data folders name it (``spurbench.json`` ``"kind"``): the dataset commands choose it for such a
     # folder, and never as the default for any other.
     named_by_its_data: ClassVar[bool] = False
@@ -150,6 +159,13 @@ class BenchmarkPlugin(abc.ABC):
     view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
     headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
     protocols: ClassVar[tuple[str, ...]] = ("paper", "model")  # the preprocessing protocols it can be scored under
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.positives is not BenchmarkPlugin.positives:
+            problem = crop_pct_problem(cls.positives_crop_pct)
+            if problem:
+                raise SpurbenchError(f"benchmark plugin {cls.__module__}.{cls.__qualname__} implements positives() but its positives_crop_pct {problem}; set the class attribute (224 / 256: photos resized and centre-cropped as ImageNet val; 1.0: images already at the model's size)")
 
     def implements(self, method: str) -> bool:
         """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
@@ -221,7 +237,11 @@ class BenchmarkPlugin(abc.ABC):
 
     def check_model(self, model: Any) -> None:
         """Refuse, in one line, a model this benchmark cannot score (e.g. not an ImageNet-1k classifier);
-        called by ``evaluate`` before any image is read. Default: any model whose label space maps."""
+        called by ``evaluate`` before any image is read. Default: any model whose label space maps; the
+        refusal names the benchmarks it can run on."""
+        space = getattr(model, "label_space", None)
+        if self.label_space is not None and space is not None and not maps_to(self.label_space, space):
+            raise LabelSpaceError(f"model {getattr(model, 'name', model)} predicts label space {space!r}, and benchmark {self.name!r} scores {self.label_space!r} classes; {where_it_runs(space)}")
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
         """``leaderboard verify``: raise a one-line SpurbenchError unless every image of a views result has

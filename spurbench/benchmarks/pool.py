@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISLNK, S_ISREG
 
 from PIL import Image
 
@@ -26,8 +26,9 @@ from spurbench.benchmarks.base import Benchmark, BenchmarkImage
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.files import atomic_path
-from spurbench.hub import snapshot
+from spurbench.benchmarks.folders import inside, reading_root
+from spurbench.files import atomic_path, check_inside
+from spurbench.hub import check_repo_id, snapshot
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 POOL_LABEL_SPACE = "pool"  # pool images have no label; class_index -1
@@ -62,33 +63,43 @@ def _read_memo(path: Path) -> dict[str, list]:
     return memo if isinstance(memo, dict) else {}
 
 
-def _scan(root: Path) -> list[tuple[str, Path, int, int]]:
+def _scan(root: Path, within: Path) -> list[tuple[str, Path, int, int]]:
     """(id, path, size, mtime_ns) of every image file under ``root``, sorted by id; hidden files and
     folders skipped. ``os.walk`` with its cached directory entries: a second scan of a large pool
-    costs little more than listing it."""
+    costs little more than listing it.
+
+    A link (to a file or a folder, at any level) whose real path leaves ``within`` is refused in one
+    line: a shared or downloaded pool must not make spurbench read, cache and copy files from elsewhere
+    on the machine. ``os.walk`` does not descend into linked folders, so only links need resolving."""
     found = []
     for directory, subdirs, names in os.walk(root):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        for name in subdirs:
+            if os.path.islink(os.path.join(directory, name)):
+                check_inside(within, Path(directory, name), "a folder of the pool")
         prefix = Path(directory).relative_to(root).as_posix()
         for name in names:
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             path = Path(directory, name)
             try:
+                if S_ISLNK(path.lstat().st_mode):
+                    check_inside(within, path, "a pool file")
                 stat = path.stat()
-            except OSError:  # vanished between listing and stat
+            except OSError:  # vanished between listing and stat (or a dangling link)
                 continue
             if S_ISREG(stat.st_mode):
                 found.append((name if prefix == "." else f"{prefix}/{name}", path, stat.st_size, stat.st_mtime_ns))
     return sorted(found, key=lambda entry: entry[0])
 
 
-def folder_pool(folder: str | Path) -> Pool:
-    """Every image under ``folder`` (recursive, hidden files and folders skipped)."""
+def folder_pool(folder: str | Path, within: str | Path | None = None) -> Pool:
+    """Every image under ``folder`` (recursive, hidden files and folders skipped); no file or folder of
+    it may lead out of ``within`` (default: ``folder``, see ``folders.reading_root``)."""
     root = Path(folder)
     if not root.is_dir():
         raise SpurbenchError(f"--pool {folder}: not a folder (give a folder of images, or a benchmark that generates a pool)")
-    found = _scan(root)
+    found = _scan(root, Path(within) if within is not None else reading_root(root))
     if not found:
         raise SpurbenchError(f"--pool {folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) under it")
     identity = hashlib.sha256()
@@ -112,7 +123,7 @@ def folder_pool(folder: str | Path) -> Pool:
     if not images:
         raise DataError(f"--pool {folder}: none of its {len(found)} image files can be read (e.g. {unreadable[0]})")
     revision = identity.hexdigest()
-    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, positive_crop_pct=1.0)
+    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, positive_crop_pct=1.0, negative_crop_pct=1.0)
     return Pool(bench, str(root.resolve()), files, unreadable)
 
 
@@ -123,6 +134,7 @@ def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
     """One pool image per row of the shards' ``image`` column; ids ``<shard path>/<row>``."""
     images, unreadable = [], []
     for shard in sorted(root.rglob("*.parquet")):
+        inside(root, shard, "a pool shard")
         rel = shard.relative_to(root).as_posix()
         table = read_shard(shard, source, ["image"])
         for row in range(table.num_rows):
@@ -134,7 +146,7 @@ def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
             images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", lambda d=data: Image.open(io.BytesIO(d))))
     if not images:
         raise DataError(f"--pool {source}: no readable image rows in its parquet shards")
-    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, positive_crop_pct=1.0)
+    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, positive_crop_pct=1.0, negative_crop_pct=1.0)
     return Pool(bench, source, {}, unreadable, spec=source)
 
 
@@ -142,6 +154,7 @@ def hub_pool(spec: str, token: str | bool | None = None) -> Pool:
     """``hf://ORG/NAME[@REVISION]``: a Hub dataset repo's images (files, or parquet ``image`` rows);
     the revision is the snapshot's commit, so the feature cache follows the repo."""
     repo_id, _, revision = spec[len(HUB_PREFIX) :].partition("@")
+    check_repo_id(repo_id, "--pool")
     root = snapshot(repo_id, repo_type="dataset", revision=revision or None, token=token, hint="pass --pool DIR for a local folder")
     commit = root.name  # snapshots/<commit sha>
     if any(root.rglob("*.parquet")):

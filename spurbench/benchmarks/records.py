@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from spurbench.errors import DataError
+
 if TYPE_CHECKING:
     from spurbench.benchmarks.base import Benchmark
 
@@ -40,6 +42,19 @@ class GroundTruth:
     validation: Benchmark  # a held-out twin of the benchmark, disjoint from its test images
     features: dict[int, int]  # class -> id of the spurious feature seeded into its training images
     carriers: dict[str, int]  # training image id -> id of the seeded feature it carries
+
+    def __post_init__(self) -> None:
+        # Checked when a plugin hands it over: a split without a seeded class's images otherwise
+        # surfaced deep in the SpuFix demo as a numpy IndexError on an empty index array.
+        name = self.validation.name
+        bad = [k for k in self.features if isinstance(k, bool) or not isinstance(k, int)]
+        if bad:
+            raise DataError(f"ground truth of {name!r}: seeded class {bad[0]!r} is not a class index")
+        for split, role, what in ((self.validation, "positive", "class images"), (self.validation, "negative", "spurious-only images"), (self.train, "positive", "training images")):
+            have = {im.class_index for im in split.images if im.role == role}
+            missing = sorted(k for k in self.features if k not in have)
+            if missing:
+                raise DataError(f"ground truth of {name!r}: its {split.name!r} split has no {what} of seeded class {missing[0]} (seeded classes: {sorted(self.features)})")
 
 
 @dataclass

@@ -29,6 +29,11 @@ def dataset_build(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
     """Turn the upstream folder layout into a Hub dataset (parquet shards, card, checksum)."""
+    # lazy: keeps spurbench --help fast
+    from spurbench.hub import check_repo_id
+
+    if push is not None:
+        check_repo_id(push, "--push")  # before the build, not after it
     plugin = _plugin(benchmark, "build_dataset", from_upstream)
     out = out or Path(f"{plugin.name}-hf")
     console.print(f"built {out}: {plugin.build_dataset(from_upstream, out)}")
@@ -44,4 +49,9 @@ def dataset_download(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
     """Download a benchmark's Hub dataset and verify its checksum."""
+    # lazy: keeps spurbench --help fast
+    from spurbench.hub import check_repo_id
+
+    if dataset_repo is not None:
+        check_repo_id(dataset_repo, "--dataset-repo")
     console.print(f"verified snapshot at {_plugin(benchmark, 'download_dataset').download_dataset(dataset_repo, revision, out)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spurbench._version import __version__
 from spurbench.errors import SpurbenchError
-from spurbench.hub import commit, snapshot
+from spurbench.hub import check_repo_id, commit, snapshot
 from spurbench.leaderboard.verify import verify_all, verify_result
 
 RESULTS_IN_REPO = "results"
@@ -33,6 +33,7 @@ and check them with `spurbench leaderboard verify`.
 def push_leaderboard(repo_id: str, results: Path, site: Path | None = None, token: str | None = None) -> str:
     """Verify, then upload ``results/*.json`` (and the built ``site/``) with a dataset card as one commit;
     returns the commit url."""
+    check_repo_id(repo_id, "--repo")  # before verifying every result
     paths = sorted(Path(results).glob("*.json"))
     verify_all(paths)  # never publish a result that does not verify
     files: dict[str, Path | bytes] = {f"{RESULTS_IN_REPO}/{p.name}": p for p in paths}
@@ -44,6 +45,7 @@ def push_leaderboard(repo_id: str, results: Path, site: Path | None = None, toke
 
 def pull_leaderboard(repo_id: str, out: Path, revision: str | None = None, token: str | None = None) -> list[Path]:
     """Download the published results into ``out`` (each verified first); returns the written files."""
+    check_repo_id(repo_id, "--repo")
     folder = snapshot(repo_id, repo_type="dataset", revision=revision, token=token, allow_patterns=[f"{RESULTS_IN_REPO}/*.json"])
     files = sorted((folder / RESULTS_IN_REPO).glob("*.json"))
     if not files:

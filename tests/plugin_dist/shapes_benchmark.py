@@ -48,7 +48,7 @@ def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
                 digest.update(array.tobytes())
                 images.append(BenchmarkImage(f"shapes/{name}/{role}/{i}", k, role, 0 if role == "negative" else None, f"shapes {name} {role} {i}", lambda a=array: Image.fromarray(a)))
     classes = [BenchmarkClass(k, name, components=(0,), group="striped" if k == 0 else "plain") for k, name in enumerate(CLASSES)]
-    return Benchmark("shapes", "shapes", classes, images, revision=f"v1-b{brightness}", checksum=digest.hexdigest(), positive_crop_pct=1.0, component_names={0: "grey stripe"})
+    return Benchmark("shapes", "shapes", classes, images, revision=f"v1-b{brightness}", checksum=digest.hexdigest(), positive_crop_pct=1.0, negative_crop_pct=1.0, component_names={0: "grey stripe"})
 
 
 class ShapesBenchmark(BenchmarkPlugin):

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 import datasets
 
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map, file_loader, images_in
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError
@@ -33,19 +34,19 @@ def _train_image(k: int, path: Path) -> BenchmarkImage:
 
 def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], limit: int | None = None) -> Benchmark:
     """Training images of ``class_indices`` from a local class-subfolder folder, sorted by class then file."""
-    root = Path(root).expanduser()
+    root = given = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"ImageNet train folder {root} does not exist")
     folders = class_folder_map(root)
     if folders is None and (root / "train").is_dir():
-        root = root / "train"
-        folders = class_folder_map(root)
+        root = inside(given, root / "train", "its train/ folder")
+        folders = class_folder_map(root, given)
     if folders is None:
         raise DataError(f"{root}: not an ImageNet train folder (expected one subfolder per class, named by synset, e.g. n01440764/)")
     classes = check_classes(class_indices)
     images: list[BenchmarkImage] = []
     for k in classes:
-        files = images_in(folders[k]) if k in folders else []
+        files = images_in(folders[k], given) if k in folders else []
         if not files:
             raise DataError(f"{root}: no training images for class {k} ({describe_class(k)})")
         images += [_train_image(k, f) for f in files[:limit]]
@@ -57,6 +58,8 @@ def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], li
         images=images,
         repo=str(root),
         positives_source=str(root),
+        positive_crop_pct=224 / 256,  # ImageNet photos, resized and centre-cropped as the val images are
+        negative_crop_pct=1.0,
     )
 
 

@@ -40,6 +40,7 @@ from typing import Sequence
 from PIL import Image
 
 from spurbench.benchmarks.base import BenchmarkImage
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.errors import DataError
 from spurbench.hub import resolve_token, snapshot
@@ -76,9 +77,12 @@ def bytes_loader(table, row: int):
     return load
 
 
-def images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path, given: Path) -> list[Path]:
+    """The image files of ``folder``, none leading out of ``given`` (the folder the user named)."""
     return sorted(
-        f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
+        inside(given, f, "an image file")
+        for f in folder.iterdir()
+        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
     )
 
 
@@ -100,9 +104,10 @@ def _missing_class(root: Path, k: int) -> DataError:
 # --------------------------------------------------------------------------- local layouts
 
 
-def class_folder_map(root: Path) -> dict[int, Path] | None:
-    """Class index -> folder for a class-subfolder layout, or None if ``root`` is not one."""
-    folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+def class_folder_map(root: Path, given: Path | None = None) -> dict[int, Path] | None:
+    """Class index -> folder for a class-subfolder layout, or None if ``root`` is not one; no folder may
+    lead out of ``given`` (the folder the user named; default ``root``)."""
+    folders = [inside(given or root, d, "a class folder") for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     synset_index = {s: i for i, s in enumerate(synsets())}
     by_synset = {synset_index[d.name]: d for d in folders if d.name in synset_index}
     if by_synset:
@@ -111,11 +116,11 @@ def class_folder_map(root: Path) -> dict[int, Path] | None:
     return by_index or None
 
 
-def _from_class_folders(root: Path, folders: dict[int, Path], classes: list[int], limit: int | None) -> list[BenchmarkImage]:
+def _from_class_folders(root: Path, folders: dict[int, Path], classes: list[int], limit: int | None, given: Path) -> list[BenchmarkImage]:
     images: list[BenchmarkImage] = []
     for k in classes:
         folder = folders.get(k)
-        files = images_in(folder) if folder is not None else []
+        files = images_in(folder, given) if folder is not None else []
         if not files:
             raise _missing_class(root, k)
         images.extend(_positive(k, f.name, str(f), file_loader(f)) for f in files[:limit])
@@ -176,6 +181,7 @@ def _from_label_map(
                 path = image_dir / Path(name).name
             if not path.is_file():
                 raise DataError(f"{root}: ground truth lists {name} (class {k}) but {path} does not exist")
+            inside(root, path, "an image file")
             images.append(_positive(k, path.name, str(path), file_loader(path)))
     return images
 
@@ -197,15 +203,16 @@ def _local_layout(root: str | Path) -> _LocalVal:
         raise DataError(f"ImageNet-val dir {path} does not exist or is not a directory")
     for candidate in (path, path / "val"):
         if candidate.is_dir():
-            folders = class_folder_map(candidate)
+            folders = class_folder_map(inside(path, candidate, "its val/ folder"), path)
             if folders:
                 return _LocalVal(candidate, folders=folders)
     if (path / KAGGLE_CSV).is_file():
+        inside(path, path / KAGGLE_CSV, "its label list")
         kaggle_images = path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
         image_dir = kaggle_images if kaggle_images.is_dir() else path
         return _LocalVal(path, image_dir=image_dir, labels=_read_kaggle_csv(path / KAGGLE_CSV), suffix=".JPEG")
     for name in LABEL_LISTS:
-        if (path / name).is_file():
+        if (path / name).is_file() and inside(path, path / name, "its label list"):
             return _LocalVal(path, image_dir=path, labels=_read_label_list(path / name))
     raise _unrecognised(path)
 
@@ -215,7 +222,7 @@ def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limi
     classes = check_classes(class_indices)
     layout = _local_layout(root)
     if layout.folders is not None:
-        return _from_class_folders(layout.root, layout.folders, classes, limit)
+        return _from_class_folders(layout.root, layout.folders, classes, limit, Path(root).expanduser())
     return _from_label_map(layout.root, layout.image_dir, layout.labels, classes, limit, suffix=layout.suffix)  # type: ignore[arg-type]
 
 
@@ -272,7 +279,7 @@ def local_val_classes(root: str | Path) -> list[int]:
     benchmark over all of val scores what a partial copy has, not an error per missing class."""
     layout = _local_layout(root)
     if layout.folders is not None:
-        return sorted(k for k, folder in layout.folders.items() if images_in(folder))
+        return sorted(k for k, folder in layout.folders.items() if images_in(folder, Path(root).expanduser()))
     return sorted(set(layout.labels.values()))  # type: ignore[union-attr]
 
 

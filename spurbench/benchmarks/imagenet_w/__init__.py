@@ -112,7 +112,7 @@ class ImageNetW(BenchmarkPlugin):
         names = class_names("imagenet-1k") or ()
         return Benchmark(
             name=NAME, label_space="imagenet-1k", classes=[BenchmarkClass(k, names[k] if names else str(k)) for k in classes],
-            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source,
+            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source, positive_crop_pct=224 / 256, negative_crop_pct=1.0,
             facts={"font": font.origin, "watermark": WATERMARK_TEXT}, render_views=lambda image, x: [x, watermark(x, font)], views_key=_font_key(font),
         )  # fmt: skip
 

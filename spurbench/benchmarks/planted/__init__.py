@@ -99,6 +99,7 @@ def _generated(name: str, revision: str, classes: list[BenchmarkClass], images: 
         checksum=checksum,
         positives_source="generator",
         positive_crop_pct=1.0,
+        negative_crop_pct=1.0,
         component_names=dict(enumerate(FEATURE_NAMES)),
         facts={"ground_truth": ground_truth()},
     )

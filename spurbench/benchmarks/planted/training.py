@@ -19,13 +19,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from spurbench.benchmarks.planted import generator as gen
 from spurbench.errors import UnknownNameError
 from spurbench.registry import suggest
+from spurbench.runtime import StageProgress
 
 # Bump whenever architecture, optimiser or schedule change: it keys the cached weights.
 TRAIN_VERSION = 2
@@ -177,20 +176,14 @@ def _accuracy(net: PlantedNet, x: torch.Tensor, y: torch.Tensor, batch: int = 50
 
 
 def rich_progress(arch: str, seed: int) -> tuple[ProgressCallback | None, Callable[[], None]]:
-    """A rich progress bar on stderr when it is a terminal, else nothing (quiet in CI and pipes)."""
-    if not sys.stderr.isatty():
-        return None, lambda: None
-    progress = Progress(
-        TextColumn(f"training planted:{arch} (seed {seed}, first use; cached afterwards)"),
-        BarColumn(),
-        TextColumn("epoch {task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task("train", total=EPOCHS)
-    progress.start()
-    return (lambda done, total, stats: progress.update(task, completed=done)), progress.stop
+    """Training progress on stderr: a bar on a terminal, else periodic lines (a CI or SLURM log shows
+    the epochs and the loss; see ``spurbench.runtime.StageProgress``). Returns (per-epoch callback, stop)."""
+    stage = StageProgress(f"training planted:{arch} (seed {seed}, first use; cached afterwards)", EPOCHS, "epochs").__enter__()
+
+    def epoch_done(done: int, total: int, stats: dict[str, float]) -> None:
+        stage.advance(done - stage.done, f"loss {stats['loss']:.4f}")
+
+    return epoch_done, lambda: stage.__exit__(*sys.exc_info())  # (called in a finally: no "done" line after a failure)
 
 
 def train_planted_model(arch: str, seed: int = 0, *, progress: ProgressCallback | None = None) -> tuple[PlantedNet, dict[str, Any]]:

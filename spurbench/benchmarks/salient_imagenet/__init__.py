@@ -133,7 +133,7 @@ class SalientImageNet(BenchmarkPlugin):
         return Benchmark(
             name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}" + ("-upstream-zoom" if zoom else ""), checksum=checksum,
             classes=[BenchmarkClass(c.class_index, names[c.class_index] if names else c.wnid, feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features)) for c in layout.classes],
-            positives_source=str(train_root), positive_crop_pct=224 / 256, resize_interpolation="bilinear",
+            positives_source=str(train_root), positive_crop_pct=224 / 256, negative_crop_pct=1.0, resize_interpolation="bilinear",
             facts={"annotations": str(layout.annotations), "sigma": sigmas, "upstream_mask_zoom": zoom, "skipped_classes": list(layout.skipped_classes)},
             render_views=renderer(masks_of, lambda image: kinds[image.image_id], _upstream_zoom if zoom else None), views_key=f"{NOISE_SCHEME} zoom={zoom}",
         )  # fmt: skip

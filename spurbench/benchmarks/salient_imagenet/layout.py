@@ -81,6 +81,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.imagenet.val import class_folder_map
 from spurbench.errors import DataError
 from spurbench.imagenet import check_classes, describe_class, synsets
@@ -339,6 +340,7 @@ def class_folders(root: Path) -> dict[int, Path]:
     for entry in sorted(Path(root).iterdir()):
         if not entry.is_dir() or entry.name.startswith("."):
             continue
+        inside(root, entry, "a class folder")
         if entry.name in index:
             folders[index[entry.name]] = entry
         elif _WNID.match(entry.name):
@@ -404,6 +406,7 @@ def _read_class(k: int, folder: Path, votes: Mapping[tuple[int, int], FeatureAnn
     names_csv = folder / IMAGE_NAMES_CSV
     if not names_csv.is_file():
         raise _fail(f"Salient ImageNet class folder {folder} has no {IMAGE_NAMES_CSV}")
+    inside(folder.parent, names_csv, "a class's image list")
     columns = read_image_names(names_csv)
     for f in columns:
         if (k, f) not in votes:
@@ -415,6 +418,7 @@ def _read_class(k: int, folder: Path, votes: Mapping[tuple[int, int], FeatureAnn
     for f, stems in columns.items():
         if not (folder / FEATURE_DIR.format(f)).is_dir():
             raise _fail(f"{folder}: no {FEATURE_DIR.format(f)}/ folder for the masks of feature {f} listed in {IMAGE_NAMES_CSV}")
+        inside(folder.parent, folder / FEATURE_DIR.format(f), "a mask folder")
         a = votes[(k, f)]
         features.append(SalientFeature(k, wnid, f, a.kind, a.votes_spurious, a.votes_total, stems, a.rank))
     return SalientClass(k, wnid, tuple(features))
@@ -456,7 +460,9 @@ def check_masks(layout: SalientLayout, *, decode: bool = False) -> None:
                 path = layout.mask_path(cls.wnid, feat.feature_index, stem)
                 if not path.is_file():
                     missing.append(path)
-                elif decode:
+                    continue
+                inside(layout.root, path, "a mask")
+                if decode:
                     load_mask(path)
     if missing:
         raise _fail(f"{len(missing)} of {total} Salient ImageNet masks are missing, first {missing[0]}")
@@ -510,6 +516,8 @@ def check_train_images(layout: SalientLayout, train_root: Path) -> None:
             path = (folder if folder is not None else root / cls.wnid) / f"{stem}{IMAGE_SUFFIX}"
             if not path.is_file():
                 missing.append((cls, stem, path))
+            else:
+                inside(root, path, "a train image")
     if missing:
         cls, stem, path = missing[0]
         raise _fail(

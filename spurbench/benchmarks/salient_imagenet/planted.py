@@ -95,7 +95,7 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
         images.append(BenchmarkImage(image_id, k, "positive", None, f"planted-generator seed={seed} {image_id}", lambda a=pixels: Image.fromarray(a), views_for(KINDS, sigmas)))
     return Benchmark(
         name=NAME, label_space="planted", classes=[_class(k) for k in range(len(PLANTED_CLASSES))], images=images,
-        revision=_revision(seed), checksum=_checksum(split), positives_source="generator", positive_crop_pct=1.0,
+        revision=_revision(seed), checksum=_checksum(split), positives_source="generator", positive_crop_pct=1.0, negative_crop_pct=1.0,
         component_names=dict(enumerate(FEATURE_NAMES)), facts={"features": {"0": "object (core)", "1": "corner feature (spurious)"}, "sigma": sigmas},
         render_views=renderer(lambda im: masks[im.image_id], lambda im: KINDS), views_key=NOISE_SCHEME,
     )  # fmt: skip

@@ -113,6 +113,7 @@ class SpuriousFolder(BenchmarkPlugin):
             checksum=negatives.checksum,
             positives_source=source,
             positive_crop_pct=plugin.positives_crop_pct,
+            negative_crop_pct=1.0,
             facts=facts,
             plugin=NAME,
         )

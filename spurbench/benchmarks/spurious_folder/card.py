@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.spurious_imagenet.layout import META_FILE, checksum_from_digests, image_id_for
 from spurbench.errors import DataError
 from spurbench.files import slug, strict_json
@@ -92,6 +93,8 @@ def check_entries(card: Card, source: str) -> None:
 def read_card(folder: Path) -> Card:
     """The validated card of a mined benchmark folder, or a one-line DataError naming the file."""
     path = Path(folder) / META_FILE
+    if path.exists():
+        inside(folder, path, "its card")
     try:
         data = strict_json(path.read_text())
     except OSError as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from spurbench.benchmarks.spurious_folder.card import Card, card_json, read_card
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.spurious_folder.write import atomic_folder
 from spurbench.benchmarks.spurious_imagenet.build import checksum_of_shards, download, verify_built_dir, write_shards
 from spurbench.benchmarks.spurious_imagenet.layout import CARD_FILE, DEFAULT_SHARD_SIZE, META_FILE, is_built_dir, scan_upstream, verify_checksum
@@ -60,7 +61,7 @@ def push_dataset(folder: Path, repo_id: str, token: str | None = None, branch: s
     if card.layout != "parquet" or not is_built_dir(path):
         raise DataError(f"{path} is not a built mined benchmark (run `spurbench dataset build --from-upstream {path}` first)")
     checksum = verify_built_dir(path)  # a build whose files no longer match its checksum is not published
-    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
+    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()}
     return commit(repo_id, files, repo_type="dataset", message=f"{card.name}: mined spurious benchmark ({checksum})", token=token, branch=branch)
 
 

@@ -45,6 +45,7 @@ class SpuriousImageNet(BenchmarkPlugin):
     description = "Spurious ImageNet (Neuhaus et al., ICCV 2023): 100 classes x 75 spurious-only images vs ImageNet val"
     options_model = SpuriousImageNetOptions
     label_space = "imagenet-1k"
+    positives_crop_pct = 224 / 256  # ImageNet-val photos, as in its own benchmark
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         """Negatives (``negatives``) + ImageNet-val positives (local folder or the gated Hub dataset)."""
@@ -72,6 +73,8 @@ class SpuriousImageNet(BenchmarkPlugin):
             revision=negatives.revision,
             checksum=negatives.checksum,
             positives_source=positives_source,
+            positive_crop_pct=224 / 256,  # the paper's ImageNet-val protocol
+            negative_crop_pct=1.0,
             facts=facts,
         )
 

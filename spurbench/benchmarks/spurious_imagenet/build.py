@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 from PIL import Image
 
+from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.benchmarks.spurious_imagenet.layout import (
     CARD_FILE,
@@ -267,7 +268,7 @@ def push_to_hub(out_dir: str | Path, repo_id: str, token: str | None = None, rev
     if not is_built_dir(path):
         raise DataError(f"{path} is not a built Spurious ImageNet folder (run `spurbench dataset build` first)")
     checksum = verify_built_dir(path)
-    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
+    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()}
     return commit(repo_id, files, repo_type="dataset", message=f"Spurious ImageNet ({checksum})", token=token, branch=revision)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from spurbench.benchmarks.folders import inside
 from spurbench.errors import ChecksumMismatchError, DataError
 
 FORMAT_VERSION = 1
@@ -116,15 +117,15 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".") and path.name not in _JUNK_DIRS
 
 
-def _class_folders(root: Path) -> list[Path]:
-    return sorted(d for d in root.iterdir() if d.is_dir() and _visible(d))
+def _class_folders(root: Path, given: Path) -> list[Path]:
+    return sorted(inside(given, d, "a class folder") for d in root.iterdir() if d.is_dir() and _visible(d))
 
 
 def find_upstream_root(path: Path) -> Path:
     """The folder holding the class folders: ``path`` itself, or its ``images/`` (the zip's top folder)."""
-    folders = _class_folders(path)
+    folders = _class_folders(path, path)
     if not any(parse_folder_name(d.name) for d in folders) and (path / "images").is_dir():
-        return path / "images"
+        return inside(path, path / "images", "its images/ folder")
     return path
 
 
@@ -136,7 +137,7 @@ def scan_upstream(src_dir: str | Path) -> list[UpstreamImage]:
     if not path.is_dir():
         raise DataError(f"Spurious ImageNet data dir {path} is not a directory")
     root = find_upstream_root(path)
-    folders = _class_folders(root)
+    folders = _class_folders(root, path)
     if not folders:
         raise DataError(
             f"{root}: no class folders found (expected one folder per (class, component) "
@@ -152,7 +153,9 @@ def scan_upstream(src_dir: str | Path) -> list[UpstreamImage]:
             )
         class_index, component = parsed
         files = sorted(
-            f for f in folder.iterdir() if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_EXTENSIONS
+            inside(path, f, "an image file")
+            for f in folder.iterdir()
+            if f.is_file() and _visible(f) and f.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not files:
             raise DataError(f"{folder}: no image files in this class folder")
@@ -165,7 +168,7 @@ def read_upstream_timestamp(src_dir: str | Path) -> str | None:
     """Upstream's ``images/timestamp.txt`` (its eval code records it as the dataset version)."""
     path = Path(src_dir).expanduser()
     for candidate in (path / "timestamp.txt", find_upstream_root(path) / "timestamp.txt"):
-        if candidate.is_file():
+        if candidate.is_file() and inside(path, candidate, "its timestamp.txt"):
             text = candidate.read_text(errors="replace").strip().splitlines()
             return text[0].strip() if text else None
     return None
@@ -191,14 +194,14 @@ def is_built_dir(path: Path) -> bool:
 
 
 def shard_paths(path: Path) -> list[Path]:
-    return sorted(path.glob(SHARD_GLOB))
+    return sorted(inside(path, shard, "a parquet shard") for shard in path.glob(SHARD_GLOB))
 
 
 def recorded_checksums(path: Path) -> dict[str, str]:
     """Checksums recorded in a built folder: ``{"spurbench.json": ..., "README.md": ...}`` (those present)."""
     found: dict[str, str] = {}
     meta_file = path / META_FILE
-    if meta_file.is_file():
+    if meta_file.is_file() and inside(path, meta_file, "its card"):
         try:
             meta = json.loads(meta_file.read_text())
         except (OSError, ValueError) as exc:
@@ -206,7 +209,7 @@ def recorded_checksums(path: Path) -> dict[str, str]:
         if isinstance(meta, dict) and isinstance(meta.get("checksum"), str):
             found[META_FILE] = meta["checksum"]
     card = path / CARD_FILE
-    if card.is_file():
+    if card.is_file() and inside(path, card, "its README"):
         match = _CHECKSUM_LINE.search(card.read_text(errors="replace"))
         if match:
             found[CARD_FILE] = match.group(1)
@@ -217,6 +220,7 @@ def read_meta(path: Path) -> dict[str, Any]:
     meta_file = path / META_FILE
     if not meta_file.is_file():
         return {}
+    inside(path, meta_file, "its card")
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, ValueError) as exc:
