@@ -21,6 +21,7 @@ from spurbench.heads import PLAIN, SPUFIX, LinearHead
 from spurbench.imagenet import class_columns
 from spurbench.metrics import MAX_BOOTSTRAP_DRAWS
 from spurbench.preprocessing import check_protocol, describe, role_geometry
+from spurbench.result_conflicts import existing_result
 from spurbench.results import (
     BenchmarkInfo,
     ImageRecord,
@@ -32,7 +33,6 @@ from spurbench.results import (
     ViewProtocolInfo,
     ViewResult,
     check_output_dir,
-    existing_result,
     git_sha,
     package_versions,
     python_version,

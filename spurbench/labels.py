@@ -92,7 +92,8 @@ def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
 
 
 def _read_index(folder: Path) -> DiscoveryIndex:
-    from spurbench.discovery import read_index  # lazy: imports torch
+    # lazy: the discovery package imports torch; the label command checks the store before that
+    from spurbench.discovery import read_index
 
     return read_index(folder)
 

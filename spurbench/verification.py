@@ -93,7 +93,8 @@ def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
 
 
 def _read_mining(folder: Path) -> MiningIndex:
-    from spurbench.mining import read_mining  # lazy: imports torch
+    # lazy: the mining package imports torch; the label command checks the store before that
+    from spurbench.mining import read_mining
 
     return read_mining(folder)
 
@@ -136,6 +137,7 @@ def latest_verdicts(verdicts: VerifyFile) -> dict[Key, VerdictRecord]:
 
 def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, labeler: str, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord] | None = None) -> VerdictRecord:
     """Append one verdict to ``folder``'s ledger, locked and synced."""
+    # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining import candidates_by_class
 
     folder = Path(folder)
@@ -156,6 +158,7 @@ def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, 
 
 def tally(index: MiningIndex, verdicts: VerifyFile) -> dict[int, dict[str, dict[str, int]]]:
     """Per class, per candidate image: how many labelers' latest verdict is each of ``VERDICTS``."""
+    # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining import candidates_by_class
 
     counts: dict[int, dict[str, dict[str, int]]] = {k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()}
@@ -172,6 +175,7 @@ def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
 
 def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> dict[int, tuple[int, int]]:
     """Per class: (candidates ``labeler`` gave a verdict on, candidates)."""
+    # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining import candidates_by_class
 
     mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
@@ -210,6 +214,7 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     """Write the verified object-absent candidates of a mining as a benchmark folder (through the
     ``spurious-folder`` plugin); returns its content checksum and the per-class counts. Nothing is
     written when a class has fewer than ``min_per_class`` images."""
+    # lazy: the export needs the pipeline (torch); the pages' checks do not
     from spurbench.benchmarks import MinedImage, get_benchmark
     from spurbench.mining import best_placements, read_mining, resolve_pool
 

@@ -79,7 +79,7 @@ def test_case1_a_model_listed_twice_is_refused_before_any_work(cli, weights, tmp
 def test_case1_evaluate_refuses_too(weights, tmp_path):
     """The library's write path holds the same rule (a sweep job evaluates through it)."""
     from spurbench.harness import evaluate
-    from spurbench.results import ConfigurationConflict
+    from spurbench.result_conflicts import ConfigurationConflict
 
     evaluate("planted:cnn", "planted", options={"limit": 2}, checkpoint=str(weights), bootstrap=0, output_dir=tmp_path, progress=False)
     with pytest.raises(ConfigurationConflict, match="temperature: file 1.0, this run 2.0"):

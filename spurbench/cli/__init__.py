@@ -14,7 +14,6 @@ import typer
 from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix, sweep  # run, sweep, ls, discover register their commands on app
 from spurbench.cli.common import DEBUG, app, debugging, err_console, tidy_help
 from spurbench.errors import SpurbenchError
-from spurbench.registry import plugin_in_traceback
 
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(label.app, name="label")
@@ -57,6 +56,9 @@ def plugin_error(exc: BaseException) -> int | None:
     """An exception raised inside a third-party plugin (see ``registry.plugin_in_traceback``): one line
     naming the plugin and the error, exit 1; the traceback too under ``--debug`` / SPURBENCH_DEBUG=1.
     None when the exception is not a plugin's (a spurbench bug keeps its traceback)."""
+    # lazy: keeps spurbench --help fast (the CLI imports no library stage until it needs one)
+    from spurbench.registry import plugin_in_traceback
+
     found = plugin_in_traceback(exc.__traceback__)
     if found is None:
         return None

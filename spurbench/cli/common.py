@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from spurbench._version import __version__
 from spurbench.errors import SpurbenchError
 
 app = typer.Typer(
@@ -39,8 +40,6 @@ def default_command_group(name: str) -> type[DefaultCommandGroup]:
 
 def _print_version(value: bool) -> None:
     if value:
-        from spurbench._version import __version__
-
         console.print(f"spurbench {__version__}", markup=False, highlight=False)
         raise typer.Exit(0)
 

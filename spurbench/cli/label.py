@@ -27,7 +27,8 @@ def label_serve(
     mode: Optional[str] = typer.Option(None, "--mode", help="'label': label a discovery's components (FOLDER from `spurbench discover`); 'verify': say whether the class's object is absent from each mined candidate (FOLDER from `spurbench mine`). Default: what FOLDER holds."),
 ) -> None:
     """Serve the label pages of FOLDER on http://127.0.0.1:PORT until Ctrl-C (the default command)."""
-    from spurbench.labelpage.server import HOST, bind, serve  # lazy: keeps spurbench --help fast (fastapi, uvicorn)
+    # lazy: keeps spurbench --help fast (fastapi, uvicorn)
+    from spurbench.labelpage.server import HOST, bind, serve
     from spurbench.labels import check_labeler
 
     if mode is None:
@@ -37,15 +38,19 @@ def label_serve(
     name = check_labeler(labeler if labeler is not None else getpass.getuser())
     # the folder, its labels and the port first: the pages' app imports the pipeline (torch, 8-60 s)
     if mode == "verify":
+        # lazy: the store alone, without the pipeline
         from spurbench.verification import check_folder
     else:
+        # lazy: the store alone, without the pipeline
         from spurbench.labels import check_folder
     check_folder(folder)
     sock = bind(port)
     try:
         if mode == "verify":
+            # lazy: the app imports the pipeline (torch), only after the cheap checks
             from spurbench.labelpage.verify import create_verify_app as create
         else:
+            # lazy: the app imports the pipeline (torch), only after the cheap checks
             from spurbench.labelpage.app import create_app as create
         application = create(folder, name)  # every check again, with the schemas; links out of the folder refused
     except BaseException:

@@ -58,7 +58,7 @@ def mine_run(
         raise SpurbenchError("--discovery needs --components (the file `spurbench label export` writes)")
     check_apart(out, pool)
     # Everything the files and names can tell is checked before the model loads: loading may download
-    # its weights or, for a planted model, train it
+    # its weights or, for a model trained on first use, train it
     listed = read_components(components) if components is not None else None
     table = listed.table if listed is not None else None
     artifact = None

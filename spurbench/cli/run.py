@@ -59,7 +59,8 @@ def run(
     from spurbench.pixelcache import DEFAULT_GB, PixelCache
     from spurbench.harness import evaluate, planned_facts, run_config_hash, spufix_reference
     from spurbench.report import summary_table, worst_classes_table
-    from spurbench.results import check_output_dir, existing_result, refuse_other_facts
+    from spurbench.result_conflicts import existing_result, refuse_other_facts
+    from spurbench.results import check_output_dir
     from spurbench.runs import demo_artifacts, plan_run, spufix_artifact
 
     named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
@@ -112,7 +113,8 @@ def run(
 
 def _targets(entries, output: Path, bench_name: str) -> dict[str, Path]:
     """Each entry's result file; two entries of one model would write one file (one line, before any work)."""
-    from spurbench.results import result_filename  # lazy: keeps spurbench --help fast
+    # lazy: keeps spurbench --help fast
+    from spurbench.results import result_filename
 
     targets: dict[str, Path] = {}
     for entry in entries:

@@ -1,5 +1,5 @@
 """What ``mine`` checks from files and names before it loads the model (which may download its weights
-or, for a planted model, train it): the discovery or artifact was made with the model and weights
+or, for a model trained on first use, train it): the discovery or artifact was made with the model and weights
 named, the components file lists that discovery's kind of component and only components it has, the
 saved bases are sound, and ``--out`` and the pool folder do not overlap."""
 
