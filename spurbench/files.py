@@ -73,7 +73,10 @@ def file_inside(root: str | Path, relative: str) -> Path | None:
     if "\x00" in relative:
         return None
     path = Path(root) / relative
-    if not real_inside(root, path) or not path.is_file():
+    try:
+        if not real_inside(root, path) or not path.is_file():
+            return None
+    except OSError:  # a name too long for the file system (ENAMETOOLONG), a loop of links: no such file
         return None
     return Path(os.path.realpath(path))
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from spurbench._version import __version__
-from spurbench.adapters import ModelAdapter, load_model
+from spurbench.adapters import ModelAdapter, declared_model, load_model
 from spurbench.benchmarks import Benchmark, BenchmarkOptions, default_benchmark, get_benchmark
 from spurbench.benchmarks.base import ROLES
 from spurbench.cache import content_digest
@@ -191,6 +191,9 @@ def evaluate(
     if output_dir is not None and not force:  # before any work: the file is named by the model as given ...
         existing_result(Path(output_dir) / result_filename(model_name, bench_name), config_hash, planned)
 
+    declared = declared_model(model) if isinstance(model, str) and plugin is not None else None
+    if declared is not None:  # before the data loads and the model downloads or trains
+        plugin.check_model(declared)
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     if bench.render_views is not None and (plugin is None or plugin.task != "views"):

@@ -16,6 +16,7 @@ import logging
 import socket
 import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Mapping, Sequence
 
@@ -191,6 +192,8 @@ def hub_reachable(endpoint: str | None = None, timeout: float = PROBE_SECONDS) -
     once per process. Why: without a Hub, huggingface_hub retries each missing file five times with
     backoff (about 23 s and 12 warning lines per file), and a model library asks for several files."""
     url = urllib.parse.urlsplit(endpoint or constants.ENDPOINT)
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(url.hostname or ""):
+        return True  # reached through a proxy, which huggingface_hub uses and a plain socket would not: let it try
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import real_inside, strict_json, write_synced
+from spurbench.files import check_inside, real_inside, strict_json, write_synced
 from spurbench.ledger import MIGRATED_SUFFIX, Identity, Ledger
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ def check_folder(folder: Path) -> None:
     path = folder / DISCOVERY_FILE
     if not path.is_file():
         raise SpurbenchError(f"{folder}: not a discovery folder (no {DISCOVERY_FILE}; run `spurbench discover` first)")
+    check_inside(folder, folder / DISCOVERY_FOLDERS[0], f"the served folder {DISCOVERY_FOLDERS[0]}/")  # the app checks again
     ledger = labels_ledger(folder)
     found, _ = ledger.read()
     try:

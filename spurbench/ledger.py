@@ -39,7 +39,7 @@ from typing import Callable, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import exclusive_lock, strict_json, write_synced
+from spurbench.files import check_inside, exclusive_lock, strict_json, write_synced
 from spurbench.schemas import read_model
 
 FORMAT_VERSION = 2
@@ -157,6 +157,8 @@ class Ledger(Generic[R]):
         header (and a format-1 file's records first); an existing one's identity goes through ``check``
         (which raises for records of something else) before anything is written."""
         line = record.model_dump_json().encode("utf-8") + b"\n"
+        for own in (self.lock, self.path):  # a link in their place (a shared folder) must not make a save write elsewhere
+            check_inside(self.path.parent, own, f"the {self.what}'s own file")
         try:
             with exclusive_lock(self.lock):
                 if self.path.exists():

@@ -211,7 +211,7 @@ def python_version() -> str:
 
 def result_filename(model_name: str, benchmark_name: str) -> str:
     """One file per (benchmark, model): a run of another configuration into the same folder is refused
-    unless ``--force`` (see ``runs.existing_result``), so the name never has to carry the configuration."""
+    unless ``--force`` (see ``result_conflicts.existing_result``), so the name never has to carry the configuration."""
     return f"{benchmark_name}__{slug(model_name)}.json"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from spurbench import distributed
-from spurbench.adapters import ModelAdapter, check_model_name, load_model
+from spurbench.adapters import ModelAdapter, check_model_name, declared_model, load_model
 from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, BenchmarkPlugin, benchmarks_with, get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.model_lists import load_model_list
@@ -63,6 +63,9 @@ def plan_run(
         entries = [RunEntry(m, None, temperature, spufix_temperature) for m in plugin.default_models]
     for entry in entries:
         check_model_name(entry.model)
+        declared = declared_model(entry.model)
+        if declared is not None:  # a model the benchmark cannot score is refused before it downloads or trains
+            plugin.check_model(declared)
     demo = defaults and spufix is None and not no_spufix and plugin.implements("ground_truth")
     return RunPlan(plugin, options, entries, demo)
 

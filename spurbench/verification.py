@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import strict_json
+from spurbench.files import check_inside, strict_json
 from spurbench.labels import check_labeler
 from spurbench.ledger import Identity, Ledger
 
@@ -40,6 +40,7 @@ VERIFY_FILE = "verify.jsonl"  # the ledger
 LEGACY_VERIFY_FILE = "verify.json"  # written before the ledger; read, then migrated on the first new verdict
 LOCK_FILE = ".verify.lock"
 MINING_FILE = "candidates.json"  # spurbench.mining's INDEX_FILE, named here for the checks made before torch
+SERVED_FOLDERS = ("thumbs", "reference")  # spurbench.mining's THUMBS_DIR and REFERENCE_DIR, likewise
 Verdict = Literal["absent", "present", "unsure"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 Key = tuple[int, str, str]  # (class index, image id, labeler)
@@ -120,6 +121,8 @@ def check_folder(folder: Path) -> None:
     path = folder / MINING_FILE
     if not path.is_file():
         raise SpurbenchError(f"{folder}: not a mining folder (no {MINING_FILE}; run `spurbench mine` first)")
+    for name in SERVED_FOLDERS:  # the app checks again
+        check_inside(folder, folder / name, f"the served folder {name}/")
     ledger = verdicts_ledger(folder)
     found, _ = ledger.read()
     try:

@@ -451,3 +451,14 @@ def test_spufix_fit_killed_and_run_again_equals_an_uninterrupted_run(uninterrupt
     assert not (tmp_path / "art").exists()
     _run([*uninterrupted.fit, "-o", "art"], tmp_path, cache)
     assert _files(tmp_path / "art") == uninterrupted.artifact
+
+
+def test_a_class_key_of_thousands_of_digits_is_one_line(tmp_path):
+    """int() refuses strings over 4300 digits with a ValueError of its own: the reader bounds keys first."""
+    from spurbench.errors import SpurbenchError
+    from spurbench.spufix.fit import read_components
+
+    path = tmp_path / "components.json"
+    path.write_text('{"' + "9" * 5000 + '": [1]}')
+    with pytest.raises(SpurbenchError, match="is not a class index"):
+        read_components(path)

@@ -400,10 +400,35 @@ def test_the_cheap_checks_name_the_discoverys_own_files() -> None:
     from spurbench import labels, verification
     from spurbench.discovery import BASES_DIR, INDEX_FILE
     from spurbench.discovery.images import IMAGES_DIR
-    from spurbench.mining import INDEX_FILE as MINING_INDEX
+    from spurbench.mining import INDEX_FILE as MINING_INDEX, REFERENCE_DIR, THUMBS_DIR
 
-    assert labels.DISCOVERY_FILE == INDEX_FILE and set(labels.DISCOVERY_FOLDERS) == {IMAGES_DIR, BASES_DIR}
-    assert verification.MINING_FILE == MINING_INDEX
+    assert labels.DISCOVERY_FILE == INDEX_FILE and labels.DISCOVERY_FOLDERS == (IMAGES_DIR, BASES_DIR)  # [0] is the served one
+    assert verification.MINING_FILE == MINING_INDEX and verification.SERVED_FOLDERS == (THUMBS_DIR, REFERENCE_DIR)
+
+
+def test_a_long_or_looping_name_is_a_404_not_a_500(tmp_path) -> None:
+    from spurbench.files import file_inside
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for name in ("a" * 300, "a/" * 3000, "loop/x"):  # ENAMETOOLONG and ELOOP, which Path.is_file re-raises
+        assert file_inside(tmp_path, name) is None
+
+
+def test_a_link_in_place_of_the_ledger_or_its_lock_is_refused(tmp_path) -> None:
+    from spurbench.errors import SpurbenchError
+    from spurbench.labels import LabelRecord, labels_ledger
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for own in ("lock", "path"):
+        folder = tmp_path / own
+        folder.mkdir()
+        ledger = labels_ledger(folder)
+        getattr(ledger, own).symlink_to(outside / f"{own}.target")  # dangling: a save would create it out there
+        record = LabelRecord(class_index=0, rank=0, label="spurious", labeler="a", at="2026-01-01T00:00:00Z")
+        with pytest.raises(SpurbenchError, match="leads out of"):
+            ledger.append(record, {"model": "m", "weights_revision": None, "basis": "npca"}, lambda found: None)
+        assert not list(outside.iterdir())
 
 
 # ------------------------------------------------------------------ case 5 and 8: what label export writes

@@ -89,7 +89,7 @@ def test_case1_evaluate_refuses_too(weights, tmp_path):
 
 
 def test_case1_a_sweep_job_refuses_too_and_sweep_force_replaces(cli, weights, tmp_path):
-    """The sweep plans by result file; its jobs write through ``evaluate``, which holds the rule."""
+    """The sweep refuses such a file when it plans; its jobs write through ``evaluate``, which holds the rule too."""
     from spurbench.sweeps.jobs import read_status
 
     registry = tmp_path / "models.yaml"
@@ -98,10 +98,11 @@ def test_case1_a_sweep_job_refuses_too_and_sweep_force_replaces(cli, weights, tm
     assert cli(*args, "--bootstrap", "0", cwd=tmp_path).returncode == 0
     path = tmp_path / "out" / "planted__planted_cnn.json"
     before = path.read_bytes()
-    cli(*args, "--bootstrap", "5", cwd=tmp_path)
-    status = read_status(tmp_path / "out", "planted__planted_cnn")
-    assert status.state == "failed" and "another configuration (bootstrap draws: file 0, this run 5)" in status.error
+    refused = cli(*args, "--bootstrap", "5", cwd=tmp_path)  # refused when planned, before any job is queued
+    assert "another configuration (bootstrap draws: file 0, this run 5)" in refused.stdout + refused.stderr
+    assert read_status(tmp_path / "out", "planted__planted_cnn").state == "done"  # no job was submitted
     assert path.read_bytes() == before
+    # (a job that meets such a file anyway fails in evaluate's same line: test_case1_evaluate_refuses_too)
     assert cli(*args, "--bootstrap", "5", "--force", cwd=tmp_path).returncode == 0
     assert json.loads(path.read_text())["heads"]["plain"]["aggregate"]["bootstrap_draws"] == 5
 

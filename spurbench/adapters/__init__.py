@@ -3,7 +3,7 @@ group ``spurbench.adapters``, through which benchmark plugins and third parties 
 
 from __future__ import annotations
 
-from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.adapters.base import DeclaredModel, ModelAdapter, ModelCard
 from spurbench.errors import UnknownNameError
 from spurbench.registry import Registry
 
@@ -27,6 +27,12 @@ def check_model_name(name: str) -> None:
     ADAPTERS.get(family).check_spec(spec)
 
 
+def declared_model(name: str) -> DeclaredModel | None:
+    """What ``name`` alone tells of its label space, before any weights load (``ModelAdapter.declared``)."""
+    family, spec = split_name(name)
+    return ADAPTERS.get(family).declared(spec)
+
+
 def load_model(name: str, *, checkpoint: str | None = None, pretrained: bool = True, device: str = "cpu") -> ModelAdapter:
     """Build the adapter for ``family:spec``, e.g. ``timm:resnet50.a1_in1k`` (see ``ModelAdapter.load``)."""
     family, spec = split_name(name)
@@ -38,4 +44,4 @@ def list_models(pattern: str = "*") -> dict[str, list[str]]:
     return {family: ADAPTERS.get(family).list_names(pattern) for family in ADAPTERS.names()}
 
 
-__all__ = ["ADAPTERS", "ModelAdapter", "ModelCard", "check_model_name", "list_models", "load_model", "split_name"]
+__all__ = ["ADAPTERS", "DeclaredModel", "ModelAdapter", "ModelCard", "check_model_name", "declared_model", "list_models", "load_model", "split_name"]

@@ -11,6 +11,7 @@ holds for every family. SpuFix and the one-pass cached evaluation rely on it.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -19,6 +20,16 @@ from PIL import Image
 from spurbench.errors import SpurbenchError
 from spurbench.preprocessing import model_transform
 from spurbench.results import ModelCard
+
+
+@dataclass(frozen=True)
+class DeclaredModel:
+    """What a model's name alone tells before any weights load (no download, no training): enough for a
+    benchmark's ``check_model`` to refuse a model it cannot score before that expensive step."""
+
+    name: str
+    label_space: str
+    num_classes: int
 
 
 class ModelAdapter(abc.ABC):
@@ -37,6 +48,12 @@ class ModelAdapter(abc.ABC):
     def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ModelAdapter":
         """Build the adapter: weights from the family's own source (``pretrained``), from a local
         ``checkpoint``, or random (``pretrained=False``, for tests)."""
+
+    @classmethod
+    def declared(cls, spec: str) -> DeclaredModel | None:
+        """The label space ``spec`` has whatever its weights, when the name alone tells; None (the
+        default) where only loading the model tells."""
+        return None
 
     @classmethod
     def list_names(cls, pattern: str = "*") -> list[str]:

@@ -65,7 +65,7 @@ def plugin_error(exc: BaseException) -> int | None:
     plugin, where = found
     if debugging():
         traceback.print_exception(exc, file=sys.stderr)
-    hint = "" if debugging() else "; --debug shows the traceback"
+    hint = "" if debugging() else "; spurbench --debug COMMAND ... (or SPURBENCH_DEBUG=1) shows the traceback"
     print_error(f"plugin {plugin} failed in {where}: {type(exc).__name__}: {exc} (a bug in the plugin, or an input it does not check{hint})")
     return 1
 

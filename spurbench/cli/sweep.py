@@ -197,7 +197,7 @@ def _print_plan(plan) -> None:
     for spec, why in plan.skipped:
         console.print(f"  [dim]skip {spec.model} on {spec.benchmark}: {why}[/]", highlight=False)
     for bad in plan.invalid:
-        console.print(f"  invalid {bad.model} on {bad.benchmark}: {bad.reason}", markup=False, highlight=False)
+        console.print(f"  invalid {bad.model} on {bad.benchmark}: {bad.reason}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress(statuses) -> Table:

@@ -74,7 +74,7 @@ class SourceAlphas:
         alphas: dict[int, torch.Tensor] = {}
         for name, tensor in tensors.items():
             kind, _, index = name.partition(".")
-            if kind != "alphas" or not index.isdigit() or tensor.ndim != 2 or not torch.isfinite(tensor).all():
+            if kind != "alphas" or not (index.isascii() and index.isdigit() and len(index) <= 18) or tensor.ndim != 2 or not torch.isfinite(tensor).all():
                 raise DataError(f"{folder / ALPHAS_FILE}: tensor {name!r} is not a finite 2-d alphas.<class> tensor")
             alphas[int(index)] = tensor
         for k, a in alphas.items():

@@ -206,7 +206,8 @@ def _index(value: Any) -> int | None:
     (``true`` or ``1.9`` are not 1: Python's ``int()`` would make them one)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and str(int(value)) == value:  # a JSON key: "2", not "02" or " 2"
+    # at most 18 digits: int() refuses strings over 4300 digits with a ValueError of its own
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18 and str(int(value)) == value:  # a JSON key: "2", not "02" or " 2"
         return int(value)
     return None
 

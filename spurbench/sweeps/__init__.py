@@ -16,6 +16,8 @@ from typing import Any, Sequence
 from spurbench.adapters import check_model_name
 from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
+from spurbench.harness import planned_facts
+from spurbench.result_conflicts import ConfigurationConflict, existing_result
 from spurbench.results import result_filename
 from spurbench.runs import RunEntry, is_complete, spufix_artifact
 from spurbench.sweeps.jobs import JobSpec, JobStatus, job_config_hash, read_records, read_status
@@ -78,7 +80,16 @@ def plan_sweep(
                 result_file=str(output / filename), config_hash=config_hash, force=force,
             )  # fmt: skip
             previous = read_status(output, key)
-            if not force and is_complete(Path(spec.result_file), config_hash):
+            planned = planned_facts(
+                artifact is not None, run_options.get("protocol", "paper"), run_options.get("precision", "fp32"), run_options.get("bootstrap", 1000),
+                entry.temperature, entry.spufix_temperature, entry.checkpoint,
+            )  # fmt: skip
+            try:  # a result of another configuration is refused here, not after the job's queue time
+                complete = not force and existing_result(Path(spec.result_file), config_hash, planned)
+            except ConfigurationConflict as exc:
+                plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))
+                continue
+            if complete:
                 plan.skipped.append((spec, "complete"))
             elif previous is not None and previous.state in ("queued", "running") and alive is not None and alive(previous):
                 # (whatever its configuration: two jobs must not write one result file)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import save_file
 
-from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.adapters.base import DeclaredModel, ModelAdapter, ModelCard
 from spurbench.adapters.common import load_checkpoint_into, read_safetensors
 from spurbench.benchmarks.planted import generator as gen
 from spurbench.benchmarks.planted.training import (
@@ -142,6 +142,11 @@ class PlantedAdapter(ModelAdapter):
     @classmethod
     def check_spec(cls, spec: str) -> None:
         parse_spec(spec)
+
+    @classmethod
+    def declared(cls, spec: str) -> DeclaredModel:
+        parse_spec(spec)
+        return DeclaredModel(f"planted:{spec}", "planted", NUM_CLASSES)
 
     @classmethod
     def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True, progress: ProgressCallback | None = None) -> "PlantedAdapter":
