@@ -191,16 +191,16 @@ def evaluate(
     if output_dir is not None and not force:  # before any work: the file is named by the model as given ...
         existing_result(Path(output_dir) / result_filename(model_name, bench_name), config_hash, planned)
 
+    if plugin is not None and protocol not in plugin.protocols:  # before the data loads and the model downloads or trains
+        raise SpurbenchError(f"benchmark {plugin.name} is scored under --protocol {' or '.join(plugin.protocols)} only, not {protocol!r}")
     declared = declared_model(model) if isinstance(model, str) and plugin is not None else None
-    if declared is not None:  # before the data loads and the model downloads or trains
+    if declared is not None:
         plugin.check_model(declared)
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     if bench.render_views is not None and (plugin is None or plugin.task != "views"):
         raise DataError(f"benchmark {bench.name} renders views but no registered views plugin scores it")
     if plugin is not None:
-        if protocol not in plugin.protocols:
-            raise SpurbenchError(f"benchmark {bench.name} is scored under --protocol {' or '.join(plugin.protocols)} only, not {protocol!r}")
         plugin.check_model(adapter)  # e.g. an ImageNet-1k benchmark refuses other label spaces, in its own words
     # Fail on an unscorable class before spending any time on features.
     class_indices = [c.index for c in bench.classes]

@@ -48,7 +48,7 @@ def test_bad_names_fail_in_one_line(cli, tmp_path, args, needles):
 
 
 def test_missing_data_dir(cli, tmp_path):
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "planted:cnn", "--data-dir", str(tmp_path / "nope"), "--imagenet-val", str(tmp_path), cwd=tmp_path)
+    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(tmp_path / "nope"), "--imagenet-val", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(proc, str(tmp_path / "nope"))
 
 
@@ -56,7 +56,7 @@ def test_malformed_data_dir(cli, tmp_path):
     bad = tmp_path / "upstream"
     (bad / "not-a-class-folder").mkdir(parents=True)
     (bad / "not-a-class-folder" / "x.png").write_bytes(b"")
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "planted:cnn", "--data-dir", str(bad), "--imagenet-val", str(tmp_path), cwd=tmp_path)
+    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(bad), "--imagenet-val", str(tmp_path), cwd=tmp_path)
     assert_one_line_error(proc, "not-a-class-folder")
 
 
