@@ -10,6 +10,8 @@ views from the decoded image inside the workers, so what they ship is not the pl
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import PIL
@@ -93,10 +95,29 @@ def decoded_batches(dataset: ImageDataset, batch_size: int, *, workers: int, pin
         multiprocessing_context=context if workers and context else None,
         pin_memory=pin_memory,  # page-locked batches: the copy to a GPU can run asynchronously
     )
-    for batch in loader:
+    for batch in started(loader):
         if isinstance(batch, str):
             raise DataError(batch)
         yield batch
+
+
+def started(loader: DataLoader) -> Iterator[Any]:
+    """``iter(loader)``, which forks the workers, with Ctrl-C held until the fork is over: a SIGINT whose
+    KeyboardInterrupt is raised inside CPython's at-fork handlers is reported as "Exception ignored" and
+    lost, and the command would carry on as if nothing was pressed. A press meanwhile is raised after."""
+    held: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    holding = threading.current_thread() is threading.main_thread() and previous is signal.default_int_handler
+    if holding:
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        batches = iter(loader)
+    finally:
+        if holding:
+            signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+    return batches
 
 
 def pixel_cache_key(benchmark: Benchmark, data_config: dict[str, Any], protocol: str) -> dict[str, Any]:

@@ -462,3 +462,25 @@ def test_a_class_key_of_thousands_of_digits_is_one_line(tmp_path):
     path.write_text('{"' + "9" * 5000 + '": [1]}')
     with pytest.raises(SpurbenchError, match="is not a class index"):
         read_components(path)
+
+
+def test_a_ctrl_c_while_the_loader_forks_is_raised_after_the_fork(monkeypatch):
+    """A KeyboardInterrupt raised inside CPython's at-fork handlers is "ignored" and the press lost (seen in
+    the SIGINT kill-and-resume tests here): ``dataloading.started`` holds it until the workers are forked."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from spurbench.dataloading import started
+
+    loader = DataLoader(torch.zeros(4, 1), batch_size=2, num_workers=1, multiprocessing_context="fork")
+    forking = DataLoader.__iter__
+
+    def press_during_the_fork(self):
+        os.kill(os.getpid(), signal.SIGINT)  # handled now, mid-iter: by spurbench's hold, not default_int_handler
+        time.sleep(0.1)
+        return forking(self)
+
+    monkeypatch.setattr(DataLoader, "__iter__", press_during_the_fork)
+    with pytest.raises(KeyboardInterrupt):
+        started(loader)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
