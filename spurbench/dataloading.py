@@ -11,7 +11,10 @@ views from the decoded image inside the workers, so what they ship is not the pl
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import traceback
+from types import TracebackType
 from typing import Any, Callable, Iterator, Sequence
 
 import PIL
@@ -94,11 +97,28 @@ def decoded_batches(dataset: ImageDataset, batch_size: int, *, workers: int, pin
         num_workers=workers if context else 0,
         multiprocessing_context=context if workers and context else None,
         pin_memory=pin_memory,  # page-locked batches: the copy to a GPU can run asynchronously
+        worker_init_fn=quiet_hangups_from_main,
     )
     for batch in started(loader):
         if isinstance(batch, str):
             raise DataError(batch)
         yield batch
+
+
+def quiet_hangups_from_main(worker_id: int) -> None:
+    """In a loader worker: a batch's shared-memory handle is handed to the main process by
+    multiprocessing's resource-sharer thread, which reports its errors through ``sys.excepthook``; when
+    Ctrl-C stops the main process mid-handshake, that thread's broken pipe would print a traceback under
+    the main process's own one-line report. Only that thread's hang-ups are silenced."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        from_sharer = any(frame.filename.endswith("resource_sharer.py") for frame in traceback.extract_tb(trace))
+        if from_sharer and issubclass(kind, (ConnectionError, EOFError)):
+            return
+        previous(kind, error, trace)
+
+    sys.excepthook = hook
 
 
 def started(loader: DataLoader) -> Iterator[Any]:

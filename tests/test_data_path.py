@@ -4,6 +4,8 @@ channels-last; and their options' errors through the CLI."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,31 @@ def test_bf16_class_aucs_stay_within_0_01_of_fp32_on_planted(trained, arch):
     assert bf16.protocol.precision == "bf16"
     gaps = {a.class_name: abs(a.auc - b.auc) for a, b in zip(fp32.heads["plain"].classes, bf16.heads["plain"].classes)}
     assert max(gaps.values()) <= 0.01, gaps
+
+
+SHARER_PROBE = """
+import os, socket, struct, sys, time
+from multiprocessing import resource_sharer
+if sys.argv[1] == "worker":
+    from spurbench.dataloading import quiet_hangups_from_main
+    quiet_hangups_from_main(0)
+read_end, _ = os.pipe()
+shared = resource_sharer.DupFd(read_end)  # starts the sharer thread, as a worker handing over a batch does
+for _ in range(3):
+    reader = socket.socket(socket.AF_UNIX)
+    reader.connect(resource_sharer._resource_sharer._address)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    reader.close()  # hangs up mid-handshake, as a main process stopped by Ctrl-C does
+time.sleep(0.5)
+raise SystemExit(0)
+"""
+
+
+def test_a_worker_says_nothing_when_an_interrupted_main_process_hangs_up_on_its_batch_handover():
+    # seen in CI: Ctrl-C during mine's feature pass printed a worker's BrokenPipeError traceback
+    # above the one-line "interrupted" report; the plain process (control) shows the traceback
+    def stderr_of(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", SHARER_PROBE, mode], capture_output=True, text=True, timeout=60, check=True).stderr
+
+    assert "Traceback" in stderr_of("plain")
+    assert stderr_of("worker") == ""
