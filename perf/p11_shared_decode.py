@@ -37,6 +37,7 @@ from spurbench.dataloading import input_batches, pixel_cache_key  # noqa: E402
 from spurbench.pixelcache import PixelCache  # noqa: E402
 from spurbench.preprocessing import normalize_on_device  # noqa: E402
 from spurbench.runtime import default_workers  # noqa: E402
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper  # noqa: E402
 
 MODELS = ["timm:tf_efficientnet_lite0", "timm:mobilenetv3_large_100", "timm:efficientnet_b0", "timm:regnety_002"]
 
@@ -60,7 +61,7 @@ def crop_benchmark(n: int, folder: Path, seed: int = 0) -> Benchmark:
         role = "positive" if i % 2 == 0 else "negative"
         images.append(BenchmarkImage(f"{role}/{i}", i % 4, role, None if role == "positive" else 0, str(path), lambda p=path: Image.open(p)))
     classes = [BenchmarkClass(index=k, name=f"class{k}", components=(0,)) for k in range(4)]
-    return Benchmark("photo-crops", "imagenet-1k", classes, images, revision="speed", checksum=f"crops-{n}-{seed}", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
+    return Benchmark("photo-crops", "imagenet-1k", classes, images, revision="speed", checksum=f"crops-{n}-{seed}", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
 
 
 def data_path_seconds(bench: Benchmark, config: dict, protocol: str, batch_size: int, workers: int, cache: PixelCache | None = None) -> float:

@@ -35,7 +35,7 @@ def main() -> None:
     bench = photo_benchmark(per_role=args.images_per_role)
     n = len(bench.images)
 
-    tensors = [build_transform(adapter.data_config, "paper", im.role)(im.open()) for im in bench.images]
+    tensors = [build_transform(adapter.data_config, bench.protocols["paper"], im.role)(im.open()) for im in bench.images]
     # Same batches as evaluate() forms (positives and negatives are transformed differently but are the same size).
     batches = [torch.stack(tensors[i : i + args.batch_size]).to(args.device) for i in range(0, n, args.batch_size)]
     with torch.no_grad():

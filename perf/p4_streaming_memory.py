@@ -28,6 +28,7 @@ from PIL import Image
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 
 SIZE = 32
 CLASS = 7
@@ -68,7 +69,7 @@ def one_class_benchmark(n: int) -> Benchmark:
         return Image.fromarray(np.random.default_rng(i).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
 
     images = [BenchmarkImage(f"train/{CLASS}/{i}", CLASS, "positive", None, f"generated {i}", lambda i=i: loader(i)) for i in range(n)]
-    return Benchmark("p4-train", "imagenet-1k", [BenchmarkClass(index=CLASS, name="class7")], images, revision=f"n{n}", checksum=f"n{n}", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
+    return Benchmark("p4-train", "imagenet-1k", [BenchmarkClass(index=CLASS, name="class7")], images, revision=f"n{n}", checksum=f"n{n}", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
 
 
 def peak_rss_mib() -> float:

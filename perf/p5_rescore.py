@@ -22,6 +22,7 @@ from PIL import Image
 from spurbench import evaluate
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 
 DIM, CLASSES = 2048, 1000
 
@@ -70,7 +71,7 @@ def benchmark_12k() -> Benchmark:
                 arr = pixels[(k * 7 + i) % 64]
                 images.append(BenchmarkImage(f"{role}/{cls}/{i}", cls, role, 0 if role == "negative" else None, "generated", lambda a=arr: Image.fromarray(a)))
     classes = [BenchmarkClass(index=k * 10, name=f"class{k * 10}", components=(0,)) for k in range(100)]
-    return Benchmark("speed-12k", "imagenet-1k", classes, images, revision="v1", checksum="speed", positive_crop_pct=1.0, negative_crop_pct=1.0)
+    return Benchmark("speed-12k", "imagenet-1k", classes, images, revision="v1", checksum="speed", protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM))
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from p4_streaming_memory import SIZE, ProjectionAdapter
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 
 
 def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
@@ -36,7 +37,7 @@ def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
         for k in range(classes)
         for i in range(per_class)
     ]
-    return Benchmark("p8-train", "imagenet-1k", [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)], images, revision="p8", checksum="p8", positive_crop_pct=224 / 256, negative_crop_pct=1.0)
+    return Benchmark("p8-train", "imagenet-1k", [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)], images, revision="p8", checksum="p8", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
 
 
 def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float]:

@@ -27,6 +27,7 @@ from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import stable_hash
 from spurbench.pixelcache import FORMAT as PIXEL_FORMAT
 from spurbench.pixelcache import PixelCache
+from spurbench.protocols import EvalProtocol
 from spurbench.preprocessing import build_transform, eval_data_config, normalizer, pixel_geometry, pixel_transform
 from spurbench.runtime import available_cores, note, worker_context
 
@@ -35,10 +36,12 @@ class ImageDataset(Dataset):
     """Each image decoded once: its input tensor, or for a views benchmark its views stacked [V, 3, H, W]
     (rendered from the un-normalised tensor, then normalised)."""
 
-    def __init__(self, images: Sequence[BenchmarkImage], transforms: dict[str, Callable], render_views: Callable | None = None, normalize: Callable | None = None):
+    def __init__(
+        self, images: Sequence[BenchmarkImage], transforms: dict[str, Callable], render_views: Callable | None = None, normalize: Callable | None = None, protocol: EvalProtocol | None = None
+    ):
         self.images = images
         self.transforms = transforms
-        self.render_views, self.normalize = render_views, normalize
+        self.render_views, self.normalize, self.protocol = render_views, normalize, protocol
 
     def __len__(self) -> int:
         return len(self.images)
@@ -49,7 +52,7 @@ class ImageDataset(Dataset):
             x = self.transforms[image.role](image.open())
             if self.render_views is None:
                 return x
-            views = self.render_views(image, x)
+            views = self.render_views(image, x, self.protocol)
             if len(views) != len(image.views):
                 raise SpurbenchError(f"image {image.origin}: {len(views)} views rendered for {len(image.views)} names {list(image.views)}")
             return torch.stack([self.normalize(v) for v in views])
@@ -151,7 +154,7 @@ def pixel_cache_key(benchmark: Benchmark, data_config: dict[str, Any], protocol:
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
-        "geometry": {role: pixel_geometry(data_config, protocol, role, benchmark.positive_crop_pct, benchmark.resize_interpolation) for role in ROLES},
+        "geometry": {role: pixel_geometry(data_config, benchmark.protocols[protocol], role) for role in ROLES},
         "pillow": PIL.__version__,
         "torchvision": torchvision.__version__,
     }
@@ -171,20 +174,20 @@ def input_batches(
     """CPU batches of the images at ``positions`` (ascending), ``batch_size`` images each, in order:
     uint8 pixels [B, 3, H, W] (finish with ``preprocessing.normalize_on_device``), or for a views
     benchmark its float, normalised views [rows, 3, H, W]."""
-    images, views, pct, interpolation = benchmark.images, benchmark.render_views, benchmark.positive_crop_pct, benchmark.resize_interpolation
+    images, views, spec = benchmark.images, benchmark.render_views, benchmark.protocols[protocol]
     if views is not None:
         if pixel_cache is not None:
             note(f"pixel cache: benchmark {benchmark.name} renders views in the loader; its images are decoded without the cache")
-        transforms = {role: build_transform(data_config, protocol, role, pct, normalize=False, interpolation=interpolation) for role in ROLES}
-        dataset = ImageDataset([images[j] for j in positions], transforms, views, normalizer(data_config))
+        transforms = {role: build_transform(data_config, spec, role, normalize=False) for role in ROLES}
+        dataset = ImageDataset([images[j] for j in positions], transforms, views, normalizer(eval_data_config(data_config, spec)), spec)
         yield from decoded_batches(dataset, batch_size, workers=workers, pin_memory=pin_memory)
         return
-    transforms = {role: pixel_transform(data_config, protocol, role, pct, interpolation) for role in ROLES}
+    transforms = {role: pixel_transform(data_config, spec, role) for role in ROLES}
 
     def decode(subset: list[int], pin: bool = False) -> Iterator[torch.Tensor]:
         return decoded_batches(ImageDataset([images[j] for j in subset], transforms), batch_size, workers=workers, pin_memory=pin)
 
-    size = [int(v) for v in eval_data_config(data_config, protocol)["input_size"]]
+    size = [int(v) for v in eval_data_config(data_config, spec)["input_size"]]
     entry = None if pixel_cache is None else pixel_cache.entry(benchmark.name, pixel_cache_key(benchmark, data_config, protocol), [im.image_id for im in images], (size[0], size[1], size[2]))
     if entry is None:
         yield from decode(positions, pin_memory)

@@ -32,7 +32,7 @@ from spurbench.dataloading import input_batches
 from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
 from spurbench.pixelcache import DEFAULT_GB, PixelCache
-from spurbench.preprocessing import normalize_on_device
+from spurbench.preprocessing import eval_data_config, normalize_on_device
 from spurbench.runtime import StageProgress, autocast, bound_heap_growth, check_precision, check_workers, default_workers, note
 
 CACHE_FORMAT = 2  # 2: every shard carries a sha256 of its feature bytes, checked before use
@@ -70,10 +70,9 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "benchmark_revision": benchmark.revision,
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
-        **({"resize_interpolation": benchmark.resize_interpolation} if benchmark.resize_interpolation else {}),
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
         **({"views": stable_hash([im.views for im in benchmark.images], length=32), "views_key": benchmark.views_key} if benchmark.render_views is not None else {}),
-        "protocol": protocol,
+        "protocol": benchmark.protocols[protocol].model_dump(mode="json"),  # the whole protocol, not its name: a plugin may change what "paper" does
         "shard_size": shard_size,
         "dtype": "float32",
         **({"precision": precision} if precision != "fp32" else {}),
@@ -215,10 +214,11 @@ class FeatureStream:
         if self.channels_last:
             self.adapter.set_memory_format(torch.channels_last)
         views = self.benchmark.render_views
-        config = self.adapter.data_config
+        data_config = self.adapter.data_config
+        config = eval_data_config(data_config, self.benchmark.protocols[self.protocol])  # the protocol's mean/std, for the device step
         cuda = torch.device(self.device).type == "cuda"
         workers, pixels = default_workers() if self.num_workers is None else self.num_workers, self.pixel_cache if isinstance(self.pixel_cache, PixelCache) else None
-        loader = input_batches(self.benchmark, todo, config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels)
+        loader = input_batches(self.benchmark, todo, data_config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels)
         # (a pool that mine streams through here gets the same lines)
         bar = StageProgress(f"features {self.adapter.name} on {self.benchmark.name}", len(todo), "images", enabled=self.progress)
         shards = iter(self.missing)

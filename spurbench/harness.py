@@ -20,7 +20,9 @@ from spurbench.files import plain, stable_hash
 from spurbench.heads import PLAIN, SPUFIX, LinearHead
 from spurbench.imagenet import class_columns
 from spurbench.metrics import MAX_BOOTSTRAP_DRAWS
-from spurbench.preprocessing import check_protocol, describe, role_geometry
+from spurbench.pixelcache import DEFAULT_GB, PixelCache
+from spurbench.preprocessing import check_protocol, role_geometry
+from spurbench.protocols import EvalProtocol, scored_protocol
 from spurbench.result_conflicts import existing_result
 from spurbench.results import (
     BenchmarkInfo,
@@ -39,7 +41,6 @@ from spurbench.results import (
     result_filename,
     write_result,
 )
-from spurbench.pixelcache import DEFAULT_GB, PixelCache
 from spurbench.runtime import check_device, check_precision, check_workers
 from spurbench.scoring import plugin_of, score_heads, score_view_heads
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
@@ -80,7 +81,7 @@ def run_config_hash(
     checkpoint: str | None,
     benchmark_name: str,
     options: BenchmarkOptions | None,
-    protocol: str,
+    protocol: EvalProtocol,
     bootstrap: int,
     spufix: str | None = None,
     temperature: float = 1.0,
@@ -99,7 +100,7 @@ def run_config_hash(
             "checkpoint": checkpoint_identity(checkpoint),
             "benchmark": benchmark_name,
             "options": options.model_dump() if options is not None else None,  # the token is excluded
-            "protocol": protocol,
+            "protocol": protocol.model_dump(mode="json"),  # all of it: what the name means is the plugin's to change
             "bootstrap": bootstrap,
             "spufix": spufix,
             "temperature": temperature,
@@ -179,24 +180,26 @@ def evaluate(
     if isinstance(benchmark, Benchmark):  # loaded already; its plugin (if registered) parses the options it was loaded with
         plugin, bench_name = plugin_of(benchmark), benchmark.name
         parsed = plugin.parse_options(options) if plugin is not None and options is not None else None
+        spec = scored_protocol(benchmark.protocols, protocol, bench_name)
     else:
         plugin = get_benchmark(benchmark or default_benchmark())
         parsed = plugin.parse_options(options)
         bench_name = plugin.benchmark_name(parsed)
+        spec = scored_protocol(plugin.protocols_for(parsed), protocol, bench_name)  # before the data loads and the model downloads or trains
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
-        model_name, checkpoint, bench_name, parsed, protocol, bootstrap, spufix_reference(artifact), temperature, spufix_temperature, precision
+        model_name, checkpoint, bench_name, parsed, spec, bootstrap, spufix_reference(artifact), temperature, spufix_temperature, precision
     )
     planned = planned_facts(artifact is not None, protocol, precision, bootstrap, temperature, spufix_temperature, checkpoint)
     if output_dir is not None and not force:  # before any work: the file is named by the model as given ...
         existing_result(Path(output_dir) / result_filename(model_name, bench_name), config_hash, planned)
 
-    if plugin is not None and protocol not in plugin.protocols:  # before the data loads and the model downloads or trains
-        raise SpurbenchError(f"benchmark {plugin.name} is scored under --protocol {' or '.join(plugin.protocols)} only, not {protocol!r}")
     declared = declared_model(model) if isinstance(model, str) and plugin is not None else None
     if declared is not None:
         plugin.check_model(declared)
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
+    if bench.protocols.get(protocol) != spec:
+        raise SpurbenchError(f"benchmark plugin {plugin.name if plugin else bench.name}: load() gave protocols other than protocols_for() said; a plugin states them once")
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     if bench.render_views is not None and (plugin is None or plugin.task != "views"):
         raise DataError(f"benchmark {bench.name} renders views but no registered views plugin scores it")
@@ -230,7 +233,7 @@ def evaluate(
             config_hash=config_hash,
             model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
             benchmark=_benchmark_info(bench),
-            protocol=ViewProtocolInfo(name=protocol, description=describe(protocol), precision=precision, **role_geometry(adapter.data_config, protocol, "positive", bench.positive_crop_pct)),  # type: ignore[arg-type]
+            protocol=ViewProtocolInfo(name=protocol, description=spec.describe(), declared=spec, precision=precision, **role_geometry(adapter.data_config, spec, "positive")),  # type: ignore[arg-type]
             heads=score_view_heads(bench, plugin, feats, columns, watched_columns, heads, temperatures),
             images={im.image_id: ViewImage(class_index=im.class_index, views=list(im.views)) for im in bench.images},
             provenance=_provenance(feats, device),
@@ -246,9 +249,10 @@ def evaluate(
         benchmark=_benchmark_info(bench),
         protocol=ProtocolInfo(
             name=protocol,
-            description=describe(protocol),
+            description=spec.describe(),
+            declared=spec,
             images={
-                role: RoleGeometry(**role_geometry(adapter.data_config, protocol, role, bench.positive_crop_pct))
+                role: RoleGeometry(**role_geometry(adapter.data_config, spec, role))
                 for role in ROLES
             },
             precision=precision,  # type: ignore[arg-type]

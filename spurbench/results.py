@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
+from spurbench.protocols import EvalProtocol
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, slug, strict_json
 from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
@@ -61,6 +62,7 @@ class RoleGeometry(_Strict):
 
     input_size: list[int]  # [C, H, W] actually fed to the model
     crop_pct: float  # center crop of the resized image (1.0: no crop)
+    interpolation: str | None = None  # the resize's (absent from files written before protocols were declared per benchmark)
 
 
 Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (features, heads, metrics: float32/64)
@@ -68,7 +70,8 @@ Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (fe
 
 class ProtocolInfo(_Strict):
     name: Literal["paper", "model"]
-    description: str
+    description: str  # ``declared.describe()``
+    declared: EvalProtocol | None = None  # the benchmark's protocol in full (absent from files written before protocols were declared per benchmark)
     images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
     precision: Precision = "fp32"  # default: files written before --precision existed were fp32
 
@@ -156,7 +159,9 @@ class ViewImage(_Strict):
 
 class ViewProtocolInfo(_Strict):
     name: Literal["paper", "model"]
-    description: str
+    description: str  # ``declared.describe()``
+    declared: EvalProtocol | None = None  # the benchmark's protocol in full (see ProtocolInfo)
+    interpolation: str | None = None
     input_size: list[int]  # [C, H, W] fed to the model (every view)
     crop_pct: float
     precision: Precision = "fp32"

@@ -17,12 +17,14 @@ from spurbench import dataloading, runtime
 from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.features import extract_features
 from spurbench.harness import evaluate, run_config_hash
-from spurbench.preprocessing import build_transform, normalize_on_device, pixel_transform
+from spurbench.preprocessing import build_transform, eval_data_config, normalize_on_device, pixel_transform
 from spurbench.results import read_result
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper
 from tests.test_reliability import clean_failure
 from tests.tiny import TinyAdapter, tiny_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
+SPECS = {"paper": fixed_paper(0.875, by="a test"), "model": MODEL_TRANSFORM}
 KW = dict(batch_size=4, use_cache=False, progress=False, num_workers=0)
 TIMM_LIKE = {"input_size": (3, 32, 32), "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875, "crop_mode": "center"}
 
@@ -32,16 +34,16 @@ TIMM_LIKE = {"input_size": (3, 32, 32), "interpolation": "bicubic", "mean": (0.4
 def test_uint8_pixels_normalised_on_the_device_equal_the_float_transform(protocol, role):
     # bit for bit: ToTensor is x / 255 and Normalize (x - mean) / std, both in float32, as on the device
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(45, 61, 3), dtype=np.uint8))
-    expected = build_transform(TIMM_LIKE, protocol, role, 0.875)(image)
-    pixels = pixel_transform(TIMM_LIKE, protocol, role, 0.875)(image)
+    expected = build_transform(TIMM_LIKE, SPECS[protocol], role)(image)
+    pixels = pixel_transform(TIMM_LIKE, SPECS[protocol], role)(image)
     assert pixels.dtype == torch.uint8 and pixels.shape == (3, 32, 32)
-    assert torch.equal(normalize_on_device(pixels[None], TIMM_LIKE)[0], expected)
+    assert torch.equal(normalize_on_device(pixels[None], eval_data_config(TIMM_LIKE, SPECS[protocol]))[0], expected)
 
 
 @pytest.mark.parametrize("protocol", ["paper", "model"])
 def test_plain_features_equal_the_float_path(protocol):
     adapter, bench = TinyAdapter(), tiny_benchmark()
-    inputs = torch.stack([build_transform(adapter.data_config, protocol, im.role, bench.positive_crop_pct)(im.open()) for im in bench.images])
+    inputs = torch.stack([build_transform(adapter.data_config, bench.protocols[protocol], im.role)(im.open()) for im in bench.images])
     with torch.no_grad():
         expected = torch.cat([adapter.features(part) for part in inputs.split(4)])
     assert torch.equal(extract_features(adapter, bench, protocol=protocol, **KW).features, expected)
@@ -55,7 +57,7 @@ def test_precision_is_recorded_hashed_and_cached_apart(tmp_path):
     assert fp32.protocol.precision == "fp32" and bf16.protocol.precision == "bf16"
     assert read_result(next((tmp_path / "bf16").glob("*.json"))).protocol.precision == "bf16"
     assert fp32.config_hash != bf16.config_hash
-    args = ("tiny:net", None, "tiny", None, "paper", 0)
+    args = ("tiny:net", None, "tiny", None, tiny_benchmark().protocols["paper"], 0)
     hashes = {p: run_config_hash(*args, precision=p) for p in ("fp32", "bf16", "fp16")}
     assert len(set(hashes.values())) == 3
     assert hashes["fp32"] == run_config_hash(*args) == fp32.config_hash  # fp32 hashes as before the option existed

@@ -54,7 +54,7 @@ def test_probabilities_are_softmax_of_adapter_logits(tmp_path):
     from spurbench.preprocessing import build_transform
 
     image = bench.images[5]
-    x = build_transform(adapter.data_config, "paper", image.role, 1.0)(image.open()).unsqueeze(0)
+    x = build_transform(adapter.data_config, bench.protocols["paper"], image.role)(image.open()).unsqueeze(0)
     expected = torch.softmax(adapter.logits(x), dim=1)[0, image.class_index].item()
     assert result.heads["plain"].image_prob[image.image_id] == pytest.approx(expected, abs=1e-6)
 

@@ -33,8 +33,14 @@ from spurbench.benchmarks import BenchmarkOptions
 from spurbench.leaderboard.build import build_board
 from spurbench.preprocessing import build_transform, eval_data_config, role_geometry
 from spurbench.results import read_result, result_filename
+from spurbench.protocols import MODEL_TRANSFORM
+from spurbench.benchmarks.spurious_imagenet import SpuriousImageNet
+from spurbench.benchmarks.planted import PROTOCOLS as PLANTED_PROTOCOLS
 from tests.test_cli import assert_one_line_error
 from tests.tiny import TinyAdapter, tiny_benchmark
+
+PAPER = SpuriousImageNet.protocols["paper"]
+PLANTED_PAPER = PLANTED_PROTOCOLS["paper"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_REGISTRY = ROOT / "registry" / "paper.yaml"
@@ -83,11 +89,11 @@ def test_every_paper_registry_entry_resolves_to_the_authors_input_size():
         # The authors: test_input_size if the pretrained config has one, else input_size, for both image sets.
         authors = int((pretrained_cfg.get("test_input_size") or pretrained_cfg["input_size"])[-1])
         for role in ("positive", "negative"):
-            assert role_geometry(config, "paper", role)["input_size"] == [3, authors, authors], spec
+            assert role_geometry(config, PAPER, role)["input_size"] == [3, authors, authors], spec
         # timm's validate.py default: resolve_data_config(..., use_test_size=True), test crop included.
         validate = resolve_data_config({}, pretrained_cfg=pretrained_cfg, use_test_size=True)
-        model = role_geometry(config, "model", "positive")
-        assert model == {"input_size": list(validate["input_size"]), "crop_pct": validate["crop_pct"]}, spec
+        model = role_geometry(config, MODEL_TRANSFORM, "positive")
+        assert model == {"input_size": list(validate["input_size"]), "crop_pct": validate["crop_pct"], "interpolation": validate["interpolation"]}, spec
         if authors != train_size:
             changed.append(spec)
             assert authors == TEST_SIZE_ENTRIES[spec], spec
@@ -101,11 +107,11 @@ def test_paper_transforms_produce_the_test_size_for_both_image_sets():
     assert config["input_size"] == (3, 224, 224) and config["test_input_size"] == (3, 288, 288)
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, size=(375, 500, 3), dtype=np.uint8))
     for role in ("positive", "negative"):
-        assert build_transform(config, "paper", role)(photo).shape == (3, 288, 288)
-    assert build_transform(config, "model", "positive")(photo).shape == (3, 288, 288)
+        assert build_transform(config, PAPER, role)(photo).shape == (3, 288, 288)
+    assert build_transform(config, MODEL_TRANSFORM, "positive")(photo).shape == (3, 288, 288)
     # the paper protocol keeps the authors' 224/256 crop of class images; model takes timm's test crop (1.0)
-    assert role_geometry(config, "paper", "positive")["crop_pct"] == pytest.approx(224 / 256)
-    assert eval_data_config(config, "model")["crop_pct"] == 1.0
+    assert role_geometry(config, PAPER, "positive")["crop_pct"] == pytest.approx(224 / 256)
+    assert eval_data_config(config, MODEL_TRANSFORM)["crop_pct"] == 1.0
 
 
 def test_timm_adapter_card_carries_the_test_size():
@@ -125,7 +131,7 @@ def test_hf_timm_wrapper_gets_the_same_sizes_as_timm(tmp_path):
     TimmWrapperConfig(architecture="resnet18", num_labels=10, pretrained_cfg=pretrained_cfg).save_pretrained(tmp_path)
     adapter = HFAdapter.load(str(tmp_path), pretrained=False)
     assert adapter.card.data_config == timm_data_config(pretrained_cfg)
-    assert role_geometry(adapter.data_config, "paper", "negative")["input_size"] == [3, 288, 288]
+    assert role_geometry(adapter.data_config, PAPER, "negative")["input_size"] == [3, 288, 288]
     x = adapter.transform(Image.new("RGB", (300, 200))).unsqueeze(0)
     assert x.shape[-1] == 288 and torch.allclose(adapter.logits(x), adapter.model(pixel_values=x).logits, atol=1e-5)
 
@@ -258,12 +264,12 @@ def test_content_digest_is_memoised_by_path_size_and_mtime(tmp_path, monkeypatch
 def test_config_hash_follows_the_checkpoint_content_not_its_path(tmp_path):
     path = _planted_checkpoint(tmp_path / "w.safetensors", 0)
     opts = BenchmarkOptions()
-    before = run_config_hash("planted:cnn", str(path), "planted", opts, "paper", 0)
+    before = run_config_hash("planted:cnn", str(path), "planted", opts, PLANTED_PAPER, 0)
     moved = tmp_path / "elsewhere.safetensors"
     shutil.copy(path, moved)
-    assert run_config_hash("planted:cnn", str(moved), "planted", opts, "paper", 0) == before  # same bytes, other path
+    assert run_config_hash("planted:cnn", str(moved), "planted", opts, PLANTED_PAPER, 0) == before  # same bytes, other path
     _planted_checkpoint(path, 1)
-    assert run_config_hash("planted:cnn", str(path), "planted", opts, "paper", 0) != before
+    assert run_config_hash("planted:cnn", str(path), "planted", opts, PLANTED_PAPER, 0) != before
 
 
 def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
@@ -333,7 +339,7 @@ def test_temperature_is_recorded_and_changes_probabilities_not_predictions(tmp_p
     # logits / T before the softmax, checked on one image
     adapter, bench = TinyAdapter(), tiny_benchmark()
     image = next(im for im in bench.images if im.image_id == image_id)
-    x = build_transform(adapter.data_config, "paper", image.role, 1.0)(image.open()).unsqueeze(0)
+    x = build_transform(adapter.data_config, bench.protocols["paper"], image.role)(image.open()).unsqueeze(0)
     expected = torch.softmax(adapter.logits(x).double() / 0.7155761122703552, dim=1)[0, image.class_index].item()
     assert hot.heads["plain"].image_prob[image_id] == pytest.approx(expected, abs=1e-6)
 

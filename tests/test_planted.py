@@ -147,7 +147,7 @@ def test_benchmark_contract(tests):
     assert (bench.name, bench.label_space, bench.repo) == ("planted", "planted", None)
     assert bench.revision == f"generator-v{P.GENERATOR_VERSION}-seed0"
     assert bench.checksum == tests.checksum()
-    assert bench.positive_crop_pct == 1.0 and bench.positives_source == "generator"
+    assert bench.protocols["paper"].positive.crop_pct == 1.0 and bench.positives_source == "generator"
     assert bench.counts() == {"classes": 10, "positives": 10 * P.TEST_PER_CLASS, "negatives": 10 * P.NEGATIVES_PER_CLASS}
     assert [c.group for c in bench.classes] == ["planted" if k in P.PLANTED_FEATURE_IDS else "control" for k in range(10)]
     assert bench.component_names == dict(enumerate(P.FEATURE_NAMES))
@@ -178,7 +178,7 @@ def test_limit_and_seed():
 
 
 def test_benchmark_pixels_reach_the_model_unchanged(tests):
-    # positive_crop_pct=1.0 and 40 px images: the paper protocol is the identity + normalisation, so the
+    # crop_pct 1.0 and 40 px images: the paper protocol is the identity + normalisation, so the
     # models see exactly what they were trained on.
     config = PlantedAdapter.load("cnn", pretrained=False).data_config
     array = tests.clean.images[0]
@@ -186,7 +186,7 @@ def test_benchmark_pixels_reach_the_model_unchanged(tests):
 
     for protocol in ("paper", "model"):
         for role in ("positive", "negative"):
-            got = build_transform(config, protocol, role, 1.0)(Image.fromarray(array))
+            got = build_transform(config, planted_benchmark.PROTOCOLS[protocol], role)(Image.fromarray(array))
             assert torch.equal(got, to_tensor(array[None])[0].contiguous()), (protocol, role)
 
 

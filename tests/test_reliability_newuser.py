@@ -15,10 +15,21 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, GroundTruth, get_benchmark, register_benchmark
+from spurbench.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+    BenchmarkPlugin,
+    GroundTruth,
+    get_benchmark,
+    register_benchmark,
+)
 from spurbench.benchmarks.imagenet.val import load_local_imagenet_val
 from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import DataError, LabelSpaceError, SpurbenchError
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from tests.test_cli import spurbench
 from tests.test_reliability import clean_failure
 from tests.test_spurious_imagenet import make_upstream, make_val
@@ -160,10 +171,14 @@ def _no_geometry_benchmark(**geometry) -> Benchmark:
     return Benchmark("no-geometry", "planted", [BenchmarkClass(0, "zero", (0,))], images, revision="v1", checksum="c", **geometry)
 
 
+AT_SIZE = protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM)
+
+
 class NoGeometry(BenchmarkPlugin):
     name = "no-geometry"
-    description = "a plugin that states no geometry (a test)"
-    label_space = "planted"  # the planted models' own, so that the model passes and the geometry check is reached
+    description = "a plugin whose benchmark states no protocols (a test)"
+    label_space = "planted"  # the planted models' own, so that the model passes and the protocol check is reached
+    protocols = AT_SIZE
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         return _no_geometry_benchmark()
@@ -174,13 +189,27 @@ class NoGeometry(BenchmarkPlugin):
 
 @pytest.mark.parametrize(
     ("geometry", "needle"),
-    [({}, "class images states none"), ({"positive_crop_pct": 1.0}, "spurious-only images states none"), ({"positive_crop_pct": 1.0, "negative_crop_pct": 0.875}, "must be 1.0"), ({"positive_crop_pct": 0, "negative_crop_pct": 1.0}, "not a number in (0, 1]")],
+    [({}, "states no evaluation protocols"), ({"protocols": {}}, "states no evaluation protocols"), ({"protocols": {"paper": MODEL_TRANSFORM}}, "not an EvalProtocol named 'paper'"), ({"protocols": {"paper": "bicubic"}}, "is str")],
 )
-def test_a_benchmark_must_state_each_roles_geometry(geometry, needle) -> None:
-    with pytest.raises(SpurbenchError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]")) as caught:
+def test_a_benchmark_must_state_its_protocols(geometry, needle) -> None:
+    with pytest.raises(SpurbenchError, match=needle) as caught:
         _no_geometry_benchmark(**geometry)
     assert "\n" not in str(caught.value)
-    assert _no_geometry_benchmark(positive_crop_pct=224 / 256, negative_crop_pct=1.0).positive_crop_pct == 224 / 256
+    assert _no_geometry_benchmark(protocols=AT_SIZE).protocols["paper"].positive.crop_pct == 1.0
+
+
+def test_a_plugin_without_protocols_is_refused_when_its_class_is_defined() -> None:
+    with pytest.raises(SpurbenchError, match="states no protocols; set the class attribute"):
+
+        class Silent(BenchmarkPlugin):
+            name = "silent"
+            description = "no protocols"
+
+            def load(self, options):
+                return None
+
+            def reference(self, revision):
+                return None
 
 
 def test_a_plugin_without_geometry_is_refused_in_one_line_when_it_loads(cli, tmp_path) -> None:
@@ -189,20 +218,22 @@ def test_a_plugin_without_geometry_is_refused_in_one_line_when_it_loads(cli, tmp
         proc = cli("run", "-b", "no-geometry", "-m", "planted:cnn", "-o", str(tmp_path / "out"), cwd=tmp_path)
     finally:
         BENCHMARKS.unregister("no-geometry")
-    clean_failure(proc, tmp_path / "out", "'no-geometry'", "positive_crop_pct")
+    clean_failure(proc, tmp_path / "out", "'no-geometry'", "states no evaluation protocols")
 
 
 def test_a_plugin_giving_positives_states_their_geometry_when_its_class_is_defined() -> None:
     with pytest.raises(SpurbenchError, match="positives_crop_pct states none"):
 
-        class Positives(NoGeometry):  # noqa: F841 (defining it is the test)
+        class Positives(NoGeometry):
             def positives(self, class_indices, options):
                 return [], [], "nowhere"
 
 
 def test_built_in_plugins_keep_their_geometry() -> None:
     """Results must not move: the numbers the hidden default gave are now stated by each plugin."""
-    assert get_benchmark("planted").load(get_benchmark("planted").parse_options({})).positive_crop_pct == 1.0
+    planted = get_benchmark("planted").load(get_benchmark("planted").parse_options({}))
+    assert planted.protocols["paper"].positive.crop_pct == 1.0 and planted.protocols["paper"].negative.crop_pct == 1.0
+    assert get_benchmark("spurious-imagenet").protocols["paper"].positive.crop_pct == 224 / 256
     assert get_benchmark("spurious-imagenet").positives_crop_pct == 224 / 256
     assert get_benchmark("planted").positives_crop_pct == 1.0
 

@@ -56,8 +56,8 @@ def test_noise_lands_on_the_union_of_the_real_masks(tiny) -> None:
     wnid, stem = image.image_id.split("/")[1:]
     k = image.class_index
     features = tiny["classes"][k]["images"][stem]
-    x = build_transform({"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, "paper", "positive", 224 / 256, normalize=False, interpolation="bilinear")(image.open())
-    views = dict(zip(image.views, bench.render_views(image, x)))
+    x = build_transform({"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, bench.protocols["paper"], "positive", normalize=False)(image.open())
+    views = dict(zip(image.views, bench.render_views(image, x, bench.protocols["paper"])))
     masks = {f: torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in features}
     spurious = torch.stack([m for f, m in masks.items() if tiny["classes"][k]["features"][f]["kind"] == "spurious"]).amax(0)
     eps = image_noise(image.image_id, x.shape)
@@ -138,10 +138,10 @@ def test_upstream_mask_zoom_reaches_the_views_and_names_the_revision(tiny) -> No
     k, stem = image.class_index, image.image_id.split("/")[2]
     spurious = [f for f in tiny["classes"][k]["images"][stem] if tiny["classes"][k]["features"][f]["kind"] == "spurious"]
     union = torch.stack([torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in spurious]).amax(0)
-    view = dict(zip(image.views, zoomed.render_views(image, x)))["noise-spurious@0.25"]
+    view = dict(zip(image.views, zoomed.render_views(image, x, zoomed.protocols["paper"])))["noise-spurious@0.25"]
     eps = image_noise(image.image_id, x.shape)
     assert torch.allclose(view, (x + 0.25 * eps * _upstream_zoom(union)).clamp(0, 1))  # zoomed after the union, as upstream
-    assert not torch.allclose(view, dict(zip(image.views, plain.render_views(image, x)))["noise-spurious@0.25"])
+    assert not torch.allclose(view, dict(zip(image.views, plain.render_views(image, x, plain.protocols["paper"])))["noise-spurious@0.25"])
 
 
 def test_options_of_the_real_data_need_the_data(cli, tmp_path) -> None:

@@ -163,7 +163,7 @@ def test_load_gives_the_negatives_and_the_positives_of_their_classes(folder):
     planted = {im.image_id for im in evaluation_benchmark(0).images if im.role == "positive" and im.class_index in CLASSES}
     assert {im.image_id for im in bench.images if im.role == "positive"} == planted
     assert [(c.index, c.name, c.group, c.components) for c in bench.classes] == [(2, "triangle", "planted", (1,)), (8, "crescent", "planted", (0,))]
-    assert bench.positive_crop_pct == 1.0 and "planted test positives" in bench.positives_source
+    assert bench.protocols["paper"].positive.crop_pct == 1.0 and "planted test positives" in bench.positives_source
     assert bench.facts["model"]["name"] == "planted:cnn" and bench.facts["images_per_class"] == {"2": 3, "8": 3} and bench.facts["positives"] == "planted"
     small = load_benchmark("spurious-folder", data_dir=str(folder), limit=2, seed=1)
     assert small.counts() == {"classes": 2, "positives": 4, "negatives": 4} and small.checksum == bench.checksum

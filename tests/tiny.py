@@ -9,6 +9,7 @@ from torch import nn
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 
 SIZE = 16
 
@@ -71,4 +72,4 @@ def tiny_benchmark(num_classes: int = 4, per_role: int = 12, label_space: str = 
                 if image_id == broken:
                     loader = lambda: Image.open("/nonexistent/broken.png")
                 images.append(BenchmarkImage(image_id, k, role, k + 10 if role == "negative" else None, f"tiny:{image_id}", loader))
-    return Benchmark(name=name, label_space=label_space, classes=classes, images=images, revision="v1", checksum="tiny", positive_crop_pct=1.0, negative_crop_pct=1.0)
+    return Benchmark(name=name, label_space=label_space, classes=classes, images=images, revision="v1", checksum="tiny", protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM))

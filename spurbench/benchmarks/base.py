@@ -24,9 +24,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from spurbench.benchmarks.checks import check_geometry, crop_pct_problem, where_it_runs
+from spurbench.benchmarks.checks import check_plugin_class, check_protocols, where_it_runs
 from spurbench.errors import DataError, LabelSpaceError, SpurbenchError
 from spurbench.imagenet import maps_to
+from spurbench.protocols import EvalProtocol
 from spurbench.registry import suggest
 from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
 from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
@@ -83,24 +84,21 @@ class Benchmark:
     revision: str | None = None  # pinned revision (Hub commit / generator version)
     checksum: str | None = None  # content checksum of the negatives
     positives_source: str | None = None  # where the positives came from (Hub dataset, local dir, generator)
-    # Each role's paper-protocol geometry, stated (a default silently cropped a plugin's class images and
-    # not its spurious-only ones): class images resize to size / positive_crop_pct and are centre-cropped
-    # (224 / 256: ImageNet-val photos; 1.0: already at size); spurious-only images are never cropped (1.0).
-    positive_crop_pct: float | None = None
-    negative_crop_pct: float | None = None
-    resize_interpolation: str | None = None  # "bilinear" or "bicubic": overrides the paper protocol's bicubic resize (a benchmark whose masks were made on another resize)
+    # How its images become model inputs, per --protocol name: stated, never defaulted (spurbench.protocols)
+    protocols: dict[str, EvalProtocol] = field(default_factory=dict)
     component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
     facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
     # The registry name of the plugin that loaded it, where ``name`` is not that name (a plugin whose
     # benchmarks are named by their data, so that two of them keep apart in results and boards).
     plugin: str | None = None
     # A views benchmark: the image's views from its preprocessed, un-normalised input tensor [3, H, W]
-    # in [0, 1], one per name of ``image.views``, in that order. It runs in the data-loader workers.
-    render_views: "Callable[[BenchmarkImage, torch.Tensor], list[torch.Tensor]] | None" = field(default=None, repr=False)
+    # in [0, 1] under the run's protocol, one per name of ``image.views``, in that order. It runs in the
+    # data-loader workers.
+    render_views: "Callable[[BenchmarkImage, torch.Tensor, EvalProtocol], list[torch.Tensor]] | None" = field(default=None, repr=False)
     views_key: str | None = None  # what else changes the rendered views (a font's digest, a noise scheme); keys the feature cache
 
     def __post_init__(self) -> None:
-        check_geometry(self.name, self.positive_crop_pct, self.negative_crop_pct)
+        check_protocols(self.name, self.protocols)
 
     def view_rows(self) -> list[tuple[int, str]]:
         """(image position, view name) of every feature row of a views benchmark, image by image."""
@@ -144,9 +142,7 @@ class BenchmarkPlugin(abc.ABC):
     default_models: ClassVar[tuple[str, ...]] = ()  # what ``spurbench run`` evaluates when no model is named
     default: ClassVar[bool] = False  # the benchmark ``spurbench run`` uses without ``--benchmark`` (exactly one)
     label_space: ClassVar[str | None] = None  # the label space of its classes (and of its training split)
-    # The ``Benchmark.positive_crop_pct`` of the images ``positives`` gives: a plugin that implements
-    # ``positives`` states it (no default; checked when the class is defined, see __init_subclass__).
-    positives_crop_pct: ClassVar[float | None] = None
+    positives_crop_pct: ClassVar[float | None] = None  # the class-image crop of what ``positives`` gives (stated where implemented)
     # Its data folders name it (``spurbench.json`` ``"kind"``): the dataset commands choose it for such a
     # folder, and never as the default for any other.
     named_by_its_data: ClassVar[bool] = False
@@ -158,14 +154,17 @@ class BenchmarkPlugin(abc.ABC):
     # headline on the cross-benchmark table (key, and its CI's low and high keys where it has one).
     view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
     headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
-    protocols: ClassVar[tuple[str, ...]] = ("paper", "model")  # the preprocessing protocols it can be scored under
+    # Its protocols, {name: EvalProtocol}: "paper" its authors' evaluation, "model" each model's own
+    # transform (spurbench.protocols); ``protocols_for`` gives them per options where they differ.
+    protocols: ClassVar[dict[str, EvalProtocol]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.positives is not BenchmarkPlugin.positives:
-            problem = crop_pct_problem(cls.positives_crop_pct)
-            if problem:
-                raise SpurbenchError(f"benchmark plugin {cls.__module__}.{cls.__qualname__} implements positives() but its positives_crop_pct {problem}; set the class attribute (224 / 256: photos resized and centre-cropped as ImageNet val; 1.0: images already at the model's size)")
+        check_plugin_class(cls, gives_positives=cls.positives is not BenchmarkPlugin.positives)
+
+    def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
+        """The protocols of the benchmark ``load(options)`` gives, known without loading. Default: ``protocols``."""
+        return self.protocols
 
     def implements(self, method: str) -> bool:
         """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""

@@ -1,6 +1,6 @@
-"""Checks of what a benchmark plugin states: each role's geometry (``Benchmark.positive_crop_pct`` and
-``negative_crop_pct``, ``BenchmarkPlugin.positives_crop_pct``), and where a model of another label space
-can run instead."""
+"""Checks of what a benchmark plugin states: its evaluation protocols (``Benchmark.protocols``), the
+crop of the positives it gives others (``BenchmarkPlugin.positives_crop_pct``), and where a model of
+another label space can run instead."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import maps_to
+from spurbench.protocols import EvalProtocol
 
 
 def crop_pct_problem(value: Any) -> str | None:
@@ -18,18 +19,34 @@ def crop_pct_problem(value: Any) -> str | None:
     return None
 
 
-def check_geometry(name: str, positive_crop_pct: Any, negative_crop_pct: Any) -> None:
-    """A one-line SpurbenchError unless both roles' paper-protocol geometry is stated (see ``Benchmark``)."""
-    problem = crop_pct_problem(positive_crop_pct)
+def check_protocols(name: str, protocols: Any) -> None:
+    """A one-line SpurbenchError unless the benchmark states its protocols: ``{name: EvalProtocol}``,
+    each under its own name, at least one (see ``Benchmark.protocols``)."""
+    if not isinstance(protocols, dict) or not protocols:
+        raise SpurbenchError(
+            f"benchmark {name!r} states no evaluation protocols; set Benchmark(protocols=...), e.g. "
+            "protocol_table(fixed_paper(224 / 256, by=\"its authors' code\"), MODEL_TRANSFORM) from spurbench.protocols"
+        )
+    for key, protocol in protocols.items():
+        if not isinstance(protocol, EvalProtocol) or protocol.name != key:
+            raise SpurbenchError(f"benchmark {name!r}: protocols[{key!r}] is {type(protocol).__name__} {getattr(protocol, 'name', '')!r}, not an EvalProtocol named {key!r}")
+
+
+def check_plugin_class(cls: type, gives_positives: bool) -> None:
+    """A one-line SpurbenchError when a concrete plugin class states no ``protocols`` table, or gives
+    positives to other benchmarks without their ``positives_crop_pct``."""
+    concrete = not any(getattr(getattr(cls, m), "__isabstractmethod__", False) for m in ("load", "reference"))  # (ABCMeta sets __abstractmethods__ only after __init_subclass__)
+    if concrete and not isinstance(getattr(cls, "protocols", None), dict):
+        raise SpurbenchError(
+            f"benchmark plugin {cls.__module__}.{cls.__qualname__} states no protocols; set the class attribute, e.g. "
+            "protocols = protocol_table(fixed_paper(224 / 256, by=\"its authors' code\"), MODEL_TRANSFORM) from spurbench.protocols"
+        )
+    problem = crop_pct_problem(getattr(cls, "positives_crop_pct", None)) if gives_positives else None
     if problem:
         raise SpurbenchError(
-            f"benchmark {name!r}: the geometry of its class images {problem}; set Benchmark(positive_crop_pct=...): "
-            "224 / 256 to resize and centre-crop photos as ImageNet val is, 1.0 for images that already have the model's size"
+            f"benchmark plugin {cls.__module__}.{cls.__qualname__} implements positives() but its positives_crop_pct {problem}; set the class attribute "
+            "(224 / 256: photos resized and centre-cropped as ImageNet val; 1.0: images already at the model's size)"
         )
-    if negative_crop_pct is None:
-        raise SpurbenchError(f"benchmark {name!r}: the geometry of its spurious-only images states none; set Benchmark(negative_crop_pct=1.0) (resized to the model's size, never cropped)")
-    if negative_crop_pct != 1.0 or isinstance(negative_crop_pct, bool):
-        raise SpurbenchError(f"benchmark {name!r}: negative_crop_pct is {negative_crop_pct!r}; spurious-only images are resized to the model's size without a crop, so it must be 1.0")
 
 
 def where_it_runs(model_space: str) -> str:
@@ -48,4 +65,4 @@ def where_it_runs(model_space: str) -> str:
     return f"benchmarks it can run on: {', '.join(fits)} (--benchmark NAME)" if fits else "no registered benchmark has that label space"
 
 
-__all__ = ["check_geometry", "crop_pct_problem", "where_it_runs"]
+__all__ = ["check_plugin_class", "check_protocols", "crop_pct_problem", "where_it_runs"]

@@ -22,6 +22,7 @@ from stat import S_ISLNK, S_ISREG
 
 from PIL import Image
 
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.cache import make_cache_dir
@@ -43,6 +44,9 @@ class Pool:
     files: dict[str, Path] = field(default_factory=dict)  # image id -> file (empty for generated pools)
     unreadable: list[str] = field(default_factory=list)  # ids of files that failed the check, skipped
     spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
+# A pool's images are taken whole (resized to the model's size, no crop): they are candidates for
+# spurious-only images, scored as a benchmark's spurious-only images are.
+POOL_PROTOCOLS = protocol_table(fixed_paper(1.0, by="spurbench's mining pools: each image resized whole to the model's size"), MODEL_TRANSFORM)
 
 
 def _readable(path: Path | io.BytesIO) -> bool:
@@ -123,7 +127,7 @@ def folder_pool(folder: str | Path, within: str | Path | None = None) -> Pool:
     if not images:
         raise DataError(f"--pool {folder}: none of its {len(found)} image files can be read (e.g. {unreadable[0]})")
     revision = identity.hexdigest()
-    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, positive_crop_pct=1.0, negative_crop_pct=1.0)
+    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, protocols=POOL_PROTOCOLS)
     return Pool(bench, str(root.resolve()), files, unreadable)
 
 
@@ -146,7 +150,7 @@ def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
             images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", lambda d=data: Image.open(io.BytesIO(d))))
     if not images:
         raise DataError(f"--pool {source}: no readable image rows in its parquet shards")
-    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, positive_crop_pct=1.0, negative_crop_pct=1.0)
+    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, protocols=POOL_PROTOCOLS)
     return Pool(bench, source, {}, unreadable, spec=source)
 
 

@@ -56,8 +56,9 @@ def run(
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.adapters import load_model
     from spurbench.benchmarks import default_benchmark
-    from spurbench.pixelcache import DEFAULT_GB, PixelCache
     from spurbench.harness import evaluate, planned_facts, run_config_hash, spufix_reference
+    from spurbench.pixelcache import DEFAULT_GB, PixelCache
+    from spurbench.protocols import scored_protocol
     from spurbench.report import summary_table, worst_classes_table
     from spurbench.result_conflicts import existing_result, refuse_other_facts
     from spurbench.results import check_output_dir
@@ -72,6 +73,7 @@ def run(
     pixels = None if pixel_cache is None else PixelCache.open(pixel_cache, DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb)
     bench_name = plan.plugin.benchmark_name(plan.options)  # what the results are named by (a plugin's benchmarks may be named by their data)
     targets = _targets(plan.entries, output, bench_name)
+    spec = scored_protocol(plan.plugin.protocols_for(plan.options), protocol, bench_name)
     if plan.ground_truth_demo and not force:  # its config hash needs the fit: a file that records other facts is refused before it
         for entry in plan.entries:
             refuse_other_facts(targets[entry.model], planned_facts(True, protocol, precision, bootstrap, entry.temperature, entry.spufix_temperature))
@@ -89,7 +91,7 @@ def run(
     for entry in plan.entries:
         target = targets[entry.model]
         artifact = artifacts.get(entry.model) or spufix_artifact(spufix, entry.model)
-        config_hash = run_config_hash(entry.model, entry.checkpoint, bench_name, plan.options, protocol, bootstrap, spufix_reference(artifact), entry.temperature, entry.spufix_temperature, precision=precision)
+        config_hash = run_config_hash(entry.model, entry.checkpoint, bench_name, plan.options, spec, bootstrap, spufix_reference(artifact), entry.temperature, entry.spufix_temperature, precision=precision)
         planned = planned_facts(artifact is not None, protocol, precision, bootstrap, entry.temperature, entry.spufix_temperature, entry.checkpoint)
         if not force and existing_result(target, config_hash, planned):
             console.print(f"[dim]skip {entry.model}: {target} is complete (use --force to re-run)[/]")

@@ -64,7 +64,7 @@ def plan_sweep(
             try:
                 check_model_name(entry.model)
                 artifact = spufix_artifact(spufix, entry.model)
-                config_hash = job_config_hash(entry.model, entry.checkpoint, bench_name, options, run_options, artifact, entry.temperature, entry.spufix_temperature)
+                config_hash = job_config_hash(entry.model, entry.checkpoint, plugin, options, run_options, artifact, entry.temperature, entry.spufix_temperature)
             except SpurbenchError as exc:
                 plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))  # one line per entry
                 continue

@@ -24,6 +24,7 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, check_inside, real_inside
 from spurbench.harness import evaluate, run_config_hash, spufix_reference
+from spurbench.protocols import scored_protocol
 from spurbench.runs import is_complete, spufix_artifact
 
 SWEEP_DIR = ".sweep"
@@ -153,12 +154,14 @@ def now() -> str:
 
 
 def job_config_hash(
-    model: str, checkpoint: str | None, benchmark_name: str, options: Any, run: dict[str, Any], artifact: Any, temperature: float, spufix_temperature: float | None
+    model: str, checkpoint: str | None, plugin: Any, options: Any, run: dict[str, Any], artifact: Any, temperature: float, spufix_temperature: float | None
 ) -> str:
     """The config hash ``run`` records for this job: the plan skips on it and the job checks it, both
     through this one function, so the two cannot hash different options."""
+    name = plugin.benchmark_name(options)
+    protocol = scored_protocol(plugin.protocols_for(options), run.get("protocol", "paper"), name)
     return run_config_hash(
-        model, checkpoint, benchmark_name, options, run.get("protocol", "paper"), run.get("bootstrap", 1000),
+        model, checkpoint, name, options, protocol, run.get("bootstrap", 1000),
         spufix_reference(artifact), temperature, spufix_temperature, precision=run.get("precision", "fp32"),
     )  # fmt: skip
 
@@ -186,7 +189,7 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
             plugin = get_benchmark(spec.benchmark)
             options = plugin.parse_options(spec.options)
             artifact = spufix_artifact(spec.spufix, spec.model)
-            config_hash = job_config_hash(spec.model, spec.checkpoint, plugin.benchmark_name(options), options, spec.run, artifact, spec.temperature, spec.spufix_temperature)
+            config_hash = job_config_hash(spec.model, spec.checkpoint, plugin, options, spec.run, artifact, spec.temperature, spec.spufix_temperature)
             if config_hash != spec.config_hash:  # checked before the forward, not after it
                 raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again")
             evaluate(

@@ -19,6 +19,7 @@ from torch import nn
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 
 CLASSES = ["red", "green", "blue"]
 PER_ROLE = 8
@@ -48,7 +49,7 @@ def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
                 digest.update(array.tobytes())
                 images.append(BenchmarkImage(f"shapes/{name}/{role}/{i}", k, role, 0 if role == "negative" else None, f"shapes {name} {role} {i}", lambda a=array: Image.fromarray(a)))
     classes = [BenchmarkClass(k, name, components=(0,), group="striped" if k == 0 else "plain") for k, name in enumerate(CLASSES)]
-    return Benchmark("shapes", "shapes", classes, images, revision=f"v1-b{brightness}", checksum=digest.hexdigest(), positive_crop_pct=1.0, negative_crop_pct=1.0, component_names={0: "grey stripe"})
+    return Benchmark("shapes", "shapes", classes, images, revision=f"v1-b{brightness}", checksum=digest.hexdigest(), protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM), component_names={0: "grey stripe"})
 
 
 class ShapesBenchmark(BenchmarkPlugin):
@@ -57,6 +58,7 @@ class ShapesBenchmark(BenchmarkPlugin):
     options_model = ShapesOptions
     label_space = "shapes"
     default_models = ("shapesnet:tiny",)
+    protocols = protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM)  # drawn at the model's size: nothing to crop
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import datasets
 
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map, file_loader, images_in
@@ -26,6 +27,9 @@ from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
 from spurbench.hub import hub_error, resolve_token
 from spurbench.imagenet import check_classes, class_names, describe_class, synsets
+# ImageNet train photos, resized and centre-cropped as the class-image benchmarks' authors do val photos
+# (what SpuFix is fitted on, under the run's protocol name)
+TRAIN_PROTOCOLS = protocol_table(fixed_paper(224 / 256, by="ImageNet train photos, resized and centre-cropped as ImageNet val photos are"), MODEL_TRANSFORM)
 
 
 def _train_image(k: int, path: Path) -> BenchmarkImage:
@@ -58,8 +62,7 @@ def load_local_imagenet_train(root: str | Path, class_indices: Sequence[int], li
         images=images,
         repo=str(root),
         positives_source=str(root),
-        positive_crop_pct=224 / 256,  # ImageNet photos, resized and centre-cropped as the val images are
-        negative_crop_pct=1.0,
+        protocols=TRAIN_PROTOCOLS,
     )
 
 

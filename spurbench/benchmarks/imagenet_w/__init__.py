@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewMetric, ViewScores, ViewTable
 from spurbench.benchmarks.imagenet.val import local_val_classes, resolve_imagenet_val
 from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
@@ -95,6 +96,8 @@ class ImageNetW(BenchmarkPlugin):
     task = "views"
     view_metric_specs = METRICS
     headline = ("inw_gap", None, None)
+    # (Today's steps: Spurious ImageNet's; issue #24 makes ``paper`` Whac-A-Mole's evaluation.)
+    protocols = protocol_table(fixed_paper(224 / 256, by="Spurious ImageNet's authors' steps, not Whac-A-Mole's"), MODEL_TRANSFORM)
 
     def check_model(self, model: Any) -> None:
         if model.label_space != "imagenet-1k":
@@ -112,8 +115,8 @@ class ImageNetW(BenchmarkPlugin):
         names = class_names("imagenet-1k") or ()
         return Benchmark(
             name=NAME, label_space="imagenet-1k", classes=[BenchmarkClass(k, names[k] if names else str(k)) for k in classes],
-            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source, positive_crop_pct=224 / 256, negative_crop_pct=1.0,
-            facts={"font": font.origin, "watermark": WATERMARK_TEXT}, render_views=lambda image, x: [x, watermark(x, font)], views_key=_font_key(font),
+            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source, protocols=self.protocols,
+            facts={"font": font.origin, "watermark": WATERMARK_TEXT}, render_views=lambda image, x, protocol: [x, watermark(x, font)], views_key=_font_key(font),
         )  # fmt: skip
 
     def reference(self, revision: str) -> Reference | None:

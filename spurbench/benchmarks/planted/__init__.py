@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import (
     Benchmark,
     BenchmarkClass,
@@ -88,6 +89,11 @@ def _held_out_benchmark(name: str, suffix: str, sets: PlantedTestSets, seed: int
     return _generated(name, f"seed{seed}{suffix}", classes, images, sets.checksum())
 
 
+# planted has no published protocol of its own: its ``paper`` is Spurious ImageNet's authors' steps,
+# on images generated at the models' size (so nothing is cropped)
+PROTOCOLS = protocol_table(fixed_paper(1.0, by="no published protocol (spurbench's own benchmark): Spurious ImageNet's authors' steps on images generated at the model's size"), MODEL_TRANSFORM)
+
+
 def _generated(name: str, revision: str, classes: list[BenchmarkClass], images: list[BenchmarkImage], checksum: str) -> Benchmark:
     """A split of the generator as a ``Benchmark``: images already at the models' size (no crop)."""
     return Benchmark(
@@ -98,8 +104,7 @@ def _generated(name: str, revision: str, classes: list[BenchmarkClass], images: 
         revision=f"generator-v{GENERATOR_VERSION}-{revision}",
         checksum=checksum,
         positives_source="generator",
-        positive_crop_pct=1.0,
-        negative_crop_pct=1.0,
+        protocols=PROTOCOLS,
         component_names=dict(enumerate(FEATURE_NAMES)),
         facts={"ground_truth": ground_truth()},
     )
@@ -189,6 +194,7 @@ class PlantedBenchmark(BenchmarkPlugin):
     default_models = ("planted:cnn", "planted:resnet")
     default = True
     positives_crop_pct = 1.0  # generated at the models' size, like its own benchmark's
+    protocols = PROTOCOLS
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)

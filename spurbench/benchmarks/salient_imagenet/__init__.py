@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from spurbench.protocols import EvalProtocol, Geometry, protocol_table
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference, ViewScores, ViewTable
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train
 from spurbench.benchmarks.imagenet.val import file_loader
@@ -37,6 +38,7 @@ from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS
 from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
+from spurbench.benchmarks.salient_imagenet.planted import PROTOCOLS as PLANTED_PROTOCOLS
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
 
@@ -71,6 +73,16 @@ def _upstream_zoom(mask: torch.Tensor) -> torch.Tensor:
     return big[16:240, 16:240]
 
 
+# The masks are on the Resize(256) + CenterCrop(224) grid, bilinear. (Today's steps; issue #24 makes
+# ``paper`` the authors' evaluation.)
+PROTOCOLS = protocol_table(
+    EvalProtocol(
+        name="paper", by="Singla & Feizi's code (singlasahil14/salient_imagenet)", transform="fixed", size="test", normalization="model",
+        positive=Geometry(crop_pct=224 / 256, interpolation="bilinear"), negative=Geometry(crop_pct=1.0, interpolation="bicubic"),
+    )
+)  # fmt: skip
+
+
 class SalientImageNet(BenchmarkPlugin):
     name = NAME
     description = "Salient ImageNet: core vs spurious accuracy under mask noise (your own download; default: the embedded planted-salient)"
@@ -80,7 +92,10 @@ class SalientImageNet(BenchmarkPlugin):
     view_metric_specs = METRICS
     headline = ("gap", None, None)
     default_models = ("planted:cnn", "planted:resnet")  # for the embedded planted-salient; real data needs --model
-    protocols = ("paper",)  # the masks are on the Resize(256) + CenterCrop(224) grid: no model-specific crop
+    protocols = PROTOCOLS
+
+    def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
+        return PROTOCOLS if self._options(options).data_dir else PLANTED_PROTOCOLS
 
     def _options(self, options: BenchmarkOptions) -> SalientOptions:
         opts = self.parse_options(options)
@@ -133,7 +148,7 @@ class SalientImageNet(BenchmarkPlugin):
         return Benchmark(
             name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}" + ("-upstream-zoom" if zoom else ""), checksum=checksum,
             classes=[BenchmarkClass(c.class_index, names[c.class_index] if names else c.wnid, feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features)) for c in layout.classes],
-            positives_source=str(train_root), positive_crop_pct=224 / 256, negative_crop_pct=1.0, resize_interpolation="bilinear",
+            positives_source=str(train_root), protocols=PROTOCOLS,
             facts={"annotations": str(layout.annotations), "sigma": sigmas, "upstream_mask_zoom": zoom, "skipped_classes": list(layout.skipped_classes)},
             render_views=renderer(masks_of, lambda image: kinds[image.image_id], _upstream_zoom if zoom else None), views_key=f"{NOISE_SCHEME} zoom={zoom}",
         )  # fmt: skip

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from spurbench.benchmarks.base import BenchmarkImage
 from spurbench.benchmarks.salient_imagenet.metrics import CLEAN, VIEW, view_name
 from spurbench.errors import SpurbenchError
+from spurbench.protocols import EvalProtocol
 
 
 def image_noise(image_id: str, shape: Sequence[int]) -> torch.Tensor:
@@ -116,7 +117,7 @@ def renderer(
 ):
     """A ``Benchmark.render_views`` from where each image's masks and their kinds come from."""
 
-    def render_views(image: BenchmarkImage, x: torch.Tensor) -> list[torch.Tensor]:
+    def render_views(image: BenchmarkImage, x: torch.Tensor, protocol: EvalProtocol) -> list[torch.Tensor]:
         return render(image, x, masks_of(image), kinds_of(image), union)
 
     return render_views

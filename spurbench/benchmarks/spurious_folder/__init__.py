@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 from pydantic import Field
 
+from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, protocol_table, fixed_paper
 from spurbench.benchmarks import BENCHMARKS, benchmarks_with, get_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkOptions, BenchmarkPlugin, MinedImage, Reference
 from spurbench.benchmarks.spurious_folder import publish
@@ -76,11 +77,21 @@ def positives_options(plugin: BenchmarkPlugin, opts: SpuriousFolderOptions) -> B
     return plugin.parse_options({**given, "token": opts.token})
 
 
+FOLDER_STEPS = "Spurious ImageNet's authors' steps, on a mined folder's images and its label space's positives"
+
+
 class SpuriousFolder(BenchmarkPlugin):
     name = NAME
     description = "a benchmark mined by `spurbench mine` and verified by people: --data-dir the folder `spurbench mine export` wrote"
     options_model = SpuriousFolderOptions
     named_by_its_data = True  # its folders say kind "spurious-folder"; the dataset commands pick it for them only
+    # Those of a folder whose positives are ImageNet photos; ``protocols_for`` gives each folder's own.
+    protocols = protocol_table(fixed_paper(224 / 256, by=FOLDER_STEPS), MODEL_TRANSFORM)
+
+    def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
+        opts = _options(self, options)
+        plugin = positives_plugin(read_card(Path(opts.data_dir).expanduser()), opts.positives)
+        return protocol_table(fixed_paper(plugin.positives_crop_pct or 1.0, by=FOLDER_STEPS), MODEL_TRANSFORM)
 
     def benchmark_name(self, options: BenchmarkOptions) -> str:
         return read_card(Path(_options(self, options).data_dir).expanduser()).benchmark_name()
@@ -112,8 +123,7 @@ class SpuriousFolder(BenchmarkPlugin):
             revision=card.checksum.split(":", 1)[1][:12],
             checksum=negatives.checksum,
             positives_source=source,
-            positive_crop_pct=plugin.positives_crop_pct,
-            negative_crop_pct=1.0,
+            protocols=self.protocols_for(opts),
             facts=facts,
             plugin=NAME,
         )

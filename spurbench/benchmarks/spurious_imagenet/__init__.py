@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
 from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
@@ -40,12 +41,17 @@ class SpuriousImageNetOptions(BenchmarkOptions):
     revision: str | None = None  # pinned Hub revision of the negatives
 
 
+AUTHORS_CODE = "Neuhaus et al.'s evaluation code (YanNeu/spurious_imagenet, dataset/spurious_score.py)"
+
+
 class SpuriousImageNet(BenchmarkPlugin):
     name = NAME
     description = "Spurious ImageNet (Neuhaus et al., ICCV 2023): 100 classes x 75 spurious-only images vs ImageNet val"
     options_model = SpuriousImageNetOptions
     label_space = "imagenet-1k"
     positives_crop_pct = 224 / 256  # ImageNet-val photos, as in its own benchmark
+    # paper: the authors' evaluation (matched step by step: tests/test_paper_protocol.py); model: timm's
+    protocols = protocol_table(fixed_paper(224 / 256, by=AUTHORS_CODE), MODEL_TRANSFORM)
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         """Negatives (``negatives``) + ImageNet-val positives (local folder or the gated Hub dataset)."""
@@ -73,8 +79,7 @@ class SpuriousImageNet(BenchmarkPlugin):
             revision=negatives.revision,
             checksum=negatives.checksum,
             positives_source=positives_source,
-            positive_crop_pct=224 / 256,  # the paper's ImageNet-val protocol
-            negative_crop_pct=1.0,
+            protocols=self.protocols,
             facts=facts,
         )
 
