@@ -176,9 +176,14 @@ def test_build_ranks_like_with_like(tmp_path, originals):
     raw = json.loads(originals[1].read_text())
     raw["protocol"]["name"] = "model"  # a valid result, but scored under the other preprocessing protocol
     (results / "b.json").write_text(json.dumps(raw))
-    with pytest.raises(SpurbenchError, match="mix revision/protocol"):
+    with pytest.raises(SpurbenchError, match="mix the revision/protocol"):
         build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     assert not (tmp_path / "site").exists()
+    raw["protocol"]["name"] = "paper"
+    raw["protocol"]["description"] = "another geometry under the same name"  # e.g. a plugin that changed its paper protocol
+    (results / "b.json").write_text(json.dumps(raw))
+    with pytest.raises(SpurbenchError, match="mix the steps of protocol 'paper'"):
+        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     shutil.copy(originals[0], results / "b.json")  # the same model twice: one is shown (the newest, then the last name), and a note says which
     files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
     assert len(files.notes) == 1 and files.notes[0].startswith(f"planted:cnn on planted: 2 results; showing {results / 'b.json'} ") and files.notes[0].endswith(f"not {results / 'a.json'}")

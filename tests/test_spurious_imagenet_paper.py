@@ -110,3 +110,10 @@ def test_paper_probabilities_and_average_precision_equal_the_authors_score(layou
     assert head.aggregate.mean_ap == pytest.approx(np.mean(per_class), abs=1e-9)
     assert head.aggregate.pooled_ap == pytest.approx(average_precision_score(len(pooled_in) * [1] + len(pooled_out) * [0], pooled_in + pooled_out), abs=1e-9)
     assert result.protocol.declared == bench.protocols["paper"] and result.protocol.images["positive"].input_size == [3, 256, 256]
+
+
+def test_ls_names_each_protocol_of_a_benchmark_in_its_own_words(cli, tmp_path):
+    out = cli("ls", "-b", "spurious-imagenet", cwd=tmp_path).stdout
+    assert "protocols of benchmark spurious-imagenet" in out
+    assert "paper: Neuhaus et al.'s evaluation code (YanNeu/spurious_imagenet, dataset/spurious_score.py): size the weights' test_input_size" in out
+    assert "model: timm's validate.py: each model's own timm eval transform" in out

@@ -49,6 +49,9 @@ def list_models(
         say(f"options of benchmark {plugin.name} (spurbench run -b {plugin.name} -O KEY=VALUE):")
         for line in option_lines(plugin.options_model):
             say(line)
+        say(f"protocols of benchmark {plugin.name} (spurbench run --protocol NAME):")
+        for name, protocol in plugin.protocols.items():
+            say(f"  {name}: {protocol.describe()}")
         return
     default = default_benchmark()
     say("benchmarks (spurbench run -b NAME; spurbench ls -b NAME lists its options):")

@@ -192,13 +192,15 @@ def choose_results(paths: list[Path], results: list[AnyResult]) -> tuple[list[An
 
 def _check_one_board_per_benchmark(results: list[AnyResult]) -> None:
     """Rank like with like: one revision and protocol per benchmark."""
-    seen: dict[str, tuple[str | None, str]] = {}
+    seen: dict[str, tuple[str | None, ...]] = {}
     for r in results:
         # a views benchmark also ranks like with like in its views (e.g. the same noise levels)
         views = tuple(sorted({v for image in r.images.values() for v in image.views})) if isinstance(r, ViewResult) else ()
-        key = (r.benchmark.revision, r.protocol.name, *views)
-        if seen.setdefault(r.benchmark.name, key) != key:
-            raise SpurbenchError(f"results of {r.benchmark.name} mix revision/protocol/views {seen[r.benchmark.name][:3]} and {key[:3]} ({r.model.name}); build one board per revision, protocol and set of views")
+        key = (r.benchmark.revision, r.protocol.name, r.protocol.description, *views)  # the description: what the protocol did
+        first = seen.setdefault(r.benchmark.name, key)
+        if first != key:
+            what = "steps of protocol " + repr(key[1]) if first[:2] == key[:2] and first[2] != key[2] else f"revision/protocol/views {(first[0], first[1], *first[3:4])} and {(key[0], key[1], *key[3:4])}"
+            raise SpurbenchError(f"results of {r.benchmark.name} mix the {what} ({r.model.name}); build one board per revision, protocol and set of views")
 
 
 def source_label(result_paths: list[Path], board_dir: Path) -> str:
