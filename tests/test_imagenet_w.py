@@ -125,6 +125,8 @@ def test_verify_recomputes_and_refuses_impossible_watched_probabilities(tmp_path
         (lambda d: d["heads"]["plain"]["rows"]["watched"].pop("carton"), "watched"),
         (lambda d: d["images"][next(iter(d["images"]))]["views"].reverse(), "views"),
         (lambda d: d["heads"]["plain"]["metrics"].update(carton_prob_change=0.5), "carton_prob_change"),
+        # no carton image here: None, and a number in its place is refused
+        (lambda d: d["heads"]["plain"]["metrics"].update(delta_p_carton_cond_carton=0.5), "delta_p_carton_cond_carton"),
         (lambda d: d["benchmark"].update(checksum="0" * 64), "checksum"),
     ):
         data = json.loads(json.dumps(original))

@@ -39,7 +39,7 @@ def view_sections(results: list[ViewResult], info: dict[str, dict]) -> list[dict
             rows.append({
                 "benchmark": name, "model": r.model.name, "display_name": reg.get("display_name") or r.model.name, "data_group": reg.get("data") or "unknown",
                 **{m.key: metrics.get(m.key) for m in specs}, **({f"{headline}_spufix": fixed.get(headline)} if headline else {}),
-                "images": r.benchmark.num_positives,
+                "images": r.benchmark.num_positives, "input": _input_words(r),
             })  # fmt: skip
         rows.sort(key=lambda row: (missing(row.get(headline)), -(row.get(headline) or 0.0)))
         for rank, row in enumerate(rows, 1):
@@ -48,12 +48,22 @@ def view_sections(results: list[ViewResult], info: dict[str, dict]) -> list[dict
             Column("rank", "rank", digits=0), Column("display_name", "model", "model"), Column("data_group", "data", "text"),
             *(Column(m.key, m.header, signed=m.signed) for m in specs),
             *((Column(f"{headline}_spufix", f"{next(m.header for m in specs if m.key == headline)} SpuFix", signed=True),) if headline and any(not missing(r[f"{headline}_spufix"]) for r in rows) else ()),
+            Column("input", "input", "text"),  # each model's geometry under the protocol (e.g. its own train size)
             Column("images", "images", digits=0),  # a views benchmark may be scored on a user's partial copy of its data
         )  # fmt: skip
         first = next(r for r in results if r.benchmark.name == name)
         legend = " ".join(f"**{m.header}**: {m.description}." for m in specs)
+        legend += f" **protocol** `{first.protocol.name}`: {first.protocol.description}."  # one protocol per board (build checks it)
         sections.append({"name": name, "id": f"board-{slug(name)}", "revision": first.benchmark.revision, "protocol": first.protocol.name, "columns": columns, "rows": rows, "legend": legend})
     return sections
+
+
+def _input_words(result: ViewResult) -> str:
+    """The views' geometry, e.g. "256 px, crop 0.95, bicubic"."""
+    p = result.protocol
+    height, width = p.input_size[1:]
+    size = f"{height} px" if height == width else f"{height}x{width} px"
+    return f"{size}, crop {p.crop_pct:g}" + (f", {p.interpolation}" if p.interpolation else "")
 
 
 def _headline(result: AnyResult) -> tuple[float | None, float | None, float | None]:

@@ -8,7 +8,18 @@ metrics (per class and over all images):
   the watermark hurts);
 * ``carton_gap``: accuracy on the images of ground-truth class 478 (carton) under IN-W minus clean
   (the watermark resembles the text printed on cartons: positive means the shortcut helps there);
-* ``carton_prob_change``: the mean change of P(carton) over all images.
+* ``carton_prob_change``: the mean change of P(carton) over all images (their ``delta_p_carton``);
+* ``delta_p_carton_cond_carton``: the mean P(carton) over the images labelled carton under IN-W minus
+  on clean (their name; None where no carton image was scored, as for ``carton_gap``).
+
+Protocols. ``paper`` is Whac-A-Mole's ``eval_shortcuts/eval_watermark_shortcut.py``: each model's own
+eval transform as ``model/model_zoo.py`` builds it for timm models, ``create_transform(
+**resolve_data_config({}, model))``, which is the weights' *train* size and crop (no test size), with
+``AddWatermark(crop)`` inserted before Normalize. Here the clean view is that transform and the
+watermark is drawn on its un-normalised crop (``render_views`` runs before the mean/std step), its font
+size from the crop's height like ``AddWatermark(CenterCrop.size[0])``. ``model`` is timm's
+``validate.py`` (the test size where the config has one), as for every benchmark. (Their torchvision
+models take torchvision's presets; torchvision models are not a spurbench adapter.)
 
 Data: ImageNet val, a local folder (``--imagenet-val DIR``, any layout ``imagenet.val`` reads; a
 partial copy is scored on the classes it holds) or the gated Hub split, like Spurious ImageNet's
@@ -28,13 +39,13 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewMetric, ViewScores, ViewTable
 from spurbench.benchmarks.imagenet.val import local_val_classes, resolve_imagenet_val
 from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
+from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, protocol_table
 
 NAME = "imagenet-w"
 CARTON = 478  # ImageNet-1k "carton"
@@ -50,6 +61,19 @@ METRICS = (
     ViewMetric("inw_gap", "IN-W gap", "IN-W accuracy minus clean accuracy; closer to 0 is better", "closer-to-zero", signed=True),
     ViewMetric("carton_gap", "carton gap", "accuracy on the carton (478) images under IN-W minus clean: the shortcut helping", "closer-to-zero", signed=True),
     ViewMetric("carton_prob_change", "ΔP(carton)", "mean change of P(carton) over all images when watermarked", "closer-to-zero", signed=True),
+    ViewMetric(
+        "delta_p_carton_cond_carton", "ΔP(carton | carton)", "mean change of P(carton) over the carton (478) images when watermarked; – where none was scored", "closer-to-zero", signed=True
+    ),
+)
+
+WHAC_A_MOLE = EvalProtocol(
+    name="paper",
+    by="Whac-A-Mole's eval_shortcuts/eval_watermark_shortcut.py (facebookresearch/Whac-A-Mole)",
+    transform="model",
+    size="train",  # model_zoo.py: resolve_data_config({}, model) has no test size
+    model_crop="train",
+    normalization="model",
+    steps=("the watermark drawn on the un-normalised crop before Normalize, its font size from the crop height (AddWatermark(crop))",),
 )
 
 
@@ -80,6 +104,8 @@ def inw_metrics(table: ViewTable) -> ViewScores:
         "clean_accuracy": _mean(c), "watermark_accuracy": _mean(w), "inw_gap": float(w.mean() - c.mean()) if c.size else None,
         "carton_gap": float(table.correct[cartons & marked].mean() - table.correct[cartons & clean].mean()) if (cartons & clean).any() else None,
         "carton_prob_change": float(carton[marked].mean() - carton[clean].mean()) if c.size else None,
+        # their p_carton_cond_carton per loader (a mean over the carton images), IN-W minus IN-1k
+        "delta_p_carton_cond_carton": float(carton[cartons & marked].mean() - carton[cartons & clean].mean()) if (cartons & clean).any() else None,
     }  # fmt: skip
     return ViewScores(metrics=metrics, classes=per_class)
 
@@ -96,8 +122,7 @@ class ImageNetW(BenchmarkPlugin):
     task = "views"
     view_metric_specs = METRICS
     headline = ("inw_gap", None, None)
-    # (Today's steps: Spurious ImageNet's; issue #24 makes ``paper`` Whac-A-Mole's evaluation.)
-    protocols = protocol_table(fixed_paper(224 / 256, by="Spurious ImageNet's authors' steps, not Whac-A-Mole's"), MODEL_TRANSFORM)
+    protocols = protocol_table(WHAC_A_MOLE, MODEL_TRANSFORM)
 
     def check_model(self, model: Any) -> None:
         if model.label_space != "imagenet-1k":
@@ -152,4 +177,4 @@ def _with_views(image: BenchmarkImage) -> BenchmarkImage:
     return replace(image, views=VIEWS)
 
 
-__all__ = ["CARTON", "ImageNetW", "inw_metrics"]
+__all__ = ["CARTON", "WHAC_A_MOLE", "ImageNetW", "inw_metrics"]
