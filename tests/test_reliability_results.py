@@ -284,7 +284,8 @@ def test_case13_ls_lists_a_benchmarks_options(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "  seed: int (>= 0, < 1000000000) (default: 0, also --seed)  planted-salient's generator seed" in lines
-    assert "  upstream_mask_zoom: bool (default: False)  zoom the union mask by 256/224 as the authors' code does" in lines
+    assert not any("upstream_mask_zoom" in line for line in lines)  # retired: --protocol paper zooms as the authors' code does
+    assert any(line.startswith("  paper: Singla & Feizi's code") for line in lines)
     assert not any(line.strip().startswith("token") for line in lines)  # never a command-line option
     assert "unknown benchmark 'plantd'" in _one_error_line(cli("ls", "-b", "plantd", cwd=tmp_path))
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench.benchmarks.salient_imagenet import SalientImageNet, _upstream_zoom
+from spurbench.benchmarks.salient_imagenet import SalientImageNet
 from spurbench.benchmarks.salient_imagenet.layout import load_mask
 from spurbench.benchmarks.salient_imagenet.noise import image_noise
 from spurbench.errors import DataError, SpurbenchError
@@ -56,19 +56,15 @@ def test_noise_lands_on_the_union_of_the_real_masks(tiny) -> None:
     wnid, stem = image.image_id.split("/")[1:]
     k = image.class_index
     features = tiny["classes"][k]["images"][stem]
-    x = build_transform({"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, bench.protocols["paper"], "positive", normalize=False)(image.open())
-    views = dict(zip(image.views, bench.render_views(image, x, bench.protocols["paper"])))
+    # --protocol model at 224 px: the masks on their own grid (paper's zoom: tests/test_salient_paper.py)
+    x = build_transform({"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, bench.protocols["model"], "positive", normalize=False)(image.open())
+    views = dict(zip(image.views, bench.render_views(image, x, bench.protocols["model"])))
     masks = {f: torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in features}
     spurious = torch.stack([m for f, m in masks.items() if tiny["classes"][k]["features"][f]["kind"] == "spurious"]).amax(0)
     eps = image_noise(image.image_id, x.shape)
     assert torch.allclose(views["noise-spurious@0.25"], (x + 0.25 * eps * spurious).clamp(0, 1))
     outside = spurious == 0
     assert torch.equal(views["noise-spurious@0.25"][:, outside], x[:, outside]) and outside.any() and (~outside).any()
-    # the authors' code zooms the union mask by 256/224 once more: -O upstream_mask_zoom=true reproduces it
-    disc = torch.zeros(224, 224)
-    disc[92:132, 92:132] = 1.0
-    zoomed = _upstream_zoom(disc)
-    assert zoomed.shape == (224, 224) and (zoomed > 0.5).sum() == pytest.approx(40 * 40 * (256 / 224) ** 2, rel=0.05)
 
 
 def test_run_verify_and_tampering(tiny, cli, tmp_path) -> None:
@@ -128,20 +124,6 @@ def test_a_mask_not_224_is_one_line_when_read(tiny) -> None:
     for bad in ([0.0], [0.25, 0.25]):
         with pytest.raises(SpurbenchError, match="sigma"):
             _load(tiny, sigma=bad)
-
-
-def test_upstream_mask_zoom_reaches_the_views_and_names_the_revision(tiny) -> None:
-    plain, zoomed = _load(tiny), _load(tiny, upstream_mask_zoom=True)
-    assert zoomed.revision == plain.revision + "-upstream-zoom" and zoomed.views_key != plain.views_key
-    image = next(im for im in zoomed.images if "noise-spurious@0.25" in im.views)
-    x = torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))
-    k, stem = image.class_index, image.image_id.split("/")[2]
-    spurious = [f for f in tiny["classes"][k]["images"][stem] if tiny["classes"][k]["features"][f]["kind"] == "spurious"]
-    union = torch.stack([torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in spurious]).amax(0)
-    view = dict(zip(image.views, zoomed.render_views(image, x, zoomed.protocols["paper"])))["noise-spurious@0.25"]
-    eps = image_noise(image.image_id, x.shape)
-    assert torch.allclose(view, (x + 0.25 * eps * _upstream_zoom(union)).clamp(0, 1))  # zoomed after the union, as upstream
-    assert not torch.allclose(view, dict(zip(image.views, plain.render_views(image, x, plain.protocols["paper"])))["noise-spurious@0.25"])
 
 
 def test_options_of_the_real_data_need_the_data(cli, tmp_path) -> None:

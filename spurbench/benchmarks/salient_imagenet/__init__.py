@@ -1,4 +1,4 @@
-"""The ``salient-imagenet`` benchmark plugin: core vs spurious accuracy under mask noise (Singla & Feizi,
+"""The ``salient-imagenet`` plugin: core vs spurious accuracy under mask noise (Singla & Feizi,
 ICLR 2022) on the authors' layout, and its embedded default, ``planted-salient`` (``planted``).
 
 Data: the user's own download only. Salient ImageNet's terms forbid passing it on, so spurbench never
@@ -11,11 +11,22 @@ real one.
 
 The evaluation (``noise``, ``metrics``) is the paper's: per image the clean view and, per noise level,
 noise on the union of its spurious masks, on the union of its core masks and on each feature's mask.
-Fidelity notes, from the authors' code (``layout`` cites file and line): images are resized as their
-``Resize(256) + CenterCrop(224)`` does, bilinear; their code clamps to [0, 1] (the paper's eq. 1 has no
-clamp) and so does spurbench; their code zooms the already-224 union mask once more by 256/224 before
-applying it, which misaligns it with the image: spurbench applies the masks on the grid they were made
-for, and ``-O upstream_mask_zoom=true`` reproduces the zoom for comparisons with the authors' numbers.
+Two protocols (``PROTOCOLS``):
+
+* ``paper``: the authors' evaluation code (``inspection_utils.py``, checked at commit f41ce51): every
+  model gets 224 px, ``Resize(256) + CenterCrop(224)`` (PIL, bilinear) of the train image, and is
+  normalised with the ImageNet mean/std whatever its config says (their ``CompleteModel``); the union
+  mask goes through their loader's steps to the last bit (``noise.authors_union``: truncated to 8 bits,
+  then the same Resize(256) + CenterCrop(224) again, which zooms the already-224 mask by 256/224 about
+  its centre). Not theirs: eps is seeded per image id and shared by all views (theirs is unseeded per
+  batch; the same distribution).
+* ``model``: spurbench's own, the model's test size and mean/std: the same 224/256 centre crop of the
+  train image (bilinear) resized to the model's size, and the masks, not zoomed, resized (bilinear,
+  float) to it, so they stay on the pixels they were made for. It is a fixed geometry, not timm's eval
+  transform: another crop would cut the image where the masks were not cut.
+
+Both clamp to [0, 1] after the noise (their code does; the paper's eq. 1 does not) and normalise after
+it. The retired ``-O upstream_mask_zoom`` is refused with a line naming ``--protocol paper``.
 """
 
 from __future__ import annotations
@@ -26,16 +37,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from spurbench.protocols import EvalProtocol, Geometry, protocol_table
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference, ViewScores, ViewTable
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train
 from spurbench.benchmarks.imagenet.val import file_loader
-from spurbench.benchmarks.salient_imagenet.layout import SalientLayout, check_masks, check_train_images, load_mask, read_layout, train_image_path
+from spurbench.benchmarks.salient_imagenet.layout import SalientLayout, check_masks, check_train_images, mask_bytes, read_layout, train_image_path
 from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, salient_metrics
-from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, renderer, views_for
+from spurbench.benchmarks.salient_imagenet.noise import authors_union, check_salient_views, check_sigmas, float_union, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
 from spurbench.benchmarks.salient_imagenet.planted import PROTOCOLS as PLANTED_PROTOCOLS
@@ -43,7 +53,8 @@ from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
 
 NAME = "salient-imagenet"
-_REVISION = re.compile(r"layout-([0-9a-f]{12})(-upstream-zoom)?")
+_REVISION = re.compile(r"layout-([0-9a-f]{12})")
+RETIRED_ZOOM = "upstream_mask_zoom"
 
 
 class SalientOptions(BenchmarkOptions):
@@ -52,7 +63,6 @@ class SalientOptions(BenchmarkOptions):
     annotations: str | None = None  # discover_spurious_features.csv (default: found beside the dataset)
     classes: list[int] | None = None  # a subset of its classes (ImageNet-1k indices)
     sigma: list[float] | None = Field(default=None, min_length=1)  # noise levels (default 0.25; planted-salient: 1.0)
-    upstream_mask_zoom: bool = False  # zoom the union mask by 256/224 as the authors' code does
     seed: int = Field(default=0, ge=0, lt=10**9)  # planted-salient's generator seed
 
 
@@ -66,21 +76,26 @@ def layout_checksum(layout: SalientLayout) -> str:
     return digest.hexdigest()
 
 
-def _upstream_zoom(mask: torch.Tensor) -> torch.Tensor:
-    """What the authors' code does to the 224 union mask: truncate to uint8, Resize(256), CenterCrop(224)."""
-    mask = torch.floor(mask * 255) / 255
-    big = F.interpolate(mask[None, None], size=(256, 256), mode="bilinear", align_corners=False, antialias=False)[0, 0]
-    return big[16:240, 16:240]
-
-
-# The masks are on the Resize(256) + CenterCrop(224) grid, bilinear. (Today's steps; issue #24 makes
-# ``paper`` the authors' evaluation.)
+_NOISE_STEPS = (
+    "noise: sigma * eps * mask added to the image in [0, 1], eps ~ N(0, 1) per pixel and channel, seeded per image id and shared by all its views (the authors' code: unseeded)",
+    "clamped to [0, 1], then normalised",
+    "a feature is spurious when at least 3 of its 5 workers answered separate_object or background (utils.py)",
+)
+# The crop the masks were made on: Resize(256) + CenterCrop(224) of the train image, bilinear.
+_MASK_GRID = Geometry(crop_pct=224 / 256, interpolation="bilinear")
 PROTOCOLS = protocol_table(
     EvalProtocol(
-        name="paper", by="Singla & Feizi's code (singlasahil14/salient_imagenet)", transform="fixed", size="test", normalization="model",
-        positive=Geometry(crop_pct=224 / 256, interpolation="bilinear"), negative=Geometry(crop_pct=1.0, interpolation="bicubic"),
-    )
+        name="paper", by="Singla & Feizi's code (singlasahil14/salient_imagenet, inspection_utils.py)", transform="fixed", size=224, normalization="imagenet",
+        positive=_MASK_GRID, negative=_MASK_GRID,
+        steps=("masks: the pixel-wise max of the selected masks / 255, truncated to an 8-bit image and sent through PIL Resize(256) + CenterCrop(224) again, bilinear, as the authors' loader does (a 256/224 zoom)", *_NOISE_STEPS),
+    ),
+    EvalProtocol(
+        name="model", by="spurbench: the model's own size and mean/std on the masks' 224/256 crop", transform="fixed", size="test", normalization="model",
+        positive=_MASK_GRID, negative=_MASK_GRID,
+        steps=("masks: the pixel-wise max of the selected masks / 255, resized to the input (bilinear, float), no zoom", *_NOISE_STEPS),
+    ),
 )  # fmt: skip
+_UNIONS = {"paper": authors_union, "model": float_union}
 
 
 class SalientImageNet(BenchmarkPlugin):
@@ -97,6 +112,11 @@ class SalientImageNet(BenchmarkPlugin):
     def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
         return PROTOCOLS if self._options(options).data_dir else PLANTED_PROTOCOLS
 
+    def parse_options(self, values: dict[str, Any] | BenchmarkOptions | None = None) -> BenchmarkOptions:
+        if isinstance(values, dict) and RETIRED_ZOOM in values:
+            raise SpurbenchError(f"benchmark {NAME!r}: -O {RETIRED_ZOOM} is retired; --protocol paper now zooms the masks as the authors' code does, bit for bit, and --protocol model leaves them on their own grid")
+        return super().parse_options(values)
+
     def _options(self, options: BenchmarkOptions) -> SalientOptions:
         opts = self.parse_options(options)
         assert isinstance(opts, SalientOptions)
@@ -112,7 +132,7 @@ class SalientImageNet(BenchmarkPlugin):
     def load(self, options: BenchmarkOptions) -> Benchmark:
         opts = self._options(options)
         if not opts.data_dir:
-            given = [k for k in ("imagenet_train", "annotations", "classes") if getattr(opts, k) is not None] + (["upstream_mask_zoom"] if opts.upstream_mask_zoom else [])
+            given = [k for k in ("imagenet_train", "annotations", "classes") if getattr(opts, k) is not None]
             if given:
                 raise SpurbenchError(f"benchmark {NAME!r}: {', '.join(given)} need --data-dir (the Salient ImageNet download); without it the benchmark is the embedded {PLANTED_NAME}")
             planted = PlantedSalient()
@@ -139,18 +159,17 @@ class SalientImageNet(BenchmarkPlugin):
                 kinds[image_id], masks[image_id] = dict(cls.kinds(stem)), layout.masks_of(cls, stem)
                 path = train_image_path(train_root, cls.wnid, stem)
                 images.append(BenchmarkImage(image_id, cls.class_index, "positive", None, str(path), file_loader(path), views_for(kinds[image_id], sigmas)))
-        zoom = opts.upstream_mask_zoom
 
         def masks_of(image: BenchmarkImage) -> dict[int, torch.Tensor]:
-            return {f: torch.from_numpy(load_mask(p)) for f, p in masks[image.image_id].items()}
+            return {f: torch.from_numpy(mask_bytes(p)) for f, p in masks[image.image_id].items()}
 
         checksum = layout_checksum(layout)
         return Benchmark(
-            name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}" + ("-upstream-zoom" if zoom else ""), checksum=checksum,
+            name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}", checksum=checksum,
             classes=[BenchmarkClass(c.class_index, names[c.class_index] if names else c.wnid, feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features)) for c in layout.classes],
             positives_source=str(train_root), protocols=PROTOCOLS,
-            facts={"annotations": str(layout.annotations), "sigma": sigmas, "upstream_mask_zoom": zoom, "skipped_classes": list(layout.skipped_classes)},
-            render_views=renderer(masks_of, lambda image: kinds[image.image_id], _upstream_zoom if zoom else None), views_key=f"{NOISE_SCHEME} zoom={zoom}",
+            facts={"annotations": str(layout.annotations), "sigma": sigmas, "skipped_classes": list(layout.skipped_classes)},
+            render_views=renderer(masks_of, lambda image: kinds[image.image_id], _UNIONS), views_key=NOISE_SCHEME,
         )  # fmt: skip
 
     def reference(self, revision: str) -> Reference | None:

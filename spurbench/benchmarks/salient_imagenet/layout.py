@@ -26,9 +26,10 @@ upstream commit f41ce51)::
 * Masks are 8-bit grayscale JPEG, divided by 255 (lines 106-107), combined per image by the
   element-wise max over the selected features (line 109, paper eq. 2) into an array shaped like the
   224x224 crop of the image (line 102), so every mask is 224x224: the Resize(256) + CenterCrop(224)
-  grid of the train image (lines 61-67). Quirk, not reproduced here: upstream then sends the
-  already-224 union mask through Resize(256) + CenterCrop(224) *again* (lines 111-113), i.e. zooms it
-  by 256/224 about the centre (and truncates it to uint8 first).
+  grid of the train image (lines 61-67). Quirk: upstream then truncates the union to uint8
+  (``np.uint8(mask * 255)``, line 111), makes it an 8-bit PIL image and sends it through
+  Resize(256) + CenterCrop(224) *again* (lines 112-113), i.e. zooms it by 256/224 about the centre;
+  ``--protocol paper`` does the same (``noise.authors_union``), ``--protocol model`` does not.
 * ``discover_spurious_features.csv``: header ``WorkerId, Input.wordnet_id, Input.class_index,
   Input.feature_index, Input.feature_rank, Answer.main, Answer.confidence, Answer.reasons`` (read by
   utils.py:39-58); ``Input.class_index`` is the ImageNet-1k index (0-999, its wnid is the
@@ -429,6 +430,13 @@ def _read_class(k: int, folder: Path, votes: Mapping[tuple[int, int], FeatureAnn
 
 def load_mask(path: Path) -> np.ndarray:
     """A soft mask as float32 [224, 224] in [0, 1] (8-bit grayscale / 255, as upstream)."""
+    return mask_bytes(path).astype(np.float32) / np.float32(255.0)
+
+
+def mask_bytes(path: Path) -> np.ndarray:
+    """A soft mask as the 8-bit grayscale values [224, 224] on disk (uint8): what upstream reads with
+    ``np.asarray(Image.open(path))`` (line 106) for the grayscale masks it ships; other modes are
+    converted to grayscale first."""
     path = Path(path)
     if not path.is_file():
         raise _fail(f"Salient mask {path} does not exist")
@@ -441,7 +449,7 @@ def load_mask(path: Path) -> np.ndarray:
                 raise _fail(f"Salient mask {path} has mode {image.mode}, expected 8-bit grayscale")
             image.load()  # decode now: a truncated file fails here, inside the try
             gray = image if image.mode == "L" else image.convert("L")
-            return np.asarray(gray, dtype=np.float32) / np.float32(255.0)
+            return np.array(gray, dtype=np.uint8)  # a writable copy: torch.from_numpy warns on a read-only array
     except DataError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

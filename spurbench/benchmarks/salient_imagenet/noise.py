@@ -1,11 +1,14 @@
 """Mask-weighted Gaussian noise (Singla & Feizi, eq. 1): x~ = clamp(x + sigma * (eps ⊙ M), 0, 1).
 
 eps ~ N(0, 1) per pixel and channel, drawn from a generator seeded by the image id alone, so the
-noisy views do not depend on batch size, order, worker or device and can be recomputed. One eps per
-image serves all its views and noise levels: the conditions then differ only in where the noise goes.
-M is the pixel-wise max of the selected soft masks (paper eq. 2), resized to the input when the model
-does not take 224 px (the masks' grid). Applied to the preprocessed image before normalisation. Also here: the views an image gets
-(``views_for``) and the checks on noise levels and views, shared by both Salient plugins.
+noisy views do not depend on batch size, order, worker or device and can be recomputed (the authors'
+code draws it unseeded per batch: the same distribution). One eps per image serves all its views and
+noise levels: the conditions then differ only in where the noise goes. M is made from the selected
+8-bit masks by the protocol's union rule (:func:`authors_union`: the authors' loader, bit for bit;
+:func:`float_union`: the pixel-wise max / 255, paper eq. 2), then resized (bilinear) to the input
+when that is not the masks' grid. Applied to the preprocessed image before normalisation. Also here:
+the views an image gets (``views_for``) and the checks on noise levels and views, shared by both
+Salient plugins.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms as T
 
 from spurbench.benchmarks.base import BenchmarkImage
 from spurbench.benchmarks.salient_imagenet.metrics import CLEAN, VIEW, view_name
@@ -88,12 +93,36 @@ def _fit(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(mask[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
-def render(
-    image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str], union: Callable[[torch.Tensor], torch.Tensor] | None = None
-) -> list[torch.Tensor]:
-    """``image.views`` of ``x`` [3, H, W] in [0, 1]; ``masks``: feature -> soft mask [h, w] in [0, 1];
-    ``union``: what happens to the selected masks' max before it is fitted to the input (the authors'
-    zoom, see the plugin)."""
+Union = Callable[[Sequence[torch.Tensor]], torch.Tensor]  # the selected masks [h, w] -> M, float32 in [0, 1]
+
+
+def float_union(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The pixel-wise max of the masks in float32 (paper eq. 2), on the masks' own grid; 8-bit masks
+    (uint8) are divided by 255 first, float masks are taken as they are."""
+    return torch.stack([m.float() / 255 if m.dtype == torch.uint8 else m.float() for m in masks]).amax(0)
+
+
+# The authors' loader (inspection_utils.py, SalientImageNet.__getitem__) sends the union mask through
+# the image's own transform, Resize(256) + CenterCrop(224) (PIL, bilinear), although the masks are
+# already on that 224 grid: a 256/224 zoom about the centre.
+_AUTHORS_MASK_TRANSFORM = T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(224), T.ToTensor()])
+
+
+def authors_union(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """M as the authors' loader makes it, to the last bit: the max of mask / 255 in float64 over a zero
+    array, times 255 and cast to uint8 (a truncation: 0.9999 -> 0), an 8-bit PIL image again, then the
+    image transform on it (the zoom above) and ToTensor's / 255."""
+    if any(mask.dtype != torch.uint8 for mask in masks):
+        raise TypeError("the authors' mask steps start from the 8-bit masks on disk (uint8)")
+    union = np.zeros(tuple(masks[0].shape))
+    for mask in masks:
+        union = np.maximum(union, mask.numpy() / 255.0)
+    return _AUTHORS_MASK_TRANSFORM(Image.fromarray(np.uint8(union * 255)))[0]
+
+
+def render(image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str], union: Union = float_union) -> list[torch.Tensor]:
+    """``image.views`` of ``x`` [3, H, W] in [0, 1]; ``masks``: feature -> mask [h, w], 8-bit (uint8) or in [0, 1];
+    ``union``: how the selected masks become M (see the module docstring)."""
     size = (x.shape[1], x.shape[2])
     eps = image_noise(image.image_id, x.shape)
     out = []
@@ -106,21 +135,19 @@ def render(
             raise ValueError(f"unknown view {view!r}")
         kind, sigma = match.group(1), float(match.group(3))
         chosen = [int(match.group(2))] if match.group(2) is not None else [f for f, k in kinds.items() if k == kind]
-        mask = torch.stack([masks[f].float() for f in chosen]).amax(0)
-        mask = _fit(union(mask) if union is not None else mask, size)
+        mask = _fit(union([masks[f] for f in chosen]), size)
         out.append((x + sigma * eps * mask[None]).clamp(0.0, 1.0))
     return out
 
 
-def renderer(
-    masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], kinds_of: Callable[[BenchmarkImage], Mapping[int, str]], union: Callable[[torch.Tensor], torch.Tensor] | None = None
-):
-    """A ``Benchmark.render_views`` from where each image's masks and their kinds come from."""
+def renderer(masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], kinds_of: Callable[[BenchmarkImage], Mapping[int, str]], unions: Mapping[str, Union]):
+    """A ``Benchmark.render_views`` from where each image's masks and their kinds come from, and each
+    protocol's union rule (by protocol name)."""
 
     def render_views(image: BenchmarkImage, x: torch.Tensor, protocol: EvalProtocol) -> list[torch.Tensor]:
-        return render(image, x, masks_of(image), kinds_of(image), union)
+        return render(image, x, masks_of(image), kinds_of(image), unions[protocol.name])
 
     return render_views
 
 
-__all__ = ["check_salient_views", "check_sigmas", "image_noise", "render", "renderer", "view_sigmas", "views_for"]
+__all__ = ["authors_union", "check_salient_views", "check_sigmas", "float_union", "image_noise", "render", "renderer", "view_sigmas", "views_for"]

@@ -7,6 +7,15 @@ exact binary masks: 0 = the object (core), 1 = the corner feature (spurious). No
 region is then the core-accuracy view, noise on the object the spurious-accuracy view. What it must
 show: for planted classes the feature noise changes accuracy clearly more than for control classes,
 and object noise hurts every class.
+
+It has no published protocol. Its ``paper`` protocol is the Salient ImageNet authors' evaluation as
+far as it carries over to generated images made at the planted models' own size (40 px): what
+carries over is the noise (per pixel and channel, eps seeded per image id and shared by all views),
+the max of the selected masks, the clamp to [0, 1] and the normalisation after the noise. What does
+not: their Resize(256) + CenterCrop(224) (these images are never resized, so the masks need no zoom
+either: they are exact, on the images' own grid) and their ImageNet mean/std (the planted models were
+trained on their own, 0.5 / 0.25): each model gets its own. The noise level is 1.0, not their 0.25
+(``PLANTED_SIGMA``).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage,
 from spurbench.benchmarks.planted import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP
 from spurbench.benchmarks.planted.generator import FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
 from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
-from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, renderer, views_for
+from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, float_union, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay
 
 NAME = "planted-salient"
@@ -91,20 +100,30 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
         counts[k] = counts.get(k, 0) + 1
         if limit is not None and counts[k] > limit:
             continue
-        masks[image_id] = {0: torch.from_numpy(split.object_mask[row].astype(np.float32)), 1: torch.from_numpy(split.feature_mask[row].astype(np.float32))}
+        masks[image_id] = {0: torch.from_numpy(split.object_mask[row].astype(np.uint8) * 255), 1: torch.from_numpy(split.feature_mask[row].astype(np.uint8) * 255)}  # 8-bit, as the renderer takes masks
         pixels = split.images[row]
         images.append(BenchmarkImage(image_id, k, "positive", None, f"planted-generator seed={seed} {image_id}", lambda a=pixels: Image.fromarray(a), views_for(KINDS, sigmas)))
     return Benchmark(
         name=NAME, label_space="planted", classes=[_class(k) for k in range(len(PLANTED_CLASSES))], images=images,
         revision=_revision(seed), checksum=_checksum(split), positives_source="generator", protocols=PROTOCOLS,
         component_names=dict(enumerate(FEATURE_NAMES)), facts={"features": {"0": "object (core)", "1": "corner feature (spurious)"}, "sigma": sigmas},
-        render_views=renderer(lambda im: masks[im.image_id], lambda im: KINDS), views_key=NOISE_SCHEME,
+        render_views=renderer(lambda im: masks[im.image_id], lambda im: KINDS, {"paper": float_union}), views_key=NOISE_SCHEME,
     )  # fmt: skip
 
 
-# The masks are on the images' own grid: no other crop. (Today's steps; issue #24 makes ``paper`` the
-# Salient ImageNet authors' evaluation.)
-PROTOCOLS = protocol_table(fixed_paper(1.0, by="no published protocol (spurbench's own benchmark): images generated at the model's size"))
+# See the module docstring: the authors' steps that carry over to images made at the model's size.
+PROTOCOLS = protocol_table(
+    fixed_paper(
+        1.0,
+        by="no published protocol (spurbench's own benchmark); Singla & Feizi's noise evaluation (singlasahil14/salient_imagenet, inspection_utils.py) on images generated at the model's size",
+        steps=(
+            "the images are made at the model's size, so the resize above leaves them as they are: no 256/224 crop and no mask zoom; the generator's exact masks on the images' own grid",
+            "the model's mean/std, not ImageNet's (the planted models were trained on their own)",
+            "noise: sigma * eps * mask added to the image in [0, 1], eps ~ N(0, 1) per pixel and channel, seeded per image id and shared by all its views; sigma 1.0, not the paper's 0.25",
+            "clamped to [0, 1], then normalised",
+        ),
+    )
+)
 
 
 class PlantedSalient(BenchmarkPlugin):
