@@ -143,6 +143,13 @@ def started(loader: DataLoader) -> Iterator[Any]:
     return batches
 
 
+def roles_of(benchmark: Benchmark) -> list[str]:
+    """The roles its images have, in ``ROLES`` order: a benchmark of class images only needs no geometry
+    for spurious-only images (its protocol may state none)."""
+    present = {im.role for im in benchmark.images}
+    return [role for role in ROLES if role in present]
+
+
 def pixel_cache_key(benchmark: Benchmark, data_config: dict[str, Any], protocol: str) -> dict[str, Any]:
     """What the pixel cache entry of these images under this preprocessing depends on: the image set
     and the per-role geometry (not mean/std: see ``preprocessing.pixel_geometry``), plus the libraries
@@ -154,7 +161,7 @@ def pixel_cache_key(benchmark: Benchmark, data_config: dict[str, Any], protocol:
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
-        "geometry": {role: pixel_geometry(data_config, benchmark.protocols[protocol], role) for role in ROLES},
+        "geometry": {role: pixel_geometry(data_config, benchmark.protocols[protocol], role) for role in roles_of(benchmark)},
         "pillow": PIL.__version__,
         "torchvision": torchvision.__version__,
     }
@@ -178,11 +185,11 @@ def input_batches(
     if views is not None:
         if pixel_cache is not None:
             note(f"pixel cache: benchmark {benchmark.name} renders views in the loader; its images are decoded without the cache")
-        transforms = {role: build_transform(data_config, spec, role, normalize=False) for role in ROLES}
+        transforms = {role: build_transform(data_config, spec, role, normalize=False) for role in roles_of(benchmark)}
         dataset = ImageDataset([images[j] for j in positions], transforms, views, normalizer(eval_data_config(data_config, spec)), spec)
         yield from decoded_batches(dataset, batch_size, workers=workers, pin_memory=pin_memory)
         return
-    transforms = {role: pixel_transform(data_config, spec, role) for role in ROLES}
+    transforms = {role: pixel_transform(data_config, spec, role) for role in roles_of(benchmark)}
 
     def decode(subset: list[int], pin: bool = False) -> Iterator[torch.Tensor]:
         return decoded_batches(ImageDataset([images[j] for j in subset], transforms), batch_size, workers=workers, pin_memory=pin)

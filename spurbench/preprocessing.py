@@ -70,7 +70,8 @@ def role_geometry(data_config: dict[str, Any], protocol: EvalProtocol, role: Rol
 
 def _role(protocol: EvalProtocol, role: Role) -> Geometry:
     geometry = protocol.positive if role == "positive" else protocol.negative
-    assert geometry is not None  # a fixed protocol states both (EvalProtocol's validator)
+    if geometry is None:  # (the positive one is always stated: EvalProtocol's validator)
+        raise SpurbenchError(f"protocol {protocol.name!r} ({protocol.by}) states no geometry for {role} images, and the benchmark has some")
     return geometry
 
 

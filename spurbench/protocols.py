@@ -46,14 +46,14 @@ class EvalProtocol(_Frozen):
     size: SizeRule | PositiveInt
     model_crop: SizeRule | None = None  # transform "model": the config's test_crop_pct where it has one ("test"), or its crop_pct ("train")
     positive: Geometry | None = None  # class images
-    negative: Geometry | None = None  # spurious-only images
+    negative: Geometry | None = None  # spurious-only images (None: a benchmark of class images only, e.g. a views benchmark)
     normalization: Literal["model", "imagenet"]  # the model's own mean/std, or ImageNet's for every model
     steps: tuple[str, ...] = ()  # the benchmark's own steps, in words (what its plugin does beyond the geometry)
 
     @model_validator(mode="after")
     def _complete(self) -> "EvalProtocol":
-        if self.transform == "fixed" and (self.positive is None or self.negative is None or self.model_crop is not None):
-            raise ValueError("a fixed protocol states the positive and negative geometry and no model_crop")
+        if self.transform == "fixed" and (self.positive is None or self.model_crop is not None):
+            raise ValueError("a fixed protocol states the positive geometry (and the negative one where the benchmark has spurious-only images) and no model_crop")
         if self.transform == "model" and (self.positive is not None or self.negative is not None or self.model_crop is None):
             raise ValueError("a model-transform protocol states model_crop and no per-role geometry")
         return self
@@ -86,18 +86,19 @@ MODEL_TRANSFORM = EvalProtocol(
     normalization="model",
 )
 
-def fixed_paper(positive_crop_pct: float, by: str, steps: tuple[str, ...] = ()) -> EvalProtocol:
+def fixed_paper(positive_crop_pct: float, by: str, steps: tuple[str, ...] = (), spurious_only_images: bool = True) -> EvalProtocol:
     """A ``paper`` protocol of fixed steps at the weights' test size, with the model's mean/std: class
     images' short side resized (bicubic) to size / ``positive_crop_pct`` and centre-cropped (224 / 256
     for photos, as ImageNet val is evaluated; 1.0 for images made at the model's size); spurious-only
-    images resized to size, never cropped. ``by`` names whose evaluation this is."""
+    images resized to size, never cropped (``spurious_only_images=False``: a benchmark without them).
+    ``by`` names whose evaluation this is."""
     return EvalProtocol(
         name="paper",
         by=by,
         transform="fixed",
         size="test",
         positive=Geometry(crop_pct=positive_crop_pct, interpolation="bicubic"),
-        negative=Geometry(crop_pct=1.0, interpolation="bicubic"),
+        negative=Geometry(crop_pct=1.0, interpolation="bicubic") if spurious_only_images else None,
         normalization="model",
         steps=steps,
     )

@@ -122,6 +122,7 @@ PROTOCOLS = protocol_table(
             "noise: sigma * eps * mask added to the image in [0, 1], eps ~ N(0, 1) per pixel and channel, seeded per image id and shared by all its views; sigma 1.0, not the paper's 0.25",
             "clamped to [0, 1], then normalised",
         ),
+        spurious_only_images=False,
     )
 )
 
