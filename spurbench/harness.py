@@ -179,7 +179,7 @@ def evaluate(
     model_name = model if isinstance(model, str) else model.name
     if isinstance(benchmark, Benchmark):  # loaded already; its plugin (if registered) parses the options it was loaded with
         plugin, bench_name = plugin_of(benchmark), benchmark.name
-        parsed = plugin.parse_options(options) if plugin is not None and options is not None else None
+        parsed = options if isinstance(options, BenchmarkOptions) else plugin.parse_options(options) if plugin is not None and options is not None else None  # parsed: by the plugin that loaded it
         spec = scored_protocol(benchmark.protocols, protocol, bench_name)
     else:
         plugin = get_benchmark(benchmark or default_benchmark())

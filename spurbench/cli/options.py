@@ -4,7 +4,7 @@ cannot drift apart, and one place that turns them into benchmark option values a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import typer
 
@@ -37,9 +37,19 @@ PIXEL_CACHE = typer.Option(None, "--pixel-cache", help="Folder of decoded, resiz
 PIXEL_CACHE_GB = typer.Option(None, "--pixel-cache-gb", help="Size bound of --pixel-cache in GB (default 20); least recently used entries are deleted to stay under it.")
 
 
-def benchmark_values(named: dict[str, Any], option: list[str] | None) -> dict[str, Any]:
-    """The benchmark's option values: the named options that were given, then every ``-O KEY=VALUE``."""
-    return {**{k: v for k, v in named.items() if v is not None}, **key_values(option)}
+def benchmark_values(named: dict[str, Any], option: list[str] | None, benchmark: str | Sequence[str] | None) -> dict[str, Any]:
+    """The option values of the benchmark(s) named (None: the default one): the named options that were
+    given, then every ``-O KEY=VALUE`` read as its option's type (``benchmarks.option_values``)."""
+    given = {k: v for k, v in named.items() if v is not None}
+    raw = key_values(option)
+    if not raw:
+        return given
+    # lazy: keeps spurbench --help fast (the plugins import torch)
+    from spurbench.benchmarks import default_benchmark, get_benchmark
+    from spurbench.benchmarks.option_values import shared_option_values
+
+    names = [benchmark] if isinstance(benchmark, str) else list(benchmark or [default_benchmark()])
+    return {**given, **shared_option_values([get_benchmark(name) for name in names], raw)}
 
 
 def check_run_options(

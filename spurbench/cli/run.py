@@ -65,7 +65,7 @@ def run(
     from spurbench.runs import demo_artifacts, plan_run, spufix_artifact
 
     named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
-    values = options.benchmark_values(named, option)
+    values = options.benchmark_values(named, option, benchmark)
     options.check_run_options(protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device)
     plan = plan_run(benchmark or default_benchmark(), values, model or [], registry, checkpoint, temperature, spufix_temperature, spufix, no_spufix)
     check_output_dir(output)

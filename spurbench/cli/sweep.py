@@ -117,7 +117,7 @@ def sweep(
             err_console.print(f"warning: {line}; its job is not retried: run the sweep's command again without --retry-failed to plan it again", markup=False, highlight=False, soft_wrap=True)
     else:
         named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
-        values = options.benchmark_values(named, option)
+        values = options.benchmark_values(named, option, benchmark)
         entries = [RunEntry(m, None, temperature, spufix_temperature) for m in model or []]
         if registry is not None:
             entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]

@@ -1,0 +1,199 @@
+"""Every command of the README's shell examples is either run here or listed with why it cannot be.
+
+``readme_commands`` reads the README's fenced ``bash`` / ``sh`` / ``shell`` / ``console`` blocks (continued
+lines joined, comments dropped). A command that is in neither ``RUN`` nor ``SKIP`` fails the fast test,
+so a new example is run (or classified, with its reason) from the day it is added; an entry whose
+command left the README fails it too. The slow test runs every ``RUN`` command, in README order, each
+in its folder (one shared folder unless said otherwise: later examples use earlier ones' outputs),
+with its own spurbench cache and Hub home, offline, and expects exit status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHELL_BLOCKS = ("bash", "sh", "shell", "console")
+
+
+@dataclass(frozen=True)
+class Run:
+    command: str | None = None  # what runs where the README line is a synopsis: its form without the optional parts
+    folder: str = "readme"  # where it runs; README order within a folder
+    why: str = ""  # why it runs otherwise than as written, in its own folder or in another form
+
+
+RUN: dict[str, Run] = {
+    "spurbench spufix fit --model planted:resnet --source-model planted:cnn --train-data planted --components-from-ground-truth --output spufix-resnet": Run(),
+    "spurbench run --model planted:resnet --spufix spufix-resnet": Run(),
+    "spurbench": Run(),
+    "spurbench run": Run(),
+    "spurbench run --registry registry/planted.yaml": Run(folder="registry", why="an alternative to the default run: beside that run's plain+SpuFix files its plain results are refused, as designed (test_reliability_results case 1)"),
+    "spurbench --version": Run(),
+    "spurbench ls": Run(),
+    "spurbench ls 'timm:*convnext*'": Run(),
+    "spurbench ls --registry-models": Run(),
+    "spurbench ls -b planted-salient": Run(),
+    "spurbench leaderboard verify [RESULTS...]": Run("spurbench leaderboard verify", why="synopsis: the optional RESULTS left out"),
+    "spurbench leaderboard build [RESULTS...]": Run("spurbench leaderboard build", why="synopsis: the optional RESULTS left out"),
+    "spurbench leaderboard build leaderboard/results --out leaderboard/site --board-dir leaderboard": Run(),
+    "spurbench discover --model planted:cnn --train-data planted --out discovery/": Run(),
+    "spurbench run --benchmark planted-salient": Run(),
+    "spurbench run --benchmark planted-salient -O 'sigma=[0.5,1.0]' -o results-sigmas": Run(),
+}
+
+_REAL_DATA = "needs real data (ImageNet, a download or a pool) and a timm model"
+_SYNOPSIS = "synopsis with placeholders, not a command"
+_LABELS = "needs a person's labels from the browser pages first"
+_SERVES = "serves the label pages until Ctrl-C"
+_SLURM = "submits to SLURM, with real data"
+_TORCHRUN = "torchrun over several GPUs, with real data"
+
+SKIP: dict[str, str] = {
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
+    "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
+    '(command -v chromium >/dev/null && [ -e /usr/share/fonts/opentype/noto/NotoSerifCJK-ExtraLight.ttc ] || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-noto-cjk-extra >/dev/null)) && python3 -m venv .venv && .venv/bin/pip install -q -e ".[dev,imagenet-w]" && .venv/bin/pip install -q --no-deps --target .ci-typer typer==0.24.1 click==8.2.1 && .venv/bin/lint-imports && SPURBENCH_OLD_TYPER_PATH=.ci-typer .venv/bin/python -m pytest -q': "the whole test suite (this test is part of it); checked against CI by test_workflows",
+    "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-imagenet --device cuda": _REAL_DATA,
+    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --executor slurm|local|debug ...": _SYNOPSIS,
+    "spurbench sweep --retry-failed -o RESULTS": _SYNOPSIS,
+    "torchrun --nproc-per-node N -m spurbench spufix fit|discover ...": _SYNOPSIS,
+    "spurbench dataset build --from-upstream spurious_imagenet/ --out si-hf [--push ORG/NAME] [--benchmark NAME]": "needs the upstream Spurious ImageNet download",
+    "spurbench dataset download [--dataset-repo ORG/NAME] [--revision SHA] [--out DIR] [--benchmark NAME]": "downloads from the Hub",
+    "spurbench spufix fit --model TARGET --train-data DIR|hub|planted [--benchmark NAME] [--source-model SRC | --source ALPHAS] ...": _SYNOPSIS,
+    "spurbench spufix import-alphas UPSTREAM_ALPHAS_DIR --train-data DIR --out source-alphas": _SYNOPSIS,
+    "spurbench discover --model M --train-data DIR|hub|planted [--classes all|1,2,5-7] [--basis npca|neurons] --out DIR": _SYNOPSIS,
+    "spurbench label DIR [--port 8765] [--labeler NAME]": _SERVES,
+    "spurbench label export DIR --out components.json [--min-votes N]": _SYNOPSIS,
+    "spurbench mine --model M --discovery DIR --components C | --spufix ART --pool DIR|hf://ORG/NAME --out MINED": _SYNOPSIS,
+    "spurbench label MINED": _SYNOPSIS,
+    "spurbench mine export MINED --out BENCH [--min-per-class N]": _SYNOPSIS,
+    "spurbench leaderboard push --repo ORG/NAME": "pushes to the Hub",
+    "spurbench leaderboard pull [--repo ORG/NAME]": "downloads from the Hub",
+    "spurbench spufix fit --model timm:convnext_base.fb_in22k_ft_in1k --source-model timm:resnet50 --source-checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --save-alphas source-alphas --output spufix-convnext [--push ORG/NAME]": _REAL_DATA,
+    "spurbench spufix import-alphas spurious_alphas/ --train-data /data/imagenet/train --out source-alphas": _REAL_DATA,
+    "spurbench spufix fit --model timm:vit_base_patch16_224.augreg_in21k_ft_in1k --source source-alphas --train-data /data/imagenet/train": _REAL_DATA,
+    "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-imagenet --spufix spufix-convnext": _REAL_DATA,
+    "spurbench discover --model timm:resnet50 --checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --classes 1-50 --components-per-class 10 --out discovery/ --device cuda": _REAL_DATA,
+    "spurbench label discovery/ [--port 8765] [--labeler NAME]": _SERVES,
+    "spurbench label export discovery/ --out components.json [--min-votes 1]": _LABELS,
+    "spurbench discover --model timm:resnet50 --checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --classes all --out discovery/ --device cuda": _REAL_DATA,
+    "spurbench label discovery/ --labeler alice": _SERVES,
+    "spurbench label export discovery/ --out components.json": _LABELS,
+    "spurbench spufix fit --model timm:resnet50 --checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --components components.json --output spufix-robust50 --device cuda": _REAL_DATA,
+    "spurbench spufix fit --model timm:convnext_base.fb_in22k_ft_in1k --source-model timm:resnet50 --source-checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --components components.json --output spufix-convnext --device cuda": _REAL_DATA,
+    "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-imagenet --data-dir spurious_imagenet/ --spufix spufix-convnext --device cuda": _REAL_DATA,
+    "spurbench mine --model timm:resnet50 --checkpoint robust_resnet50.safetensors --discovery discovery/ --components components.json --pool /data/openimages/train --out mined/ --device cuda": _REAL_DATA,
+    "spurbench label mined/ --labeler alice": _SERVES,
+    "spurbench mine export mined/ --out my-spurious-bench --min-per-class 20": _REAL_DATA,
+    "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-folder --data-dir my-spurious-bench --imagenet-val /data/imagenet/val --device cuda": _REAL_DATA,
+    "spurbench mine --model M --discovery discovery/ --components components.json --pool /data/pool [--per-component 75] [--require-predicted top1|top5|none] [--dedup-cosine 0.999] --out mined/": _SYNOPSIS,
+    "spurbench mine export mined/ --out my-bench [--min-per-class 20] [--min-votes 1] [--name NAME]": _SYNOPSIS,
+    "spurbench run --model timm:resnet50 --benchmark spurious-folder --data-dir my-bench [--imagenet-val DIR]": _SYNOPSIS,
+    "spurbench dataset build --from-upstream my-bench --out my-bench-hf --push ORG/NAME": "pushes to the Hub, from a mined folder of real images",
+    "spurbench run --benchmark salient-imagenet --model timm:resnet50.a1_in1k --device cuda --data-dir salient_imagenet_dataset --imagenet-train /data/ILSVRC2012/train": _REAL_DATA,
+    "spurbench run --benchmark imagenet-w --model timm:resnet50.a1_in1k --imagenet-val /data/ILSVRC2012/val --device cuda": _REAL_DATA,
+    "spurbench sweep --registry registry/paper.yaml --benchmark spurious-imagenet --data-dir /data/spurious_imagenet --imagenet-val /data/imagenet/val --device cuda --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32 --time 120 --max-parallel 16 --slurm-extra account=vision -o results/ --board board/": _SLURM,
+    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir ... --device cuda --executor local --gpus 4 -o results/": _SYNOPSIS,
+    "spurbench sweep --retry-failed --executor slurm -o results/": _SLURM,
+    "torchrun --standalone --nproc-per-node 4 -m spurbench spufix fit --model timm:resnet50.a1_in1k --train-data /data/ILSVRC2012/train -o spufix-resnet50": _TORCHRUN,
+    "torchrun --standalone --nproc-per-node 4 -m spurbench discover -m timm:resnet50.a1_in1k --train-data /data/ILSVRC2012/train --out disc --device cuda": _TORCHRUN,
+    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir /shared/spurious_imagenet --imagenet-val /shared/imagenet/val --device cuda --precision bf16 --num-workers 8 --pixel-cache /shared/pixels --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 9 --mem 32 --time 120 --max-parallel 16 -o /shared/results --board /shared/board": _SLURM,
+    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir ... --imagenet-val ... --device cuda --executor local --gpus 8 --pixel-cache /scratch/pixels -o results --board board": _SYNOPSIS,
+    "torchrun --standalone --nproc-per-node 8 -m spurbench spufix fit --model timm:convnext_base.fb_in22k_ft_in1k --train-data /data/ILSVRC2012/train --source alphas/ --device cuda -o spufix-convnext": _TORCHRUN,
+}
+
+
+def _without_comment(line: str) -> str:
+    """The line up to a shell comment (a ``#`` at its start or after a space, outside quotes)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i]
+    return line
+
+
+def readme_commands(text: str) -> list[tuple[int, str]]:
+    """(line number, command) of every command in the shell blocks: continued lines joined, comments
+    dropped, spaces collapsed; in a ``console`` block only ``$ `` lines (the rest is output)."""
+    commands: list[tuple[int, str]] = []
+    lang: str | None = None
+    pending, start = "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        fence = re.match(r"\s*```\s*([\w-]*)", line)
+        if fence:
+            lang = fence[1].lower() if lang is None else None
+            continue
+        if lang not in SHELL_BLOCKS:
+            continue
+        if not pending:
+            if lang == "console":
+                if not line.lstrip().startswith("$ "):
+                    continue
+                line = line.lstrip()[2:]
+            start = number
+        continued = line.rstrip().endswith("\\")
+        pending += line.rstrip()[:-1] + " " if continued else _without_comment(line)
+        if continued:
+            continue
+        command = " ".join(pending.split())
+        pending = ""
+        if command:
+            commands.append((start, command))
+    return commands
+
+
+def test_readme_commands_are_read_as_written():
+    text = "```bash\nspurbench run \\\n    --limit 2   # a comment\n# only a comment\n\nspurbench ls 'a#b'\n```\n```python\nspurbench run\n```\n```console\n$ spurbench --version\nspurbench 0.1.0\n```\n"
+    assert readme_commands(text) == [(2, "spurbench run --limit 2"), (6, "spurbench ls 'a#b'"), (12, "spurbench --version")]
+
+
+def test_every_readme_command_is_classified():
+    """A README command this file does not know fails here, as does an entry whose command left the README."""
+    found = [command for _, command in readme_commands((ROOT / "README.md").read_text())]
+    assert not set(RUN) & set(SKIP)
+    unknown = [(line, command) for line, command in readme_commands((ROOT / "README.md").read_text()) if command not in RUN and command not in SKIP]
+    assert not unknown, f"README commands neither run nor skipped (add each to RUN, or to SKIP with its reason): {unknown}"
+    stale = sorted((set(RUN) | set(SKIP)) - set(found))
+    assert not stale, f"entries whose command is no longer in the README: {stale}"
+    for command, run in RUN.items():
+        assert (run.command is None and run.folder == "readme") or run.why, command
+
+
+def _spurbench(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The README's ``spurbench ...`` as the console script runs it, in a fresh interpreter."""
+    args = shlex.split(command)
+    assert args[0] == "spurbench", command
+    return subprocess.run([sys.executable, "-m", "spurbench", *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.mark.slow
+def test_readme_examples_run_on_planted(trained, tmp_path):
+    cache, _ = trained
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "SPURBENCH_CACHE": str(cache)}
+    failures = []
+    for line, command in readme_commands((ROOT / "README.md").read_text()):
+        run = RUN.get(command)
+        if run is None:
+            continue
+        folder = tmp_path / run.folder
+        if not folder.exists():  # a checkout's folders, which the examples name by relative path
+            folder.mkdir()
+            shutil.copytree(ROOT / "registry", folder / "registry")
+            shutil.copytree(ROOT / "leaderboard" / "results", folder / "leaderboard" / "results")
+        proc = _spurbench(run.command or command, folder, env)
+        if proc.returncode != 0:
+            failures.append(f"README line {line}: {run.command or command}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+    assert not failures, "\n".join(failures)
