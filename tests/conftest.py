@@ -22,6 +22,7 @@ def trained(tmp_path_factory):
     os.environ["SPURBENCH_CACHE"] = str(cache)
     try:
         models = {arch: PlantedAdapter.load(arch) for arch in ("cnn", "resnet")}
+        (cache / "planted").mkdir(exist_ok=True)  # seed 0 loads the shipped weights: tests that copy the models folder get an empty one
     finally:
         if before is None:
             del os.environ["SPURBENCH_CACHE"]

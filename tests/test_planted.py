@@ -20,6 +20,7 @@ from spurbench.benchmarks.planted import models as planted_models
 from spurbench.benchmarks.planted import training as planted_training
 from spurbench.benchmarks.planted.models import PlantedAdapter, cache_paths, parse_spec
 from spurbench.benchmarks.planted.training import build_model, to_tensor
+from spurbench.benchmarks.planted.weights import SHIPPED_VERSIONS, shipped_file
 from spurbench.cache import content_digest
 from spurbench.errors import UnknownNameError
 from spurbench.preprocessing import build_transform
@@ -278,9 +279,9 @@ def test_trained_model_recognises_objects(trained, tests, arch):
         accuracy = (adapter.logits(to_tensor(tests.clean.images)).argmax(1).numpy() == tests.clean.labels).mean()
     assert accuracy >= 0.9
     assert adapter.training_stats["clean_test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
-    # the weights revision names the recipe and the content digest of the cached weights file
-    (weights,) = (trained[0] / "planted").glob(f"{arch}-*.safetensors")
-    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_training.TRAIN_VERSION}-seed0 {content_digest(weights)}"
+    # the weights revision names the recipe and the content digest of the shipped weights file
+    weights = shipped_file(arch, 0, SHIPPED_VERSIONS)
+    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_training.TRAIN_VERSION}-seed0 shipped {content_digest(weights)}"
 
 
 @pytest.mark.slow
@@ -299,24 +300,3 @@ def test_trained_logits_are_features_times_head(trained, tests):
     x = to_tensor(tests.spurious.images[:32])
     weight, bias = adapter.head
     assert torch.allclose(adapter.logits(x), adapter.features(x) @ weight.T + bias, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_second_load_reads_the_cache(trained, tests, monkeypatch):
-    cache, models = trained
-    monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("the cached weights must be used")
-
-    monkeypatch.setattr(planted_models, "train_planted_model", no_training)
-    again = load_model("planted:cnn")
-    assert again.training_stats["cache_hit"] is True and models["cnn"].training_stats["cache_hit"] is False
-    for name, tensor in models["cnn"].model.state_dict().items():
-        assert torch.equal(tensor, again.model.state_dict()[name]), name
-    weights, stats = cache_paths("cnn", 0)
-    assert weights.suffix == ".safetensors" and stats.is_file()
-    for key in ("epochs", "seconds", "train_accuracy", "clean_test_accuracy"):
-        assert key in again.training_stats
-    x = to_tensor(tests.clean.images[:16])
-    assert torch.equal(again.logits(x), models["cnn"].logits(x))

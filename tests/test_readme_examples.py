@@ -49,6 +49,14 @@ RUN: dict[str, Run] = {
     "spurbench discover --model planted:cnn --train-data planted --out discovery/": Run(),
     "spurbench run --benchmark planted-salient": Run(),
     "spurbench run --benchmark planted-salient -O 'sigma=[0.5,1.0]' -o results-sigmas": Run(),
+    "spurbench train -m planted:cnn -m planted:resnet.seed3 --out my-weights/": Run(
+        "spurbench train -m planted:cnn -m planted:resnet.seed3 --out my-weights/ --epochs 1 --per-class 20", folder="train",
+        why="the full recipe takes minutes per model on 2 cores; shortened with the command's own options (their file name says so)",
+    ),
+    "spurbench run -m planted:resnet.seed3 --checkpoint my-weights/resnet-generator-v1-train-v2-seed3.safetensors": Run(
+        "spurbench run -m planted:resnet.seed3 --checkpoint my-weights/resnet-generator-v1-train-v2-seed3-epochs1-per-class20.safetensors", folder="train",
+        why="the shortened training's file, as the line above writes it",
+    ),
 }
 
 _REAL_DATA = "needs real data (ImageNet, a download or a pool) and a timm model"
@@ -197,3 +205,17 @@ def test_readme_examples_run_on_planted(trained, tmp_path):
         if proc.returncode != 0:
             failures.append(f"README line {line}: {run.command or command}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_a_fresh_cache_run_prints_the_readmes_output(tmp_path):
+    """The README's `spurbench run` output block, printed as it is by the console script from an empty
+    cache: the shipped planted weights make it the same on every machine (issue 24)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- spurbench run output -->\n```text\n", 1)[1].split("\n```", 1)[0]
+    env = {**os.environ, "SPURBENCH_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
+    proc = subprocess.run([sys.executable, "-m", "spurbench", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = [line.rstrip() for line in proc.stdout.rstrip("\n").split("\n")]
+    assert printed == block.split("\n")
+    assert not list((tmp_path / "cache").glob("planted/*.safetensors"))  # nothing was trained

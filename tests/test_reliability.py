@@ -326,19 +326,29 @@ def test_damaged_feature_cache_gives_the_undamaged_result(cli, si_data, tmp_path
     assert _result_without_provenance(a) == _result_without_provenance(b)
 
 
-@pytest.mark.slow
-def test_damaged_planted_weights_are_retrained(cli, trained, tmp_path):
-    cache, _ = trained
-    copy = tmp_path / "cache"
-    shutil.copytree(cache / "planted", copy / "planted")
-    weights = next((copy / "planted").glob("cnn-*.safetensors"))
+def test_damaged_cached_weights_of_a_trained_seed_are_retrained(monkeypatch, tmp_path, capsys):
+    """Seeds other than the shipped seed 0 train on first use and are cached; damaged cached weights are
+    trained again with a note (damaged shipped weights are an error instead: tests/test_planted_weights.py)."""
+    from spurbench.adapters import load_model
+    from spurbench.benchmarks.planted import models as planted_models
+
+    monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path / "cache"))
+    trainings = []
+
+    def quick_training(arch, seed, **kwargs):  # the recipe's own training is tested elsewhere; here: when it runs
+        trainings.append((arch, seed))
+        return build_model(arch, seed), {"arch": arch, "seed": seed, "epochs": 1, "train_images": 10}
+
+    monkeypatch.setattr(planted_models, "train_planted_model", quick_training)
+    first = load_model("planted:cnn.seed1")
+    (weights,) = (tmp_path / "cache" / "planted").glob("cnn-*seed1.safetensors")
     state = load_file(str(weights))
     state["fc.weight"][0, 0] += 1.0  # a flipped bit's worth of damage, header intact
     save_file(state, str(weights))
-    proc = cli("run", "-m", "planted:cnn", "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env={"SPURBENCH_CACHE": str(copy)})
-    assert proc.returncode == 0, proc.stderr
-    assert "do not match their recorded digest; training again" in proc.stderr
-    assert load_file(str(weights))["fc.weight"].equal(load_file(str(next((cache / "planted").glob("cnn-*.safetensors"))))["fc.weight"])
+    again = load_model("planted:cnn.seed1")
+    assert trainings == [("cnn", 1), ("cnn", 1)]
+    assert "do not match their recorded digest; training again" in capsys.readouterr().err
+    assert again.model.fc.weight.equal(first.model.fc.weight) and load_file(str(weights))["fc.weight"].equal(first.model.fc.weight)
 
 
 # ------------------------------------------------------------------------------------- SpuFix artifacts

@@ -12,6 +12,7 @@ import traceback
 import typer
 
 from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix, sweep  # run, sweep, ls, discover register their commands on app
+from spurbench.cli import train  # noqa: F401 (registers `spurbench train` on app)
 from spurbench.cli.common import DEBUG, app, debugging, err_console, tidy_help
 from spurbench.errors import SpurbenchError
 

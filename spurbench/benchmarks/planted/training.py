@@ -175,10 +175,10 @@ def _accuracy(net: PlantedNet, x: torch.Tensor, y: torch.Tensor, batch: int = 50
     return hits / max(len(x), 1)
 
 
-def rich_progress(arch: str, seed: int) -> tuple[ProgressCallback | None, Callable[[], None]]:
+def rich_progress(arch: str, seed: int, epochs: int = EPOCHS, why: str = "first use; cached afterwards") -> tuple[ProgressCallback | None, Callable[[], None]]:
     """Training progress on stderr: a bar on a terminal, else periodic lines (a CI or SLURM log shows
     the epochs and the loss; see ``spurbench.runtime.StageProgress``). Returns (per-epoch callback, stop)."""
-    stage = StageProgress(f"training planted:{arch} (seed {seed}, first use; cached afterwards)", EPOCHS, "epochs").__enter__()
+    stage = StageProgress(f"training planted:{arch} (seed {seed}, {why})", epochs, "epochs").__enter__()
 
     def epoch_done(done: int, total: int, stats: dict[str, float]) -> None:
         stage.advance(done - stage.done, f"loss {stats['loss']:.4f}")
@@ -186,22 +186,26 @@ def rich_progress(arch: str, seed: int) -> tuple[ProgressCallback | None, Callab
     return epoch_done, lambda: stage.__exit__(*sys.exc_info())  # (called in a finally: no "done" line after a failure)
 
 
-def train_planted_model(arch: str, seed: int = 0, *, progress: ProgressCallback | None = None) -> tuple[PlantedNet, dict[str, Any]]:
-    """Train ``arch`` on ``generate_training_set(seed)``; return the model (eval mode) and stats.
+def train_planted_model(
+    arch: str, seed: int = 0, *, progress: ProgressCallback | None = None, epochs: int = EPOCHS, per_class: int | None = None
+) -> tuple[PlantedNet, dict[str, Any]]:
+    """Train ``arch`` on ``generate_training_set(seed, per_class)``; return the model (eval mode) and stats.
 
-    Deterministic for a given seed, torch build and thread count. ``progress`` is called after
-    every epoch with ``(epoch, epochs, {"loss": ...})``.
+    Deterministic for a given seed, torch build and thread count: everything it draws comes from
+    ``seed``, and nothing is kept between runs, so a training interrupted and started again is the
+    same training from scratch. ``progress`` is called after every epoch with ``(epoch, epochs,
+    {"loss": ...})``. ``epochs`` / ``per_class`` shorten it (quick tries, tests); the defaults are the recipe.
     """
     started = time.perf_counter()
-    train = gen.generate_training_set(seed)
+    train = gen.generate_training_set(seed, per_class)
     x, y = to_tensor(train.images), torch.from_numpy(train.labels)
     net = build_model(arch, seed).train()
     with _torch_threads() as threads, _seeded(seed):
         optimiser = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         steps_per_epoch = (len(x) + BATCH_SIZE - 1) // BATCH_SIZE
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=LEARNING_RATE, total_steps=EPOCHS * steps_per_epoch, pct_start=0.25)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=LEARNING_RATE, total_steps=epochs * steps_per_epoch, pct_start=0.25)
         order = torch.Generator().manual_seed(seed)
-        for epoch in range(EPOCHS):
+        for epoch in range(epochs):
             net.train()
             total = 0.0
             for idx in torch.randperm(len(x), generator=order).split(BATCH_SIZE):
@@ -212,7 +216,7 @@ def train_planted_model(arch: str, seed: int = 0, *, progress: ProgressCallback 
                 schedule.step()
                 total += float(loss.detach()) * len(idx)
             if progress is not None:
-                progress(epoch + 1, EPOCHS, {"loss": total / len(x)})
+                progress(epoch + 1, epochs, {"loss": total / len(x)})
         net.eval()
         train_seconds = time.perf_counter() - started
         clean = gen.generate_test_sets(seed).clean
@@ -221,7 +225,7 @@ def train_planted_model(arch: str, seed: int = 0, *, progress: ProgressCallback 
             "seed": seed,
             "generator_version": gen.GENERATOR_VERSION,
             "train_version": TRAIN_VERSION,
-            "epochs": EPOCHS,
+            "epochs": epochs,
             "train_images": len(x),
             "seconds": round(train_seconds, 2),
             "torch_threads": threads,
