@@ -73,7 +73,7 @@ class EvalProtocol(_Frozen):
 
 def _geometry_words(geometry: Geometry) -> str:
     if geometry.crop_pct == 1.0:
-        return f"{geometry.interpolation} resize of the short side to size, no crop"
+        return f"{geometry.interpolation} resize of the short side to size, centre crop (a no-op for square images)"
     return f"{geometry.interpolation} resize of the short side to size / {geometry.crop_pct:g}, centre crop"
 
 

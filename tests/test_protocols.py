@@ -19,7 +19,7 @@ def test_descriptions_say_what_each_field_does():
     paper = fixed_paper(224 / 256, by="their code")
     assert paper.describe().startswith("their code: size the weights' test_input_size")
     assert "class images: bicubic resize of the short side to size / 0.875, centre crop" in paper.describe()
-    assert "spurious-only images: bicubic resize of the short side to size, no crop" in paper.describe()
+    assert "spurious-only images: bicubic resize of the short side to size, centre crop (a no-op for square images)" in paper.describe()
     only_class_images = fixed_paper(1.0, by="ours", spurious_only_images=False)
     assert "spurious-only" not in only_class_images.describe()
     imagenet = EvalProtocol(name="paper", by="x", transform="fixed", size=224, positive=Geometry(crop_pct=1.0, interpolation="bilinear"), normalization="imagenet")

@@ -46,7 +46,7 @@ class Pool:
     spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
 # A pool's images are taken whole (resized to the model's size, no crop): they are candidates for
 # spurious-only images, scored as a benchmark's spurious-only images are.
-POOL_PROTOCOLS = protocol_table(fixed_paper(1.0, by="spurbench's mining pools: each image resized whole to the model's size"), MODEL_TRANSFORM)
+POOL_PROTOCOLS = protocol_table(fixed_paper(1.0, by="spurbench's mining pools: each image's short side resized to the model's size"), MODEL_TRANSFORM)
 
 
 def _readable(path: Path | io.BytesIO) -> bool:

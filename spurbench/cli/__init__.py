@@ -26,6 +26,13 @@ __all__ = ["app", "discover", "main", "run", "ls", "sweep"]
 
 
 INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"
+TRAINING_INTERRUPTED = "interrupted; run the same command to train again from scratch (an unfinished training keeps nothing)"
+
+
+def interrupted_line(args: list[str]) -> str:
+    """What to do after Ctrl-C, for the command given: a training starts again, everything else resumes."""
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    return TRAINING_INTERRUPTED if command == "train" else INTERRUPTED
 
 
 def one_line(text: str) -> str:
@@ -82,14 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         print_error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print(INTERRUPTED, markup=False)
+        err_console.print(interrupted_line(args), markup=False)
         sys.exit(130)
     except Exception as exc:
         if _click_class(exc, "ClickException"):
             sys.exit(usage_exit(exc))
         if _click_class(exc, "Abort"):  # older click turns Ctrl-C (and EOF at a prompt) into Abort
             interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
-            err_console.print(INTERRUPTED if interrupted else "aborted", markup=False)
+            err_console.print(interrupted_line(args) if interrupted else "aborted", markup=False)
             sys.exit(130 if interrupted else 1)
         code = plugin_error(exc)
         if code is not None:
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     # In non-standalone mode typer returns the exit code instead of raising (Ctrl-C -> 130).
     if isinstance(status, int) and status != 0:
         if status == 130:
-            err_console.print(INTERRUPTED, markup=False)
+            err_console.print(interrupted_line(args), markup=False)
         sys.exit(status)
 
 

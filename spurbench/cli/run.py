@@ -102,6 +102,8 @@ def run(
         if bench is None:
             with console.status(f"loading benchmark {plan.plugin.name}"):
                 bench = plan.plugin.load(plan.options)
+            if bench.protocols.get(protocol) != spec:  # the skip check above hashed protocols_for()'s
+                raise SpurbenchError(f"benchmark plugin {plan.plugin.name}: load() gave protocols other than protocols_for() said; a plugin states them once")
         result = evaluate(
             entry.model, bench, options=plan.options, checkpoint=entry.checkpoint, protocol=protocol, batch_size=batch_size, device=device,
             use_cache=not no_cache, bootstrap=bootstrap, output_dir=output, progress=not quiet, spufix=artifact,

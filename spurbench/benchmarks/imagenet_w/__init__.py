@@ -122,7 +122,8 @@ class ImageNetW(BenchmarkPlugin):
     task = "views"
     view_metric_specs = METRICS
     headline = ("inw_gap", None, None)
-    protocols = protocol_table(WHAC_A_MOLE, MODEL_TRANSFORM)
+    # model: each model's own transform at its test size; the watermark is drawn there too (the step says so)
+    protocols = protocol_table(WHAC_A_MOLE, MODEL_TRANSFORM.model_copy(update={"steps": WHAC_A_MOLE.steps}))
 
     def check_model(self, model: Any) -> None:
         if model.label_space != "imagenet-1k":

@@ -87,7 +87,11 @@ PROTOCOLS = protocol_table(
     EvalProtocol(
         name="paper", by="Singla & Feizi's code (singlasahil14/salient_imagenet, inspection_utils.py)", transform="fixed", size=224, normalization="imagenet",
         positive=_MASK_GRID,
-        steps=("masks: the pixel-wise max of the selected masks / 255, truncated to an 8-bit image and sent through PIL Resize(256) + CenterCrop(224) again, bilinear, as the authors' loader does (a 256/224 zoom)", *_NOISE_STEPS),
+        steps=(
+            "masks: the pixel-wise max of the selected masks / 255, truncated to an 8-bit image and sent through PIL Resize(256) + CenterCrop(224) again, bilinear, as the authors' loader does (a 256/224 zoom)",
+            *_NOISE_STEPS,
+            "where the authors' code differs: it gave its two CLIP zero-shot models CLIP's mean/std; spurbench gives every model ImageNet's",
+        ),
     ),
     EvalProtocol(
         name="model", by="spurbench: the model's own size and mean/std on the masks' 224/256 crop", transform="fixed", size="test", normalization="model",
