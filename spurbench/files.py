@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -44,10 +43,13 @@ def remove_stale_temporaries(folder: str | Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created) for the block: one read-modify-write at a time
-    across threads and processes. Released when the file closes, also when the process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """Hold an exclusive lock on ``path`` (created, left in place) for the block, waiting for it: one
+    read-modify-write at a time across threads and processes. filelock's native lock (``flock`` on
+    Linux and macOS, ``LockFileEx`` on Windows) is the kernel's, so a dead process holds it no more."""
+    # lazy: it costs ~50 ms to import, which only a process that writes a ledger should pay
+    from filelock import FileLock
+
+    with FileLock(path):  # a new lock object per call: two threads of one process also wait for each other
         yield
 
 

@@ -5,7 +5,7 @@ Datasets, SpuFix artifacts, the leaderboard and the model adapters go through th
 (upload files as one commit), ``cached_commit`` (which commit of a repo the cache holds),
 ``cached_snapshot`` (a snapshot already in the cache, never downloaded) and
 ``hub_error`` (exception -> SpurbenchError). Uploads and downloads are tested against the local
-Hub server in ``tests/hub_server.py``; the real Hub cannot be reached from the development sandbox.
+Hub server in ``tests/support/hub_server.py``; the real Hub cannot be reached from the development sandbox.
 """
 
 from __future__ import annotations

@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, real_inside, strict_json, write_synced
 from spurbench.ledger import MIGRATED_SUFFIX, Identity, Ledger
+from spurbench.schemas import Strict
 
 if TYPE_CHECKING:
     from spurbench.discovery import ComponentRecord, DiscoveryIndex
@@ -47,11 +48,7 @@ class UnknownComponentError(SpurbenchError):
     """A class or component rank the discovery does not have."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LabelRecord(_Strict):
+class LabelRecord(Strict):
     class_index: StrictInt  # strict: JSON's true is no 1
     rank: StrictInt
     label: Label
@@ -59,7 +56,7 @@ class LabelRecord(_Strict):
     at: datetime  # when it was given, UTC (ISO-8601 in the file)
 
 
-class LabelsFile(_Strict):
+class LabelsFile(Strict):
     """The labels of a folder: the format-1 file as it was written, and what ``read_labels`` returns."""
 
     format: Literal[1] = FORMAT_VERSION

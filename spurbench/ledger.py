@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, exclusive_lock, strict_json, write_synced
-from spurbench.schemas import read_model
+from spurbench.schemas import first_error_line, read_model
 
 FORMAT_VERSION = 2
 MIGRATED_SUFFIX = ".migrated"  # what a format-1 file is renamed to once its records are in the ledger
@@ -49,10 +49,7 @@ Identity = dict[str, object]
 
 
 def _why(exc: Exception) -> str:
-    first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-    where = ".".join(str(p) for p in first["loc"]) if first and first["loc"] else ""
-    message = " ".join(str(first["msg"] if first else exc).split())[:200]
-    return f"{where + ': ' if where else ''}{message}"
+    return first_error_line(exc, limit=200)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from spurbench.benchmarks import BENCHMARKS
 from spurbench.errors import SpurbenchError
 from spurbench.registry import suggest
+from spurbench.schemas import first_error
 
 # Training-data groups of the paper's Table 2 (Spurious Features Everywhere, App. D). A model trained
 # on a benchmark's own training split (a generated benchmark's models) names that benchmark instead.
@@ -146,13 +147,12 @@ def _validate_items(path: Path, key: str, items: list[Any], cls: type[_Entry]) -
         try:
             entries.append(cls.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "<entry>"
-            msg = " ".join(str(first["msg"]).split())
-            if first["type"] == "extra_forbidden":
-                known = _fields_at(cls, first["loc"][:-1])
-                msg = f"unknown key {first['loc'][-1]!r}.{suggest(str(first['loc'][-1]), known)} Known keys: {', '.join(known)}"
-            raise SpurbenchError(f"{path}: {key}[{i}].{field}: {msg}") from None
+            first = first_error(exc, root="<entry>")
+            msg = first.message
+            if first.kind == "extra_forbidden":
+                known = _fields_at(cls, first.loc[:-1])
+                msg = f"unknown key {first.loc[-1]!r}.{suggest(str(first.loc[-1]), known)} Known keys: {', '.join(known)}"
+            raise SpurbenchError(f"{path}: {key}[{i}].{first.where}: {msg}") from None
     return entries
 
 

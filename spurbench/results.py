@@ -10,12 +10,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import Field, NonNegativeInt, ValidationError
 
 from spurbench.protocols import EvalProtocol
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, slug, strict_json
 from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
+from spurbench.schemas import Strict, first_error_line
 
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
 # 3: class groups instead of a per-class boolean flag, named components, per-head benchmark-specific metrics
@@ -23,11 +24,7 @@ SCHEMA_VERSION = 3
 VIEW_SEPARATOR = "::"  # a views benchmark's row id: "<image id>::<view name>"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class ModelInfo(_Strict):
+class ModelInfo(Strict):
     """Facts about one set of weights, copied into every result file; adapters carry it as ``card``."""
 
     name: str  # full name including the family prefix, e.g. "timm:resnet18.a1_in1k"
@@ -43,7 +40,7 @@ class ModelInfo(_Strict):
 ModelCard = ModelInfo  # the adapters' name for it
 
 
-class BenchmarkInfo(_Strict):
+class BenchmarkInfo(Strict):
     name: str
     label_space: str
     repo: str | None
@@ -57,7 +54,7 @@ class BenchmarkInfo(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)  # the benchmark's own provenance facts; never read back
 
 
-class RoleGeometry(_Strict):
+class RoleGeometry(Strict):
     """What the images of one role were turned into before the forward pass."""
 
     input_size: list[int]  # [C, H, W] actually fed to the model
@@ -68,7 +65,7 @@ class RoleGeometry(_Strict):
 Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (features, heads, metrics: float32/64)
 
 
-class ProtocolInfo(_Strict):
+class ProtocolInfo(Strict):
     name: Literal["paper", "model"]
     description: str  # ``declared.describe()``
     declared: EvalProtocol | None = None  # the benchmark's protocol in full (absent from files written before protocols were declared per benchmark)
@@ -76,11 +73,11 @@ class ProtocolInfo(_Strict):
     precision: Precision = "fp32"  # default: files written before --precision existed were fp32
 
 
-class Aggregate(HeadMetrics, _Strict):
+class Aggregate(HeadMetrics, Strict):
     bootstrap_draws: NonNegativeInt
 
 
-class ClassRow(ClassMetrics, _Strict):
+class ClassRow(ClassMetrics, Strict):
     class_index: int
     class_name: str
     components: list[int]
@@ -90,7 +87,7 @@ class ClassRow(ClassMetrics, _Strict):
     num_negatives: NonNegativeInt
 
 
-class HeadResult(_Strict):
+class HeadResult(Strict):
     temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)]  # logits were divided by this before the softmax (1.0: none)
     aggregate: Aggregate
     extra_metrics: dict[str, Unit] = Field(default_factory=dict)  # the benchmark plugin's own metrics (e.g. mean AUC per class group)
@@ -99,13 +96,13 @@ class HeadResult(_Strict):
     image_top1: dict[str, bool]  # image id -> was k the top-1 prediction
 
 
-class ImageRecord(_Strict):
+class ImageRecord(Strict):
     class_index: int
     role: Literal["positive", "negative"]
     component: int | None
 
 
-class Provenance(_Strict):
+class Provenance(Strict):
     spurbench_version: str
     git_sha: str | None
     python: str
@@ -114,7 +111,7 @@ class Provenance(_Strict):
     date: str  # when the features were computed (kept across resumes, so reruns are byte-identical)
 
 
-class Result(_Strict):
+class Result(Strict):
     kind: Literal["spurious-auc"] = "spurious-auc"  # the benchmark's task (its plugin's ``task``)
     schema_version: Literal[3] = SCHEMA_VERSION  # bumped on any incompatible change
     config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
@@ -129,7 +126,7 @@ class Result(_Strict):
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class ViewRows(_Strict):
+class ViewRows(Strict):
     """Per feature row (the result's ``rows`` order) of one head: top-1 correct, probability of the
     image's class, and the probabilities of the benchmark's watched classes."""
 
@@ -138,26 +135,26 @@ class ViewRows(_Strict):
     watched: dict[str, list[Unit]] = Field(default_factory=dict)
 
 
-class ViewClassRow(_Strict):
+class ViewClassRow(Strict):
     class_index: int
     class_name: str
     group: str | None
     metrics: dict[str, Finite | None]  # the plugin's per-class metrics (None: undefined for this class)
 
 
-class ViewHeadResult(_Strict):
+class ViewHeadResult(Strict):
     temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     metrics: dict[str, Finite | None]  # the plugin's aggregate metrics
     classes: list[ViewClassRow]
     rows: ViewRows
 
 
-class ViewImage(_Strict):
+class ViewImage(Strict):
     class_index: int
     views: list[str]  # its rows, in order, are <image id>::<view>
 
 
-class ViewProtocolInfo(_Strict):
+class ViewProtocolInfo(Strict):
     name: Literal["paper", "model"]
     description: str  # ``declared.describe()``
     declared: EvalProtocol | None = None  # the benchmark's protocol in full (see ProtocolInfo)
@@ -167,7 +164,7 @@ class ViewProtocolInfo(_Strict):
     precision: Precision = "fp32"
 
 
-class ViewResult(_Strict):
+class ViewResult(Strict):
     """The result of a views benchmark (noised or watermarked images, ...): every image in several
     views, per row its outputs, and the plugin's metrics, which ``leaderboard verify`` recomputes."""
 
@@ -269,6 +266,4 @@ def read_result(path: Path) -> AnyResult:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise SpurbenchError(f"{path}: invalid result file at {where}: {' '.join(str(first['msg']).split())}") from None
+        raise SpurbenchError(f"{path}: invalid result file at {first_error_line(exc, root='<root>')}") from None

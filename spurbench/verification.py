@@ -23,12 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, strict_json
 from spurbench.labels import check_labeler
 from spurbench.ledger import Identity, Ledger
+from spurbench.schemas import Strict
 
 if TYPE_CHECKING:  # spurbench.mining and the benchmarks import torch: only where the export needs them
     from spurbench.benchmarks import BenchmarkImage
@@ -50,11 +51,7 @@ class UnknownCandidateError(SpurbenchError):
     """A class or image that is not among the mining's candidates."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VerdictRecord(_Strict):
+class VerdictRecord(Strict):
     class_index: StrictInt  # strict: JSON's true is no 1
     image_id: StrictStr
     verdict: Verdict
@@ -62,7 +59,7 @@ class VerdictRecord(_Strict):
     at: datetime
 
 
-class VerifyFile(_Strict):
+class VerifyFile(Strict):
     """The verdicts of a folder: the format-1 file as it was written, and what ``read_verdicts`` returns."""
 
     format: Literal[1] = FORMAT_VERSION

@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 
 from spurbench.adapters import load_model
 from spurbench.errors import SpurbenchError, UnknownNameError
-from tests.hub_fixture import write_hub_repo
+from tests.support.hub_fixture import write_hub_repo
+from tests.support.one_line import one_line_error
 
 TINY_CLIP = "spurbench-tiny-vit"
 TINY_CLIP_CONFIG = {
@@ -60,12 +61,6 @@ def assert_split(adapter, native_logits, x: torch.Tensor) -> None:
     assert logits.shape == native_logits.shape == (x.shape[0], adapter.num_classes)
     torch.testing.assert_close(logits, native_logits, rtol=1e-5, atol=1e-5)
     assert native_logits.std() > 0  # not trivially equal
-
-
-def one_line(exc: pytest.ExceptionInfo) -> str:
-    message = str(exc.value)
-    assert "\n" not in message
-    return message
 
 
 # ---- timm -------------------------------------------------------------------------------------
@@ -120,44 +115,44 @@ def test_timm_checkpoint_errors(tmp_path: Path) -> None:
 
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_resnet", checkpoint=str(tmp_path / "missing.safetensors"))
-    assert "does not exist" in one_line(exc)
+    assert "does not exist" in one_line_error(exc)
     pickle = tmp_path / "weights.pth"
     pickle.write_bytes(b"not read")
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_resnet", checkpoint=str(pickle))
-    assert ".safetensors" in one_line(exc)
+    assert ".safetensors" in one_line_error(exc)
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00" * 20)
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_resnet", checkpoint=str(corrupt))
-    assert "not a readable safetensors file" in one_line(exc)
+    assert "not a readable safetensors file" in one_line_error(exc)
     other = tmp_path / "vit.safetensors"
     save_file(timm.create_model("test_vit", pretrained=False).state_dict(), str(other))
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_resnet", checkpoint=str(other))
-    assert "does not fit timm architecture 'test_resnet'" in one_line(exc) and "missing keys" in str(exc.value)
+    assert "does not fit timm architecture 'test_resnet'" in one_line_error(exc) and "missing keys" in str(exc.value)
 
 
 def test_timm_unknown_names_suggest() -> None:
     with pytest.raises(UnknownNameError) as exc:
         load_model("timm:resnet5O")
-    assert "Did you mean: resnet50" in one_line(exc)
+    assert "Did you mean: resnet50" in one_line_error(exc)
     with pytest.raises(UnknownNameError) as exc:
         load_model("timm:resnet50.a1_in1kk", pretrained=False)
-    assert "Did you mean: a1_in1k" in one_line(exc)
+    assert "Did you mean: a1_in1k" in one_line_error(exc)
 
 
 def test_timm_non_linear_head_is_refused() -> None:
     # LeViT's classifier is a (head, distillation head) pair: no single linear layer.
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:levit_128s", pretrained=False)
-    assert "not a linear layer" in one_line(exc)
+    assert "not a linear layer" in one_line_error(exc)
 
 
 def test_timm_model_without_weights() -> None:
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_vit4")  # timm registers no weights for it
-    assert "no pretrained weights" in one_line(exc)
+    assert "no pretrained weights" in one_line_error(exc)
 
 
 def test_timm_pretrained_from_hub_cache(offline_hub: Path) -> None:
@@ -197,7 +192,7 @@ def test_timm_hf_hub_spec_reads_config_json(offline_hub: Path, tmp_path: Path) -
 def test_timm_missing_weights_offline_is_one_line() -> None:
     with pytest.raises(SpurbenchError) as exc:
         load_model("timm:test_resnet.r160_in1k")
-    message = one_line(exc)
+    message = one_line_error(exc)
     assert "not in the local Hugging Face Hub cache" in message and "HF_HUB_OFFLINE=1" in message
 
 
@@ -310,19 +305,19 @@ def test_open_clip_text_head_cache(tiny_clip_config: str, tmp_path: Path, monkey
 def test_open_clip_bad_names() -> None:
     with pytest.raises(UnknownNameError) as exc:
         load_model("open_clip:ViT-B-3/openai")
-    assert "Did you mean: ViT-B-32" in one_line(exc)
+    assert "Did you mean: ViT-B-32" in one_line_error(exc)
     with pytest.raises(UnknownNameError) as exc:
         load_model("open_clip:ViT-B-32/laion2b")
-    assert "laion2b_s34b_b79k" in one_line(exc)
+    assert "laion2b_s34b_b79k" in one_line_error(exc)
     with pytest.raises(UnknownNameError) as exc:
         load_model("open_clip:ViT-B-32")
-    assert "needs a pretrained tag" in one_line(exc)
+    assert "needs a pretrained tag" in one_line_error(exc)
 
 
 def test_open_clip_missing_weights_offline_is_one_line() -> None:
     with pytest.raises(SpurbenchError) as exc:
         load_model("open_clip:RN50/openai")
-    assert "not in the local Hugging Face Hub cache" in one_line(exc)
+    assert "not in the local Hugging Face Hub cache" in one_line_error(exc)
 
 
 # ---- hf (transformers) --------------------------------------------------------------------------
@@ -396,16 +391,16 @@ def test_hf_refuses_non_linear_logits(tmp_path: Path) -> None:
     folder = save_tiny_hf(tmp_path / "deit", "deit")
     with pytest.raises(SpurbenchError) as exc:
         load_model(f"hf:{folder}")
-    assert "not a linear function of the classifier input" in one_line(exc)
+    assert "not a linear function of the classifier input" in one_line_error(exc)
 
 
 def test_hf_bad_names_and_offline() -> None:
     with pytest.raises(UnknownNameError) as exc:
         load_model("hf:not a repo!!")
-    assert "neither a local directory nor" in one_line(exc)
+    assert "neither a local directory nor" in one_line_error(exc)
     with pytest.raises(SpurbenchError) as exc:
         load_model("hf:google/vit-base-patch16-224")
-    assert "not in the local Hugging Face Hub cache" in one_line(exc)
+    assert "not in the local Hugging Face Hub cache" in one_line_error(exc)
 
 
 def test_timm_checkpoint_names_its_label_space_in_metadata(tmp_path: Path) -> None:

@@ -14,21 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.one_line import one_line_error
 
 
 def spurbench(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m spurbench ARGS`` in a fresh interpreter, offline."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "spurbench", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode != 0, proc.stdout
-    err = proc.stderr.strip()
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    assert len(err.splitlines()) == 1, err
-    for needle in needles:
-        assert needle in err, err
 
 
 @pytest.mark.parametrize(
@@ -43,13 +35,13 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 )
 def test_bad_names_fail_in_one_line(cli, tmp_path, args, needles):
     proc = cli(*args, "--output", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, *needles)
+    one_line_error(proc, *needles)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))
 
 
 def test_missing_data_dir(cli, tmp_path):
     proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(tmp_path / "nope"), "--imagenet-val", str(tmp_path), cwd=tmp_path)
-    assert_one_line_error(proc, str(tmp_path / "nope"))
+    one_line_error(proc, str(tmp_path / "nope"))
 
 
 def test_malformed_data_dir(cli, tmp_path):
@@ -57,7 +49,7 @@ def test_malformed_data_dir(cli, tmp_path):
     (bad / "not-a-class-folder").mkdir(parents=True)
     (bad / "not-a-class-folder" / "x.png").write_bytes(b"")
     proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(bad), "--imagenet-val", str(tmp_path), cwd=tmp_path)
-    assert_one_line_error(proc, "not-a-class-folder")
+    one_line_error(proc, "not-a-class-folder")
 
 
 def test_unknown_data_group_in_a_registry(cli, tmp_path):
@@ -65,7 +57,7 @@ def test_unknown_data_group_in_a_registry(cli, tmp_path):
     reg.write_text("models:\n  - model: planted:cnn\n    data: imagenet-2k\n")
     for args in (["run", "--registry", str(reg)], ["ls", "--registry-dir", str(tmp_path)]):
         proc = cli(*args, cwd=tmp_path)
-        assert_one_line_error(proc, "models.yaml", "models[0].data", "imagenet-2k")
+        one_line_error(proc, "models.yaml", "models[0].data", "imagenet-2k")
     assert not (tmp_path / "spurbench-results").exists()
 
 
@@ -77,7 +69,7 @@ def test_result_for_an_unknown_benchmark(cli, tmp_path):
     for command in ("verify", "build"):
         args = [str(tmp_path / "r.json")] if command == "verify" else ["--results", str(tmp_path), "--out", str(tmp_path / "site")]
         proc = cli("leaderboard", command, *args, cwd=tmp_path)
-        assert_one_line_error(proc, "unknown benchmark 'imagenet-z'")
+        one_line_error(proc, "unknown benchmark 'imagenet-z'")
     assert not (tmp_path / "site" / "index.html").exists()
 
 
@@ -85,7 +77,7 @@ def test_malformed_registry_file(cli, tmp_path):
     reg = tmp_path / "models.yaml"
     reg.write_text("models:\n  - model: [unclosed\n")
     proc = cli("run", "--registry", str(reg), cwd=tmp_path)
-    assert_one_line_error(proc, "models.yaml", "malformed YAML")
+    one_line_error(proc, "models.yaml", "malformed YAML")
 
 
 def test_help_explains_run(cli, tmp_path):
@@ -104,10 +96,10 @@ def test_console_script_and_python_m_exit_2_with_one_line(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([str(script), "run", "--model", "resnet18"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert_one_line_error(proc, "FAMILY:SPEC")
+    one_line_error(proc, "FAMILY:SPEC")
     proc = spurbench("run", "--model", "resnet18", cwd=tmp_path)
     assert proc.returncode == 2
-    assert_one_line_error(proc, "FAMILY:SPEC")
+    one_line_error(proc, "FAMILY:SPEC")
 
 
 def test_ls_asks_the_model_libraries(cli, tmp_path) -> None:

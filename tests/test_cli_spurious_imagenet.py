@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.test_cli import assert_one_line_error
+from tests.support.one_line import one_line_error
 from tests.test_spurious_imagenet import make_upstream, make_val
 
 # Every test runs the CLI in a subprocess (imports torch + timm, builds a model): tens of seconds each.
@@ -67,7 +67,7 @@ def test_checksum_mismatch(cli, data, tmp_path):
     (built / "spurbench.json").write_text(json.dumps(meta))
     proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val), "--model", MODEL,
                      "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "checksum")
+    one_line_error(proc, "checksum")
     assert not (tmp_path / "out").exists()
 
 
@@ -76,7 +76,7 @@ def test_missing_token_for_gated_positives(cli, data, tmp_path):
     proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--model", MODEL,
                      "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"),
                      cwd=tmp_path, env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")})
-    assert_one_line_error(proc, "ILSVRC/imagenet-1k", "--imagenet-val")
+    one_line_error(proc, "ILSVRC/imagenet-1k", "--imagenet-val")
 
 
 @pytest.mark.parametrize(
@@ -91,5 +91,5 @@ def test_head_without_a_map_is_refused(cli, data, tmp_path, num_classes, needle)
     ckpt = _checkpoint(tmp_path / f"ck{num_classes}.safetensors", num_classes=num_classes)
     proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
                      "--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, needle)
+    one_line_error(proc, needle)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))

@@ -20,8 +20,8 @@ from spurbench.harness import evaluate, run_config_hash
 from spurbench.preprocessing import build_transform, eval_data_config, normalize_on_device, pixel_transform
 from spurbench.results import read_result
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper
-from tests.test_reliability import clean_failure
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
+from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"paper": fixed_paper(0.875, by="a test"), "model": MODEL_TRANSFORM}
@@ -130,7 +130,7 @@ def test_bad_data_path_options_are_one_line_exit_2(cli, tmp_path, case):
     extra, needles = DATA_PATH_CASES[case]
     (tmp_path / "taken").write_text("a file")
     proc = cli("run", "-m", "planted:cnn", "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), *extra, cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", *needles)
+    one_line_error(proc, *needles, out=tmp_path / "out")
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from spurbench.gradcam import component_cams
 from spurbench.npfv import visualise
 from spurbench.spufix.fit import class_subset, fit_source
 from spurbench.spufix.npca import fit_npca
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
 FAST = dict(npfv_steps=5)  # a few APGD steps: the visualisations are tested on their own below

@@ -31,8 +31,8 @@ from spurbench import distributed
 from spurbench.discovery import INDEX_FILE, discover
 from spurbench.errors import SpurbenchError
 from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
+from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.test_spufix_fit import WideTiny
-from tests.tiny import TinyAdapter, tiny_benchmark
 
 # shard_batches=1: several shards per class, so the top images are merged across shards as well
 KW = dict(batch_size=4, shard_batches=1, progress=False, num_workers=0)
@@ -328,7 +328,7 @@ def torchrun(args: list[str], env: dict[str, str], cwd: Path, logs: Path, pycach
     return proc.returncode, streams
 
 
-WORKER = str(Path(__file__).with_name("distributed_worker.py"))
+WORKER = str(Path(__file__).with_name("support") / "distributed_worker.py")
 COMMON = ["--limit", "64", "--batch-size", "16", "-q"]  # 4 batches per class: 2 per rank
 
 

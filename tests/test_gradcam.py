@@ -13,7 +13,7 @@ from spurbench.adapters.common import tokens_to_grid
 from spurbench.gradcam import ComponentContributions, component_cams, mass_inside
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import fit_npca
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 
 def test_the_wrapper_gives_alpha_and_the_maps_are_normalised() -> None:

@@ -12,7 +12,7 @@ from spurbench.errors import DataError, LabelSpaceError
 from spurbench.harness import evaluate
 from spurbench.metrics import spurious_auc
 from spurbench.results import Result, read_result, result_filename
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 
 def _run(tmp_path, **kw):

@@ -1,4 +1,4 @@
-"""Tests of the local Hub server (tests/hub_server.py), driven through the real huggingface_hub client over HTTP."""
+"""Tests of the local Hub server (tests/support/hub_server.py), driven through the real huggingface_hub client over HTTP."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.hub_server import LocalHub, local_hub
+from tests.support.hub_server import LocalHub, local_hub
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from spurbench.benchmarks.imagenet.val import (
 from spurbench.errors import AccessError, DataError
 from spurbench.imagenet import class_names as imagenet_class_names
 from spurbench.imagenet import synsets as imagenet_synsets
-from tests.hub_fixture import offline_hub, write_hub_repo
+from tests.support.hub_fixture import offline_hub, write_hub_repo
+from tests.support.one_line import one_line_error
 
 CLASSES = [1, 309]
 
@@ -43,12 +44,6 @@ def _jpeg(seed: int) -> bytes:
 def isolated(tmp_path, monkeypatch):
     """Offline Hub, Hub cache and spurbench cache under tmp: nothing here may touch the network or ~/."""
     return offline_hub(tmp_path, monkeypatch)
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    msg = str(exc.value)
-    assert msg and "\n" not in msg
-    return msg
 
 
 def test_class_metadata():
@@ -124,7 +119,7 @@ def test_local_errors_are_one_line_and_name_the_dir(tmp_path, case):
         (root / "val.txt").write_text("a.JPEG 1\nb.JPEG 309\n")
     with pytest.raises(DataError) as exc:
         load_imagenet_val(CLASSES, str(root))
-    assert str(root) in _one_line(exc)
+    assert str(root) in one_line_error(exc)
 
 
 def test_missing_token_is_access_error_with_howto(monkeypatch):
@@ -134,7 +129,7 @@ def test_missing_token_is_access_error_with_howto(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(AccessError) as exc:
         load_imagenet_val(CLASSES)
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert msg.startswith("ImageNet-val positives come from the gated Hub dataset ILSVRC/imagenet-1k")
     assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in msg and "HF_TOKEN" in msg and "--imagenet-val DIR" in msg
     with pytest.raises(AccessError):  # token=False means "send none"
@@ -144,7 +139,7 @@ def test_missing_token_is_access_error_with_howto(monkeypatch):
 def test_offline_without_cache_is_one_line_data_error():
     with pytest.raises(DataError) as exc:
         load_imagenet_val(CLASSES, token="hf_fake")
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert IMAGENET_HUB_REPO in msg and "--imagenet-val" in msg
 
 
@@ -218,4 +213,4 @@ def test_hub_access_errors_map_to_access_error(monkeypatch, kind):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     with pytest.raises(AccessError) as info:
         load_imagenet_val(CLASSES, token="hf_fake")
-    assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in _one_line(info)
+    assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in one_line_error(info)

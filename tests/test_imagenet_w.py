@@ -14,9 +14,9 @@ from spurbench.harness import evaluate
 from spurbench.imagenet import synsets
 from spurbench.leaderboard.verify import verify_result
 from spurbench.results import ViewResult
-from tests.test_cli import assert_one_line_error
+from spurbench.testing import TinyAdapter
+from tests.support.one_line import one_line_error
 from tests.test_real_weights import photo, timm_state_dict
-from tests.tiny import TinyAdapter
 
 ESPRESSO, EGYPTIAN_CAT, PALACE = 967, 285, 698
 PHOTOS = {ESPRESSO: "coffee", EGYPTIAN_CAT: "chelsea", PALACE: "china.jpg"}
@@ -73,13 +73,13 @@ def test_each_image_is_decoded_once_for_both_views(tmp_path) -> None:
 def test_bad_input_is_one_line(cli, tmp_path, monkeypatch) -> None:
     val = write_val(tmp_path / "val")
     proc = cli("run", "--benchmark", "imagenet-w", "--model", "planted:cnn", "--imagenet-val", str(val), "-o", str(tmp_path / "o"), cwd=tmp_path)
-    assert_one_line_error(proc, "ImageNet-1k")
+    one_line_error(proc, "ImageNet-1k")
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
     proc = cli("run", "--benchmark", "imagenet-w", "--model", "timm:tf_efficientnet_lite0", "-o", str(tmp_path / "o"), cwd=tmp_path, env={"HF_TOKEN": ""})
-    assert_one_line_error(proc)  # no val data: no folder given, and the gated Hub split is not reachable offline
+    one_line_error(proc)  # no val data: no folder given, and the gated Hub split is not reachable offline
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
     proc = cli("run", "--benchmark", "imagenet-w", "--model", "timm:tf_efficientnet_lite0", "--imagenet-val", str(val), cwd=tmp_path, env={"SPURBENCH_WATERMARK_FONT": str(tmp_path / "none.ttc")})
-    assert_one_line_error(proc, "none.ttc")
+    one_line_error(proc, "none.ttc")
     assert proc.returncode == 2
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from spurbench.labels import LABELS_FILE, latest, read_labels
 from spurbench.spufix.fit import load_components
-from tests.label_server import (
+from tests.support.label_server import (
     active_label,
     chromium,
     click_label,

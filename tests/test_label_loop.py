@@ -24,7 +24,7 @@ from spurbench.discovery import read_index
 from spurbench.results import read_result, result_filename
 from spurbench.spufix.fit import load_components
 from spurbench.spufix.ground_truth import ground_truth_choices
-from tests.label_server import active_label, chromium, click_label, open_class, open_page, serve
+from tests.support.label_server import active_label, chromium, click_label, open_class, open_page, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -30,8 +30,9 @@ from spurbench.labels import (
     record_label,
 )
 from spurbench.spufix.fit import load_components
-from tests.label_server import free_port, tiny_discovery
-from tests.test_cli import assert_one_line_error, spurbench
+from tests.support.label_server import free_port, tiny_discovery
+from tests.support.one_line import one_line_error
+from tests.test_cli import spurbench
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_TYPER = str(Path(os.environ["SPURBENCH_OLD_TYPER_PATH"]).resolve()) if os.environ.get("SPURBENCH_OLD_TYPER_PATH") else None
@@ -397,7 +398,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, folder, tmp_path, busy_port, case
     (tmp_path / "work").mkdir(exist_ok=True)
     proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert_one_line_error(proc, needle)
+    one_line_error(proc, needle)
     assert not (tmp_path / "work" / "c.json").exists() and "http://" not in proc.stdout  # nothing exported, nothing served
 
 
@@ -426,7 +427,7 @@ def test_the_label_group_works_with_the_older_typer(folder, tmp_path) -> None:
     assert helped.returncode == 0 and "export" in helped.stdout and "serve" in helped.stdout, helped.stderr
     routed = spurbench("label", str(tmp_path), cwd=tmp_path, env=env)  # DIR first: the serve command
     assert routed.returncode == 2
-    assert_one_line_error(routed, "not a discovery folder")
+    one_line_error(routed, "not a discovery folder")
     record_label(folder, 0, 2, "spurious", "alice")
     exported = spurbench("label", "export", str(folder), "--out", str(tmp_path / "c.json"), cwd=tmp_path, env=env)
     assert exported.returncode == 0, exported.stderr

@@ -20,8 +20,8 @@ from spurbench.leaderboard.build import build_board
 from spurbench.leaderboard.hub import pull_leaderboard, push_leaderboard
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.results import read_result
-from tests.hub_server import LocalHub, local_hub
-from tests.test_cli import assert_one_line_error
+from tests.support.hub_server import LocalHub, local_hub
+from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  # the spurious-AUC results
@@ -106,7 +106,7 @@ def test_each_tampering_is_rejected_naming_file_and_field(tmp_path, case):
 def test_cli_verify_fails_in_one_line(tmp_path, cli):
     path = _tampered(tmp_path, CASES["mauc"][0])
     proc = cli("leaderboard", "verify", str(path), cwd=tmp_path)
-    assert_one_line_error(proc, str(path), "heads.plain.aggregate.mauc")
+    one_line_error(proc, str(path), "heads.plain.aggregate.mauc")
     ok = cli("leaderboard", "verify", str(COMMITTED[0]), cwd=tmp_path)
     assert ok.returncode == 0 and "1 result file(s) verified" in ok.stdout
 

@@ -138,7 +138,7 @@ def page_with_inw(tmp_path_factory) -> Path:
     photos laid out as a val folder: a model on one benchmark only, and the watermark's pictures."""
     from spurbench.harness import evaluate
     from tests.test_imagenet_w import write_val
-    from tests.tiny import TinyAdapter
+    from spurbench.testing import TinyAdapter
 
     folder = tmp_path_factory.mktemp("board-inw")
     results = folder / "results"

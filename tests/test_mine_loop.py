@@ -29,7 +29,7 @@ from spurbench.discovery import read_index
 from spurbench.mining import read_mining
 from spurbench.results import read_result, result_filename
 from spurbench.verification import read_verdicts, record_verdict
-from tests.label_server import chromium, open_page, serve, wait_until
+from tests.support.label_server import chromium, open_page, serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

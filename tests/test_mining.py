@@ -19,7 +19,7 @@ from spurbench.discovery import class_basis, discover, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
 from spurbench.mining import INDEX_FILE, from_discovery, mine, read_mining
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
 
@@ -171,7 +171,7 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
     import pyarrow.parquet as pq
 
     from spurbench.mining import resolve_pool
-    from tests.hub_fixture import offline_hub, write_hub_repo
+    from tests.support.hub_fixture import offline_hub, write_hub_repo
 
     hf_home = offline_hub(tmp_path, monkeypatch)
     pngs = []

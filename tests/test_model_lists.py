@@ -14,6 +14,7 @@ from spurbench.model_lists import (
     load_unmapped,
     registry_files,
 )
+from tests.support.one_line import one_line_error
 
 REGISTRY = Path(__file__).resolve().parents[1] / "registry"
 PAPER = REGISTRY / "paper.yaml"
@@ -103,48 +104,51 @@ def test_planted_list_still_loads():
     assert REGISTRY / "planted.yaml" in registry_files(REGISTRY) and PAPER in registry_files(REGISTRY)
 
 
-def _one_line_error(path: Path, *fragments: str) -> str:
-    with pytest.raises(SpurbenchError) as info:
-        load_model_list(path)
-    msg = str(info.value)
-    assert "\n" not in msg and msg.startswith(str(path))
-    for fragment in fragments:
-        assert fragment in msg, msg
-    return msg
-
-
 def test_unknown_data_group_is_one_line_error(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("models:\n  - model: timm:resnet50.a1_in1k\n    data: in1k\n  - model: timm:resnet18.a1_in1k\n    data: imagenet\n")
-    msg = _one_line_error(path, "models[1].data", "'imagenet'")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    msg = one_line_error(info, "models[1].data", "'imagenet'")
+    assert msg.startswith(str(path))
     assert all(group in msg for group in DATA_GROUPS)
 
 
 def test_malformed_yaml_is_one_line_error(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("models:\n  - model: timm:resnet50\n    data: [in1k\n")
-    _one_line_error(path, "malformed YAML", "line")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    assert one_line_error(info, "malformed YAML", "line").startswith(str(path))
 
 
 @pytest.mark.parametrize("text", ["entries:\n  - model: timm:resnet50\n", "models: timm:resnet50\n", "- model: timm:resnet50\n", ""])
 def test_missing_models_list_is_one_line_error(tmp_path, text):
     path = tmp_path / "nomodels.yaml"
     path.write_text(text)
-    _one_line_error(path, "top-level 'models:' list")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    assert one_line_error(info, "top-level 'models:' list").startswith(str(path))
 
 
 def test_paper_numbers_are_strict(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("models:\n  - model: timm:resnet50\n    paper: {mean_ap: 0.8, top5: 95.0}\n")
-    _one_line_error(path, "models[0].paper.top5")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    assert one_line_error(info, "models[0].paper.top5").startswith(str(path))
     path.write_text("models:\n  - model: timm:resnet50\n    paper: {mean_ap: 80.1}\n")  # a percentage where a fraction belongs
-    _one_line_error(path, "models[0].paper.mean_ap")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    assert one_line_error(info, "models[0].paper.mean_ap").startswith(str(path))
 
 
 def test_model_field_is_still_required(tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("models:\n  - display_name: no model\n")
-    _one_line_error(path, "models[0].model")
+    with pytest.raises(SpurbenchError) as info:
+        load_model_list(path)
+    assert one_line_error(info, "models[0].model").startswith(str(path))
 
 
 def test_unmapped_needs_a_reason(tmp_path):

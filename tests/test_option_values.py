@@ -15,7 +15,7 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.benchmarks.base import BenchmarkOptions
 from spurbench.benchmarks.option_values import shared_option_values, typed_values
 from spurbench.errors import SpurbenchError
-from tests.test_reliability import clean_failure
+from tests.support.one_line import one_line_error
 
 
 class Probe(BenchmarkOptions):
@@ -191,7 +191,7 @@ def test_the_library_does_not_import_the_cli():
 def test_bad_option_values_fail_in_one_line(cli, tmp_path, args, needles):
     out = tmp_path / "out"
     proc = cli(*args, "-o", str(out), cwd=tmp_path)
-    clean_failure(proc, out, *needles)
+    one_line_error(proc, *needles, out=out)
 
 
 @pytest.mark.parametrize("benchmark", ["planted-salient", "salient-imagenet"])

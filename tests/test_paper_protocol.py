@@ -36,8 +36,8 @@ from spurbench.results import read_result, result_filename
 from spurbench.protocols import MODEL_TRANSFORM
 from spurbench.benchmarks.spurious_imagenet import SpuriousImageNet
 from spurbench.benchmarks.planted import PROTOCOLS as PLANTED_PROTOCOLS
-from tests.test_cli import assert_one_line_error
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
+from tests.support.one_line import one_line_error
 
 PAPER = SpuriousImageNet.protocols["paper"]
 PLANTED_PAPER = PLANTED_PROTOCOLS["paper"]
@@ -298,7 +298,7 @@ def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
 
 def test_missing_checkpoint_is_one_line(cli, tmp_path):
     proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "nope.safetensors", "does not exist")
+    one_line_error(proc, "nope.safetensors", "does not exist")
     assert not (tmp_path / "out").exists()
 
 
@@ -358,7 +358,7 @@ def test_registry_temperature_reaches_the_result(cli, tmp_path):
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
 def test_bad_temperature_is_one_line(cli, tmp_path, value):
     proc = cli("run", "-m", "planted:cnn", f"--temperature={value}", "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "temperature")
+    one_line_error(proc, "temperature")
     assert not (tmp_path / "out").exists()
 
 
@@ -366,4 +366,4 @@ def test_bad_registry_temperature_is_one_line(cli, tmp_path):
     registry = tmp_path / "models.yaml"
     registry.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "temperature": -2}]}))
     proc = cli("run", "--registry", str(registry), "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(proc, "models[0].temperature")
+    one_line_error(proc, "models[0].temperature")

@@ -13,7 +13,7 @@ from spurbench.dataloading import pixel_cache_key
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream, extract_features
 from spurbench.pixelcache import PixelCache
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, use_cache=False, progress=False, num_workers=0)  # no feature cache: every run goes through the data path
 

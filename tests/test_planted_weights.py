@@ -24,8 +24,8 @@ from spurbench.benchmarks.planted import weights as W
 from spurbench.benchmarks.planted.training import TRAIN_VERSION, build_model
 from spurbench.errors import DataError
 from spurbench.files import file_sha256
+from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
-from tests.test_reliability import clean_failure
 from tests.test_reliability_finding import SIGNALS, _run, _spurbench_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def test_a_damaged_shipped_file_is_one_line_and_never_retrained(cli, monkeypatch
     monkeypatch.setattr(planted_models, "train_planted_model", _no_training)
     proc = cli("run", "-m", "planted:cnn", "--limit", "2", "-o", "res", cwd=tmp_path)
     needle = "do not match their recorded sha256" if damage == "changed" else "are missing; reinstall spurbench"
-    clean_failure(proc, tmp_path / "res", "shipped planted:cnn weights", needle)
+    one_line_error(proc, "shipped planted:cnn weights", needle, out=tmp_path / "res")
     assert not list(Path(str(tmp_path / "cache")).rglob("*.safetensors"))
 
 
@@ -142,16 +142,16 @@ def test_train_never_writes_into_the_package(cli, monkeypatch, tmp_path):
     before = {p.name: p.read_bytes() for p in W.SHIPPED_DIR.iterdir()}
     (tmp_path / "link").symlink_to(W.SHIPPED_DIR)
     for out in (W.SHIPPED_DIR, tmp_path / "link", W.SHIPPED_DIR.parent / "new"):
-        clean_failure(cli("train", "-m", "planted:cnn", "--out", str(out), cwd=tmp_path), None, "inside the installed spurbench package")
+        one_line_error(cli("train", "-m", "planted:cnn", "--out", str(out), cwd=tmp_path), "inside the installed spurbench package")
     assert {p.name: p.read_bytes() for p in W.SHIPPED_DIR.iterdir()} == before
     assert not (W.SHIPPED_DIR.parent / "new").exists()
-    clean_failure(cli("train", "-m", "planted:cnn", "-m", "timm:resnet18", "--out", "w", cwd=tmp_path), None, "family 'timm' does not train its own weights", "planted")
-    clean_failure(cli("train", "-m", "planted:vit", "--out", "w", cwd=tmp_path), None, "unknown planted model")
+    one_line_error(cli("train", "-m", "planted:cnn", "-m", "timm:resnet18", "--out", "w", cwd=tmp_path), "family 'timm' does not train its own weights", "planted")
+    one_line_error(cli("train", "-m", "planted:vit", "--out", "w", cwd=tmp_path), "unknown planted model")
     assert not (tmp_path / "w").exists()
 
 
 SHORT = ["train", "-m", "planted:cnn", "--epochs", "4", "--per-class", "40"]  # the recipe's steps, 1/15 of its work
-INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"
+INTERRUPTED = "interrupted; run the same command to train again from scratch (an unfinished training keeps nothing)"
 
 
 def _interrupted_after_an_epoch(args: list[str], cwd: Path, cache: Path, sig: int) -> None:

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from spurbench.adapters import load_model
-from tests.hub_fixture import write_hub_repo
+from tests.support.hub_fixture import write_hub_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ESPRESSO, PALACE, CATS = 967, 698, set(range(281, 286))  # 281 tabby ... 285 Egyptian cat

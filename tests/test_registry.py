@@ -10,8 +10,8 @@ from spurbench.registry import Registry
 
 def test_lazy_entries_base_check_and_suggestions():
     reg: Registry = Registry("widget", base=ModelAdapter)
-    reg.register("tiny", "tests.tiny:TinyAdapter")
-    reg.register("bad", "tests.tiny:tiny_benchmark")
+    reg.register("tiny", "spurbench.testing:TinyAdapter")
+    reg.register("bad", "spurbench.testing:tiny_benchmark")
     assert reg.get("tiny").__name__ == "TinyAdapter"
     with pytest.raises(TypeError, match="widget 'bad' -> <function tiny_benchmark .*> is not a subclass of ModelAdapter"):
         reg.get("bad")
@@ -23,7 +23,7 @@ def test_lazy_entries_base_check_and_suggestions():
 
 
 def test_third_party_adapter_through_entry_points(monkeypatch):
-    plugin = EntryPoint(name="tinyplugin", value="tests.tiny:TinyAdapter", group="spurbench.adapters")
+    plugin = EntryPoint(name="tinyplugin", value="spurbench.testing:TinyAdapter", group="spurbench.adapters")
 
     def fake_entry_points(group=None):
         return [plugin] if group == "spurbench.adapters" else []

@@ -68,6 +68,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from spurbench.benchmarks.planted.training import build_model
+from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
 from tests.test_cli_spurious_imagenet import MODEL, _checkpoint
 from tests.test_spurious_imagenet import make_upstream, make_val
@@ -78,18 +79,6 @@ COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  
 # .ci/run installs a typer of the line before 0.29 (which used the separate click package) here:
 OLD_TYPER = str(Path(os.environ["SPURBENCH_OLD_TYPER_PATH"]).resolve()) if os.environ.get("SPURBENCH_OLD_TYPER_PATH") else None
 TYPER_LINES = [None] + ([OLD_TYPER] if OLD_TYPER else [])
-
-
-def clean_failure(proc: subprocess.CompletedProcess, out: Path | None, *needles: str) -> None:
-    """Exit 2, one line on stderr containing the needles, no traceback anywhere, no result file."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    if out is not None:
-        assert not out.exists() or not list(out.rglob("*.json")), list(out.rglob("*"))
 
 
 def _subprocess_cli(*args: str, cwd: Path, typer_path: str | None = None) -> subprocess.CompletedProcess:
@@ -130,7 +119,7 @@ def test_usage_errors_are_one_line_exit_2(cli, tmp_path, case, typer_path):
     output = ["--output", str(tmp_path / "out")] if args[0] == "run" else []
     # The installed typer runs in this process; another typer line needs a fresh interpreter with it first on the path.
     proc = cli(*args, *output, cwd=tmp_path) if typer_path is None else _subprocess_cli(*args, *output, cwd=tmp_path, typer_path=typer_path)
-    clean_failure(proc, tmp_path / "out", *needles)
+    one_line_error(proc, *needles, out=tmp_path / "out")
 
 
 def test_help_exits_0(cli, tmp_path):
@@ -177,13 +166,13 @@ def test_run_bad_inputs(cli, run_inputs, tmp_path, case):
         args += ["--model", "planted:cnn"]
     if "--checkpoint" not in extra and "--model" not in extra:
         args += ["--checkpoint", str(run_inputs / "cnn.safetensors")]
-    clean_failure(cli(*args, *extra, cwd=run_inputs), tmp_path / "out", *needles)
+    one_line_error(cli(*args, *extra, cwd=run_inputs), *needles, out=tmp_path / "out")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_run_on_cuda_without_one(cli, run_inputs, tmp_path):
     proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--device", "cuda", "-o", str(tmp_path / "out"), cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", "no CUDA device")
+    one_line_error(proc, "no CUDA device", out=tmp_path / "out")
 
 
 @pytest.mark.parametrize("kind", ["a file", "under /proc"])
@@ -195,14 +184,14 @@ def test_unwritable_output_fails_before_any_work(cli, run_inputs, tmp_path, kind
         out = Path("/proc/spurbench-out")
     start = time.monotonic()
     proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "-o", str(out), cwd=tmp_path)
-    clean_failure(proc, None, "output folder")
+    one_line_error(proc, "output folder")
     assert time.monotonic() - start < 30  # refused up front, not after the forward pass
 
 
 def test_registry_typo_is_refused_with_a_suggestion(cli, tmp_path):
     (tmp_path / "models.yaml").write_text("models:\n  - model: planted:cnn\n    chekpoint: w.safetensors\n")
     proc = cli("run", "--registry", str(tmp_path / "models.yaml"), "-o", str(tmp_path / "out"), cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", "unknown key 'chekpoint'", "Did you mean: checkpoint")
+    one_line_error(proc, "unknown key 'chekpoint'", "Did you mean: checkpoint", out=tmp_path / "out")
 
 
 @pytest.mark.slow
@@ -261,7 +250,7 @@ def test_corrupt_image_in_a_worker_is_one_line_naming_the_file(cli, si_data, tmp
     victim = sorted((broken / "spurious_class_309_comp_0").iterdir())[1]
     victim.write_bytes(victim.read_bytes()[:40])  # a truncated image
     proc = cli(*_si_args(broken, val, ckpt, tmp_path / "out"), "--no-cache", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", victim.name)
+    one_line_error(proc, victim.name, out=tmp_path / "out")
 
 
 def test_dataset_build_decodes_every_image(cli, si_data, tmp_path):
@@ -272,7 +261,7 @@ def test_dataset_build_decodes_every_image(cli, si_data, tmp_path):
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) * 2 // 3])  # header intact, scan data cut: verify() alone accepts it
     proc = cli("dataset", "build", "--from-upstream", str(broken), "--out", str(tmp_path / "built"), cwd=tmp_path)
-    clean_failure(proc, None, victim.name)
+    one_line_error(proc, victim.name)
     assert not (tmp_path / "built" / "spurbench.json").exists()
 
 
@@ -415,14 +404,14 @@ def test_malformed_spufix_artifacts_are_refused(cli, run_inputs, tmp_path, case)
     folder = _artifact(tmp_path / "artifact", run_inputs / "cnn.safetensors")
     edit(folder)
     args = ["run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--spufix", str(folder), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
-    clean_failure(cli(*args, cwd=tmp_path), tmp_path / "out", needle)
+    one_line_error(cli(*args, cwd=tmp_path), needle, out=tmp_path / "out")
 
 
 def test_a_valid_artifact_scores_and_one_for_other_weights_is_refused(cli, run_inputs, tmp_path):
     ckpt = run_inputs / "cnn.safetensors"
     args = ["run", "-m", "planted:cnn", "--checkpoint", str(ckpt), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
     proc = cli(*args, "--spufix", str(_artifact(tmp_path / "other", ckpt, revision="sha256:" + "0" * 64)), cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", "fitted on weights")
+    one_line_error(proc, "fitted on weights", out=tmp_path / "out")
     proc = cli(*args, "--spufix", str(_artifact(tmp_path / "artifact", ckpt)), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
@@ -445,7 +434,7 @@ def test_spufix_fit_and_import_bad_inputs(cli, run_inputs, tmp_path):
     (tmp_path / "registry").mkdir()
     (tmp_path / "registry" / "bad.yaml").write_text("models: [\n")
     for args, needle in cases:
-        clean_failure(cli(*args, cwd=tmp_path), None, needle)
+        one_line_error(cli(*args, cwd=tmp_path), needle)
     assert not list(tmp_path.glob("spufix-*"))  # no half-written artifact
 
 
@@ -544,13 +533,13 @@ VERIFY_CASES = {
 def test_verify_rejects_the_impossible(cli, tmp_path, case):
     kwargs, needle = VERIFY_CASES[case]
     path = _tampered_file(tmp_path, **kwargs)
-    clean_failure(cli("leaderboard", "verify", str(path), cwd=tmp_path), None, str(path), needle)
+    one_line_error(cli("leaderboard", "verify", str(path), cwd=tmp_path), str(path), needle)
 
 
 def test_leaderboard_build_refuses_a_tampered_result_and_writes_nothing(cli, tmp_path):
     path = _tampered_file(tmp_path, edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 2.0))
     proc = cli("leaderboard", "build", "--results", str(path), "--out", str(tmp_path / "site"), "--board-dir", str(tmp_path / "board"), cwd=tmp_path)
-    clean_failure(proc, None, str(path))
+    one_line_error(proc, str(path))
     assert not (tmp_path / "site").exists() and not (tmp_path / "board").exists()
 
 

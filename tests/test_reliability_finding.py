@@ -28,8 +28,9 @@ from spurbench.cache import content_digest
 from spurbench.discovery import discover
 from spurbench.errors import SpurbenchError
 from spurbench.schemas import read_model
-from tests.test_reliability import _planted_weights, clean_failure
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
+from tests.support.one_line import one_line_error
+from tests.test_reliability import _planted_weights
 
 PLANTED_WIDTH = 512  # planted:cnn's penultimate features
 
@@ -98,7 +99,7 @@ def weights_in_cache() -> list[Path]:
 
 def test_discover_refuses_a_range_that_runs_backwards(cli, made, tmp_path):
     proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "8-2", "--out", "d", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "d", "--classes '8-2'", "runs backwards", "2-8")
+    one_line_error(proc, "--classes '8-2'", "runs backwards", "2-8", out=tmp_path / "d")
     assert not (tmp_path / "d").exists()
 
 
@@ -124,10 +125,10 @@ def test_components_are_plain_integers(listed, needle, tmp_path):
 def test_mine_and_spufix_fit_refuse_ranks_that_are_not_integers(cli, made, tmp_path, listed):
     components = components_file(tmp_path / "c.json", {"2": listed})
     discovery = planted_discovery(made, tmp_path / "d")
-    clean_failure(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), tmp_path / "m", "is not a component rank")
+    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "is not a component rank", out=tmp_path / "m")
     assert not (tmp_path / "m").exists()
     fit = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--limit", "4", "--components", str(components), "-o", "art", "-q"]
-    clean_failure(cli(*fit, cwd=tmp_path), tmp_path / "art", "is not a component rank")
+    one_line_error(cli(*fit, cwd=tmp_path), "is not a component rank", out=tmp_path / "art")
 
 
 # rank 1 and unit 101 are numbers either basis could hold: only the file's own fields tell them apart
@@ -141,7 +142,7 @@ def test_mine_and_spufix_fit_refuse_ranks_that_are_not_integers(cli, made, tmp_p
 def test_mine_refuses_components_of_another_kind_or_discovery(cli, made, tmp_path, basis, listed, file_meta, needle):
     discovery = planted_discovery(made, tmp_path / "d", basis=basis)
     components = components_file(tmp_path / "c.json", {"1": listed}, **(file_meta or {}))
-    clean_failure(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), tmp_path / "m", needle)
+    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), needle, out=tmp_path / "m")
 
 
 def test_mine_takes_units_from_a_neuron_export(cli, made, tmp_path):
@@ -157,7 +158,7 @@ def test_a_nan_in_a_saved_basis_is_named(cli, made, tmp_path):
     discovery = planted_discovery(made, tmp_path / "d", nan=(1, 2))
     components = components_file(tmp_path / "c.json", {"1": [0, 2]})
     proc = cli(*mine_args(made, discovery, components, tmp_path / "m"), "--require-predicted", "none", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "m", "class 1 component 2", "NaN or inf")
+    one_line_error(proc, "class 1 component 2", "NaN or inf", out=tmp_path / "m")
 
 
 # ---------------------------------------------------------------- 5: outputs that land where they must not
@@ -176,7 +177,7 @@ def test_mine_out_and_pool_do_not_overlap(cli, made, tmp_path, layout):
         (tmp_path / "link").symlink_to(pool)
     before = sorted(p.relative_to(pool) for p in pool.rglob("*"))
     proc = cli(*mine_args(made, discovery, components, out, pool=pool), "--require-predicted", "none", cwd=tmp_path)
-    clean_failure(proc, None, "lies inside")
+    one_line_error(proc, "lies inside")
     assert sorted(p.relative_to(pool) for p in pool.rglob("*")) == before  # nothing written into the pool
 
 
@@ -240,10 +241,10 @@ def test_sweep_retry_reports_a_truncated_record(cli, made, tmp_path):
 def test_an_empty_components_file_is_refused_by_spufix_fit_and_mine(cli, made, tmp_path):
     components = components_file(tmp_path / "c.json", {}, basis="npca", model="planted:cnn", weights_revision=made.digest)
     fit = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--limit", "4", "--components", str(components), "-o", "art", "-q"]
-    clean_failure(cli(*fit, cwd=tmp_path), tmp_path / "art", "lists no components")
+    one_line_error(cli(*fit, cwd=tmp_path), "lists no components", out=tmp_path / "art")
     assert not (tmp_path / "art").exists()
     discovery = planted_discovery(made, tmp_path / "d")
-    clean_failure(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), tmp_path / "m", "lists no components")
+    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "lists no components", out=tmp_path / "m")
 
 
 # ------------------------------------------------------------------ 9: cheap checks before expensive work
@@ -269,7 +270,7 @@ def test_mine_checks_the_files_before_the_model_loads(cli, made, tmp_path, case)
         "other model": "a discovery of planted:cnn", "other checkpoint": "not of the weights in --checkpoint",
         "checkpoint missing": "pass that file as --checkpoint", "class not discovered": "class 7 is not in the discovery", "out in pool": "lies inside the pool",
     }[case]  # fmt: skip
-    clean_failure(cli(*mine_args(made, discovery, components, out, model=model, checkpoint=checkpoint, pool=pool), cwd=tmp_path), out, needle)
+    one_line_error(cli(*mine_args(made, discovery, components, out, model=model, checkpoint=checkpoint, pool=pool), cwd=tmp_path), needle, out=out)
     assert weights_in_cache() == []  # no model was trained (or downloaded)
 
 
@@ -278,13 +279,13 @@ def test_mine_checks_the_files_before_the_model_loads(cli, made, tmp_path, case)
 
 def test_discover_bounds_a_class_range_before_building_it(cli, made, tmp_path):
     proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "0-999999999", "--out", "d", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "d", "class 999999999 is beyond any label space")
+    one_line_error(proc, "class 999999999 is beyond any label space", out=tmp_path / "d")
 
 
 @pytest.mark.slow  # builds the planted training split (seconds)
 def test_discover_bounds_classes_by_the_models_label_space(cli, made, tmp_path):
     proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "8-12", "--limit", "4", "--out", "d", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "d", "--classes: 10 is not a class of planted:cnn", "classes 0-9")
+    one_line_error(proc, "--classes: 10 is not a class of planted:cnn", "classes 0-9", out=tmp_path / "d")
 
 
 def test_a_deeply_nested_json_file_is_one_line(cli, made, tmp_path):
@@ -298,15 +299,15 @@ def test_a_deeply_nested_json_file_is_one_line(cli, made, tmp_path):
     discovery.mkdir()
     shutil.copy(deep, discovery / "discovery.json")
     components = components_file(tmp_path / "c.json", {"1": [0]})
-    clean_failure(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), tmp_path / "m", "not a valid discovery index")
-    clean_failure(cli(*mine_args(made, planted_discovery(made, tmp_path / "d2"), deep, tmp_path / "m"), cwd=tmp_path), tmp_path / "m", "components file is not valid JSON")
+    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "not a valid discovery index", out=tmp_path / "m")
+    one_line_error(cli(*mine_args(made, planted_discovery(made, tmp_path / "d2"), deep, tmp_path / "m"), cwd=tmp_path), "components file is not valid JSON", out=tmp_path / "m")
 
 
 def test_a_basis_wider_than_the_features_is_one_line(cli, made, tmp_path):
     discovery = planted_discovery(made, tmp_path / "d", width=2 * PLANTED_WIDTH)
     components = components_file(tmp_path / "c.json", {"1": [0]})
     proc = cli(*mine_args(made, discovery, components, tmp_path / "m"), "--require-predicted", "none", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "m", f"its basis is {2 * PLANTED_WIDTH} features wide, but planted:cnn has {PLANTED_WIDTH} features")
+    one_line_error(proc, f"its basis is {2 * PLANTED_WIDTH} features wide, but planted:cnn has {PLANTED_WIDTH} features", out=tmp_path / "m")
 
 
 @pytest.mark.parametrize("where", [".sweep", ".sweep/jobs"])
@@ -314,9 +315,9 @@ def test_sweep_when_its_jobs_folder_is_a_file(cli, made, tmp_path, where):
     (tmp_path / "out" / where).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / "out" / where).write_text("not a folder")
     proc = cli("sweep", "-m", "planted:cnn", "--limit", "2", "-o", "out", "--executor", "debug", cwd=tmp_path)
-    clean_failure(proc, None, f"{where}: is not a folder")
+    one_line_error(proc, f"{where}: is not a folder")
     proc = cli("sweep", "--retry-failed", "-o", "out", "--executor", "debug", cwd=tmp_path)
-    clean_failure(proc, None, f"{where}: is not a folder")
+    one_line_error(proc, f"{where}: is not a folder")
 
 
 # ------------------------------------------------------------------ 6: kill and resume stay identical

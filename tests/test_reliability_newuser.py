@@ -30,8 +30,8 @@ from spurbench.benchmarks.imagenet.val import load_local_imagenet_val
 from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import DataError, LabelSpaceError, SpurbenchError
 from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
-from tests.test_reliability import clean_failure
 from tests.test_spurious_imagenet import make_upstream, make_val
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_a_spurious_imagenet_folder_with_a_link_out_is_refused_through_the_cli(c
             (data / "images" / "timestamp.txt").unlink()
             _link(data / "images" / "timestamp.txt", images / "timestamp.txt", relative)
     proc = cli("dataset", "build", "--from-upstream", str(data), "--out", str(tmp_path / "built"), "-b", "spurious-imagenet", cwd=tmp_path)
-    clean_failure(proc, tmp_path / "built", LEADS_OUT)
+    one_line_error(proc, LEADS_OUT, out=tmp_path / "built")
 
 
 def test_an_imagenet_val_folder_with_a_class_folder_out_is_refused(tmp_path) -> None:
@@ -142,7 +142,7 @@ def test_a_spurious_folder_benchmark_with_a_link_out_is_refused_through_the_cli(
         _link(folder / "spurbench.json", tmp_path / "elsewhere" / "spurbench.json", relative=False)
     out = tmp_path / "out"
     proc = cli("run", "-b", "spurious-folder", "--data-dir", str(folder), "-m", "planted:cnn", "-o", str(out), "-q", cwd=tmp_path)
-    clean_failure(proc, out, LEADS_OUT)
+    one_line_error(proc, LEADS_OUT, out=out)
 
 
 @pytest.mark.slow
@@ -159,8 +159,8 @@ def test_mine_refuses_a_pool_with_links_out_and_a_bad_hub_pool_id(cli, tmp_path,
             pool, outside = _pool(case)
             link, target = where(pool, outside)
             _link(link, target, relative)
-            clean_failure(cli(*mine, "--pool", str(pool), cwd=tmp_path, env=env), tmp_path / "m", LEADS_OUT, str(link))
-    clean_failure(cli(*mine, "--pool", "hf://../../../etc/passwd", cwd=tmp_path, env=env), tmp_path / "m", "is not a Hub repo id")
+            one_line_error(cli(*mine, "--pool", str(pool), cwd=tmp_path, env=env), LEADS_OUT, str(link), out=tmp_path / "m")
+    one_line_error(cli(*mine, "--pool", "hf://../../../etc/passwd", cwd=tmp_path, env=env), "is not a Hub repo id", out=tmp_path / "m")
 
 
 # ------------------------------------------------------------------------------------------ 2. geometry
@@ -218,7 +218,7 @@ def test_a_plugin_without_geometry_is_refused_in_one_line_when_it_loads(cli, tmp
         proc = cli("run", "-b", "no-geometry", "-m", "planted:cnn", "-o", str(tmp_path / "out"), cwd=tmp_path)
     finally:
         BENCHMARKS.unregister("no-geometry")
-    clean_failure(proc, tmp_path / "out", "'no-geometry'", "states no evaluation protocols")
+    one_line_error(proc, "'no-geometry'", "states no evaluation protocols", out=tmp_path / "out")
 
 
 def test_a_plugin_giving_positives_states_their_geometry_when_its_class_is_defined() -> None:
@@ -263,7 +263,7 @@ def _closed_port() -> int:
 def test_no_hub_fails_fast_and_quietly_naming_local_weights(tmp_path) -> None:
     env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HOME": str(tmp_path / "hf")}
     proc = spurbench("run", "-m", "timm:tf_efficientnet_lite0", "-o", str(tmp_path / "out"), cwd=tmp_path, env=env)
-    clean_failure(proc, tmp_path / "out", "cannot be reached", "--checkpoint", "timm model 'tf_efficientnet_lite0'")
+    one_line_error(proc, "cannot be reached", "--checkpoint", "timm model 'tf_efficientnet_lite0'", out=tmp_path / "out")
     assert "Retry" not in proc.stderr + proc.stdout  # huggingface_hub's five retries per file are gone
 
 
@@ -289,7 +289,7 @@ def test_a_model_of_another_label_space_is_told_where_it_can_run() -> None:
     ids=["dataset-download", "dataset-download-three-parts", "leaderboard-pull"],
 )
 def test_an_invalid_hub_repo_id_is_one_line(cli, tmp_path, args) -> None:
-    clean_failure(cli(*args, cwd=tmp_path), None, "is not a Hub repo id")
+    one_line_error(cli(*args, cwd=tmp_path), "is not a Hub repo id")
 
 
 def test_an_invalid_hub_pool_id_is_one_line() -> None:
@@ -317,7 +317,7 @@ def test_progress_lines_without_a_terminal(capsys, monkeypatch) -> None:
 
 def test_feature_extraction_reports_its_stage_counts_and_end_without_a_terminal(capsys, monkeypatch, tmp_path) -> None:
     from spurbench.features import extract_features
-    from tests.tiny import TinyAdapter, tiny_benchmark
+    from spurbench.testing import TinyAdapter, tiny_benchmark
 
     monkeypatch.setenv("SPURBENCH_PROGRESS_INTERVAL", "0")
     monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path))
@@ -368,5 +368,5 @@ def test_a_model_whose_name_gives_its_label_space_is_refused_before_it_trains(cl
     """planted:cnn is trained on first use: a benchmark that cannot score it says so before that (issue 23, case 9)."""
     monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path / "cache"))
     proc = cli("run", "-b", benchmark, "-m", "planted:cnn", "--imagenet-val", str(tmp_path), "-o", str(tmp_path / "out"), cwd=tmp_path)
-    clean_failure(proc, tmp_path / "out", "planted")
+    one_line_error(proc, "planted", out=tmp_path / "out")
     assert not list((tmp_path / "cache").rglob("*.safetensors")), list((tmp_path / "cache").rglob("*"))

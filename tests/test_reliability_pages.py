@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from spurbench.errors import SpurbenchError
-from tests.label_server import free_port, tiny_discovery
-from tests.test_reliability import clean_failure
+from tests.support.label_server import free_port, tiny_discovery
+from tests.support.one_line import one_line_error
 from tests.test_verify import mined  # noqa: F401  (a module-scoped fixture: a real tiny mining folder)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def test_the_pages_refuse_to_start_through_the_cli(cli, folder, mining, tmp_path
     _link(mining / "thumbs", "/")
     for args in (["label", str(folder)], ["label", str(mining), "--mode", "verify"]):
         proc = cli(*args, "--port", str(free_port()), cwd=tmp_path)
-        clean_failure(proc, None, "leads out of", "spurbench reads only inside the folder it was given")
+        one_line_error(proc, "leads out of", "spurbench reads only inside the folder it was given")
     assert served == []
 
 
@@ -455,7 +455,7 @@ def test_export_never_writes_over_the_folders_own_files(cli, folder, tmp_path, t
     out = _aliases(folder, tmp_path)[target]
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     proc = cli("label", "export", str(folder), "--out", str(out), cwd=tmp_path)
-    clean_failure(proc, None, f"--out {out}", "write the components to another file")
+    one_line_error(proc, f"--out {out}", "write the components to another file")
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before and (folder / LEGACY).read_text() == text
 
 
@@ -464,7 +464,7 @@ def test_export_of_nothing_is_an_error_not_an_empty_file(cli, folder, tmp_path, 
     if labels:
         _legacy_labels(folder, labels)
     proc = cli("label", "export", str(folder), "--out", str(tmp_path / "c.json"), cwd=tmp_path)
-    clean_failure(proc, None, "no component has 1 or more 'spurious' votes", "nothing to export")
+    one_line_error(proc, "no component has 1 or more 'spurious' votes", "nothing to export")
     assert not (tmp_path / "c.json").exists()
 
 
@@ -607,7 +607,7 @@ def _bar(driver) -> tuple[str, int, str]:
 
 def _settled(driver, slow: _SlowSaves, timeout: float = 60) -> None:
     """Wait until the page has nothing left to save and the server has no save in hand."""
-    from tests.label_server import wait_until
+    from tests.support.label_server import wait_until
 
     def quiet() -> bool:
         if _bar(driver)[0] not in ("saved", "missing") or slow.in_flight:
@@ -640,7 +640,7 @@ def _alice(folder: Path, class_index: int) -> list[tuple[int, str]]:
 def test_keys_faster_than_saves_each_label_their_own_component(made, tmp_path, slow_server) -> None:
     from spurbench.labelpage.app import create_app
     from spurbench.labels import LABELS_FILE, read_labels
-    from tests.label_server import (
+    from tests.support.label_server import (
         active_label,
         chromium,
         current_component,
@@ -701,7 +701,7 @@ def test_keys_faster_than_saves_on_the_verify_page(mining, slow_server) -> None:
     from spurbench.labelpage.verify import create_verify_app
     from spurbench.mining import candidates_by_class, read_mining
     from spurbench.verification import read_verdicts
-    from tests.label_server import chromium, open_class
+    from tests.support.label_server import chromium, open_class
 
     images = [c.image_id for c in candidates_by_class(read_mining(mining))[1]]
     slow = _SlowSaves(create_verify_app(mining, "alice"), SAVE_DELAY)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
 from tests.test_reliability import COMMITTED, ROOT, TYPER_LINES, _planted_weights, _result_without_provenance
 
@@ -40,14 +41,6 @@ def _smoke_run(weights: Path, out: Path, *extra: str) -> list[str]:
     return ["run", "-m", "planted:cnn", "--checkpoint", str(weights), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(out), *extra]
 
 
-def _one_error_line(proc: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    return lines[0]
-
-
 # ------------------------------------------------------------------ case 1: no run silently replaces a result
 
 
@@ -58,7 +51,7 @@ def test_case1_run_refuses_a_result_of_another_configuration_unless_forced(cli, 
     (path,) = out.glob("*.json")
     before = path.read_bytes()
     other = cli(*_smoke_run(weights, out, "--bootstrap", "5"), cwd=tmp_path)
-    line = _one_error_line(other)
+    line = one_line_error(other)
     assert str(path) in line and "another configuration" in line and "bootstrap draws: file 0, this run 5" in line and "--force" in line
     assert path.read_bytes() == before  # untouched
     same = cli(*_smoke_run(weights, out), cwd=tmp_path)  # "finished results are skipped" for the same configuration
@@ -72,7 +65,7 @@ def test_case1_a_model_listed_twice_is_refused_before_any_work(cli, weights, tmp
     registry = tmp_path / "models.yaml"
     registry.write_text(f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n  - model: planted:cnn\n    checkpoint: {weights}\n    temperature: 2\n")
     proc = cli("run", "--registry", str(registry), "--limit", "2", "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert "listed twice" in _one_error_line(proc)
+    assert "listed twice" in one_line_error(proc)
     assert not (tmp_path / "out").exists()
 
 
@@ -118,7 +111,7 @@ def test_case1_registry_run_after_the_default_run_keeps_the_spufix_results(cli, 
     files = {p: p.read_bytes() for p in sorted(out.glob("*.json"))}
     assert len(files) == 2 and all("spufix" in json.loads(b)["heads"] for b in files.values())
     registry = cli("run", "--registry", str(ROOT / "registry" / "planted.yaml"), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(out), cwd=tmp_path, env=env)
-    line = _one_error_line(registry)
+    line = one_line_error(registry)
     assert "another configuration" in line and "heads: file plain+spufix, this run plain" in line
     assert {p: p.read_bytes() for p in sorted(out.glob("*.json"))} == files
 
@@ -191,10 +184,10 @@ def test_case6_the_repository_board_is_written_only_when_named(cli, tmp_path):
 
 def test_case6_no_results_where_run_writes_says_where_it_looked(cli, tmp_path):
     for command in ("verify", "build"):
-        line = _one_error_line(cli("leaderboard", command, cwd=tmp_path))
+        line = one_line_error(cli("leaderboard", command, cwd=tmp_path))
         assert "spurbench-results" in line and "spurbench run" in line
     results = _results_where_run_writes(tmp_path)
-    line = _one_error_line(cli("leaderboard", "build", "--out", str(results), cwd=tmp_path))
+    line = one_line_error(cli("leaderboard", "build", "--out", str(results), cwd=tmp_path))
     assert "among the results" in line
     assert sorted(p.name for p in results.iterdir()) == sorted(p.name for p in COMMITTED)
 
@@ -212,7 +205,7 @@ def test_case11_a_plugins_exception_is_one_line_naming_the_plugin_and_debug_show
     # brightness 1000 does not fit the plugin's uint8 images: numpy raises OverflowError inside the plugin
     args = ["run", "-b", "shapes", "-O", "brightness=1000", "-q", "-o", str(tmp_path / "out")]
     proc = _plugin_cli(tmp_path, *args)
-    line = _one_error_line(proc, code=1)
+    line = one_line_error(proc, code=1)
     assert "plugin spurbench-shapes failed in shapes_benchmark._image: OverflowError:" in line and "--debug" in line
     for debug in (_plugin_cli(tmp_path, "--debug", *args), _plugin_cli(tmp_path, *args, env={"SPURBENCH_DEBUG": "1"})):
         assert debug.returncode == 1 and "Traceback" in debug.stderr and 'shapes_benchmark.py", line' in debug.stderr, debug.stderr[-2000:]
@@ -287,7 +280,7 @@ def test_case13_ls_lists_a_benchmarks_options(cli, tmp_path):
     assert not any("upstream_mask_zoom" in line for line in lines)  # retired: --protocol paper zooms as the authors' code does
     assert any(line.startswith("  paper: Singla & Feizi's code") for line in lines)
     assert not any(line.strip().startswith("token") for line in lines)  # never a command-line option
-    assert "unknown benchmark 'plantd'" in _one_error_line(cli("ls", "-b", "plantd", cwd=tmp_path))
+    assert "unknown benchmark 'plantd'" in one_line_error(cli("ls", "-b", "plantd", cwd=tmp_path))
 
 
 @pytest.mark.parametrize("typer_path", TYPER_LINES, ids=lambda p: "typer-bundled-click" if p is None else "typer-with-click-package")
@@ -308,7 +301,7 @@ def test_case13_help_shows_flags_without_a_type_and_paragraphs_unwrapped(tmp_pat
 
 def test_case13_verify_says_a_limited_run_is_why(cli, weights, tmp_path):
     assert cli(*_smoke_run(weights, tmp_path / "out"), cwd=tmp_path).returncode == 0
-    line = _one_error_line(cli("leaderboard", "verify", str(tmp_path / "out"), cwd=tmp_path))
+    line = one_line_error(cli("leaderboard", "verify", str(tmp_path / "out"), cwd=tmp_path))
     assert "made with --limit 2, a smoke run" in line
 
 

@@ -1,4 +1,4 @@
-"""The ``salient-imagenet`` plugin on a tiny layout in the authors' formats (tests/salient_fixture.py):
+"""The ``salient-imagenet`` plugin on a tiny layout in the authors' formats (tests/support/salient_fixture.py):
 the views each image gets, the mask noise as the paper defines it on the real masks and images,
 run -> verify through the CLI, planted-salient as its embedded default, and bad input in one line."""
 
@@ -19,9 +19,9 @@ from spurbench.harness import evaluate
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.preprocessing import build_transform
 from spurbench.results import ViewResult
-from tests.salient_fixture import write_tiny_salient
-from tests.test_cli import assert_one_line_error
-from tests.tiny import TinyAdapter
+from spurbench.testing import TinyAdapter
+from tests.support.one_line import one_line_error
+from tests.support.salient_fixture import write_tiny_salient
 
 
 @pytest.fixture
@@ -99,19 +99,19 @@ def test_bad_input_is_one_line(tiny, cli, tmp_path) -> None:
         return cli("run", "--benchmark", "salient-imagenet", "--model", "timm:tf_efficientnet_lite0", "--data-dir", str(tiny["root"]), *extra, "-o", str(tmp_path / "o"), cwd=tmp_path)
 
     proc = run()
-    assert_one_line_error(proc, "--imagenet-train")
+    one_line_error(proc, "--imagenet-train")
     train = ("--imagenet-train", str(tiny["train_root"]))
     (k, stem), image = list(tiny["train_images"].items())[0]
     image.rename(image.with_suffix(".moved"))
-    assert_one_line_error(run(*train), str(image))  # a missing train image, named
+    one_line_error(run(*train), str(image))  # a missing train image, named
     image.with_suffix(".moved").rename(image)
     bogus = tiny["root"] / "n99999999"
     bogus.mkdir()
-    assert_one_line_error(run(*train), "n99999999")  # not an ImageNet-1k wnid
+    one_line_error(run(*train), "n99999999")  # not an ImageNet-1k wnid
     bogus.rmdir()
     tiny["annotations"].unlink()
     proc = run(*train)
-    assert_one_line_error(proc, "discover_spurious_features.csv")  # the annotation CSV is missing
+    one_line_error(proc, "discover_spurious_features.csv")  # the annotation CSV is missing
     assert proc.returncode == 2 and not list(Path(tmp_path / "o").glob("*.json"))
 
 
@@ -128,6 +128,6 @@ def test_a_mask_not_224_is_one_line_when_read(tiny) -> None:
 
 def test_options_of_the_real_data_need_the_data(cli, tmp_path) -> None:
     proc = cli("run", "--benchmark", "salient-imagenet", "--imagenet-train", str(tmp_path), "-o", str(tmp_path / "o"), cwd=tmp_path)
-    assert_one_line_error(proc, "--data-dir")
+    one_line_error(proc, "--data-dir")
     proc = cli("run", "--benchmark", "planted-salient", "--protocol", "model", "-o", str(tmp_path / "o"), cwd=tmp_path)
-    assert_one_line_error(proc, "--protocol paper")
+    one_line_error(proc, "--protocol paper")

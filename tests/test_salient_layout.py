@@ -19,24 +19,14 @@ from spurbench.benchmarks.salient_imagenet.layout import (
     read_layout,
     train_image_path,
 )
-from spurbench.errors import DataError, SpurbenchError
-from tests.salient_fixture import DEFAULT_CLASSES, write_tiny_salient
+from spurbench.errors import DataError
+from tests.support.one_line import one_line_error
+from tests.support.salient_fixture import DEFAULT_CLASSES, write_tiny_salient
 
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict:
     return write_tiny_salient(tmp_path / "salient_imagenet_dataset", tmp_path / "ILSVRC2012" / "train")
-
-
-def one_line_error(call, *needles: str) -> str:
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert isinstance(info.value, SpurbenchError)
-    assert "\n" not in message and message.strip() == message, message
-    for needle in needles:
-        assert needle in message, message
-    return message
 
 
 # --------------------------------------------------------------------------- parsing
@@ -105,7 +95,9 @@ def test_annotations_in_root_explicit_and_class_subset(tmp_path):
     (root / ANNOTATION_CSV).rename(moved)
     layout = read_layout(root, annotations=moved, classes=[309])
     assert layout.class_indices == (309,) and layout.class_at(309).images() == truth["classes"][309]["images"]
-    one_line_error(lambda: read_layout(root, annotations=moved, classes=[5]), "no folder for class 5", "n01496331")
+    with pytest.raises(DataError) as info:
+        read_layout(root, annotations=moved, classes=[5])
+    one_line_error(info, "no folder for class 5", "n01496331")
 
 
 def test_annotated_class_without_folder_is_skipped(tiny):
@@ -158,47 +150,71 @@ def test_train_images(tiny, tmp_path):
 
 def test_missing_annotation_csv(tiny):
     tiny["annotations"].unlink()
-    one_line_error(lambda: read_layout(tiny["root"]), ANNOTATION_CSV, str(tiny["root"]), "mturk_results")
-    one_line_error(lambda: read_layout(tiny["root"], annotations=tiny["annotations"]), str(tiny["annotations"]), "does not exist")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, ANNOTATION_CSV, str(tiny["root"]), "mturk_results")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"], annotations=tiny["annotations"])
+    one_line_error(info, str(tiny["annotations"]), "does not exist")
 
 
 def test_missing_image_names_map(tiny):
     folder = tiny["root"] / tiny["classes"][309]["wnid"]
     (folder / IMAGE_NAMES_CSV).unlink()
-    one_line_error(lambda: read_layout(tiny["root"]), str(folder), IMAGE_NAMES_CSV)
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(folder), IMAGE_NAMES_CSV)
 
 
 def test_mask_not_224(tiny):
     path = next(iter(tiny["masks"].values()))
     Image.new("L", (200, 224), 128).save(path, "JPEG")
-    one_line_error(lambda: load_mask(path), str(path), "200x224", "expected 224x224")
-    one_line_error(lambda: check_masks(read_layout(tiny["root"]), decode=True), str(path), "200x224")
+    with pytest.raises(DataError) as info:
+        load_mask(path)
+    one_line_error(info, str(path), "200x224", "expected 224x224")
+    with pytest.raises(DataError) as info:
+        check_masks(read_layout(tiny["root"]), decode=True)
+    one_line_error(info, str(path), "200x224")
 
 
 def test_undecodable_and_missing_mask(tiny):
     first, second = list(tiny["masks"].values())[:2]
     first.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    one_line_error(lambda: load_mask(first), "cannot decode", str(first))
+    with pytest.raises(DataError) as info:
+        load_mask(first)
+    one_line_error(info, "cannot decode", str(first))
     second.unlink()
-    one_line_error(lambda: load_mask(second), str(second), "does not exist")
-    one_line_error(lambda: check_masks(read_layout(tiny["root"])), "1 of", "masks are missing", str(second))
+    with pytest.raises(DataError) as info:
+        load_mask(second)
+    one_line_error(info, str(second), "does not exist")
+    with pytest.raises(DataError) as info:
+        check_masks(read_layout(tiny["root"]))
+    one_line_error(info, "1 of", "masks are missing", str(second))
 
 
 def test_non_imagenet_wnid_folder(tiny):
     bogus = tiny["root"] / "n99999999"
     bogus.mkdir()
-    one_line_error(lambda: read_layout(tiny["root"]), str(bogus), "not an ImageNet-1k WordNet id")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(bogus), "not an ImageNet-1k WordNet id")
     bogus.rename(tiny["root"] / "goldfish")
     (tiny["root"] / "goldfish" / IMAGE_NAMES_CSV).write_text("1\nx\n")
-    one_line_error(lambda: read_layout(tiny["root"]), "goldfish", "named by its ImageNet-1k WordNet id")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, "goldfish", "named by its ImageNet-1k WordNet id")
 
 
 def test_missing_train_image(tiny):
     layout = read_layout(tiny["root"])
     (k, stem), path = list(tiny["train_images"].items())[3]
     path.unlink()
-    one_line_error(lambda: check_train_images(layout, tiny["train_root"]), "1 of", str(path), f"class {k}")
-    one_line_error(lambda: check_train_images(layout, tiny["train_root"] / "nowhere"), "does not exist")
+    with pytest.raises(DataError) as info:
+        check_train_images(layout, tiny["train_root"])
+    one_line_error(info, "1 of", str(path), f"class {k}")
+    with pytest.raises(DataError) as info:
+        check_train_images(layout, tiny["train_root"] / "nowhere")
+    one_line_error(info, "does not exist")
 
 
 def test_unannotated_feature_and_unlisted_annotation(tiny):
@@ -207,26 +223,38 @@ def test_unannotated_feature_and_unlisted_annotation(tiny):
     frame = pd.read_csv(csv, dtype=str)
     frame.assign(**{"33": frame["12"]}).to_csv(csv, index=False)
     (folder / "feature_33").mkdir()
-    one_line_error(lambda: read_layout(tiny["root"]), str(csv), "feature 33", "no annotation")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(csv), "feature 33", "no annotation")
     frame.drop(columns=["12"]).to_csv(csv, index=False)
-    one_line_error(lambda: read_layout(tiny["root"]), str(tiny["annotations"]), "feature 12", "no column 12")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(tiny["annotations"]), "feature 12", "no column 12")
 
 
 def test_malformed_csvs(tiny):
     wnid = tiny["classes"][1]["wnid"]
     csv = tiny["root"] / wnid / IMAGE_NAMES_CSV
     pd.read_csv(csv, dtype=str).to_csv(csv, index=True)  # a pandas index column is not upstream's format
-    one_line_error(lambda: read_layout(tiny["root"]), str(csv), "'Unnamed: 0' is not a feature index")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(csv), "'Unnamed: 0' is not a feature index")
     rows = pd.read_csv(tiny["annotations"])
     rows.loc[4, "Answer.main"] = "dunno"
     rows.to_csv(tiny["annotations"], index=False)
-    one_line_error(lambda: read_annotations(tiny["annotations"]), f"{tiny['annotations']}:6", "'dunno'")
+    with pytest.raises(DataError) as info:
+        read_annotations(tiny["annotations"])
+    one_line_error(info, f"{tiny['annotations']}:6", "'dunno'")
     rows.loc[4, "Answer.main"] = "main_object"
     rows.loc[7, "Input.wordnet_id"] = "n01440764"
     rows.to_csv(tiny["annotations"], index=False)
-    one_line_error(lambda: read_annotations(tiny["annotations"]), ":9", "class 1 is n01440764 here", wnid)
+    with pytest.raises(DataError) as info:
+        read_annotations(tiny["annotations"])
+    one_line_error(info, ":9", "class 1 is n01440764 here", wnid)
     rows.drop(columns=["Answer.main"]).to_csv(tiny["annotations"], index=False)
-    one_line_error(lambda: read_annotations(tiny["annotations"]), "no column Answer.main")
+    with pytest.raises(DataError) as info:
+        read_annotations(tiny["annotations"])
+    one_line_error(info, "no column Answer.main")
 
 
 def test_missing_feature_folder_and_contradicting_wordnet_dict(tiny):
@@ -234,9 +262,13 @@ def test_missing_feature_folder_and_contradicting_wordnet_dict(tiny):
 
     folder = tiny["root"] / tiny["classes"][309]["wnid"]
     shutil.rmtree(folder / "feature_595")
-    one_line_error(lambda: read_layout(tiny["root"]), str(folder), "feature_595/")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, str(folder), "feature_595/")
     (tiny["root"] / "wordnet_dict.py").write_text(repr({0: "n01443537"}))
-    one_line_error(lambda: read_layout(tiny["root"]), "wordnet_dict.py", "class 0 is n01443537")
+    with pytest.raises(DataError) as info:
+        read_layout(tiny["root"])
+    one_line_error(info, "wordnet_dict.py", "class 0 is n01443537")
 
 
 def test_default_classes_have_both_kinds():

@@ -25,9 +25,9 @@ from spurbench.benchmarks.salient_imagenet import SalientImageNet
 from spurbench.benchmarks.salient_imagenet.noise import image_noise
 from spurbench.harness import evaluate
 from spurbench.results import ViewResult
-from tests.salient_fixture import write_tiny_salient
-from tests.test_reliability import clean_failure
-from tests.tiny import TinyAdapter
+from spurbench.testing import TinyAdapter
+from tests.support.one_line import one_line_error
+from tests.support.salient_fixture import write_tiny_salient
 
 # A config with a test size and 0.5/0.5 normalisation: 300 px train, 384 px test, bicubic.
 TEST_SIZE_HALF_MEAN = "tf_efficientnetv2_s.in21k_ft_in1k"
@@ -201,7 +201,7 @@ def test_protocols_state_what_runs(tiny) -> None:
 def test_the_retired_zoom_option_says_what_to_use(tiny, cli, tmp_path) -> None:
     for data in ((), ("--data-dir", str(tiny["root"]), "--imagenet-train", str(tiny["train_root"]))):
         proc = cli("run", "-b", "salient-imagenet", *data, "-O", "upstream_mask_zoom=true", "-o", str(tmp_path / "out"), cwd=tmp_path)
-        clean_failure(proc, tmp_path / "out", "upstream_mask_zoom is retired", "--protocol paper")
+        one_line_error(proc, "upstream_mask_zoom is retired", "--protocol paper", out=tmp_path / "out")
 
 
 def authors_planted_views(split, row: int, image_id: str, views: tuple[str, ...], mean, std) -> list[torch.Tensor]:

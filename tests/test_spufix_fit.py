@@ -8,7 +8,7 @@ from spurbench.features import extract_features
 from spurbench.harness import evaluate
 from spurbench.spufix.artifact import load_artifact
 from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, self_artifact
-from tests.tiny import TinyAdapter, tiny_benchmark
+from spurbench.testing import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
 COMPONENTS = {0: [0, 2], 3: [1]}

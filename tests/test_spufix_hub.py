@@ -1,7 +1,7 @@
 """SpuFix artifacts on the Hub: push, pull, pinning by revision, `--spufix auto`, `spufix fit --push`.
 
 All through the real huggingface_hub client talking HTTP to the local file-backed Hub of
-tests/hub_server.py; the CLI runs as a subprocess against the same server.
+tests/support/hub_server.py; the CLI runs as a subprocess against the same server.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from spurbench.errors import SpurbenchError
 from spurbench.results import read_result, result_filename
 from spurbench.spufix.artifact import auto_location, load_artifact, push_artifact
 from spurbench.spufix.fit import fit_source, fit_transfer
-from tests.hub_server import LocalHub, local_hub
-from tests.test_cli import assert_one_line_error
+from spurbench.testing import TinyAdapter
+from tests.support.hub_server import LocalHub, local_hub
+from tests.support.one_line import one_line_error
 from tests.test_spufix_fit import COMPONENTS, KW, WideTiny, _train
-from tests.tiny import TinyAdapter
 
 
 @pytest.fixture
@@ -116,5 +116,5 @@ def test_cli_auto_without_a_published_artifact_fails_in_one_line(cli, hub, tmp_p
         "run", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--spufix", "auto", "-o", str(tmp_path / "out"),
         cwd=tmp_path, env={**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")},
     )  # fmt: skip
-    assert_one_line_error(proc, "--spufix auto", "planted:cnn", "hf://spurbench/spufix-planted-cnn", "spufix fit")
+    one_line_error(proc, "--spufix auto", "planted:cnn", "hf://spurbench/spufix-planted-cnn", "spufix fit")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

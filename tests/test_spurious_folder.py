@@ -19,7 +19,8 @@ from spurbench.benchmarks.planted import evaluation_benchmark
 from spurbench.benchmarks.spurious_imagenet.layout import checksum_from_digests, image_id_for, recorded_checksums
 from spurbench.errors import ChecksumMismatchError, DataError, SpurbenchError
 from spurbench.results import read_result
-from tests.hub_server import LocalHub, local_hub
+from tests.support.hub_server import LocalHub, local_hub
+from tests.support.one_line import one_line_error
 from tests.test_spurious_imagenet import make_upstream, make_val
 
 CLASSES = (2, 8)  # two planted classes (their feature-only images show features 1 and 0)
@@ -58,12 +59,6 @@ def mined_items(classes=CLASSES, per_class: int = PER_CLASS) -> list[MinedImage]
 
 def write(out: Path, items=None, facts=None) -> str:
     return get_benchmark("spurious-folder").write_mined(out, mined_items() if items is None else items, FACTS if facts is None else facts)
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    message = str(exc.value)
-    assert "\n" not in message, message
-    return message
 
 
 @pytest.fixture
@@ -134,7 +129,7 @@ def test_a_bad_item_leaves_nothing_behind(tmp_path, case, needle):
     }[case]
     with pytest.raises(SpurbenchError) as exc:
         write(tmp_path / "out", items[:-1] + [bad])
-    assert needle in _one_line(exc) and last.pool_image_id in str(exc.value)
+    assert needle in one_line_error(exc) and last.pool_image_id in str(exc.value)
     assert list(tmp_path.iterdir()) == []  # no out, no temporary sibling
 
 
@@ -142,7 +137,7 @@ def test_existing_out_is_refused_unless_empty(tmp_path, folder):
     before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
     with pytest.raises(SpurbenchError) as exc:
         write(folder)
-    assert "not an empty folder" in _one_line(exc) and sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    assert "not an empty folder" in one_line_error(exc) and sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
     (tmp_path / "empty").mkdir()
     write(tmp_path / "empty")
     assert (tmp_path / "empty" / "spurbench.json").is_file()
@@ -181,7 +176,7 @@ def test_a_tampered_image_is_a_checksum_mismatch(folder):
     path.write_bytes(_png(Image.new("RGB", (40, 40), "red")))
     with pytest.raises(ChecksumMismatchError) as exc:
         load_benchmark("spurious-folder", data_dir=str(folder))
-    assert "checksum mismatch" in _one_line(exc)
+    assert "checksum mismatch" in one_line_error(exc)
 
 
 def _edit_card(folder: Path, **changes) -> None:
@@ -201,7 +196,7 @@ def test_a_bad_card_is_one_line(folder, changes, needle):
     _edit_card(folder, **changes)
     with pytest.raises(DataError) as exc:
         load_benchmark("spurious-folder", data_dir=str(folder))
-    assert needle in _one_line(exc) and "spurbench.json" in str(exc.value)
+    assert needle in one_line_error(exc) and "spurbench.json" in str(exc.value)
 
 
 def test_the_positives_plugin_must_fit(tmp_path, folder):
@@ -211,11 +206,11 @@ def test_the_positives_plugin_must_fit(tmp_path, folder):
         load_benchmark("spurious-folder", data_dir=str(folder), positives="spurious-imagenet")
     with pytest.raises(SpurbenchError) as exc:
         load_benchmark("spurious-folder", data_dir=str(folder), positives="spurious-folder")
-    assert "provides no positives" in _one_line(exc)
+    assert "provides no positives" in one_line_error(exc)
     write(tmp_path / "elsewhere", facts={**FACTS, "label_space": "shapes-9"})
     with pytest.raises(SpurbenchError) as exc:
         load_benchmark("spurious-folder", data_dir=str(tmp_path / "elsewhere"))
-    assert "no benchmark(s) give positives in label space 'shapes-9'" in _one_line(exc) and "planted (planted)" in str(exc.value)
+    assert "no benchmark(s) give positives in label space 'shapes-9'" in one_line_error(exc) and "planted (planted)" in str(exc.value)
     with pytest.raises(SpurbenchError, match="data_dir"):
         load_benchmark("spurious-folder")
 

@@ -20,8 +20,9 @@ from spurbench.benchmarks.spurious_imagenet.negatives import Negatives, load_neg
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
 from spurbench.imagenet import class_names
 from spurbench.imagenet import synsets as imagenet_synsets
-from tests.hub_fixture import offline_hub, write_hub_repo
-from tests.hub_server import LocalHub, local_hub
+from tests.support.hub_fixture import offline_hub, write_hub_repo
+from tests.support.hub_server import LocalHub, local_hub
+from tests.support.one_line import one_line_error
 
 # (class index, component) -> images; class 817 has two components to exercise multi-component classes.
 # Folder names follow upstream's parse rule (third "_" token = class, last = component); the exact
@@ -98,12 +99,6 @@ def built(tmp_path, upstream) -> Path:
     return out
 
 
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    msg = str(exc.value)
-    assert msg and "\n" not in msg
-    return msg
-
-
 # ----------------------------------------------------------------------------- upstream layout
 
 
@@ -173,7 +168,7 @@ def test_bad_data_dir_is_one_line_data_error(tmp_path, case):
         (path / "spurious_class_1_comp_3" / "notes.txt").write_text("x")
     with pytest.raises(DataError) as exc:
         negatives(data_dir=str(path))
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert str(path) in msg
     if case == "malformed":
         assert "holiday_photos" in msg
@@ -186,11 +181,11 @@ def test_corrupt_image_names_the_file_on_open(upstream):
     image = next(im for im in neg.images if im.origin == str(bad))
     with pytest.raises(DataError) as exc:
         image.open()
-    assert str(bad) in _one_line(exc)
+    assert str(bad) in one_line_error(exc)
     # the build decodes headers, so the same file stops a build with its path
     with pytest.raises(DataError) as exc:
         build_from_upstream(upstream, upstream.parent / "out")
-    assert str(bad) in _one_line(exc)
+    assert str(bad) in one_line_error(exc)
 
 
 # ----------------------------------------------------------------------------- build
@@ -227,7 +222,7 @@ def test_build_writes_parquet_card_and_checksum(built, upstream):
 def test_build_refuses_non_empty_output(built, upstream):
     with pytest.raises(DataError) as exc:
         build_from_upstream(upstream, built)
-    assert str(built) in _one_line(exc)
+    assert str(built) in one_line_error(exc)
     build_from_upstream(upstream, built, overwrite=True)
 
 
@@ -273,7 +268,7 @@ def test_tampered_shard_is_a_checksum_mismatch(isolated, built):
     recorded = json.loads((built / "spurbench.json").read_text())["checksum"]
     with pytest.raises(ChecksumMismatchError) as exc:
         negatives(dataset_repo=REPO)
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert f"{REPO}@{sha}" in msg and recorded in msg and msg.count("sha256:") == 2
 
 
@@ -286,7 +281,7 @@ def test_tampered_card_is_a_checksum_mismatch(isolated, built):
     write_hub_repo(isolated, REPO, hub_files(built), repo_type="dataset")
     with pytest.raises(ChecksumMismatchError) as exc:
         negatives(dataset_repo=REPO)
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert fake in msg and recorded in msg and "README.md" in msg
     # the same check guards a local copy
     with pytest.raises(ChecksumMismatchError):
@@ -304,13 +299,13 @@ def test_relabelled_row_is_rejected(built):
     pq.write_table(table, shard)
     with pytest.raises(DataError) as exc:
         negatives(data_dir=str(built))
-    assert "row0" in _one_line(exc)
+    assert "row0" in one_line_error(exc)
 
 
 def test_hub_repo_not_cached_offline_is_one_line_data_error():
     with pytest.raises(DataError) as exc:
         negatives(dataset_repo="nobody/not-cached")
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert "nobody/not-cached" in msg and "--data-dir" in msg
 
 
@@ -321,7 +316,7 @@ def test_no_positives_source_fails_with_access_error(upstream, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(AccessError) as exc:
         load_spurious_imagenet(data_dir=str(upstream))
-    msg = _one_line(exc)
+    msg = one_line_error(exc)
     assert "https://huggingface.co/datasets/ILSVRC/imagenet-1k" in msg and "--imagenet-val" in msg
 
 
@@ -370,7 +365,7 @@ def test_push_to_hub_uploads_a_verified_folder(hub, built, tmp_path):
     # a wrong token is refused with a one-line error, and nothing is committed
     with pytest.raises(AccessError) as exc:
         push_to_hub(built, REPO, token="hf_wrong")
-    assert REPO in _one_line(exc) and "401" in str(exc.value)
+    assert REPO in one_line_error(exc) and "401" in str(exc.value)
     # a build that no longer matches its checksum is not published
     (built / "spurbench.json").write_text(json.dumps({"checksum": "sha256:" + "1" * 64}))
     with pytest.raises(ChecksumMismatchError):

@@ -35,7 +35,7 @@ from spurbench.dataloading import input_batches
 from spurbench.harness import evaluate
 from spurbench.imagenet import synsets as imagenet_synsets
 from spurbench.preprocessing import eval_data_config, normalize_on_device
-from tests.hub_fixture import offline_hub
+from tests.support.hub_fixture import offline_hub
 
 MODEL = "mobilenetv1_100.ra4_e3600_r224_in1k"  # test_input_size 256, mean/std 0.5
 CLASSES = (1, 309)

@@ -17,9 +17,9 @@ from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import SpurbenchError
 from spurbench.labelpage.verify import create_verify_app
 from spurbench.mining import candidates_by_class, from_discovery, mine, read_mining
+from spurbench.testing import TinyAdapter, tiny_benchmark
 from spurbench.verification import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
-from tests.label_server import tiny_discovery
-from tests.tiny import TinyAdapter, tiny_benchmark
+from tests.support.label_server import tiny_discovery
 
 LOCAL = "http://127.0.0.1:8765"
 

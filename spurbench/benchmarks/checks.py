@@ -9,6 +9,7 @@ from typing import Any
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import maps_to
 from spurbench.protocols import EvalProtocol
+from spurbench.registry import Registry
 
 
 def crop_pct_problem(value: Any) -> str | None:
@@ -49,15 +50,13 @@ def check_plugin_class(cls: type, gives_positives: bool) -> None:
         )
 
 
-def where_it_runs(model_space: str) -> str:
-    """The registered benchmarks a model of ``model_space`` can run on, as the end of a refusal."""
-    # lazy: circular (the registry's module imports the plugin contract, which calls this)
-    from spurbench.benchmarks import BENCHMARKS
-
+def where_it_runs(model_space: str, benchmarks: Registry[Any]) -> str:
+    """The benchmarks of ``benchmarks`` (the table of registered plugins) a model of ``model_space`` can
+    run on, as the end of a refusal. The table is passed in: this module sits below the plugin contract."""
     fits = []
-    for name in BENCHMARKS.names():
+    for name in benchmarks.names():
         try:
-            space = BENCHMARKS.get(name).label_space
+            space = benchmarks.get(name).label_space
         except Exception:  # a third-party plugin that does not import is no suggestion (its own use says why)
             continue
         if space is not None and maps_to(space, model_space):

@@ -5,12 +5,10 @@ verified mined image (for ``mine export``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from spurbench.benchmarks.data import Benchmark
 from spurbench.errors import DataError
-
-if TYPE_CHECKING:
-    from spurbench.benchmarks.base import Benchmark
 
 
 @dataclass(frozen=True)

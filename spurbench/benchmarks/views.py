@@ -4,13 +4,12 @@ computed from, the metrics it returns and declares, and the pictures it offers t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-if TYPE_CHECKING:
-    from spurbench.benchmarks.base import BenchmarkClass
+from spurbench.benchmarks.data import BenchmarkClass
 
 
 @dataclass(frozen=True)

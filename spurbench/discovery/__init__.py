@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from spurbench import distributed
 from spurbench._version import __version__
@@ -39,7 +39,7 @@ from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, plain, remove_stale_temporaries
 from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
-from spurbench.schemas import read_model
+from spurbench.schemas import Strict, read_model
 from spurbench.spufix.fit import check_same_inputs, class_subset
 
 FORMAT_VERSION = 1
@@ -48,18 +48,14 @@ BASES_DIR = "bases"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class TopImage(_Strict):
+class TopImage(Strict):
     image_id: str
     alpha: float  # the component's contribution to the class logit on this image
     file: str  # path relative to the discovery folder
     cam_file: str | None = None  # GradCAM of alpha_l on it, overlaid (None: the model names no CAM layer)
 
 
-class NPFVRecord(_Strict):
+class NPFVRecord(Strict):
     """The component's feature visualisation (``spurbench.npfv``), made by the index's model."""
 
     file: str
@@ -69,7 +65,7 @@ class NPFVRecord(_Strict):
     cam_file: str | None = None  # GradCAM of alpha_l on the visualisation, overlaid
 
 
-class ComponentRecord(_Strict):
+class ComponentRecord(Strict):
     rank: int  # 0-based position in the class's list (npca: eigenvalue order, what `spufix fit --components` refers to)
     neuron: int | None = None  # basis "neurons": the penultimate unit this component is (None for npca)
     eigenvalue: float | None = None  # basis "npca": the component's eigenvalue (None for neurons)
@@ -82,7 +78,7 @@ class ComponentRecord(_Strict):
     npfv: NPFVRecord | None = None  # None when discovered with --npfv-steps 0
 
 
-class ClassRecord(_Strict):
+class ClassRecord(Strict):
     class_index: int
     class_name: str
     num_images: int
@@ -91,7 +87,7 @@ class ClassRecord(_Strict):
     basis_file: str | None = None  # its components' directions and offset (safetensors), what `mine` ranks by
 
 
-class TrainingSplit(_Strict):
+class TrainingSplit(Strict):
     benchmark: str
     name: str
     revision: str | None
@@ -99,7 +95,7 @@ class TrainingSplit(_Strict):
     source: str | None
 
 
-class DiscoveryIndex(_Strict):
+class DiscoveryIndex(Strict):
     format: Literal[1] = FORMAT_VERSION
     spurbench_version: str
     basis: Literal["npca", "neurons"] = "npca"

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
 
 from spurbench.discovery import TrainingSplit
 from spurbench.errors import SpurbenchError
-from spurbench.schemas import read_model
+from spurbench.schemas import Strict, read_model
 from spurbench.results import ModelInfo
 
 FORMAT_VERSION = 1
@@ -18,11 +17,7 @@ INDEX_FILE = "candidates.json"
 Predicted = Literal["top1", "top5", "none"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class Candidate(_Strict):
+class Candidate(Strict):
     image_id: str  # the pool's id: its path relative to the pool folder
     source: str  # where it came from (the file, or the generator)
     digest: str  # sha256 of the file's bytes ("sha256:..."), or of the decoded RGB pixels for generated pools ("rgb-sha256:...")
@@ -33,7 +28,7 @@ class Candidate(_Strict):
     thumbnail: str  # relative to the mining folder
 
 
-class ComponentCandidates(_Strict):
+class ComponentCandidates(Strict):
     class_index: int
     class_name: str
     component: int  # the component's rank in the discovery
@@ -44,7 +39,7 @@ class ComponentCandidates(_Strict):
     dropped_duplicates: int
 
 
-class PoolRecord(_Strict):
+class PoolRecord(Strict):
     name: str
     source: str
     spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
@@ -53,7 +48,7 @@ class PoolRecord(_Strict):
     unreadable: list[str]  # files that failed the check and were skipped
 
 
-class MiningIndex(_Strict):
+class MiningIndex(Strict):
     format: Literal[1] = FORMAT_VERSION
     spurbench_version: str
     model: ModelInfo

@@ -28,6 +28,7 @@ from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, remove_stale_temporaries, slug, strict_json
 from spurbench.heads import SpuFixHead
 from spurbench.hub import commit, snapshot
+from spurbench.schemas import first_error_line
 
 FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
 UNIT_TOLERANCE = 1e-6  # directions are stored as unit rows
@@ -149,9 +150,7 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     try:
         meta = ArtifactMeta.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise SpurbenchError(f"{location}: {META_FILE} at {where}: {' '.join(str(first['msg']).split())}") from None
+        raise SpurbenchError(f"{location}: {META_FILE} at {first_error_line(exc, root='<root>')}") from None
     if content_digest(tensor_path) != f"sha256:{meta.tensors_sha256}":
         raise SpurbenchError(f"{location}: {TENSORS_FILE} does not match the digest in {META_FILE} (changed or damaged after it was written)")
     try:

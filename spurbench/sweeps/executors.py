@@ -10,7 +10,6 @@ jobs' JSON status files.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import submitit
+from filelock import FileLock, Timeout
 
 from spurbench.errors import SpurbenchError
 from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, SweepJob, now, read_status, submitit_folder, write_status
@@ -165,14 +165,16 @@ def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: C
 @contextlib.contextmanager
 def _driving(output: Path) -> Iterator[None]:
     """One driver per output folder at a time: a second would submit the same jobs again."""
-    lock = output / SWEEP_DIR / "driver.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SpurbenchError(f"another spurbench sweep is running jobs into {output}; wait for it, or use another --output") from None
-        yield  # released when the file closes, also if this process dies
+    (output / SWEEP_DIR).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(output / SWEEP_DIR / "driver.lock")
+    try:
+        lock.acquire(timeout=0)  # a try-lock: a second driver is refused, never queued behind the first
+    except Timeout:
+        raise SpurbenchError(f"another spurbench sweep is running jobs into {output}; wait for it, or use another --output") from None
+    try:
+        yield
+    finally:
+        lock.release()  # the kernel's lock: also released if this process dies
 
 
 def _submit(submit: Callable[[], Any], kind: str) -> Any:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import submitit
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
@@ -26,16 +25,13 @@ from spurbench.files import atomic_path, check_inside, real_inside
 from spurbench.harness import evaluate, run_config_hash, spufix_reference
 from spurbench.protocols import scored_protocol
 from spurbench.runs import is_complete, spufix_artifact
+from spurbench.schemas import Strict, first_error
 
 SWEEP_DIR = ".sweep"
 State = Literal["queued", "running", "done", "failed"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class JobSpec(_Strict):
+class JobSpec(Strict):
     """Everything one (model, benchmark) job needs, as plain JSON: it travels to the job's process."""
 
     key: str  # the result file's stem, unique in the sweep
@@ -53,7 +49,7 @@ class JobSpec(_Strict):
     force: bool = False  # --force: evaluate even where a complete result exists
 
 
-class JobStatus(_Strict):
+class JobStatus(Strict):
     spec: JobSpec
     state: State
     attempts: int = 0  # times the job started (a requeued or retried job starts again)
@@ -124,8 +120,7 @@ def _read_record(path: Path, output: str | Path) -> tuple[JobStatus | None, str 
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
     except ValueError as exc:  # ValidationError (pydantic's JSON parser reports truncation as one)
-        first = exc.errors()[0] if isinstance(exc, ValidationError) else None
-        return None, "not a job record: " + " ".join(str(first["msg"] if first else exc).split())[:160]
+        return None, "not a job record: " + first_error(exc, limit=160).message
     problem = record_problem(status, output, path.stem)
     return (None, problem) if problem else (status, None)
 

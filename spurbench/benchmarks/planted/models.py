@@ -26,7 +26,7 @@ import torch
 
 from spurbench.adapters.base import DeclaredModel, ModelAdapter, ModelCard
 from spurbench.adapters.common import load_checkpoint_into, read_safetensors
-from spurbench.benchmarks.planted import generator as gen
+from spurbench.benchmarks.shared import planted_generator as gen
 from spurbench.benchmarks.planted.training import (
     ARCHS,
     EPOCHS,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spurbench.benchmarks.planted import generator as gen
+from spurbench.benchmarks.shared import planted_generator as gen
 from spurbench.errors import UnknownNameError
 from spurbench.registry import suggest
 from spurbench.runtime import StageProgress

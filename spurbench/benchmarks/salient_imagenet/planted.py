@@ -31,8 +31,7 @@ from pydantic import Field
 
 from spurbench.protocols import protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewScores, ViewTable
-from spurbench.benchmarks.planted import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP
-from spurbench.benchmarks.planted.generator import FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
+from spurbench.benchmarks.shared.planted_generator import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP, FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
 from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, float_union, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay

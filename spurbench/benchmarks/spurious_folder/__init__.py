@@ -3,7 +3,7 @@ pool and verified by people (``spurbench mine export`` writes it through :meth:`
 
 A mined folder holds the negatives only, in the upstream layout of Spurious ImageNet (one folder per
 (class, component) under ``images/``; this plugin writes that layout on purpose, so that one
-definition of it, ``spurious_imagenet.layout``, reads both), with a card (``spurbench.json``: what was
+definition of it, ``shared.spurious_layout``, reads both), with a card (``spurbench.json``: what was
 mined with which model from which pool, every image's verdicts, the content checksum) and a README.
 The positives come from the registered benchmark of the card's label space that provides them
 (``positives`` hook), for exactly the classes that have negatives.
@@ -91,7 +91,9 @@ class SpuriousFolder(BenchmarkPlugin):
     def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
         opts = _options(self, options)
         plugin = positives_plugin(read_card(Path(opts.data_dir).expanduser()), opts.positives)
-        return protocol_table(fixed_paper(plugin.positives_crop_pct or 1.0, by=FOLDER_STEPS), MODEL_TRANSFORM)
+        if plugin.positives_crop_pct is None:  # (checked when a plugin giving positives is defined; never defaulted)
+            raise SpurbenchError(f"benchmark {plugin.name!r} gives positives but states no positives_crop_pct")
+        return protocol_table(fixed_paper(plugin.positives_crop_pct, by=FOLDER_STEPS), MODEL_TRANSFORM)
 
     def benchmark_name(self, options: BenchmarkOptions) -> str:
         return read_card(Path(_options(self, options).data_dir).expanduser()).benchmark_name()

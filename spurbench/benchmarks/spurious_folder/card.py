@@ -13,12 +13,13 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import ConfigDict, Field, NonNegativeInt, ValidationError
 
 from spurbench.benchmarks.folders import inside
-from spurbench.benchmarks.spurious_imagenet.layout import META_FILE, checksum_from_digests, image_id_for
+from spurbench.benchmarks.shared.spurious_layout import META_FILE, checksum_from_digests, image_id_for
 from spurbench.errors import DataError
 from spurbench.files import slug, strict_json
+from spurbench.schemas import Strict, first_error_line
 
 KIND = "spurious-folder"  # the plugin that reads the folder (spurbench.json "kind")
 FORMAT_VERSION = 1
@@ -27,11 +28,11 @@ CHECKSUM_DEFINITION = "sha256 over sorted lines '<image_id>\\t<sha256(image byte
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Exact(Strict):
+    model_config = ConfigDict(strict=True)  # a card is JSON that spurbench wrote: no coercion either ("1" is not 1)
 
 
-class ImageEntry(_Strict):
+class ImageEntry(_Exact):
     image_id: str  # layout.image_id_for(class, component, file name)
     file: str  # where it lies in the folder form: images/spurious_class_<k>_comp_<c>/<file name>
     class_index: int = Field(ge=0, lt=1000)  # the layout's folder names allow 0-999
@@ -43,13 +44,13 @@ class ImageEntry(_Strict):
     verdicts: dict[str, NonNegativeInt]
 
 
-class ClassEntry(_Strict):
+class ClassEntry(_Exact):
     name: str | None  # when the exporter knew it (the positives' plugin names classes at load time)
     components: list[NonNegativeInt]
     images: NonNegativeInt
 
 
-class Card(_Strict):
+class Card(_Exact):
     format_version: Literal[1]
     kind: Literal["spurious-folder"]
     name: str = Field(min_length=1)
@@ -110,9 +111,7 @@ def read_card(folder: Path) -> Card:
     try:
         card = Card.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<card>"
-        raise DataError(f"{path}: {where}: {' '.join(str(first['msg']).split())}") from None
+        raise DataError(f"{path}: {first_error_line(exc, root='<card>')}") from None
     if not name_slug(card.name):
         raise DataError(f"{path}: name {card.name!r} has no letter or digit to name the benchmark by")
     check_entries(card, str(path))

@@ -13,9 +13,9 @@ from spurbench.benchmarks.spurious_folder.card import Card, card_json, read_card
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
 from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.spurious_folder.write import atomic_folder
-from spurbench.benchmarks.spurious_imagenet.build import checksum_of_shards, download, verify_built_dir, write_shards
-from spurbench.benchmarks.spurious_imagenet.layout import CARD_FILE, DEFAULT_SHARD_SIZE, META_FILE, is_built_dir, scan_upstream, verify_checksum
-from spurbench.benchmarks.spurious_imagenet.negatives import Negatives, load_built_negatives, load_upstream_negatives
+from spurbench.benchmarks.shared.spurious_build import checksum_of_shards, download, verify_built_dir, write_shards
+from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, DEFAULT_SHARD_SIZE, META_FILE, is_built_dir, scan_upstream, verify_checksum
+from spurbench.benchmarks.shared.spurious_negatives import Negatives, load_built_negatives, load_upstream_negatives
 from spurbench.errors import ChecksumMismatchError, DataError, SpurbenchError
 from spurbench.hub import commit
 

@@ -34,7 +34,7 @@ from spurbench.benchmarks.spurious_folder.card import (
     name_slug,
 )
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
-from spurbench.benchmarks.spurious_imagenet.layout import CARD_FILE, IMAGE_EXTENSIONS, META_FILE, checksum_from_digests, image_id_for
+from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, IMAGE_EXTENSIONS, META_FILE, checksum_from_digests, image_id_for
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import plain, slug
 

@@ -16,8 +16,8 @@ from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
 from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
-from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
-from spurbench.benchmarks.spurious_imagenet.negatives import (
+from spurbench.benchmarks.shared.spurious_build import build_from_upstream, download, push_to_hub
+from spurbench.benchmarks.shared.spurious_negatives import (
     DEFAULT_DATASET_REPO,
     EXPECTED_CLASSES,
     EXPECTED_PER_CLASS,

@@ -19,7 +19,7 @@ client never needs them), pull requests, tags, spaces, gated repos. Branches oth
 
 Usage in a test module::
 
-    from tests.hub_server import LocalHub, local_hub
+    from tests.support.hub_server import LocalHub, local_hub
 
     @pytest.fixture
     def hub(tmp_path, monkeypatch) -> Iterator[LocalHub]:

@@ -1,7 +1,7 @@
 """Test harness, not a product hook: one torchrun worker that runs spurbench CLI commands in one
 process group, optionally misbehaving on rank 1 (tests/test_distributed.py).
 
-    torchrun --nproc-per-node 2 tests/distributed_worker.py [--rank1-replace OLD NEW] [--rank1-exit-at-open N] CMD ... [:: CMD ...]
+    torchrun --nproc-per-node 2 tests/support/distributed_worker.py [--rank1-replace OLD NEW] [--rank1-exit-at-open N] CMD ... [:: CMD ...]
 
 ``--rank1-replace``: rank 1 gets NEW for the argument OLD (other inputs than rank 0).
 ``--rank1-exit-at-open N``: rank 1 dies (``os._exit(1)``, no cleanup) when it opens its N-th feature

@@ -25,14 +25,14 @@ from typing import Callable, Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2) -> Path:
     """A real discovery of the tiny test model (its own feature cache), for the label page's tests."""
     from spurbench.discovery import discover
-    from tests.tiny import TinyAdapter, tiny_benchmark
+    from spurbench.testing import TinyAdapter, tiny_benchmark
 
     out = tmp_path_factory.mktemp("discovery")
     train = tiny_benchmark(per_role=10)
