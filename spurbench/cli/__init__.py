@@ -89,14 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         print_error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print(interrupted_line(args), markup=False)
+        err_console.print(interrupted_line(args), markup=False, soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(130)
     except Exception as exc:
         if _click_class(exc, "ClickException"):
             sys.exit(usage_exit(exc))
         if _click_class(exc, "Abort"):  # older click turns Ctrl-C (and EOF at a prompt) into Abort
             interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
-            err_console.print(interrupted_line(args) if interrupted else "aborted", markup=False)
+            err_console.print(interrupted_line(args) if interrupted else "aborted", markup=False, soft_wrap=True)
             sys.exit(130 if interrupted else 1)
         code = plugin_error(exc)
         if code is not None:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     # In non-standalone mode typer returns the exit code instead of raising (Ctrl-C -> 130).
     if isinstance(status, int) and status != 0:
         if status == 130:
-            err_console.print(interrupted_line(args), markup=False)
+            err_console.print(interrupted_line(args), markup=False, soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(status)
 
 
