@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 
 def photo_benchmark(num_classes: int = 4, per_role: int = 24, folder: Path | None = None) -> Benchmark:
@@ -38,4 +38,12 @@ def photo_benchmark(num_classes: int = 4, per_role: int = 24, folder: Path | Non
                     BenchmarkImage(f"{role}/{k}/{i}", k, role, None if role == "positive" else 0, str(path), lambda p=path: Image.open(p))
                 )
     classes = [BenchmarkClass(index=k, name=f"class{k}", components=(0,)) for k in range(num_classes)]
-    return Benchmark("photos", "imagenet-1k", classes, images, revision="speed", checksum="speed", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
+    return Benchmark(
+        "photos",
+        "imagenet-1k",
+        classes,
+        images,
+        revision="speed",
+        checksum="speed",
+        protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM),
+    )

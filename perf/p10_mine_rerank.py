@@ -29,14 +29,14 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark  # noqa: E402
+from _common import photo_benchmark
 
-from spurbench.adapters import load_model  # noqa: E402
-from spurbench.benchmarks.planted import training_benchmark, write_pool  # noqa: E402
-from spurbench.benchmarks.planted.models import PlantedAdapter  # noqa: E402
-from spurbench.benchmarks.pool import folder_pool  # noqa: E402
-from spurbench.discovery import discover  # noqa: E402
-from spurbench.mining import from_discovery, mine  # noqa: E402
+from spurbench.adapters import load_model
+from spurbench.benchmarks.planted import training_benchmark, write_pool
+from spurbench.benchmarks.planted.models import PlantedAdapter
+from spurbench.discovery import discover
+from spurbench.mining import from_discovery, mine
+from spurbench.mining.pool import folder_pool
 
 
 def photo_pool(folder: Path, size: int) -> None:
@@ -82,11 +82,25 @@ def main() -> None:
         os.environ["SPURBENCH_CACHE"] = str(work / f"cache{repeat}")
         calls["images"] = 0
         start = time.perf_counter()
-        mine(model, from_discovery(work / "d", {k: [1] for k in classes}, model), folder_pool(work / "pool"), work / f"first{repeat}", require_predicted="none", progress=False)
+        mine(
+            model,
+            from_discovery(work / "d", {k: [1] for k in classes}, model),
+            folder_pool(work / "pool"),
+            work / f"first{repeat}",
+            require_predicted="none",
+            progress=False,
+        )
         first, first_images = min(first, time.perf_counter() - start), calls["images"]
         calls["images"] = 0
         start = time.perf_counter()
-        mine(model, from_discovery(work / "d", {k: [2, 3] for k in classes}, model), folder_pool(work / "pool"), work / f"again{repeat}", require_predicted="none", progress=False)
+        mine(
+            model,
+            from_discovery(work / "d", {k: [2, 3] for k in classes}, model),
+            folder_pool(work / "pool"),
+            work / f"again{repeat}",
+            require_predicted="none",
+            progress=False,
+        )
         again, again_images = min(again, time.perf_counter() - start), calls["images"]
     pool_size = len(folder_pool(work / "pool").benchmark.images)
     print(f"P10: {args.model} (random weights), {pool_size} pool images, 75 candidates per component, best of 3")

@@ -31,13 +31,13 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spurbench import load_model  # noqa: E402
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage  # noqa: E402
-from spurbench.dataloading import input_batches, pixel_cache_key  # noqa: E402
-from spurbench.pixelcache import PixelCache  # noqa: E402
-from spurbench.preprocessing import normalize_on_device  # noqa: E402
-from spurbench.runtime import default_workers  # noqa: E402
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper  # noqa: E402
+from spurbench import load_model
+from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
+from spurbench.dataloading import input_batches, pixel_cache_key
+from spurbench.pixelcache import PixelCache
+from spurbench.preprocessing import normalize_on_device
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
+from spurbench.runtime import default_workers
 
 MODELS = ["timm:tf_efficientnet_lite0", "timm:mobilenetv3_large_100", "timm:efficientnet_b0", "timm:regnety_002"]
 
@@ -59,12 +59,24 @@ def crop_benchmark(n: int, folder: Path, seed: int = 0) -> Benchmark:
         path = folder / f"img{i:05d}.jpg"
         Image.fromarray(photo[y : y + ch, x : x + cw]).convert("RGB").save(path, quality=90)
         role = "positive" if i % 2 == 0 else "negative"
-        images.append(BenchmarkImage(f"{role}/{i}", i % 4, role, None if role == "positive" else 0, str(path), lambda p=path: Image.open(p)))
+        images.append(
+            BenchmarkImage(f"{role}/{i}", i % 4, role, None if role == "positive" else 0, str(path), lambda p=path: Image.open(p))
+        )
     classes = [BenchmarkClass(index=k, name=f"class{k}", components=(0,)) for k in range(4)]
-    return Benchmark("photo-crops", "imagenet-1k", classes, images, revision="speed", checksum=f"crops-{n}-{seed}", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
+    return Benchmark(
+        "photo-crops",
+        "imagenet-1k",
+        classes,
+        images,
+        revision="speed",
+        checksum=f"crops-{n}-{seed}",
+        protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM),
+    )
 
 
-def data_path_seconds(bench: Benchmark, config: dict, protocol: str, batch_size: int, workers: int, cache: PixelCache | None = None) -> float:
+def data_path_seconds(
+    bench: Benchmark, config: dict, protocol: str, batch_size: int, workers: int, cache: PixelCache | None = None
+) -> float:
     start = time.perf_counter()
     for _ in input_batches(bench, list(range(len(bench.images))), config, protocol, batch_size, workers=workers, pixel_cache=cache):
         pass
@@ -87,9 +99,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--protocol", default="paper")
-    parser.add_argument("--num-workers", type=int, default=None, help="loader workers for the ratio (default: spurbench's, available cores - 1)")
+    parser.add_argument(
+        "--num-workers", type=int, default=None, help="loader workers for the ratio (default: spurbench's, available cores - 1)"
+    )
     parser.add_argument("--forward-models", nargs="*", default=["timm:tf_efficientnet_lite0", "timm:resnet50"])
-    parser.add_argument("--gpu-images-per-s", type=float, default=2500.0, help="ASSUMED forward rate of the model on the GPU (default: about a ResNet-50 at 224 px in bf16 on one A100-class GPU)")
+    parser.add_argument(
+        "--gpu-images-per-s",
+        type=float,
+        default=2500.0,
+        help="ASSUMED forward rate of the model on the GPU (default: about a ResNet-50 at 224 px in bf16 on one A100-class GPU)",
+    )
     args = parser.parse_args()
     workers = default_workers() if args.num_workers is None else args.num_workers
 
@@ -117,18 +136,36 @@ def measure(args: argparse.Namespace, workers: int, folder: Path) -> None:
     per_core = args.images / data_path_seconds(bench, first, args.protocol, args.batch_size, 0)  # decode + resize in this one process
     read_per_core = args.images / data_path_seconds(bench, first, args.protocol, args.batch_size, 0, cache)  # the pixel cache, read back
     torch.set_num_threads(threads)
-    pixels = torch.cat(list(input_batches(bench, list(range(len(bench.images))), first, args.protocol, args.batch_size, workers=0, pixel_cache=cache)))
-    forward = {name: forward_rate(name, load_model(name, pretrained=False).data_config, pixels, args.batch_size) for name in args.forward_models}
+    pixels = torch.cat(
+        list(input_batches(bench, list(range(len(bench.images))), first, args.protocol, args.batch_size, workers=0, pixel_cache=cache))
+    )
+    forward = {
+        name: forward_rate(name, load_model(name, pretrained=False).data_config, pixels, args.batch_size) for name in args.forward_models
+    }
 
     n, size = args.images, "x".join(str(v) for v in pixels.shape[2:])
-    print(f"{n} JPEG photos (random crops of real photos) -> {size} px, protocol {args.protocol}, batch {args.batch_size}, {workers} loader worker(s), torch threads {torch.get_num_threads()}")
+    print(
+        f"{n} JPEG photos (random crops of real photos) -> {size} px, protocol {args.protocol}, batch {args.batch_size}, {workers} loader worker(s), torch threads {torch.get_num_threads()}"
+    )
     print(f"models sharing one preprocessing (mean/std differ): {', '.join(MODELS)}")
-    print("data-path seconds per model, without the pixel cache: " + ", ".join(f"{t:.2f}" for t in alone.values()) + f"  (sum {sum(alone.values()):.2f})")
-    print("data-path seconds per model, shared pixel cache:      " + ", ".join(f"{t:.2f}" for t in shared.values()) + f"  (sum {sum(shared.values()):.2f}; the first decodes and writes)")
+    print(
+        "data-path seconds per model, without the pixel cache: "
+        + ", ".join(f"{t:.2f}" for t in alone.values())
+        + f"  (sum {sum(alone.values()):.2f})"
+    )
+    print(
+        "data-path seconds per model, shared pixel cache:      "
+        + ", ".join(f"{t:.2f}" for t in shared.values())
+        + f"  (sum {sum(shared.values()):.2f}; the first decodes and writes)"
+    )
     print(f"P11 ratio (4 models, shared pixel cache / 4 x one model without) = {ratio:.3f}  (goal <= 0.35)")
-    print(f"data path per CPU core: decode + resize {per_core:.1f} images/s; pixel-cache read {read_per_core:.1f} images/s (measured: one process, one thread)")
+    print(
+        f"data path per CPU core: decode + resize {per_core:.1f} images/s; pixel-cache read {read_per_core:.1f} images/s (measured: one process, one thread)"
+    )
     for name, rate in forward.items():
-        print(f"model forward on this CPU ({torch.get_num_threads()} threads): {name} {rate:.1f} images/s (measured); one decoding core = {per_core / rate:.2f} x its forward rate")
+        print(
+            f"model forward on this CPU ({torch.get_num_threads()} threads): {name} {rate:.1f} images/s (measured); one decoding core = {per_core / rate:.2f} x its forward rate"
+        )
     need = math.ceil(args.gpu_images_per_s / per_core)
     print(
         f"ESTIMATE (no GPU measured; GPU forward rate ASSUMED {args.gpu_images_per_s:.0f} images/s, --gpu-images-per-s): "

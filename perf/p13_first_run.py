@@ -45,7 +45,9 @@ def main() -> None:
     load_after = os.getloadavg()
     print(f"first run, weights trained on first use: {trained:.1f} s")
     print(f"first run, shipped weights:              {shipped:.1f} s  ratio {trained / shipped:.1f}x faster")
-    print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

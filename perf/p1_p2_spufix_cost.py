@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark  # noqa: E402
+from _common import photo_benchmark
 
-from spurbench import evaluate, load_model  # noqa: E402
-from spurbench.heads import LinearHead  # noqa: E402
-from spurbench.spufix.artifact import SpuFixArtifact  # noqa: E402
-from spurbench.spufix.fit import load_components  # noqa: E402
-from spurbench.spufix.npca import projection_coefficients  # noqa: E402
+from spurbench import evaluate, load_model
+from spurbench.heads import LinearHead
+from spurbench.spufix.artifact import SpuFixArtifact
+from spurbench.spufix.fit import load_components
+from spurbench.spufix.npca import projection_coefficients
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -60,7 +60,9 @@ def main() -> None:
     for k, comps in load_components().items():
         dirs = torch.nn.functional.normalize(torch.randn(len(comps), dim, dtype=torch.float64), dim=1)
         directions[k] = (torch.randn(dim, dtype=torch.float64) * 0.01, dirs)
-    artifact = SpuFixArtifact("random", adapter.name, adapter.card.weights_revision, load_components(), {k: 1 for k in directions}, directions)
+    artifact = SpuFixArtifact(
+        "random", adapter.name, adapter.card.weights_revision, load_components(), dict.fromkeys(directions, 1), directions
+    )
     spufix, plain = artifact.head(weight, bias), LinearHead(weight, bias)
 
     x = torch.randn(args.batch_size, *adapter.data_config["input_size"])
@@ -72,8 +74,12 @@ def main() -> None:
         t_loop = best_of(lambda: upstream_loop(feats, weight, bias, directions), 5)
         assert torch.allclose(spufix(feats), upstream_loop(feats, weight, bias, directions), atol=1e-3)
     correction = max(t_fused - t_plain, 1e-9)
-    print(f"model {args.model} (random weights), batch {args.batch_size}, {sum(len(d[1]) for d in directions.values())} components in {len(directions)} classes, CPU threads {torch.get_num_threads()}")
-    print(f"backbone {backbone * 1e3:.1f} ms, plain head {t_plain * 1e3:.3f} ms, fused SpuFix head {t_fused * 1e3:.3f} ms, per-class loop {t_loop * 1e3:.1f} ms")
+    print(
+        f"model {args.model} (random weights), batch {args.batch_size}, {sum(len(d[1]) for d in directions.values())} components in {len(directions)} classes, CPU threads {torch.get_num_threads()}"
+    )
+    print(
+        f"backbone {backbone * 1e3:.1f} ms, plain head {t_plain * 1e3:.3f} ms, fused SpuFix head {t_fused * 1e3:.3f} ms, per-class loop {t_loop * 1e3:.1f} ms"
+    )
     print(f"P2 ratio (SpuFix correction / backbone forward) = {correction / backbone:.4f}  (goal <= 0.01)")
     print(f"P2 ratio (per-class loop / fused head) = {t_loop / t_fused:.1f}  (goal >= 25)")
 
@@ -89,9 +95,12 @@ def main() -> None:
     cached = dict(kw, use_cache=True)
     evaluate(adapter, bench, **cached)
     extra = best_of(lambda: evaluate(adapter, bench, spufix=artifact, **cached), 5) - best_of(lambda: evaluate(adapter, bench, **cached), 5)
-    print(f"evaluate(): plain {t_plain_eval:.2f} s, plain + SpuFix {t_both_eval:.2f} s on {len(bench.images)} JPEG photos (best of 3, interleaved)")
+    print(
+        f"evaluate(): plain {t_plain_eval:.2f} s, plain + SpuFix {t_both_eval:.2f} s on {len(bench.images)} JPEG photos (best of 3, interleaved)"
+    )
     print(f"SpuFix head's own cost (from cached features): {extra * 1e3:.0f} ms = {extra / t_plain_eval:.4f} of the plain run")
     print(f"P1 ratio (plain + SpuFix / plain) = {t_both_eval / t_plain_eval:.3f}  (goal <= 1.05)")
+
 
 if __name__ == "__main__":
     main()

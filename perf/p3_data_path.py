@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark  # noqa: E402
+from _common import photo_benchmark
 
-from spurbench import evaluate, load_model  # noqa: E402
-from spurbench.preprocessing import build_transform  # noqa: E402
+from spurbench import evaluate, load_model
+from spurbench.preprocessing import build_transform
 
 
 def main() -> None:
@@ -52,7 +52,9 @@ def main() -> None:
     evaluate(adapter, bench, use_cache=False, bootstrap=1000, batch_size=args.batch_size, device=args.device, progress=False)
     end_to_end = time.perf_counter() - start
 
-    print(f"model {args.model} (random weights), {n} JPEG photos, batch {args.batch_size}, device {args.device}, torch threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model} (random weights), {n} JPEG photos, batch {args.batch_size}, device {args.device}, torch threads {torch.get_num_threads()}"
+    )
     print(f"raw forward:  {n / raw:8.1f} images/s ({raw:.2f} s)")
     print(f"evaluate():   {n / end_to_end:8.1f} images/s ({end_to_end:.2f} s)")
     print(f"P3 ratio (evaluate throughput / raw forward throughput) = {raw / end_to_end:.3f}  (goal >= 0.9)")

@@ -28,7 +28,7 @@ from PIL import Image
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 SIZE = 32
 CLASS = 7
@@ -44,13 +44,24 @@ class ProjectionAdapter(ModelAdapter):
         self.projection = torch.randn(3 * SIZE * SIZE, dim, generator=g) / (3 * SIZE * SIZE) ** 0.5
         self.weight, self.bias = torch.randn(10, dim, generator=g), torch.zeros(10)
         self.card = ModelCard(
-            name=f"projection:{dim}", family="projection", weights_revision="seed0", label_space="imagenet-1k", num_classes=10,
+            name=f"projection:{dim}",
+            family="projection",
+            weights_revision="seed0",
+            label_space="imagenet-1k",
+            num_classes=10,
             num_params=self.projection.numel(),
-            data_config={"input_size": (3, SIZE, SIZE), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.25,) * 3, "crop_pct": 1.0, "crop_mode": "center"},
-        )  # fmt: skip
+            data_config={
+                "input_size": (3, SIZE, SIZE),
+                "interpolation": "bilinear",
+                "mean": (0.5,) * 3,
+                "std": (0.25,) * 3,
+                "crop_pct": 1.0,
+                "crop_mode": "center",
+            },
+        )
 
     @classmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ProjectionAdapter":
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> ProjectionAdapter:
         return cls(int(spec))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +71,7 @@ class ProjectionAdapter(ModelAdapter):
     def head(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.weight, self.bias
 
-    def to(self, device: str | torch.device) -> "ProjectionAdapter":
+    def to(self, device: str | torch.device) -> ProjectionAdapter:
         return self
 
 
@@ -69,7 +80,15 @@ def one_class_benchmark(n: int) -> Benchmark:
         return Image.fromarray(np.random.default_rng(i).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
 
     images = [BenchmarkImage(f"train/{CLASS}/{i}", CLASS, "positive", None, f"generated {i}", lambda i=i: loader(i)) for i in range(n)]
-    return Benchmark("p4-train", "imagenet-1k", [BenchmarkClass(index=CLASS, name="class7")], images, revision=f"n{n}", checksum=f"n{n}", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
+    return Benchmark(
+        "p4-train",
+        "imagenet-1k",
+        [BenchmarkClass(index=CLASS, name="class7")],
+        images,
+        revision=f"n{n}",
+        checksum=f"n{n}",
+        protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM),
+    )
 
 
 def peak_rss_mib() -> float:
@@ -86,7 +105,12 @@ def child(n: int, dim: int, mode: str) -> dict[str, float]:
     alphas = torch.randn(n, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     source = SourceAlphas("source:any", {CLASS: [0, 1, 2]}, {CLASS: [im.image_id for im in bench.images]}, {CLASS: alphas})
     # Warm up every code path on a few images first, so the baseline includes allocator/thread pools.
-    fit_transfer(target, one_class_benchmark(64), SourceAlphas("s", {CLASS: [0, 1, 2]}, {CLASS: [f"train/{CLASS}/{i}" for i in range(64)]}, {CLASS: alphas[:64]}), progress=False)
+    fit_transfer(
+        target,
+        one_class_benchmark(64),
+        SourceAlphas("s", {CLASS: [0, 1, 2]}, {CLASS: [f"train/{CLASS}/{i}" for i in range(64)]}, {CLASS: alphas[:64]}),
+        progress=False,
+    )
     before = peak_rss_mib()
     if mode == "streaming":
         artifact = fit_transfer(target, bench, source, progress=False)
@@ -99,7 +123,13 @@ def child(n: int, dim: int, mode: str) -> dict[str, float]:
 
 def run_child(n: int, dim: int, mode: str) -> dict[str, float]:
     env = {**os.environ, "SPURBENCH_CACHE": tempfile.mkdtemp(prefix="spurbench-p4-")}  # cold feature cache per run
-    out = subprocess.run([sys.executable, __file__, "--child", str(n), "--dim", str(dim), "--mode", mode], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(n), "--dim", str(dim), "--mode", mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -124,7 +154,10 @@ def main() -> None:
             f"{large['peak_mib']:6.0f} MiB at {4 * n} (fit +{large['growth_mib']:.1f}); peak ratio {ratios[mode]:.3f}"
         )
     print(f"  (all features of {4 * n} images in float32: {4 * n * args.dim * 4 / 2**20:.0f} MiB)")
-    print(f"P4 ratio (streaming fit, process peak memory at 4N / at N): {ratios['streaming']:.3f}  (goal: 1, independent of the image count)")
+    print(
+        f"P4 ratio (streaming fit, process peak memory at 4N / at N): {ratios['streaming']:.3f}  (goal: 1, independent of the image count)"
+    )
+
 
 if __name__ == "__main__":
     main()

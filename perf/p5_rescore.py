@@ -22,7 +22,7 @@ from PIL import Image
 from spurbench import evaluate
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 DIM, CLASSES = 2048, 1000
 
@@ -38,14 +38,26 @@ class ProjectionAdapter(ModelAdapter):
         self.weight = torch.randn(CLASSES, DIM, generator=gen) / DIM**0.5
         self.bias = torch.zeros(CLASSES)
         self.forward_calls = 0
-        cfg = {"input_size": (3, 8, 8), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.5,) * 3, "crop_pct": 1.0, "crop_mode": "center"}
+        cfg = {
+            "input_size": (3, 8, 8),
+            "interpolation": "bilinear",
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+        }
         self.card = ModelCard(
-            name="speed:projection", family="speed", weights_revision="seed0", label_space="imagenet-1k", num_classes=CLASSES,
-            num_params=self.proj.numel() + self.weight.numel(), data_config=cfg,
-        )  # fmt: skip
+            name="speed:projection",
+            family="speed",
+            weights_revision="seed0",
+            label_space="imagenet-1k",
+            num_classes=CLASSES,
+            num_params=self.proj.numel() + self.weight.numel(),
+            data_config=cfg,
+        )
 
     @classmethod
-    def load(cls, spec: str = "projection", *, checkpoint: str | None = None, pretrained: bool = True) -> "ProjectionAdapter":
+    def load(cls, spec: str = "projection", *, checkpoint: str | None = None, pretrained: bool = True) -> ProjectionAdapter:
         return cls()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,9 +81,21 @@ def benchmark_12k() -> Benchmark:
         for role, count in (("positive", 50), ("negative", 75)):
             for i in range(count):
                 arr = pixels[(k * 7 + i) % 64]
-                images.append(BenchmarkImage(f"{role}/{cls}/{i}", cls, role, 0 if role == "negative" else None, "generated", lambda a=arr: Image.fromarray(a)))
+                images.append(
+                    BenchmarkImage(
+                        f"{role}/{cls}/{i}", cls, role, 0 if role == "negative" else None, "generated", lambda a=arr: Image.fromarray(a)
+                    )
+                )
     classes = [BenchmarkClass(index=k * 10, name=f"class{k * 10}", components=(0,)) for k in range(100)]
-    return Benchmark("speed-12k", "imagenet-1k", classes, images, revision="v1", checksum="speed", protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM))
+    return Benchmark(
+        "speed-12k",
+        "imagenet-1k",
+        classes,
+        images,
+        revision="v1",
+        checksum="speed",
+        protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
+    )
 
 
 def main() -> None:

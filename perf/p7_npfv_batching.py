@@ -14,8 +14,8 @@ import torch
 
 from spurbench.benchmarks.planted import training_benchmark
 from spurbench.benchmarks.planted.models import PlantedAdapter
+from spurbench.discovery.npfv import visualise
 from spurbench.features import extract_features
-from spurbench.npfv import visualise
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import fit_npca
 

@@ -21,11 +21,11 @@ import sys
 import tempfile
 
 import numpy as np
+from p4_streaming_memory import SIZE, ProjectionAdapter
 from PIL import Image
 
-from p4_streaming_memory import SIZE, ProjectionAdapter
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 
 def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
@@ -37,14 +37,32 @@ def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
         for k in range(classes)
         for i in range(per_class)
     ]
-    return Benchmark("p8-train", "imagenet-1k", [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)], images, revision="p8", checksum="p8", protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM))
+    return Benchmark(
+        "p8-train",
+        "imagenet-1k",
+        [BenchmarkClass(index=k, name=f"class{k}") for k in range(classes)],
+        images,
+        revision="p8",
+        checksum="p8",
+        protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM),
+    )
 
 
 def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float]:
     from spurbench.discovery import discover
 
     model = ProjectionAdapter.load(str(dim))
-    index = discover(model, many_class_benchmark(classes, per_class), "p8", tempfile.mkdtemp(prefix="spurbench-p8-"), components=10, top=5, npfv_steps=10, basis=basis, progress=False)
+    index = discover(
+        model,
+        many_class_benchmark(classes, per_class),
+        "p8",
+        tempfile.mkdtemp(prefix="spurbench-p8-"),
+        components=10,
+        top=5,
+        npfv_steps=10,
+        basis=basis,
+        progress=False,
+    )
     return {"classes": len(index.classes), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -49,7 +49,9 @@ def main() -> None:
     (work / "c.json").write_text(json.dumps({k: [1] for k in index["classes"]}))
     forwarded["images"] = 0
     run("spufix", "fit", "-m", "planted:cnn", "--train-data", "planted", "--components", str(work / "c.json"), "-o", str(work / "a"), "-q")
-    print(f"P9: discover forwarded {in_discover} images (top-image GradCAMs included); spufix fit afterwards forwarded {forwarded['images']}")
+    print(
+        f"P9: discover forwarded {in_discover} images (top-image GradCAMs included); spufix fit afterwards forwarded {forwarded['images']}"
+    )
     print(f"P9 count (backbone forwards in spufix fit after discover): {forwarded['images']}  (goal: 0)")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spurbench._version import __version__
 
-__all__ = ["__version__", "load_model", "load_benchmark", "evaluate"]
+__all__ = ["__version__", "evaluate", "load_benchmark", "load_model"]
 
 
 def __getattr__(name: str):

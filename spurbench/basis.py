@@ -11,15 +11,16 @@ offset m, and component l contributes
   penultimate units and m = 0, so alpha_j(x) = w_kj phi_j(x), the unit's contribution to the logit.
   The units are the class's top ones by mean(phi_j w_kj) over its training images.
 
-Feature visualisation (``spurbench.npfv``) and GradCAM (``spurbench.gradcam``) only need V and m, so
+Feature visualisation (``spurbench.discovery.npfv``) and GradCAM (``spurbench.discovery.gradcam``) only need V and m, so
 both bases share them, and everything downstream (pages, labels, export).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -107,7 +108,9 @@ def artifact_basis(weight_row: torch.Tensor, mean: torch.Tensor, directions: tor
     alpha_l = <1, u_l> [P (psi - m)]_l with P = (U^T U)^-1 U^T, exactly what ``SpuFixHead`` clips."""
     u = directions.detach().to(torch.float64).cpu().T  # [D, L]
     projector = torch.linalg.solve(u.T @ u, u.T)  # [L, D]
-    return LinearBasis(weight_row.detach().to(torch.float64).cpu(), mean.detach().to(torch.float64).cpu(), projector.T.contiguous(), num_images, u.sum(0))
+    return LinearBasis(
+        weight_row.detach().to(torch.float64).cpu(), mean.detach().to(torch.float64).cpu(), projector.T.contiguous(), num_images, u.sum(0)
+    )
 
 
 def save_basis(path: Path, basis: Basis, count: int) -> None:
@@ -125,11 +128,11 @@ def load_basis(path: Path) -> LinearBasis:
     """What ``save_basis`` wrote; a one-line SpurbenchError if the file is missing or not one."""
     try:
         with safe_open(str(path), framework="pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open handles are not iterable)
             meta = handle.metadata() or {}
         return LinearBasis(tensors["weight_row"], tensors["offset"], tensors["directions"], int(meta["num_images"]))
     except (OSError, KeyError, ValueError, SafetensorError) as exc:
         raise SpurbenchError(f"{path}: not a saved basis ({type(exc).__name__}: {exc})") from None
 
 
-__all__ = ["Basis", "LinearBasis", "artifact_basis", "NeuronBasis", "fit_neurons_streaming", "load_basis", "save_basis"]
+__all__ = ["Basis", "LinearBasis", "NeuronBasis", "artifact_basis", "fit_neurons_streaming", "load_basis", "save_basis"]

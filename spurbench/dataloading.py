@@ -14,8 +14,9 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import PIL
 import torch
@@ -27,8 +28,8 @@ from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import stable_hash
 from spurbench.pixelcache import FORMAT as PIXEL_FORMAT
 from spurbench.pixelcache import PixelCache
-from spurbench.protocols import EvalProtocol
 from spurbench.preprocessing import build_transform, eval_data_config, normalizer, pixel_geometry, pixel_transform
+from spurbench.protocols import EvalProtocol
 from spurbench.runtime import available_cores, note, worker_context
 
 
@@ -37,7 +38,12 @@ class ImageDataset(Dataset):
     (rendered from the un-normalised tensor, then normalised)."""
 
     def __init__(
-        self, images: Sequence[BenchmarkImage], transforms: dict[str, Callable], render_views: Callable | None = None, normalize: Callable | None = None, protocol: EvalProtocol | None = None
+        self,
+        images: Sequence[BenchmarkImage],
+        transforms: dict[str, Callable],
+        render_views: Callable | None = None,
+        normalize: Callable | None = None,
+        protocol: EvalProtocol | None = None,
     ):
         self.images = images
         self.transforms = transforms
@@ -195,7 +201,13 @@ def input_batches(
         return decoded_batches(ImageDataset([images[j] for j in subset], transforms), batch_size, workers=workers, pin_memory=pin)
 
     size = [int(v) for v in eval_data_config(data_config, spec)["input_size"]]
-    entry = None if pixel_cache is None else pixel_cache.entry(benchmark.name, pixel_cache_key(benchmark, data_config, protocol), [im.image_id for im in images], (size[0], size[1], size[2]))
+    entry = (
+        None
+        if pixel_cache is None
+        else pixel_cache.entry(
+            benchmark.name, pixel_cache_key(benchmark, data_config, protocol), [im.image_id for im in images], (size[0], size[1], size[2])
+        )
+    )
     if entry is None:
         yield from decode(positions, pin_memory)
         return

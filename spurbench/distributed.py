@@ -21,8 +21,9 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -96,7 +97,9 @@ def setup(device: str = "cpu") -> str:
         if parsed.index is not None and parsed.index != local:
             raise SpurbenchError(f"--device {device} under torchrun: each rank uses cuda:LOCAL_RANK; pass --device cuda")
         if local >= torch.cuda.device_count():
-            raise SpurbenchError(f"LOCAL_RANK {local}: this machine has {torch.cuda.device_count()} CUDA device(s); start at most that many processes per node")
+            raise SpurbenchError(
+                f"LOCAL_RANK {local}: this machine has {torch.cuda.device_count()} CUDA device(s); start at most that many processes per node"
+            )
         torch.cuda.set_device(local)
         device, backend = f"cuda:{local}", "cpu:gloo,cuda:nccl"
     if not dist.is_initialized():
@@ -170,7 +173,7 @@ def _collective(what: str) -> Iterator[None]:
     try:
         yield
     except SpurbenchError as exc:
-        raise _failing(exc)
+        raise _failing(exc) from None
     except RuntimeError as exc:  # DistError, DistBackendError, DistStoreError and gloo's own are RuntimeErrors
         raise _failing(SpurbenchError(f"{_who()}: {what} failed: {_reason(exc)}")) from None
 
@@ -231,7 +234,7 @@ def from_main(compute: Callable[[], T], what: str = "receiving rank 0's result")
             value = compute()
         except SpurbenchError as exc:
             _broadcast(("error", _portable(exc)), what)
-            raise _failing(exc)
+            raise _failing(exc) from None
         _broadcast(("ok", value), what)
         return value
     status, value = _broadcast(None, what)
@@ -252,7 +255,7 @@ def main_first(what: str = "waiting for rank 0") -> Iterator[None]:
             yield
         except SpurbenchError as exc:
             _broadcast(("error", _portable(exc)), what)
-            raise _failing(exc)
+            raise _failing(exc) from None
         _broadcast(("ok", None), what)
         return
     status, error = _broadcast(None, what)
@@ -269,16 +272,20 @@ def check_same(payload: Any, what: str) -> None:
     digests = gather_all(stable_hash(payload, length=32), f"comparing {what}")
     other = next((r for r, digest in enumerate(digests) if digest != digests[0]), None)
     if other is not None:
-        raise _failing(DataError(
-            f"rank {other} of {len(digests)} was given other {what} than rank 0 (digest {digests[other][:12]} vs {digests[0][:12]}); "
-            "start every rank with the same arguments and data"
-        ))
+        raise _failing(
+            DataError(
+                f"rank {other} of {len(digests)} was given other {what} than rank 0 (digest {digests[other][:12]} vs {digests[0][:12]}); "
+                "start every rank with the same arguments and data"
+            )
+        )
 
 
 def check_count(count: int, expected: int, what: str) -> None:
     """The images the ranks' parts held together must be the whole list: no image lost or counted twice."""
     if count != expected:
-        raise _failing(DataError(f"{_who()}: the ranks' parts of {what} hold {count} images, the data {expected}; the ranks saw different data"))
+        raise _failing(
+            DataError(f"{_who()}: the ranks' parts of {what} hold {count} images, the data {expected}; the ranks saw different data")
+        )
 
 
 __all__ = [

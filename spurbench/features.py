@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -71,8 +72,14 @@ def feature_cache_key(adapter: ModelAdapter, benchmark: Benchmark, protocol: str
         "benchmark_checksum": benchmark.checksum,
         "positives_source": benchmark.positives_source,
         "image_ids": stable_hash([im.image_id for im in benchmark.images], length=32),
-        **({"views": stable_hash([im.views for im in benchmark.images], length=32), "views_key": benchmark.views_key} if benchmark.render_views is not None else {}),
-        "protocol": benchmark.protocols[protocol].model_dump(mode="json"),  # the whole protocol, not its name: a plugin may change what "paper" does
+        **(
+            {"views": stable_hash([im.views for im in benchmark.images], length=32), "views_key": benchmark.views_key}
+            if benchmark.render_views is not None
+            else {}
+        ),
+        "protocol": benchmark.protocols[protocol].model_dump(
+            mode="json"
+        ),  # the whole protocol, not its name: a plugin may change what "paper" does
         "shard_size": shard_size,
         "dtype": "float32",
         **({"precision": precision} if precision != "fp32" else {}),
@@ -156,7 +163,10 @@ class FeatureStream:
         self.shard_size = batch_size * shard_batches
         images = benchmark.images
         n_shards = (len(images) + self.shard_size - 1) // self.shard_size
-        self.shard_ids = [[rid for im in images[i * self.shard_size : (i + 1) * self.shard_size] for rid in row_ids(benchmark, im)] for i in range(n_shards)]
+        self.shard_ids = [
+            [rid for im in images[i * self.shard_size : (i + 1) * self.shard_size] for rid in row_ids(benchmark, im)]
+            for i in range(n_shards)
+        ]
         self.folder: Path | None = None
         self.computed_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         self.devices: list[str] = []
@@ -164,7 +174,7 @@ class FeatureStream:
         self.images_forwarded = sum(len(ids) for ids in self.shard_ids)
 
     @classmethod
-    def open(cls, adapter: ModelAdapter, benchmark: Benchmark, **kwargs: Any) -> "FeatureStream":
+    def open(cls, adapter: ModelAdapter, benchmark: Benchmark, **kwargs: Any) -> FeatureStream:
         """A stream whose options and cache entry have been checked (see :meth:`check_cache`); ``kwargs``
         as the constructor's (``pixel_cache``: a folder is opened here, see ``PixelCache.open``)."""
         stream = cls(adapter, benchmark, **kwargs)
@@ -217,8 +227,13 @@ class FeatureStream:
         data_config = self.adapter.data_config
         config = eval_data_config(data_config, self.benchmark.protocols[self.protocol])  # the protocol's mean/std, for the device step
         cuda = torch.device(self.device).type == "cuda"
-        workers, pixels = default_workers() if self.num_workers is None else self.num_workers, self.pixel_cache if isinstance(self.pixel_cache, PixelCache) else None
-        loader = input_batches(self.benchmark, todo, data_config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels)
+        workers, pixels = (
+            default_workers() if self.num_workers is None else self.num_workers,
+            self.pixel_cache if isinstance(self.pixel_cache, PixelCache) else None,
+        )
+        loader = input_batches(
+            self.benchmark, todo, data_config, self.protocol, self.batch_size, workers=workers, pin_memory=cuda, pixel_cache=pixels
+        )
         # (a pool that mine streams through here gets the same lines)
         bar = StageProgress(f"features {self.adapter.name} on {self.benchmark.name}", len(todo), "images", enabled=self.progress)
         shards = iter(self.missing)
@@ -242,8 +257,14 @@ class FeatureStream:
                     row = int((~torch.isfinite(out)).any(dim=1).nonzero()[0])
                     bad = self.shard_ids[current][filled + row]
                     origin = images[current * self.shard_size + filled + row].origin if views is None else bad
-                    hint = f" (under --precision {self.precision}: fp16 overflows where bf16 or fp32 may not)" if self.precision == "fp16" else ""
-                    raise DataError(f"{self.adapter.name} produced non-finite features (NaN or inf) for image {origin}; check its weights{hint}")
+                    hint = (
+                        f" (under --precision {self.precision}: fp16 overflows where bf16 or fp32 may not)"
+                        if self.precision == "fp16"
+                        else ""
+                    )
+                    raise DataError(
+                        f"{self.adapter.name} produced non-finite features (NaN or inf) for image {origin}; check its weights{hint}"
+                    )
                 if feats is None:
                     # One buffer per shard, filled in place: collecting per-batch tensors and
                     # concatenating them fragmented glibc's heap so that resident memory grew with

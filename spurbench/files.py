@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from spurbench.errors import DataError
 
@@ -65,7 +66,9 @@ def real_inside(root: str | Path, path: str | Path) -> bool:
 def check_inside(root: str | Path, path: str | Path, what: str) -> Path:
     """``path``'s real path when it lies inside ``root``'s; a one-line DataError naming the link otherwise."""
     if not real_inside(root, path):
-        raise DataError(f"{path}: {what} leads out of {root} (to {os.path.realpath(path)}); spurbench reads only inside the folder it was given, so pass the folder the link points to")
+        raise DataError(
+            f"{path}: {what} leads out of {root} (to {os.path.realpath(path)}); spurbench reads only inside the folder it was given, so pass the folder the link points to"
+        )
     return Path(os.path.realpath(path))
 
 

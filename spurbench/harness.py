@@ -112,16 +112,26 @@ def run_config_hash(
 
 
 def planned_facts(
-    spufix: bool, protocol: str, precision: str, bootstrap: int, temperature: float, spufix_temperature: float | None, checkpoint: str | Path | None = None
+    spufix: bool,
+    protocol: str,
+    precision: str,
+    bootstrap: int,
+    temperature: float,
+    spufix_temperature: float | None,
+    checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """What a run's result file will record of its configuration (``results.configuration_differences``
     names what an existing file records differently); a checkpoint's weights are recorded by their digest."""
     return {
         "weights": checkpoint_identity(checkpoint),
-        "heads": f"{PLAIN}+{SPUFIX}" if spufix else PLAIN, "protocol": protocol, "precision": precision, "bootstrap": bootstrap,
-        "temperature": temperature, "spufix_temperature": (temperature if spufix_temperature is None else spufix_temperature) if spufix else None,
+        "heads": f"{PLAIN}+{SPUFIX}" if spufix else PLAIN,
+        "protocol": protocol,
+        "precision": precision,
+        "bootstrap": bootstrap,
+        "temperature": temperature,
+        "spufix_temperature": (temperature if spufix_temperature is None else spufix_temperature) if spufix else None,
         "spurbench": __version__,
-    }  # fmt: skip
+    }
 
 
 def evaluate(
@@ -137,7 +147,7 @@ def evaluate(
     bootstrap: int = 1000,
     output_dir: str | Path | None = None,
     progress: bool = True,
-    spufix: "str | Path | SpuFixArtifact | None" = None,
+    spufix: str | Path | SpuFixArtifact | None = None,
     temperature: float = 1.0,
     spufix_temperature: float | None = None,
     num_workers: int | None = None,
@@ -173,19 +183,29 @@ def evaluate(
     check_precision(precision, device)
     if output_dir is not None:
         check_output_dir(output_dir)
-    pixels = pixel_cache if pixel_cache is None or isinstance(pixel_cache, PixelCache) else PixelCache.open(pixel_cache, pixel_cache_gb)  # (creates its folder)
+    pixels = (
+        pixel_cache if pixel_cache is None or isinstance(pixel_cache, PixelCache) else PixelCache.open(pixel_cache, pixel_cache_gb)
+    )  # (creates its folder)
     temperature = check_temperature(temperature)
     spufix_temperature = temperature if spufix_temperature is None else check_temperature(spufix_temperature, "spufix temperature")
     model_name = model if isinstance(model, str) else model.name
     if isinstance(benchmark, Benchmark):  # loaded already; its plugin (if registered) parses the options it was loaded with
         plugin, bench_name = plugin_of(benchmark), benchmark.name
-        parsed = options if isinstance(options, BenchmarkOptions) else plugin.parse_options(options) if plugin is not None and options is not None else None  # parsed: by the plugin that loaded it
+        parsed = (
+            options
+            if isinstance(options, BenchmarkOptions)
+            else plugin.parse_options(options)
+            if plugin is not None and options is not None
+            else None
+        )  # parsed: by the plugin that loaded it
         spec = scored_protocol(benchmark.protocols, protocol, bench_name)
     else:
         plugin = get_benchmark(benchmark or default_benchmark())
         parsed = plugin.parse_options(options)
         bench_name = plugin.benchmark_name(parsed)
-        spec = scored_protocol(plugin.protocols_for(parsed), protocol, bench_name)  # before the data loads and the model downloads or trains
+        spec = scored_protocol(
+            plugin.protocols_for(parsed), protocol, bench_name
+        )  # before the data loads and the model downloads or trains
     artifact = None if spufix is None else spufix if isinstance(spufix, SpuFixArtifact) else load_artifact(spufix)
     config_hash = run_config_hash(
         model_name, checkpoint, bench_name, parsed, spec, bootstrap, spufix_reference(artifact), temperature, spufix_temperature, precision
@@ -199,7 +219,9 @@ def evaluate(
         plugin.check_model(declared)
     bench = benchmark if isinstance(benchmark, Benchmark) else plugin.load(parsed)
     if bench.protocols.get(protocol) != spec:
-        raise SpurbenchError(f"benchmark plugin {plugin.name if plugin else bench.name}: load() gave protocols other than protocols_for() said; a plugin states them once")
+        raise SpurbenchError(
+            f"benchmark plugin {plugin.name if plugin else bench.name}: load() gave protocols other than protocols_for() said; a plugin states them once"
+        )
     adapter = load_model(model, checkpoint=checkpoint) if isinstance(model, str) else model
     if bench.render_views is not None and (plugin is None or plugin.task != "views"):
         raise DataError(f"benchmark {bench.name} renders views but no registered views plugin scores it")
@@ -210,7 +232,9 @@ def evaluate(
     columns = dict(zip(class_indices, class_columns(bench.label_space, adapter.label_space, class_indices, adapter.num_classes)))
     if artifact is not None:
         artifact.check_target(adapter.name, adapter.card.weights_revision)
-    if output_dir is not None and not force and (adapter.name, bench.name) != (model_name, bench_name):  # ... and written by its loaded name
+    if (
+        output_dir is not None and not force and (adapter.name, bench.name) != (model_name, bench_name)
+    ):  # ... and written by its loaded name
         existing_result(Path(output_dir) / result_filename(adapter.name, bench.name), config_hash, planned)
 
     weight, bias = adapter.head
@@ -219,11 +243,22 @@ def evaluate(
     watched_columns: dict[str, int] = {}
     if plugin is not None and plugin.task == "views":
         watched = plugin.watched_classes(bench.label_space)
-        watched_columns = dict(zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes)))
+        watched_columns = dict(
+            zip(watched, class_columns(bench.label_space, adapter.label_space, list(watched.values()), adapter.num_classes))
+        )
     feats = extract_features(
-        adapter, bench, protocol=protocol, batch_size=batch_size, device=device, use_cache=use_cache, progress=progress,
-        num_workers=num_workers, precision=precision, channels_last=channels_last, pixel_cache=pixels,
-    )  # fmt: skip
+        adapter,
+        bench,
+        protocol=protocol,
+        batch_size=batch_size,
+        device=device,
+        use_cache=use_cache,
+        progress=progress,
+        num_workers=num_workers,
+        precision=precision,
+        channels_last=channels_last,
+        pixel_cache=pixels,
+    )
     heads: dict[str, nn.Module] = {PLAIN: LinearHead(weight.cpu(), bias.cpu())}
     if artifact is not None:
         heads[SPUFIX] = artifact.head(weight.cpu(), bias.cpu())
@@ -233,7 +268,13 @@ def evaluate(
             config_hash=config_hash,
             model=adapter.card.model_copy(update={"data_config": plain(adapter.data_config)}),
             benchmark=_benchmark_info(bench),
-            protocol=ViewProtocolInfo(name=protocol, description=spec.describe(), declared=spec, precision=precision, **role_geometry(adapter.data_config, spec, "positive")),  # type: ignore[arg-type]
+            protocol=ViewProtocolInfo(
+                name=protocol,
+                description=spec.describe(),
+                declared=spec,
+                precision=precision,
+                **role_geometry(adapter.data_config, spec, "positive"),
+            ),  # type: ignore[arg-type]
             heads=score_view_heads(bench, plugin, feats, columns, watched_columns, heads, temperatures),
             images={im.image_id: ViewImage(class_index=im.class_index, views=list(im.views)) for im in bench.images},
             provenance=_provenance(feats, device),
@@ -251,10 +292,7 @@ def evaluate(
             name=protocol,
             description=spec.describe(),
             declared=spec,
-            images={
-                role: RoleGeometry(**role_geometry(adapter.data_config, spec, role))
-                for role in ROLES
-            },
+            images={role: RoleGeometry(**role_geometry(adapter.data_config, spec, role)) for role in ROLES},
             precision=precision,  # type: ignore[arg-type]
         ),
         heads=head_results,

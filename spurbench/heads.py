@@ -6,7 +6,7 @@ any number of heads score the same features.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -77,7 +77,15 @@ class SpuFixHead(nn.Module):
 
     name = SPUFIX
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor, scales: torch.Tensor, class_index: torch.Tensor):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        rows: torch.Tensor,
+        offsets: torch.Tensor,
+        scales: torch.Tensor,
+        class_index: torch.Tensor,
+    ):
         super().__init__()
         num_classes = weight.shape[0]
         self.register_buffer("weight", weight.detach().float().clone())
@@ -93,7 +101,7 @@ class SpuFixHead(nn.Module):
     @classmethod
     def from_directions(
         cls, weight: torch.Tensor, bias: torch.Tensor, directions: dict[int, tuple[torch.Tensor, torch.Tensor]]
-    ) -> "SpuFixHead":
+    ) -> SpuFixHead:
         """``directions[k] = (mean psi_k [D], unit directions [L, D] as rows)``.
 
         For the source model these are the class mean and the spurious eigenvectors v_l; for any other

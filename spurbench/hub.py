@@ -17,15 +17,16 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Literal
 
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi, constants
 from huggingface_hub.errors import (
     GatedRepoError,
-    HFValidationError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
@@ -186,7 +187,7 @@ def cached_snapshot(repo_id: str, revision: str, repo_type: RepoType = "dataset"
 PROBE_SECONDS = 3.0  # how long a weights download waits for the Hub's address to answer before going offline
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hub_reachable(endpoint: str | None = None, timeout: float = PROBE_SECONDS) -> bool:
     """Whether a TCP connection to the Hub endpoint (``HF_ENDPOINT``) opens within ``timeout`` s; asked
     once per process. Why: without a Hub, huggingface_hub retries each missing file five times with
@@ -231,7 +232,9 @@ def raise_if_weights_unavailable(exc: BaseException, what: str, unreachable: boo
     RuntimeError, ...), so the whole exception chain is searched. Returns normally for anything else:
     the caller re-raises it.
     """
-    if isinstance(exc, SpurbenchError) or not any(isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, urllib.error.URLError)) for e in exception_chain(exc)):
+    if isinstance(exc, SpurbenchError) or not any(
+        isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, urllib.error.URLError)) for e in exception_chain(exc)
+    ):
         return  # (a SpurbenchError already says it in one line: the caller re-raises it as it is)
     if unreachable:
         why = f"the Hub ({constants.ENDPOINT}) cannot be reached"

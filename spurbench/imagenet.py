@@ -22,8 +22,8 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -38,20 +38,24 @@ IMAGENET_SPACES: dict[str, tuple[str, int]] = {
 }
 TIMM_SUBSET_TO_SPACE: dict[str, str] = {subset: space for space, (subset, _) in IMAGENET_SPACES.items()}
 _NUM_CLASSES_TO_SPACE: dict[int, str] = {n: space for space, (_, n) in IMAGENET_SPACES.items()}
-_TIMM_SYNSET_FILES = {"imagenet-1k": "imagenet_synsets.txt", "imagenet-21k-google": "imagenet21k_goog_synsets.txt", "imagenet-21k": "imagenet22k_synsets.txt"}
+_TIMM_SYNSET_FILES = {
+    "imagenet-1k": "imagenet_synsets.txt",
+    "imagenet-21k-google": "imagenet21k_goog_synsets.txt",
+    "imagenet-21k": "imagenet22k_synsets.txt",
+}
 
 
 def _package_file(package: str, *parts: str) -> Path:
     """A data file inside an installed package, found without importing it (timm and open_clip import
     torch: seconds per process)."""
     spec = importlib.util.find_spec(package)
-    path = Path(list(spec.submodule_search_locations)[0], *parts) if spec and spec.submodule_search_locations else None
+    path = Path(next(iter(spec.submodule_search_locations)), *parts) if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
         raise RuntimeError(f"{package} does not ship {'/'.join(parts)} any more; spurbench needs a matching {package} version")
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synsets(space: str = "imagenet-1k") -> tuple[str, ...]:
     """WordNet ids of an ImageNet label space, in the order of its head's columns."""
     if space not in IMAGENET_SPACES:
@@ -75,7 +79,7 @@ def _open_clip_names() -> tuple[str, ...]:
     raise RuntimeError(f"{path}: no list of {NUM_CLASSES_1K} IMAGENET_CLASSNAMES")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def class_names(space: str = "imagenet-1k") -> tuple[str, ...] | None:
     """Class names of an ImageNet label space in column order (see the module docstring), or None for
     a label space that is not ImageNet's."""
@@ -107,7 +111,7 @@ def describe_class(k: int) -> str:
     return f"{synsets()[k]}, {class_names()[k]}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _map_1k_to(space: str) -> np.ndarray:
     index = {synset: k for k, synset in enumerate(synsets(space))}
     columns = np.array([index.get(s, -1) for s in synsets("imagenet-1k")], dtype=np.int64)

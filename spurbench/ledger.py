@@ -1,5 +1,5 @@
 """An append-only ledger of people's records in JSON lines: the one store behind the component labels
-(``spurbench.labels``) and the verdicts on mined candidates (``spurbench.verification``).
+(``spurbench.discovery.labels``) and the verdicts on mined candidates (``spurbench.mining.verdicts``).
 
 The file (``DIR/labels.jsonl``, ``DIR/verify.jsonl``) is a header line, then one record per line,
 oldest first::
@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -91,7 +92,7 @@ class Ledger(Generic[R]):
         """(identity, records oldest first) as on disk now; (None, []) when nothing was saved yet."""
         with self._mutex:
             try:
-                handle = open(self.path, "rb")
+                handle = open(self.path, "rb")  # noqa: SIM115 (closed below, after the read under the lock)
             except FileNotFoundError:
                 return self._read_legacy()
             except OSError as exc:
@@ -122,7 +123,9 @@ class Ledger(Generic[R]):
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise SpurbenchError(f"{self.path}: not a valid {self.what} at line {number}: {_why(exc)}") from None
         if not isinstance(header, dict) or header.get("ledger") != self.kind or header.get("format") != FORMAT_VERSION:
-            raise SpurbenchError(f"{self.path}: not a valid {self.what}: its first line is no {self.kind} ledger header of format {FORMAT_VERSION}")
+            raise SpurbenchError(
+                f"{self.path}: not a valid {self.what}: its first line is no {self.kind} ledger header of format {FORMAT_VERSION}"
+            )
         return {k: v for k, v in header.items() if k not in ("ledger", "format")}
 
     def _record(self, line: bytes, number: int) -> R:

@@ -9,8 +9,9 @@ the upstream code computed under the name "AUC", reported here as ``ap``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,7 +61,7 @@ class HeadMetrics(BaseModel):
 
 
 def better(model: type[BaseModel], name: str) -> str:
-    """"higher" or "lower": the declared direction of a metric."""
+    """ "higher" or "lower": the declared direction of a metric."""
     return model.model_fields[name].json_schema_extra["better"]  # type: ignore[index]
 
 

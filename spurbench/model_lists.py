@@ -136,7 +136,9 @@ def _paper_benchmark(path: Path, raw: dict[str, Any], entries: list[_Entry], key
         paper = getattr(entry, "paper", None)
         if paper is not None and paper.benchmark is None:
             if default is None:
-                raise SpurbenchError(f"{path}: {key}[{i}].paper: which benchmark are these numbers for? Set paper.benchmark or a top-level 'paper_benchmark:'")
+                raise SpurbenchError(
+                    f"{path}: {key}[{i}].paper: which benchmark are these numbers for? Set paper.benchmark or a top-level 'paper_benchmark:'"
+                )
             paper.benchmark = default
     return entries
 

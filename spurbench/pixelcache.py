@@ -24,15 +24,17 @@ while in use is decoded again, not read half.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -83,7 +85,7 @@ class PixelCache:
         self.root, self.max_bytes = root, max_bytes
 
     @classmethod
-    def open(cls, root: str | Path, max_gb: float = DEFAULT_GB) -> "PixelCache":
+    def open(cls, root: str | Path, max_gb: float = DEFAULT_GB) -> PixelCache:
         """The cache at ``root`` (created), or a one-line SpurbenchError for a bad folder or bound."""
         if isinstance(max_gb, bool) or not (isinstance(max_gb, (int, float)) and math.isfinite(max_gb) and max_gb > 0):
             raise SpurbenchError(f"--pixel-cache-gb must be a positive number of GB, not {max_gb!r}")
@@ -98,7 +100,7 @@ class PixelCache:
             raise SpurbenchError(f"pixel cache {str(root)!r}: cannot write there ({exc.strerror or type(exc).__name__})") from None
         return cls(root, int(max_gb * 1e9))
 
-    def entry(self, name: str, key: dict[str, Any], image_ids: list[str], shape: tuple[int, int, int]) -> "PixelEntry | None":
+    def entry(self, name: str, key: dict[str, Any], image_ids: list[str], shape: tuple[int, int, int]) -> PixelEntry | None:
         """The entry of ``key`` for these images of ``shape`` [3, H, W], with room made for all of it;
         None (with a note) where it alone exceeds the bound."""
         need = len(image_ids) * math.prod(shape)
@@ -107,7 +109,13 @@ class PixelCache:
             return None
         folder = self.root / f"{slug(name)}-{stable_hash(key)}"
         manifest = folder / "manifest.json"
-        content = {"kind": KIND, "format": FORMAT, "key": json.loads(json.dumps(key, default=str)), "images": len(image_ids), "shape": list(shape)}
+        content = {
+            "kind": KIND,
+            "format": FORMAT,
+            "key": json.loads(json.dumps(key, default=str)),
+            "images": len(image_ids),
+            "shape": list(shape),
+        }
         stored = _read_json(manifest) if manifest.exists() else None
         if manifest.exists() and stored != content:
             # a hash collision, a damaged manifest or another format: the shards' ids could not tell
@@ -129,10 +137,8 @@ class PixelCache:
         for folder in self.root.iterdir():
             meta = _read_json(folder / "manifest.json") if folder.is_dir() and folder != keep else None
             if meta is not None and meta.get("kind") == KIND:  # only this cache's entries, never other folders
-                try:
+                with contextlib.suppress(OSError):
                     entries.append(((folder / "manifest.json").stat().st_mtime, folder, _size(folder)))
-                except OSError:
-                    pass
         used = sum(size for _, _, size in entries)
         for _, folder, size in sorted(entries):
             if used + need <= self.max_bytes:
@@ -255,4 +261,4 @@ class PixelEntry:
             yield pending
 
 
-__all__ = ["DEFAULT_GB", "PixelCache", "PixelEntry", "SHARD_IMAGES"]
+__all__ = ["DEFAULT_GB", "SHARD_IMAGES", "PixelCache", "PixelEntry"]

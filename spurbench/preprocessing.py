@@ -20,7 +20,8 @@ float32).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -75,7 +76,9 @@ def _role(protocol: EvalProtocol, role: Role) -> Geometry:
     return geometry
 
 
-def model_transform(data_config: dict[str, Any], normalize: bool = True, protocol: EvalProtocol = MODEL_TRANSFORM) -> Callable[[Image.Image], torch.Tensor]:
+def model_transform(
+    data_config: dict[str, Any], normalize: bool = True, protocol: EvalProtocol = MODEL_TRANSFORM
+) -> Callable[[Image.Image], torch.Tensor]:
     """timm's eval transform for this data config under a model-transform protocol (default: at the
     test-time size, as timm's validate.py uses it); ``normalize=False``: without the mean/std step."""
     config = eval_data_config(data_config, protocol)
@@ -95,7 +98,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def build_transform(data_config: dict[str, Any], protocol: EvalProtocol, role: Role, normalize: bool = True) -> Callable[[Image.Image], torch.Tensor]:
+def build_transform(
+    data_config: dict[str, Any], protocol: EvalProtocol, role: Role, normalize: bool = True
+) -> Callable[[Image.Image], torch.Tensor]:
     """Transform for one image role ("positive" = class images, "negative" = spurious-only images);
     ``normalize=False`` stops before the mean/std step (values in [0, 1], see :func:`normalizer`)."""
     if protocol.transform == "model":
@@ -109,7 +114,7 @@ def _fixed_steps(size: int, geometry: Geometry) -> list[Callable]:
     # With crop_pct 1.0 the CenterCrop is a no-op for square images (the authors' data ships square
     # spurious-only images); it only keeps batches stackable for odd local data.
     mode = T.InterpolationMode(geometry.interpolation)
-    return [T.Resize(int(math.floor(size / geometry.crop_pct)), interpolation=mode), T.CenterCrop(size)]
+    return [T.Resize(math.floor(size / geometry.crop_pct), interpolation=mode), T.CenterCrop(size)]
 
 
 def pixel_transform(data_config: dict[str, Any], protocol: EvalProtocol, role: Role) -> Callable[[Image.Image], torch.Tensor]:
@@ -123,7 +128,9 @@ def pixel_transform(data_config: dict[str, Any], protocol: EvalProtocol, role: R
     # PIL steps; anything else would make the uint8 split wrong, so it is refused rather than guessed.
     cut = next((i for i, step in enumerate(steps) if type(step).__name__ in ("ToTensor", "MaybeToTensor")), None)
     if cut is None or not all(isinstance(step, T.Normalize) for step in steps[cut + 1 :]):
-        raise SpurbenchError(f"timm's eval transform {[type(s).__name__ for s in steps]} does not end in ToTensor, Normalize; cannot ship it as uint8")
+        raise SpurbenchError(
+            f"timm's eval transform {[type(s).__name__ for s in steps]} does not end in ToTensor, Normalize; cannot ship it as uint8"
+        )
     return T.Compose([_to_rgb, *steps[:cut], T.PILToTensor()])
 
 
@@ -135,7 +142,12 @@ def pixel_geometry(data_config: dict[str, Any], protocol: EvalProtocol, role: Ro
         return {"transform": "model", **{k: plain(config.get(k)) for k in ("input_size", "interpolation", "crop_pct", "crop_mode")}}
     geometry = _role(protocol, role)
     size = int(config["input_size"][-1])
-    return {"transform": "fixed", "resize": int(math.floor(size / geometry.crop_pct)), "crop": size, "interpolation": geometry.interpolation}
+    return {
+        "transform": "fixed",
+        "resize": math.floor(size / geometry.crop_pct),
+        "crop": size,
+        "interpolation": geometry.interpolation,
+    }
 
 
 def normalize_on_device(x: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:

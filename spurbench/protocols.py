@@ -51,22 +51,31 @@ class EvalProtocol(_Frozen):
     steps: tuple[str, ...] = ()  # the benchmark's own steps, in words (what its plugin does beyond the geometry)
 
     @model_validator(mode="after")
-    def _complete(self) -> "EvalProtocol":
+    def _complete(self) -> EvalProtocol:
         if self.transform == "fixed" and (self.positive is None or self.model_crop is not None):
-            raise ValueError("a fixed protocol states the positive geometry (and the negative one where the benchmark has spurious-only images) and no model_crop")
+            raise ValueError(
+                "a fixed protocol states the positive geometry (and the negative one where the benchmark has spurious-only images) and no model_crop"
+            )
         if self.transform == "model" and (self.positive is not None or self.negative is not None or self.model_crop is None):
             raise ValueError("a model-transform protocol states model_crop and no per-role geometry")
         return self
 
     def describe(self) -> str:
         """What the protocol does, in one line, from its fields."""
-        size = {"test": "the weights' test_input_size if their config has one, else input_size", "train": "the weights' input_size (train size)"}.get(str(self.size), f"{self.size} px")
+        size = {
+            "test": "the weights' test_input_size if their config has one, else input_size",
+            "train": "the weights' input_size (train size)",
+        }.get(str(self.size), f"{self.size} px")
         mean = "the model's mean/std" if self.normalization == "model" else "ImageNet mean/std for every model"
         if self.transform == "model":
             crop = "test_crop_pct where the config has one" if self.model_crop == "test" else "the config's crop_pct"
             parts = [f"{self.by}: each model's own timm eval transform at {size}, {crop}; {mean}"]
         else:
-            roles = "; ".join(f"{label}: {_geometry_words(g)}" for label, g in (("class images", self.positive), ("spurious-only images", self.negative)) if g is not None)
+            roles = "; ".join(
+                f"{label}: {_geometry_words(g)}"
+                for label, g in (("class images", self.positive), ("spurious-only images", self.negative))
+                if g is not None
+            )
             parts = [f"{self.by}: size {size}; {roles}; {mean}"]
         return "; ".join(parts + list(self.steps))
 
@@ -85,6 +94,7 @@ MODEL_TRANSFORM = EvalProtocol(
     model_crop="test",
     normalization="model",
 )
+
 
 def fixed_paper(positive_crop_pct: float, by: str, steps: tuple[str, ...] = (), spurious_only_images: bool = True) -> EvalProtocol:
     """A ``paper`` protocol of fixed steps at the weights' test size, with the model's mean/std: class
@@ -117,12 +127,12 @@ def protocol_table(*protocols: EvalProtocol) -> dict[str, EvalProtocol]:
 
 
 __all__ = [
-    "EvalProtocol",
-    "Geometry",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MODEL_TRANSFORM",
     "PROTOCOL_NAMES",
+    "EvalProtocol",
+    "Geometry",
     "fixed_paper",
     "protocol_table",
     "scored_protocol",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Iterable
 from importlib.metadata import entry_points
-from typing import Any, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from spurbench.errors import UnknownNameError
 
@@ -64,8 +65,7 @@ class Registry(Generic[T]):
         self._load_entry_points()
         if name not in self._entries:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}.{suggest(name, self._entries)} "
-                f"Known: {', '.join(sorted(self._entries))}."
+                f"unknown {self.kind} {name!r}.{suggest(name, self._entries)} Known: {', '.join(sorted(self._entries))}."
             )
         obj = self._entries[name]
         if isinstance(obj, str):

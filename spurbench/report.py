@@ -40,7 +40,9 @@ def view_summary_table(result: ViewResult) -> Table:
     """A views result: one column per head, one row per metric of the benchmark's plugin."""
     specs = _view_specs(result)
     size = "x".join(map(str, result.protocol.input_size[1:]))
-    table = Table(title=f"{result.model.name} on {result.benchmark.name} (protocol {result.protocol.name}, {size} px)", title_justify="left")
+    table = Table(
+        title=f"{result.model.name} on {result.benchmark.name} (protocol {result.protocol.name}, {size} px)", title_justify="left"
+    )
     table.add_column("metric")
     for name in result.heads:
         table.add_column(name, justify="right", no_wrap=True)
@@ -48,7 +50,10 @@ def view_summary_table(result: ViewResult) -> Table:
     for key in keys:
         spec = _view_spec(key, specs)[0]
         signed = spec is not None and spec.signed
-        table.add_row(_view_label(key, specs), *("-" if (v := head.metrics.get(key)) is None else f"{v:{'+' if signed else ''}.3f}" for head in result.heads.values()))
+        table.add_row(
+            _view_label(key, specs),
+            *("-" if (v := head.metrics.get(key)) is None else f"{v:{'+' if signed else ''}.3f}" for head in result.heads.values()),
+        )
     return table
 
 
@@ -91,7 +96,7 @@ def summary_table(result: AnyResult) -> Table:
 
     rows = [
         ("mAUC (ROC-AUC) [95% CI]", ci),
-        ("mean AP (Table 2's \"mAUC\")", lambda a: f"{a.mean_ap:.3f}"),
+        ('mean AP (Table 2\'s "mAUC")', lambda a: f"{a.mean_ap:.3f}"),
         ("pooled AUC (ROC)", lambda a: f"{a.pooled_auc:.3f}"),
         ("pooled AP (authors' joint)", lambda a: f"{a.pooled_ap:.3f}"),
         ("accuracy (class images)", lambda a: f"{a.accuracy:.3f}"),
@@ -101,7 +106,10 @@ def summary_table(result: AnyResult) -> Table:
         table.add_row(label, *(cell(a) for a in aggregates))
     extra = sorted({name for head in result.heads.values() for name in head.extra_metrics})
     for name in extra:  # the benchmark's own metrics, e.g. the mean AUC of each class group
-        table.add_row(name.replace("mauc_", "mAUC, classes: ") if name.startswith("mauc_") else name, *(_opt(head.extra_metrics.get(name)) for head in result.heads.values()))
+        table.add_row(
+            name.replace("mauc_", "mAUC, classes: ") if name.startswith("mauc_") else name,
+            *(_opt(head.extra_metrics.get(name)) for head in result.heads.values()),
+        )
     return table
 
 
@@ -117,11 +125,22 @@ def worst_classes_table(result: AnyResult, n: int = 10, head: str = PLAIN) -> Ta
     other_auc = {name: {c.class_index: c.auc for c in result.heads[name].classes} for name in others}
     # "recall", not "val→k": a class's own images are ImageNet val on some benchmarks, a generated test split or a folder on others
     table = Table(
-        title=f"{n} worst classes ({head})", title_justify="left", caption_justify="left",
+        title=f"{n} worst classes ({head})",
+        title_justify="left",
+        caption_justify="left",
         caption="spurious→k: spurious-only images predicted as the class k; recall: the class's own images predicted as k.",
-    )  # fmt: skip
+    )
     grouped = any(c.group is not None for c in rows)
-    for col in ("class", "name", "AUC", *(f"AUC {name}" for name in others), "AP", "spurious→k", "recall", *(("group",) if grouped else ())):
+    for col in (
+        "class",
+        "name",
+        "AUC",
+        *(f"AUC {name}" for name in others),
+        "AP",
+        "spurious→k",
+        "recall",
+        *(("group",) if grouped else ()),
+    ):
         table.add_column(col, no_wrap=True)  # numbers must never be cut; the feature text is in the result file
     for c in rows:
         table.add_row(

@@ -28,8 +28,16 @@ def configuration_differences(result: AnyResult, planned: dict[str, Any]) -> lis
         recorded["spufix_temperature"] = result.heads["spufix"].temperature
     if isinstance(result, Result) and "plain" in result.heads:
         recorded["bootstrap"] = result.heads["plain"].aggregate.bootstrap_draws
-    names = {"weights": "weights", "heads": "heads", "protocol": "protocol", "precision": "precision", "bootstrap": "bootstrap draws",
-             "temperature": "temperature", "spufix_temperature": "SpuFix temperature", "spurbench": "spurbench version"}  # fmt: skip
+    names = {
+        "weights": "weights",
+        "heads": "heads",
+        "protocol": "protocol",
+        "precision": "precision",
+        "bootstrap": "bootstrap draws",
+        "temperature": "temperature",
+        "spufix_temperature": "SpuFix temperature",
+        "spurbench": "spurbench version",
+    }
     return [
         f"{names[key]}: file {recorded[key]}, this run {planned[key]}"
         for key in names
@@ -70,7 +78,10 @@ class ConfigurationConflict(SpurbenchError):
     """A result file of another configuration where this run would write its own."""
 
     def __init__(self, path: Path, result: Any, planned: dict[str, Any]):
-        what = "; ".join(configuration_differences(result, planned)) or f"config hash {result.config_hash}, this run {planned.get('config_hash', 'another')}"
+        what = (
+            "; ".join(configuration_differences(result, planned))
+            or f"config hash {result.config_hash}, this run {planned.get('config_hash', 'another')}"
+        )
         super().__init__(
             f"{path} holds a result of {result.model.name} on {result.benchmark.name} made with another configuration ({what}); "
             "--force replaces it, or write this run elsewhere with --output"

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeInt, ValidationError
 
-from spurbench.protocols import EvalProtocol
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, slug, strict_json
 from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
+from spurbench.protocols import EvalProtocol
 from spurbench.schemas import Strict, first_error_line
 
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
@@ -68,7 +68,9 @@ Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (fe
 class ProtocolInfo(Strict):
     name: Literal["paper", "model"]
     description: str  # ``declared.describe()``
-    declared: EvalProtocol | None = None  # the benchmark's protocol in full (absent from files written before protocols were declared per benchmark)
+    declared: EvalProtocol | None = (
+        None  # the benchmark's protocol in full (absent from files written before protocols were declared per benchmark)
+    )
     images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
     precision: Precision = "fp32"  # default: files written before --precision existed were fp32
 
@@ -201,7 +203,7 @@ def git_sha() -> str | None:
     """Commit of the spurbench checkout, when running from one (asked once per process)."""
     try:
         root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -236,7 +238,9 @@ def check_output_dir(folder: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".spurbench-write-probe-"):
             pass
     except OSError as exc:
-        raise SpurbenchError(f"output folder {str(folder)!r}: cannot write in {str(existing)!r} ({exc.strerror or type(exc).__name__})") from None
+        raise SpurbenchError(
+            f"output folder {str(folder)!r}: cannot write in {str(existing)!r} ({exc.strerror or type(exc).__name__})"
+        ) from None
     return folder
 
 

@@ -7,9 +7,10 @@ their plugins).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from spurbench import distributed
 from spurbench.adapters import ModelAdapter, check_model_name, declared_model, load_model
@@ -90,10 +91,14 @@ def spufix_artifact(spufix: str | None, model_name: str) -> SpuFixArtifact | Non
     try:
         return load_artifact(auto_location(model_name))
     except SpurbenchError as exc:
-        raise SpurbenchError(f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`") from None
+        raise SpurbenchError(
+            f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`"
+        ) from None
 
 
-def demo_artifacts(plan: RunPlan, models: Sequence[ModelAdapter], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any) -> dict[str, SpuFixArtifact]:
+def demo_artifacts(
+    plan: RunPlan, models: Sequence[ModelAdapter], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
+) -> dict[str, SpuFixArtifact]:
     """SpuFix for every default model (``models``, loaded, in ``plan.entries`` order) from the benchmark's
     ground truth: fitted on the first one, transferred to the others from its alphas alone."""
     truth = plan.plugin.ground_truth(plan.options)
@@ -194,7 +199,8 @@ def fit_spufix(
         # Under torchrun: compare the ranks' inputs before rank 0 spends time on the choice (the others wait for it)
         check_same_inputs("models, training images or options", [target, src], train, feature_kwargs)
         table = distributed.from_main(
-            lambda: ground_truth_components(src, replace(truth, train=train), **feature_kwargs), "waiting for rank 0 to choose the ground-truth components"
+            lambda: ground_truth_components(src, replace(truth, train=train), **feature_kwargs),
+            "waiting for rank 0 to choose the ground-truth components",
         )
     else:
         table = load_components(components)
@@ -203,7 +209,9 @@ def fit_spufix(
     if save_alphas is not None and distributed.is_main():
         alphas.save(save_alphas)
     if src is target:
-        return distributed.from_main(lambda: self_artifact(src, npcas, alphas), "receiving the artifact from rank 0")  # the NPCAs are rank 0's
+        return distributed.from_main(
+            lambda: self_artifact(src, npcas, alphas), "receiving the artifact from rank 0"
+        )  # the NPCAs are rank 0's
     return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
 
 

@@ -166,9 +166,17 @@ class StageProgress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        return Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn(self.unit), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        return Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(self.unit),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
 
-    def __enter__(self) -> "StageProgress":
+    def __enter__(self) -> StageProgress:
         self._started = time.perf_counter()
         if self._bar is not None:
             self._bar.start()

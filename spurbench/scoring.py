@@ -104,9 +104,14 @@ def view_table(
         bad = features.image_ids[int(np.flatnonzero(~np.isfinite(prob.numpy()))[0])]
         raise DataError(f"a head gives a non-finite probability (NaN or inf) for {bad}")
     return ViewTable(
-        image_ids=[images[i].image_id for i, _ in rows], views=[v for _, v in rows], class_index=class_index,
-        correct=correct.numpy(), prob=prob.numpy(), watched=watched_prob, classes=list(benchmark.classes),
-    )  # fmt: skip
+        image_ids=[images[i].image_id for i, _ in rows],
+        views=[v for _, v in rows],
+        class_index=class_index,
+        correct=correct.numpy(),
+        prob=prob.numpy(),
+        watched=watched_prob,
+        classes=list(benchmark.classes),
+    )
 
 
 def score_view_heads(
@@ -128,8 +133,13 @@ def score_view_heads(
         out[head_name] = ViewHeadResult(
             temperature=temperature,
             metrics=scores.metrics,
-            classes=[ViewClassRow(class_index=c.index, class_name=c.name, group=c.group, metrics=scores.classes.get(c.index, {})) for c in benchmark.classes],
-            rows=ViewRows(correct=table.correct.tolist(), prob=table.prob.tolist(), watched={k: v.tolist() for k, v in table.watched.items()}),
+            classes=[
+                ViewClassRow(class_index=c.index, class_name=c.name, group=c.group, metrics=scores.classes.get(c.index, {}))
+                for c in benchmark.classes
+            ],
+            rows=ViewRows(
+                correct=table.correct.tolist(), prob=table.prob.tolist(), watched={k: v.tolist() for k, v in table.watched.items()}
+            ),
         )
     return out
 

@@ -40,7 +40,9 @@ class TinyAdapter(ModelAdapter):
 
     family = "tiny"
 
-    def __init__(self, spec: str = "net", *, checkpoint: str | None = None, pretrained: bool = True, num_classes: int = 4, label_space: str = "toy") -> None:
+    def __init__(
+        self, spec: str = "net", *, checkpoint: str | None = None, pretrained: bool = True, num_classes: int = 4, label_space: str = "toy"
+    ) -> None:
         torch.manual_seed(0)  # the same weights in every process
         self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
         self.fc = nn.Linear(8, num_classes)
@@ -52,11 +54,20 @@ class TinyAdapter(ModelAdapter):
             label_space=label_space,
             num_classes=num_classes,
             num_params=sum(p.numel() for p in [*self.backbone.parameters(), *self.fc.parameters()]),
-            data_config={"input_size": (3, SIZE, SIZE), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.25,) * 3, "crop_pct": 1.0, "crop_mode": "center"},
+            data_config={
+                "input_size": (3, SIZE, SIZE),
+                "interpolation": "bilinear",
+                "mean": (0.5,) * 3,
+                "std": (0.25,) * 3,
+                "crop_pct": 1.0,
+                "crop_mode": "center",
+            },
         )
 
     @classmethod
-    def load(cls, spec: str = "net", *, checkpoint: str | None = None, pretrained: bool = True, num_classes: int = 4, label_space: str = "toy") -> TinyAdapter:
+    def load(
+        cls, spec: str = "net", *, checkpoint: str | None = None, pretrained: bool = True, num_classes: int = 4, label_space: str = "toy"
+    ) -> TinyAdapter:
         return cls(spec, checkpoint=checkpoint, pretrained=pretrained, num_classes=num_classes, label_space=label_space)
 
     def cam_target_layers(self) -> tuple[list[nn.Module], None]:
@@ -90,7 +101,9 @@ def _unreadable() -> Image.Image:
     return Image.open("/nonexistent/broken.png")
 
 
-def tiny_benchmark(num_classes: int = 4, per_role: int = 12, label_space: str = "toy", name: str = "tiny", broken: str | None = None) -> Benchmark:
+def tiny_benchmark(
+    num_classes: int = 4, per_role: int = 12, label_space: str = "toy", name: str = "tiny", broken: str | None = None
+) -> Benchmark:
     """``per_role`` positives and negatives for each of ``num_classes`` classes, as random images.
 
     Class k's positives and negatives differ in brightness, so AUCs are not all 0.5. Image ids are
@@ -106,4 +119,12 @@ def tiny_benchmark(num_classes: int = 4, per_role: int = 12, label_space: str = 
                 image_id = f"{role}/{k}/{i}"
                 loader = _unreadable if image_id == broken else _loader(seed, 60 + 30 * k + (role == "negative") * 50)
                 images.append(BenchmarkImage(image_id, k, role, k + 10 if role == "negative" else None, f"tiny:{image_id}", loader))
-    return Benchmark(name=name, label_space=label_space, classes=classes, images=images, revision="v1", checksum="tiny", protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM))
+    return Benchmark(
+        name=name,
+        label_space=label_space,
+        classes=classes,
+        images=images,
+        revision="v1",
+        checksum="tiny",
+        protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
+    )

@@ -235,7 +235,13 @@ def test_open_clip_split_matches_clip_logits(tiny_clip_config: str) -> None:
         torch.testing.assert_close(adapter.logits(x), native, rtol=1e-5, atol=1e-5)  # the evaluated path too
     # The constructor only stores parts: without load()'s build_text_head() there is no head to read.
     bare = OpenClipAdapter(
-        spec=adapter.spec, model=model, model_name=tiny_clip_config, tokenizer=adapter.tokenizer, weights_revision=None, classnames=CLASSNAMES, templates=templates
+        spec=adapter.spec,
+        model=model,
+        model_name=tiny_clip_config,
+        tokenizer=adapter.tokenizer,
+        weights_revision=None,
+        classnames=CLASSNAMES,
+        templates=templates,
     )
     with pytest.raises(SpurbenchError, match="zero-shot head is not built yet; call build_text_head"):
         _ = bare.head
@@ -262,7 +268,9 @@ def test_open_clip_data_config_reproduces_open_clip_transform(tiny_clip_config: 
     # Defaults: the ImageNet zero-shot head over open_clip's 1000 class names and its OpenAI templates.
     assert (adapter.label_space, adapter.num_classes) == ("imagenet-1k", 1000)
     assert len(asked) == 1 and asked[0][0] == list(open_clip.IMAGENET_CLASSNAMES)
-    assert len(asked[0][1]) == len(open_clip.OPENAI_IMAGENET_TEMPLATES) == 80 and asked[0][1][0].format("x") == open_clip.OPENAI_IMAGENET_TEMPLATES[0]("x")
+    assert len(asked[0][1]) == len(open_clip.OPENAI_IMAGENET_TEMPLATES) == 80 and asked[0][1][0].format(
+        "x"
+    ) == open_clip.OPENAI_IMAGENET_TEMPLATES[0]("x")
     assert adapter.head[0].shape == (1000, TINY_CLIP_CONFIG["embed_dim"])
     cfg = open_clip.get_model_preprocess_cfg(adapter.model)
     reference = open_clip.image_transform(cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"])
@@ -338,8 +346,12 @@ def save_tiny_hf(folder: Path, kind: str) -> Path:
     torch.manual_seed(0)
     vit = dict(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
     if kind == "resnet":  # classifier = Sequential(Flatten, Linear); ConvNext processor with crop_pct
-        model = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=1000))
-        processor = ConvNextImageProcessor(size={"shortest_edge": 64}, crop_pct=0.875, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3])
+        model = ResNetForImageClassification(
+            ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=1000)
+        )
+        processor = ConvNextImageProcessor(
+            size={"shortest_edge": 64}, crop_pct=0.875, image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3]
+        )
     elif kind == "vit":  # classifier = Linear; processor squashes to a fixed size
         model = ViTForImageClassification(ViTConfig(**vit, num_labels=7, id2label={k: f"label{k}" for k in range(7)}))
         processor = ViTImageProcessor(size={"height": 32, "width": 32})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from spurbench.apgd import apgd, checkpoints, project
+from spurbench.discovery.apgd import apgd, checkpoints, project
 
 
 def test_checkpoints_follow_the_paper() -> None:
@@ -52,5 +52,7 @@ def test_a_batch_is_solved_as_each_problem_alone() -> None:
     start = project(center + torch.randn_like(center) * 0.2, center, 1.0)
     together = apgd(objective, start, center, 1.0, steps=40)
     for i in range(3):
-        alone = apgd(lambda x, i=i: (torch.sin(3 * x) * weights[i : i + 1]).flatten(1).sum(1), start[i : i + 1], center[i : i + 1], 1.0, steps=40)
+        alone = apgd(
+            lambda x, i=i: (torch.sin(3 * x) * weights[i : i + 1]).flatten(1).sum(1), start[i : i + 1], center[i : i + 1], 1.0, steps=40
+        )
         torch.testing.assert_close(alone.best, together.best[i : i + 1])

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.support.one_line import one_line_error
 
 
@@ -40,7 +41,18 @@ def test_bad_names_fail_in_one_line(cli, tmp_path, args, needles):
 
 
 def test_missing_data_dir(cli, tmp_path):
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(tmp_path / "nope"), "--imagenet-val", str(tmp_path), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--model",
+        "timm:resnet18.a1_in1k",
+        "--data-dir",
+        str(tmp_path / "nope"),
+        "--imagenet-val",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     one_line_error(proc, str(tmp_path / "nope"))
 
 
@@ -48,7 +60,18 @@ def test_malformed_data_dir(cli, tmp_path):
     bad = tmp_path / "upstream"
     (bad / "not-a-class-folder").mkdir(parents=True)
     (bad / "not-a-class-folder" / "x.png").write_bytes(b"")
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--model", "timm:resnet18.a1_in1k", "--data-dir", str(bad), "--imagenet-val", str(tmp_path), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--model",
+        "timm:resnet18.a1_in1k",
+        "--data-dir",
+        str(bad),
+        "--imagenet-val",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     one_line_error(proc, "not-a-class-folder")
 
 
@@ -83,7 +106,21 @@ def test_malformed_registry_file(cli, tmp_path):
 def test_help_explains_run(cli, tmp_path):
     proc = cli("run", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for option in ("--model", "--registry", "--benchmark", "--data-dir", "--imagenet-val", "--dataset-repo", "--revision", "--protocol", "--batch-size", "--device", "--limit", "--output", "--no-cache"):
+    for option in (
+        "--model",
+        "--registry",
+        "--benchmark",
+        "--data-dir",
+        "--imagenet-val",
+        "--dataset-repo",
+        "--revision",
+        "--protocol",
+        "--batch-size",
+        "--device",
+        "--limit",
+        "--output",
+        "--no-cache",
+    ):
         assert option in proc.stdout
 
 

@@ -34,14 +34,30 @@ def data(tmp_path_factory):
 
 
 def test_build_then_run(cli, data, tmp_path):
-    root, upstream, val = data
+    _root, upstream, val = data
     built = tmp_path / "built"
     proc = cli("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     ckpt = _checkpoint(tmp_path / "ck.safetensors")
     out = tmp_path / "out"
-    args = ["run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val),
-            "--model", MODEL, "--checkpoint", str(ckpt), "--bootstrap", "50", "--output", str(out), "--quiet"]
+    args = [
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--data-dir",
+        str(built),
+        "--imagenet-val",
+        str(val),
+        "--model",
+        MODEL,
+        "--checkpoint",
+        str(ckpt),
+        "--bootstrap",
+        "50",
+        "--output",
+        str(out),
+        "--quiet",
+    ]
     proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     files = list(out.glob("*.json"))
@@ -59,23 +75,49 @@ def test_build_then_run(cli, data, tmp_path):
 
 
 def test_checksum_mismatch(cli, data, tmp_path):
-    root, upstream, val = data
+    _root, upstream, val = data
     built = tmp_path / "built"
     assert cli("dataset", "build", "--from-upstream", str(upstream), "--out", str(built), cwd=tmp_path).returncode == 0
     meta = json.loads((built / "spurbench.json").read_text())
     meta["checksum"] = "sha256:" + "0" * 64
     (built / "spurbench.json").write_text(json.dumps(meta))
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(built), "--imagenet-val", str(val), "--model", MODEL,
-                     "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--data-dir",
+        str(built),
+        "--imagenet-val",
+        str(val),
+        "--model",
+        MODEL,
+        "--checkpoint",
+        str(_checkpoint(tmp_path / "ck.safetensors")),
+        "--output",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     one_line_error(proc, "checksum")
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_token_for_gated_positives(cli, data, tmp_path):
-    root, upstream, val = data
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--model", MODEL,
-                     "--checkpoint", str(_checkpoint(tmp_path / "ck.safetensors")), "--output", str(tmp_path / "out"),
-                     cwd=tmp_path, env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")})
+    _root, upstream, _val = data
+    proc = cli(
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--data-dir",
+        str(upstream),
+        "--model",
+        MODEL,
+        "--checkpoint",
+        str(_checkpoint(tmp_path / "ck.safetensors")),
+        "--output",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")},
+    )
     one_line_error(proc, "ILSVRC/imagenet-1k", "--imagenet-val")
 
 
@@ -87,9 +129,23 @@ def test_missing_token_for_gated_positives(cli, data, tmp_path):
     ],
 )
 def test_head_without_a_map_is_refused(cli, data, tmp_path, num_classes, needle):
-    root, upstream, val = data
+    _root, upstream, val = data
     ckpt = _checkpoint(tmp_path / f"ck{num_classes}.safetensors", num_classes=num_classes)
-    proc = cli("run", "--benchmark", "spurious-imagenet", "--data-dir", str(upstream), "--imagenet-val", str(val), "--model", MODEL,
-                     "--checkpoint", str(ckpt), "--output", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--data-dir",
+        str(upstream),
+        "--imagenet-val",
+        str(val),
+        "--model",
+        MODEL,
+        "--checkpoint",
+        str(ckpt),
+        "--output",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     one_line_error(proc, needle)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.json"))

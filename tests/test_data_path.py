@@ -18,15 +18,22 @@ from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.features import extract_features
 from spurbench.harness import evaluate, run_config_hash
 from spurbench.preprocessing import build_transform, eval_data_config, normalize_on_device, pixel_transform
-from spurbench.results import read_result
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper
+from spurbench.results import read_result
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"paper": fixed_paper(0.875, by="a test"), "model": MODEL_TRANSFORM}
 KW = dict(batch_size=4, use_cache=False, progress=False, num_workers=0)
-TIMM_LIKE = {"input_size": (3, 32, 32), "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "crop_pct": 0.875, "crop_mode": "center"}
+TIMM_LIKE = {
+    "input_size": (3, 32, 32),
+    "interpolation": "bicubic",
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+    "crop_pct": 0.875,
+    "crop_mode": "center",
+}
 
 
 @pytest.mark.parametrize("protocol", ["paper", "model"])
@@ -62,7 +69,9 @@ def test_precision_is_recorded_hashed_and_cached_apart(tmp_path):
     assert len(set(hashes.values())) == 3
     assert hashes["fp32"] == run_config_hash(*args) == fp32.config_hash  # fp32 hashes as before the option existed
     assert hashes["bf16"] == bf16.config_hash
-    fp16 = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=4, precision="fp16")  # torch's CPU autocast runs fp16
+    fp16 = evaluate(
+        TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=4, precision="fp16"
+    )  # torch's CPU autocast runs fp16
     assert fp16.protocol.precision == "fp16"
     gaps = [abs(a.auc - b.auc) for a, b in zip(fp32.heads["plain"].classes, bf16.heads["plain"].classes)]
     assert max(gaps) < 0.05, gaps  # (a random tiny model; the planted test below bounds it by 0.01)

@@ -15,10 +15,10 @@ from spurbench.basis import fit_neurons_streaming
 from spurbench.cli import discover as discover_cli
 from spurbench.cli.discover import parse_classes
 from spurbench.discovery import INDEX_FILE, discover, read_index
+from spurbench.discovery.gradcam import component_cams
+from spurbench.discovery.npfv import visualise
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
-from spurbench.gradcam import component_cams
-from spurbench.npfv import visualise
 from spurbench.spufix.fit import class_subset, fit_source
 from spurbench.spufix.npca import fit_npca
 from spurbench.testing import TinyAdapter, tiny_benchmark
@@ -53,7 +53,9 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
             assert comp.eigenvalue == pytest.approx(float(npca.eigenvalues[comp.rank]), rel=1e-9)
             # Var(alpha_l) / Var(f_k): components are uncorrelated, so the shares of all D add up to 1
             assert comp.variance_share == pytest.approx(float(a.var(unbiased=False) / logits.var(unbiased=False)), rel=1e-6, abs=1e-12)
-            assert comp.alpha_quantiles["q50"] == pytest.approx(float(a.median() if len(a) % 2 else torch.quantile(a, 0.5)), rel=1e-9, abs=1e-12)
+            assert comp.alpha_quantiles["q50"] == pytest.approx(
+                float(a.median() if len(a) % 2 else torch.quantile(a, 0.5)), rel=1e-9, abs=1e-12
+            )
             order = torch.argsort(a, descending=True)[:3]
             assert [t.image_id for t in comp.top_images] == [feats.image_ids[int(i)] for i in order]
             assert [t.alpha for t in comp.top_images] == pytest.approx([float(a[i]) for i in order])
@@ -141,11 +143,14 @@ def test_class_lists() -> None:
         parse_classes("1,x")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--classes", "two"], "expected 'all' or class indices"),
-    (["--components-per-class", "0"], "--components-per-class"),
-    (["--train-data", "nowhere", "--benchmark", "planted"], "generates its training images"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--classes", "two"], "expected 'all' or class indices"),
+        (["--components-per-class", "0"], "--components-per-class"),
+        (["--train-data", "nowhere", "--benchmark", "planted"], "generates its training images"),
+    ],
+)
 def test_bad_discover_input_is_one_line(cli, tmp_path, args, needle) -> None:
     proc = cli("discover", "-m", "planted:cnn.seed3", "--out", str(tmp_path / "d"), *args, cwd=tmp_path)
     assert proc.returncode == 2 and needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -157,7 +162,22 @@ def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_p
     cache, _ = trained
     from spurbench.benchmarks import get_benchmark
 
-    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", str(tmp_path / "d"), "--components-per-class", "5", "--npfv-steps", "20", "-q", cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--train-data",
+        "planted",
+        "--out",
+        str(tmp_path / "d"),
+        "--components-per-class",
+        "5",
+        "--npfv-steps",
+        "20",
+        "-q",
+        cwd=tmp_path,
+        env={"SPURBENCH_CACHE": str(cache)},
+    )
     assert proc.returncode == 0, proc.stderr
     truth = get_benchmark("planted").ground_truth({"seed": 0})
     index = read_index(tmp_path / "d")

@@ -9,6 +9,7 @@ trained planted models, through the CLI.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import multiprocessing
@@ -21,8 +22,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -55,12 +57,15 @@ def _free_port() -> int:
 
 
 forked_ranks = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods() or not torch.distributed.is_gloo_available(), reason="needs fork and torch's gloo backend"
+    "fork" not in multiprocessing.get_all_start_methods() or not torch.distributed.is_gloo_available(),
+    reason="needs fork and torch's gloo backend",
 )
 
 
 def _rank_main(rank: int, world: int, port: int, queue: Any, target: Callable, env: dict[str, str]) -> None:
-    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), **env})
+    os.environ.update(
+        {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), **env}
+    )
     torch.set_num_threads(1)  # as torchrun's OMP_NUM_THREADS=1 (and no OpenMP pool inherited across fork)
     try:
         distributed.setup("cpu")
@@ -151,7 +156,7 @@ def test_without_torchrun_every_helper_is_the_identity(monkeypatch) -> None:
 def test_shares_are_contiguous_batch_aligned_and_cover_every_item_once(count: int, unit: int, world: int) -> None:
     bounds = [distributed.share_bounds(count, unit, r, world) for r in range(world)]
     assert bounds[0][0] == 0 and bounds[-1][1] == count
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, in rank order
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))  # contiguous, in rank order
     assert all(start % unit == 0 and start <= end for start, end in bounds)  # cut only at batch boundaries
     sizes = [-(-(end - start) // unit) for start, end in bounds]  # batches per rank: as even as they can be
     assert max(sizes) - min(sizes) <= 1
@@ -218,7 +223,10 @@ def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path)
     messages = {o[2] for o in outcomes.values()}
     assert sorted(outcomes) == [0, 1] and {o[1] for o in outcomes.values()} == {"DataError"} and len(messages) == 1, outcomes
     (message,) = messages
-    assert message.startswith("rank 1 of 2 was given other source model, training images, components or options than rank 0") and "\n" not in message
+    assert (
+        message.startswith("rank 1 of 2 was given other source model, training images, components or options than rank 0")
+        and "\n" not in message
+    )
 
     def discovering(rank: int):
         discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[1], components=2, top=2 + rank, npfv_steps=0, **KW)
@@ -310,17 +318,30 @@ def planted_env(pycache, trained, tmp_path_factory) -> dict[str, str]:
     (``pycache`` first: its compiling overlaps the planted models' training when they are not trained yet.)"""
     cache = tmp_path_factory.mktemp("cache")
     shutil.copytree(trained[0] / "planted", cache / "planted")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(SPURBENCH_CACHE=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPYCACHEPREFIX=str(pycache[0]))
     return env
 
 
-def torchrun(args: list[str], env: dict[str, str], cwd: Path, logs: Path, pycache: tuple[Path, subprocess.Popen]) -> tuple[int, dict[int, tuple[str, str]]]:
+def torchrun(
+    args: list[str], env: dict[str, str], cwd: Path, logs: Path, pycache: tuple[Path, subprocess.Popen]
+) -> tuple[int, dict[int, tuple[str, str]]]:
     """``torchrun --standalone --nproc-per-node 2 ARGS``: its exit status and each rank's (stdout, stderr)."""
     pycache[1].wait(timeout=300)
     launcher = Path(sys.executable).with_name("torchrun")
     command = [str(launcher)] if launcher.exists() else [sys.executable, "-m", "torch.distributed.run"]
-    proc = subprocess.run([*command, "--standalone", "--nproc-per-node", "2", "--log-dir", str(logs), "--redirects", "3", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*command, "--standalone", "--nproc-per-node", "2", "--log-dir", str(logs), "--redirects", "3", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     streams = {}
     for rank in (0, 1):
         (folder,) = logs.glob(f"*/attempt_0/{rank}")
@@ -336,15 +357,47 @@ COMMON = ["--limit", "64", "--batch-size", "16", "-q"]  # 4 batches per class: 2
 def test_torchrun_fit_transfer_and_discover_equal_one_process(cli, planted_env, pycache, tmp_path: Path) -> None:
     fit = ["spufix", "fit", "--model", "planted:cnn", "--components-from-ground-truth", *COMMON]
     transfer = ["spufix", "fit", "--model", "planted:resnet", *COMMON]
-    disc = ["discover", "-m", "planted:cnn", "--classes", "2,8", "--components-per-class", "3", "--top-images", "3", "--npfv-steps", "0", *COMMON]
+    disc = [
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--classes",
+        "2,8",
+        "--components-per-class",
+        "3",
+        "--top-images",
+        "3",
+        "--npfv-steps",
+        "0",
+        *COMMON,
+    ]
     env = {k: planted_env[k] for k in ("SPURBENCH_CACHE", "HF_HUB_OFFLINE")}
-    for args in ([*fit, "-o", "one/art", "--save-alphas", "one/alphas"], [*transfer, "--source", "one/alphas", "-o", "one/tr"], [*disc, "--out", "one/d"]):
+    for args in (
+        [*fit, "-o", "one/art", "--save-alphas", "one/alphas"],
+        [*transfer, "--source", "one/alphas", "-o", "one/tr"],
+        [*disc, "--out", "one/d"],
+    ):
         assert cli(*args, cwd=tmp_path, env=env).returncode == 0
     # the issue's command line as it is, then the other two commands in one process group
-    status, streams = torchrun(["-m", "spurbench", *fit, "-o", "two/art", "--save-alphas", "two/alphas"], planted_env, tmp_path, tmp_path / "logs1", pycache)
+    status, streams = torchrun(
+        ["-m", "spurbench", *fit, "-o", "two/art", "--save-alphas", "two/alphas"], planted_env, tmp_path, tmp_path / "logs1", pycache
+    )
     assert status == 0 and streams[1] == ("", "") and streams[0][1] == "", streams
-    rank1_elsewhere = ["--rank1-replace", "two/tr", "rank1/tr", "--rank1-replace", "two/d", "rank1/d"]  # (--out is not an input the ranks must share)
-    status, streams = torchrun([WORKER, *rank1_elsewhere, *transfer, "--source", "two/alphas", "-o", "two/tr", "::", *disc, "--out", "two/d"], planted_env, tmp_path, tmp_path / "logs2", pycache)
+    rank1_elsewhere = [
+        "--rank1-replace",
+        "two/tr",
+        "rank1/tr",
+        "--rank1-replace",
+        "two/d",
+        "rank1/d",
+    ]  # (--out is not an input the ranks must share)
+    status, streams = torchrun(
+        [WORKER, *rank1_elsewhere, *transfer, "--source", "two/alphas", "-o", "two/tr", "::", *disc, "--out", "two/d"],
+        planted_env,
+        tmp_path,
+        tmp_path / "logs2",
+        pycache,
+    )
     assert status == 0 and streams[1] == ("", "") and streams[0][1] == "" and len(streams[0][0].splitlines()) == 2, streams
     assert not (tmp_path / "rank1").exists()  # only rank 0 writes
     from safetensors.torch import load_file
@@ -368,7 +421,19 @@ def test_torchrun_fit_transfer_and_discover_equal_one_process(cli, planted_env, 
 def test_torchrun_failures_are_one_line_and_write_nothing(planted_env, pycache, tmp_path: Path, fault: str) -> None:
     (tmp_path / "components.json").write_text(json.dumps({"2": [1], "8": [1]}))
     worker = ["--rank1-replace", "64", "63"] if fault == "other-limit" else ["--rank1-exit-at-open", "3"]  # 3: right after the first class
-    fit = ["spufix", "fit", "--model", "planted:cnn", "--components", "components.json", *COMMON, "-o", "out/art", "--save-alphas", "out/alphas"]
+    fit = [
+        "spufix",
+        "fit",
+        "--model",
+        "planted:cnn",
+        "--components",
+        "components.json",
+        *COMMON,
+        "-o",
+        "out/art",
+        "--save-alphas",
+        "out/alphas",
+    ]
     status, streams = torchrun([WORKER, *worker, *fit], planted_env, tmp_path, tmp_path / "logs", pycache)
     assert status != 0
     errors = {rank: err.splitlines() for rank, (_, err) in streams.items()}

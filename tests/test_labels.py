@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from spurbench.discovery import read_index
-from spurbench.errors import SpurbenchError
-from spurbench.labels import (
+from spurbench.discovery.labels import (
     LABELS_FILE,
     LEGACY_LABELS_FILE,
     UnknownComponentError,
@@ -29,6 +28,7 @@ from spurbench.labels import (
     read_labels,
     record_label,
 )
+from spurbench.errors import SpurbenchError
 from spurbench.spufix.fit import load_components
 from tests.support.label_server import free_port, tiny_discovery
 from tests.support.one_line import one_line_error
@@ -73,7 +73,9 @@ def test_a_label_is_stored_with_who_and_when(folder) -> None:
     assert (record.class_index, record.rank, record.label, record.labeler) == (1, 2, "spurious", "alice")
     assert before <= record.at <= after and record.at.utcoffset().total_seconds() == 0
     header, line = [json.loads(x) for x in (folder / LABELS_FILE).read_text().splitlines()]  # the ledger: a header, one line per label
-    assert header == {"ledger": "labels", "format": 2, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca"} and line["at"].endswith("Z")
+    assert header == {"ledger": "labels", "format": 2, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca"} and line[
+        "at"
+    ].endswith("Z")
 
 
 def test_the_latest_label_per_labeler_wins_and_history_is_kept(folder) -> None:
@@ -100,7 +102,9 @@ def test_unknown_components_labels_and_labelers_are_refused(folder) -> None:
 
 
 def _every_component(labelers: list[str]) -> list[tuple]:
-    return [(k, rank, ("spurious", "not_spurious", "inconsistent")[(k + rank) % 3], who) for who in labelers for k in (0, 1) for rank in RANKS]
+    return [
+        (k, rank, ("spurious", "not_spurious", "inconsistent")[(k + rank) % 3], who) for who in labelers for k in (0, 1) for rank in RANKS
+    ]
 
 
 def _stored(folder: Path) -> set[tuple]:
@@ -137,7 +141,10 @@ def test_labels_of_another_model_are_refused(folder) -> None:
     [
         ("{not json", "not a valid labels file"),
         ('{"format": 1, "format": 1}', "duplicate key"),
-        ('{"format": 1, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca", "records": [{"class_index": 0, "rank": 0, "label": "yes", "labeler": "a", "at": "2024-01-01T00:00:00Z"}]}', "at records.0.label"),
+        (
+            '{"format": 1, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca", "records": [{"class_index": 0, "rank": 0, "label": "yes", "labeler": "a", "at": "2024-01-01T00:00:00Z"}]}',
+            "at records.0.label",
+        ),
         ("[]", "not a valid labels file"),
     ],
 )
@@ -167,17 +174,29 @@ def test_a_class_is_done_when_every_component_has_the_labelers_label(folder) -> 
 
 def _two_labelers(folder: Path) -> None:
     for k, rank, label, who in [
-        (0, 0, "spurious", "alice"), (0, 1, "spurious", "alice"), (1, 2, "spurious", "alice"),
-        (0, 0, "spurious", "bob"), (0, 1, "not_spurious", "bob"), (1, 0, "inconsistent", "bob"), (1, 2, "spurious", "bob"),
+        (0, 0, "spurious", "alice"),
+        (0, 1, "spurious", "alice"),
+        (1, 2, "spurious", "alice"),
+        (0, 0, "spurious", "bob"),
+        (0, 1, "not_spurious", "bob"),
+        (1, 0, "inconsistent", "bob"),
+        (1, 2, "spurious", "bob"),
         (1, 2, "not_spurious", "bob"),  # bob changes his mind: his latest label counts
-    ]:  # fmt: skip
+    ]:
         record_label(folder, k, rank, label, who)
 
 
 def test_export_counts_distinct_labelers_spurious_votes(folder, tmp_path) -> None:
     _two_labelers(folder)
     one = export_components(folder, 1, tmp_path / "one.json")
-    assert one == {"components": {"0": [0, 1], "1": [2]}, "basis": "npca", "model": "tiny:net", "weights_revision": "seed0", "min_votes": 1, "labelers": ["alice", "bob"]}
+    assert one == {
+        "components": {"0": [0, 1], "1": [2]},
+        "basis": "npca",
+        "model": "tiny:net",
+        "weights_revision": "seed0",
+        "min_votes": 1,
+        "labelers": ["alice", "bob"],
+    }
     two = export_components(folder, 2, tmp_path / "two.json")
     assert two["components"] == {"0": [0]} and two["min_votes"] == 2  # a not_spurious vote does not veto, it just does not count
     assert export_components(folder, 3)["components"] == {}
@@ -245,7 +264,11 @@ def test_the_class_page_shows_every_component_with_its_images(client, folder) ->
     for c in index.classes["1"].components:
         assert f'id="component-{c.rank}"' in page.text and f"<b>{100 * c.variance_share:.1f}%</b>" in page.text
     sources = _image_sources(page.text)
-    expected = [f"/{f}" for c in index.classes["1"].components for f in [c.npfv.file, c.npfv.cam_file, *(x for t in c.top_images for x in (t.file, t.cam_file))]]
+    expected = [
+        f"/{f}"
+        for c in index.classes["1"].components
+        for f in [c.npfv.file, c.npfv.cam_file, *(x for t in c.top_images for x in (t.file, t.cam_file))]
+    ]
     assert sources == expected and len(sources) == len(RANKS) * (2 + 2 * TOP)
     for src in sources:
         image = client.get(src)
@@ -277,7 +300,10 @@ def test_posting_a_label_stores_it_and_answers_with_the_class_state(client, fold
     assert body["done"] is False and body["progress"] == {"done": 0, "total": 2} and body["next_unlabelled"] == 0
     assert latest(read_labels(folder))[(1, 0, "alice")].label == "spurious"
     listed = client.get("/api/labels").json()
-    assert {(x["class_index"], x["rank"], x["labeler"], x["label"]) for x in listed["labels"]} == {(1, 0, "alice", "spurious"), (1, 1, "bob", "inconsistent")}
+    assert {(x["class_index"], x["rank"], x["labeler"], x["label"]) for x in listed["labels"]} == {
+        (1, 0, "alice", "spurious"),
+        (1, 1, "bob", "inconsistent"),
+    }
     assert client.get("/api/classes/1").json()["mine"] == body["mine"]
 
 
@@ -328,7 +354,7 @@ def test_another_models_labels_are_a_client_error_not_a_crash(client, folder) ->
 
 
 def test_an_unwritable_labels_store_is_a_client_error_not_a_crash(client, folder) -> None:
-    from spurbench.labels import LOCK_FILE
+    from spurbench.discovery.labels import LOCK_FILE
 
     (folder / LOCK_FILE).mkdir()  # cannot be opened for writing, even by root (unlike a chmod)
     answer = client.post("/api/labels", json={"class_index": 0, "rank": 1, "label": "spurious"})
@@ -338,11 +364,26 @@ def test_an_unwritable_labels_store_is_a_client_error_not_a_crash(client, folder
 def test_requests_for_another_host_name_are_refused(client) -> None:
     # a page on another site that rebinds its DNS name to 127.0.0.1 sends its own name as Host
     assert client.get("/api/labels", headers={"Host": "evil.example:8765"}).status_code == 400
-    assert client.post("/api/labels", headers={"Host": "evil.example"}, json={"class_index": 0, "rank": 0, "label": "spurious"}).status_code == 400
+    assert (
+        client.post("/api/labels", headers={"Host": "evil.example"}, json={"class_index": 0, "rank": 0, "label": "spurious"}).status_code
+        == 400
+    )
     assert client.get("/api/labels", headers={"Host": "localhost:8765"}).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/images/../discovery.json", "/images/..%2Fdiscovery.json", "/images/%2e%2e/discovery.json", "/images/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "/images//etc/passwd", "/images/outside.png", "/images/nothing.png", "/images/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/../discovery.json",
+        "/images/..%2Fdiscovery.json",
+        "/images/%2e%2e/discovery.json",
+        "/images/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "/images//etc/passwd",
+        "/images/outside.png",
+        "/images/nothing.png",
+        "/images/",
+    ],
+)
 def test_only_files_under_images_are_served(client, folder, path) -> None:
     (folder / "images" / "outside.png").symlink_to(folder / "discovery.json")  # a link out of images/
     assert client.get(path).status_code == 404
@@ -383,10 +424,16 @@ BAD_INPUT = {
     "serve: port in use": (lambda f, t, p: ["label", str(f), "--port", str(p)], "is in use; pick another with --port"),
     "serve (explicit): port in use": (lambda f, t, p: ["label", "serve", str(f), "--port", str(p)], "is in use"),
     "export: not a discovery folder": (lambda f, t, p: ["label", "export", str(t), "--out", str(t / "c.json")], "not a discovery folder"),
-    "export: another model's labels": (lambda f, t, p: ["label", "export", str(_other_models_labels(f)), "--out", str(t / "c.json")], "labels of tiny:net (seed0"),
+    "export: another model's labels": (
+        lambda f, t, p: ["label", "export", str(_other_models_labels(f)), "--out", str(t / "c.json")],
+        "labels of tiny:net (seed0",
+    ),
     "export: --min-votes 0": (lambda f, t, p: ["label", "export", str(f), "--out", str(t / "c.json"), "--min-votes", "0"], "--min-votes 0"),
     "export: --out a folder": (lambda f, t, p: ["label", "export", str(f), "--out", str(t)], "is a folder"),
-    "export: --out in a missing folder": (lambda f, t, p: ["label", "export", str(f), "--out", str(t / "nope" / "c.json")], "does not exist"),
+    "export: --out in a missing folder": (
+        lambda f, t, p: ["label", "export", str(f), "--out", str(t / "nope" / "c.json")],
+        "does not exist",
+    ),
     "export: no --out": (lambda f, t, p: ["label", "export", str(f)], "--out"),
 }
 

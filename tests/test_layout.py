@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "spurbench"
 # The only places that may name a concrete benchmark: the plugins themselves.
 # spurious_folder writes (and reads) Spurious ImageNet's folder layout on purpose, so it names it.
-PLUGIN_DIRS = [PACKAGE / "benchmarks" / name for name in ("planted", "spurious_imagenet", "spurious_folder", "salient_imagenet", "imagenet_w", "shared")]
+PLUGIN_DIRS = [
+    PACKAGE / "benchmarks" / name
+    for name in ("planted", "spurious_imagenet", "spurious_folder", "salient_imagenet", "imagenet_w", "shared")
+]
 BENCHMARK_NAMES = re.compile(r"planted|spurious[-_ ]imagenet|salient[-_]imagenet|imagenet[-_]w\b", re.IGNORECASE)
 MAX_LINES = 300
 
@@ -39,7 +42,9 @@ def test_import_linter_catches_an_upward_import(tmp_path) -> None:
     (copy / "metrics.py").write_text((copy / "metrics.py").read_text() + "\nfrom spurbench import harness  # noqa\n")
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     lint = Path(sys.executable).with_name("lint-imports")
-    run = subprocess.run([str(lint)], cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    run = subprocess.run(
+        [str(lint)], cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    )
     assert run.returncode != 0 and "spurbench.metrics" in run.stdout and "harness" in run.stdout, run.stdout[-2000:]
 
 
@@ -71,18 +76,35 @@ def test_deferred_imports_are_marked_with_their_reason() -> None:
         source = path.read_text().splitlines()
         for lineno in _function_imports(path):
             above = lineno - 2
-            while above >= 0 and (not source[above].strip() or source[above].strip().startswith(("from ", "import ", ")")) or source[above].startswith(" " * 8) and source[above].strip().endswith(",")):
+            while above >= 0 and (
+                not source[above].strip()
+                or source[above].strip().startswith(("from ", "import ", ")"))
+                or (source[above].startswith(" " * 8) and source[above].strip().endswith(","))
+            ):
                 above -= 1
             if above < 0 or "# lazy:" not in source[above]:
                 unmarked.append(f"{path.relative_to(ROOT)}:{lineno}: {source[lineno - 1].strip()}")
     assert not unmarked, "\n".join(unmarked)
 
 
+# The modules allowed past MAX_LINES, by name, each with its reason (and a bound, so they do not grow unseen).
+LONG_MODULES = {
+    "benchmarks/salient_imagenet/layout.py": (560, "a sixth of it records upstream's formats, each check beside the format it checks"),
+    "benchmarks/shared/planted_generator.py": (500, "the renderer's steps share one set of geometry constants and the notes that explain them"),
+}
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_modules_stay_small_or_say_why(path: Path) -> None:
+def test_modules_stay_small_or_are_named_long(path: Path) -> None:
     lines = len(path.read_text().splitlines())
-    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    assert lines <= MAX_LINES or "lines on purpose" in doc, f"{path.relative_to(ROOT)} has {lines} lines and no reason in its docstring"
+    bound, _why = LONG_MODULES.get(str(path.relative_to(PACKAGE)), (MAX_LINES, ""))
+    assert lines <= bound, f"{path.relative_to(ROOT)} has {lines} lines (at most {bound}): split it, or name it in LONG_MODULES with its reason"
+
+
+def test_every_named_long_module_exists_and_is_long() -> None:
+    for name, (bound, _why) in LONG_MODULES.items():
+        lines = len((PACKAGE / name).read_text().splitlines())
+        assert MAX_LINES < lines <= bound, f"{name}: {lines} lines; drop it from LONG_MODULES or raise its bound"
 
 
 def test_the_cli_imports_no_library_stage() -> None:

@@ -71,25 +71,41 @@ def _flip_top1(raw: dict) -> None:
     unflagged): only the recomputed prediction rates can tell it was changed."""
     head = raw["heads"]["plain"]
     floor = 1.0 / raw["model"]["num_classes"]
-    image_id = next(i for i, top1 in head["image_top1"].items() if (top1 and head["image_prob"][i] <= 0.5) or (not top1 and head["image_prob"][i] >= floor))
+    image_id = next(
+        i
+        for i, top1 in head["image_top1"].items()
+        if (top1 and head["image_prob"][i] <= 0.5) or (not top1 and head["image_prob"][i] >= floor)
+    )
     head["image_top1"][image_id] = not head["image_top1"][image_id]
 
 
 CASES = {
-    "mauc": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("mauc", raw["heads"]["plain"]["aggregate"]["mauc"] + 0.01), "heads.plain.aggregate.mauc"),
+    "mauc": (
+        lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("mauc", raw["heads"]["plain"]["aggregate"]["mauc"] + 0.01),
+        "heads.plain.aggregate.mauc",
+    ),
     "spufix mauc": (lambda raw: raw["heads"]["spufix"]["aggregate"].__setitem__("mauc", 0.99), "heads.spufix.aggregate.mauc"),
-    "class auc": (lambda raw: raw["heads"]["plain"]["classes"][3].__setitem__("auc", raw["heads"]["plain"]["classes"][3]["auc"] - 0.001), "heads.plain.classes[3] (class 3).auc"),
+    "class auc": (
+        lambda raw: raw["heads"]["plain"]["classes"][3].__setitem__("auc", raw["heads"]["plain"]["classes"][3]["auc"] - 0.001),
+        "heads.plain.classes[3] (class 3).auc",
+    ),
     "image probability": (_change_prob, "heads.plain.classes[0] (class 0)."),
     "dropped image": (_drop_image, "images: missing 1"),
     "wrong revision": (lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed7"), "benchmark.checksum"),
     "unknown revision": (lambda raw: raw["benchmark"].__setitem__("revision", "v0-nonsense"), "unknown revision 'v0-nonsense'"),
     "unknown benchmark": (lambda raw: raw["benchmark"].__setitem__("name", "imagenet-x"), "unknown benchmark 'imagenet-x'"),
     "schema version": (lambda raw: raw.__setitem__("schema_version", 1), "schema_version"),
-    "pooled ap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("pooled_ap", raw["heads"]["plain"]["aggregate"]["pooled_ap"] - 0.01), "heads.plain.aggregate.pooled_ap"),
+    "pooled ap": (
+        lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("pooled_ap", raw["heads"]["plain"]["aggregate"]["pooled_ap"] - 0.01),
+        "heads.plain.aggregate.pooled_ap",
+    ),
     "top-1 flag": (_flip_top1, "pred_rate"),
     "no plain head": (lambda raw: raw["heads"].pop("plain"), "heads: ['spufix']"),
     "unknown head": (lambda raw: raw["heads"].__setitem__("other", raw["heads"]["plain"]), "heads: ['other', 'plain', 'spufix']"),
-    "unbounded bootstrap": (lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("bootstrap_draws", 10**8), "bootstrap_draws: 100000000"),
+    "unbounded bootstrap": (
+        lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("bootstrap_draws", 10**8),
+        "bootstrap_draws: 100000000",
+    ),
 }
 
 
@@ -131,7 +147,13 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     assert [r["model"] for r in rows if r["benchmark"] == "planted"] == [r.model.name for r in ranked]
     assert {r["input_size"] for r in rows} == {"40x40"} and {float(r["temperature"]) for r in rows} == {1.0}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files.pngs)
-    assert sorted(p.name for p in files.pngs) == ["examples-planted-0.png", "examples-planted-1.png", "examples-planted-2.png", "heatmap-planted.png", "scatter-planted.png"]
+    assert sorted(p.name for p in files.pngs) == [
+        "examples-planted-0.png",
+        "examples-planted-1.png",
+        "examples-planted-2.png",
+        "heatmap-planted.png",
+        "scatter-planted.png",
+    ]
     worst = sorted(ranked[0].heads["plain"].classes, key=lambda c: c.auc)[:3]  # the pictures show the worst classes' spurious images
     assert [f"{c.class_name}: spurious-only image" in markdown for c in worst] == [True] * 3
     page = files.html.read_text()
@@ -160,8 +182,12 @@ def test_views_sections_cross_table_and_pictures(tmp_path, originals):
     auc = {read_result(p).model.name: read_result(p).heads["plain"].aggregate for p in originals}
     across = markdown[markdown.index("## Across benchmarks") :]
     a = auc["planted:cnn"]
-    assert f"| Planted CNN (`planted:cnn`) | planted | {a.mauc:.3f} [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}] | {m['gap']:+.3f} |" in across
-    assert f"| Planted ResNet (`planted:resnet`) | planted | {auc['planted:resnet'].mauc:.3f} [" in across and across.split("Planted ResNet")[1].split("\n")[0].endswith("| – |")
+    assert (
+        f"| Planted CNN (`planted:cnn`) | planted | {a.mauc:.3f} [{a.mauc_ci_low:.3f}, {a.mauc_ci_high:.3f}] | {m['gap']:+.3f} |" in across
+    )
+    assert f"| Planted ResNet (`planted:resnet`) | planted | {auc['planted:resnet'].mauc:.3f} [" in across and across.split(
+        "Planted ResNet"
+    )[1].split("\n")[0].endswith("| – |")
     assert {p.name for p in files.pngs} >= {f"examples-planted-salient-{i}.png" for i in range(3)}
     worst = sorted(view.heads["plain"].classes, key=lambda c: c.metrics["gap"])[:3]  # the lowest core − spurious gap first
     assert [f"{c.class_name}: object mask (core, blue) and feature mask (spurious, red)" in markdown for c in worst] == [True] * 3
@@ -184,9 +210,15 @@ def test_build_ranks_like_with_like(tmp_path, originals):
     (results / "b.json").write_text(json.dumps(raw))
     with pytest.raises(SpurbenchError, match="mix the steps of protocol 'paper'"):
         build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
-    shutil.copy(originals[0], results / "b.json")  # the same model twice: one is shown (the newest, then the last name), and a note says which
+    shutil.copy(
+        originals[0], results / "b.json"
+    )  # the same model twice: one is shown (the newest, then the last name), and a note says which
     files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
-    assert len(files.notes) == 1 and files.notes[0].startswith(f"planted:cnn on planted: 2 results; showing {results / 'b.json'} ") and files.notes[0].endswith(f"not {results / 'a.json'}")
+    assert (
+        len(files.notes) == 1
+        and files.notes[0].startswith(f"planted:cnn on planted: 2 results; showing {results / 'b.json'} ")
+        and files.notes[0].endswith(f"not {results / 'a.json'}")
+    )
     assert [r["model"] for r in csv.DictReader(files.csv.open())] == ["planted:cnn"]
 
 

@@ -137,8 +137,8 @@ def page_with_inw(tmp_path_factory) -> Path:
     """The committed results plus an ImageNet-W result of a small random ImageNet-1k model on real
     photos laid out as a val folder: a model on one benchmark only, and the watermark's pictures."""
     from spurbench.harness import evaluate
-    from tests.test_imagenet_w import write_val
     from spurbench.testing import TinyAdapter
+    from tests.test_imagenet_w import write_val
 
     folder = tmp_path_factory.mktemp("board-inw")
     results = folder / "results"
@@ -146,7 +146,15 @@ def page_with_inw(tmp_path_factory) -> Path:
     for path in sorted((ROOT / "leaderboard" / "results").glob("*.json")):
         shutil.copy(path, results)
     val = write_val(folder / "val")
-    evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), "imagenet-w", options={"imagenet_val": str(val)}, output_dir=results, progress=False, bootstrap=0, use_cache=False)
+    evaluate(
+        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
+        "imagenet-w",
+        options={"imagenet_val": str(val)},
+        output_dir=results,
+        progress=False,
+        bootstrap=0,
+        use_cache=False,
+    )
     return build_board(sorted(results.glob("*.json")), folder / "site", board_dir=folder, registry_dir=ROOT / "registry").html
 
 
@@ -160,7 +168,9 @@ def test_page_shows_the_imagenet_w_section_and_the_watermark(browser, page_with_
     (row,) = browser.find_elements(By.CSS_SELECTOR, "#board-imagenet-w tbody tr")
     cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     m = inw.heads["plain"].metrics
-    assert cells[1] == "tiny:net" and cells[5] == f"{m['inw_gap']:+.3f}" and cells[6] == "–" and cells[-1] == "9"  # no carton image: "–", not 0
+    assert (
+        cells[1] == "tiny:net" and cells[5] == f"{m['inw_gap']:+.3f}" and cells[6] == "–" and cells[-1] == "9"
+    )  # no carton image: "–", not 0
     # across benchmarks: "–" where a model has no result on a benchmark, never 0
     across = {name: [_column(browser, "across", i)[j] for i in range(5)] for j, name in enumerate(_column(browser, "across", 0))}
     columns = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#across thead th")]
@@ -170,7 +180,13 @@ def test_page_shows_the_imagenet_w_section_and_the_watermark(browser, page_with_
     assert len(images) == 2 and all(browser.execute_script("return arguments[0].naturalWidth", im) >= 100 for im in images)
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "[id='gallery-imagenet-w'] figcaption")]
     assert "watermark" in captions[1] and all("CC BY 2.0" in c for c in captions)  # the photo's licence, shown
-    clean, marked = (browser.execute_script("var c=document.createElement('canvas');c.width=200;c.height=200;var x=c.getContext('2d');x.drawImage(arguments[0],0,0);return Array.from(x.getImageData(0,0,200,200).data).reduce((a,b)=>a+b,0)", im) for im in images)
+    clean, marked = (
+        browser.execute_script(
+            "var c=document.createElement('canvas');c.width=200;c.height=200;var x=c.getContext('2d');x.drawImage(arguments[0],0,0);return Array.from(x.getImageData(0,0,200,200).data).reduce((a,b)=>a+b,0)",
+            im,
+        )
+        for im in images
+    )
     assert marked > clean  # the white watermark brightens the picture
     browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(By.CSS_SELECTOR, "[id='gallery-imagenet-w']"))
     ARTIFACTS.mkdir(exist_ok=True)

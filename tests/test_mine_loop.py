@@ -27,8 +27,8 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.benchmarks.planted import write_pool
 from spurbench.discovery import read_index
 from spurbench.mining import read_mining
+from spurbench.mining.verdicts import read_verdicts, record_verdict
 from spurbench.results import read_result, result_filename
-from spurbench.verification import read_verdicts, record_verdict
 from tests.support.label_server import chromium, open_page, serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,23 +56,43 @@ def _verify_in_browser(folder: Path, truth, planted: list[int]) -> None:
                     ActionChains(driver).send_keys(verdict[0]).perform()
                 else:
                     card.find_element(By.CSS_SELECTOR, f'button[data-verdict="{verdict}"]').click()
-                wait_until(lambda c=card, v=verdict: c.get_attribute("data-verdict") == v, what=f"candidate {i} of class {k} to show {verdict}")
+                wait_until(
+                    lambda c=card, v=verdict: c.get_attribute("data-verdict") == v, what=f"candidate {i} of class {k} to show {verdict}"
+                )
             if k == planted[0]:
                 driver.save_screenshot(str(ARTIFACTS / "verify-class.png"))
         open_page(driver, f"{url}/class/{planted[0]}")  # a reload shows them
-        shown = {c.get_attribute("data-image"): c.get_attribute("data-verdict") for c in driver.find_elements(By.CSS_SELECTOR, ".candidate")[:BY_BROWSER]}
+        shown = {
+            c.get_attribute("data-image"): c.get_attribute("data-verdict")
+            for c in driver.find_elements(By.CSS_SELECTOR, ".candidate")[:BY_BROWSER]
+        }
         assert all(shown.values()), shown
 
 
 @pytest.mark.slow
 def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) -> None:
-    cache, models = trained
+    cache, _models = trained
     env = {"SPURBENCH_CACHE": str(cache)}
     monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
     gt = get_benchmark("planted").ground_truth({"seed": 0})
     planted = sorted(gt.features)
 
-    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", "d", "--components-per-class", "5", "--npfv-steps", "20", "-q", cwd=tmp_path, env=env)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--train-data",
+        "planted",
+        "--out",
+        "d",
+        "--components-per-class",
+        "5",
+        "--npfv-steps",
+        "20",
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     index = read_index(tmp_path / "d")
     picks = {}
@@ -83,7 +103,22 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
 
     truth = write_pool(tmp_path / "pool")
     (tmp_path / "pool" / "part-0" / "broken.png").write_bytes(b"a failed download")
-    proc = cli("mine", "-m", "planted:cnn", "--discovery", "d", "--components", "components.json", "--pool", "pool", "--out", "m", "-q", cwd=tmp_path, env=env)
+    proc = cli(
+        "mine",
+        "-m",
+        "planted:cnn",
+        "--discovery",
+        "d",
+        "--components",
+        "components.json",
+        "--pool",
+        "pool",
+        "--out",
+        "m",
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "skipped 1 unreadable pool files: part-0/broken.png" in proc.stdout  # skipped, named, counted
     mining = read_mining(tmp_path / "m")
@@ -101,7 +136,13 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     for entry in mining.components:  # the ground truth plays the person for the rest
         for c in entry.candidates:
             if c.rank > BY_BROWSER:
-                record_verdict(tmp_path / "m", entry.class_index, c.image_id, "absent" if truth.objects[c.image_id] != entry.class_index else "present", "person")
+                record_verdict(
+                    tmp_path / "m",
+                    entry.class_index,
+                    c.image_id,
+                    "absent" if truth.objects[c.image_id] != entry.class_index else "present",
+                    "person",
+                )
 
     proc = cli("mine", "export", "m", "--out", "bench", "--min-per-class", "20", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -111,9 +152,41 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     for arch in ("cnn", "resnet"):
         model = f"planted:{arch}"
         source = [] if arch == "cnn" else ["--source-model", "planted:cnn"]
-        fit = cli("spufix", "fit", "-m", model, *source, "--train-data", "planted", "--components", "components.json", "-o", f"spufix-{arch}", "-q", cwd=tmp_path, env=env)
+        fit = cli(
+            "spufix",
+            "fit",
+            "-m",
+            model,
+            *source,
+            "--train-data",
+            "planted",
+            "--components",
+            "components.json",
+            "-o",
+            f"spufix-{arch}",
+            "-q",
+            cwd=tmp_path,
+            env=env,
+        )
         assert fit.returncode == 0, fit.stderr
-        run = cli("run", "-m", model, "--benchmark", "spurious-folder", "--data-dir", "bench", "--spufix", f"spufix-{arch}", "--bootstrap", "0", "-q", "-o", "out", cwd=tmp_path, env=env)
+        run = cli(
+            "run",
+            "-m",
+            model,
+            "--benchmark",
+            "spurious-folder",
+            "--data-dir",
+            "bench",
+            "--spufix",
+            f"spufix-{arch}",
+            "--bootstrap",
+            "0",
+            "-q",
+            "-o",
+            "out",
+            cwd=tmp_path,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr
         plain_run = cli("run", "-m", model, "--no-spufix", "--bootstrap", "0", "-q", "-o", "out-planted", cwd=tmp_path, env=env)
         assert plain_run.returncode == 0, plain_run.stderr
@@ -127,7 +200,11 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
         assert max(plain.values()) <= min(control) - 0.3, (arch, plain, min(control))
         assert sum(fixed.values()) > sum(plain.values()), (arch, plain, fixed)
         top1 = result.heads["plain"].image_top1
-        sufficiency = {k: sum(v for i, v in top1.items() if result.images[i].role == "negative" and result.images[i].class_index == k) / sum(1 for i in result.images.values() if i.role == "negative" and i.class_index == k) for k in planted}
+        sufficiency = {
+            k: sum(v for i, v in top1.items() if result.images[i].role == "negative" and result.images[i].class_index == k)
+            / sum(1 for i in result.images.values() if i.role == "negative" and i.class_index == k)
+            for k in planted
+        }
         figures[arch] = {"auc_plain": plain, "auc_spufix": fixed, "control_auc_held_out_min": min(control), "sufficiency": sufficiency}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "mine-loop.json").write_text(json.dumps(figures, indent=1, default=str))

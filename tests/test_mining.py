@@ -14,11 +14,11 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench.benchmarks.pool import folder_pool
 from spurbench.discovery import class_basis, discover, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
 from spurbench.mining import INDEX_FILE, from_discovery, mine, read_mining
+from spurbench.mining.pool import folder_pool
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
 KW = dict(batch_size=4, progress=False)
@@ -64,7 +64,16 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
     found = folder_pool(pool)
     assert found.unreadable == ["part1/broken.jpg"] and len(found.benchmark.images) == 41
     # the tiny model's 8 features are all alike (cosine > 0.98), so only exact copies count as duplicates here
-    index = mine(model, from_discovery(discovery, {1: [0, 2]}, model), found, tmp_path / "m", per_component=10, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    index = mine(
+        model,
+        from_discovery(discovery, {1: [0, 2]}, model),
+        found,
+        tmp_path / "m",
+        per_component=10,
+        require_predicted="none",
+        dedup_cosine=1 - 1e-6,
+        **KW,
+    )
     assert read_mining(tmp_path / "m") == index and index.pool.unreadable == ["part1/broken.jpg"]
     feats, alphas, logits = _expected(model, discovery, pool, 1, 0)
     entry = next(e for e in index.components if (e.class_index, e.component) == (1, 0))
@@ -81,11 +90,22 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
         assert c.digest == "sha256:" + hashlib.sha256((pool / c.image_id).read_bytes()).hexdigest()
         with Image.open(tmp_path / "m" / c.thumbnail) as thumb:
             assert thumb.size == (16, 16)
-    assert [Path(r).name for r in entry.reference] == [Path(t.file).name for t in read_index(discovery).classes["1"].components[0].top_images]
+    assert [Path(r).name for r in entry.reference] == [
+        Path(t.file).name for t in read_index(discovery).classes["1"].components[0].top_images
+    ]
     assert all((tmp_path / "m" / r).is_file() for r in [*entry.reference, entry.npfv])
 
     for rule, allowed in (("top1", 1), ("top5", 4)):  # (the tiny model has 4 classes: top-5 keeps every image)
-        mined = mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / rule, per_component=40, require_predicted=rule, dedup_cosine=1 - 1e-6, **KW)
+        mined = mine(
+            model,
+            from_discovery(discovery, {1: [0]}, model),
+            found,
+            tmp_path / rule,
+            per_component=40,
+            require_predicted=rule,
+            dedup_cosine=1 - 1e-6,
+            **KW,
+        )
         kept = {c.image_id for c in mined.components[0].candidates}
         passing = {i for r, i in enumerate(feats.image_ids) if 1 in logits[r].topk(allowed).indices.tolist()}
         assert kept and kept <= passing and len(kept) >= len(passing) - 1, rule  # all that pass, less at most the duplicate
@@ -110,11 +130,14 @@ def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tm
     assert json.loads((tmp_path / "b" / INDEX_FILE).read_text())["format"] == 1
 
 
-@pytest.mark.parametrize("components, needle", [
-    ({7: [0]}, "class 7 is not a class of tiny:net"),
-    ({3: [0]}, "class 3 is not in the discovery"),
-    ({1: [5]}, "class 1 has no discovered component 5"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "components, needle",
+    [
+        ({7: [0]}, "class 7 is not a class of tiny:net"),
+        ({3: [0]}, "class 3 is not in the discovery"),
+        ({1: [5]}, "class 1 has no discovered component 5"),
+    ],
+)
 def test_bad_components_are_one_line(discovery, pool, tmp_path, components, needle) -> None:
     with pytest.raises(SpurbenchError, match=needle):
         mine(TinyAdapter(), from_discovery(discovery, components, TinyAdapter()), folder_pool(pool), tmp_path / "m", **KW)
@@ -138,16 +161,26 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
     with pytest.raises(SpurbenchError, match=r"a discovery of tiny:net \(seed0\), not of tiny:other \(seed1\)"):
         mine(other, from_discovery(discovery, {1: [0]}, other), folder_pool(tmp_path / "one"), tmp_path / "m", **KW)
     with pytest.raises(SpurbenchError, match="--per-component must be at least 1"):
-        mine(TinyAdapter(), from_discovery(discovery, {1: [0]}, TinyAdapter()), folder_pool(tmp_path / "one"), tmp_path / "m", per_component=0, **KW)
+        mine(
+            TinyAdapter(),
+            from_discovery(discovery, {1: [0]}, TinyAdapter()),
+            folder_pool(tmp_path / "one"),
+            tmp_path / "m",
+            per_component=0,
+            **KW,
+        )
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--require-predicted", "top3"], "--require-predicted 'top3': expected one of top1, top5, none"),
-    (["--components", "nothing.json"], "nothing.json: cannot read components file"),
-    (["--pool", "empty"], "--pool empty: no images"),
-    (["--pool", "nowhere"], "--pool nowhere: not a folder"),
-    (["--pool", "spurious-imagenet"], "generates no mining pool; pass --pool DIR"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--require-predicted", "top3"], "--require-predicted 'top3': expected one of top1, top5, none"),
+        (["--components", "nothing.json"], "nothing.json: cannot read components file"),
+        (["--pool", "empty"], "--pool empty: no images"),
+        (["--pool", "nowhere"], "--pool nowhere: not a folder"),
+        (["--pool", "spurious-imagenet"], "generates no mining pool; pass --pool DIR"),
+    ],
+)
 def test_bad_mine_input_is_one_line(cli, discovery, tmp_path, args, needle) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "c.json").write_text('{"components": {"1": [0]}}')
@@ -179,7 +212,9 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
         buffer = io.BytesIO()
         image.open().save(buffer, format="PNG")
         pngs.append(buffer.getvalue())
-    sha = write_hub_repo(hf_home, "org/pool-files", {f"images/{i}.png": b for i, b in enumerate(pngs)} | {"README.md": b"a pool"}, repo_type="dataset")
+    sha = write_hub_repo(
+        hf_home, "org/pool-files", {f"images/{i}.png": b for i, b in enumerate(pngs)} | {"README.md": b"a pool"}, repo_type="dataset"
+    )
     files = resolve_pool("hf://org/pool-files")
     assert len(files.benchmark.images) == len(pngs) and files.benchmark.revision == sha and files.source == "hf://org/pool-files"
     shard = io.BytesIO()
@@ -187,11 +222,23 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
     pq.write_table(pa.table({"image": rows}), shard)
     sha = write_hub_repo(hf_home, "org/pool-rows", {"data/train-00000-of-00001.parquet": shard.getvalue()}, repo_type="dataset")
     rows_pool = resolve_pool(f"hf://org/pool-rows@{sha}")
-    assert [im.image_id for im in rows_pool.benchmark.images][:2] == ["data/train-00000-of-00001.parquet/0", "data/train-00000-of-00001.parquet/1"]
+    assert [im.image_id for im in rows_pool.benchmark.images][:2] == [
+        "data/train-00000-of-00001.parquet/0",
+        "data/train-00000-of-00001.parquet/1",
+    ]
     assert rows_pool.unreadable == [f"data/train-00000-of-00001.parquet/{len(pngs)}"] and rows_pool.benchmark.revision == sha
-    index = mine(TinyAdapter(), from_discovery(discovery, {1: [0]}, TinyAdapter()), rows_pool, tmp_path / "m", per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+    index = mine(
+        TinyAdapter(),
+        from_discovery(discovery, {1: [0]}, TinyAdapter()),
+        rows_pool,
+        tmp_path / "m",
+        per_component=5,
+        require_predicted="none",
+        dedup_cosine=1 - 1e-6,
+        **KW,
+    )
     assert len(index.components[0].candidates) == 5 and all(c.digest.startswith("rgb-sha256:") for c in index.components[0].candidates)
-    from spurbench.verification import export_benchmark, record_verdict
+    from spurbench.mining.verdicts import export_benchmark, record_verdict
 
     for c in index.components[0].candidates:
         record_verdict(tmp_path / "m", 1, c.image_id, "absent", "alice")
@@ -203,7 +250,7 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
 
 
 def test_a_second_scan_only_stats_unchanged_files(pool, monkeypatch) -> None:
-    from spurbench.benchmarks import pool as pool_module
+    from spurbench.mining import pool as pool_module
 
     first = folder_pool(pool)
     checks = []
@@ -213,7 +260,9 @@ def test_a_second_scan_only_stats_unchanged_files(pool, monkeypatch) -> None:
     assert checks == [] and again.unreadable == first.unreadable and again.benchmark.revision == first.benchmark.revision
     (pool / "part0" / "0.png").write_bytes(b"now broken")  # rewritten: checked again, and the revision moves
     third = folder_pool(pool)
-    assert checks == [pool / "part0" / "0.png"] and "part0/0.png" in third.unreadable and third.benchmark.revision != first.benchmark.revision
+    assert (
+        checks == [pool / "part0" / "0.png"] and "part0/0.png" in third.unreadable and third.benchmark.revision != first.benchmark.revision
+    )
 
 
 def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path) -> None:
@@ -233,13 +282,26 @@ def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path
         assert source.wanted() == {1: [0, 2]} and source.discovery is None and source.references == {}
         feats = extract_features(target, folder_pool(pool).benchmark, **KW).features
         head = artifact.head(*target.head)
-        clipped = (head.scales * (torch.nn.functional.linear(feats.double(), head.rows.double()) + head.offsets)).double()  # before the relu
+        clipped = (
+            head.scales * (torch.nn.functional.linear(feats.double(), head.rows.double()) + head.offsets)
+        ).double()  # before the relu
         assert torch.allclose(source.bases[1].alphas(feats), clipped, atol=1e-5), (source.bases[1].alphas(feats) - clipped).abs().max()
-        index = mine(target, source, folder_pool(pool), tmp_path / artifact.target_model.replace(":", "-"), per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6, **KW)
+        index = mine(
+            target,
+            source,
+            folder_pool(pool),
+            tmp_path / artifact.target_model.replace(":", "-"),
+            per_component=5,
+            require_predicted="none",
+            dedup_cosine=1 - 1e-6,
+            **KW,
+        )
         entry = next(e for e in index.components if e.component == 2)
         order = torch.argsort(clipped[:, 1], descending=True)
         ids = extract_features(target, folder_pool(pool).benchmark, **KW).image_ids
-        assert [c.image_id for c in entry.candidates] == [ids[int(i)] for i in order[:5]] and index.spufix == "art" and entry.reference == []
+        assert (
+            [c.image_id for c in entry.candidates] == [ids[int(i)] for i in order[:5]] and index.spufix == "art" and entry.reference == []
+        )
     with pytest.raises(SpurbenchError, match="a SpuFix artifact for tiny:net .*, not for tiny:other"):
         from_artifact(self_artifact(model, npcas, alphas), "art", None, other)
     with pytest.raises(SpurbenchError, match=r"class 1 component 1 is not in the SpuFix artifact \(it has \[0, 2\]\)"):
@@ -248,14 +310,19 @@ def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path
 
 def test_help_keeps_its_square_brackets(cli, tmp_path) -> None:
     """rich markup would eat `[ranks]` and `[@REV]` as tags: the help texts escape them."""
-    for args, needle in ((["mine", "run", "--help"], "hf://ORG/NAME[@REVISION]"), (["mine", "run", "--help"], "{class: [ranks]}"), (["spufix", "fit", "--help"], "{class: [component ranks]}"), (["run", "--help"], "hf://ORG/NAME[@REV]")):
+    for args, needle in (
+        (["mine", "run", "--help"], "hf://ORG/NAME[@REVISION]"),
+        (["mine", "run", "--help"], "{class: [ranks]}"),
+        (["spufix", "fit", "--help"], "{class: [component ranks]}"),
+        (["run", "--help"], "hf://ORG/NAME[@REV]"),
+    ):
         proc = cli(*args, cwd=tmp_path, env={"COLUMNS": "250"})
         assert proc.returncode == 0 and needle in proc.stdout, (args, needle)
 
 
 def test_thumbnails_copy_small_web_images_and_shrink_the_rest(tmp_path) -> None:
     from spurbench.benchmarks.base import BenchmarkImage
-    from spurbench.benchmarks.pool import Pool
+    from spurbench.mining.pool import Pool
     from spurbench.mining.thumbnails import THUMBNAIL, thumbnail_and_digest
 
     rng = np.random.default_rng(0)
@@ -269,8 +336,11 @@ def test_thumbnails_copy_small_web_images_and_shrink_the_rest(tmp_path) -> None:
     pool = Pool(None, "x", {name: tmp_path / name for name in files})  # type: ignore[arg-type]
     out = tmp_path / "out"
     (out / "thumbs").mkdir(parents=True)
-    results = {name: thumbnail_and_digest(pool, BenchmarkImage(name, -1, "negative", None, name, lambda n=name: Image.open(tmp_path / n)), out) for name in files}
-    for name, (thumb, digest) in results.items():
+    results = {
+        name: thumbnail_and_digest(pool, BenchmarkImage(name, -1, "negative", None, name, lambda n=name: Image.open(tmp_path / n)), out)
+        for name in files
+    }
+    for name, (_thumb, digest) in results.items():
         assert digest == "sha256:" + hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
     assert (out / results["small.png"][0]).read_bytes() == (tmp_path / "small.png").read_bytes()  # the file itself
     with Image.open(out / results["large.jpg"][0]) as thumb:

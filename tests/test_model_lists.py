@@ -90,7 +90,9 @@ def test_paper_numbers_follow_the_table(paper_models, paper_unmapped):
             assert 50 < p.accuracy < 100 and 50 < p.accuracy_spufix < 100
         assert 0.5 < p.mean_ap <= p.mean_ap_spufix < 1  # SpuFix never lowers the printed score in Table 2
     by_name = {(e.display_name, e.data): e.paper for e in [*paper_models, *paper_unmapped]}
-    assert by_name["Rob. ResNet50", "in1k"] == PaperNumbers(benchmark="spurious-imagenet", accuracy=57.4, mean_ap=0.630, accuracy_spufix=56.8, mean_ap_spufix=0.763, table="Table 2")
+    assert by_name["Rob. ResNet50", "in1k"] == PaperNumbers(
+        benchmark="spurious-imagenet", accuracy=57.4, mean_ap=0.630, accuracy_spufix=56.8, mean_ap_spufix=0.763, table="Table 2"
+    )
     assert by_name["VOLO-D5 512", "in1k"].mean_ap == 0.882 and by_name["VOLO-D5 512", "in1k"].mean_ap_spufix == 0.907
     assert by_name["EVA-G/14 CLIP 560", "CLIP/MIM"].accuracy == 89.8
     assert by_name["BEiTV2-L/16 224", "in21k"].mean_ap == 0.951

@@ -31,7 +31,11 @@ def _sources() -> dict[Path, str]:
 
 def _without_fcntl(tmp_path: Path, body: str) -> None:
     """Run ``body`` in a fresh interpreter where fcntl cannot be imported, as on Windows."""
-    script = "import sys, warnings; sys.modules['fcntl'] = None; warnings.simplefilter('ignore')\nfrom pathlib import Path\n" + body + "\nprint('locked')\n"
+    script = (
+        "import sys, warnings; sys.modules['fcntl'] = None; warnings.simplefilter('ignore')\nfrom pathlib import Path\n"
+        + body
+        + "\nprint('locked')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "locked", proc.stderr[-2000:]
 
@@ -39,9 +43,15 @@ def _without_fcntl(tmp_path: Path, body: str) -> None:
 def test_no_fcntl_in_the_package_and_the_ledger_imports_and_locks_without_it(tmp_path) -> None:
     """Windows has no fcntl: a stage that imports it cannot even be imported there. Here fcntl is made
     unimportable, and the stages that lock still import and still take their locks."""
-    users = [str(path.relative_to(PACKAGE.parent)) for path, text in _sources().items() if re.search(r"^\s*(import fcntl|from fcntl import)", text, re.M)]
+    users = [
+        str(path.relative_to(PACKAGE.parent))
+        for path, text in _sources().items()
+        if re.search(r"^\s*(import fcntl|from fcntl import)", text, re.M)
+    ]
     assert users == []
-    _without_fcntl(tmp_path, "import spurbench.files, spurbench.ledger\nwith spurbench.files.exclusive_lock(Path(sys.argv[1]) / 'a.lock'): pass")
+    _without_fcntl(
+        tmp_path, "import spurbench.files, spurbench.ledger\nwith spurbench.files.exclusive_lock(Path(sys.argv[1]) / 'a.lock'): pass"
+    )
 
 
 @pytest.mark.slow
@@ -124,12 +134,17 @@ def test_a_live_sweep_driver_holds_its_output_and_a_killed_one_does_not(tmp_path
     try:
         with pytest.raises(SpurbenchError) as refused, _driving(tmp_path / "out"):
             pass
-        assert str(refused.value) == f"another spurbench sweep is running jobs into {tmp_path / 'out'}; wait for it, or use another --output"
+        assert (
+            str(refused.value) == f"another spurbench sweep is running jobs into {tmp_path / 'out'}; wait for it, or use another --output"
+        )
     finally:
         _kill(child)
-    with _driving(tmp_path / "out"):  # free again, and not re-entrant by accident: the same folder inside refuses
-        with pytest.raises(SpurbenchError, match="another spurbench sweep is running jobs into"), _driving(tmp_path / "out"):
-            pass
+    with (
+        _driving(tmp_path / "out"),
+        pytest.raises(SpurbenchError, match="another spurbench sweep is running jobs into"),
+        _driving(tmp_path / "out"),
+    ):
+        pass  # free again, and not re-entrant by accident: the same folder inside refuses
     with _driving(tmp_path / "out"):  # released at the end of the block
         pass
 
@@ -143,7 +158,9 @@ def test_one_strict_base_and_one_error_formatter() -> None:
     sources = _sources()
     again = [str(path.relative_to(PACKAGE.parent)) for path, text in sources.items() if "class _Strict" in text]
     assert again == []
-    formatting = [str(path.relative_to(PACKAGE.parent)) for path, text in sources.items() if "errors()[0]" in text and path.name != "schemas.py"]
+    formatting = [
+        str(path.relative_to(PACKAGE.parent)) for path, text in sources.items() if "errors()[0]" in text and path.name != "schemas.py"
+    ]
     assert formatting == []
     with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs are not permitted"):
         type("Probe", (Strict,), {"__annotations__": {"a": int}}).model_validate({"a": 1, "b": 2})
@@ -154,7 +171,19 @@ def test_one_strict_base_and_one_error_formatter() -> None:
     for model in (Card, ImageEntry, Aggregate, Result, JobSpec, JobStatus):
         assert issubclass(model, Strict), model
     with pytest.raises(ValidationError):  # the card stays strict in types too: "1" is not 1
-        ImageEntry.model_validate({"image_id": "a", "file": "f", "class_index": "1", "component": 0, "pool_image_id": "p", "source": "s", "digest": "d", "sha256": "0" * 64, "verdicts": {}})
+        ImageEntry.model_validate(
+            {
+                "image_id": "a",
+                "file": "f",
+                "class_index": "1",
+                "component": 0,
+                "pool_image_id": "p",
+                "source": "s",
+                "digest": "d",
+                "sha256": "0" * 64,
+                "verdicts": {},
+            }
+        )
 
 
 class _Inner(BaseModel):
@@ -178,7 +207,12 @@ def test_first_error_line_forms() -> None:
 
     nested = _validation_error({"inner": [{"value": "x"}]})
     assert first_error_line(nested) == "inner.0.value: Input should be a valid integer, unable to parse string as an integer"
-    assert first_error(nested) == ("inner.0.value", "Input should be a valid integer, unable to parse string as an integer", "int_parsing", ("inner", 0, "value"))
+    assert first_error(nested) == (
+        "inner.0.value",
+        "Input should be a valid integer, unable to parse string as an integer",
+        "int_parsing",
+        ("inner", 0, "value"),
+    )
     root = _validation_error([])
     assert first_error_line(root) == "Input should be a valid dictionary or instance of _Outer"  # no location: the message alone
     assert first_error_line(root, root="<root>") == "<root>: Input should be a valid dictionary or instance of _Outer"

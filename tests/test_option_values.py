@@ -20,7 +20,7 @@ from tests.support.one_line import one_line_error
 
 class Probe(BenchmarkOptions):
     sigma: list[float] | None = Field(default=None, min_length=1)
-    sizes: list[int] = [1]
+    sizes: list[int] = Field(default_factory=lambda: [1])
     flag: bool = False
     count: int = 0
     scale: float = 1.0
@@ -147,7 +147,9 @@ def test_the_salient_options_read_every_spelling():
             assert plugin.parse_options(typed_values(plugin.options_model, {"sigma": text}, name)).sigma == [0.5, 1.0]
         assert plugin.parse_options(typed_values(plugin.options_model, {"sigma": "0.5"}, name)).sigma == [0.5]
     salient = get_benchmark("salient-imagenet")
-    parsed = salient.parse_options(typed_values(salient.options_model, {"classes": "1,2", "data_dir": "my,data", "seed": "3"}, salient.name))
+    parsed = salient.parse_options(
+        typed_values(salient.options_model, {"classes": "1,2", "data_dir": "my,data", "seed": "3"}, salient.name)
+    )
     assert parsed.classes == [1, 2] and parsed.data_dir == "my,data" and parsed.seed == 3
 
 
@@ -165,7 +167,10 @@ def test_benchmarks_reading_a_value_differently_are_refused():
         options_model = Text
 
     salient = get_benchmark("salient-imagenet")
-    with pytest.raises(SpurbenchError, match=r"option sigma=0.5,1.0 reads as \[0.5, 1.0\] for benchmark 'salient-imagenet' but as '0.5,1.0' for 'text-sigma'"):
+    with pytest.raises(
+        SpurbenchError,
+        match=r"option sigma=0.5,1.0 reads as \[0.5, 1.0\] for benchmark 'salient-imagenet' but as '0.5,1.0' for 'text-sigma'",
+    ):
         shared_option_values([salient, TextPlugin()], {"sigma": "0.5,1.0"})
 
 
@@ -180,12 +185,21 @@ def test_the_library_does_not_import_the_cli():
 @pytest.mark.parametrize(
     "args, needles",
     [
-        (["run", "-b", "salient-imagenet", "-O", "sigma=[0.5,x]"], ["benchmark 'salient-imagenet', option 'sigma'", "'[0.5,x]'", "sigma=[0.5,1.0] or sigma=0.5,1.0"]),
-        (["run", "-b", "salient-imagenet", "-O", "classes=1.5,2"], ["option 'classes'", "'1.5,2'", "is not a list of whole numbers or none", "classes=[1,2] or classes=1,2"]),
+        (
+            ["run", "-b", "salient-imagenet", "-O", "sigma=[0.5,x]"],
+            ["benchmark 'salient-imagenet', option 'sigma'", "'[0.5,x]'", "sigma=[0.5,1.0] or sigma=0.5,1.0"],
+        ),
+        (
+            ["run", "-b", "salient-imagenet", "-O", "classes=1.5,2"],
+            ["option 'classes'", "'1.5,2'", "is not a list of whole numbers or none", "classes=[1,2] or classes=1,2"],
+        ),
         (["run", "-b", "planted", "-O", "seed=1.5"], ["benchmark 'planted', option 'seed'", "'1.5'", "seed=1"]),
         (["run", "-b", "salient-imagenet", "-O", "sigmaa=0.5"], ["has no option 'sigmaa'", "Did you mean", "sigma"]),
         (["run", "-b", "salient-imagenet", "-O", "sigma=[]"], ["option 'sigma'", "at least 1 item"]),
-        (["sweep", "--dry-run", "-m", "planted:cnn", "-b", "planted-salient", "-O", "sigma=x"], ["benchmark 'planted-salient', option 'sigma'", "'x'"]),
+        (
+            ["sweep", "--dry-run", "-m", "planted:cnn", "-b", "planted-salient", "-O", "sigma=x"],
+            ["benchmark 'planted-salient', option 'sigma'", "'x'"],
+        ),
     ],
 )
 def test_bad_option_values_fail_in_one_line(cli, tmp_path, args, needles):
@@ -198,7 +212,21 @@ def test_bad_option_values_fail_in_one_line(cli, tmp_path, args, needles):
 @pytest.mark.parametrize("spelling", ["sigma=[0.5,1.0]", "sigma=0.5,1.0"])
 def test_sweep_plans_with_typed_values(cli, tmp_path, benchmark, spelling):
     """Refused before the fix ("Input should be a valid list")."""
-    proc = cli("sweep", "--dry-run", "-m", "planted:cnn", "-b", benchmark, "-O", spelling, "-O", "limit=2", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli(
+        "sweep",
+        "--dry-run",
+        "-m",
+        "planted:cnn",
+        "-b",
+        benchmark,
+        "-O",
+        spelling,
+        "-O",
+        "limit=2",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "plan: 1 to run, 0 to skip, 0 invalid" in proc.stdout, proc.stdout
 
@@ -207,12 +235,32 @@ def test_sweep_plans_with_typed_values(cli, tmp_path, benchmark, spelling):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("benchmark, spelling", [("planted-salient", "sigma=[0.5,1.0]"), ("planted-salient", "sigma=0.5,1.0"), ("salient-imagenet", "sigma=[0.5,1.0]")])
+@pytest.mark.parametrize(
+    "benchmark, spelling",
+    [("planted-salient", "sigma=[0.5,1.0]"), ("planted-salient", "sigma=0.5,1.0"), ("salient-imagenet", "sigma=[0.5,1.0]")],
+)
 def test_run_at_two_noise_levels(cli, trained, tmp_path, benchmark, spelling):
     """salient-imagenet without --data-dir runs the embedded planted-salient."""
     cache, _ = trained
     out = tmp_path / "out"
-    proc = cli("run", "-b", benchmark, "-m", "planted:cnn", "-O", spelling, "-O", "limit=2", "--bootstrap", "0", "-q", "-o", str(out), cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
+    proc = cli(
+        "run",
+        "-b",
+        benchmark,
+        "-m",
+        "planted:cnn",
+        "-O",
+        spelling,
+        "-O",
+        "limit=2",
+        "--bootstrap",
+        "0",
+        "-q",
+        "-o",
+        str(out),
+        cwd=tmp_path,
+        env={"SPURBENCH_CACHE": str(cache)},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "planted-salient__planted_cnn.json").read_text())
     views = {view for image in result["images"].values() for view in image["views"]}

@@ -26,16 +26,16 @@ from safetensors.torch import save_file
 from sklearn.metrics import average_precision_score
 
 from spurbench import cache
-from spurbench.benchmarks.planted.training import build_model
 from spurbench.adapters.timm_adapter import TimmAdapter, timm_data_config
-from spurbench.harness import evaluate, run_config_hash
 from spurbench.benchmarks import BenchmarkOptions
+from spurbench.benchmarks.planted import PROTOCOLS as PLANTED_PROTOCOLS
+from spurbench.benchmarks.planted.training import build_model
+from spurbench.benchmarks.spurious_imagenet import SpuriousImageNet
+from spurbench.harness import evaluate, run_config_hash
 from spurbench.leaderboard.build import build_board
 from spurbench.preprocessing import build_transform, eval_data_config, role_geometry
-from spurbench.results import read_result, result_filename
 from spurbench.protocols import MODEL_TRANSFORM
-from spurbench.benchmarks.spurious_imagenet import SpuriousImageNet
-from spurbench.benchmarks.planted import PROTOCOLS as PLANTED_PROTOCOLS
+from spurbench.results import read_result, result_filename
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 
@@ -48,10 +48,9 @@ COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  
 
 # The 18 entries of registry/paper.yaml whose timm pretrained config has a test size (issue 10, §2).
 TEST_SIZE_ENTRIES = {
-    **{m: 288 for m in ("resnet50.a1_in1k", "resnet101.a1h_in1k", "resnext50_32x4d.a1h_in1k", "resnext101_64x4d.c1_in1k")},
-    **{
-        m: 288
-        for m in (
+    **dict.fromkeys(("resnet50.a1_in1k", "resnet101.a1h_in1k", "resnext50_32x4d.a1h_in1k", "resnext101_64x4d.c1_in1k"), 288),
+    **dict.fromkeys(
+        (
             "convnext_base.fb_in1k",
             "convnext_large.fb_in1k",
             "convnextv2_base.fcmae_ft_in1k",
@@ -60,9 +59,20 @@ TEST_SIZE_ENTRIES = {
             "convnext_base.fb_in22k_ft_in1k",
             "convnext_large.fb_in22k_ft_in1k",
             "convnext_xlarge.fb_in22k_ft_in1k",
-        )
-    },
-    **{m: 480 for m in ("tf_efficientnetv2_m.in1k", "tf_efficientnetv2_l.in1k", "tf_efficientnetv2_m.in21k_ft_in1k", "tf_efficientnetv2_l.in21k_ft_in1k", "tf_efficientnetv2_m.in21k", "tf_efficientnetv2_l.in21k")},
+        ),
+        288,
+    ),
+    **dict.fromkeys(
+        (
+            "tf_efficientnetv2_m.in1k",
+            "tf_efficientnetv2_l.in1k",
+            "tf_efficientnetv2_m.in21k_ft_in1k",
+            "tf_efficientnetv2_l.in21k_ft_in1k",
+            "tf_efficientnetv2_m.in21k",
+            "tf_efficientnetv2_l.in21k",
+        ),
+        480,
+    ),
 }
 
 
@@ -93,7 +103,11 @@ def test_every_paper_registry_entry_resolves_to_the_authors_input_size():
         # timm's validate.py default: resolve_data_config(..., use_test_size=True), test crop included.
         validate = resolve_data_config({}, pretrained_cfg=pretrained_cfg, use_test_size=True)
         model = role_geometry(config, MODEL_TRANSFORM, "positive")
-        assert model == {"input_size": list(validate["input_size"]), "crop_pct": validate["crop_pct"], "interpolation": validate["interpolation"]}, spec
+        assert model == {
+            "input_size": list(validate["input_size"]),
+            "crop_pct": validate["crop_pct"],
+            "interpolation": validate["interpolation"],
+        }, spec
         if authors != train_size:
             changed.append(spec)
             assert authors == TEST_SIZE_ENTRIES[spec], spec
@@ -173,7 +187,12 @@ def _registry_with_paper_numbers(folder: Path, mean_ap: float, mean_ap_spufix: f
         yaml.safe_dump(
             {
                 "models": [
-                    {"model": "planted:cnn", "display_name": "Planted CNN", "data": "planted", "paper": {"benchmark": "planted", "mean_ap": mean_ap, "mean_ap_spufix": mean_ap_spufix}},
+                    {
+                        "model": "planted:cnn",
+                        "display_name": "Planted CNN",
+                        "data": "planted",
+                        "paper": {"benchmark": "planted", "mean_ap": mean_ap, "mean_ap_spufix": mean_ap_spufix},
+                    },
                     {"model": "planted:resnet", "display_name": "Planted ResNet", "data": "planted"},
                 ]
             }
@@ -285,7 +304,9 @@ def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
 
     _planted_checkpoint(path, 1)  # new weights, same path and size
     refused = cli(*args, cwd=tmp_path)  # another configuration: not replaced without --force (issue 23, case 1)
-    assert refused.returncode == 2 and f"weights: file {old.model.weights_revision}, this run {cache.content_digest(path)}" in refused.stderr, refused.stderr
+    assert (
+        refused.returncode == 2 and f"weights: file {old.model.weights_revision}, this run {cache.content_digest(path)}" in refused.stderr
+    ), refused.stderr
     assert read_result(target) == old
     third = cli(*args, "--force", cwd=tmp_path)
     assert third.returncode == 0, third.stderr
@@ -308,8 +329,27 @@ def test_spufix_fit_records_the_source_checkpoint_digest(cli, tmp_path):
     source = _planted_checkpoint(tmp_path / "source.safetensors", 2)
     (tmp_path / "components.json").write_text(json.dumps({"2": [0]}))
     # The source is another planted:cnn: same name and architecture, other weights (its own checkpoint).
-    args = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(target), "--source-model", "planted:cnn", "--source-checkpoint", str(source),
-            "--train-data", "planted", "--components", str(tmp_path / "components.json"), "--limit", "12", "-q", "-o", str(tmp_path / "art")]  # fmt: skip
+    args = [
+        "spufix",
+        "fit",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(target),
+        "--source-model",
+        "planted:cnn",
+        "--source-checkpoint",
+        str(source),
+        "--train-data",
+        "planted",
+        "--components",
+        str(tmp_path / "components.json"),
+        "--limit",
+        "12",
+        "-q",
+        "-o",
+        str(tmp_path / "art"),
+    ]
     first = cli(*args, "--save-alphas", str(tmp_path / "alphas"), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     meta = json.loads((tmp_path / "art" / "spufix.json").read_text())

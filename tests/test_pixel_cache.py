@@ -131,7 +131,9 @@ def test_concurrent_jobs_fill_one_entry_safely(tmp_path):
     assert [job.exitcode for job in jobs] == [0, 0]
     assert not list((tmp_path / "px").rglob(".*.tmp"))  # no temporary file left behind
     reference = extract_features(TinyAdapter(), tiny_benchmark(), **KW).features
-    assert torch.equal(extract_features(TinyAdapter(), _undecodable(tiny_benchmark()), pixel_cache=tmp_path / "px", **KW).features, reference)
+    assert torch.equal(
+        extract_features(TinyAdapter(), _undecodable(tiny_benchmark()), pixel_cache=tmp_path / "px", **KW).features, reference
+    )
 
 
 def test_bad_pixel_cache_options_are_one_line_errors(tmp_path):

@@ -15,12 +15,11 @@ from sklearn.metrics import roc_auc_score
 from spurbench.adapters import load_model
 from spurbench.benchmarks import load_benchmark
 from spurbench.benchmarks import planted as planted_benchmark
-from spurbench.benchmarks.planted import generator as P
-from spurbench.benchmarks.planted import models as planted_models
 from spurbench.benchmarks.planted import training as planted_training
-from spurbench.benchmarks.planted.models import PlantedAdapter, cache_paths, parse_spec
+from spurbench.benchmarks.planted.models import PlantedAdapter, parse_spec
 from spurbench.benchmarks.planted.training import build_model, to_tensor
 from spurbench.benchmarks.planted.weights import SHIPPED_VERSIONS, shipped_file
+from spurbench.benchmarks.shared import planted_generator as P
 from spurbench.cache import content_digest
 from spurbench.errors import UnknownNameError
 from spurbench.preprocessing import build_transform
@@ -208,7 +207,10 @@ def test_training_benchmark_and_component_precision():
 
 
 def test_validation_sets_are_disjoint_from_test_sets():
-    val, test = P.generate_validation_sets(0, per_class=5, negatives_per_class=5), P.generate_test_sets(0, per_class=5, negatives_per_class=5)
+    val, test = (
+        P.generate_validation_sets(0, per_class=5, negatives_per_class=5),
+        P.generate_test_sets(0, per_class=5, negatives_per_class=5),
+    )
     assert val.clean.images.shape == test.clean.images.shape
     assert not np.array_equal(val.clean.images, test.clean.images) and not np.array_equal(val.spurious.images, test.spurious.images)
     for k, fid in P.PLANTED_FEATURE_IDS.items():  # same make-up: a planted class's negatives show its own feature
@@ -281,7 +283,10 @@ def test_trained_model_recognises_objects(trained, tests, arch):
     assert adapter.training_stats["clean_test_accuracy"] == pytest.approx(accuracy, abs=1e-3)
     # the weights revision names the recipe and the content digest of the shipped weights file
     weights = shipped_file(arch, 0, SHIPPED_VERSIONS)
-    assert adapter.card.weights_revision == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_training.TRAIN_VERSION}-seed0 shipped {content_digest(weights)}"
+    assert (
+        adapter.card.weights_revision
+        == f"generator-v{P.GENERATOR_VERSION}-train-v{planted_training.TRAIN_VERSION}-seed0 shipped {content_digest(weights)}"
+    )
 
 
 @pytest.mark.slow

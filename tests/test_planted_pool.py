@@ -13,7 +13,7 @@ from PIL import Image
 
 from spurbench.benchmarks import Benchmark, PoolTruth, get_benchmark
 from spurbench.benchmarks import planted as planted_benchmark
-from spurbench.benchmarks.planted import generator as P
+from spurbench.benchmarks.shared import planted_generator as P
 from spurbench.errors import SpurbenchError
 
 PLANTED = sorted(P.PLANTED_FEATURE_IDS)

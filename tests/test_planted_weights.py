@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from spurbench.adapters import load_model
-from spurbench.benchmarks.planted import generator as P
 from spurbench.benchmarks.planted import models as planted_models
 from spurbench.benchmarks.planted import weights as W
 from spurbench.benchmarks.planted.training import TRAIN_VERSION, build_model
+from spurbench.benchmarks.shared import planted_generator as P
 from spurbench.errors import DataError
 from spurbench.files import file_sha256
 from tests.support.one_line import one_line_error
@@ -90,7 +90,17 @@ def test_the_default_models_load_the_shipped_weights_and_never_train(monkeypatch
 @pytest.mark.slow  # a fresh interpreter scoring the benchmark (seconds)
 def test_a_fresh_cache_run_takes_no_training_step(tmp_path):
     cache = tmp_path / "cache"
-    proc = spurbench("run", "-m", "planted:cnn", "--limit", "5", "-o", "res", cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache), "SPURBENCH_PROGRESS_INTERVAL": "0"})
+    proc = spurbench(
+        "run",
+        "-m",
+        "planted:cnn",
+        "--limit",
+        "5",
+        "-o",
+        "res",
+        cwd=tmp_path,
+        env={"SPURBENCH_CACHE": str(cache), "SPURBENCH_PROGRESS_INTERVAL": "0"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "training" not in proc.stderr, proc.stderr
     assert not (cache / "planted").exists()  # nothing trained into the cache
@@ -145,7 +155,11 @@ def test_train_never_writes_into_the_package(cli, monkeypatch, tmp_path):
         one_line_error(cli("train", "-m", "planted:cnn", "--out", str(out), cwd=tmp_path), "inside the installed spurbench package")
     assert {p.name: p.read_bytes() for p in W.SHIPPED_DIR.iterdir()} == before
     assert not (W.SHIPPED_DIR.parent / "new").exists()
-    one_line_error(cli("train", "-m", "planted:cnn", "-m", "timm:resnet18", "--out", "w", cwd=tmp_path), "family 'timm' does not train its own weights", "planted")
+    one_line_error(
+        cli("train", "-m", "planted:cnn", "-m", "timm:resnet18", "--out", "w", cwd=tmp_path),
+        "family 'timm' does not train its own weights",
+        "planted",
+    )
     one_line_error(cli("train", "-m", "planted:vit", "--out", "w", cwd=tmp_path), "unknown planted model")
     assert not (tmp_path / "w").exists()
 
@@ -160,9 +174,14 @@ def _interrupted_after_an_epoch(args: list[str], cwd: Path, cache: Path, sig: in
     log = cwd / f"stderr-{sig}.txt"
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spurbench", *args], cwd=cwd, env=_spurbench_env(cache), stdout=subprocess.DEVNULL, stderr=stderr,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "spurbench", *args],
+            cwd=cwd,
+            env=_spurbench_env(cache),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 300
         while "1/4 epochs" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -95,5 +95,16 @@ def test_an_entry_point_plugin_works_through_the_console_script(tmp_path) -> Non
     assert ran.returncode == 0, ran.stderr
     verified = spurbench("leaderboard", "verify", str(tmp_path / "out"))
     assert verified.returncode == 0 and "1 result file(s) verified" in verified.stdout, verified.stderr
-    built = spurbench("leaderboard", "build", "--results", str(tmp_path / "out"), "--out", str(tmp_path / "site"), "--board-dir", str(tmp_path / "board"), "--registry-dir", str(tmp_path))
+    built = spurbench(
+        "leaderboard",
+        "build",
+        "--results",
+        str(tmp_path / "out"),
+        "--out",
+        str(tmp_path / "site"),
+        "--board-dir",
+        str(tmp_path / "board"),
+        "--registry-dir",
+        str(tmp_path),
+    )
     assert built.returncode == 0 and (tmp_path / "board" / "README.md").read_text().count("shapesnet:tiny") >= 1, built.stderr

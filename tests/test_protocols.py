@@ -12,7 +12,14 @@ from spurbench.dataloading import input_batches
 from spurbench.errors import SpurbenchError
 from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, Geometry, fixed_paper, protocol_table, scored_protocol
 
-CONFIG = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3, "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
+CONFIG = {
+    "input_size": (3, 16, 16),
+    "mean": (0.5,) * 3,
+    "std": (0.5,) * 3,
+    "interpolation": "bicubic",
+    "crop_pct": 0.875,
+    "crop_mode": "center",
+}
 
 
 def test_descriptions_say_what_each_field_does():
@@ -22,9 +29,19 @@ def test_descriptions_say_what_each_field_does():
     assert "spurious-only images: bicubic resize of the short side to size, centre crop (a no-op for square images)" in paper.describe()
     only_class_images = fixed_paper(1.0, by="ours", spurious_only_images=False)
     assert "spurious-only" not in only_class_images.describe()
-    imagenet = EvalProtocol(name="paper", by="x", transform="fixed", size=224, positive=Geometry(crop_pct=1.0, interpolation="bilinear"), normalization="imagenet")
+    imagenet = EvalProtocol(
+        name="paper",
+        by="x",
+        transform="fixed",
+        size=224,
+        positive=Geometry(crop_pct=1.0, interpolation="bilinear"),
+        normalization="imagenet",
+    )
     assert "size 224 px" in imagenet.describe() and "ImageNet mean/std for every model" in imagenet.describe()
-    assert "at the weights' input_size (train size), the config's crop_pct" in MODEL_TRANSFORM.model_copy(update={"size": "train", "model_crop": "train"}).describe()
+    assert (
+        "at the weights' input_size (train size), the config's crop_pct"
+        in MODEL_TRANSFORM.model_copy(update={"size": "train", "model_crop": "train"}).describe()
+    )
 
 
 def test_views_benchmarks_of_class_images_only_state_no_spurious_only_geometry():
@@ -35,8 +52,17 @@ def test_views_benchmarks_of_class_images_only_state_no_spurious_only_geometry()
 
 
 def test_a_role_without_geometry_is_refused_in_one_line_when_its_images_are_read():
-    images = [BenchmarkImage(f"x/{role}", 0, role, 0 if role == "negative" else None, role, lambda: Image.new("RGB", (20, 20))) for role in ("positive", "negative")]
-    bench = Benchmark("x", "planted", [BenchmarkClass(0, "zero", (0,))], images, protocols=protocol_table(fixed_paper(1.0, by="ours", spurious_only_images=False)))
+    images = [
+        BenchmarkImage(f"x/{role}", 0, role, 0 if role == "negative" else None, role, lambda: Image.new("RGB", (20, 20)))
+        for role in ("positive", "negative")
+    ]
+    bench = Benchmark(
+        "x",
+        "planted",
+        [BenchmarkClass(0, "zero", (0,))],
+        images,
+        protocols=protocol_table(fixed_paper(1.0, by="ours", spurious_only_images=False)),
+    )
     with pytest.raises(SpurbenchError, match="states no geometry for negative images") as caught:
         next(input_batches(bench, [0, 1], CONFIG, "paper", 2, workers=0))
     assert "\n" not in str(caught.value)
@@ -46,7 +72,17 @@ def test_a_role_without_geometry_is_refused_in_one_line_when_its_images_are_read
 
 @pytest.mark.parametrize(
     "fields",
-    [dict(transform="fixed", size="test", normalization="model"), dict(transform="model", size="test", normalization="model"), dict(transform="model", size="test", model_crop="test", normalization="model", positive=Geometry(crop_pct=1.0, interpolation="bicubic"))],
+    [
+        dict(transform="fixed", size="test", normalization="model"),
+        dict(transform="model", size="test", normalization="model"),
+        dict(
+            transform="model",
+            size="test",
+            model_crop="test",
+            normalization="model",
+            positive=Geometry(crop_pct=1.0, interpolation="bicubic"),
+        ),
+    ],
 )
 def test_incomplete_or_contradictory_protocols_cannot_be_built(fields):
     with pytest.raises(ValidationError):

@@ -37,7 +37,10 @@ RUN: dict[str, Run] = {
     "spurbench run --model planted:resnet --spufix spufix-resnet": Run(),
     "spurbench": Run(),
     "spurbench run": Run(),
-    "spurbench run --registry registry/planted.yaml": Run(folder="registry", why="an alternative to the default run: beside that run's plain+SpuFix files its plain results are refused, as designed (test_reliability_results case 1)"),
+    "spurbench run --registry registry/planted.yaml": Run(
+        folder="registry",
+        why="an alternative to the default run: beside that run's plain+SpuFix files its plain results are refused, as designed (test_reliability_results case 1)",
+    ),
     "spurbench --version": Run(),
     "spurbench ls": Run(),
     "spurbench ls 'timm:*convnext*'": Run(),
@@ -50,11 +53,13 @@ RUN: dict[str, Run] = {
     "spurbench run --benchmark planted-salient": Run(),
     "spurbench run --benchmark planted-salient -O 'sigma=[0.5,1.0]' -o results-sigmas": Run(),
     "spurbench train -m planted:cnn -m planted:resnet.seed3 --out my-weights/": Run(
-        "spurbench train -m planted:cnn -m planted:resnet.seed3 --out my-weights/ --epochs 1 --per-class 20", folder="train",
+        "spurbench train -m planted:cnn -m planted:resnet.seed3 --out my-weights/ --epochs 1 --per-class 20",
+        folder="train",
         why="the full recipe takes minutes per model on 2 cores; shortened with the command's own options (their file name says so)",
     ),
     "spurbench run -m planted:resnet.seed3 --checkpoint my-weights/resnet-generator-v1-train-v2-seed3.safetensors": Run(
-        "spurbench run -m planted:resnet.seed3 --checkpoint my-weights/resnet-generator-v1-train-v2-seed3-epochs1-per-class20.safetensors", folder="train",
+        "spurbench run -m planted:resnet.seed3 --checkpoint my-weights/resnet-generator-v1-train-v2-seed3-epochs1-per-class20.safetensors",
+        folder="train",
         why="the shortened training's file, as the line above writes it",
     ),
 }
@@ -172,7 +177,9 @@ def test_every_readme_command_is_classified():
     """A README command this file does not know fails here, as does an entry whose command left the README."""
     found = [command for _, command in readme_commands((ROOT / "README.md").read_text())]
     assert not set(RUN) & set(SKIP)
-    unknown = [(line, command) for line, command in readme_commands((ROOT / "README.md").read_text()) if command not in RUN and command not in SKIP]
+    unknown = [
+        (line, command) for line, command in readme_commands((ROOT / "README.md").read_text()) if command not in RUN and command not in SKIP
+    ]
     assert not unknown, f"README commands neither run nor skipped (add each to RUN, or to SKIP with its reason): {unknown}"
     stale = sorted((set(RUN) | set(SKIP)) - set(found))
     assert not stale, f"entries whose command is no longer in the README: {stale}"
@@ -213,8 +220,16 @@ def test_a_fresh_cache_run_prints_the_readmes_output(tmp_path):
     cache: the shipped planted weights make it the same on every machine (issue 24)."""
     text = (ROOT / "README.md").read_text()
     block = text.split("<!-- spurbench run output -->\n```text\n", 1)[1].split("\n```", 1)[0]
-    env = {**os.environ, "SPURBENCH_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "COLUMNS": "100"}
-    proc = subprocess.run([sys.executable, "-m", "spurbench", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = {
+        **os.environ,
+        "SPURBENCH_CACHE": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "100",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "spurbench", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = [line.rstrip() for line in proc.stdout.rstrip("\n").split("\n")]
     assert printed == block.split("\n")

@@ -73,7 +73,6 @@ from tests.test_cli import spurbench
 from tests.test_cli_spurious_imagenet import MODEL, _checkpoint
 from tests.test_spurious_imagenet import make_upstream, make_val
 
-
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  # the spurious-AUC results
 # .ci/run installs a typer of the line before 0.29 (which used the separate click package) here:
@@ -139,7 +138,10 @@ RUN_CASES = {
     "missing checkpoint": (["--checkpoint", "missing.safetensors"], ["missing.safetensors", "does not exist"]),
     "pickled checkpoint": (["--checkpoint", "weights.pt"], ["weights.pt", ".safetensors"]),
     "garbage checkpoint": (["--checkpoint", "garbage.safetensors"], ["garbage.safetensors", "not a readable safetensors"]),
-    "checkpoint of another architecture": (["--model", "planted:resnet", "--checkpoint", "cnn.safetensors"], ["cnn.safetensors", "does not fit"]),
+    "checkpoint of another architecture": (
+        ["--model", "planted:resnet", "--checkpoint", "cnn.safetensors"],
+        ["cnn.safetensors", "does not fit"],
+    ),
     "NaN in the classifier": (["--checkpoint", "nan-head.safetensors"], ["classifier weights contain NaN or inf"]),
     "inf in the backbone": (["--checkpoint", "inf-features.safetensors"], ["non-finite features", "planted-generator"]),
     "missing SpuFix artifact": (["--spufix", "no-such-artifact"], ["no-such-artifact"]),
@@ -171,7 +173,18 @@ def test_run_bad_inputs(cli, run_inputs, tmp_path, case):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_run_on_cuda_without_one(cli, run_inputs, tmp_path):
-    proc = cli("run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--device", "cuda", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(run_inputs / "cnn.safetensors"),
+        "--device",
+        "cuda",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
     one_line_error(proc, "no CUDA device", out=tmp_path / "out")
 
 
@@ -200,13 +213,31 @@ def test_ctrl_c_exits_130_and_says_how_to_resume(run_inputs, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
     proc = subprocess.Popen(
         # all images and the largest bootstrap: seconds of work left when the features start
-        [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--bootstrap", "10000", "-q", "-o", str(tmp_path / "out")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spurbench",
+            "run",
+            "-m",
+            "planted:cnn",
+            "--checkpoint",
+            str(run_inputs / "cnn.safetensors"),
+            "--bootstrap",
+            "10000",
+            "-q",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and an ignored
         # signal stays ignored across exec: give the child the default a terminal user's process has.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         start_new_session=True,  # its own process group, so the signal reaches only the run
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 120
     while not any((cache / "features").glob("*/manifest.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)  # wait until the run is computing features: Ctrl-C then lands mid-run
@@ -239,12 +270,28 @@ def si_data(tmp_path_factory):
 
 
 def _si_args(data_dir: Path, val: Path, ckpt: Path, out: Path) -> list[str]:
-    return ["run", "--benchmark", "spurious-imagenet", "--data-dir", str(data_dir), "--imagenet-val", str(val),
-            "--model", MODEL, "--checkpoint", str(ckpt), "--bootstrap", "20", "-q", "--output", str(out)]  # fmt: skip
+    return [
+        "run",
+        "--benchmark",
+        "spurious-imagenet",
+        "--data-dir",
+        str(data_dir),
+        "--imagenet-val",
+        str(val),
+        "--model",
+        MODEL,
+        "--checkpoint",
+        str(ckpt),
+        "--bootstrap",
+        "20",
+        "-q",
+        "--output",
+        str(out),
+    ]
 
 
 def test_corrupt_image_in_a_worker_is_one_line_naming_the_file(cli, si_data, tmp_path):
-    root, upstream, val, ckpt = si_data
+    _root, upstream, val, ckpt = si_data
     broken = tmp_path / "upstream"
     shutil.copytree(upstream, broken)
     victim = sorted((broken / "spurious_class_309_comp_0").iterdir())[1]
@@ -301,7 +348,7 @@ def _wrong_width(folder: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_zero_a_row, _corrupt_manifest, _wrong_width], ids=["zeroed row", "corrupt manifest", "wrong width"])
 def test_damaged_feature_cache_gives_the_undamaged_result(cli, si_data, tmp_path, damage):
-    root, upstream, val, ckpt = si_data
+    _root, upstream, val, ckpt = si_data
     cache = tmp_path / "cache"
     env = {"SPURBENCH_CACHE": str(cache)}
     first = cli(*_si_args(upstream, val, ckpt, tmp_path / "a"), cwd=tmp_path, env=env)
@@ -352,9 +399,13 @@ def _artifact(folder: Path, weights: Path, revision: str | None = "checkpoint") 
     width = build_model("cnn", 0).fc.weight.shape[1]
     dirs = torch.linalg.qr(torch.randn(width, 2, generator=generator, dtype=torch.float64))[0].T.contiguous()
     SpuFixArtifact(
-        source_model="planted:cnn", target_model="planted:cnn", target_weights_revision=content_digest(weights) if revision == "checkpoint" else revision, components={2: [0, 3]},
-        images_per_class={2: 50}, directions={2: (torch.randn(width, generator=generator, dtype=torch.float64), dirs)},
-    ).save(folder)  # fmt: skip
+        source_model="planted:cnn",
+        target_model="planted:cnn",
+        target_weights_revision=content_digest(weights) if revision == "checkpoint" else revision,
+        components={2: [0, 3]},
+        images_per_class={2: 50},
+        directions={2: (torch.randn(width, generator=generator, dtype=torch.float64), dirs)},
+    ).save(folder)
     return folder
 
 
@@ -376,25 +427,58 @@ def _edit_tensors(folder: Path, edit, rehash: bool = True) -> None:
 
 ARTIFACT_CASES = {
     "not JSON": (lambda f: (f / "spufix.json").write_text("{"), "not valid JSON"),
-    "duplicate key": (lambda f: (f / "spufix.json").write_text((f / "spufix.json").read_text().replace('"format": 2,', '"format": 2, "format": 2,')), "duplicate key"),
+    "duplicate key": (
+        lambda f: (f / "spufix.json").write_text((f / "spufix.json").read_text().replace('"format": 2,', '"format": 2, "format": 2,')),
+        "duplicate key",
+    ),
     "old format": (lambda f: _edit_json(f, lambda m: m.__setitem__("format", 1)), "format 1"),
     "unknown JSON key": (lambda f: _edit_json(f, lambda m: m.__setitem__("componets", {})), "componets"),
-    "components differ from tensors": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0]})), "do not fit 1 component"),
-    "components of another class": (lambda f: _edit_json(f, lambda m: (m.__setitem__("components", {"3": [0, 3]}), m.__setitem__("images_per_class", {"3": 50}))), "does not match the components"),
+    "components differ from tensors": (
+        lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0]})),
+        "do not fit 1 component",
+    ),
+    "components of another class": (
+        lambda f: _edit_json(f, lambda m: (m.__setitem__("components", {"3": [0, 3]}), m.__setitem__("images_per_class", {"3": 50}))),
+        "does not match the components",
+    ),
     "negative component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, -3]})), "components"),
     # issue 23: pydantic's lax mode read ``true`` as the rank 1 and ``3.0`` as 3
     "boolean component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, True]})), "components.2.1"),
     "float component": (lambda f: _edit_json(f, lambda m: m.__setitem__("components", {"2": [0, 3.0]})), "components.2.1"),
-    "tensors changed, digest kept": (lambda f: _edit_tensors(f, lambda t: t["mean.2"].mul_(1e30), rehash=False), "does not match the digest"),
+    "tensors changed, digest kept": (
+        lambda f: _edit_tensors(f, lambda t: t["mean.2"].mul_(1e30), rehash=False),
+        "does not match the digest",
+    ),
     "float16 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("mean.2", t["mean.2"].half())), "float16"),
     "int32 tensors": (lambda f: _edit_tensors(f, lambda t: t.__setitem__("directions.2", t["directions.2"].int())), "int32"),
     "scaled directions": (lambda f: _edit_tensors(f, lambda t: t["directions.2"].mul_(1e30)), "unit vectors"),
     "NaN in the mean": (lambda f: _edit_tensors(f, lambda t: t["mean.2"].__setitem__(0, float("nan"))), "NaN or inf"),
-    "singular directions": (lambda f: _edit_tensors(f, lambda t: t["directions.2"].__setitem__(1, t["directions.2"][0])), "linearly dependent"),
+    "singular directions": (
+        lambda f: _edit_tensors(f, lambda t: t["directions.2"].__setitem__(1, t["directions.2"][0])),
+        "linearly dependent",
+    ),
     "missing tensor": (lambda f: _edit_tensors(f, lambda t: t.pop("mean.2")), "missing 'mean.2'"),
-    "wrong width": (lambda f: _edit_tensors(f, lambda t: (t.__setitem__("mean.2", t["mean.2"][:-1].contiguous()), t.__setitem__("directions.2", torch.nn.functional.normalize(t["directions.2"][:, :-1], dim=1).contiguous()))), "width"),
-    "class outside the model": (lambda f: (_edit_tensors(f, lambda t: (t.__setitem__("mean.99", t.pop("mean.2")), t.__setitem__("directions.99", t.pop("directions.2")))), _edit_json(f, lambda m: (m.__setitem__("components", {"99": [0, 3]}), m.__setitem__("images_per_class", {"99": 50})))), "class 99"),
-    "truncated tensors file": (lambda f: (f / "spufix.safetensors").write_bytes((f / "spufix.safetensors").read_bytes()[:100]), "does not match the digest"),
+    "wrong width": (
+        lambda f: _edit_tensors(
+            f,
+            lambda t: (
+                t.__setitem__("mean.2", t["mean.2"][:-1].contiguous()),
+                t.__setitem__("directions.2", torch.nn.functional.normalize(t["directions.2"][:, :-1], dim=1).contiguous()),
+            ),
+        ),
+        "width",
+    ),
+    "class outside the model": (
+        lambda f: (
+            _edit_tensors(f, lambda t: (t.__setitem__("mean.99", t.pop("mean.2")), t.__setitem__("directions.99", t.pop("directions.2")))),
+            _edit_json(f, lambda m: (m.__setitem__("components", {"99": [0, 3]}), m.__setitem__("images_per_class", {"99": 50}))),
+        ),
+        "class 99",
+    ),
+    "truncated tensors file": (
+        lambda f: (f / "spufix.safetensors").write_bytes((f / "spufix.safetensors").read_bytes()[:100]),
+        "does not match the digest",
+    ),
 }
 
 
@@ -403,7 +487,22 @@ def test_malformed_spufix_artifacts_are_refused(cli, run_inputs, tmp_path, case)
     edit, needle = ARTIFACT_CASES[case]
     folder = _artifact(tmp_path / "artifact", run_inputs / "cnn.safetensors")
     edit(folder)
-    args = ["run", "-m", "planted:cnn", "--checkpoint", str(run_inputs / "cnn.safetensors"), "--spufix", str(folder), "--limit", "2", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out")]
+    args = [
+        "run",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(run_inputs / "cnn.safetensors"),
+        "--spufix",
+        str(folder),
+        "--limit",
+        "2",
+        "--bootstrap",
+        "0",
+        "-q",
+        "-o",
+        str(tmp_path / "out"),
+    ]
     one_line_error(cli(*args, cwd=tmp_path), needle, out=tmp_path / "out")
 
 
@@ -423,10 +522,38 @@ def test_spufix_fit_and_import_bad_inputs(cli, run_inputs, tmp_path):
     (tmp_path / "components.json").write_text("{not json")
     ckpt = str(run_inputs / "cnn.safetensors")
     cases = [
-        (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", "planted", "--components", str(tmp_path / "components.json")], "not valid JSON"),
+        (
+            [
+                "spufix",
+                "fit",
+                "-m",
+                "planted:cnn",
+                "--checkpoint",
+                ckpt,
+                "--train-data",
+                "planted",
+                "--components",
+                str(tmp_path / "components.json"),
+            ],
+            "not valid JSON",
+        ),
         (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", "planted", "--device", "gpu0"], "gpu0"),
         (["spufix", "fit", "-m", "planted:cnn", "--checkpoint", ckpt, "--train-data", str(tmp_path / "no-train")], "no-train"),
-        (["spufix", "fit", "-m", "planted:cnn", "--source", str(tmp_path), "--source-model", "planted:resnet", "--train-data", "planted"], "not both"),
+        (
+            [
+                "spufix",
+                "fit",
+                "-m",
+                "planted:cnn",
+                "--source",
+                str(tmp_path),
+                "--source-model",
+                "planted:resnet",
+                "--train-data",
+                "planted",
+            ],
+            "not both",
+        ),
         (["spufix", "import-alphas", str(tmp_path / "no-alphas"), "--train-data", str(tmp_path)], "no-alphas"),
         (["dataset", "build", "--from-upstream", str(tmp_path / "nope"), "--out", str(tmp_path / "built")], "nope"),
         (["ls", "--registry-dir", str(tmp_path / "registry")], "malformed YAML"),
@@ -450,9 +577,18 @@ SOURCE_ALPHAS_CASES = {  # issue 23: each was a KeyError / TypeError / safetenso
     "missing key": (lambda f: _edit_alphas(f, lambda m: m.pop("image_ids")), "image_ids"),
     "boolean rank": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("components", {"2": [0, True]})), "components.2.1"),
     "rows and ids differ": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("image_ids", {"2": ["a"]})), "3 alpha rows but 1 image ids"),
-    "columns and components differ": (lambda f: _edit_alphas(f, lambda m: m.__setitem__("components", {"2": [0]})), "2 alpha columns but 1 components"),
-    "truncated tensors": (lambda f: (f / "alphas.safetensors").write_bytes((f / "alphas.safetensors").read_bytes()[:40]), "not a readable safetensors file"),
-    "NaN alphas": (lambda f: save_file({"alphas.2": torch.full((3, 2), float("nan"), dtype=torch.float64)}, str(f / "alphas.safetensors")), "finite"),
+    "columns and components differ": (
+        lambda f: _edit_alphas(f, lambda m: m.__setitem__("components", {"2": [0]})),
+        "2 alpha columns but 1 components",
+    ),
+    "truncated tensors": (
+        lambda f: (f / "alphas.safetensors").write_bytes((f / "alphas.safetensors").read_bytes()[:40]),
+        "not a readable safetensors file",
+    ),
+    "NaN alphas": (
+        lambda f: save_file({"alphas.2": torch.full((3, 2), float("nan"), dtype=torch.float64)}, str(f / "alphas.safetensors")),
+        "finite",
+    ),
 }
 
 
@@ -510,19 +646,41 @@ def _flip_confident_positives(raw: dict) -> None:
             head["image_top1"][image_id] = False
     per_class = []
     for row in head["classes"]:
-        ids = {role: [i for i, r in raw["images"].items() if r["class_index"] == row["class_index"] and r["role"] == role] for role in ("positive", "negative")}
-        scores = ClassScores(row["class_index"], *(np.array([head["image_prob"][i] for i in ids[r]]) for r in ("positive", "negative")), *(np.array([head["image_top1"][i] for i in ids[r]]) for r in ("positive", "negative")))
+        ids = {
+            role: [i for i, r in raw["images"].items() if r["class_index"] == row["class_index"] and r["role"] == role]
+            for role in ("positive", "negative")
+        }
+        scores = ClassScores(
+            row["class_index"],
+            *(np.array([head["image_prob"][i] for i in ids[r]]) for r in ("positive", "negative")),
+            *(np.array([head["image_top1"][i] for i in ids[r]]) for r in ("positive", "negative")),
+        )
         per_class.append(scores)
         row.update(class_metrics(scores).model_dump())
     head["aggregate"].update(aggregate_metrics(per_class, draws=head["aggregate"]["bootstrap_draws"]).model_dump())
 
 
 VERIFY_CASES = {
-    "probability above 1": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 1.5)), "image_prob"),
-    "negative probability": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), -0.1)), "image_prob"),
-    "NaN probability": (dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), float("nan"))), "NaN"),
-    "duplicate key": (dict(text_edit=lambda t: t.replace('"config_hash"', '"config_hash": "x", "config_hash"', 1)), "duplicate key 'config_hash'"),
-    "revision of 5000 digits": (dict(edit=lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed" + "9" * 5000)), "unknown revision"),
+    "probability above 1": (
+        dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 1.5)),
+        "image_prob",
+    ),
+    "negative probability": (
+        dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), -0.1)),
+        "image_prob",
+    ),
+    "NaN probability": (
+        dict(edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), float("nan"))),
+        "NaN",
+    ),
+    "duplicate key": (
+        dict(text_edit=lambda t: t.replace('"config_hash"', '"config_hash": "x", "config_hash"', 1)),
+        "duplicate key 'config_hash'",
+    ),
+    "revision of 5000 digits": (
+        dict(edit=lambda raw: raw["benchmark"].__setitem__("revision", "generator-v1-seed" + "9" * 5000)),
+        "unknown revision",
+    ),
     "confident positives not top-1, metrics recomputed": (dict(edit=_flip_confident_positives), "impossible for a softmax"),
     "not JSON": (dict(text_edit=lambda t: t[: len(t) // 2]), "invalid JSON"),
     "temperature 0": (dict(edit=lambda raw: raw["heads"]["plain"].__setitem__("temperature", 0)), "temperature"),
@@ -538,7 +696,17 @@ def test_verify_rejects_the_impossible(cli, tmp_path, case):
 
 def test_leaderboard_build_refuses_a_tampered_result_and_writes_nothing(cli, tmp_path):
     path = _tampered_file(tmp_path, edit=lambda raw: raw["heads"]["plain"]["image_prob"].__setitem__(_first(raw, "negative"), 2.0))
-    proc = cli("leaderboard", "build", "--results", str(path), "--out", str(tmp_path / "site"), "--board-dir", str(tmp_path / "board"), cwd=tmp_path)
+    proc = cli(
+        "leaderboard",
+        "build",
+        "--results",
+        str(path),
+        "--out",
+        str(tmp_path / "site"),
+        "--board-dir",
+        str(tmp_path / "board"),
+        cwd=tmp_path,
+    )
     one_line_error(proc, str(path))
     assert not (tmp_path / "site").exists() and not (tmp_path / "board").exists()
 

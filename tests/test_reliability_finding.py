@@ -46,7 +46,9 @@ def made(tmp_path_factory) -> SimpleNamespace:
         patch.setenv("SPURBENCH_CACHE", str(root / "cache"))
         train = tiny_benchmark(per_role=10)
         train.name = "tiny-train"
-        discover(TinyAdapter(), train, "tiny", root / "tiny", classes=[0, 1, 2], components=3, top=2, npfv_steps=0, batch_size=4, progress=False)
+        discover(
+            TinyAdapter(), train, "tiny", root / "tiny", classes=[0, 1, 2], components=3, top=2, npfv_steps=0, batch_size=4, progress=False
+        )
         digest = content_digest(ckpt)
     pool = root / "pool"
     pool.mkdir()
@@ -55,13 +57,17 @@ def made(tmp_path_factory) -> SimpleNamespace:
     return SimpleNamespace(root=root, ckpt=ckpt, other=other, digest=digest, tiny=root / "tiny", pool=pool)
 
 
-def planted_discovery(made, folder: Path, *, revision: str | None = None, basis: str = "npca", width: int = PLANTED_WIDTH, nan: tuple[int, int] | None = None) -> Path:
+def planted_discovery(
+    made, folder: Path, *, revision: str | None = None, basis: str = "npca", width: int = PLANTED_WIDTH, nan: tuple[int, int] | None = None
+) -> Path:
     """The tiny discovery dressed as one of planted:cnn (made with the test checkpoint unless
     ``revision``), with random saved bases ``width`` features wide; ``nan``: (class, component) whose
     saved direction holds a NaN."""
     shutil.copytree(made.tiny, folder)
     raw = json.loads((folder / "discovery.json").read_text())
-    raw["model"].update(name="planted:cnn", family="planted", weights_revision=revision or made.digest, label_space="planted", num_classes=10)
+    raw["model"].update(
+        name="planted:cnn", family="planted", weights_revision=revision or made.digest, label_space="planted", num_classes=10
+    )
     raw["basis"] = basis
     generator = torch.Generator().manual_seed(0)
     for k, record in raw["classes"].items():
@@ -81,9 +87,31 @@ def components_file(path: Path, table, **meta) -> Path:
     return path
 
 
-def mine_args(made, discovery: Path, components: Path, out: Path, *, model: str = "planted:cnn", checkpoint: Path | bool = True, pool: Path | None = None) -> list[str]:
+def mine_args(
+    made,
+    discovery: Path,
+    components: Path,
+    out: Path,
+    *,
+    model: str = "planted:cnn",
+    checkpoint: Path | bool = True,
+    pool: Path | None = None,
+) -> list[str]:
     """``mine`` with the test checkpoint (``checkpoint=True``), another one (a path), or none (False)."""
-    args = ["mine", "-m", model, "--discovery", str(discovery), "--components", str(components), "--pool", str(pool or made.pool), "--out", str(out), "-q"]
+    args = [
+        "mine",
+        "-m",
+        model,
+        "--discovery",
+        str(discovery),
+        "--components",
+        str(components),
+        "--pool",
+        str(pool or made.pool),
+        "--out",
+        str(out),
+        "-q",
+    ]
     if checkpoint is False:
         return args
     return [*args, "--checkpoint", str(made.ckpt if checkpoint is True else checkpoint)]
@@ -98,21 +126,37 @@ def weights_in_cache() -> list[Path]:
 
 
 def test_discover_refuses_a_range_that_runs_backwards(cli, made, tmp_path):
-    proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "8-2", "--out", "d", cwd=tmp_path)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--classes",
+        "8-2",
+        "--out",
+        "d",
+        cwd=tmp_path,
+    )
     one_line_error(proc, "--classes '8-2'", "runs backwards", "2-8", out=tmp_path / "d")
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("listed, needle", [
-    ({"2": [1.9]}, "component 1.9 is not a component rank"),
-    ({"2": [True]}, "component true is not a component rank"),
-    ({"2": ["1"]}, 'component "1" is not a component rank'),
-    ({"2": [-1]}, "component -1 is not a component rank"),
-    ({"2": [1, 1]}, "class 2 lists component 1 twice"),
-    ({"2": []}, "class 2 lists no components"),
-    ({"02": [1]}, "class '02' is not a class index"),
-    ({"2.0": [1]}, "class '2.0' is not a class index"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "listed, needle",
+    [
+        ({"2": [1.9]}, "component 1.9 is not a component rank"),
+        ({"2": [True]}, "component true is not a component rank"),
+        ({"2": ["1"]}, 'component "1" is not a component rank'),
+        ({"2": [-1]}, "component -1 is not a component rank"),
+        ({"2": [1, 1]}, "class 2 lists component 1 twice"),
+        ({"2": []}, "class 2 lists no components"),
+        ({"02": [1]}, "class '02' is not a class index"),
+        ({"2.0": [1]}, "class '2.0' is not a class index"),
+    ],
+)
 def test_components_are_plain_integers(listed, needle, tmp_path):
     from spurbench.spufix.fit import read_components
 
@@ -125,20 +169,46 @@ def test_components_are_plain_integers(listed, needle, tmp_path):
 def test_mine_and_spufix_fit_refuse_ranks_that_are_not_integers(cli, made, tmp_path, listed):
     components = components_file(tmp_path / "c.json", {"2": listed})
     discovery = planted_discovery(made, tmp_path / "d")
-    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "is not a component rank", out=tmp_path / "m")
+    one_line_error(
+        cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "is not a component rank", out=tmp_path / "m"
+    )
     assert not (tmp_path / "m").exists()
-    fit = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--limit", "4", "--components", str(components), "-o", "art", "-q"]
+    fit = [
+        "spufix",
+        "fit",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--limit",
+        "4",
+        "--components",
+        str(components),
+        "-o",
+        "art",
+        "-q",
+    ]
     one_line_error(cli(*fit, cwd=tmp_path), "is not a component rank", out=tmp_path / "art")
 
 
 # rank 1 and unit 101 are numbers either basis could hold: only the file's own fields tell them apart
-@pytest.mark.parametrize("basis, listed, file_meta, needle", [
-    ("npca", [1], {"basis": "neurons"}, "lists neurons components, but"),
-    ("neurons", [101], {"basis": "npca"}, "lists npca components, but"),
-    ("neurons", [101], None, "names no basis, so it lists neural PCA ranks"),
-    ("npca", [1], {"basis": "npca", "model": "planted:resnet"}, "exported from a discovery of planted:resnet"),
-    ("npca", [1], {"basis": "npca", "model": "planted:cnn", "weights_revision": "sha256:" + "0" * 64}, "exported from a discovery of planted:cnn (sha256:000"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "basis, listed, file_meta, needle",
+    [
+        ("npca", [1], {"basis": "neurons"}, "lists neurons components, but"),
+        ("neurons", [101], {"basis": "npca"}, "lists npca components, but"),
+        ("neurons", [101], None, "names no basis, so it lists neural PCA ranks"),
+        ("npca", [1], {"basis": "npca", "model": "planted:resnet"}, "exported from a discovery of planted:resnet"),
+        (
+            "npca",
+            [1],
+            {"basis": "npca", "model": "planted:cnn", "weights_revision": "sha256:" + "0" * 64},
+            "exported from a discovery of planted:cnn (sha256:000",
+        ),
+    ],
+)
 def test_mine_refuses_components_of_another_kind_or_discovery(cli, made, tmp_path, basis, listed, file_meta, needle):
     discovery = planted_discovery(made, tmp_path / "d", basis=basis)
     components = components_file(tmp_path / "c.json", {"1": listed}, **(file_meta or {}))
@@ -172,7 +242,12 @@ def test_mine_out_and_pool_do_not_overlap(cli, made, tmp_path, layout):
     if layout == "pool in out":
         pool = tmp_path / "o" / "pool"
     shutil.copytree(made.pool, pool)
-    out = {"out in pool": pool / "mined", "pool in out": tmp_path / "o", "out links into pool": tmp_path / "link" / "mined", "same folder": pool}[layout]
+    out = {
+        "out in pool": pool / "mined",
+        "pool in out": tmp_path / "o",
+        "out links into pool": tmp_path / "link" / "mined",
+        "same folder": pool,
+    }[layout]
     if layout == "out links into pool":
         (tmp_path / "link").symlink_to(pool)
     before = sorted(p.relative_to(pool) for p in pool.rglob("*"))
@@ -187,7 +262,11 @@ def test_temporaries_of_a_killed_writer_are_removed_and_a_live_ones_kept(tmp_pat
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "thumbs").mkdir()
-    stale, live, other = tmp_path / "thumbs" / f".a.png.{dead.pid}.tmp", tmp_path / f".candidates.json.{os.getpid()}.tmp", tmp_path / "b.tmp"
+    stale, live, other = (
+        tmp_path / "thumbs" / f".a.png.{dead.pid}.tmp",
+        tmp_path / f".candidates.json.{os.getpid()}.tmp",
+        tmp_path / "b.tmp",
+    )
     for path in (stale, live, other):
         path.write_text("x")
     remove_stale_temporaries(tmp_path)
@@ -201,7 +280,18 @@ def _failed_record(made, output: Path):
     from spurbench.sweeps import plan_sweep
     from spurbench.sweeps.jobs import JobStatus, status_path, write_status
 
-    run = {"protocol": "paper", "batch_size": 64, "device": "cpu", "use_cache": True, "bootstrap": 0, "num_workers": 0, "precision": "fp32", "channels_last": False, "pixel_cache": None, "pixel_cache_gb": DEFAULT_GB}
+    run = {
+        "protocol": "paper",
+        "batch_size": 64,
+        "device": "cpu",
+        "use_cache": True,
+        "bootstrap": 0,
+        "num_workers": 0,
+        "precision": "fp32",
+        "channels_last": False,
+        "pixel_cache": None,
+        "pixel_cache_gb": DEFAULT_GB,
+    }
     plan = plan_sweep([RunEntry("planted:cnn", str(made.ckpt))], ["planted"], {"limit": 2}, run, output)
     spec = plan.to_run[0]
     write_status(JobStatus(spec=spec, state="failed", executor="debug", error="error: something"))
@@ -218,7 +308,11 @@ def test_sweep_retry_refuses_a_record_that_leads_out_of_the_output(cli, made, tm
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert not elsewhere.exists() and not (tmp_path / "out" / f"{spec.key}.json").exists()
     warning = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warning) == 1 and f"out/.sweep/jobs/{spec.key}.json: its output folder is {elsewhere}, not out" in warning[0] and "not retried" in warning[0], proc.stderr
+    assert (
+        len(warning) == 1
+        and f"out/.sweep/jobs/{spec.key}.json: its output folder is {elsewhere}, not out" in warning[0]
+        and "not retried" in warning[0]
+    ), proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
@@ -229,7 +323,9 @@ def test_sweep_retry_reports_a_truncated_record(cli, made, tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr  # a job that cannot be retried is not done
     assert "plan: 0 failed job(s) to resubmit from out, 1 job record(s) unusable" in proc.stdout
     warning = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warning) == 1 and f"out/.sweep/jobs/{spec.key}.json: not a job record" in warning[0] and "without --retry-failed" in warning[0], proc.stderr
+    assert (
+        len(warning) == 1 and f"out/.sweep/jobs/{spec.key}.json: not a job record" in warning[0] and "without --retry-failed" in warning[0]
+    ), proc.stderr
     # ... and a sweep planned again runs it (its record is no reason to skip it)
     proc = cli("sweep", "-m", "planted:cnn", "--limit", "2", "-o", "out", "--executor", "debug", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0 and "plan: 1 to run, 0 to skip" in proc.stdout, proc.stdout + proc.stderr
@@ -240,7 +336,23 @@ def test_sweep_retry_reports_a_truncated_record(cli, made, tmp_path):
 
 def test_an_empty_components_file_is_refused_by_spufix_fit_and_mine(cli, made, tmp_path):
     components = components_file(tmp_path / "c.json", {}, basis="npca", model="planted:cnn", weights_revision=made.digest)
-    fit = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--limit", "4", "--components", str(components), "-o", "art", "-q"]
+    fit = [
+        "spufix",
+        "fit",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--limit",
+        "4",
+        "--components",
+        str(components),
+        "-o",
+        "art",
+        "-q",
+    ]
     one_line_error(cli(*fit, cwd=tmp_path), "lists no components", out=tmp_path / "art")
     assert not (tmp_path / "art").exists()
     discovery = planted_discovery(made, tmp_path / "d")
@@ -255,7 +367,9 @@ def test_mine_checks_the_files_before_the_model_loads(cli, made, tmp_path, case)
     """planted models train on first use (29 minutes for the hostile run): every refusal here comes
     with an empty cache, and leaves it without weights."""
     trained = "generator-v1-train-v1-seed0 " + "0" * 64  # the revision of a trained (not checkpoint) planted:cnn
-    discovery = planted_discovery(made, tmp_path / "d", revision=made.digest if case.startswith("checkpoint") or case == "other checkpoint" else trained)
+    discovery = planted_discovery(
+        made, tmp_path / "d", revision=made.digest if case.startswith("checkpoint") or case == "other checkpoint" else trained
+    )
     components = components_file(tmp_path / "c.json", {"7": [0]} if case == "class not discovered" else {"1": [0]})
     model, checkpoint, pool, out = "planted:cnn", False, made.pool, tmp_path / "m"
     if case == "other model":
@@ -267,10 +381,15 @@ def test_mine_checks_the_files_before_the_model_loads(cli, made, tmp_path, case)
         shutil.copytree(made.pool, pool)
         out = pool / "m"
     needle = {
-        "other model": "a discovery of planted:cnn", "other checkpoint": "not of the weights in --checkpoint",
-        "checkpoint missing": "pass that file as --checkpoint", "class not discovered": "class 7 is not in the discovery", "out in pool": "lies inside the pool",
-    }[case]  # fmt: skip
-    one_line_error(cli(*mine_args(made, discovery, components, out, model=model, checkpoint=checkpoint, pool=pool), cwd=tmp_path), needle, out=out)
+        "other model": "a discovery of planted:cnn",
+        "other checkpoint": "not of the weights in --checkpoint",
+        "checkpoint missing": "pass that file as --checkpoint",
+        "class not discovered": "class 7 is not in the discovery",
+        "out in pool": "lies inside the pool",
+    }[case]
+    one_line_error(
+        cli(*mine_args(made, discovery, components, out, model=model, checkpoint=checkpoint, pool=pool), cwd=tmp_path), needle, out=out
+    )
     assert weights_in_cache() == []  # no model was trained (or downloaded)
 
 
@@ -278,13 +397,41 @@ def test_mine_checks_the_files_before_the_model_loads(cli, made, tmp_path, case)
 
 
 def test_discover_bounds_a_class_range_before_building_it(cli, made, tmp_path):
-    proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "0-999999999", "--out", "d", cwd=tmp_path)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--classes",
+        "0-999999999",
+        "--out",
+        "d",
+        cwd=tmp_path,
+    )
     one_line_error(proc, "class 999999999 is beyond any label space", out=tmp_path / "d")
 
 
 @pytest.mark.slow  # builds the planted training split (seconds)
 def test_discover_bounds_classes_by_the_models_label_space(cli, made, tmp_path):
-    proc = cli("discover", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--classes", "8-12", "--limit", "4", "--out", "d", cwd=tmp_path)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--classes",
+        "8-12",
+        "--limit",
+        "4",
+        "--out",
+        "d",
+        cwd=tmp_path,
+    )
     one_line_error(proc, "--classes: 10 is not a class of planted:cnn", "classes 0-9", out=tmp_path / "d")
 
 
@@ -299,15 +446,23 @@ def test_a_deeply_nested_json_file_is_one_line(cli, made, tmp_path):
     discovery.mkdir()
     shutil.copy(deep, discovery / "discovery.json")
     components = components_file(tmp_path / "c.json", {"1": [0]})
-    one_line_error(cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "not a valid discovery index", out=tmp_path / "m")
-    one_line_error(cli(*mine_args(made, planted_discovery(made, tmp_path / "d2"), deep, tmp_path / "m"), cwd=tmp_path), "components file is not valid JSON", out=tmp_path / "m")
+    one_line_error(
+        cli(*mine_args(made, discovery, components, tmp_path / "m"), cwd=tmp_path), "not a valid discovery index", out=tmp_path / "m"
+    )
+    one_line_error(
+        cli(*mine_args(made, planted_discovery(made, tmp_path / "d2"), deep, tmp_path / "m"), cwd=tmp_path),
+        "components file is not valid JSON",
+        out=tmp_path / "m",
+    )
 
 
 def test_a_basis_wider_than_the_features_is_one_line(cli, made, tmp_path):
     discovery = planted_discovery(made, tmp_path / "d", width=2 * PLANTED_WIDTH)
     components = components_file(tmp_path / "c.json", {"1": [0]})
     proc = cli(*mine_args(made, discovery, components, tmp_path / "m"), "--require-predicted", "none", cwd=tmp_path)
-    one_line_error(proc, f"its basis is {2 * PLANTED_WIDTH} features wide, but planted:cnn has {PLANTED_WIDTH} features", out=tmp_path / "m")
+    one_line_error(
+        proc, f"its basis is {2 * PLANTED_WIDTH} features wide, but planted:cnn has {PLANTED_WIDTH} features", out=tmp_path / "m"
+    )
 
 
 @pytest.mark.parametrize("where", [".sweep", ".sweep/jobs"])
@@ -328,7 +483,9 @@ def _spurbench_env(cache: Path) -> dict:
 
 
 def _run(args: list[str], cwd: Path, cache: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "spurbench", *args], cwd=cwd, env=_spurbench_env(cache), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spurbench", *args], cwd=cwd, env=_spurbench_env(cache), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -338,10 +495,14 @@ def _interrupted(args: list[str], cwd: Path, cache: Path, mid_work, sig: int) ->
     log = cwd / f"stderr-{sig}.txt"
     with open(log, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "spurbench", *args], cwd=cwd, env=_spurbench_env(cache), stdout=subprocess.DEVNULL, stderr=stderr,
+            [sys.executable, "-m", "spurbench", *args],
+            cwd=cwd,
+            env=_spurbench_env(cache),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as tests/test_reliability.py: a terminal user's default
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 300
         while not mid_work() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -365,7 +526,9 @@ def _interrupted(args: list[str], cwd: Path, cache: Path, mid_work, sig: int) ->
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL, err
     else:
-        assert proc.returncode == 130 and _without_ignored(err) == ["interrupted; run the same command to resume (finished feature shards are cached)"], err
+        assert proc.returncode == 130 and _without_ignored(err) == [
+            "interrupted; run the same command to resume (finished feature shards are cached)"
+        ], err
 
 
 def _without_ignored(err: str) -> list[str]:
@@ -396,7 +559,26 @@ def _classes_done(index: Path) -> int:
 
 
 SIGNALS = [pytest.param(signal.SIGINT, id="sigint"), pytest.param(signal.SIGKILL, id="sigkill")]
-DISCOVER = ["discover", "-m", "planted:cnn", "--train-data", "planted", "--classes", "0-2", "--limit", "24", "--components-per-class", "3", "--top-images", "2", "--npfv-steps", "3", "--batch-size", "4", "-q"]
+DISCOVER = [
+    "discover",
+    "-m",
+    "planted:cnn",
+    "--train-data",
+    "planted",
+    "--classes",
+    "0-2",
+    "--limit",
+    "24",
+    "--components-per-class",
+    "3",
+    "--top-images",
+    "2",
+    "--npfv-steps",
+    "3",
+    "--batch-size",
+    "4",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -407,17 +589,53 @@ def uninterrupted(made) -> SimpleNamespace:
     _run([*DISCOVER, "--checkpoint", str(made.ckpt), "-o", "d"], root, cache)
     components_file(root / "c.json", {"0": [1], "1": [2], "2": [0]}, basis="npca", model="planted:cnn", weights_revision=made.digest)
     pool = root / "pool"
-    from spurbench.benchmarks.planted.generator import generate_pool
+    from spurbench.benchmarks.shared.planted_generator import generate_pool
 
     for i, pixels in enumerate(generate_pool(0).images[:240]):
         (pool / f"part-{i % 3}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(pool / f"part-{i % 3}" / f"{i}.png")
-    mine = ["mine", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--discovery", str(root / "d"), "--components", str(root / "c.json"),
-            "--pool", str(pool), "--require-predicted", "none", "--per-component", "30", "--batch-size", "2", "-q"]  # fmt: skip
+    mine = [
+        "mine",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--discovery",
+        str(root / "d"),
+        "--components",
+        str(root / "c.json"),
+        "--pool",
+        str(pool),
+        "--require-predicted",
+        "none",
+        "--per-component",
+        "30",
+        "--batch-size",
+        "2",
+        "-q",
+    ]
     _run([*mine, "-o", "m"], root, cache)
-    fit = ["spufix", "fit", "-m", "planted:cnn", "--checkpoint", str(made.ckpt), "--train-data", "planted", "--limit", "40", "--components", str(root / "c.json"), "--batch-size", "2", "-q"]
+    fit = [
+        "spufix",
+        "fit",
+        "-m",
+        "planted:cnn",
+        "--checkpoint",
+        str(made.ckpt),
+        "--train-data",
+        "planted",
+        "--limit",
+        "40",
+        "--components",
+        str(root / "c.json"),
+        "--batch-size",
+        "2",
+        "-q",
+    ]
     _run([*fit, "-o", "art"], root, cache)
-    return SimpleNamespace(root=root, discovery=_files(root / "d"), mining=_files(root / "m"), artifact=_files(root / "art"), mine=mine, fit=fit)
+    return SimpleNamespace(
+        root=root, discovery=_files(root / "d"), mining=_files(root / "m"), artifact=_files(root / "art"), mine=mine, fit=fit
+    )
 
 
 @pytest.mark.slow
@@ -434,6 +652,7 @@ def test_discover_killed_and_run_again_equals_an_uninterrupted_run(made, uninter
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_mine_killed_and_run_again_equals_an_uninterrupted_run(uninterrupted, tmp_path, sig):
     cache = tmp_path / "cache"
+
     # Ctrl-C or SIGKILL during the pool's feature pass, or failing that while the thumbnails are written
     # (that window alone is a few milliseconds: waiting for it was missed once in CI, and the test failed)
     def mid_work() -> bool:

@@ -27,9 +27,9 @@ from spurbench.benchmarks import (
     register_benchmark,
 )
 from spurbench.benchmarks.imagenet.val import load_local_imagenet_val
-from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import DataError, LabelSpaceError, SpurbenchError
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.mining.pool import folder_pool
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
 from tests.test_spurious_imagenet import make_upstream, make_val
@@ -149,7 +149,24 @@ def test_a_spurious_folder_benchmark_with_a_link_out_is_refused_through_the_cli(
 def test_mine_refuses_a_pool_with_links_out_and_a_bad_hub_pool_id(cli, tmp_path, monkeypatch) -> None:
     """Through ``mine`` (which checks its discovery first, so a small real one is made: planted:cnn only)."""
     env = {"SPURBENCH_CACHE": str(tmp_path / "cache")}
-    proc = cli("discover", "-m", "planted:cnn", "--train-data", "planted", "--out", "d", "--classes", "2", "--components-per-class", "2", "--npfv-steps", "2", "-q", cwd=tmp_path, env=env)
+    proc = cli(
+        "discover",
+        "-m",
+        "planted:cnn",
+        "--train-data",
+        "planted",
+        "--out",
+        "d",
+        "--classes",
+        "2",
+        "--components-per-class",
+        "2",
+        "--npfv-steps",
+        "2",
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     (tmp_path / "components.json").write_text(json.dumps({"components": {"2": [1]}}))
     mine = ["mine", "-m", "planted:cnn", "--discovery", "d", "--components", "components.json", "--out", "m", "-q"]
@@ -167,7 +184,10 @@ def test_mine_refuses_a_pool_with_links_out_and_a_bad_hub_pool_id(cli, tmp_path,
 
 
 def _no_geometry_benchmark(**geometry) -> Benchmark:
-    images = [BenchmarkImage(f"g/{role}", 0, role, 0 if role == "negative" else None, role, lambda: Image.new("RGB", (8, 8))) for role in ("positive", "negative")]
+    images = [
+        BenchmarkImage(f"g/{role}", 0, role, 0 if role == "negative" else None, role, lambda: Image.new("RGB", (8, 8)))
+        for role in ("positive", "negative")
+    ]
     return Benchmark("no-geometry", "planted", [BenchmarkClass(0, "zero", (0,))], images, revision="v1", checksum="c", **geometry)
 
 
@@ -189,7 +209,12 @@ class NoGeometry(BenchmarkPlugin):
 
 @pytest.mark.parametrize(
     ("geometry", "needle"),
-    [({}, "states no evaluation protocols"), ({"protocols": {}}, "states no evaluation protocols"), ({"protocols": {"paper": MODEL_TRANSFORM}}, "not an EvalProtocol named 'paper'"), ({"protocols": {"paper": "bicubic"}}, "is str")],
+    [
+        ({}, "states no evaluation protocols"),
+        ({"protocols": {}}, "states no evaluation protocols"),
+        ({"protocols": {"paper": MODEL_TRANSFORM}}, "not an EvalProtocol named 'paper'"),
+        ({"protocols": {"paper": "bicubic"}}, "is str"),
+    ],
 )
 def test_a_benchmark_must_state_its_protocols(geometry, needle) -> None:
     with pytest.raises(SpurbenchError, match=needle) as caught:
@@ -244,7 +269,12 @@ def test_built_in_plugins_keep_their_geometry() -> None:
 def test_a_ground_truth_without_spurious_only_validation_images_is_refused_when_handed_over() -> None:
     truth = get_benchmark("planted").ground_truth(get_benchmark("planted").parse_options({}))
     planted = sorted(truth.features)[0]
-    validation = Benchmark(**{**vars(truth.validation), "images": [im for im in truth.validation.images if not (im.class_index == planted and im.role == "negative")]})
+    validation = Benchmark(
+        **{
+            **vars(truth.validation),
+            "images": [im for im in truth.validation.images if not (im.class_index == planted and im.role == "negative")],
+        }
+    )
     with pytest.raises(DataError, match=f"no spurious-only images of seeded class {planted}") as caught:
         GroundTruth(truth.train, validation, truth.features, truth.carriers)
     assert "\n" not in str(caught.value)
@@ -273,7 +303,11 @@ def test_a_model_of_another_label_space_is_told_where_it_can_run() -> None:
 
     with pytest.raises(LabelSpaceError) as caught:
         get_benchmark("planted").check_model(ImageNetModel())
-    assert "benchmarks it can run on:" in str(caught.value) and "spurious-imagenet" in str(caught.value) and "planted," not in str(caught.value)
+    assert (
+        "benchmarks it can run on:" in str(caught.value)
+        and "spurious-imagenet" in str(caught.value)
+        and "planted," not in str(caught.value)
+    )
 
 
 # ------------------------------------------------------------------------------------------ 5. Hub repo ids
@@ -293,7 +327,7 @@ def test_an_invalid_hub_repo_id_is_one_line(cli, tmp_path, args) -> None:
 
 
 def test_an_invalid_hub_pool_id_is_one_line() -> None:
-    from spurbench.benchmarks.pool import hub_pool
+    from spurbench.mining.pool import hub_pool
 
     with pytest.raises(SpurbenchError, match="--pool '../../../etc/passwd' is not a Hub repo id"):
         hub_pool("hf://../../../etc/passwd")
@@ -348,8 +382,12 @@ def test_a_run_into_a_pipe_shows_stages_and_counts(tmp_path) -> None:
     env = {"SPURBENCH_PROGRESS_INTERVAL": "0", "SPURBENCH_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--no-spufix", "-o", str(tmp_path / "out")],
-        cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stderr.splitlines()
     assert any(line.startswith("features planted:cnn on planted: started, 0/") for line in lines), proc.stderr
@@ -357,10 +395,16 @@ def test_a_run_into_a_pipe_shows_stages_and_counts(tmp_path) -> None:
     # the seed-0 models ship trained: training reports its lines where it runs, in `spurbench train`
     proc = subprocess.run(
         [sys.executable, "-m", "spurbench", "train", "-m", "planted:cnn", "--out", "w", "--epochs", "1", "--per-class", "20"],
-        cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert any(line.startswith("training planted:cnn (seed 0") and "epochs" in line and "loss" in line for line in proc.stderr.splitlines()), proc.stderr
+    assert any(
+        line.startswith("training planted:cnn (seed 0") and "epochs" in line and "loss" in line for line in proc.stderr.splitlines()
+    ), proc.stderr
 
 
 @pytest.mark.parametrize("benchmark", ["imagenet-w", "spurious-imagenet"])

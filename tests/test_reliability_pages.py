@@ -45,7 +45,7 @@ def mining(mined, tmp_path) -> Path:  # noqa: F811
 
 
 def _record_count(folder: Path) -> int:
-    from spurbench.labels import read_labels
+    from spurbench.discovery.labels import read_labels
 
     return len(read_labels(folder).records)
 
@@ -58,7 +58,10 @@ def _legacy_labels(folder: Path, records: list[tuple[int, int, str, str]]) -> st
         "model": index["model"]["name"],
         "weights_revision": index["model"]["weights_revision"],
         "basis": index["basis"],
-        "records": [{"class_index": k, "rank": r, "label": label, "labeler": who, "at": f"2024-01-01T00:00:{i % 60:02d}Z"} for i, (k, r, label, who) in enumerate(records)],
+        "records": [
+            {"class_index": k, "rank": r, "label": label, "labeler": who, "at": f"2024-01-01T00:00:{i % 60:02d}Z"}
+            for i, (k, r, label, who) in enumerate(records)
+        ],
     }
     text = json.dumps(raw, indent=1) + "\n"
     (folder / LEGACY).write_text(text)
@@ -142,7 +145,9 @@ def _plant_links(served: Path, folder: Path) -> None:
     (served / "sub").mkdir()
     (served / "sub" / "abs-file.png").symlink_to("/etc/passwd")
     (served / "sub" / "rel-dir").symlink_to(os.path.relpath("/etc", served / "sub"))
-    (served / "to-sibling.png").symlink_to(folder / "discovery.json" if (folder / "discovery.json").exists() else folder / "candidates.json")
+    (served / "to-sibling.png").symlink_to(
+        folder / "discovery.json" if (folder / "discovery.json").exists() else folder / "candidates.json"
+    )
     inside = next(p for p in sorted(served.rglob("*.png")) if not p.is_symlink())
     (served / "sub" / "alias.png").symlink_to(os.path.relpath(inside, served / "sub"))
     (served / "loop").symlink_to(".")
@@ -207,11 +212,15 @@ def test_a_malformed_label_body_is_refused_and_stores_nothing(folder, body) -> N
     assert _record_count(folder) == 0
 
 
-@pytest.mark.parametrize("change", [{"class_index": True}, {"image_id": 7}, {"class_index": 1.0}, {"extra": 1}], ids=["class-true", "id-number", "class-float", "extra-field"])
+@pytest.mark.parametrize(
+    "change",
+    [{"class_index": True}, {"image_id": 7}, {"class_index": 1.0}, {"extra": 1}],
+    ids=["class-true", "id-number", "class-float", "extra-field"],
+)
 def test_a_malformed_verdict_body_is_refused_and_stores_nothing(mining, change) -> None:
     from spurbench.labelpage.verify import create_verify_app
     from spurbench.mining import candidates_by_class, read_mining
-    from spurbench.verification import read_verdicts
+    from spurbench.mining.verdicts import read_verdicts
 
     image = candidates_by_class(read_mining(mining))[1][0].image_id
     with TestClient(create_verify_app(mining, "alice"), base_url=LOCAL) as client:
@@ -234,7 +243,9 @@ def _property_run(app, post_path: str, valid_bodies, count, check_record, exampl
     # route less is less to defend); app.openapi() still builds it from the routes and their models.
     schema = schemathesis.openapi.from_dict(app.openapi())
     valid = valid_bodies.map(lambda body: {"method": "POST", "url": LOCAL + post_path, "json": body, "headers": {}, "params": {}})
-    drawn = st.one_of(schema.as_strategy(generation_mode=GenerationMode.POSITIVE), schema.as_strategy(generation_mode=GenerationMode.NEGATIVE)).map(lambda case: case.as_transport_kwargs(base_url=LOCAL))
+    drawn = st.one_of(
+        schema.as_strategy(generation_mode=GenerationMode.POSITIVE), schema.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+    ).map(lambda case: case.as_transport_kwargs(base_url=LOCAL))
     statuses: dict[int, int] = {}
     with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as client:
 
@@ -262,22 +273,32 @@ def _property_run(app, post_path: str, valid_bodies, count, check_record, exampl
 
 def _exactly(sent: object, stored, fields: tuple[str, ...]) -> bool:
     """The body sent holds the stored record's fields and nothing else, each of the very same type."""
-    return isinstance(sent, dict) and set(sent) == set(fields) and all(type(sent[f]) is type(getattr(stored, f)) and sent[f] == getattr(stored, f) for f in fields)
+    return (
+        isinstance(sent, dict)
+        and set(sent) == set(fields)
+        and all(type(sent[f]) is type(getattr(stored, f)) and sent[f] == getattr(stored, f) for f in fields)
+    )
 
 
 @pytest.mark.slow
 def test_the_label_page_from_its_schema(folder) -> None:
     from hypothesis import strategies as st
 
+    from spurbench.discovery.labels import LABELS, LabelRecord, read_labels
     from spurbench.labelpage.app import create_app
-    from spurbench.labels import LABELS, LabelRecord, read_labels
 
     def stored_as_answered(record: dict, sent: dict) -> None:
         last = read_labels(folder).records[-1]
-        assert last == LabelRecord.model_validate(record) and last.labeler == "alice" and (last.class_index, last.rank) in {(k, r) for k in (0, 1) for r in range(3)}
+        assert (
+            last == LabelRecord.model_validate(record)
+            and last.labeler == "alice"
+            and (last.class_index, last.rank) in {(k, r) for k in (0, 1) for r in range(3)}
+        )
         assert _exactly(sent, last, ("class_index", "rank", "label")), (sent, last)
 
-    bodies = st.fixed_dictionaries({"class_index": st.sampled_from([0, 1]), "rank": st.sampled_from([0, 1, 2]), "label": st.sampled_from(LABELS)})
+    bodies = st.fixed_dictionaries(
+        {"class_index": st.sampled_from([0, 1]), "rank": st.sampled_from([0, 1, 2]), "label": st.sampled_from(LABELS)}
+    )
     statuses = _property_run(create_app(folder, "alice"), "/api/labels", bodies, lambda: _record_count(folder), stored_as_answered)
     assert statuses.get(200) and statuses.get(422) and statuses.get(404), statuses  # every kind of answer was reached
 
@@ -288,7 +309,7 @@ def test_the_verify_page_from_its_schema(mining) -> None:
 
     from spurbench.labelpage.verify import create_verify_app
     from spurbench.mining import candidates_by_class, read_mining
-    from spurbench.verification import VERDICTS, VerdictRecord, read_verdicts
+    from spurbench.mining.verdicts import VERDICTS, VerdictRecord, read_verdicts
 
     pairs = [(k, c.image_id) for k, cands in candidates_by_class(read_mining(mining)).items() for c in cands]
 
@@ -297,8 +318,12 @@ def test_the_verify_page_from_its_schema(mining) -> None:
         assert last == VerdictRecord.model_validate(record) and last.labeler == "alice" and (last.class_index, last.image_id) in pairs
         assert _exactly(sent, last, ("class_index", "image_id", "verdict")), (sent, last)
 
-    bodies = st.tuples(st.sampled_from(pairs), st.sampled_from(VERDICTS)).map(lambda t: {"class_index": t[0][0], "image_id": t[0][1], "verdict": t[1]})
-    statuses = _property_run(create_verify_app(mining, "alice"), "/api/verdicts", bodies, lambda: len(read_verdicts(mining).records), stored_as_answered)
+    bodies = st.tuples(st.sampled_from(pairs), st.sampled_from(VERDICTS)).map(
+        lambda t: {"class_index": t[0][0], "image_id": t[0][1], "verdict": t[1]}
+    )
+    statuses = _property_run(
+        create_verify_app(mining, "alice"), "/api/verdicts", bodies, lambda: len(read_verdicts(mining).records), stored_as_answered
+    )
     assert statuses.get(200) and statuses.get(422) and statuses.get(404), statuses
 
 
@@ -306,7 +331,7 @@ def test_the_verify_page_from_its_schema(mining) -> None:
 
 
 def test_labels_written_before_the_ledger_are_read_then_migrated(folder) -> None:
-    from spurbench.labels import LABELS_FILE, latest, read_labels, record_label
+    from spurbench.discovery.labels import LABELS_FILE, latest, read_labels, record_label
 
     old = [(0, 0, "spurious", "bob"), (0, 1, "not_spurious", "bob"), (0, 0, "inconsistent", "bob"), (1, 2, "spurious", "carol")]
     text = _legacy_labels(folder, old)
@@ -319,11 +344,14 @@ def test_labels_written_before_the_ledger_are_read_then_migrated(folder) -> None
     assert latest(after)[(0, 0, "bob")].label == "inconsistent" and after.records[0].at == labels.records[0].at
     assert not (folder / LEGACY).exists() and (folder / (LEGACY + ".migrated")).read_text() == text  # kept, never read again
     lines = (folder / LABELS_FILE).read_text().splitlines()
-    assert json.loads(lines[0]) == {"ledger": "labels", "format": 2, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca"} and len(lines) == 1 + len(old) + 1
+    assert (
+        json.loads(lines[0]) == {"ledger": "labels", "format": 2, "model": "tiny:net", "weights_revision": "seed0", "basis": "npca"}
+        and len(lines) == 1 + len(old) + 1
+    )
 
 
 def test_legacy_labels_of_another_model_are_not_migrated(folder) -> None:
-    from spurbench.labels import LABELS_FILE, record_label
+    from spurbench.discovery.labels import LABELS_FILE, record_label
 
     text = _legacy_labels(folder, [(0, 0, "spurious", "bob")]).replace('"tiny:net"', '"tiny:other"')
     (folder / LEGACY).write_text(text)
@@ -334,12 +362,17 @@ def test_legacy_labels_of_another_model_are_not_migrated(folder) -> None:
 
 def test_verdicts_written_before_the_ledger_are_read_then_migrated(mining) -> None:
     from spurbench.mining import candidates_by_class, read_mining
-    from spurbench.verification import VERIFY_FILE, read_verdicts, record_verdict
+    from spurbench.mining.verdicts import VERIFY_FILE, read_verdicts, record_verdict
 
     index = read_mining(mining)
     image = candidates_by_class(index)[1][0].image_id
-    old = {"format": 1, "model": index.model.name, "weights_revision": index.model.weights_revision, "pool_revision": index.pool.revision,
-           "records": [{"class_index": 1, "image_id": image, "verdict": "present", "labeler": "bob", "at": "2024-01-01T00:00:00Z"}]}  # fmt: skip
+    old = {
+        "format": 1,
+        "model": index.model.name,
+        "weights_revision": index.model.weights_revision,
+        "pool_revision": index.pool.revision,
+        "records": [{"class_index": 1, "image_id": image, "verdict": "present", "labeler": "bob", "at": "2024-01-01T00:00:00Z"}],
+    }
     (mining / "verify.json").write_text(json.dumps(old))
     assert [r.verdict for r in read_verdicts(mining).records] == ["present"]
     record_verdict(mining, 1, image, "absent", "alice")
@@ -348,7 +381,7 @@ def test_verdicts_written_before_the_ledger_are_read_then_migrated(mining) -> No
 
 
 def test_a_torn_last_line_is_ignored_then_cut_by_the_next_save(folder) -> None:
-    from spurbench.labels import LABELS_FILE, labels_ledger, read_labels, record_label
+    from spurbench.discovery.labels import LABELS_FILE, labels_ledger, read_labels, record_label
 
     record_label(folder, 0, 0, "spurious", "alice")
     ledger = labels_ledger(folder)
@@ -370,7 +403,7 @@ def test_a_torn_last_line_is_ignored_then_cut_by_the_next_save(folder) -> None:
     ],
 )
 def test_a_bad_line_inside_the_ledger_is_a_one_line_error_never_skipped(folder, line, needle) -> None:
-    from spurbench.labels import LABELS_FILE, read_labels, record_label
+    from spurbench.discovery.labels import LABELS_FILE, read_labels, record_label
 
     record_label(folder, 0, 0, "spurious", "alice")
     with open(folder / LABELS_FILE, "ab") as handle:
@@ -382,8 +415,8 @@ def test_a_bad_line_inside_the_ledger_is_a_one_line_error_never_skipped(folder, 
 
 
 def test_an_app_sees_labels_saved_by_another_server_and_a_replaced_ledger(folder) -> None:
+    from spurbench.discovery.labels import LABELS_FILE, record_label
     from spurbench.labelpage.app import create_app
-    from spurbench.labels import LABELS_FILE, record_label
 
     with TestClient(create_app(folder, "alice"), base_url=LOCAL) as client:
         client.post("/api/labels", json={"class_index": 0, "rank": 0, "label": "spurious"}).raise_for_status()
@@ -397,10 +430,11 @@ def test_an_app_sees_labels_saved_by_another_server_and_a_replaced_ledger(folder
 
 
 def test_the_cheap_checks_name_the_discoverys_own_files() -> None:
-    from spurbench import labels, verification
-    from spurbench.discovery import BASES_DIR, INDEX_FILE
+    from spurbench.discovery import BASES_DIR, INDEX_FILE, labels
     from spurbench.discovery.images import IMAGES_DIR
-    from spurbench.mining import INDEX_FILE as MINING_INDEX, REFERENCE_DIR, THUMBS_DIR
+    from spurbench.mining import INDEX_FILE as MINING_INDEX
+    from spurbench.mining import REFERENCE_DIR, THUMBS_DIR
+    from spurbench.mining import verdicts as verification
 
     assert labels.DISCOVERY_FILE == INDEX_FILE and labels.DISCOVERY_FOLDERS == (IMAGES_DIR, BASES_DIR)  # [0] is the served one
     assert verification.MINING_FILE == MINING_INDEX and verification.SERVED_FOLDERS == (THUMBS_DIR, REFERENCE_DIR)
@@ -415,8 +449,8 @@ def test_a_long_or_looping_name_is_a_404_not_a_500(tmp_path) -> None:
 
 
 def test_a_link_in_place_of_the_ledger_or_its_lock_is_refused(tmp_path) -> None:
+    from spurbench.discovery.labels import LabelRecord, labels_ledger
     from spurbench.errors import SpurbenchError
-    from spurbench.labels import LabelRecord, labels_ledger
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -449,7 +483,9 @@ def _aliases(folder: Path, tmp_path: Path) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("target", ["labels.json", "labels.jsonl", "discovery.json", "lock", "dotdot", "file link", "folder link", "an image"])
+@pytest.mark.parametrize(
+    "target", ["labels.json", "labels.jsonl", "discovery.json", "lock", "dotdot", "file link", "folder link", "an image"]
+)
 def test_export_never_writes_over_the_folders_own_files(cli, folder, tmp_path, target) -> None:
     text = _legacy_labels(folder, [(0, 0, "spurious", "bob")])
     out = _aliases(folder, tmp_path)[target]
@@ -469,10 +505,14 @@ def test_export_of_nothing_is_an_error_not_an_empty_file(cli, folder, tmp_path, 
 
 
 def test_labels_of_components_the_discovery_lacks_are_named_in_a_warning(cli, folder, tmp_path) -> None:
-    _legacy_labels(folder, [(0, 0, "spurious", "bob"), (7, 0, "spurious", "bob"), (1, 9, "spurious", "carol"), (1, 1, "not_spurious", "bob")])
+    _legacy_labels(
+        folder, [(0, 0, "spurious", "bob"), (7, 0, "spurious", "bob"), (1, 9, "spurious", "carol"), (1, 1, "not_spurious", "bob")]
+    )
     proc = cli("label", "export", str(folder), "--out", str(tmp_path / "c.json"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip().splitlines() == ["warning: 2 label(s) name classes or components the discovery does not have (first: class 1 rank 9); they are left out of the export"]
+    assert proc.stderr.strip().splitlines() == [
+        "warning: 2 label(s) name classes or components the discovery does not have (first: class 1 rank 9); they are left out of the export"
+    ]
     assert json.loads((tmp_path / "c.json").read_text())["components"] == {"0": [0]}
 
 
@@ -516,9 +556,18 @@ def test_bad_folders_ports_and_outs_fail_before_torch_is_imported(folder, mining
             "serve: port in use": (["label", str(folder), "--port", port], "is in use"),
             "verify: not a mining folder": (["label", str(tmp_path), "--mode", "verify"], "not a mining folder"),
             "verify: port in use": (["label", str(mining), "--port", port], "is in use"),
-            "export: not a discovery folder": (["label", "export", str(tmp_path), "--out", str(tmp_path / "c.json")], "not a discovery folder"),
-            "export: --out is the labels": (["label", "export", str(labelled), "--out", str(labelled / LEGACY)], "write the components to another file"),
-            "export: a corrupt labels file": (["label", "export", str(tmp_path / "corrupt"), "--out", str(tmp_path / "c.json")], "not a valid labels file"),
+            "export: not a discovery folder": (
+                ["label", "export", str(tmp_path), "--out", str(tmp_path / "c.json")],
+                "not a discovery folder",
+            ),
+            "export: --out is the labels": (
+                ["label", "export", str(labelled), "--out", str(labelled / LEGACY)],
+                "write the components to another file",
+            ),
+            "export: a corrupt labels file": (
+                ["label", "export", str(tmp_path / "corrupt"), "--out", str(tmp_path / "c.json")],
+                "not a valid labels file",
+            ),
         }
         for name, (args, needle) in cases.items():
             proc = _child(*args, cwd=tmp_path)
@@ -541,11 +590,19 @@ def _large_discovery(base: Path, out: Path, classes: int = 1000, components: int
     parts = template["components"]
     index["components_per_class"] = components
     index["classes"] = {
-        str(k): {**template, "class_index": k, "class_name": f"class{k}", "components": [{**parts[r % len(parts)], "rank": r} for r in range(components)]}
+        str(k): {
+            **template,
+            "class_index": k,
+            "class_name": f"class{k}",
+            "components": [{**parts[r % len(parts)], "rank": r} for r in range(components)],
+        }
         for k in range(classes)
     }
     (folder / "discovery.json").write_text(json.dumps(index))
-    _legacy_labels(folder, [(k, r, ("spurious", "not_spurious", "inconsistent")[(k + r) % 3], "bob") for k in range(classes) for r in range(components)])
+    _legacy_labels(
+        folder,
+        [(k, r, ("spurious", "not_spurious", "inconsistent")[(k + r) % 3], "bob") for k in range(classes) for r in range(components)],
+    )
     return folder
 
 
@@ -602,7 +659,9 @@ def slow_server():
 
 def _bar(driver) -> tuple[str, int, str]:
     """The save indicator: (state, pending saves, text); ("missing", 0, "") on a page without one."""
-    return driver.execute_script("const b = document.getElementById('saves'); return b ? [b.dataset.state, Number(b.dataset.pending), b.textContent] : ['missing', 0, '']")
+    return driver.execute_script(
+        "const b = document.getElementById('saves'); return b ? [b.dataset.state, Number(b.dataset.pending), b.textContent] : ['missing', 0, '']"
+    )
 
 
 def _settled(driver, slow: _SlowSaves, timeout: float = 60) -> None:
@@ -631,15 +690,15 @@ def _type(driver, keys: str, pause: float = 0.0) -> None:
 
 
 def _alice(folder: Path, class_index: int) -> list[tuple[int, str]]:
-    from spurbench.labels import read_labels
+    from spurbench.discovery.labels import read_labels
 
     return [(r.rank, r.label) for r in read_labels(folder).records if r.labeler == "alice" and r.class_index == class_index]
 
 
 @pytest.mark.slow
 def test_keys_faster_than_saves_each_label_their_own_component(made, tmp_path, slow_server) -> None:
+    from spurbench.discovery.labels import LABELS_FILE, read_labels
     from spurbench.labelpage.app import create_app
-    from spurbench.labels import LABELS_FILE, read_labels
     from tests.support.label_server import (
         active_label,
         chromium,
@@ -671,7 +730,15 @@ def test_keys_faster_than_saves_each_label_their_own_component(made, tmp_path, s
         _type(driver, "snsnsn", pause=0.25)
         _type(driver, "ki")
         _settled(driver, slow)
-        assert _alice(folder, 6) == [(0, "spurious"), (1, "not_spurious"), (2, "spurious"), (3, "not_spurious"), (4, "spurious"), (5, "not_spurious"), (5, "inconsistent")]
+        assert _alice(folder, 6) == [
+            (0, "spurious"),
+            (1, "not_spurious"),
+            (2, "spurious"),
+            (3, "not_spurious"),
+            (4, "spurious"),
+            (5, "not_spurious"),
+            (5, "inconsistent"),
+        ]
         assert active_label(driver, 5) == "inconsistent" and current_component(driver) == 6
 
         # a failed save is shown, holds the ones after it, and goes through on retry (r)
@@ -700,7 +767,7 @@ def test_keys_faster_than_saves_each_label_their_own_component(made, tmp_path, s
 def test_keys_faster_than_saves_on_the_verify_page(mining, slow_server) -> None:
     from spurbench.labelpage.verify import create_verify_app
     from spurbench.mining import candidates_by_class, read_mining
-    from spurbench.verification import read_verdicts
+    from spurbench.mining.verdicts import read_verdicts
     from tests.support.label_server import chromium, open_class
 
     images = [c.image_id for c in candidates_by_class(read_mining(mining))[1]]
@@ -713,7 +780,9 @@ def test_keys_faster_than_saves_on_the_verify_page(mining, slow_server) -> None:
         _type(driver, keys)
         state, pending, _ = _bar(driver)
         _settled(driver, slow)
-        shown = driver.execute_script("return [...document.querySelectorAll('.candidate')].map((c) => [c.dataset.image, (c.querySelector('button.active') || {dataset: {}}).dataset.verdict])")
+        shown = driver.execute_script(
+            "return [...document.querySelectorAll('.candidate')].map((c) => [c.dataset.image, (c.querySelector('button.active') || {dataset: {}}).dataset.verdict])"
+        )
     # the page's order of cards is the order the keys went to
     got = [(r.image_id, r.verdict) for r in read_verdicts(mining).records if r.labeler == "alice"]
     order = [image for image, _ in shown]

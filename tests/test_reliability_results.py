@@ -63,7 +63,9 @@ def test_case1_run_refuses_a_result_of_another_configuration_unless_forced(cli, 
 
 def test_case1_a_model_listed_twice_is_refused_before_any_work(cli, weights, tmp_path):
     registry = tmp_path / "models.yaml"
-    registry.write_text(f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n  - model: planted:cnn\n    checkpoint: {weights}\n    temperature: 2\n")
+    registry.write_text(
+        f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n  - model: planted:cnn\n    checkpoint: {weights}\n    temperature: 2\n"
+    )
     proc = cli("run", "--registry", str(registry), "--limit", "2", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert "listed twice" in one_line_error(proc)
     assert not (tmp_path / "out").exists()
@@ -76,8 +78,27 @@ def test_case1_evaluate_refuses_too(weights, tmp_path):
 
     evaluate("planted:cnn", "planted", options={"limit": 2}, checkpoint=str(weights), bootstrap=0, output_dir=tmp_path, progress=False)
     with pytest.raises(ConfigurationConflict, match="temperature: file 1.0, this run 2.0"):
-        evaluate("planted:cnn", "planted", options={"limit": 2}, checkpoint=str(weights), bootstrap=0, temperature=2.0, output_dir=tmp_path, progress=False)
-    result = evaluate("planted:cnn", "planted", options={"limit": 2}, checkpoint=str(weights), bootstrap=0, temperature=2.0, output_dir=tmp_path, progress=False, force=True)
+        evaluate(
+            "planted:cnn",
+            "planted",
+            options={"limit": 2},
+            checkpoint=str(weights),
+            bootstrap=0,
+            temperature=2.0,
+            output_dir=tmp_path,
+            progress=False,
+        )
+    result = evaluate(
+        "planted:cnn",
+        "planted",
+        options={"limit": 2},
+        checkpoint=str(weights),
+        bootstrap=0,
+        temperature=2.0,
+        output_dir=tmp_path,
+        progress=False,
+        force=True,
+    )
     assert result.heads["plain"].temperature == 2.0
 
 
@@ -110,7 +131,20 @@ def test_case1_registry_run_after_the_default_run_keeps_the_spufix_results(cli, 
     assert default.returncode == 0, default.stderr
     files = {p: p.read_bytes() for p in sorted(out.glob("*.json"))}
     assert len(files) == 2 and all("spufix" in json.loads(b)["heads"] for b in files.values())
-    registry = cli("run", "--registry", str(ROOT / "registry" / "planted.yaml"), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(out), cwd=tmp_path, env=env)
+    registry = cli(
+        "run",
+        "--registry",
+        str(ROOT / "registry" / "planted.yaml"),
+        "--limit",
+        "4",
+        "--bootstrap",
+        "0",
+        "-q",
+        "-o",
+        str(out),
+        cwd=tmp_path,
+        env=env,
+    )
     line = one_line_error(registry)
     assert "another configuration" in line and "heads: file plain+spufix, this run plain" in line
     assert {p: p.read_bytes() for p in sorted(out.glob("*.json"))} == files
@@ -130,10 +164,22 @@ def _two_results_of_one_model(folder: Path) -> tuple[Path, Path]:
 
 def test_case1_build_shows_the_newest_of_several_results_and_says_so(cli, tmp_path):
     older, newer = _two_results_of_one_model(tmp_path / "results")
-    proc = cli("leaderboard", "build", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "board"), "--registry-dir", str(tmp_path), cwd=tmp_path)
+    proc = cli(
+        "leaderboard",
+        "build",
+        "--results",
+        str(tmp_path / "results"),
+        "--out",
+        str(tmp_path / "board"),
+        "--registry-dir",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
-    assert notes == [f"note: planted:cnn on planted: 2 results; showing {newer} (the newest, computed 2999-01-01T00:00:00+00:00), not {older}"], proc.stderr
+    assert notes == [
+        f"note: planted:cnn on planted: 2 results; showing {newer} (the newest, computed 2999-01-01T00:00:00+00:00), not {older}"
+    ], proc.stderr
     board = tmp_path / "board"
     assert "latest result: 2999-01-01" in (board / "README.md").read_text()
     assert [row["model"] for row in json.loads((board / "leaderboard.json").read_text())] == ["planted:cnn"]
@@ -174,11 +220,32 @@ def test_case6_the_repository_board_is_written_only_when_named(cli, tmp_path):
     assert (repo / "leaderboard" / "README.md").read_text() == "the tracked board\n"
     assert (repo / "leaderboard" / "scatter-planted.png").read_bytes() == b"tracked"
     assert (repo / "leaderboard" / "results-board" / "README.md").exists()
-    named = cli("leaderboard", "build", "leaderboard/results", "--out", "leaderboard/site", "--board-dir", "leaderboard", "--registry-dir", str(ROOT / "registry"), cwd=repo)
+    named = cli(
+        "leaderboard",
+        "build",
+        "leaderboard/results",
+        "--out",
+        "leaderboard/site",
+        "--board-dir",
+        "leaderboard",
+        "--registry-dir",
+        str(ROOT / "registry"),
+        cwd=repo,
+    )
     assert named.returncode == 0, named.stderr
     assert "from the verified result files in `results/`" in (repo / "leaderboard" / "README.md").read_text()  # as the tracked board says
     # the older spelling still works
-    old = cli("leaderboard", "build", "--results", "leaderboard/results", "--out", str(tmp_path / "old"), "--registry-dir", str(ROOT / "registry"), cwd=repo)
+    old = cli(
+        "leaderboard",
+        "build",
+        "--results",
+        "leaderboard/results",
+        "--out",
+        str(tmp_path / "old"),
+        "--registry-dir",
+        str(ROOT / "registry"),
+        cwd=repo,
+    )
     assert old.returncode == 0 and (tmp_path / "old" / "README.md").exists(), old.stderr
 
 
@@ -224,7 +291,7 @@ def test_case11_only_a_plugins_frames_make_a_plugin_error():
     def traceback_of(call):
         try:
             call()
-        except Exception as exc:  # noqa: BLE001 - the traceback is what is tested
+        except Exception as exc:
             return exc.__traceback__
         raise AssertionError("no exception")
 
@@ -236,7 +303,9 @@ def test_case11_only_a_plugins_frames_make_a_plugin_error():
     exec("def calls_back():\n    raise KeyError('spurbench bug')\n", spurbench_scope)
     scope["calls_back"] = spurbench_scope["calls_back"]
     exec("def plugin_calls_spurbench():\n    calls_back()\n", scope)
-    assert plugin_in_traceback(traceback_of(scope["plugin_calls_spurbench"]), plugins) is None  # raised in spurbench's code: a spurbench bug
+    assert (
+        plugin_in_traceback(traceback_of(scope["plugin_calls_spurbench"]), plugins) is None
+    )  # raised in spurbench's code: a spurbench bug
 
 
 # ------------------------------------------------------------------------ case 13: finding your way
@@ -286,13 +355,20 @@ def test_case13_ls_lists_a_benchmarks_options(cli, tmp_path):
 @pytest.mark.parametrize("typer_path", TYPER_LINES, ids=lambda p: "typer-bundled-click" if p is None else "typer-with-click-package")
 def test_case13_help_shows_flags_without_a_type_and_paragraphs_unwrapped(tmp_path, typer_path):
     # (a wide terminal: a paragraph the source had wrapped must come out as one line)
-    proc = spurbench("run", "--help", cwd=tmp_path, env={"COLUMNS": "400", **({"PYTHONPATH": os.pathsep.join([typer_path, str(ROOT)])} if typer_path else {})})
+    proc = spurbench(
+        "run",
+        "--help",
+        cwd=tmp_path,
+        env={"COLUMNS": "400", **({"PYTHONPATH": os.pathsep.join([typer_path, str(ROOT)])} if typer_path else {})},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "<bool>" not in proc.stdout
     flags = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("│ --")}
     assert {"--force", "--quiet", "--no-cache", "--help"} <= flags
     # a docstring paragraph is one line for the terminal to wrap, not the source's line breaks
-    assert re.search(r"Where the benchmark knows its ground truth, it also fits SpuFix on the first default model with components", proc.stdout)
+    assert re.search(
+        r"Where the benchmark knows its ground truth, it also fits SpuFix on the first default model with components", proc.stdout
+    )
     quiet = next(line for line in proc.stdout.splitlines() if "--quiet" in line)
     assert "No progress while it works" in quiet
     imagenet_train = next(line for line in proc.stdout.splitlines() if "--imagenet-train" in line)
@@ -325,10 +401,14 @@ def test_case14_num_workers_above_the_cores_is_capped_in_one_line(weights, tmp_p
     from spurbench.runtime import available_cores
 
     asked = available_cores() + 3
-    proc = spurbench(*_smoke_run(weights, tmp_path / "out", "--num-workers", str(asked)), cwd=tmp_path, env={"SPURBENCH_CACHE": str(tmp_path / "cache")})
+    proc = spurbench(
+        *_smoke_run(weights, tmp_path / "out", "--num-workers", str(asked)), cwd=tmp_path, env={"SPURBENCH_CACHE": str(tmp_path / "cache")}
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr and "worker processes" not in proc.stderr, proc.stderr
-    assert [line for line in proc.stderr.splitlines() if "--num-workers" in line] == [f"note: --num-workers {asked}: this process may use {available_cores()} cores; using {available_cores()} loader workers"]
+    assert [line for line in proc.stderr.splitlines() if "--num-workers" in line] == [
+        f"note: --num-workers {asked}: this process may use {available_cores()} cores; using {available_cores()} loader workers"
+    ]
 
 
 # ------------------------------------------------------------------- kill and resume: identical results
@@ -337,11 +417,29 @@ def test_case14_num_workers_above_the_cores_is_capped_in_one_line(weights, tmp_p
 def _start_run(weights: Path, out: Path, cache: Path, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
     return subprocess.Popen(
-        [sys.executable, "-m", "spurbench", "run", "-m", "planted:cnn", "--checkpoint", str(weights), "--bootstrap", "200", "-q", "-o", str(out)],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spurbench",
+            "run",
+            "-m",
+            "planted:cnn",
+            "--checkpoint",
+            str(weights),
+            "--bootstrap",
+            "200",
+            "-q",
+            "-o",
+            str(out),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # see test_reliability: a background shell ignores SIGINT
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def _wait_for_features(proc: subprocess.Popen, cache: Path) -> None:

@@ -45,7 +45,9 @@ def test_each_image_gets_the_views_its_masks_give(tiny) -> None:
             for sigma in ("0.25", "0.5"):
                 assert (f"noise-spurious@{sigma}" in image.views) == ("spurious" in kinds)  # D_S(i)
                 assert (f"noise-core@{sigma}" in image.views) == ("core" in kinds)  # D_C(i)
-                assert {v for v in image.views if v.startswith("noise-feature-") and v.endswith(sigma)} == {f"noise-feature-{f}@{sigma}" for f in features}
+                assert {v for v in image.views if v.startswith("noise-feature-") and v.endswith(sigma)} == {
+                    f"noise-feature-{f}@{sigma}" for f in features
+                }
             assert image.views[0] == "clean" and image.class_index == k
     assert len(bench.images) == sum(len(t["images"]) for t in tiny["classes"].values())
 
@@ -53,11 +55,13 @@ def test_each_image_gets_the_views_its_masks_give(tiny) -> None:
 def test_noise_lands_on_the_union_of_the_real_masks(tiny) -> None:
     bench = _load(tiny)
     image = next(im for im in bench.images if "noise-spurious@0.25" in im.views and "noise-core@0.25" in im.views)
-    wnid, stem = image.image_id.split("/")[1:]
+    _wnid, stem = image.image_id.split("/")[1:]
     k = image.class_index
     features = tiny["classes"][k]["images"][stem]
     # --protocol model at 224 px: the masks on their own grid (paper's zoom: tests/test_salient_paper.py)
-    x = build_transform({"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, bench.protocols["model"], "positive", normalize=False)(image.open())
+    x = build_transform(
+        {"input_size": (3, 224, 224), "mean": (0.0,) * 3, "std": (1.0,) * 3}, bench.protocols["model"], "positive", normalize=False
+    )(image.open())
     views = dict(zip(image.views, bench.render_views(image, x, bench.protocols["model"])))
     masks = {f: torch.from_numpy(load_mask(tiny["masks"][(k, f, stem)])) for f in features}
     spurious = torch.stack([m for f, m in masks.items() if tiny["classes"][k]["features"][f]["kind"] == "spurious"]).amax(0)
@@ -68,8 +72,15 @@ def test_noise_lands_on_the_union_of_the_real_masks(tiny) -> None:
 
 
 def test_run_verify_and_tampering(tiny, cli, tmp_path) -> None:
-    result = evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), SalientImageNet().name, options={"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"])},
-                      output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False)  # fmt: skip
+    result = evaluate(
+        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
+        SalientImageNet().name,
+        options={"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"])},
+        output_dir=tmp_path / "out",
+        progress=False,
+        bootstrap=0,
+        use_cache=False,
+    )
     assert isinstance(result, ViewResult)
     (path,) = (tmp_path / "out").glob("salient-imagenet__*.json")
     proc = cli("leaderboard", "verify", str(path), cwd=tmp_path)
@@ -96,12 +107,24 @@ def test_without_data_it_is_planted_salient(cli, tmp_path) -> None:
 
 def test_bad_input_is_one_line(tiny, cli, tmp_path) -> None:
     def run(*extra: str) -> None:
-        return cli("run", "--benchmark", "salient-imagenet", "--model", "timm:tf_efficientnet_lite0", "--data-dir", str(tiny["root"]), *extra, "-o", str(tmp_path / "o"), cwd=tmp_path)
+        return cli(
+            "run",
+            "--benchmark",
+            "salient-imagenet",
+            "--model",
+            "timm:tf_efficientnet_lite0",
+            "--data-dir",
+            str(tiny["root"]),
+            *extra,
+            "-o",
+            str(tmp_path / "o"),
+            cwd=tmp_path,
+        )
 
     proc = run()
     one_line_error(proc, "--imagenet-train")
     train = ("--imagenet-train", str(tiny["train_root"]))
-    (k, stem), image = list(tiny["train_images"].items())[0]
+    (_k, _stem), image = next(iter(tiny["train_images"].items()))
     image.rename(image.with_suffix(".moved"))
     one_line_error(run(*train), str(image))  # a missing train image, named
     image.with_suffix(".moved").rename(image)

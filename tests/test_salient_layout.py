@@ -44,7 +44,10 @@ def test_layout_matches_ground_truth(tiny):
         for feat in cls.features:
             expected = truth["features"][feat.feature_index]
             assert (feat.kind, feat.votes_spurious, feat.votes_total, feat.rank) == (
-                expected["kind"], expected["votes_spurious"], 5, expected["rank"]
+                expected["kind"],
+                expected["votes_spurious"],
+                5,
+                expected["rank"],
             )
             assert feat.stems == expected["stems"]
             assert (feat.class_index, feat.wnid) == (cls.class_index, cls.wnid)
@@ -112,7 +115,9 @@ def test_ragged_columns_leave_empty_cells(tiny):
     # Columns of different lengths: pandas writes the missing cells empty; they are not stems.
     wnid = tiny["classes"][1]["wnid"]
     stems = tiny["classes"][1]["features"]
-    frame = pd.DataFrame({"59": pd.Series(stems[59]["stems"][:1]), "686": pd.Series(stems[686]["stems"]), "701": pd.Series(stems[701]["stems"][:2])})
+    frame = pd.DataFrame(
+        {"59": pd.Series(stems[59]["stems"][:1]), "686": pd.Series(stems[686]["stems"]), "701": pd.Series(stems[701]["stems"][:2])}
+    )
     frame.to_csv(tiny["root"] / wnid / IMAGE_NAMES_CSV, index=False)
     assert "\n," in (tiny["root"] / wnid / IMAGE_NAMES_CSV).read_text()  # empty leading cells
     cls = read_layout(tiny["root"], classes=[1]).class_at(1)
@@ -126,7 +131,7 @@ def test_masks_load_as_float_in_unit_range(tiny):
     for (k, f, stem), path in list(tiny["masks"].items())[:6]:
         mask = load_mask(path)
         assert mask.dtype == np.float32 and mask.shape == (224, 224)
-        assert 0.0 <= mask.min() and mask.max() <= 1.0
+        assert mask.min() >= 0.0 and mask.max() <= 1.0
         np.testing.assert_array_equal(mask, np.asarray(Image.open(path), dtype=np.float32) / 255)
         x0, y0, x1, y1 = tiny["boxes"][(k, f, stem)]
         assert mask[(y0 + y1) // 2, (x0 + x1) // 2] > 0.9  # inside: the 255 region (JPEG, blurred edges)
@@ -207,7 +212,7 @@ def test_non_imagenet_wnid_folder(tiny):
 
 def test_missing_train_image(tiny):
     layout = read_layout(tiny["root"])
-    (k, stem), path = list(tiny["train_images"].items())[3]
+    (k, _stem), path = list(tiny["train_images"].items())[3]
     path.unlink()
     with pytest.raises(DataError) as info:
         check_train_images(layout, tiny["train_root"])

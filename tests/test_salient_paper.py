@@ -111,7 +111,9 @@ def model_protocol_views(tiny, image_id: str, views: tuple[str, ...], config: di
     k = next(k for k, c in tiny["classes"].items() if c["wnid"] == wnid)
     kinds = {f: tiny["classes"][k]["features"][f]["kind"] for f in tiny["classes"][k]["images"][stem]}
     size = config["test_input_size"][-1]
-    image = T.Compose([T.Resize(int(size / 0.875), interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(size), T.ToTensor()])(Image.open(tiny["train_images"][(k, stem)]).convert("RGB"))
+    image = T.Compose([T.Resize(int(size / 0.875), interpolation=T.InterpolationMode.BILINEAR), T.CenterCrop(size), T.ToTensor()])(
+        Image.open(tiny["train_images"][(k, stem)]).convert("RGB")
+    )
     eps = image_noise(image_id, image.shape)
     mean, std = torch.tensor(config["mean"]).view(3, 1, 1), torch.tensor(config["std"]).view(3, 1, 1)
     out = []
@@ -119,7 +121,10 @@ def model_protocol_views(tiny, image_id: str, views: tuple[str, ...], config: di
         x = image
         if view != "clean":
             features, sigma = _chosen(view, kinds)
-            masks = [torch.from_numpy(np.asarray(Image.open(tiny["masks"][(k, f, stem)]), dtype=np.float32) / np.float32(255.0)) for f in features]
+            masks = [
+                torch.from_numpy(np.asarray(Image.open(tiny["masks"][(k, f, stem)]), dtype=np.float32) / np.float32(255.0))
+                for f in features
+            ]
             mask = F.interpolate(torch.stack(masks).amax(0)[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
             x = (image + sigma * eps * mask[None]).clamp(0.0, 1.0)
         out.append((x - mean) / std)
@@ -192,7 +197,12 @@ def test_metrics_are_the_authors_accuracies_of_the_rows(tiny) -> None:
 def test_protocols_state_what_runs(tiny) -> None:
     bench = _salient(tiny)
     paper, model = bench.protocols["paper"], bench.protocols["model"]
-    assert paper.size == 224 and paper.normalization == "imagenet" and paper.positive.interpolation == "bilinear" and paper.positive.crop_pct == 224 / 256
+    assert (
+        paper.size == 224
+        and paper.normalization == "imagenet"
+        and paper.positive.interpolation == "bilinear"
+        and paper.positive.crop_pct == 224 / 256
+    )
     assert "singlasahil14/salient_imagenet" in paper.by and any("8-bit" in s and "Resize(256)" in s for s in paper.steps)
     assert model.size == "test" and model.normalization == "model" and not any("Resize(256)" in s for s in model.steps)
     assert "upstream_mask_zoom" not in bench.facts and not bench.revision.endswith("zoom")
@@ -226,11 +236,11 @@ def authors_planted_views(split, row: int, image_id: str, views: tuple[str, ...]
 
 
 def test_planted_salient_paper_is_the_authors_steps_that_carry_over() -> None:
-    from spurbench.benchmarks.planted.generator import (
+    from spurbench.benchmarks.planted.models import PlantedAdapter
+    from spurbench.benchmarks.shared.planted_generator import (
         PLANTED_CLASSES,
         generate_carrier_set,
     )
-    from spurbench.benchmarks.planted.models import PlantedAdapter
 
     plugin = SalientImageNet()
     bench = plugin.load(plugin.parse_options({"limit": 2}))
@@ -249,7 +259,9 @@ def test_planted_salient_paper_is_the_authors_steps_that_carry_over() -> None:
         rows[f"planted-salient/{PLANTED_CLASSES[label]}/{seen.get(label, 0)}"] = row
         seen[label] = seen.get(label, 0) + 1
     config = net.data_config
-    expected = _rows(bench, lambda image_id, views: authors_planted_views(split, rows[image_id], image_id, views, config["mean"], config["std"]))
+    expected = _rows(
+        bench, lambda image_id, views: authors_planted_views(split, rows[image_id], image_id, views, config["mean"], config["std"])
+    )
     assert fed.shape[-1] == config["input_size"][-1] and torch.equal(fed, expected)
 
 

@@ -94,17 +94,48 @@ def test_cli_fit_push_then_run_auto(cli, hub, tmp_path):
     repo = auto_location("planted:cnn")[len("hf://") :]
     env = {**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")}
     fit = cli(
-        "spufix", "fit", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--train-data", "planted", "--limit", "12",
-        "--components", str(components), "-o", str(tmp_path / "art"), "--push", repo, "-q", cwd=tmp_path, env=env,
-    )  # fmt: skip
+        "spufix",
+        "fit",
+        "--model",
+        "planted:cnn",
+        "--checkpoint",
+        str(checkpoint),
+        "--train-data",
+        "planted",
+        "--limit",
+        "12",
+        "--components",
+        str(components),
+        "-o",
+        str(tmp_path / "art"),
+        "--push",
+        repo,
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert fit.returncode == 0, fit.stderr
     assert "pushed" in fit.stdout
     assert json.loads(hub.files(repo)["spufix.json"])["components"] == {"2": [0], "8": [0, 1]}
 
     run = cli(
-        "run", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--spufix", "auto", "--limit", "4", "--bootstrap", "0", "-q",
-        "-o", str(tmp_path / "out"), cwd=tmp_path, env=env,
-    )  # fmt: skip
+        "run",
+        "--model",
+        "planted:cnn",
+        "--checkpoint",
+        str(checkpoint),
+        "--spufix",
+        "auto",
+        "--limit",
+        "4",
+        "--bootstrap",
+        "0",
+        "-q",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     result = read_result(tmp_path / "out" / result_filename("planted:cnn", "planted"))
     assert set(result.heads) == {"plain", "spufix"}
@@ -113,8 +144,17 @@ def test_cli_fit_push_then_run_auto(cli, hub, tmp_path):
 def test_cli_auto_without_a_published_artifact_fails_in_one_line(cli, hub, tmp_path):
     checkpoint = _planted_checkpoint(tmp_path)
     proc = cli(
-        "run", "--model", "planted:cnn", "--checkpoint", str(checkpoint), "--spufix", "auto", "-o", str(tmp_path / "out"),
-        cwd=tmp_path, env={**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")},
-    )  # fmt: skip
+        "run",
+        "--model",
+        "planted:cnn",
+        "--checkpoint",
+        str(checkpoint),
+        "--spufix",
+        "auto",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        env={**hub.env, "SPURBENCH_CACHE": str(tmp_path / "cache")},
+    )
     one_line_error(proc, "--spufix auto", "planted:cnn", "hf://spurbench/spufix-planted-cnn", "spufix fit")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -11,8 +11,8 @@ from spurbench.benchmarks.imagenet.train import (
     load_local_imagenet_train,
     write_class_rows,
 )
-from spurbench.imagenet import synsets as imagenet_synsets
 from spurbench.errors import AccessError, DataError, SpurbenchError
+from spurbench.imagenet import synsets as imagenet_synsets
 from spurbench.spufix.fit import SourceAlphas, import_upstream_alphas, load_components
 
 

@@ -93,7 +93,7 @@ def test_self_transfer_reproduces_source_spufix():
 
 @pytest.mark.parametrize("batch", [1, 6])
 def test_fused_head_equals_per_class_formula(batch):
-    Ws, bs = _model(D, 1)
+    Ws, _bs = _model(D, 1)
     Wt, bt = _model(D2, 7)
     phi_s, phi_t = _features(N, D, 2), _features(N, D2, 8)  # same images seen by two models
     directions = {}
@@ -145,7 +145,9 @@ def test_fused_head_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
 
     head = _random_head()
     path = tmp_path / "spufix_head.onnx"
-    torch.onnx.export(head, (_features(4, D, 5),), str(path), input_names=["features"], output_names=["logits"], dynamic_shapes=({0: "batch"},))
+    torch.onnx.export(
+        head, (_features(4, D, 5),), str(path), input_names=["features"], output_names=["logits"], dynamic_shapes=({0: "batch"},)
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for n in (1, 9):
         test = _features(n, D, 20 + n)

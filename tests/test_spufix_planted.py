@@ -24,7 +24,7 @@ import pytest
 
 from spurbench import evaluate
 from spurbench.benchmarks import get_benchmark
-from spurbench.benchmarks.planted.generator import PLANTED_FEATURE_IDS
+from spurbench.benchmarks.shared.planted_generator import PLANTED_FEATURE_IDS
 from spurbench.results import read_result, result_filename
 from spurbench.spufix.artifact import load_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_choices
@@ -53,7 +53,10 @@ def demo(trained, tmp_path_factory):
         truth = get_benchmark("planted").ground_truth({"seed": 0})
         choices = ground_truth_choices(models["cnn"], truth, progress=False)
         artifacts = ground_truth_artifacts([models["cnn"], models["resnet"]], models["cnn"], truth, progress=False)
-        results = {arch: evaluate(models[arch], "planted", spufix=artifacts[f"planted:{arch}"], bootstrap=0, progress=False) for arch in ("cnn", "resnet")}
+        results = {
+            arch: evaluate(models[arch], "planted", spufix=artifacts[f"planted:{arch}"], bootstrap=0, progress=False)
+            for arch in ("cnn", "resnet")
+        }
     return choices, artifacts, results
 
 
@@ -100,14 +103,41 @@ def test_cli_fit_then_run_matches_the_python_path(cli, trained, demo, tmp_path):
     cache, _ = trained
     env = {"SPURBENCH_CACHE": str(cache)}
     fit = cli(
-        "spufix", "fit", "--model", "planted:resnet", "--source-model", "planted:cnn", "--train-data", "planted",
-        "--components-from-ground-truth", "-o", str(tmp_path / "art"), "-q", cwd=tmp_path, env=env,
-    )  # fmt: skip
+        "spufix",
+        "fit",
+        "--model",
+        "planted:resnet",
+        "--source-model",
+        "planted:cnn",
+        "--train-data",
+        "planted",
+        "--components-from-ground-truth",
+        "-o",
+        str(tmp_path / "art"),
+        "-q",
+        cwd=tmp_path,
+        env=env,
+    )
     assert fit.returncode == 0, fit.stderr
     artifact = load_artifact(tmp_path / "art")
     assert artifact.source_model == "planted:cnn" and artifact.target_model == "planted:resnet"
-    assert json.loads((tmp_path / "art" / "spufix.json").read_text())["components"] == {str(k): v for k, v in demo[1]["planted:resnet"].components.items()}
-    run = cli("run", "--model", "planted:resnet", "--spufix", str(tmp_path / "art"), "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path, env=env)
+    assert json.loads((tmp_path / "art" / "spufix.json").read_text())["components"] == {
+        str(k): v for k, v in demo[1]["planted:resnet"].components.items()
+    }
+    run = cli(
+        "run",
+        "--model",
+        "planted:resnet",
+        "--spufix",
+        str(tmp_path / "art"),
+        "--bootstrap",
+        "0",
+        "-q",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     result = read_result(tmp_path / "out" / result_filename("planted:resnet", "planted"))
     expected = demo[2]["resnet"]

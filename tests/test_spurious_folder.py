@@ -16,7 +16,7 @@ from PIL import Image
 
 from spurbench.benchmarks import MinedImage, dataset_benchmark, get_benchmark, load_benchmark
 from spurbench.benchmarks.planted import evaluation_benchmark
-from spurbench.benchmarks.spurious_imagenet.layout import checksum_from_digests, image_id_for, recorded_checksums
+from spurbench.benchmarks.shared.spurious_layout import checksum_from_digests, image_id_for, recorded_checksums
 from spurbench.errors import ChecksumMismatchError, DataError, SpurbenchError
 from spurbench.results import read_result
 from tests.support.hub_server import LocalHub, local_hub
@@ -53,7 +53,9 @@ def mined_items(classes=CLASSES, per_class: int = PER_CLASS) -> list[MinedImage]
         if im.role == "negative" and im.class_index in classes:
             data = _png(im.open())
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
-            items.append(MinedImage(im.class_index, im.component, im.image_id, im.origin, digest, ".png", lambda data=data: data, dict(VERDICTS)))
+            items.append(
+                MinedImage(im.class_index, im.component, im.image_id, im.origin, digest, ".png", lambda data=data: data, dict(VERDICTS))
+            )
     return items
 
 
@@ -70,7 +72,13 @@ def folder(tmp_path) -> Path:
 def test_write_mined_writes_the_upstream_layout_and_a_card(folder):
     items = {(im.class_index, im.pool_image_id): im for im in mined_items()}
     card = json.loads((folder / "spurbench.json").read_text())
-    assert (card["format_version"], card["kind"], card["name"], card["label_space"], card["layout"]) == (1, "spurious-folder", "Planted mined v1", "planted", "folder")
+    assert (card["format_version"], card["kind"], card["name"], card["label_space"], card["layout"]) == (
+        1,
+        "spurious-folder",
+        "Planted mined v1",
+        "planted",
+        "folder",
+    )
     assert card["provenance"] == {k: v for k, v in FACTS.items() if k not in ("name", "label_space")}
     assert sorted(p.name for p in (folder / "images").iterdir()) == ["spurious_class_2_comp_1", "spurious_class_8_comp_0"]
     assert len(card["images"]) == card["num_images"] == 2 * PER_CLASS
@@ -82,7 +90,12 @@ def test_write_mined_writes_the_upstream_layout_and_a_card(folder):
         assert path.name == f"{item.digest[7:19]}_{item.pool_image_id.rsplit('/', 1)[1]}.png"
         assert path.read_bytes() == item.read() and entry["sha256"] == hashlib.sha256(item.read()).hexdigest()
         assert entry["image_id"] == image_id_for(item.class_index, item.component, path.name)
-        assert (entry["component"], entry["source"], entry["digest"], entry["verdicts"]) == (item.component, item.source, item.digest, VERDICTS)
+        assert (entry["component"], entry["source"], entry["digest"], entry["verdicts"]) == (
+            item.component,
+            item.source,
+            item.digest,
+            VERDICTS,
+        )
     assert card["classes"] == {"2": {"name": None, "components": [1], "images": 3}, "8": {"name": None, "components": [0], "images": 3}}
     expected = checksum_from_digests((e["image_id"], e["sha256"]) for e in card["images"])
     assert card["checksum"] == expected
@@ -94,7 +107,9 @@ def test_write_mined_writes_the_upstream_layout_and_a_card(folder):
 
 def test_write_mined_returns_the_checksum_and_is_stable(tmp_path, folder):
     assert write(tmp_path / "again") == json.loads((folder / "spurbench.json").read_text())["checksum"]
-    assert sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.png")) == sorted(p.relative_to(folder) for p in folder.rglob("*.png"))
+    assert sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.png")) == sorted(
+        p.relative_to(folder) for p in folder.rglob("*.png")
+    )
 
 
 def test_same_name_and_bytes_from_two_pool_folders_get_two_files(tmp_path):
@@ -112,18 +127,25 @@ def _raises(exc: Exception):
     return read
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("read fails", "cannot read it: OSError: disk gone"),
-    ("corrupt", "corrupt image"),
-    ("unsupported", "unsupported image type '.gif'"),
-    ("class outside the layout", "outside 0-999"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("read fails", "cannot read it: OSError: disk gone"),
+        ("corrupt", "corrupt image"),
+        ("unsupported", "unsupported image type '.gif'"),
+        ("class outside the layout", "outside 0-999"),
+    ],
+)
 def test_a_bad_item_leaves_nothing_behind(tmp_path, case, needle):
     items = mined_items()
     last = items[-1]
     bad = {
-        "read fails": MinedImage(last.class_index, last.component, last.pool_image_id, last.source, last.digest, ".png", _raises(OSError("disk gone"))),
-        "corrupt": MinedImage(last.class_index, last.component, last.pool_image_id, last.source, last.digest, ".png", lambda: last.read()[:60]),
+        "read fails": MinedImage(
+            last.class_index, last.component, last.pool_image_id, last.source, last.digest, ".png", _raises(OSError("disk gone"))
+        ),
+        "corrupt": MinedImage(
+            last.class_index, last.component, last.pool_image_id, last.source, last.digest, ".png", lambda: last.read()[:60]
+        ),
         "unsupported": MinedImage(last.class_index, last.component, last.pool_image_id, last.source, last.digest, ".gif", last.read),
         "class outside the layout": MinedImage(1000, 0, last.pool_image_id, last.source, last.digest, ".png", last.read),
     }[case]
@@ -152,14 +174,23 @@ def test_load_gives_the_negatives_and_the_positives_of_their_classes(folder):
     assert bench.name == "spurious-folder-planted-mined-v1" and bench.label_space == "planted" and bench.plugin == "spurious-folder"
     assert bench.checksum == card["checksum"] and bench.revision == card["checksum"][7:19] and bench.repo == str(folder)
     negatives = [im for im in bench.images if im.role == "negative"]
-    assert {im.image_id: (im.class_index, im.component) for im in negatives} == {e["image_id"]: (e["class_index"], e["component"]) for e in card["images"]}
+    assert {im.image_id: (im.class_index, im.component) for im in negatives} == {
+        e["image_id"]: (e["class_index"], e["component"]) for e in card["images"]
+    }
     assert negatives[0].open().tobytes() == Image.open(folder / card["images"][0]["file"]).convert("RGB").tobytes()
     # positives: planted's clean test positives of exactly the mined classes
     planted = {im.image_id for im in evaluation_benchmark(0).images if im.role == "positive" and im.class_index in CLASSES}
     assert {im.image_id for im in bench.images if im.role == "positive"} == planted
-    assert [(c.index, c.name, c.group, c.components) for c in bench.classes] == [(2, "triangle", "planted", (1,)), (8, "crescent", "planted", (0,))]
+    assert [(c.index, c.name, c.group, c.components) for c in bench.classes] == [
+        (2, "triangle", "planted", (1,)),
+        (8, "crescent", "planted", (0,)),
+    ]
     assert bench.protocols["paper"].positive.crop_pct == 1.0 and "planted test positives" in bench.positives_source
-    assert bench.facts["model"]["name"] == "planted:cnn" and bench.facts["images_per_class"] == {"2": 3, "8": 3} and bench.facts["positives"] == "planted"
+    assert (
+        bench.facts["model"]["name"] == "planted:cnn"
+        and bench.facts["images_per_class"] == {"2": 3, "8": 3}
+        and bench.facts["positives"] == "planted"
+    )
     small = load_benchmark("spurious-folder", data_dir=str(folder), limit=2, seed=1)
     assert small.counts() == {"classes": 2, "positives": 4, "negatives": 4} and small.checksum == bench.checksum
 
@@ -185,13 +216,16 @@ def _edit_card(folder: Path, **changes) -> None:
     (folder / "spurbench.json").write_text(json.dumps(card))
 
 
-@pytest.mark.parametrize("changes, needle", [
-    ({"kind": "something-else"}, "kind 'something-else' is not a mined benchmark folder"),
-    ({"format_version": 2}, "format_version 2 is not supported"),
-    ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
-    ({"num_images": "6"}, "num_images: Input should be a valid integer"),
-    ({"images": []}, "its image list hashes to"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"kind": "something-else"}, "kind 'something-else' is not a mined benchmark folder"),
+        ({"format_version": 2}, "format_version 2 is not supported"),
+        ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+        ({"num_images": "6"}, "num_images: Input should be a valid integer"),
+        ({"images": []}, "its image list hashes to"),
+    ],
+)
 def test_a_bad_card_is_one_line(folder, changes, needle):
     _edit_card(folder, **changes)
     with pytest.raises(DataError) as exc:
@@ -219,7 +253,9 @@ def test_planted_positives_are_the_clean_test_images_of_the_asked_classes():
     images, classes, source = get_benchmark("planted").positives([8, 2], {"limit": 5})
     assert [c.index for c in classes] == [2, 8] and {im.role for im in images} == {"positive"}
     reference = {im.image_id: im for im in evaluation_benchmark(0, limit=5).images if im.role == "positive"}
-    assert sorted(im.image_id for im in images) == sorted(i for i, im in reference.items() if im.class_index in (2, 8)) and len(images) == 10
+    assert (
+        sorted(im.image_id for im in images) == sorted(i for i, im in reference.items() if im.class_index in (2, 8)) and len(images) == 10
+    )
     assert images[0].open().tobytes() == reference[images[0].image_id].open().tobytes() and "seed0" in source
     with pytest.raises(SpurbenchError, match="not 10"):
         get_benchmark("planted").positives([10], {})
@@ -280,14 +316,31 @@ def test_push_and_download_through_a_local_hub(hub, tmp_path, folder):
 def test_run_writes_a_result_under_the_benchmarks_own_name(cli, trained, tmp_path, monkeypatch, folder):
     cache, _ = trained
     monkeypatch.setenv("SPURBENCH_CACHE", str(cache))  # the trained planted models
-    args = ["run", "--benchmark", "spurious-folder", "--data-dir", str(folder), "--model", "planted:cnn", "--bootstrap", "20", "-o", str(tmp_path / "out"), "-q"]
+    args = [
+        "run",
+        "--benchmark",
+        "spurious-folder",
+        "--data-dir",
+        str(folder),
+        "--model",
+        "planted:cnn",
+        "--bootstrap",
+        "20",
+        "-o",
+        str(tmp_path / "out"),
+        "-q",
+    ]
     proc = cli(*args, cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     target = tmp_path / "out" / "spurious-folder-planted-mined-v1__planted_cnn.json"
     assert [p.name for p in (tmp_path / "out").iterdir()] == [target.name] and f"result: {target}" in proc.stdout.replace("\n", "")
     result = read_result(target)
     checksum = json.loads((folder / "spurbench.json").read_text())["checksum"]
-    assert (result.benchmark.name, result.benchmark.checksum, result.benchmark.revision) == ("spurious-folder-planted-mined-v1", checksum, checksum[7:19])
+    assert (result.benchmark.name, result.benchmark.checksum, result.benchmark.revision) == (
+        "spurious-folder-planted-mined-v1",
+        checksum,
+        checksum[7:19],
+    )
     assert [c.class_index for c in result.heads["plain"].classes] == list(CLASSES) and result.benchmark.num_negatives == 2 * PER_CLASS
     assert result.protocol.images["positive"].crop_pct == 1.0
     assert "skip planted:cnn" in cli(*args, cwd=tmp_path, env={"SPURBENCH_CACHE": str(cache)}).stdout  # the same run again is complete

@@ -14,9 +14,9 @@ import yaml
 from PIL import Image
 
 from spurbench.benchmarks import load_benchmark
-from spurbench.benchmarks.spurious_imagenet.build import build_from_upstream, download, push_to_hub
-from spurbench.benchmarks.spurious_imagenet.layout import content_checksum, parse_folder_name, scan_upstream
-from spurbench.benchmarks.spurious_imagenet.negatives import Negatives, load_negatives
+from spurbench.benchmarks.shared.spurious_build import build_from_upstream, download, push_to_hub
+from spurbench.benchmarks.shared.spurious_layout import content_checksum, parse_folder_name, scan_upstream
+from spurbench.benchmarks.shared.spurious_negatives import Negatives, load_negatives
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
 from spurbench.imagenet import class_names
 from spurbench.imagenet import synsets as imagenet_synsets
@@ -375,8 +375,8 @@ def test_push_to_hub_uploads_a_verified_folder(hub, built, tmp_path):
 
 def test_board_pictures_come_from_the_local_hub_cache_only(built, isolated):
     from spurbench.benchmarks import get_benchmark
+    from spurbench.benchmarks.shared.spurious_negatives import DEFAULT_DATASET_REPO
     from spurbench.benchmarks.spurious_imagenet import OPENIMAGES_CREDIT
-    from spurbench.benchmarks.spurious_imagenet.negatives import DEFAULT_DATASET_REPO
 
     plugin = get_benchmark("spurious-imagenet")
     classes = sorted({k for k, _ in PAIRS})

@@ -59,7 +59,9 @@ def layout(tmp_path, monkeypatch) -> tuple[Path, Path]:
         (val / imagenet_synsets()[k]).mkdir(parents=True)
         for i in range(2):
             photo = _photo(next(sources))
-            photo.crop((0, 0, photo.width, int(photo.height * 0.8))).save(val / imagenet_synsets()[k] / f"ILSVRC2012_val_{k * 10 + i:08d}.JPEG", quality=90)
+            photo.crop((0, 0, photo.width, int(photo.height * 0.8))).save(
+                val / imagenet_synsets()[k] / f"ILSVRC2012_val_{k * 10 + i:08d}.JPEG", quality=90
+            )
         folder = spurious / f"spurious_class_{k}_comp_0"
         folder.mkdir()
         for i, side in enumerate((300, 181)):
@@ -98,7 +100,9 @@ def test_paper_probabilities_and_average_precision_equal_the_authors_score(layou
     result = evaluate(adapter, bench, bootstrap=0, progress=False, batch_size=8, num_workers=0, use_cache=False)
     head = result.heads["plain"]
     with torch.no_grad():
-        probabilities = torch.softmax(adapter.model(_authors_inputs([(im.origin, im.role) for im in bench.images], adapter.data_config)), dim=1)
+        probabilities = torch.softmax(
+            adapter.model(_authors_inputs([(im.origin, im.role) for im in bench.images], adapter.data_config)), dim=1
+        )
     theirs = {im.image_id: float(probabilities[i, im.class_index]) for i, im in enumerate(bench.images)}
     assert head.image_prob == pytest.approx(theirs, abs=1e-6)  # one batch of 8 either way; float order may differ
     per_class, pooled_in, pooled_out = [], [], []
@@ -108,12 +112,17 @@ def test_paper_probabilities_and_average_precision_equal_the_authors_score(layou
         per_class.append(average_precision_score(len(in_scores) * [1] + len(out_scores) * [0], in_scores + out_scores))
         pooled_in, pooled_out = pooled_in + in_scores, pooled_out + out_scores
     assert head.aggregate.mean_ap == pytest.approx(np.mean(per_class), abs=1e-9)
-    assert head.aggregate.pooled_ap == pytest.approx(average_precision_score(len(pooled_in) * [1] + len(pooled_out) * [0], pooled_in + pooled_out), abs=1e-9)
+    assert head.aggregate.pooled_ap == pytest.approx(
+        average_precision_score(len(pooled_in) * [1] + len(pooled_out) * [0], pooled_in + pooled_out), abs=1e-9
+    )
     assert result.protocol.declared == bench.protocols["paper"] and result.protocol.images["positive"].input_size == [3, 256, 256]
 
 
 def test_ls_names_each_protocol_of_a_benchmark_in_its_own_words(cli, tmp_path):
     out = cli("ls", "-b", "spurious-imagenet", cwd=tmp_path).stdout
     assert "protocols of benchmark spurious-imagenet" in out
-    assert "paper: Neuhaus et al.'s evaluation code (YanNeu/spurious_imagenet, dataset/spurious_score.py): size the weights' test_input_size" in out
+    assert (
+        "paper: Neuhaus et al.'s evaluation code (YanNeu/spurious_imagenet, dataset/spurious_score.py): size the weights' test_input_size"
+        in out
+    )
     assert "model: timm's validate.py: each model's own timm eval transform" in out

@@ -35,7 +35,11 @@ def _tiny_timm(path: Path, label_space: str | None = "planted", num_classes: int
 
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", pretrained=False, num_classes=num_classes)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"spurbench.label_space": label_space} if label_space else None)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(path),
+        metadata={"spurbench.label_space": label_space} if label_space else None,
+    )
     return path
 
 
@@ -162,7 +166,11 @@ def test_debug_executor_runs_in_process_and_lists_failures(trained, tmp_path, cl
     plan = cli("sweep", *args, "--dry-run", cwd=tmp_path)
     assert plan.returncode == 0 and "plan: 1 to run, 1 to skip, 1 invalid" in plan.stdout
     retry = cli("sweep", "--retry-failed", "--executor", "debug", "-o", "out", cwd=tmp_path)
-    assert retry.returncode == 1 and "plan: 1 failed job(s) to resubmit" in retry.stdout and "retry timm:test_resnet on planted" in retry.stdout
+    assert (
+        retry.returncode == 1
+        and "plan: 1 failed job(s) to resubmit" in retry.stdout
+        and "retry timm:test_resnet on planted" in retry.stdout
+    )
     assert read_status(tmp_path / "out", "planted__timm_test_resnet").attempts == 2
     assert read_status(tmp_path / "out", "planted__planted_cnn").attempts == 1  # only the failed job ran again
 
@@ -185,15 +193,47 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch")
     args = ["--registry", str(registry), "--executor", "slurm", "--device", "cuda", "-o", "out"]
     submitted = cli(
-        "sweep", *args, "--no-wait", "--partition", "gpu", "--time", "90", "--mem", "32", "--constraint", "a100",
-        "--cpus-per-job", "8", "--slurm-extra", "account=vision", "--slurm-extra", "qos=high", "--max-parallel", "2", "--board", "board", cwd=tmp_path, env=env,
-    )  # fmt: skip
+        "sweep",
+        *args,
+        "--no-wait",
+        "--partition",
+        "gpu",
+        "--time",
+        "90",
+        "--mem",
+        "32",
+        "--constraint",
+        "a100",
+        "--cpus-per-job",
+        "8",
+        "--slurm-extra",
+        "account=vision",
+        "--slurm-extra",
+        "qos=high",
+        "--max-parallel",
+        "2",
+        "--board",
+        "board",
+        cwd=tmp_path,
+        env=env,
+    )
     assert submitted.returncode == 0, submitted.stderr
     assert "board not built: --no-wait" in submitted.stdout and not (tmp_path / "board").exists()
     scripts = list((tmp_path / "sbatch").glob("*.sh"))
     assert len(scripts) == 1  # one array, not one sbatch per job
     text = scripts[0].read_text()
-    for line in ("--array=0-1%2", "--partition=gpu", "--time=90", "--mem=32768MB", "--constraint=a100", "--gpus-per-node=1", "--cpus-per-task=8", "--account=vision", "--qos=high", "--signal=USR2@120"):
+    for line in (
+        "--array=0-1%2",
+        "--partition=gpu",
+        "--time=90",
+        "--mem=32768MB",
+        "--constraint=a100",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--account=vision",
+        "--qos=high",
+        "--signal=USR2@120",
+    ):
         assert f"#SBATCH {line}\n" in text, line
     statuses = {key: read_status(tmp_path / "out", key) for key in ("planted__planted_cnn", "planted__planted_resnet")}
     assert {s.job_id for s in statuses.values()} == {"4242_0", "4242_1"} and {s.state for s in statuses.values()} == {"queued"}
@@ -202,7 +242,9 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     # The same command again: SLURM says the array still runs, so nothing is submitted twice.
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|RUNNING|node1\\n4242_1|PENDING|\\n")
     again = cli("sweep", *args, "--no-wait", cwd=tmp_path, env=env)
-    assert again.returncode == 0 and "plan: 0 to run, 2 to skip, 0 invalid" in again.stdout and "in flight (slurm job 4242_0)" in again.stdout
+    assert (
+        again.returncode == 0 and "plan: 0 to run, 2 to skip, 0 invalid" in again.stdout and "in flight (slurm job 4242_0)" in again.stdout
+    )
     waited = cli("sweep", *args, "--board", "board", cwd=tmp_path, env=env)  # nothing to run, and the board must wait
     assert waited.returncode == 0 and "board not built: 2 job(s) of an earlier sweep are still in flight" in waited.stdout
     assert len(list((tmp_path / "sbatch").glob("*.sh"))) == 1

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from spurbench.benchmarks.pool import folder_pool
 from spurbench.errors import SpurbenchError
 from spurbench.labelpage.verify import create_verify_app
 from spurbench.mining import candidates_by_class, from_discovery, mine, read_mining
+from spurbench.mining.pool import folder_pool
+from spurbench.mining.verdicts import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
 from spurbench.testing import TinyAdapter, tiny_benchmark
-from spurbench.verification import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
 from tests.support.label_server import tiny_discovery
 
 LOCAL = "http://127.0.0.1:8765"
@@ -34,7 +34,17 @@ def mined(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mining")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mine(TinyAdapter(), from_discovery(discovery, {1: [0, 1], 2: [0]}, TinyAdapter()), folder_pool(pool), out, per_component=6, require_predicted="none", dedup_cosine=1 - 1e-6, batch_size=8, progress=False)
+        mine(
+            TinyAdapter(),
+            from_discovery(discovery, {1: [0, 1], 2: [0]}, TinyAdapter()),
+            folder_pool(pool),
+            out,
+            per_component=6,
+            require_predicted="none",
+            dedup_cosine=1 - 1e-6,
+            batch_size=8,
+            progress=False,
+        )
     return out
 
 
@@ -96,12 +106,18 @@ def test_verify_pages(folder) -> None:
     assert index.status_code == 200 and "0 / 2 classes verified" in index.text and 'href="/class/1"' in index.text
     page = client.get("/class/1")
     by_class = candidates_by_class(read_mining(folder))
-    assert page.status_code == 200 and page.text.count('class="candidate"') == sum(len(e.candidates) for e in read_mining(folder).components if e.class_index == 1)
+    assert page.status_code == 200 and page.text.count('class="candidate"') == sum(
+        len(e.candidates) for e in read_mining(folder).components if e.class_index == 1
+    )
     sources = re.findall(r'src="(/files/[^"]+)"', page.text)
     assert sources and all(client.get(s).status_code == 200 and client.get(s).headers["content-type"] == "image/png" for s in set(sources))
     image = by_class[1][0].image_id
     answer = client.post("/api/verdicts", json={"class_index": 1, "image_id": image, "verdict": "absent"})
-    assert answer.status_code == 200 and answer.json()["mine"][image]["verdict"] == "absent" and answer.json()["progress"]["1"] == [1, len(by_class[1])]
+    assert (
+        answer.status_code == 200
+        and answer.json()["mine"][image]["verdict"] == "absent"
+        and answer.json()["progress"]["1"] == [1, len(by_class[1])]
+    )
     assert client.post("/api/verdicts", json={"class_index": 1, "image_id": "nope", "verdict": "absent"}).status_code == 404
     assert client.post("/api/verdicts", json={"class_index": 1, "image_id": image, "verdict": "maybe"}).status_code == 422
     assert client.get("/class/3").status_code == 404 and client.get("/api/verdicts/3").status_code == 404
@@ -117,7 +133,7 @@ def test_label_mode_verify_bad_inputs(cli, folder, tmp_path) -> None:
 
 
 def test_export_writes_the_verified_absent_images_or_nothing(folder, tmp_path, cli) -> None:
-    from spurbench.verification import export_benchmark
+    from spurbench.mining.verdicts import export_benchmark
 
     by_class = candidates_by_class(read_mining(folder))
     for k, cands in by_class.items():
@@ -134,4 +150,6 @@ def test_export_writes_the_verified_absent_images_or_nothing(folder, tmp_path, c
     expected = {c.image_id for i, c in enumerate(by_class[1]) if i % 3} - {vetoed}
     assert exported == expected and per_class[1]["exported"] == len(expected) and card["checksum"] == checksum
     for im in card["images"]:  # the pool files' own bytes
-        assert (tmp_path / "bench" / im["file"]).read_bytes() == Path(read_mining(folder).components[0].candidates[0].source).parent.joinpath(Path(im["pool_image_id"]).name).read_bytes()
+        assert (tmp_path / "bench" / im["file"]).read_bytes() == Path(
+            read_mining(folder).components[0].candidates[0].source
+        ).parent.joinpath(Path(im["pool_image_id"]).name).read_bytes()

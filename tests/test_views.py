@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from spurbench.benchmarks.base import BenchmarkClass, BenchmarkImage, ViewTable
-from spurbench.benchmarks.planted.generator import PLANTED_FEATURE_IDS, generate_carrier_set
 from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.benchmarks.salient_imagenet.metrics import salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import image_noise, render, views_for
 from spurbench.benchmarks.salient_imagenet.planted import PlantedSalient, planted_salient_benchmark
+from spurbench.benchmarks.shared.planted_generator import PLANTED_FEATURE_IDS, generate_carrier_set
 from spurbench.errors import SpurbenchError
 from spurbench.harness import evaluate
 from spurbench.leaderboard.verify import VerificationError, verify_result
@@ -31,8 +31,19 @@ def test_noise_is_mask_weighted_clamped_and_seeded_by_the_image_id() -> None:
     masks[2][5:, 3:] = 1.0  # spurious
     kinds = {0: "core", 1: "spurious", 2: "spurious"}
     image = BenchmarkImage("im-1", 0, "positive", None, "x", lambda: None, views_for(kinds, [0.25, 1.0]))  # type: ignore[arg-type,return-value]
-    assert image.views == ("clean", "noise-spurious@0.25", "noise-core@0.25", "noise-feature-0@0.25", "noise-feature-1@0.25", "noise-feature-2@0.25",
-                           "noise-spurious@1", "noise-core@1", "noise-feature-0@1", "noise-feature-1@1", "noise-feature-2@1")  # fmt: skip
+    assert image.views == (
+        "clean",
+        "noise-spurious@0.25",
+        "noise-core@0.25",
+        "noise-feature-0@0.25",
+        "noise-feature-1@0.25",
+        "noise-feature-2@0.25",
+        "noise-spurious@1",
+        "noise-core@1",
+        "noise-feature-0@1",
+        "noise-feature-1@1",
+        "noise-feature-2@1",
+    )
     out = dict(zip(image.views, render(image, x, masks, kinds)))
     eps = image_noise("im-1", x.shape)
     spurious_mask = torch.maximum(masks[1], masks[2])  # paper eq. 2: the pixel-wise max of the class's spurious masks
@@ -45,27 +56,37 @@ def test_noise_is_mask_weighted_clamped_and_seeded_by_the_image_id() -> None:
     # the same id draws the same noise in any process, another id other noise
     assert torch.equal(image_noise("im-1", (3, 6, 5)), eps) and not torch.equal(image_noise("im-2", (3, 6, 5)), eps)
     # masks on another grid are resized to the input (a model that does not take 224 px)
-    big = render(image, torch.rand(3, 12, 10), {f: m for f, m in masks.items()}, kinds)
+    big = render(image, torch.rand(3, 12, 10), dict(masks.items()), kinds)
     assert big[0].shape == (3, 12, 10)
 
 
 def _table(rows: list[tuple[str, int, str, bool, float]], classes: list[BenchmarkClass]) -> ViewTable:
     return ViewTable(
-        image_ids=[r[0] for r in rows], views=[r[2] for r in rows], class_index=np.array([r[1] for r in rows]),
-        correct=np.array([r[3] for r in rows]), prob=np.array([r[4] for r in rows]), watched={}, classes=classes,
-    )  # fmt: skip
+        image_ids=[r[0] for r in rows],
+        views=[r[2] for r in rows],
+        class_index=np.array([r[1] for r in rows]),
+        correct=np.array([r[3] for r in rows]),
+        prob=np.array([r[4] for r in rows]),
+        watched={},
+        classes=classes,
+    )
 
 
 def test_core_and_spurious_accuracy_follow_the_paper() -> None:
     classes = [BenchmarkClass(0, "a", group="g1"), BenchmarkClass(1, "b", group="g2")]
     rows = [
         # class 0: a (spurious + core masks), b (spurious only), c (core only)
-        ("a", 0, "clean", True, 0.9), ("a", 0, "noise-spurious@0.25", True, 0.8), ("a", 0, "noise-core@0.25", False, 0.2),
-        ("b", 0, "clean", True, 0.7), ("b", 0, "noise-spurious@0.25", False, 0.3),
-        ("c", 0, "clean", False, 0.4), ("c", 0, "noise-core@0.25", False, 0.1),
+        ("a", 0, "clean", True, 0.9),
+        ("a", 0, "noise-spurious@0.25", True, 0.8),
+        ("a", 0, "noise-core@0.25", False, 0.2),
+        ("b", 0, "clean", True, 0.7),
+        ("b", 0, "noise-spurious@0.25", False, 0.3),
+        ("c", 0, "clean", False, 0.4),
+        ("c", 0, "noise-core@0.25", False, 0.1),
         # class 1: d (spurious only)
-        ("d", 1, "clean", False, 0.3), ("d", 1, "noise-spurious@0.25", True, 0.6),
-    ]  # fmt: skip
+        ("d", 1, "clean", False, 0.3),
+        ("d", 1, "noise-spurious@0.25", True, 0.6),
+    ]
     scores = salient_metrics(_table(rows, classes))
     a = scores.classes[0]
     assert a["clean_accuracy"] == pytest.approx(2 / 3)
@@ -77,7 +98,9 @@ def test_core_and_spurious_accuracy_follow_the_paper() -> None:
     b = scores.classes[1]
     assert b["core_accuracy"] == 1.0 and b["spurious_accuracy"] is None and b["gap"] is None  # no core masks: undefined, not 0
     m = scores.metrics
-    assert m["core_accuracy"] == pytest.approx((0.5 + 1.0) / 2) and m["spurious_accuracy"] == pytest.approx(0.0)  # means over defined classes
+    assert m["core_accuracy"] == pytest.approx((0.5 + 1.0) / 2) and m["spurious_accuracy"] == pytest.approx(
+        0.0
+    )  # means over defined classes
     assert m["core_drop_g1"] == pytest.approx(-0.5) and m["core_drop_g2"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown view"):
         salient_metrics(_table([("a", 0, "noise-elsewhere@1", True, 0.5)], classes))
@@ -135,7 +158,11 @@ def test_a_views_result_verifies_and_tampering_fails(untrained, tmp_path) -> Non
     assert "recomputed" in tampered(flip_noisy)
     assert "metrics.gap" in tampered(lambda d: d["heads"]["plain"]["metrics"].update(gap=0.99))
     assert ".views" in tampered(lambda d: d["images"][next(iter(d["images"]))]["views"].pop())
-    assert "impossible" in tampered(lambda d: d["heads"]["plain"]["rows"].update(prob=[0.9] * len(d["heads"]["plain"]["rows"]["prob"]), correct=[False] * len(d["heads"]["plain"]["rows"]["prob"])))
+    assert "impossible" in tampered(
+        lambda d: d["heads"]["plain"]["rows"].update(
+            prob=[0.9] * len(d["heads"]["plain"]["rows"]["prob"]), correct=[False] * len(d["heads"]["plain"]["rows"]["prob"])
+        )
+    )
     assert "checksum" in tampered(lambda d: d["benchmark"].update(checksum="0" * 64))
     assert "kind" in tampered(lambda d: d["benchmark"].update(name="planted", revision=d["benchmark"]["revision"].replace("-carriers", "")))
 

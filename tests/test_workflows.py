@@ -49,10 +49,26 @@ def zizmor(tmp_path: Path, *inputs: Path, format: str = "plain") -> subprocess.C
     config.write_text(ZIZMOR_CONFIG)
     env = {key: value for key, value in os.environ.items() if not key.startswith("ZIZMOR_")}
     return subprocess.run(
-        [exe, "--offline", "--persona", "pedantic", "--strict-collection", "--config", str(config),
-         "--format", format, "--color", "never", "--no-progress", *map(str, inputs)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        [
+            exe,
+            "--offline",
+            "--persona",
+            "pedantic",
+            "--strict-collection",
+            "--config",
+            str(config),
+            "--format",
+            format,
+            "--color",
+            "never",
+            "--no-progress",
+            *map(str, inputs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def load(name: str) -> dict:
@@ -128,10 +144,9 @@ BREAKAGES = [
     (None, None, UNSAFE, "template-injection"),
     ("leaderboard.yml", "\n  pull_request:\n", "\n  pull_request_target:\n", "dangerous-triggers"),
     ("evaluate.yml", '--model "$model"', "--model ${{ inputs.models }}", "template-injection"),
-    ("tests.yml", "permissions:\n  contents: read\n", "permissions: write-all\n",
-     "excessive-permissions"),
+    ("tests.yml", "permissions:\n  contents: read\n", "permissions: write-all\n", "excessive-permissions"),
     ("tests.yml", "\n        with:\n          persist-credentials: false\n", "\n", "artipacked"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ ADAPTERS.register("hf", "spurbench.adapters.hf_adapter:HFAdapter")
 def split_name(name: str) -> tuple[str, str]:
     family, sep, spec = name.partition(":")
     if not sep or not spec:
-        raise UnknownNameError(f"model name {name!r} must look like FAMILY:SPEC, e.g. timm:resnet50.a1_in1k (families: {', '.join(ADAPTERS.names())})")
+        raise UnknownNameError(
+            f"model name {name!r} must look like FAMILY:SPEC, e.g. timm:resnet50.a1_in1k (families: {', '.join(ADAPTERS.names())})"
+        )
     return family, spec
 
 
@@ -44,4 +46,14 @@ def list_models(pattern: str = "*") -> dict[str, list[str]]:
     return {family: ADAPTERS.get(family).list_names(pattern) for family in ADAPTERS.names()}
 
 
-__all__ = ["ADAPTERS", "DeclaredModel", "ModelAdapter", "ModelCard", "check_model_name", "declared_model", "list_models", "load_model", "split_name"]
+__all__ = [
+    "ADAPTERS",
+    "DeclaredModel",
+    "ModelAdapter",
+    "ModelCard",
+    "check_model_name",
+    "declared_model",
+    "list_models",
+    "load_model",
+    "split_name",
+]

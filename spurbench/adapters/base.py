@@ -11,8 +11,9 @@ holds for every family. SpuFix and the one-pass cached evaluation rely on it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
@@ -45,7 +46,7 @@ class ModelAdapter(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ModelAdapter":
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> ModelAdapter:
         """Build the adapter: weights from the family's own source (``pretrained``), from a local
         ``checkpoint``, or random (``pretrained=False``, for tests)."""
 
@@ -66,7 +67,9 @@ class ModelAdapter(abc.ABC):
         """Raise UnknownNameError for a spec this family cannot build, cheaply and before any loading.
 
         Sweeps call it for every model up front, so a typo fails in a second, not after an hour.
+        A family that accepts any spec keeps this default.
         """
+        return None
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -106,10 +109,10 @@ class ModelAdapter(abc.ABC):
 
     # ---- device / mode ----------------------------------------------------------------------
     @abc.abstractmethod
-    def to(self, device: str | torch.device) -> "ModelAdapter":
+    def to(self, device: str | torch.device) -> ModelAdapter:
         """Move all weights to ``device``, return self."""
 
-    def set_memory_format(self, memory_format: torch.memory_format) -> "ModelAdapter":
+    def set_memory_format(self, memory_format: torch.memory_format) -> ModelAdapter:
         """Put the model's 4-D weights in ``memory_format`` (``torch.channels_last``: what GPU convolutions
         run fastest on; ``torch.contiguous_format``: back), return self. The default converts every
         ``nn.Module`` the adapter holds as an attribute; a family whose modules live elsewhere, or whose

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -25,7 +25,7 @@ def strip_wrapper_prefix(state: dict[str, torch.Tensor], expected: Iterable[str]
     expected = set(expected)
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state) and not all(k.startswith(prefix) for k in expected):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -106,7 +106,7 @@ def tokens_to_grid(prefix: int, grid: tuple[int, int] | None = None, batch_first
 
     def reshape(tokens: torch.Tensor) -> torch.Tensor:
         patches = (tokens if batch_first else tokens.transpose(0, 1))[:, prefix:]
-        rows, cols = grid or (int(round(patches.shape[1] ** 0.5)),) * 2
+        rows, cols = grid or (round(patches.shape[1] ** 0.5),) * 2
         return patches.reshape(patches.shape[0], rows, cols, patches.shape[2]).permute(0, 3, 1, 2)
 
     return reshape

@@ -75,7 +75,9 @@ def processor_data_config(processor: Any) -> dict[str, Any]:
         elif height:  # resize to a fixed rectangle, then crop
             crop_pct, crop_mode = _crop_pct(crop_h, height), "squash"
         else:
-            raise SpurbenchError(f"image processor {type(processor).__name__} has a crop without a resize size; cannot express it as a data config")
+            raise SpurbenchError(
+                f"image processor {type(processor).__name__} has a crop without a resize size; cannot express it as a data config"
+            )
     elif height and width:
         input_hw, crop_pct, crop_mode = (height, width), 1.0, "squash"
     elif shortest:
@@ -116,7 +118,9 @@ def _find_classifier(model: nn.Module, num_labels: int) -> nn.Linear:
         head = linears[-1] if linears else None
     if not isinstance(head, nn.Linear) or head.out_features != num_labels:
         found = type(head).__name__ if head is not None else f"no Linear with {num_labels} outputs"
-        raise SpurbenchError(f"{type(model).__name__}: classifier ({found}) is not a plain linear layer; spurbench needs logits = features @ W.T + b")
+        raise SpurbenchError(
+            f"{type(model).__name__}: classifier ({found}) is not a plain linear layer; spurbench needs logits = features @ W.T + b"
+        )
     return head
 
 
@@ -140,7 +144,9 @@ def _raise_load_error(exc: BaseException, spec: str) -> None:
     if any(isinstance(e, (HFValidationError, RepositoryNotFoundError)) for e in exception_chain(exc)):
         raise UnknownNameError(f"hf model {spec!r} is neither a local directory nor a Hugging Face Hub model repo") from exc
     if isinstance(exc, ValueError) and "Unrecognized configuration class" in text:
-        raise SpurbenchError(f"hf model {spec!r} is not an image classification model (no AutoModelForImageClassification class for its config)") from exc
+        raise SpurbenchError(
+            f"hf model {spec!r} is not an image classification model (no AutoModelForImageClassification class for its config)"
+        ) from exc
     if isinstance(exc, (OSError, ValueError)) and ("Unrecognized" in text or "does not appear to have" in text or "Can't load" in text):
         raise SpurbenchError(f"hf model {spec!r}: {text[:300]}") from exc
 
@@ -167,7 +173,7 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
         )
 
     @classmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "HFAdapter":
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> HFAdapter:
         """Load config, processor and weights, then prove the features/head split on a random batch."""
         try:
             # lazy: transformers is an optional dependency (the [transformers] extra)
@@ -219,7 +225,9 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
             weight, bias = self.head
             rebuilt = nn.functional.linear(feats, weight, bias)
         if not torch.allclose(rebuilt, logits, rtol=1e-4, atol=1e-4 * (1.0 + logits.abs().max().item())):
-            raise SpurbenchError(f"hf model {self.spec!r}: its logits are not a linear function of the classifier input; architecture not supported")
+            raise SpurbenchError(
+                f"hf model {self.spec!r}: its logits are not a linear function of the classifier input; architecture not supported"
+            )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x)[0]

@@ -20,8 +20,9 @@ import contextlib
 import fnmatch
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import open_clip
 import torch
@@ -59,7 +60,9 @@ def _parse_spec(spec: str, needs_weights: bool) -> tuple[str, str | None]:
             raise UnknownNameError(f"open_clip name {spec!r} needs a pretrained tag: ARCH/PRETRAINED. Tags for {arch}: {short_list(tags)}.")
         return arch, None
     if not open_clip.is_pretrained_cfg(arch, tag):
-        raise UnknownNameError(f"open_clip architecture {arch!r} has no pretrained tag {tag!r}.{suggest(tag, tags)} Tags: {short_list(tags)}.")
+        raise UnknownNameError(
+            f"open_clip architecture {arch!r} has no pretrained tag {tag!r}.{suggest(tag, tags)} Tags: {short_list(tags)}."
+        )
     return arch, tag
 
 
@@ -96,7 +99,16 @@ class OpenClipAdapter(ModelAdapter):
 
     family = "open_clip"
 
-    def __init__(self, spec: str, model: torch.nn.Module, model_name: str, tokenizer: Any, weights_revision: str | None, classnames: Sequence[str], templates: Sequence[str]):
+    def __init__(
+        self,
+        spec: str,
+        model: torch.nn.Module,
+        model_name: str,
+        tokenizer: Any,
+        weights_revision: str | None,
+        classnames: Sequence[str],
+        templates: Sequence[str],
+    ):
         self.spec, self.model, self.model_name, self.tokenizer = spec, model.eval(), model_name, tokenizer
         self.classnames, self.templates = tuple(classnames), tuple(templates)
         self._text_embeddings: torch.Tensor | None = None
@@ -120,25 +132,37 @@ class OpenClipAdapter(ModelAdapter):
         pretrained: bool = True,
         classnames: Sequence[str] | None = None,
         templates: Sequence[str | Callable[[str], str]] | None = None,
-    ) -> "OpenClipAdapter":
+    ) -> OpenClipAdapter:
         from_tag = pretrained and checkpoint is None
         model_name, tag = _parse_spec(spec, needs_weights=from_tag)
         # Weights trained with QuickGELU must run with it; open_clip 3 only warns about a mismatch.
         quick_gelu = bool(tag and open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu", False))
         with weights_from_hub(f"open_clip model {spec!r}") if from_tag else contextlib.nullcontext():
-            model = open_clip.create_model(model_name, pretrained=tag if from_tag else None, load_weights=from_tag, force_quick_gelu=quick_gelu)
+            model = open_clip.create_model(
+                model_name, pretrained=tag if from_tag else None, load_weights=from_tag, force_quick_gelu=quick_gelu
+            )
         weights_revision: str | None = None
         if checkpoint is not None:
             read_safetensors(checkpoint)  # existence / format checks with one-line errors
             try:
                 open_clip.load_checkpoint(model, checkpoint, strict=True)
             except RuntimeError as exc:
-                raise SpurbenchError(f"checkpoint {checkpoint!r} does not fit open_clip architecture {model_name!r}: {' '.join(str(exc).split())[:300]}") from exc
+                raise SpurbenchError(
+                    f"checkpoint {checkpoint!r} does not fit open_clip architecture {model_name!r}: {' '.join(str(exc).split())[:300]}"
+                ) from exc
             weights_revision = content_digest(checkpoint)
         elif from_tag:
             weights_revision = _hub_revision(model_name, tag)
         names = classnames if classnames is not None else open_clip.IMAGENET_CLASSNAMES
-        adapter = cls(spec, model, model_name, open_clip.get_tokenizer(model_name), weights_revision, names, template_strings(templates if templates is not None else open_clip.OPENAI_IMAGENET_TEMPLATES))
+        adapter = cls(
+            spec,
+            model,
+            model_name,
+            open_clip.get_tokenizer(model_name),
+            weights_revision,
+            names,
+            template_strings(templates if templates is not None else open_clip.OPENAI_IMAGENET_TEMPLATES),
+        )
         adapter.build_text_head()
         return adapter
 
@@ -155,7 +179,13 @@ class OpenClipAdapter(ModelAdapter):
         if self.card.weights_revision is None:
             return None
         key = stable_hash(
-            {"arch": self.model_name, "pretrained": self.card.weights_revision, "templates": self.templates, "classnames": self.classnames, "open_clip": open_clip.__version__}
+            {
+                "arch": self.model_name,
+                "pretrained": self.card.weights_revision,
+                "templates": self.templates,
+                "classnames": self.classnames,
+                "open_clip": open_clip.__version__,
+            }
         )
         return make_cache_dir("text_heads") / f"{slug(self.model_name)}-{key}.safetensors"
 
@@ -209,7 +239,7 @@ class OpenClipAdapter(ModelAdapter):
             return timm_cam_layers(visual.trunk, self.name)
         raise SpurbenchError(f"{self.name}: no GradCAM layer known for its image tower ({type(visual).__name__})")
 
-    def to(self, device: str | torch.device) -> "OpenClipAdapter":
+    def to(self, device: str | torch.device) -> OpenClipAdapter:
         self.model.to(device)
         if self._text_embeddings is not None:
             self._text_embeddings = self._text_embeddings.to(device)

@@ -11,8 +11,9 @@ weights into the architecture instead.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import timm
 import torch
@@ -74,7 +75,9 @@ def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
     hub_id = pretrained_cfg.get("hf_hub_id")
     if hub_id:
         repo, revision = hf_split(hub_id)
-        filenames = [pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+        filenames = (
+            [pretrained_cfg["hf_hub_filename"]] if pretrained_cfg.get("hf_hub_filename") else ["model.safetensors", "pytorch_model.bin"]
+        )
         commit = cached_commit(repo, filenames, revision=revision)
         parts.append(f"hf-hub:{repo}@{commit or revision or 'main'}")
     elif pretrained_cfg.get("url"):
@@ -126,7 +129,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
         )
 
     @classmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "TimmAdapter":
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> TimmAdapter:
         from_hub = pretrained and checkpoint is None
         _check_timm_name(spec, needs_weights=from_hub)
         with weights_from_hub(f"timm model {spec!r}") if from_hub else contextlib.nullcontext():

@@ -12,20 +12,21 @@ any extra metrics. Nothing outside the plugin knows which benchmarks exist.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from spurbench.benchmarks.checks import check_plugin_class, where_it_runs
 from spurbench.benchmarks.data import ROLES, Benchmark, BenchmarkClass, BenchmarkImage, Role, images_by_class
+from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
+from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
 from spurbench.errors import LabelSpaceError, SpurbenchError
 from spurbench.imagenet import maps_to
 from spurbench.protocols import EvalProtocol
 from spurbench.registry import Registry, suggest
-from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
-from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
 from spurbench.results import VIEW_SEPARATOR
 from spurbench.schemas import first_error
 
@@ -94,7 +95,9 @@ class BenchmarkPlugin(abc.ABC):
             key = first.where
             known = [k for k in self.options_model.model_fields if k != "token"]
             if first.kind == "extra_forbidden":
-                raise SpurbenchError(f"benchmark {self.name!r} has no option {key!r}.{suggest(key, known)} Its options: {', '.join(known)}") from None
+                raise SpurbenchError(
+                    f"benchmark {self.name!r} has no option {key!r}.{suggest(key, known)} Its options: {', '.join(known)}"
+                ) from None
             raise SpurbenchError(f"benchmark {self.name!r}, option {key!r}: {first.message}") from None
 
     @abc.abstractmethod
@@ -151,7 +154,9 @@ class BenchmarkPlugin(abc.ABC):
         refusal names the benchmarks it can run on."""
         space = getattr(model, "label_space", None)
         if self.label_space is not None and space is not None and not maps_to(self.label_space, space):
-            raise LabelSpaceError(f"model {getattr(model, 'name', model)} predicts label space {space!r}, and benchmark {self.name!r} scores {self.label_space!r} classes; {where_it_runs(space, BENCHMARKS)}")
+            raise LabelSpaceError(
+                f"model {getattr(model, 'name', model)} predicts label space {space!r}, and benchmark {self.name!r} scores {self.label_space!r} classes; {where_it_runs(space, BENCHMARKS)}"
+            )
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
         """``leaderboard verify``: raise a one-line SpurbenchError unless every image of a views result has
@@ -166,7 +171,7 @@ class BenchmarkPlugin(abc.ABC):
         """A views benchmark's metrics from its rows (recomputed by ``leaderboard verify``)."""
         raise SpurbenchError(f"benchmark {self.name!r} is not a views benchmark")
 
-    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list["ExampleImage"]:
+    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
         """Pictures for the board of a result of ``benchmark_name`` at ``revision`` (e.g. the worst classes'
         spurious images): only what is at hand offline and what the data's licence allows to show, with
         its attribution. Default: none."""
@@ -195,22 +200,22 @@ def group_mauc(classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) ->
 __all__ = [
     "BENCHMARKS",
     "ROLES",
-    "group_mauc",
+    "VIEW_SEPARATOR",
     "Benchmark",
     "BenchmarkClass",
     "BenchmarkImage",
     "BenchmarkOptions",
     "BenchmarkPlugin",
+    "ExampleImage",
     "GroundTruth",
     "MinedImage",
     "PoolTruth",
     "Reference",
     "Role",
     "Task",
-    "ExampleImage",
-    "VIEW_SEPARATOR",
     "ViewMetric",
     "ViewScores",
     "ViewTable",
+    "group_mauc",
     "images_by_class",
 ]

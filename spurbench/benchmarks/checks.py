@@ -26,21 +26,25 @@ def check_protocols(name: str, protocols: Any) -> None:
     if not isinstance(protocols, dict) or not protocols:
         raise SpurbenchError(
             f"benchmark {name!r} states no evaluation protocols; set Benchmark(protocols=...), e.g. "
-            "protocol_table(fixed_paper(224 / 256, by=\"its authors' code\"), MODEL_TRANSFORM) from spurbench.protocols"
+            'protocol_table(fixed_paper(224 / 256, by="its authors\' code"), MODEL_TRANSFORM) from spurbench.protocols'
         )
     for key, protocol in protocols.items():
         if not isinstance(protocol, EvalProtocol) or protocol.name != key:
-            raise SpurbenchError(f"benchmark {name!r}: protocols[{key!r}] is {type(protocol).__name__} {getattr(protocol, 'name', '')!r}, not an EvalProtocol named {key!r}")
+            raise SpurbenchError(
+                f"benchmark {name!r}: protocols[{key!r}] is {type(protocol).__name__} {getattr(protocol, 'name', '')!r}, not an EvalProtocol named {key!r}"
+            )
 
 
 def check_plugin_class(cls: type, gives_positives: bool) -> None:
     """A one-line SpurbenchError when a concrete plugin class states no ``protocols`` table, or gives
     positives to other benchmarks without their ``positives_crop_pct``."""
-    concrete = not any(getattr(getattr(cls, m), "__isabstractmethod__", False) for m in ("load", "reference"))  # (ABCMeta sets __abstractmethods__ only after __init_subclass__)
+    concrete = not any(
+        getattr(getattr(cls, m), "__isabstractmethod__", False) for m in ("load", "reference")
+    )  # (ABCMeta sets __abstractmethods__ only after __init_subclass__)
     if concrete and not isinstance(getattr(cls, "protocols", None), dict):
         raise SpurbenchError(
             f"benchmark plugin {cls.__module__}.{cls.__qualname__} states no protocols; set the class attribute, e.g. "
-            "protocols = protocol_table(fixed_paper(224 / 256, by=\"its authors' code\"), MODEL_TRANSFORM) from spurbench.protocols"
+            'protocols = protocol_table(fixed_paper(224 / 256, by="its authors\' code"), MODEL_TRANSFORM) from spurbench.protocols'
         )
     problem = crop_pct_problem(getattr(cls, "positives_crop_pct", None)) if gives_positives else None
     if problem:

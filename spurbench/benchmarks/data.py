@@ -10,8 +10,9 @@ Images are opened lazily; a file that cannot be decoded raises ``DataError`` nam
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -80,7 +81,7 @@ class Benchmark:
     # A views benchmark: the image's views from its preprocessed, un-normalised input tensor [3, H, W]
     # in [0, 1] under the run's protocol, one per name of ``image.views``, in that order. It runs in the
     # data-loader workers.
-    render_views: "Callable[[BenchmarkImage, torch.Tensor, EvalProtocol], list[torch.Tensor]] | None" = field(default=None, repr=False)
+    render_views: Callable[[BenchmarkImage, torch.Tensor, EvalProtocol], list[torch.Tensor]] | None = field(default=None, repr=False)
     views_key: str | None = None  # what else changes the rendered views (a font's digest, a noise scheme); keys the feature cache
 
     def __post_init__(self) -> None:

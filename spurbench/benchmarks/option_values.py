@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Callable, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -57,7 +58,9 @@ def shared_option_values(plugins: Sequence[BenchmarkPlugin], raw: Mapping[str, s
             if key not in plugin.options_model.model_fields:
                 continue
             if key in reader and repr(typed[key]) != repr(shared[key]):
-                raise SpurbenchError(f"option {key}={raw[key]} reads as {shared[key]!r} for benchmark {reader[key]!r} but as {typed[key]!r} for {plugin.name!r}: run them separately")
+                raise SpurbenchError(
+                    f"option {key}={raw[key]} reads as {shared[key]!r} for benchmark {reader[key]!r} but as {typed[key]!r} for {plugin.name!r}: run them separately"
+                )
             reader.setdefault(key, plugin.name)
             shared[key] = typed[key]
     return shared
@@ -70,7 +73,11 @@ def typed_value(annotation: Any, text: str, key: str, benchmark: str) -> Any:
     readings: list[Callable[[], Any]] = [lambda: adapter.validate_python(text, strict=True)]  # text the field takes as it is
     if stripped.lower() in _NONE:
         readings.append(lambda: adapter.validate_python(None))
-    readings += [lambda: adapter.validate_json(stripped), lambda: adapter.validate_python(stripped), lambda: adapter.validate_python(_items(stripped))]
+    readings += [
+        lambda: adapter.validate_json(stripped),
+        lambda: adapter.validate_python(stripped),
+        lambda: adapter.validate_python(_items(stripped)),
+    ]
     for reading in readings:
         try:
             return reading()

@@ -4,8 +4,9 @@ spurbench cache), so that thousands of image blobs are never all held in memory,
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import datasets
 import pyarrow as pa

@@ -4,8 +4,9 @@ verified mined image (for ``mine export``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from spurbench.benchmarks.data import Benchmark
 from spurbench.errors import DataError
@@ -48,11 +49,17 @@ class GroundTruth:
         bad = [k for k in self.features if isinstance(k, bool) or not isinstance(k, int)]
         if bad:
             raise DataError(f"ground truth of {name!r}: seeded class {bad[0]!r} is not a class index")
-        for split, role, what in ((self.validation, "positive", "class images"), (self.validation, "negative", "spurious-only images"), (self.train, "positive", "training images")):
+        for split, role, what in (
+            (self.validation, "positive", "class images"),
+            (self.validation, "negative", "spurious-only images"),
+            (self.train, "positive", "training images"),
+        ):
             have = {im.class_index for im in split.images if im.role == role}
             missing = sorted(k for k in self.features if k not in have)
             if missing:
-                raise DataError(f"ground truth of {name!r}: its {split.name!r} split has no {what} of seeded class {missing[0]} (seeded classes: {sorted(self.features)})")
+                raise DataError(
+                    f"ground truth of {name!r}: its {split.name!r} split has no {what} of seeded class {missing[0]} (seeded classes: {sorted(self.features)})"
+                )
 
 
 @dataclass

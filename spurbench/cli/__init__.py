@@ -11,8 +11,18 @@ import traceback
 
 import typer
 
-from spurbench.cli import dataset, discover, label, leaderboard, ls, mine, run, spufix, sweep  # run, sweep, ls, discover register their commands on app
-from spurbench.cli import train  # noqa: F401 (registers `spurbench train` on app)
+from spurbench.cli import (  # run, sweep, ls, discover register their commands on app
+    dataset,
+    discover,
+    label,
+    leaderboard,
+    ls,
+    mine,
+    run,
+    spufix,
+    sweep,
+    train,  # noqa: F401 (registers `spurbench train` on app)
+)
 from spurbench.cli.common import DEBUG, app, debugging, err_console, tidy_help
 from spurbench.errors import SpurbenchError
 
@@ -22,7 +32,7 @@ app.add_typer(leaderboard.app, name="leaderboard")
 app.add_typer(mine.app, name="mine")
 app.add_typer(spufix.app, name="spufix")
 
-__all__ = ["app", "discover", "main", "run", "ls", "sweep"]
+__all__ = ["app", "discover", "ls", "main", "run", "sweep"]
 
 
 INTERRUPTED = "interrupted; run the same command to resume (finished feature shards are cached)"
@@ -74,7 +84,9 @@ def plugin_error(exc: BaseException) -> int | None:
     if debugging():
         traceback.print_exception(exc, file=sys.stderr)
     hint = "" if debugging() else "; spurbench --debug COMMAND ... (or SPURBENCH_DEBUG=1) shows the traceback"
-    print_error(f"plugin {plugin} failed in {where}: {type(exc).__name__}: {exc} (a bug in the plugin, or an input it does not check{hint})")
+    print_error(
+        f"plugin {plugin} failed in {where}: {type(exc).__name__}: {exc} (a bug in the plugin, or an input it does not check{hint})"
+    )
     return 1
 
 
@@ -107,5 +119,3 @@ def main(argv: list[str] | None = None) -> None:
         if status == 130:
             err_console.print(interrupted_line(args), markup=False, soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(status)
-
-

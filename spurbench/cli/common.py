@@ -21,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
 class DefaultCommandGroup(TyperGroup):
     """A group whose arguments, when the first names no subcommand, go to its ``default_command``:
     ``spurbench label DIR`` is ``spurbench label serve DIR``, ``spurbench mine --model M ...`` is

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ app = typer.Typer(help="Build, publish and download a benchmark's Hub dataset.",
 BENCHMARK_HELP = "Benchmark whose dataset this is (default: the one a benchmark folder names in its spurbench.json, else the one registered benchmark with a Hub dataset)."
 
 
-def _plugin(benchmark: Optional[str], method: str, source: Optional[Path] = None):
+def _plugin(benchmark: str | None, method: str, source: Path | None = None):
     # lazy: keeps spurbench --help fast
     from spurbench.benchmarks import dataset_benchmark, get_benchmark
 
@@ -23,10 +22,16 @@ def _plugin(benchmark: Optional[str], method: str, source: Optional[Path] = None
 
 @app.command("build")
 def dataset_build(
-    from_upstream: Path = typer.Option(..., "--from-upstream", help="The unzipped upstream data folder (e.g. an unpacked upstream zip), or a benchmark folder `spurbench mine export` wrote."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write parquet shards and the dataset card (default: <benchmark>-hf)."),
-    push: Optional[str] = typer.Option(None, "--push", help="Upload the built dataset to this Hub dataset repo."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
+    from_upstream: Path = typer.Option(
+        ...,
+        "--from-upstream",
+        help="The unzipped upstream data folder (e.g. an unpacked upstream zip), or a benchmark folder `spurbench mine export` wrote.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where to write parquet shards and the dataset card (default: <benchmark>-hf)."
+    ),
+    push: str | None = typer.Option(None, "--push", help="Upload the built dataset to this Hub dataset repo."),
+    benchmark: str | None = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
     """Turn the upstream folder layout into a Hub dataset (parquet shards, card, checksum)."""
     # lazy: keeps spurbench --help fast
@@ -43,10 +48,10 @@ def dataset_build(
 
 @app.command("download")
 def dataset_download(
-    dataset_repo: Optional[str] = typer.Option(None, "--dataset-repo", help="Hub dataset repo (default: the one the benchmark names)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Pinned revision."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Copy the verified snapshot here (default: stay in the Hub cache)."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
+    dataset_repo: str | None = typer.Option(None, "--dataset-repo", help="Hub dataset repo (default: the one the benchmark names)."),
+    revision: str | None = typer.Option(None, "--revision", help="Pinned revision."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Copy the verified snapshot here (default: stay in the Hub cache)."),
+    benchmark: str | None = typer.Option(None, "--benchmark", "-b", help=BENCHMARK_HELP),
 ) -> None:
     """Download a benchmark's Hub dataset and verify its checksum."""
     # lazy: keeps spurbench --help fast

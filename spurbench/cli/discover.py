@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -41,16 +40,40 @@ def parse_classes(text: str) -> list[int] | None:
 @app.command()
 def discover(
     model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model whose components to find."),
-    out: Path = typer.Option(..., "--out", "-o", help="Discovery folder: discovery.json and images/. A partial discovery of the same model and settings is continued."),
-    train_data: Optional[str] = typer.Option(None, "--train-data", help="Where the training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub'; a benchmark name selects that benchmark's own (e.g. generated) split."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark whose training split to use (default: the one in the model's label space)."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (e.g. an adversarially robust ResNet-50, as the papers use)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Discovery folder: discovery.json and images/. A partial discovery of the same model and settings is continued.",
+    ),
+    train_data: str | None = typer.Option(
+        None,
+        "--train-data",
+        help="Where the training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub'; a benchmark name selects that benchmark's own (e.g. generated) split.",
+    ),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", "-b", help="Benchmark whose training split to use (default: the one in the model's label space)."
+    ),
+    checkpoint: str | None = typer.Option(
+        None, "--checkpoint", help="Local .safetensors weights (e.g. an adversarially robust ResNet-50, as the papers use)."
+    ),
     classes: str = typer.Option("all", "--classes", help="Classes to analyse: 'all' or indices like 1,2,5-7."),
-    basis: str = typer.Option("npca", "--basis", help="What a component is: 'npca' = class-wise neural PCA components (the default), 'neurons' = the class's top penultimate units by mean(feature x weight), as Salient ImageNet. Labels, pages and export work the same for both."),
-    components_per_class: int = typer.Option(10, "--components-per-class", min=1, help="Components recorded per class: the leading neural PCA components, or the top neurons."),
+    basis: str = typer.Option(
+        "npca",
+        "--basis",
+        help="What a component is: 'npca' = class-wise neural PCA components (the default), 'neurons' = the class's top penultimate units by mean(feature x weight), as Salient ImageNet. Labels, pages and export work the same for both.",
+    ),
+    components_per_class: int = typer.Option(
+        10, "--components-per-class", min=1, help="Components recorded per class: the leading neural PCA components, or the top neurons."
+    ),
     top_images: int = typer.Option(5, "--top-images", min=1, help="Training images with the largest contribution shown per component."),
-    npfv_steps: int = typer.Option(200, "--npfv-steps", min=0, help="APGD steps of each component's feature visualisation (NPFV; 0 = none). Meaningful for adversarially robust models."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
+    npfv_steps: int = typer.Option(
+        200,
+        "--npfv-steps",
+        min=0,
+        help="APGD steps of each component's feature visualisation (NPFV; 0 = none). Meaningful for adversarially robust models.",
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -76,7 +99,23 @@ def discover(
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK), sharing the images; else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints (and writes)
         adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
-        report = (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
-        index = run_discovery(adapter, train, plugin.name, out, wanted, components_per_class, top_images, npfv_steps, on_class=report, basis=basis, batch_size=batch_size, device=device, progress=not quiet)
+        report = (
+            (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
+        )
+        index = run_discovery(
+            adapter,
+            train,
+            plugin.name,
+            out,
+            wanted,
+            components_per_class,
+            top_images,
+            npfv_steps,
+            on_class=report,
+            basis=basis,
+            batch_size=batch_size,
+            device=device,
+            progress=not quiet,
+        )
     if distributed.is_main():
         console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,11 +12,13 @@ from spurbench.errors import SpurbenchError
 app = typer.Typer(help="Verify result files, build the leaderboard, publish it to the Hub.", add_completion=False)
 
 
-RESULTS_ARGUMENT = typer.Argument(None, help="Result files or folders (default: spurbench-results, where `spurbench run` writes).", show_default=False)
+RESULTS_ARGUMENT = typer.Argument(
+    None, help="Result files or folders (default: spurbench-results, where `spurbench run` writes).", show_default=False
+)
 
 
 @app.command("verify")
-def leaderboard_verify(results: Optional[List[Path]] = RESULTS_ARGUMENT) -> None:
+def leaderboard_verify(results: list[Path] | None = RESULTS_ARGUMENT) -> None:
     """Validate each result file and recompute every metric from its per-image probabilities (1e-6)."""
     # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.verify import verify_result
@@ -25,17 +26,35 @@ def leaderboard_verify(results: Optional[List[Path]] = RESULTS_ARGUMENT) -> None
     files = result_files(results)
     for path in files:
         result = verify_result(path)
-        console.print(f"[green]ok[/] {path} ({result.model.name} on {result.benchmark.name} {result.benchmark.revision}, heads: {', '.join(result.heads)})", soft_wrap=True, highlight=False)
+        console.print(
+            f"[green]ok[/] {path} ({result.model.name} on {result.benchmark.name} {result.benchmark.revision}, heads: {', '.join(result.heads)})",
+            soft_wrap=True,
+            highlight=False,
+        )
     console.print(f"{len(files)} result file(s) verified")
 
 
 @app.command("build")
 def leaderboard_build(
-    results: Optional[List[Path]] = RESULTS_ARGUMENT,
-    results_option: Optional[List[Path]] = typer.Option(None, "--results", hidden=True, help="Result files or folders (the same as the arguments; kept for older scripts)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder of the page (index.html, leaderboard.json). Default: RESULTS-board, next to the (first) results folder.", show_default=False),
-    board_dir: Optional[Path] = typer.Option(None, "--board-dir", help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go. Default: the --out folder.", show_default=False),
-    registry_dir: Path = typer.Option(Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."),
+    results: list[Path] | None = RESULTS_ARGUMENT,
+    results_option: list[Path] | None = typer.Option(
+        None, "--results", hidden=True, help="Result files or folders (the same as the arguments; kept for older scripts)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder of the page (index.html, leaderboard.json). Default: RESULTS-board, next to the (first) results folder.",
+        show_default=False,
+    ),
+    board_dir: Path | None = typer.Option(
+        None,
+        "--board-dir",
+        help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go. Default: the --out folder.",
+        show_default=False,
+    ),
+    registry_dir: Path = typer.Option(
+        Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."
+    ),
 ) -> None:
     """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs.
 
@@ -53,11 +72,17 @@ def leaderboard_build(
     read_from = {p.parent.resolve() for p in files}
     for folder in (out, board_dir):
         if folder.resolve() in read_from:  # its leaderboard.json would be read as a result next time
-            raise SpurbenchError(f"{folder}: the board would be written among the results it is built from; choose another --out / --board-dir")
+            raise SpurbenchError(
+                f"{folder}: the board would be written among the results it is built from; choose another --out / --board-dir"
+            )
     built = build_board(files, out, board_dir=board_dir, registry_dir=registry_dir)
     for note in built.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"built {built.markdown}, {built.csv}, {built.html} and {len(built.pngs)} plots from {len(files)} result file(s)", soft_wrap=True, highlight=False)
+    console.print(
+        f"built {built.markdown}, {built.csv}, {built.html} and {len(built.pngs)} plots from {len(files)} result file(s)",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @app.command("push")
@@ -77,7 +102,7 @@ def leaderboard_push(
 def leaderboard_pull(
     repo: str = typer.Option("spurbench/leaderboard", "--repo", help="Hub dataset repo the board is published in."),
     out: Path = typer.Option(Path("leaderboard/results"), "--out"),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Pinned revision."),
+    revision: str | None = typer.Option(None, "--revision", help="Pinned revision."),
 ) -> None:
     """Fetch the published result files (each verified before it is written)."""
     # lazy: keeps spurbench --help fast

@@ -13,14 +13,22 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from spurbench.cli.common import app, console
 
 # the -O keys `run` also takes as flags of their own
-RUN_FLAGS = {"data_dir": "--data-dir", "imagenet_val": "--imagenet-val", "imagenet_train": "--imagenet-train", "dataset_repo": "--dataset-repo", "revision": "--revision", "seed": "--seed", "limit": "--limit"}
+RUN_FLAGS = {
+    "data_dir": "--data-dir",
+    "imagenet_val": "--imagenet-val",
+    "imagenet_train": "--imagenet-train",
+    "dataset_repo": "--dataset-repo",
+    "revision": "--revision",
+    "seed": "--seed",
+    "limit": "--limit",
+}
 
 
 def say(text: str = "") -> None:
@@ -30,10 +38,19 @@ def say(text: str = "") -> None:
 
 @app.command("ls")
 def list_models(
-    pattern: Optional[str] = typer.Argument(None, help="Wildcard filter, e.g. 'timm:*convnext*' or 'open_clip:ViT-B-32*'. Without one, only the families and benchmarks are listed."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="List this benchmark's options (-O KEY=VALUE of `run` and `sweep`): type, default and help."),
-    registry_models: bool = typer.Option(False, "--registry-models", help="Also list every model of the registry's model lists (a PATTERN lists the matching ones)."),
-    registry_dir: Path = typer.Option(Path("registry"), "--registry-dir", help="Folder of YAML model lists (a spurbench checkout's registry/)."),
+    pattern: str | None = typer.Argument(
+        None,
+        help="Wildcard filter, e.g. 'timm:*convnext*' or 'open_clip:ViT-B-32*'. Without one, only the families and benchmarks are listed.",
+    ),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", "-b", help="List this benchmark's options (-O KEY=VALUE of `run` and `sweep`): type, default and help."
+    ),
+    registry_models: bool = typer.Option(
+        False, "--registry-models", help="Also list every model of the registry's model lists (a PATTERN lists the matching ones)."
+    ),
+    registry_dir: Path = typer.Option(
+        Path("registry"), "--registry-dir", help="Folder of YAML model lists (a spurbench checkout's registry/)."
+    ),
     limit: int = typer.Option(50, "--limit", min=1, help="Show at most N names per family."),
 ) -> None:
     """List benchmarks and model families. With a PATTERN: the matching names that timm
@@ -73,7 +90,11 @@ def list_models(
             names = ADAPTERS.get(family).list_names(spec_pattern)
             if not names and len(wanted) > 1:
                 continue
-            say(f"{family} models matching {pattern!r}:" if names else f"{family}: none listed (this family cannot enumerate its models offline, or nothing matches {pattern!r})")
+            say(
+                f"{family} models matching {pattern!r}:"
+                if names
+                else f"{family}: none listed (this family cannot enumerate its models offline, or nothing matches {pattern!r})"
+            )
             for name in names[:limit]:
                 say(f"  {name}")
             if len(names) > limit:
@@ -109,7 +130,9 @@ def option_lines(options_model: Any) -> list[str]:
         default = "required" if field.is_required() else f"default: {field.get_default(call_default_factory=True)!r}"
         flag = f", also {RUN_FLAGS[key]}" if key in RUN_FLAGS else ""
         text = field.description or comments.get(key, "")
-        lines.append(f"  {key}: {_type_name(field.annotation)}{_constraints(field.metadata)} ({default}{flag})" + (f"  {text}" if text else ""))
+        lines.append(
+            f"  {key}: {_type_name(field.annotation)}{_constraints(field.metadata)} ({default}{flag})" + (f"  {text}" if text else "")
+        )
     return lines
 
 

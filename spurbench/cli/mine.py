@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,15 +20,41 @@ app = typer.Typer(
 @app.command("run")
 def mine_run(
     model: str = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of the model the discovery was made with."),
-    discovery: Optional[Path] = typer.Option(None, "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."),
-    spufix: Optional[str] = typer.Option(None, "--spufix", help="Or a SpuFix artifact fitted for the model (folder or hf://ORG/NAME\\[@REV]): its directions rank the pool; default components: all it clips."),
-    components: Optional[Path] = typer.Option(None, "--components", "-c", help="Components to mine, as `spurbench label export` writes them: JSON {class: \\[ranks]} (needed with --discovery)."),
-    pool: str = typer.Option(..., "--pool", help="A folder of images (read recursively; unreadable files are skipped and named), a Hub dataset hf://ORG/NAME\\[@REVISION] (image files or parquet image rows), or the name of a benchmark that generates a pool."),
+    discovery: Path | None = typer.Option(
+        None, "--discovery", "-d", help="The `spurbench discover` folder: its saved per-class bases rank the pool (never refitted)."
+    ),
+    spufix: str | None = typer.Option(
+        None,
+        "--spufix",
+        help="Or a SpuFix artifact fitted for the model (folder or hf://ORG/NAME\\[@REV]): its directions rank the pool; default components: all it clips.",
+    ),
+    components: Path | None = typer.Option(
+        None,
+        "--components",
+        "-c",
+        help="Components to mine, as `spurbench label export` writes them: JSON {class: \\[ranks]} (needed with --discovery).",
+    ),
+    pool: str = typer.Option(
+        ...,
+        "--pool",
+        help="A folder of images (read recursively; unreadable files are skipped and named), a Hub dataset hf://ORG/NAME\\[@REVISION] (image files or parquet image rows), or the name of a benchmark that generates a pool.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Mining folder: candidates.json, thumbs/, reference/."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
-    per_component: int = typer.Option(75, "--per-component", min=1, help="Candidates kept per (class, component) (75: as many as the paper's benchmark has per component)."),
-    require_predicted: str = typer.Option("top1", "--require-predicted", help="Keep pool images the model predicts as the class: 'top1' (the paper), 'top5', or 'none'."),
-    dedup_cosine: float = typer.Option(0.999, "--dedup-cosine", help="Within a component, drop a candidate whose features have at least this cosine with a higher-ranked one (near-duplicates; distinct generated images reach 0.995)."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Local .safetensors weights (as given to discover)."),
+    per_component: int = typer.Option(
+        75,
+        "--per-component",
+        min=1,
+        help="Candidates kept per (class, component) (75: as many as the paper's benchmark has per component).",
+    ),
+    require_predicted: str = typer.Option(
+        "top1", "--require-predicted", help="Keep pool images the model predicts as the class: 'top1' (the paper), 'top5', or 'none'."
+    ),
+    dedup_cosine: float = typer.Option(
+        0.999,
+        "--dedup-cosine",
+        help="Within a component, drop a candidate whose features have at least this cosine with a higher-ranked one (near-duplicates; distinct generated images reach 0.995).",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -41,7 +66,14 @@ def mine_run(
     from spurbench.adapters import check_model_name, load_model
     from spurbench.discovery import read_index
     from spurbench.mining import from_artifact, from_discovery, mine, resolve_pool
-    from spurbench.mining.checks import artifact_columns, check_apart, check_components_file, check_made_with, discovery_bases, resolve_components
+    from spurbench.mining.checks import (
+        artifact_columns,
+        check_apart,
+        check_components_file,
+        check_made_with,
+        discovery_bases,
+        resolve_components,
+    )
     from spurbench.results import check_output_dir
     from spurbench.runtime import check_device
     from spurbench.spufix.artifact import load_artifact
@@ -73,32 +105,66 @@ def mine_run(
         if listed is not None and listed.basis != "npca":
             raise SpurbenchError(f"{components}: lists {listed.basis}, but a SpuFix artifact's components are neural PCA ranks")
         if listed is not None and listed.model not in (None, artifact.source_model):  # the artifact's ranks are its source model's
-            raise SpurbenchError(f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components")
+            raise SpurbenchError(
+                f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components"
+            )
         artifact_columns(artifact, spufix, table)  # type: ignore[arg-type]
     pool_images = resolve_pool(pool)
     adapter = load_model(model, checkpoint=checkpoint)
     source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)  # type: ignore[arg-type]
-    index = mine(adapter, source, pool_images, out, per_component, require_predicted, dedup_cosine, batch_size=batch_size, device=device, progress=not quiet)
+    index = mine(
+        adapter,
+        source,
+        pool_images,
+        out,
+        per_component,
+        require_predicted,
+        dedup_cosine,
+        batch_size=batch_size,
+        device=device,
+        progress=not quiet,
+    )
     total = sum(len(c.candidates) for c in index.components)
     if pool_images.unreadable:
         shown = ", ".join(pool_images.unreadable[:3]) + (" ..." if len(pool_images.unreadable) > 3 else "")
-        console.print(f"skipped {len(pool_images.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"skipped {len(pool_images.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True
+        )
+    console.print(
+        f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("export")
 def mine_export(
     folder: Path = typer.Argument(..., help="Mining folder (from `spurbench mine`) with its verify.json."),
-    out: Path = typer.Option(..., "--out", "-o", help="Benchmark folder to write (must not exist or be empty): one folder of images per (class, component), README.md and spurbench.json."),
-    min_per_class: int = typer.Option(1, "--min-per-class", min=1, help="Refuse (writing nothing) when a class has fewer verified object-absent images."),
-    min_votes: int = typer.Option(1, "--min-votes", min=1, help="An image goes in when at least this many labelers said 'object absent' and none said 'present'."),
-    name: Optional[str] = typer.Option(None, "--name", help="The benchmark's name in its card (default: the --out folder's name)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Benchmark folder to write (must not exist or be empty): one folder of images per (class, component), README.md and spurbench.json.",
+    ),
+    min_per_class: int = typer.Option(
+        1, "--min-per-class", min=1, help="Refuse (writing nothing) when a class has fewer verified object-absent images."
+    ),
+    min_votes: int = typer.Option(
+        1, "--min-votes", min=1, help="An image goes in when at least this many labelers said 'object absent' and none said 'present'."
+    ),
+    name: str | None = typer.Option(None, "--name", help="The benchmark's name in its card (default: the --out folder's name)."),
 ) -> None:
     """Write the verified object-absent candidates as a benchmark folder: `spurbench run --benchmark
     spurious-folder --data-dir OUT` scores any model on it."""
     # lazy: keeps spurbench --help fast (pydantic and the library's torch)
-    from spurbench.verification import export_benchmark
+    from spurbench.mining.verdicts import export_benchmark
 
     checksum, per_class = export_benchmark(folder, out, min_votes, min_per_class, name)
     total = sum(c["exported"] for c in per_class.values())
-    console.print(f"exported {total} verified images in {len(per_class)} classes to {out} (content checksum {checksum})", markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"exported {total} verified images in {len(per_class)} classes to {out} (content checksum {checksum})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

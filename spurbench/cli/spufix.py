@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,18 +15,38 @@ app = typer.Typer(help="Fit, import and publish SpuFix artifacts (class-wise neu
 @app.command("fit")
 def spufix_fit(
     model: str = typer.Option(..., "--model", "-m", help="Target model to fit SpuFix for (FAMILY:SPEC)."),
-    source_model: Optional[str] = typer.Option(None, "--source-model", help="Compute source alphas with this model (e.g. a robust ResNet-50 via --source-checkpoint); default: the target itself."),
-    source_checkpoint: Optional[str] = typer.Option(None, "--source-checkpoint", help="Local .safetensors weights for --source-model."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Local .safetensors weights for the target model."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Precomputed source alphas (a folder from --save-alphas or `spufix import-alphas`)."),
-    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322 components for ImageNet."),
-    train_data: Optional[str] = typer.Option(None, "--train-data", help="Where the benchmark's training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub' (gated ILSVRC/imagenet-1k, streamed); a generated benchmark needs none. A benchmark name here selects that benchmark."),
-    benchmark: Optional[str] = typer.Option(None, "--benchmark", "-b", help="Benchmark whose training split to fit on (default: the one in the model's label space)."),
-    components_from_ground_truth: bool = typer.Option(False, "--components-from-ground-truth", help="Demo, for benchmarks that know their ground truth: pick each class's components from it."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Artifact folder (default spufix-<model>)."),
-    save_alphas: Optional[Path] = typer.Option(None, "--save-alphas", help="Also write the source alphas here, to fit other models from them."),
-    push: Optional[str] = typer.Option(None, "--push", help="Upload the artifact to this Hub model repo."),
+    source_model: str | None = typer.Option(
+        None,
+        "--source-model",
+        help="Compute source alphas with this model (e.g. a robust ResNet-50 via --source-checkpoint); default: the target itself.",
+    ),
+    source_checkpoint: str | None = typer.Option(None, "--source-checkpoint", help="Local .safetensors weights for --source-model."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Local .safetensors weights for the target model."),
+    source: Path | None = typer.Option(
+        None, "--source", help="Precomputed source alphas (a folder from --save-alphas or `spufix import-alphas`)."
+    ),
+    components: Path | None = typer.Option(
+        None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322 components for ImageNet."
+    ),
+    train_data: str | None = typer.Option(
+        None,
+        "--train-data",
+        help="Where the benchmark's training images come from: for ImageNet a local ILSVRC2012 train folder or 'hub' (gated ILSVRC/imagenet-1k, streamed); a generated benchmark needs none. A benchmark name here selects that benchmark.",
+    ),
+    benchmark: str | None = typer.Option(
+        None, "--benchmark", "-b", help="Benchmark whose training split to fit on (default: the one in the model's label space)."
+    ),
+    components_from_ground_truth: bool = typer.Option(
+        False,
+        "--components-from-ground-truth",
+        help="Demo, for benchmarks that know their ground truth: pick each class's components from it.",
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Artifact folder (default spufix-<model>)."),
+    save_alphas: Path | None = typer.Option(
+        None, "--save-alphas", help="Also write the source alphas here, to fit other models from them."
+    ),
+    push: str | None = typer.Option(None, "--push", help="Upload the artifact to this Hub model repo."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -58,20 +77,35 @@ def spufix_fit(
         exported_from, source_name = read_components(components).model, source_model or model
         if exported_from is not None and exported_from != source_name:
             hint = "" if source_model else f" (pass --source-model {exported_from})"
-            raise SpurbenchError(f"{components}: lists components of a discovery of {exported_from}, but the source model here is {source_name}{hint}")
+            raise SpurbenchError(
+                f"{components}: lists components of a discovery of {exported_from}, but the source model here is {source_name}{hint}"
+            )
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK); else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints
         report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
         artifact = fit_spufix(
-            model, checkpoint=checkpoint, source_model_name=source_model, source_checkpoint=source_checkpoint,
-            source_alphas=source, components=components, train_data=train_data, benchmark=benchmark,
-            components_from_ground_truth=components_from_ground_truth, limit=limit, save_alphas=save_alphas, on_class=report,
-            batch_size=batch_size, device=device, progress=not quiet,
-        )  # fmt: skip
+            model,
+            checkpoint=checkpoint,
+            source_model_name=source_model,
+            source_checkpoint=source_checkpoint,
+            source_alphas=source,
+            components=components,
+            train_data=train_data,
+            benchmark=benchmark,
+            components_from_ground_truth=components_from_ground_truth,
+            limit=limit,
+            save_alphas=save_alphas,
+            on_class=report,
+            batch_size=batch_size,
+            device=device,
+            progress=not quiet,
+        )
         if not distributed.is_main():
             return  # after the last collective: rank 0 alone writes the artifact
         artifact.save(out)
-    console.print(f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}")
+    console.print(
+        f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}"
+    )
     if push:
         console.print(f"pushed: {push_artifact(out, push)}")
 
@@ -80,7 +114,7 @@ def spufix_fit(
 def spufix_import_alphas(
     alphas_dir: Path = typer.Argument(..., help="Upstream folder of spurious_alphas_train_<kkk>.pt files."),
     train_data: Path = typer.Option(..., "--train-data", help="The local ILSVRC2012 train folder the alphas were computed on."),
-    components: Optional[Path] = typer.Option(None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322."),
+    components: Path | None = typer.Option(None, "--components", help="JSON {class: \\[component ranks]}; default: the paper's 322."),
     out: Path = typer.Option(Path("source-alphas"), "--out", "-o", help="Where to write the safetensors alphas."),
 ) -> None:
     """Convert upstream's precomputed per-class alphas (loaded with weights_only=True) to safetensors."""

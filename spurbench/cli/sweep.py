@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.live import Live
@@ -18,46 +17,74 @@ from spurbench.errors import SpurbenchError
 
 @app.command()
 def sweep(
-    registry: Optional[Path] = options.REGISTRY,
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
-    benchmark: Optional[List[str]] = typer.Option(None, "--benchmark", "-b", help="Benchmark name, repeatable. Default: the default benchmark."),
-    executor: str = typer.Option("local", "--executor", "-e", help="slurm: one sbatch job array; local: jobs on this machine (one per GPU with --gpus); debug: in this process, one after another."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Resubmit only the jobs of earlier sweeps into --output that failed or were lost (no --registry needed)."),
+    registry: Path | None = options.REGISTRY,
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
+    benchmark: list[str] | None = typer.Option(
+        None, "--benchmark", "-b", help="Benchmark name, repeatable. Default: the default benchmark."
+    ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        "-e",
+        help="slurm: one sbatch job array; local: jobs on this machine (one per GPU with --gpus); debug: in this process, one after another.",
+    ),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help="Resubmit only the jobs of earlier sweeps into --output that failed or were lost (no --registry needed).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (to run, to skip, invalid) and submit nothing."),
     no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return; run the same command later to see what is left."),
-    board: Optional[Path] = typer.Option(None, "--board", help="Build the leaderboard here once every job has ended (results from --output)."),
-    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition."),
-    gpus_per_job: Optional[int] = typer.Option(None, "--gpus-per-job", min=0, help="SLURM GPUs per job (default: 1 with --device cuda, else 0)."),
-    cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", min=1, help="SLURM CPUs per job (data-loader workers + 1)."),
-    time_min: int = typer.Option(240, "--time", min=1, help="Time limit per job, minutes. At the limit (or on preemption) submitit requeues the job, which resumes from the feature cache."),
-    mem_gb: Optional[float] = typer.Option(None, "--mem", min=0.1, help="SLURM memory per job, GB."),
-    constraint: Optional[str] = typer.Option(None, "--constraint", help="SLURM node constraint (e.g. a GPU type)."),
-    slurm_extra: Optional[List[str]] = typer.Option(None, "--slurm-extra", help="Any other sbatch option, KEY=VALUE (repeatable), e.g. account=vision or qos=high."),
-    max_parallel: Optional[int] = typer.Option(None, "--max-parallel", min=1, help="Jobs at a time: the SLURM array's %N; local CPU jobs (default 1)."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="Local executor: GPUs to pack jobs onto, one job per GPU: a count N (0..N-1) or a list 0,2,3. Default with --device cuda: all."),
-    data_dir: Optional[str] = options.DATA_DIR,
-    imagenet_val: Optional[str] = options.IMAGENET_VAL,
-    imagenet_train: Optional[str] = options.IMAGENET_TRAIN,
-    dataset_repo: Optional[str] = options.DATASET_REPO,
-    revision: Optional[str] = options.REVISION,
-    seed: Optional[int] = options.SEED,
-    option: Optional[List[str]] = options.OPTION,
+    board: Path | None = typer.Option(None, "--board", help="Build the leaderboard here once every job has ended (results from --output)."),
+    partition: str | None = typer.Option(None, "--partition", help="SLURM partition."),
+    gpus_per_job: int | None = typer.Option(
+        None, "--gpus-per-job", min=0, help="SLURM GPUs per job (default: 1 with --device cuda, else 0)."
+    ),
+    cpus_per_job: int | None = typer.Option(None, "--cpus-per-job", min=1, help="SLURM CPUs per job (data-loader workers + 1)."),
+    time_min: int = typer.Option(
+        240,
+        "--time",
+        min=1,
+        help="Time limit per job, minutes. At the limit (or on preemption) submitit requeues the job, which resumes from the feature cache.",
+    ),
+    mem_gb: float | None = typer.Option(None, "--mem", min=0.1, help="SLURM memory per job, GB."),
+    constraint: str | None = typer.Option(None, "--constraint", help="SLURM node constraint (e.g. a GPU type)."),
+    slurm_extra: list[str] | None = typer.Option(
+        None, "--slurm-extra", help="Any other sbatch option, KEY=VALUE (repeatable), e.g. account=vision or qos=high."
+    ),
+    max_parallel: int | None = typer.Option(
+        None, "--max-parallel", min=1, help="Jobs at a time: the SLURM array's %N; local CPU jobs (default 1)."
+    ),
+    gpus: str | None = typer.Option(
+        None,
+        "--gpus",
+        help="Local executor: GPUs to pack jobs onto, one job per GPU: a count N (0..N-1) or a list 0,2,3. Default with --device cuda: all.",
+    ),
+    data_dir: str | None = options.DATA_DIR,
+    imagenet_val: str | None = options.IMAGENET_VAL,
+    imagenet_train: str | None = options.IMAGENET_TRAIN,
+    dataset_repo: str | None = options.DATASET_REPO,
+    revision: str | None = options.REVISION,
+    seed: int | None = options.SEED,
+    option: list[str] | None = options.OPTION,
     protocol: str = options.PROTOCOL,
     batch_size: int = options.BATCH_SIZE,
     device: str = typer.Option("cpu", "--device", help="Device inside each job: cpu, cuda (a local job sees only its own GPU, as cuda)."),
-    limit: Optional[int] = options.LIMIT,
-    output: Path = typer.Option(Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."),
+    limit: int | None = options.LIMIT,
+    output: Path = typer.Option(
+        Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."
+    ),
     no_cache: bool = options.NO_CACHE,
     bootstrap: int = options.BOOTSTRAP,
     force: bool = options.FORCE,
-    spufix: Optional[str] = options.SPUFIX,
+    spufix: str | None = options.SPUFIX,
     temperature: float = options.TEMPERATURE,
-    spufix_temperature: Optional[float] = options.SPUFIX_TEMPERATURE,
-    num_workers: Optional[int] = options.NUM_WORKERS,
+    spufix_temperature: float | None = options.SPUFIX_TEMPERATURE,
+    num_workers: int | None = options.NUM_WORKERS,
     precision: str = options.PRECISION,
     channels_last: bool = options.CHANNELS_LAST,
-    pixel_cache: Optional[Path] = options.PIXEL_CACHE,
-    pixel_cache_gb: Optional[float] = options.PIXEL_CACHE_GB,
+    pixel_cache: Path | None = options.PIXEL_CACHE,
+    pixel_cache_gb: float | None = options.PIXEL_CACHE_GB,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
 ) -> None:
     """Run a registry of models on one or more benchmarks as separate jobs, with the options of `run`.
@@ -88,40 +115,77 @@ def sweep(
         device = "cuda" if any(d.startswith("cuda") for d in devices) else devices.pop()
     gpu_list = _gpu_list(gpus, device, executor)
     # a SLURM login node need not have the jobs' GPUs: their device is checked in the jobs
-    options.check_run_options(protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device, check_device=executor != "slurm")
+    options.check_run_options(
+        protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device, check_device=executor != "slurm"
+    )
     options.check_pixel_cache(pixel_cache, pixel_cache_gb)
-    settings = check_settings(ExecutorSettings(
-        kind=executor, output=output, time_min=time_min, gpus_per_job=gpus_per_job if gpus_per_job is not None else int(device.startswith("cuda")),
-        cpus_per_job=cpus_per_job, mem_gb=mem_gb, partition=partition, constraint=constraint,
-        extra=key_values(slurm_extra, "--slurm-extra"), max_parallel=max_parallel, gpus=gpu_list,
-    ))  # fmt: skip
+    settings = check_settings(
+        ExecutorSettings(
+            kind=executor,
+            output=output,
+            time_min=time_min,
+            gpus_per_job=gpus_per_job if gpus_per_job is not None else int(device.startswith("cuda")),
+            cpus_per_job=cpus_per_job,
+            mem_gb=mem_gb,
+            partition=partition,
+            constraint=constraint,
+            extra=key_values(slurm_extra, "--slurm-extra"),
+            max_parallel=max_parallel,
+            gpus=gpu_list,
+        )
+    )
     if settings.kind != "slurm":
         settings.gpus_per_job = 0
     check_output_dir(output)
     if pixel_cache is not None:  # opened here once: a bad folder fails before anything is submitted
         PixelCache.open(pixel_cache, DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb)
     run_options = {
-        "protocol": protocol, "batch_size": batch_size, "device": "cuda" if gpu_list else device, "use_cache": not no_cache, "bootstrap": bootstrap,
-        "num_workers": num_workers, "precision": precision, "channels_last": channels_last,
-        "pixel_cache": None if pixel_cache is None else str(pixel_cache.resolve()), "pixel_cache_gb": DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb,
-    }  # fmt: skip
+        "protocol": protocol,
+        "batch_size": batch_size,
+        "device": "cuda" if gpu_list else device,
+        "use_cache": not no_cache,
+        "bootstrap": bootstrap,
+        "num_workers": num_workers,
+        "precision": precision,
+        "channels_last": channels_last,
+        "pixel_cache": None if pixel_cache is None else str(pixel_cache.resolve()),
+        "pixel_cache_gb": DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb,
+    }
     if num_workers is None and executor == "local":  # packed jobs share this machine's cores
         run_options["num_workers"] = default_workers(processes_per_node=len(gpu_list) or max_parallel or 1)
     in_flight: list = []
     if retry_failed:
         specs = retry
-        console.print(f"plan: {len(specs)} failed job(s) to resubmit from {output}" + (f", {len(unusable)} job record(s) unusable" if unusable else ""))
+        console.print(
+            f"plan: {len(specs)} failed job(s) to resubmit from {output}"
+            + (f", {len(unusable)} job record(s) unusable" if unusable else "")
+        )
         for spec in specs:
             console.print(f"  retry {spec.model} on {spec.benchmark}", markup=False)
         for line in unusable:  # a job that cannot be retried from its record is a failed job, said so
-            err_console.print(f"warning: {line}; its job is not retried: run the sweep's command again without --retry-failed to plan it again", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"warning: {line}; its job is not retried: run the sweep's command again without --retry-failed to plan it again",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     else:
-        named = {"data_dir": data_dir, "imagenet_val": imagenet_val, "imagenet_train": imagenet_train, "dataset_repo": dataset_repo, "revision": revision, "seed": seed, "limit": limit}
+        named = {
+            "data_dir": data_dir,
+            "imagenet_val": imagenet_val,
+            "imagenet_train": imagenet_train,
+            "dataset_repo": dataset_repo,
+            "revision": revision,
+            "seed": seed,
+            "limit": limit,
+        }
         values = options.benchmark_values(named, option, benchmark)
         entries = [RunEntry(m, None, temperature, spufix_temperature) for m in model or []]
         if registry is not None:
             entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
-        plan = plan_sweep(entries, benchmark or [default_benchmark()], values, run_options, output, spufix=spufix, force=force, alive=job_alive)
+        plan = plan_sweep(
+            entries, benchmark or [default_benchmark()], values, run_options, output, spufix=spufix, force=force, alive=job_alive
+        )
         _print_plan(plan)
         specs = plan.to_run
         in_flight = [spec for spec, why in plan.skipped if why.startswith("in flight")]
@@ -133,17 +197,24 @@ def sweep(
     if specs:
         live = Live(_progress([]), console=console, transient=True) if console.is_terminal and not quiet else None
         with live or contextlib.nullcontext():
-            statuses = run_sweep(specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait)
+            statuses = run_sweep(
+                specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait
+            )
         console.print(_summary(statuses))
     if no_wait:
         if statuses:
-            console.print(f"submitted {len(statuses)} job(s) to SLURM (job {(statuses[0].job_id or '?').split('_')[0]}); run the same command again to see what is left")
+            console.print(
+                f"submitted {len(statuses)} job(s) to SLURM (job {(statuses[0].job_id or '?').split('_')[0]}); run the same command again to see what is left"
+            )
         if board is not None:
             console.print("board not built: --no-wait returns before the jobs end; run the same command again once they have", markup=False)
         return
     failed = [s for s in statuses if s.state != "done"]
     if board is not None and in_flight:
-        console.print(f"board not built: {len(in_flight)} job(s) of an earlier sweep are still in flight; run the same command again once they end", markup=False)
+        console.print(
+            f"board not built: {len(in_flight)} job(s) of an earlier sweep are still in flight; run the same command again once they end",
+            markup=False,
+        )
     elif board is not None:
         _build_board(output, board, registry)
     if failed:
@@ -187,7 +258,11 @@ def _log_endings(quiet: bool):
         for s in statuses:
             if s.state in ("done", "failed") and s.spec.key not in seen and not quiet:
                 seen.add(s.spec.key)
-                console.print(f"{s.state} {s.spec.model} on {s.spec.benchmark} ({len(seen)}/{len(statuses)})" + (f": {s.error}" if s.error else ""), markup=False, highlight=False)
+                console.print(
+                    f"{s.state} {s.spec.model} on {s.spec.benchmark} ({len(seen)}/{len(statuses)})" + (f": {s.error}" if s.error else ""),
+                    markup=False,
+                    highlight=False,
+                )
 
     return update
 
@@ -202,7 +277,10 @@ def _print_plan(plan) -> None:
 
 def _progress(statuses) -> Table:
     counts = Counter(s.state for s in statuses)
-    table = Table(title=f"sweep: {counts['queued']} queued · {counts['running']} running · {counts['done']} done · {counts['failed']} failed", title_justify="left")
+    table = Table(
+        title=f"sweep: {counts['queued']} queued · {counts['running']} running · {counts['done']} done · {counts['failed']} failed",
+        title_justify="left",
+    )
     for column in ("model", "benchmark", "state", "attempt"):
         table.add_column(column)
     for s in statuses:
@@ -236,5 +314,7 @@ def _build_board(output: Path, board: Path, registry: Path | None) -> None:
     # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.build import build_board
 
-    files = build_board(result_files([output], output), board / "site", board_dir=board, registry_dir=registry.parent if registry else Path("registry"))
+    files = build_board(
+        result_files([output], output), board / "site", board_dir=board, registry_dir=registry.parent if registry else Path("registry")
+    )
     console.print(f"board: {files.markdown}, {files.html}")

@@ -4,7 +4,6 @@ embedded benchmark's classifiers), into a folder of the user's; the shipped weig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -14,10 +13,28 @@ from spurbench.errors import SpurbenchError
 
 @app.command()
 def train(
-    model: List[str] = typer.Option(..., "--model", "-m", help="FAMILY:SPEC of a family that trains its own weights, repeatable; a seed is part of the spec (e.g. NAME.seed1)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for each model's weights (.safetensors) and training stats (.json). Never inside the installed package."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, max=1000, help="Train this many epochs instead of the recipe's (a quick try; the file name says so)."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=10, max=100_000, help="Training images per class instead of the recipe's (a quick try; the file name says so)."),
+    model: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="FAMILY:SPEC of a family that trains its own weights, repeatable; a seed is part of the spec (e.g. NAME.seed1).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder for each model's weights (.safetensors) and training stats (.json). Never inside the installed package.",
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, max=1000, help="Train this many epochs instead of the recipe's (a quick try; the file name says so)."
+    ),
+    per_class: int | None = typer.Option(
+        None,
+        "--per-class",
+        min=10,
+        max=100_000,
+        help="Training images per class instead of the recipe's (a quick try; the file name says so).",
+    ),
 ) -> None:
     """Train models again, deterministically: on one machine the same command writes the same bytes, also
     after an interruption (a training starts again from scratch). Load the result with
@@ -33,7 +50,9 @@ def train(
         adapter.check_spec(spec)
         if not hasattr(adapter, "train_weights"):
             trainable = [f for f in ADAPTERS.names() if hasattr(ADAPTERS.get(f), "train_weights")]
-            raise SpurbenchError(f"{name}: family {family!r} does not train its own weights (families that do: {', '.join(trainable) or 'none'})")
+            raise SpurbenchError(
+                f"{name}: family {family!r} does not train its own weights (families that do: {', '.join(trainable) or 'none'})"
+            )
         trainers.append((name, adapter, spec))
     for name, adapter, spec in trainers:
         path = adapter.train_weights(spec, out, epochs=epochs, per_class=per_class)

@@ -6,8 +6,8 @@ then per class, from the cached features, fits a basis (``spurbench.basis``): cl
 (paper 1 sec. 4.1, the default) or the class's top penultimate neurons (Salient ImageNet, paper 2
 sec. 3). Per component it records its share of the class logit's variance (and eigenvalue or unit
 index), the distribution of its contribution alpha_l, its top training images, its feature
-visualisation (NPFV, ``spurbench.npfv``, sec. 4.2), and GradCAM of alpha_l on both
-(``spurbench.gradcam``) where the adapter names a CAM layer. One class at a time, so memory is O(D^2)
+visualisation (NPFV, ``spurbench.discovery.npfv``, sec. 4.2), and GradCAM of alpha_l on both
+(``spurbench.discovery.gradcam``) where the adapter names a CAM layer. One class at a time, so memory is O(D^2)
 whatever the number of classes.
 
 Everything lands in ``--out``: ``discovery.json`` (the index: model card, training split, per class
@@ -22,8 +22,9 @@ finalises the basis, picks the top images as one process would, renders and writ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -34,10 +35,10 @@ from spurbench.adapters import ModelAdapter
 from spurbench.basis import LinearBasis, load_basis, save_basis
 from spurbench.benchmarks import Benchmark
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
+from spurbench.discovery.npfv import STEPS
 from spurbench.discovery.statistics import BASES, class_statistics
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, plain, remove_stale_temporaries
-from spurbench.npfv import STEPS
 from spurbench.results import ModelInfo
 from spurbench.schemas import Strict, read_model
 from spurbench.spufix.fit import check_same_inputs, class_subset
@@ -56,7 +57,7 @@ class TopImage(Strict):
 
 
 class NPFVRecord(Strict):
-    """The component's feature visualisation (``spurbench.npfv``), made by the index's model."""
+    """The component's feature visualisation (``spurbench.discovery.npfv``), made by the index's model."""
 
     file: str
     alpha: float  # the contribution it reaches (without alpha_l's constant mean term)
@@ -106,7 +107,7 @@ class DiscoveryIndex(Strict):
     npfv_steps: int  # APGD steps of the feature visualisations; 0: none
     classes: dict[str, ClassRecord] = Field(default_factory=dict)  # class index -> its components
 
-    def same_discovery(self, other: "DiscoveryIndex") -> bool:
+    def same_discovery(self, other: DiscoveryIndex) -> bool:
         """The same model, weights, training images and settings (so its classes can be continued)."""
         keys = ("basis", "components_per_class", "top_images", "npfv_steps")
         return (
@@ -136,14 +137,20 @@ def class_basis(folder: Path, index: DiscoveryIndex, class_index: int) -> Linear
     width, count = basis.weight_row.numel(), len(record.components)
     if basis.weight_row.ndim != 1 or basis.mean.shape != (width,) or basis.eigenvectors.shape != (width, count):
         shapes = ", ".join(str(list(t.shape)) for t in (basis.weight_row, basis.mean, basis.eigenvectors))
-        raise SpurbenchError(f"{path}: class {class_index}'s saved basis has shapes {shapes}, not [D], [D], [D, {count}] for its {count} components")
+        raise SpurbenchError(
+            f"{path}: class {class_index}'s saved basis has shapes {shapes}, not [D], [D], [D, {count}] for its {count} components"
+        )
     # a NaN would rank no pool image for its component, silently: refuse the basis, naming where it is
     for name, tensor in (("weight row", basis.weight_row), ("offset", basis.mean)):
         if not torch.isfinite(tensor).all():
-            raise SpurbenchError(f"{path}: class {class_index}: the saved {name} holds NaN or inf; discover the class again into a new folder")
+            raise SpurbenchError(
+                f"{path}: class {class_index}: the saved {name} holds NaN or inf; discover the class again into a new folder"
+            )
     broken = (~torch.isfinite(basis.eigenvectors)).any(0).nonzero().flatten().tolist()
     if broken:
-        raise SpurbenchError(f"{path}: class {class_index} component {record.components[broken[0]].rank}: its saved direction holds NaN or inf; discover the class again into a new folder")
+        raise SpurbenchError(
+            f"{path}: class {class_index} component {record.components[broken[0]].rank}: its saved direction holds NaN or inf; discover the class again into a new folder"
+        )
     return basis
 
 
@@ -153,7 +160,15 @@ def write_index(folder: Path, index: DiscoveryIndex) -> None:
 
 
 def discover_class(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, folder: Path, npfv_steps: int = 0, basis: str = "npca", **feature_kwargs
+    model: ModelAdapter,
+    subset: Benchmark,
+    class_index: int,
+    components: int,
+    top: int,
+    folder: Path,
+    npfv_steps: int = 0,
+    basis: str = "npca",
+    **feature_kwargs,
 ) -> ClassRecord | None:
     """One class from its (cached) features: its basis (neural PCA or top neurons), and per component
     the statistics, top images, feature visualisation and GradCAMs. Under torchrun every rank streams
@@ -167,7 +182,14 @@ def discover_class(
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     by_id = {im.image_id: im for im in subset.images}
     cams = supports_cam(model)
-    npfvs = [NPFVRecord(**r) for r in save_npfvs(model, class_index, fitted, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams)] if npfv_steps else [None] * count
+    npfvs = (
+        [
+            NPFVRecord(**r)
+            for r in save_npfvs(model, class_index, fitted, count, npfv_steps, folder, feature_kwargs.get("device", "cpu"), cams)
+        ]
+        if npfv_steps
+        else [None] * count
+    )
     records = []
     for l in range(count):
         saved = save_top_images(model, by_id, class_index, fitted, l, best[1][l], folder, cams)
@@ -188,7 +210,14 @@ def discover_class(
     name = next((c.name for c in subset.classes if c.index == class_index), str(class_index))
     # f_k = <1, psi_k> + b_k, so its mean is <1, mean psi_k> + b_k (for neural PCA: every alpha_l averages to 0)
     logit_mean = float(fitted.constant) + float(model.head[1][class_index])
-    return ClassRecord(class_index=class_index, class_name=name, num_images=fitted.num_images, logit_mean=logit_mean, components=records, basis_file=basis_file)
+    return ClassRecord(
+        class_index=class_index,
+        class_name=name,
+        num_images=fitted.num_images,
+        logit_mean=logit_mean,
+        components=records,
+        basis_file=basis_file,
+    )
 
 
 def discover(
@@ -213,12 +242,22 @@ def discover(
     out = Path(out)
     beyond = sorted(k for k in (classes or []) if not 0 <= k < model.num_classes)
     if beyond:
-        raise SpurbenchError(f"--classes: {beyond[0]} is not a class of {model.name} (its label space {model.label_space} has classes 0-{model.num_classes - 1})")
-    check_same_inputs("model, training images, classes or settings", [model], train, feature_kwargs, [classes, components, top, npfv_steps, basis])
+        raise SpurbenchError(
+            f"--classes: {beyond[0]} is not a class of {model.name} (its label space {model.label_space} has classes 0-{model.num_classes - 1})"
+        )
+    check_same_inputs(
+        "model, training images, classes or settings", [model], train, feature_kwargs, [classes, components, top, npfv_steps, basis]
+    )
     index = DiscoveryIndex(
         spurbench_version=__version__,
         model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
-        training=TrainingSplit(benchmark=benchmark, name=train.name, revision=train.revision, checksum=train.checksum, source=train.repo or train.positives_source),
+        training=TrainingSplit(
+            benchmark=benchmark,
+            name=train.name,
+            revision=train.revision,
+            checksum=train.checksum,
+            source=train.repo or train.positives_source,
+        ),
         components_per_class=components,
         top_images=top,
         npfv_steps=npfv_steps,
@@ -228,7 +267,9 @@ def discover(
     def folder_state() -> dict[str, ClassRecord]:  # rank 0 alone reads and creates the folder
         found = read_index(out) if (out / INDEX_FILE).exists() else None
         if found is not None and not found.same_discovery(index):
-            raise SpurbenchError(f"{out}: holds a discovery of {found.model.name} ({found.model.weights_revision}) on {found.training.name} with other settings; use another --out")
+            raise SpurbenchError(
+                f"{out}: holds a discovery of {found.model.name} ({found.model.weights_revision}) on {found.training.name} with other settings; use another --out"
+            )
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(out)  # of a killed run: the continued discovery equals an uninterrupted one
         return found.classes if found is not None else {}
@@ -251,4 +292,14 @@ def discover(
     return distributed.from_main(lambda: index, "receiving the index from rank 0")
 
 
-__all__ = ["BASES", "class_basis", "ClassRecord", "ComponentRecord", "DiscoveryIndex", "discover", "discover_class", "read_index", "write_index"]
+__all__ = [
+    "BASES",
+    "ClassRecord",
+    "ComponentRecord",
+    "DiscoveryIndex",
+    "class_basis",
+    "discover",
+    "discover_class",
+    "read_index",
+    "write_index",
+]

@@ -13,10 +13,10 @@ from PIL import Image
 from spurbench.adapters import ModelAdapter
 from spurbench.basis import Basis
 from spurbench.benchmarks import BenchmarkImage
+from spurbench.discovery.gradcam import component_cams
+from spurbench.discovery.npfv import visualise
 from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, slug
-from spurbench.gradcam import component_cams
-from spurbench.npfv import visualise
 
 IMAGES_DIR = "images"
 THUMBNAIL = 224  # longest side of a saved top image, px
@@ -48,7 +48,9 @@ def supports_cam(model: ModelAdapter) -> bool:
         return False
 
 
-def save_npfvs(model: ModelAdapter, class_index: int, basis: Basis, count: int, steps: int, folder: Path, device: str, cams: bool) -> list[dict]:
+def save_npfvs(
+    model: ModelAdapter, class_index: int, basis: Basis, count: int, steps: int, folder: Path, device: str, cams: bool
+) -> list[dict]:
     """The NPFV of each of the first ``count`` components (one APGD batch) and its GradCAM overlay:
     the fields of an ``NPFVRecord`` per component."""
     made = visualise(model, class_index, basis, list(range(count)), steps=steps, device=device)
@@ -59,12 +61,27 @@ def save_npfvs(model: ModelAdapter, class_index: int, basis: Basis, count: int, 
         if cams:
             cam = component_cams(model, class_index, basis, l, made.images[l : l + 1])[0]
             cam_file = _write_png(_overlay(made.images[l], cam), folder, f"{stem}-cam.png")
-        records.append(dict(file=_write_png(_as_pixels(made.images[l]), folder, f"{stem}.png"), alpha=float(made.alphas[l]), eps=made.eps, steps=steps, cam_file=cam_file))
+        records.append(
+            dict(
+                file=_write_png(_as_pixels(made.images[l]), folder, f"{stem}.png"),
+                alpha=float(made.alphas[l]),
+                eps=made.eps,
+                steps=steps,
+                cam_file=cam_file,
+            )
+        )
     return records
 
 
 def save_top_images(
-    model: ModelAdapter, by_id: dict[str, BenchmarkImage], class_index: int, basis: Basis, component: int, ids: list[str], folder: Path, cams: bool
+    model: ModelAdapter,
+    by_id: dict[str, BenchmarkImage],
+    class_index: int,
+    basis: Basis,
+    component: int,
+    ids: list[str],
+    folder: Path,
+    cams: bool,
 ) -> list[tuple[str, str | None]]:
     """Each top image (decoded once) as a thumbnail and, with ``cams``, its GradCAM overlay of
     alpha_component at the model's input size: (file, CAM file) per image."""
@@ -80,11 +97,15 @@ def save_top_images(
         files.append(rel)
     if not cams:
         return [(f, None) for f in files]
-    images = torch.stack([torch.from_numpy(np.asarray(image.resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for image in opened])
+    images = torch.stack(
+        [torch.from_numpy(np.asarray(image.resize((width, height)), dtype=np.float32) / 255).permute(2, 0, 1) for image in opened]
+    )
     maps = component_cams(model, class_index, basis, component, images)
-    overlays = [_write_png(_overlay(images[j], maps[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png") for j, i in enumerate(ids)]
+    overlays = [
+        _write_png(_overlay(images[j], maps[j]), folder, f"{IMAGES_DIR}/cam-class{class_index}-component{component}-{slug(i)}.png")
+        for j, i in enumerate(ids)
+    ]
     return list(zip(files, overlays))
-
 
 
 __all__ = ["IMAGES_DIR", "THUMBNAIL", "save_npfvs", "save_top_images", "supports_cam"]

@@ -9,7 +9,7 @@ in image order, and rank 0 merges the top images shard by shard exactly as one p
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -49,7 +49,9 @@ def basis_fields(fitted: Basis, components: int) -> list[dict]:
     return [{"eigenvalue": float(fitted.eigenvalues[l]), "variance_share": float(share[l].clamp(0, 1))} for l in range(count)]
 
 
-def _summed_neurons(batches: Iterable[torch.Tensor], weight_row: torch.Tensor, count: int, size: int, class_index: int) -> NeuronBasis | None:
+def _summed_neurons(
+    batches: Iterable[torch.Tensor], weight_row: torch.Tensor, count: int, size: int, class_index: int
+) -> NeuronBasis | None:
     """``fit_neurons_streaming``'s formulas over the ranks' parts (it needs every row in one process):
     n, sum psi and sum psi^2 summed over the ranks, the per-image logits gathered. Rank 0's basis."""
     w = weight_row.detach().to(torch.float64).cpu()
@@ -60,7 +62,7 @@ def _summed_neurons(batches: Iterable[torch.Tensor], weight_row: torch.Tensor, c
         logits.append(psi.sum(1))
     n, total, squares = distributed.all_sum(sums, f"summing the statistics of class {class_index}").split([1, w.numel(), w.numel()])
     every_logit = torch.cat([t for part in distributed.gather_all(logits, f"gathering the logits of class {class_index}") for t in part])
-    distributed.check_count(int(round(float(n))), size, f"class {class_index}")
+    distributed.check_count(round(float(n)), size, f"class {class_index}")
     if not distributed.is_main():
         return None
     mean = total / n
@@ -71,7 +73,9 @@ def _summed_neurons(batches: Iterable[torch.Tensor], weight_row: torch.Tensor, c
     return NeuronBasis(w, neurons, torch.zeros_like(w), directions, mean, var, float(every_logit.var(unbiased=False)), size)
 
 
-def _parallel_basis(basis: str, model: ModelAdapter, part: Benchmark, size: int, class_index: int, components: int, feature_kwargs: dict) -> tuple[Basis | None, list[dict], Basis]:
+def _parallel_basis(
+    basis: str, model: ModelAdapter, part: Benchmark, size: int, class_index: int, components: int, feature_kwargs: dict
+) -> tuple[Basis | None, list[dict], Basis]:
     """(rank 0's basis or None, its fields, the basis every rank's alphas use) from the summed statistics."""
     weight = model.head[0][class_index]
     batches = (feats for _, feats in stream(model, part, feature_kwargs))
@@ -85,13 +89,17 @@ def _parallel_basis(basis: str, model: ModelAdapter, part: Benchmark, size: int,
 
     def finish() -> tuple[list[dict], Basis]:
         fields = basis_fields(fitted, components)
-        return fields, fitted if isinstance(fitted, NeuronBasis) else fitted.select(list(range(len(fields))))  # the recorded components only
+        return fields, fitted if isinstance(fitted, NeuronBasis) else fitted.select(
+            list(range(len(fields)))
+        )  # the recorded components only
 
     fields, shared = distributed.from_main(finish, f"receiving class {class_index}'s basis")
     return fitted, fields, shared
 
 
-def _parallel_statistics(model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict) -> Statistics | None:
+def _parallel_statistics(
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict
+) -> Statistics | None:
     part, _ = rank_part(subset, feature_kwargs)
     fitted, fields, shared = _parallel_basis(basis, model, part, len(subset.images), class_index, components, feature_kwargs)
     count, rows, ids = len(fields), [], []
@@ -111,7 +119,9 @@ def _parallel_statistics(model: ModelAdapter, subset: Benchmark, class_index: in
     return fitted, fields, everything, best
 
 
-def class_statistics(model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict) -> Statistics | None:
+def class_statistics(
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict
+) -> Statistics | None:
     """(basis, fields per component, alpha rows [N, L] in image order, top images per component) of one
     class from its cached features; under torchrun on rank 0, None on the other ranks."""
     if distributed.active():

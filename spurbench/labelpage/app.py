@@ -15,8 +15,8 @@ Routes:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
@@ -28,10 +28,19 @@ from pydantic import BaseModel, ConfigDict, StrictInt
 
 from spurbench.discovery import INDEX_FILE, DiscoveryIndex, read_index
 from spurbench.discovery.images import IMAGES_DIR
+from spurbench.discovery.labels import (
+    LABELS,
+    Label,
+    LabelsFile,
+    UnknownComponentError,
+    check_labeler,
+    labels_ledger,
+    read_labels,
+    record_label,
+)
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, file_inside, real_inside
 from spurbench.labelpage.views import all_labels, class_rows, class_state
-from spurbench.labels import LABELS, Label, LabelsFile, UnknownComponentError, check_labeler, labels_ledger, read_labels, record_label
 
 LABEL_NAMES = {"spurious": "spurious", "not_spurious": "not spurious", "inconsistent": "inconsistent"}
 SHORTCUTS = {"spurious": "s", "not_spurious": "n", "inconsistent": "i"}
@@ -66,7 +75,13 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 @functools.cache
 def templates() -> Jinja2Templates:
-    env = Environment(loader=PackageLoader("spurbench.labelpage", "templates"), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("spurbench.labelpage", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(number=_number, percent=lambda share: f"{100 * share:.1f}%", image_url=lambda rel: "/" + quote(rel))
     env.globals.update(labels=LABELS, label_names=LABEL_NAMES, shortcuts=SHORTCUTS)
     return Jinja2Templates(env=env)
@@ -142,7 +157,10 @@ def create_app(folder: Path, labeler: str) -> FastAPI:
     def post_label(body: LabelRequest) -> dict:
         index = index_now()
         record = record_label(folder, body.class_index, body.rank, body.label, labeler, index=index, ledger=ledger)
-        return {"record": record.model_dump(mode="json"), **class_state(index, read_labels(folder, index, ledger), labeler, body.class_index)}
+        return {
+            "record": record.model_dump(mode="json"),
+            **class_state(index, read_labels(folder, index, ledger), labeler, body.class_index),
+        }
 
     @app.get("/images/{name:path}")
     def image(name: str) -> FileResponse:

@@ -25,7 +25,11 @@ def bind(port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise SpurbenchError(f"port {port} is in use; pick another with --port" if exc.errno == errno.EADDRINUSE else f"cannot listen on {HOST}:{port} ({exc.strerror})") from None
+        raise SpurbenchError(
+            f"port {port} is in use; pick another with --port"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot listen on {HOST}:{port} ({exc.strerror})"
+        ) from None
     return sock
 
 

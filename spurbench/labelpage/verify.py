@@ -22,11 +22,21 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
+from spurbench.discovery.labels import check_labeler
 from spurbench.errors import SpurbenchError
 from spurbench.labelpage.app import LOCAL_NAMES, check_served, served_file, templates
-from spurbench.labels import check_labeler
 from spurbench.mining import REFERENCE_DIR, THUMBS_DIR, MiningIndex, candidates_by_class, read_mining
-from spurbench.verification import VERDICTS, UnknownCandidateError, Verdict, VerifyFile, class_progress, latest_verdicts, read_verdicts, record_verdict, verdicts_ledger
+from spurbench.mining.verdicts import (
+    VERDICTS,
+    UnknownCandidateError,
+    Verdict,
+    VerifyFile,
+    class_progress,
+    latest_verdicts,
+    read_verdicts,
+    record_verdict,
+    verdicts_ledger,
+)
 
 VERDICT_NAMES = {"absent": "absent", "present": "present", "unsure": "unsure"}  # the page asks "is a <class> in the image?"
 VERDICT_KEYS = {"absent": "a", "present": "p", "unsure": "u"}
@@ -80,7 +90,15 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
     by_class = candidates_by_class(index)
     app = FastAPI(title="spurbench verify", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(LOCAL_NAMES))
-    common = {"model": index.model.name, "basis": index.basis, "labeler": labeler, "folder": str(folder), "verdicts": VERDICTS, "verdict_names": VERDICT_NAMES, "verdict_keys": VERDICT_KEYS}
+    common = {
+        "model": index.model.name,
+        "basis": index.basis,
+        "labeler": labeler,
+        "folder": str(folder),
+        "verdicts": VERDICTS,
+        "verdict_names": VERDICT_NAMES,
+        "verdict_keys": VERDICT_KEYS,
+    }
 
     @app.exception_handler(SpurbenchError)
     async def user_error(request: Request, exc: SpurbenchError) -> JSONResponse:
@@ -90,8 +108,18 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
     def index_page(request: Request) -> HTMLResponse:
         progress = class_progress(index, read_verdicts(folder, index, ledger), labeler)
         names = {e.class_index: e.class_name for e in index.components}
-        rows = [{"index": k, "name": names[k], "verified": done, "candidates": total, "done": done == total} for k, (done, total) in sorted(progress.items())]
-        context = {**common, "rows": rows, "done": sum(r["done"] for r in rows), "total": len(rows), "next_unverified": next((r["index"] for r in rows if not r["done"]), None), "pool": index.pool}
+        rows = [
+            {"index": k, "name": names[k], "verified": done, "candidates": total, "done": done == total}
+            for k, (done, total) in sorted(progress.items())
+        ]
+        context = {
+            **common,
+            "rows": rows,
+            "done": sum(r["done"] for r in rows),
+            "total": len(rows),
+            "next_unverified": next((r["index"] for r in rows if not r["done"]), None),
+            "pool": index.pool,
+        }
         return templates().TemplateResponse(request, "verify_index.html", context)
 
     @app.get("/class/{class_index}", response_class=HTMLResponse)
@@ -100,7 +128,9 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
             return templates().TemplateResponse(request, "missing.html", {**common, "class_index": class_index}, status_code=404)
         entries = [e for e in index.components if e.class_index == class_index]
         state = class_verdicts(index, read_verdicts(folder, index, ledger), labeler, class_index)
-        return templates().TemplateResponse(request, "verify_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state})
+        return templates().TemplateResponse(
+            request, "verify_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state}
+        )
 
     @app.get("/api/verdicts/{class_index}")
     def get_verdicts(class_index: int) -> dict:
@@ -111,7 +141,10 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
     @app.post("/api/verdicts")
     def post_verdict(body: VerdictRequest) -> dict:
         record = record_verdict(folder, body.class_index, body.image_id, body.verdict, labeler, index=index, ledger=ledger)
-        return {"record": record.model_dump(mode="json"), **class_verdicts(index, read_verdicts(folder, index, ledger), labeler, body.class_index)}
+        return {
+            "record": record.model_dump(mode="json"),
+            **class_verdicts(index, read_verdicts(folder, index, ledger), labeler, body.class_index),
+        }
 
     @app.get("/files/{name:path}")
     def file(name: str) -> FileResponse:

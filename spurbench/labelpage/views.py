@@ -4,7 +4,7 @@ labels (what the class page renders on load and what the label API answers with)
 from __future__ import annotations
 
 from spurbench.discovery import DiscoveryIndex
-from spurbench.labels import Key, LabelRecord, LabelsFile, class_done, latest, sorted_classes
+from spurbench.discovery.labels import Key, LabelRecord, LabelsFile, class_done, latest, sorted_classes
 
 
 def next_unlabelled(index: DiscoveryIndex, current: dict[Key, LabelRecord], labeler: str, after: int | None = None) -> int | None:
@@ -28,7 +28,15 @@ def class_rows(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict:
     for k in sorted_classes(index):
         record = index.classes[str(k)]
         labelled = sum((k, c.rank, labeler) in current for c in record.components)
-        rows.append({"index": k, "name": record.class_name, "components": len(record.components), "labelled": labelled, "done": labelled == len(record.components)})
+        rows.append(
+            {
+                "index": k,
+                "name": record.class_name,
+                "components": len(record.components),
+                "labelled": labelled,
+                "done": labelled == len(record.components),
+            }
+        )
     return {"rows": rows, "progress": _progress(index, current, labeler), "next_unlabelled": next_unlabelled(index, current, labeler)}
 
 
@@ -63,4 +71,8 @@ def class_state(index: DiscoveryIndex, labels: LabelsFile, labeler: str, class_i
 def all_labels(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> dict:
     """Every labeler's current label of every component, with ``labeler``'s progress."""
     current = latest(labels)
-    return {"labeler": labeler, "progress": _progress(index, current, labeler), "labels": [{"class_index": k, "rank": r, **_entry(v)} for (k, r, _), v in sorted(current.items())]}
+    return {
+        "labeler": labeler,
+        "progress": _progress(index, current, labeler),
+        "labels": [{"class_index": k, "rank": r, **_entry(v)} for (k, r, _), v in sorted(current.items())],
+    }

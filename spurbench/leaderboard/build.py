@@ -27,7 +27,17 @@ from spurbench._version import __version__
 from spurbench.errors import SpurbenchError
 from spurbench.files import slug
 from spurbench.heads import PLAIN, SPUFIX
-from spurbench.leaderboard.columns import BOARD_COLUMNS, GROUP_COLUMN, METRIC_LEGEND, PAPER_ONLY_COLUMNS, WORST_COLUMNS, Column, md_code, md_text, missing
+from spurbench.leaderboard.columns import (
+    BOARD_COLUMNS,
+    GROUP_COLUMN,
+    METRIC_LEGEND,
+    PAPER_ONLY_COLUMNS,
+    WORST_COLUMNS,
+    Column,
+    md_code,
+    md_text,
+    missing,
+)
 from spurbench.leaderboard.figures import figure_bytes, heatmap_figure, scatter_figure
 from spurbench.leaderboard.verify import verify_all
 from spurbench.leaderboard.views import cross_benchmark, example_pictures, view_sections
@@ -50,7 +60,11 @@ def registry_info(registry_dir: Path) -> dict[str, dict]:
     """model name (or, for models without an adapter name, ``unmapped:<display name>``) -> registry facts."""
 
     def facts(entry) -> dict:
-        return {"display_name": entry.display_name, "data": entry.data, "paper": entry.paper.model_dump() if entry.paper is not None else None}
+        return {
+            "display_name": entry.display_name,
+            "data": entry.data,
+            "paper": entry.paper.model_dump() if entry.paper is not None else None,
+        }
 
     info: dict[str, dict] = {}
     for path in registry_files(registry_dir):
@@ -91,15 +105,28 @@ def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
         reg = info.get(r.model.name, {})
         rows.append(
             {
-                "benchmark": r.benchmark.name, "benchmark_revision": r.benchmark.revision, "model": r.model.name,
-                "display_name": reg.get("display_name") or r.model.name, "data_group": reg.get("data") or "unknown",
-                "accuracy": plain.accuracy, "mauc": plain.mauc, "mauc_ci_low": plain.mauc_ci_low, "mauc_ci_high": plain.mauc_ci_high,
-                "mean_ap": plain.mean_ap, "pooled_auc": plain.pooled_auc, "pooled_ap": plain.pooled_ap,
-                "mauc_spufix": fixed.mauc if fixed else None, "spufix_gain": (fixed.mauc - plain.mauc) if fixed else None,
-                "mean_ap_spufix": fixed.mean_ap if fixed else None, "accuracy_spufix": fixed.accuracy if fixed else None,
+                "benchmark": r.benchmark.name,
+                "benchmark_revision": r.benchmark.revision,
+                "model": r.model.name,
+                "display_name": reg.get("display_name") or r.model.name,
+                "data_group": reg.get("data") or "unknown",
+                "accuracy": plain.accuracy,
+                "mauc": plain.mauc,
+                "mauc_ci_low": plain.mauc_ci_low,
+                "mauc_ci_high": plain.mauc_ci_high,
+                "mean_ap": plain.mean_ap,
+                "pooled_auc": plain.pooled_auc,
+                "pooled_ap": plain.pooled_ap,
+                "mauc_spufix": fixed.mauc if fixed else None,
+                "spufix_gain": (fixed.mauc - plain.mauc) if fixed else None,
+                "mean_ap_spufix": fixed.mean_ap if fixed else None,
+                "accuracy_spufix": fixed.accuracy if fixed else None,
                 **paper_comparison(r, reg.get("paper")),
-                "protocol": r.protocol.name, "input_size": "x".join(str(v) for v in r.protocol.images["positive"].input_size[1:]),
-                "temperature": r.heads[PLAIN].temperature, "spurbench_version": r.provenance.spurbench_version, "date": r.provenance.date,
+                "protocol": r.protocol.name,
+                "input_size": "x".join(str(v) for v in r.protocol.images["positive"].input_size[1:]),
+                "temperature": r.heads[PLAIN].temperature,
+                "spurbench_version": r.provenance.spurbench_version,
+                "date": r.provenance.date,
             }
         )
     table = pd.DataFrame(rows)
@@ -121,8 +148,11 @@ def _templates() -> Environment:
     env = Environment(
         loader=PackageLoader("spurbench.leaderboard", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("md.j2",), default=True),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-    )  # fmt: skip
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters.update(md_text=md_text, md_code=md_code, data_value=lambda v: "" if missing(v) else str(v))
     env.globals["anchor"] = _anchor
     return env
@@ -144,7 +174,16 @@ def _worst_classes(result: Result) -> dict:
     for c in sorted(classes, key=lambda c: c.auc)[:WORST_CLASSES]:
         shown = [names.get(str(k), f"component {k}") for k in c.components]
         feature = c.feature or ((("other classes' features: " if names else "") + ", ".join(shown)) if shown else "–")
-        rows.append({"class_index": c.class_index, "class_name": c.class_name, "group": c.group, "auc": c.auc, "feature": feature, "spurious_pred_rate": c.spurious_pred_rate})
+        rows.append(
+            {
+                "class_index": c.class_index,
+                "class_name": c.class_name,
+                "group": c.group,
+                "auc": c.auc,
+                "feature": feature,
+                "spurious_pred_rate": c.spurious_pred_rate,
+            }
+        )
     grouped = any(c.group is not None for c in classes)
     return {"columns": WORST_COLUMNS[:2] + (GROUP_COLUMN,) + WORST_COLUMNS[2:] if grouped else WORST_COLUMNS, "worst": rows}
 
@@ -157,15 +196,30 @@ def _boards(results: list[Result], table: pd.DataFrame, figures: dict[str, dict[
         rows = [row for _, row in part.iterrows()]
         models = [{"row": row, **_worst_classes(by_key[(benchmark, row["model"])])} for row in rows]
         svgs = {name: Markup(svg) for name, svg in figures.get(benchmark, {}).items()}  # our own matplotlib output
-        boards.append({"name": benchmark, "id": f"board-{slug(benchmark)}", "revision": rows[0]["benchmark_revision"], "protocol": rows[0]["protocol"], "rows": rows, "svgs": svgs, "models": models})
+        boards.append(
+            {
+                "name": benchmark,
+                "id": f"board-{slug(benchmark)}",
+                "revision": rows[0]["benchmark_revision"],
+                "protocol": rows[0]["protocol"],
+                "rows": rows,
+                "svgs": svgs,
+                "models": models,
+            }
+        )
     return boards
 
 
 def _paper_only(table: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     measured = set(zip(table["benchmark"], table["model"])) if not table.empty else set()
     rows = [
-        {"model": "no adapter name" if model.startswith("unmapped:") else model, "display_name": reg["display_name"] or model,
-         "data": reg["data"] or "unknown", "benchmark": reg["paper"]["benchmark"], **{k: reg["paper"].get(k) for k in ("accuracy", "mean_ap", "mean_ap_spufix")}}
+        {
+            "model": "no adapter name" if model.startswith("unmapped:") else model,
+            "display_name": reg["display_name"] or model,
+            "data": reg["data"] or "unknown",
+            "benchmark": reg["paper"]["benchmark"],
+            **{k: reg["paper"].get(k) for k in ("accuracy", "mean_ap", "mean_ap_spufix")},
+        }
         for model, reg in info.items()
         if reg.get("paper") and (reg["paper"]["benchmark"], model) not in measured
     ]
@@ -186,7 +240,9 @@ def choose_results(paths: list[Path], results: list[AnyResult]) -> tuple[list[An
         chosen.add(id(result))
         if len(found) > 1:
             others = ", ".join(str(p) for p, _ in sorted(found, key=lambda pr: str(pr[0])) if p != path)
-            notes.append(f"{model} on {benchmark}: {len(found)} results; showing {path} (the newest, computed {result.provenance.date}), not {others}")
+            notes.append(
+                f"{model} on {benchmark}: {len(found)} results; showing {path} (the newest, computed {result.provenance.date}), not {others}"
+            )
     return [r for r in results if id(r) in chosen], notes
 
 
@@ -199,8 +255,14 @@ def _check_one_board_per_benchmark(results: list[AnyResult]) -> None:
         key = (r.benchmark.revision, r.protocol.name, r.protocol.description, *views)  # the description: what the protocol did
         first = seen.setdefault(r.benchmark.name, key)
         if first != key:
-            what = "steps of protocol " + repr(key[1]) if first[:2] == key[:2] and first[2] != key[2] else f"revision/protocol/views {(first[0], first[1], *first[3:4])} and {(key[0], key[1], *key[3:4])}"
-            raise SpurbenchError(f"results of {r.benchmark.name} mix the {what} ({r.model.name}); build one board per revision, protocol and set of views")
+            what = (
+                "steps of protocol " + repr(key[1])
+                if first[:2] == key[:2] and first[2] != key[2]
+                else f"revision/protocol/views {(first[0], first[1], *first[3:4])} and {(key[0], key[1], *key[3:4])}"
+            )
+            raise SpurbenchError(
+                f"results of {r.benchmark.name} mix the {what} ({r.model.name}); build one board per revision, protocol and set of views"
+            )
 
 
 def source_label(result_paths: list[Path], board_dir: Path) -> str:
@@ -226,7 +288,10 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
     source = source_label(result_paths, board_dir)
     info = registry_info(registry_dir)
     table = board_table(results, info)
-    sections = [{**section, "legend_html": _legend_html(section["legend"])} for section in view_sections([r for r in everything if isinstance(r, ViewResult)], info)]
+    sections = [
+        {**section, "legend_html": _legend_html(section["legend"])}
+        for section in view_sections([r for r in everything if isinstance(r, ViewResult)], info)
+    ]
     cross_columns, cross_rows = cross_benchmark(everything, info)
     pictures = example_pictures(everything)
     # Render everything into a staging folder first: a failure leaves the previous board untouched.
@@ -242,20 +307,32 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
                 svgs.setdefault(benchmark, {})[name] = svg[svg.index("<svg") :]
                 pngs.setdefault(benchmark, []).append(f"{name}.png")
         boards = _boards(results, table, svgs) if not table.empty else []
-        for name, shown in pictures.items():
+        for shown in pictures.values():
             for data, picture in shown:
                 (stage / picture.file).write_bytes(data)
         paper_only = [row for _, row in _paper_only(table, info).iterrows()]
         common = {
-            "boards": boards, "paper_only": paper_only, "columns": BOARD_COLUMNS, "paper_columns": PAPER_ONLY_COLUMNS, "sections": sections,
-            "cross_columns": cross_columns, "cross_rows": cross_rows, "pictures": {name: [p for _, p in shown] for name, shown in pictures.items()},
-        }  # fmt: skip
+            "boards": boards,
+            "paper_only": paper_only,
+            "columns": BOARD_COLUMNS,
+            "paper_columns": PAPER_ONLY_COLUMNS,
+            "sections": sections,
+            "cross_columns": cross_columns,
+            "cross_rows": cross_rows,
+            "pictures": {name: [p for _, p in shown] for name, shown in pictures.items()},
+        }
         latest = max(r.provenance.date for r in everything)
-        (stage / "README.md").write_text(_templates().get_template("board.md.j2").render(common, pngs=pngs, legend=METRIC_LEGEND, latest=latest, source=source))
+        (stage / "README.md").write_text(
+            _templates().get_template("board.md.j2").render(common, pngs=pngs, legend=METRIC_LEGEND, latest=latest, source=source)
+        )
         table.to_csv(stage / "leaderboard.csv", index=False, float_format="%.6f")
         built = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         revisions = "; ".join(sorted({f"{r.benchmark.name} {r.benchmark.revision}" for r in everything}))
-        page = _templates().get_template("page.html.j2").render(common, legend=_legend_html(), version=__version__, built=built, count=len(everything), revisions=revisions)
+        page = (
+            _templates()
+            .get_template("page.html.j2")
+            .render(common, legend=_legend_html(), version=__version__, built=built, count=len(everything), revisions=revisions)
+        )
         (stage / "index.html").write_text(page)
         (stage / "leaderboard.json").write_text(json.dumps(json.loads(table.to_json(orient="records")), indent=1) + "\n")
         out.mkdir(parents=True, exist_ok=True)
@@ -272,4 +349,19 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
     return BoardFiles(markdown, csv, page_path, written, notes)
 
 
-__all__ = ["BOARD_COLUMNS", "METRIC_LEGEND", "BoardFiles", "Column", "board_table", "build_board", "choose_results", "source_label", "heatmap_figure", "md_code", "md_text", "paper_comparison", "registry_info", "scatter_figure"]
+__all__ = [
+    "BOARD_COLUMNS",
+    "METRIC_LEGEND",
+    "BoardFiles",
+    "Column",
+    "board_table",
+    "build_board",
+    "choose_results",
+    "heatmap_figure",
+    "md_code",
+    "md_text",
+    "paper_comparison",
+    "registry_info",
+    "scatter_figure",
+    "source_label",
+]

@@ -10,14 +10,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
-
 # What each column holds, in words, under every board (Markdown and page).
 METRIC_LEGEND = (
     "**mAUC** is the mean over classes of the ROC-AUC separating a class's own images from its "
     "spurious-only images, ranked by the softmax probability of the class: the paper's definition of "
     "the spurious score. **mean AP** is the mean over classes of the average precision of the same "
     "ranking: the number the authors' code computes and the paper's Table 2 prints under the name "
-    "\"mAUC\". Paper figures (*paper*) are therefore compared with the measured mean AP, never with "
+    '"mAUC". Paper figures (*paper*) are therefore compared with the measured mean AP, never with '
     "the ROC-AUC; the *AP − paper* cells exist only for results produced under the paper's protocol "
     "(`--protocol paper`). **gain** is mAUC after SpuFix minus mAUC plain; **acc.** is top-1 accuracy "
     "on the benchmark's class images."
@@ -66,21 +65,36 @@ class Column:
 
 
 BOARD_COLUMNS = (
-    Column("rank", "rank", digits=0), Column("display_name", "model", "model"), Column("data_group", "data", "text"),
-    Column("accuracy", "acc."), Column("mauc", "mAUC (ROC-AUC) [95% CI]", show=_ci), Column("mauc_spufix", "mAUC SpuFix"),
-    Column("spufix_gain", "gain", signed=True), Column("mean_ap", "mean AP"), Column("mean_ap_spufix", "mean AP SpuFix"),
-    Column("paper_mean_ap", "mean AP paper", paper=True), Column("mean_ap_minus_paper", "AP − paper", signed=True, paper=True),
-    Column("paper_mean_ap_spufix", "AP SpuFix paper", paper=True), Column("mean_ap_spufix_minus_paper", "AP SpuFix − paper", signed=True, paper=True),
-)  # fmt: skip
+    Column("rank", "rank", digits=0),
+    Column("display_name", "model", "model"),
+    Column("data_group", "data", "text"),
+    Column("accuracy", "acc."),
+    Column("mauc", "mAUC (ROC-AUC) [95% CI]", show=_ci),
+    Column("mauc_spufix", "mAUC SpuFix"),
+    Column("spufix_gain", "gain", signed=True),
+    Column("mean_ap", "mean AP"),
+    Column("mean_ap_spufix", "mean AP SpuFix"),
+    Column("paper_mean_ap", "mean AP paper", paper=True),
+    Column("mean_ap_minus_paper", "AP − paper", signed=True, paper=True),
+    Column("paper_mean_ap_spufix", "AP SpuFix paper", paper=True),
+    Column("mean_ap_spufix_minus_paper", "AP SpuFix − paper", signed=True, paper=True),
+)
 PAPER_ONLY_COLUMNS = (
-    Column("display_name", "model", "model"), Column("data", "data", "text"), Column("benchmark", "benchmark", "text"),
-    Column("accuracy", "acc. % paper", digits=1, paper=True), Column("mean_ap", "mean AP paper", paper=True), Column("mean_ap_spufix", "mean AP SpuFix paper", paper=True),
-)  # fmt: skip
+    Column("display_name", "model", "model"),
+    Column("data", "data", "text"),
+    Column("benchmark", "benchmark", "text"),
+    Column("accuracy", "acc. % paper", digits=1, paper=True),
+    Column("mean_ap", "mean AP paper", paper=True),
+    Column("mean_ap_spufix", "mean AP SpuFix paper", paper=True),
+)
 # A model's worst classes (page only); the group column only where the benchmark groups its classes.
 WORST_COLUMNS = (
-    Column("class_index", "class", digits=0), Column("class_name", "name", "text"), Column("auc", "AUC"), Column("feature", "spurious feature", "text"),
+    Column("class_index", "class", digits=0),
+    Column("class_name", "name", "text"),
+    Column("auc", "AUC"),
+    Column("feature", "spurious feature", "text"),
     Column("spurious_pred_rate", "spurious images classified as the class", show=lambda row: f"{row['spurious_pred_rate']:.0%}"),
-)  # fmt: skip
+)
 GROUP_COLUMN = Column("group", "group", "text")  # shown after the class name
 
 

@@ -39,15 +39,32 @@ def scatter_figure(table: pd.DataFrame, benchmark: str) -> Figure:
         ax.scatter(rows["accuracy"], rows["mauc"], color=colours[group], label=group, s=40, zorder=3, gid=f"{PLAIN}-point")
     fixed = part[part["mauc_spufix"].notna()]
     if not fixed.empty:  # hollow markers at the SpuFix end of each arrow (they also set the axis limits)
-        ax.scatter(fixed["accuracy_spufix"], fixed["mauc_spufix"], facecolors="none", edgecolors=[colours[g] for g in fixed["data_group"]], s=40, zorder=3, label="after SpuFix")
+        ax.scatter(
+            fixed["accuracy_spufix"],
+            fixed["mauc_spufix"],
+            facecolors="none",
+            edgecolors=[colours[g] for g in fixed["data_group"]],
+            s=40,
+            zorder=3,
+            label="after SpuFix",
+        )
     for _, row in fixed.iterrows():
-        ax.annotate("", xy=(row["accuracy_spufix"], row["mauc_spufix"]), xytext=(row["accuracy"], row["mauc"]), arrowprops={"arrowstyle": "->", "color": colours[row["data_group"]]})
+        ax.annotate(
+            "",
+            xy=(row["accuracy_spufix"], row["mauc_spufix"]),
+            xytext=(row["accuracy"], row["mauc"]),
+            arrowprops={"arrowstyle": "->", "color": colours[row["data_group"]]},
+        )
     for _, row in part.iterrows():
         ax.annotate(row["display_name"], (row["accuracy"], row["mauc"]), fontsize=7, xytext=(4, -10), textcoords="offset points")
     ax.margins(0.15)
     ax.ticklabel_format(useOffset=False)
     ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.set(xlabel="clean accuracy (positives)", ylabel="mAUC (plain; arrow: after SpuFix)", title=f"{benchmark}: accuracy vs spurious-feature reliance")
+    ax.set(
+        xlabel="clean accuracy (positives)",
+        ylabel="mAUC (plain; arrow: after SpuFix)",
+        title=f"{benchmark}: accuracy vs spurious-feature reliance",
+    )
     ax.grid(alpha=0.3)
     ax.legend(title="training data", fontsize=8)
     return fig
@@ -57,7 +74,9 @@ def heatmap_figure(results: list[Result], table: pd.DataFrame, benchmark: str) -
     """Per-class AUC (plain head) of the top models, classes sorted by their mean AUC."""
     top = table[table["benchmark"] == benchmark].head(TOP_MODELS_IN_HEATMAP)
     by_model = {r.model.name: r for r in results if r.benchmark.name == benchmark}
-    frame = pd.DataFrame({row["display_name"]: {c.class_name: c.auc for c in by_model[row["model"]].heads[PLAIN].classes} for _, row in top.iterrows()})
+    frame = pd.DataFrame(
+        {row["display_name"]: {c.class_name: c.auc for c in by_model[row["model"]].heads[PLAIN].classes} for _, row in top.iterrows()}
+    )
     frame = frame.loc[frame.mean(axis=1).sort_values().index]
     fig = Figure(figsize=(1.2 + 0.9 * frame.shape[1], 1.0 + 0.22 * frame.shape[0]))
     ax = fig.subplots()

@@ -20,16 +20,26 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from spurbench.benchmarks import BENCHMARKS, get_benchmark
 import numpy as np
 
+from spurbench.benchmarks import BENCHMARKS, get_benchmark
 from spurbench.benchmarks.base import ROLES, BenchmarkClass, Reference, ViewTable, images_by_class
 from spurbench.errors import SpurbenchError
 from spurbench.heads import HEADS, PLAIN
-from spurbench.metrics import MAX_BOOTSTRAP_DRAWS, TOLERANCE, ClassMetrics, ClassScores, HeadMetrics, aggregate_metrics, class_metrics, differences
+from spurbench.metrics import (
+    MAX_BOOTSTRAP_DRAWS,
+    TOLERANCE,
+    ClassMetrics,
+    ClassScores,
+    HeadMetrics,
+    aggregate_metrics,
+    class_metrics,
+    differences,
+)
 from spurbench.results import AnyResult, Result, ViewResult, read_result
 
 
@@ -100,7 +110,9 @@ def _verify_images(result: Result, reference: Reference) -> None:
         for k, rows in sorted(grouped.items()):
             roles = {role: len(rows[role]) for role in ROLES}
             if roles != expected:
-                raise VerificationError(f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}{hint}")
+                raise VerificationError(
+                    f"images: class {k} has {roles['positive']} class images and {roles['negative']} spurious images, the benchmark has {expected['positive']} and {expected['negative']}{hint}"
+                )
     # What no softmax can produce: a class probability above 1/2 that is not the top-1, or a top-1
     # class with less than 1/C of the probability. (The schema already holds every value to [0, 1].)
     floor = 1.0 / max(result.model.num_classes, 1)
@@ -121,7 +133,8 @@ def _verify_images(result: Result, reference: Reference) -> None:
             if ids != images.keys():
                 gone = sorted(set(images) - set(ids))
                 raise VerificationError(
-                    f"heads.{head_name}.{field}: " + (f"no entry for image {gone[0]!r}" if gone else f"entry for an unknown image {sorted(set(ids) - set(images))[0]!r}")
+                    f"heads.{head_name}.{field}: "
+                    + (f"no entry for image {gone[0]!r}" if gone else f"entry for an unknown image {sorted(set(ids) - set(images))[0]!r}")
                 )
 
 
@@ -141,7 +154,9 @@ def _verify_head(result: Result, head_name: str, plugin) -> None:
         per_class.append(scores)
         where = f"heads.{head_name}.classes[{i}] (class {row.class_index})"
         if (row.num_positives, row.num_negatives) != (len(pos), len(neg)):
-            raise VerificationError(f"{where}.num_positives/num_negatives: {(row.num_positives, row.num_negatives)} but {(len(pos), len(neg))} images")
+            raise VerificationError(
+                f"{where}.num_positives/num_negatives: {(row.num_positives, row.num_negatives)} but {(len(pos), len(neg))} images"
+            )
         for field, stored, recomputed in differences(ClassMetrics.model_validate(row, from_attributes=True), class_metrics(scores)):
             raise VerificationError(f"{where}.{field}: stored {stored!r}, recomputed {recomputed!r}")
     aggregate = head.aggregate
@@ -166,7 +181,9 @@ def _check_image_ids(reference: Reference, images) -> None:
     extra = sorted(set(images) - set(reference.images or ()))
     if missing or extra:
         what = f"missing {len(missing)} (e.g. {missing[0]!r})" if missing else f"{len(extra)} unknown (e.g. {extra[0]!r})"
-        hint = "" if extra else _limit_hint(Counter((reference.images or {}).values()), Counter((reference.images or {})[i] for i in images))
+        hint = (
+            "" if extra else _limit_hint(Counter((reference.images or {}).values()), Counter((reference.images or {})[i] for i in images))
+        )
         raise VerificationError(f"images: {what} image ids of {reference.name} revision {reference.revision!r}{hint}")
 
 
@@ -191,7 +208,9 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
         _check_image_ids(reference, result.images)
         for image_id, image in result.images.items():
             if image.class_index != reference.images[image_id][0]:
-                raise VerificationError(f"images[{image_id!r}].class_index: {image.class_index}, the benchmark has {reference.images[image_id][0]}")
+                raise VerificationError(
+                    f"images[{image_id!r}].class_index: {image.class_index}, the benchmark has {reference.images[image_id][0]}"
+                )
     try:
         plugin.check_views(reference, {image_id: tuple(image.views) for image_id, image in result.images.items()})
     except (SpurbenchError, ValueError, KeyError, IndexError) as exc:  # a malformed view name is the file's fault, in one line
@@ -210,25 +229,40 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
             if len(values) != len(ids):
                 raise VerificationError(f"heads.{head_name}.rows.{field}: {len(values)} values for {len(ids)} rows")
         if set(rows.watched) != set(watched_classes):
-            raise VerificationError(f"heads.{head_name}.rows.watched: {sorted(rows.watched)}, the benchmark watches {sorted(watched_classes)}")
+            raise VerificationError(
+                f"heads.{head_name}.rows.watched: {sorted(rows.watched)}, the benchmark watches {sorted(watched_classes)}"
+            )
         for r, (prob, correct) in enumerate(zip(rows.prob, rows.correct)):
             if _impossible_for_softmax(prob, correct, floor):
-                raise VerificationError(f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes")
+                raise VerificationError(
+                    f"heads.{head_name}.rows[{ids[r]!r}]: correct={correct} with probability {prob!r} of its class is impossible for a softmax over {result.model.num_classes} classes"
+                )
         for name, index in watched_classes.items():  # a watched class's probability is one softmax with the class's
             for r, (value, prob, correct, k) in enumerate(zip(rows.watched[name], rows.prob, rows.correct, class_index.tolist())):
                 same = k == index
                 if (same and abs(value - prob) > TOLERANCE) or (not same and (value + prob > 1 + TOLERANCE or (value > 0.5 and correct))):
-                    raise VerificationError(f"heads.{head_name}.rows.watched.{name}[{ids[r]!r}]: P({name}) = {value!r} with P(class) = {prob!r}, correct={correct} is impossible for one softmax")
+                    raise VerificationError(
+                        f"heads.{head_name}.rows.watched.{name}[{ids[r]!r}]: P({name}) = {value!r} with P(class) = {prob!r}, correct={correct} is impossible for one softmax"
+                    )
         if sorted(c.class_index for c in head.classes) != sorted(set(class_index.tolist())):
-            raise VerificationError(f"heads.{head_name}.classes: classes {sorted(c.class_index for c in head.classes)} but images of {sorted(set(class_index.tolist()))}")
+            raise VerificationError(
+                f"heads.{head_name}.classes: classes {sorted(c.class_index for c in head.classes)} but images of {sorted(set(class_index.tolist()))}"
+            )
         classes = [BenchmarkClass(index=c.class_index, name=c.class_name, group=c.group) for c in head.classes]
         table = ViewTable(
-            image_ids=image_of, views=views, class_index=class_index, correct=np.array(rows.correct, dtype=bool),
-            prob=np.array(rows.prob, dtype=np.float64), watched={k: np.array(v, dtype=np.float64) for k, v in rows.watched.items()}, classes=classes,
-        )  # fmt: skip
+            image_ids=image_of,
+            views=views,
+            class_index=class_index,
+            correct=np.array(rows.correct, dtype=bool),
+            prob=np.array(rows.prob, dtype=np.float64),
+            watched={k: np.array(v, dtype=np.float64) for k, v in rows.watched.items()},
+            classes=classes,
+        )
         if reference.groups is not None and any(reference.groups.get(c.class_index) != c.group for c in head.classes):
             bad = next(c for c in head.classes if reference.groups.get(c.class_index) != c.group)
-            raise VerificationError(f"heads.{head_name}.classes (class {bad.class_index}).group: {bad.group!r}, the benchmark has {reference.groups.get(bad.class_index)!r}")
+            raise VerificationError(
+                f"heads.{head_name}.classes (class {bad.class_index}).group: {bad.group!r}, the benchmark has {reference.groups.get(bad.class_index)!r}"
+            )
         try:
             scores = plugin.view_metrics(table)
         except (ValueError, KeyError, IndexError) as exc:
@@ -242,11 +276,15 @@ def _verify_views(result: ViewResult, reference: Reference, plugin) -> None:
             expected = scores.classes.get(row.class_index, {})
             if set(expected) != set(row.metrics) or any(not _same(row.metrics[k], v) for k, v in expected.items()):
                 key = next((k for k in sorted(set(expected) | set(row.metrics)) if not _same(row.metrics.get(k), expected.get(k))), "?")
-                raise VerificationError(f"heads.{head_name}.classes[{i}] (class {row.class_index}).metrics.{key}: stored {row.metrics.get(key)!r}, recomputed {expected.get(key)!r}")
+                raise VerificationError(
+                    f"heads.{head_name}.classes[{i}] (class {row.class_index}).metrics.{key}: stored {row.metrics.get(key)!r}, recomputed {expected.get(key)!r}"
+                )
 
 
 def _class_of(row) -> BenchmarkClass:
-    return BenchmarkClass(index=row.class_index, name=row.class_name, components=tuple(row.components), group=row.group, feature=row.feature)
+    return BenchmarkClass(
+        index=row.class_index, name=row.class_name, components=tuple(row.components), group=row.group, feature=row.feature
+    )
 
 
 def verify_all(paths: list[Path]) -> list[AnyResult]:

@@ -36,25 +36,48 @@ def view_sections(results: list[ViewResult], info: dict[str, dict]) -> list[dict
             reg = info.get(r.model.name, {})
             metrics = r.heads[PLAIN].metrics
             fixed = r.heads[SPUFIX].metrics if SPUFIX in r.heads else {}
-            rows.append({
-                "benchmark": name, "model": r.model.name, "display_name": reg.get("display_name") or r.model.name, "data_group": reg.get("data") or "unknown",
-                **{m.key: metrics.get(m.key) for m in specs}, **({f"{headline}_spufix": fixed.get(headline)} if headline else {}),
-                "images": r.benchmark.num_positives, "input": _input_words(r),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "benchmark": name,
+                    "model": r.model.name,
+                    "display_name": reg.get("display_name") or r.model.name,
+                    "data_group": reg.get("data") or "unknown",
+                    **{m.key: metrics.get(m.key) for m in specs},
+                    **({f"{headline}_spufix": fixed.get(headline)} if headline else {}),
+                    "images": r.benchmark.num_positives,
+                    "input": _input_words(r),
+                }
+            )
         rows.sort(key=lambda row: (missing(row.get(headline)), -(row.get(headline) or 0.0)))
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
         columns = (
-            Column("rank", "rank", digits=0), Column("display_name", "model", "model"), Column("data_group", "data", "text"),
+            Column("rank", "rank", digits=0),
+            Column("display_name", "model", "model"),
+            Column("data_group", "data", "text"),
             *(Column(m.key, m.header, signed=m.signed) for m in specs),
-            *((Column(f"{headline}_spufix", f"{next(m.header for m in specs if m.key == headline)} SpuFix", signed=True),) if headline and any(not missing(r[f"{headline}_spufix"]) for r in rows) else ()),
+            *(
+                (Column(f"{headline}_spufix", f"{next(m.header for m in specs if m.key == headline)} SpuFix", signed=True),)
+                if headline and any(not missing(r[f"{headline}_spufix"]) for r in rows)
+                else ()
+            ),
             Column("input", "input", "text"),  # each model's geometry under the protocol (e.g. its own train size)
             Column("images", "images", digits=0),  # a views benchmark may be scored on a user's partial copy of its data
-        )  # fmt: skip
+        )
         first = next(r for r in results if r.benchmark.name == name)
         legend = " ".join(f"**{m.header}**: {m.description}." for m in specs)
         legend += f" **protocol** `{first.protocol.name}`: {first.protocol.description}."  # one protocol per board (build checks it)
-        sections.append({"name": name, "id": f"board-{slug(name)}", "revision": first.benchmark.revision, "protocol": first.protocol.name, "columns": columns, "rows": rows, "legend": legend})
+        sections.append(
+            {
+                "name": name,
+                "id": f"board-{slug(name)}",
+                "revision": first.benchmark.revision,
+                "protocol": first.protocol.name,
+                "columns": columns,
+                "rows": rows,
+                "legend": legend,
+            }
+        )
     return sections
 
 
@@ -104,7 +127,15 @@ def cross_benchmark(results: list[AnyResult], info: dict[str, dict]) -> tuple[tu
     by_model: dict[str, dict] = {}
     for r in results:
         reg = info.get(r.model.name, {})
-        row = by_model.setdefault(r.model.name, {"model": r.model.name, "benchmark": r.benchmark.name, "display_name": reg.get("display_name") or r.model.name, "data_group": reg.get("data") or "unknown"})
+        row = by_model.setdefault(
+            r.model.name,
+            {
+                "model": r.model.name,
+                "benchmark": r.benchmark.name,
+                "display_name": reg.get("display_name") or r.model.name,
+                "data_group": reg.get("data") or "unknown",
+            },
+        )
         value, low, high = _headline(r)
         key = f"b_{slug(r.benchmark.name)}"
         row[key], row[f"{key}__low"], row[f"{key}__high"] = value, low, high
@@ -115,9 +146,15 @@ def cross_benchmark(results: list[AnyResult], info: dict[str, dict]) -> tuple[tu
             for suffix in ("", "__low", "__high"):
                 row.setdefault(key + suffix, None)
     columns = (
-        Column("display_name", "model", "model"), Column("data_group", "data", "text"),
-        *(Column(f"b_{slug(n)}", _headline_header(n), show=_with_ci(f"b_{slug(n)}", _plugin(n) is not None and _plugin(n).task == "views")) for n in names),
-    )  # fmt: skip
+        Column("display_name", "model", "model"),
+        Column("data_group", "data", "text"),
+        *(
+            Column(
+                f"b_{slug(n)}", _headline_header(n), show=_with_ci(f"b_{slug(n)}", _plugin(n) is not None and _plugin(n).task == "views")
+            )
+            for n in names
+        ),
+    )
     return columns, rows
 
 
@@ -157,7 +194,9 @@ def _worst_classes(result: AnyResult) -> list[int]:
         return [c.class_index for c in sorted(result.heads[PLAIN].classes, key=lambda c: c.auc)]
     plugin = _plugin(result.benchmark.name)
     key = plugin.headline[0] if plugin is not None else ""
-    return [c.class_index for c in sorted(result.heads[PLAIN].classes, key=lambda c: (c.metrics.get(key) is None, c.metrics.get(key) or 0.0))]
+    return [
+        c.class_index for c in sorted(result.heads[PLAIN].classes, key=lambda c: (c.metrics.get(key) is None, c.metrics.get(key) or 0.0))
+    ]
 
 
 __all__ = ["Picture", "cross_benchmark", "example_pictures", "view_sections"]

@@ -27,14 +27,14 @@ from spurbench._version import __version__
 from spurbench.adapters import ModelAdapter
 from spurbench.basis import LinearBasis, artifact_basis
 from spurbench.benchmarks import BENCHMARKS, get_benchmark
-from spurbench.benchmarks.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
 from spurbench.discovery import TrainingSplit, read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain, remove_stale_temporaries
 from spurbench.mining.checks import artifact_columns, check_basis_width, discovery_bases, resolve_components
-from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
 from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord, read_mining
+from spurbench.mining.pool import HUB_PREFIX, Pool, folder_pool, hub_pool
+from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
 from spurbench.spufix.artifact import SpuFixArtifact
 
 REFERENCE_DIR = "reference"
@@ -73,21 +73,31 @@ def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelA
     folder = Path(folder)
     index = read_index(folder)
     if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
-        raise SpurbenchError(f"{folder}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})")
+        raise SpurbenchError(
+            f"{folder}: a discovery of {index.model.name} ({index.model.weights_revision}), not of {model.name} ({model.card.weights_revision})"
+        )
     wanted = resolve_components(index, components)
     bases = discovery_bases(folder, index, wanted)
     for k, basis in bases.items():
         check_basis_width(f"{folder}: class {k}", basis.weight_row.numel(), model.name, model.head[0].shape[1])
     source = RankingSource(
-        f"discovery {folder}", folder.resolve(), None, index.basis, index.training,
-        bases, {(k, r): r for k, ranks in wanted.items() for r in ranks},
+        f"discovery {folder}",
+        folder.resolve(),
+        None,
+        index.basis,
+        index.training,
+        bases,
+        {(k, r): r for k, ranks in wanted.items() for r in ranks},
         {k: index.classes[str(k)].class_name for k in wanted},
-    )  # fmt: skip
+    )
     for k, ranks in wanted.items():
         for r in ranks:
             component = index.classes[str(k)].components[r]
             source.neurons[(k, r)] = component.neuron
-            source.references[(k, r)] = ([folder / t.file for t in component.top_images], folder / component.npfv.file if component.npfv else None)
+            source.references[(k, r)] = (
+                [folder / t.file for t in component.top_images],
+                folder / component.npfv.file if component.npfv else None,
+            )
     return source
 
 
@@ -95,7 +105,9 @@ def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int,
     """The bases of a SpuFix artifact fitted for ``model`` (its directions: never refitted); every
     component it clips unless ``components`` names some of them (source ranks)."""
     if (artifact.target_model, artifact.target_weights_revision) != (model.name, model.card.weights_revision):
-        raise SpurbenchError(f"{location}: a SpuFix artifact for {artifact.target_model} ({artifact.target_weights_revision}), not for {model.name} ({model.card.weights_revision})")
+        raise SpurbenchError(
+            f"{location}: a SpuFix artifact for {artifact.target_model} ({artifact.target_weights_revision}), not for {model.name} ({model.card.weights_revision})"
+        )
     columns = artifact_columns(artifact, location, components)
     wanted = sorted({k for k, _ in columns})
     weight = model.head[0]
@@ -103,7 +115,16 @@ def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int,
         check_basis_width(f"{location}: class {k}", artifact.directions[k][1].shape[1], model.name, weight.shape[1])
     bases = {k: artifact_basis(weight[k], *artifact.directions[k], artifact.images_per_class.get(k, 0)) for k in wanted}
     names = model.class_names or []
-    return RankingSource(f"SpuFix artifact {location}", None, location, "npca", None, bases, columns, {k: names[k] if k < len(names) else str(k) for k in wanted})
+    return RankingSource(
+        f"SpuFix artifact {location}",
+        None,
+        location,
+        "npca",
+        None,
+        bases,
+        columns,
+        {k: names[k] if k < len(names) else str(k) for k in wanted},
+    )
 
 
 def resolve_pool(pool: str) -> Pool:
@@ -202,15 +223,31 @@ def mine(
         for position, image_id in enumerate(kept, 1):
             thumb, digest = thumbnail_and_digest(pool, by_id[image_id], out)
             _, top1, probs = stats[image_id]
-            cands.append(Candidate(image_id=image_id, source=by_id[image_id].origin, digest=digest, rank=position, alpha=alpha_of[image_id], predicted=top1, probability=float(probs[k]), thumbnail=thumb))
+            cands.append(
+                Candidate(
+                    image_id=image_id,
+                    source=by_id[image_id].origin,
+                    digest=digest,
+                    rank=position,
+                    alpha=alpha_of[image_id],
+                    predicted=top1,
+                    probability=float(probs[k]),
+                    thumbnail=thumb,
+                )
+            )
         tops, npfv = source.references.get((k, rank), ([], None))
         records.append(
             ComponentCandidates(
-                class_index=k, class_name=source.class_names[k], component=rank, neuron=source.neurons.get((k, rank)),
-                reference=[_copy_reference(p, out) for p in tops], npfv=_copy_reference(npfv, out) if npfv else None,
-                candidates=cands, dropped_duplicates=dropped,
+                class_index=k,
+                class_name=source.class_names[k],
+                component=rank,
+                neuron=source.neurons.get((k, rank)),
+                reference=[_copy_reference(p, out) for p in tops],
+                npfv=_copy_reference(npfv, out) if npfv else None,
+                candidates=cands,
+                dropped_duplicates=dropped,
             )
-        )  # fmt: skip
+        )
     result = MiningIndex(
         spurbench_version=__version__,
         model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
@@ -218,7 +255,14 @@ def mine(
         spufix=source.spufix,
         basis=source.basis,  # type: ignore[arg-type]
         training=source.training,
-        pool=PoolRecord(name=pool.benchmark.name, source=pool.source, spec=pool.spec, revision=pool.benchmark.revision, num_images=len(pool.benchmark.images), unreadable=pool.unreadable),
+        pool=PoolRecord(
+            name=pool.benchmark.name,
+            source=pool.source,
+            spec=pool.spec,
+            revision=pool.benchmark.revision,
+            num_images=len(pool.benchmark.images),
+            unreadable=pool.unreadable,
+        ),
         require_predicted=require_predicted,  # type: ignore[arg-type]
         per_component=per_component,
         dedup_cosine=dedup_cosine,
@@ -249,4 +293,18 @@ def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
     return {k: sorted(v, key=lambda c: c.rank) for k, v in out.items()}
 
 
-__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "RankingSource", "best_placements", "candidates_by_class", "from_artifact", "from_discovery", "mine", "read_mining", "resolve_components", "resolve_pool"]
+__all__ = [
+    "INDEX_FILE",
+    "Candidate",
+    "ComponentCandidates",
+    "MiningIndex",
+    "RankingSource",
+    "best_placements",
+    "candidates_by_class",
+    "from_artifact",
+    "from_discovery",
+    "mine",
+    "read_mining",
+    "resolve_components",
+    "resolve_pool",
+]

@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from spurbench.basis import LinearBasis
-from spurbench.benchmarks.pool import HUB_PREFIX
 from spurbench.cache import content_digest
 from spurbench.discovery import DiscoveryIndex, class_basis
 from spurbench.errors import SpurbenchError
 from spurbench.files import real_inside
+from spurbench.mining.pool import HUB_PREFIX
 from spurbench.spufix.artifact import SpuFixArtifact
 from spurbench.spufix.fit import ComponentsFile
 
@@ -37,13 +37,17 @@ def check_components_file(components: Path, found: ComponentsFile, index: Discov
         if found.named_basis is None:  # the paper's form: plain ranks
             raise SpurbenchError(
                 f"{components}: names no basis, so it lists neural PCA ranks, but {folder} is a discovery of neurons; "
-                "export its labels with `spurbench label export` (which names the basis), or add \"basis\": \"neurons\""
+                'export its labels with `spurbench label export` (which names the basis), or add "basis": "neurons"'
             )
-        raise SpurbenchError(f"{components}: lists {found.basis} components, but {folder} is a discovery of {index.basis} components; export the components of this discovery")
+        raise SpurbenchError(
+            f"{components}: lists {found.basis} components, but {folder} is a discovery of {index.basis} components; export the components of this discovery"
+        )
     if found.model is not None and found.model != index.model.name:
         raise SpurbenchError(f"{components}: exported from a discovery of {found.model}, but {folder} is a discovery of {index.model.name}")
     if found.model is not None and found.weights_revision is not None and found.weights_revision != index.model.weights_revision:
-        raise SpurbenchError(f"{components}: exported from a discovery of {found.model} ({found.weights_revision}), but {folder} is one of its weights {index.model.weights_revision}")
+        raise SpurbenchError(
+            f"{components}: exported from a discovery of {found.model} ({found.weights_revision}), but {folder} is one of its weights {index.model.weights_revision}"
+        )
 
 
 def resolve_components(index: DiscoveryIndex, components: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -79,7 +83,9 @@ def artifact_columns(artifact: SpuFixArtifact, location: str, components: dict[i
             raise SpurbenchError(f"components: class {k} has no components in the SpuFix artifact {location}")
         missing = [r for r in ranks if r not in artifact.components[k]]
         if missing:
-            raise SpurbenchError(f"components: class {k} component {missing[0]} is not in the SpuFix artifact (it has {artifact.components[k]})")
+            raise SpurbenchError(
+                f"components: class {k} component {missing[0]} is not in the SpuFix artifact (it has {artifact.components[k]})"
+            )
         columns.update({(k, r): artifact.components[k].index(r) for r in ranks})
     if not columns:
         raise SpurbenchError(f"{location}: the SpuFix artifact clips no components; nothing to mine")
@@ -99,9 +105,21 @@ def check_apart(out: Path, pool: str) -> None:
     if pool.startswith(HUB_PREFIX) or not Path(pool).is_dir():
         return  # a Hub pool or a generating benchmark: no folder of the user's to write into
     if real_inside(pool, out):
-        raise SpurbenchError(f"--out {out}: lies inside the pool {pool} it mines (its thumbnails would become pool images); choose a folder outside the pool")
+        raise SpurbenchError(
+            f"--out {out}: lies inside the pool {pool} it mines (its thumbnails would become pool images); choose a folder outside the pool"
+        )
     if real_inside(out, pool):
-        raise SpurbenchError(f"--pool {pool}: lies inside --out {out} (what mine writes would mix with the pool); choose an --out outside the pool")
+        raise SpurbenchError(
+            f"--pool {pool}: lies inside --out {out} (what mine writes would mix with the pool); choose an --out outside the pool"
+        )
 
 
-__all__ = ["artifact_columns", "check_apart", "check_basis_width", "check_components_file", "check_made_with", "discovery_bases", "resolve_components"]
+__all__ = [
+    "artifact_columns",
+    "check_apart",
+    "check_basis_width",
+    "check_components_file",
+    "check_made_with",
+    "discovery_bases",
+    "resolve_components",
+]

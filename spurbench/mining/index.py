@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-
 from spurbench.discovery import TrainingSplit
 from spurbench.errors import SpurbenchError
-from spurbench.schemas import Strict, read_model
 from spurbench.results import ModelInfo
+from spurbench.schemas import Strict, read_model
 
 FORMAT_VERSION = 1
 INDEX_FILE = "candidates.json"
@@ -70,4 +69,4 @@ def read_mining(folder: Path) -> MiningIndex:
     return read_model(path, MiningIndex, "candidates index")
 
 
-__all__ = ["Candidate", "ComponentCandidates", "INDEX_FILE", "MiningIndex", "PoolRecord", "Predicted", "read_mining"]
+__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "PoolRecord", "Predicted", "read_mining"]

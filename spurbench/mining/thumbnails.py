@@ -10,8 +10,8 @@ from pathlib import Path
 from PIL import Image
 
 from spurbench.benchmarks.base import BenchmarkImage
-from spurbench.benchmarks.pool import Pool
 from spurbench.files import atomic_path, slug
+from spurbench.mining.pool import Pool
 
 THUMBS_DIR = "thumbs"
 THUMBNAIL = 224
@@ -19,7 +19,7 @@ SMALL_IMAGE = 64  # px: thumbnails of images up to this side are PNG
 
 
 def small_web_image(data: bytes) -> str | None:
-    """"png" or "jpg" when ``data`` is a PNG or JPEG file no larger than ``THUMBNAIL`` px a side (a PNG's
+    """ "png" or "jpg" when ``data`` is a PNG or JPEG file no larger than ``THUMBNAIL`` px a side (a PNG's
     size read from its IHDR chunk, so most small pool images are never parsed by PIL); else None."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])

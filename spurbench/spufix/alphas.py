@@ -61,7 +61,7 @@ class SourceAlphas:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SourceAlphas":
+    def load(cls, folder: str | Path) -> SourceAlphas:
         """A source-alphas folder as ``save`` writes it; every malformed part is a one-line error."""
         folder = Path(folder)
         if not (folder / ALPHAS_FILE).is_file() or not (folder / ALPHAS_META).is_file():
@@ -74,7 +74,12 @@ class SourceAlphas:
         alphas: dict[int, torch.Tensor] = {}
         for name, tensor in tensors.items():
             kind, _, index = name.partition(".")
-            if kind != "alphas" or not (index.isascii() and index.isdigit() and len(index) <= 18) or tensor.ndim != 2 or not torch.isfinite(tensor).all():
+            if (
+                kind != "alphas"
+                or not (index.isascii() and index.isdigit() and len(index) <= 18)
+                or tensor.ndim != 2
+                or not torch.isfinite(tensor).all()
+            ):
                 raise DataError(f"{folder / ALPHAS_FILE}: tensor {name!r} is not a finite 2-d alphas.<class> tensor")
             alphas[int(index)] = tensor
         for k, a in alphas.items():

@@ -152,7 +152,9 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     except ValidationError as exc:
         raise SpurbenchError(f"{location}: {META_FILE} at {first_error_line(exc, root='<root>')}") from None
     if content_digest(tensor_path) != f"sha256:{meta.tensors_sha256}":
-        raise SpurbenchError(f"{location}: {TENSORS_FILE} does not match the digest in {META_FILE} (changed or damaged after it was written)")
+        raise SpurbenchError(
+            f"{location}: {TENSORS_FILE} does not match the digest in {META_FILE} (changed or damaged after it was written)"
+        )
     try:
         tensors = load_file(str(tensor_path))
     except Exception as exc:  # safetensors raises its own error types for damaged files
@@ -171,7 +173,9 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     )
 
 
-def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def _checked_directions(
+    location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """(mean, directions) per class, after checking each tensor against the components and the others."""
     expected = {f"{kind}.{k}" for k in meta.components for kind in ("mean", "directions")}
     if set(tensors) != expected:
@@ -190,7 +194,9 @@ def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, to
         if mean.dtype != torch.float64 or dirs.dtype != torch.float64:
             raise SpurbenchError(f"{where}: tensors are {mean.dtype}/{dirs.dtype}, an artifact stores float64")
         if mean.ndim != 1 or dirs.ndim != 2 or dirs.shape != (len(ranks), mean.shape[0]):
-            raise SpurbenchError(f"{where}: mean {tuple(mean.shape)} and directions {tuple(dirs.shape)} do not fit {len(ranks)} component(s)")
+            raise SpurbenchError(
+                f"{where}: mean {tuple(mean.shape)} and directions {tuple(dirs.shape)} do not fit {len(ranks)} component(s)"
+            )
         if not (torch.isfinite(mean).all() and torch.isfinite(dirs).all()):
             raise SpurbenchError(f"{where}: tensors contain NaN or inf")
         norms = dirs.norm(dim=1)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from importlib import resources
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -24,11 +25,12 @@ from spurbench import distributed
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.files import strict_json
 from spurbench.features import FeatureStream
+from spurbench.files import strict_json
 from spurbench.spufix.alphas import SourceAlphas
 from spurbench.spufix.artifact import SpuFixArtifact
 from spurbench.spufix.npca import NPCA, DirectionMatcher, accumulate_psi, npca_from
+
 
 def class_subset(train: Benchmark, class_index: int) -> Benchmark:
     """The training images of one class, as a benchmark of its own (its own feature-cache entry)."""
@@ -68,7 +70,11 @@ def check_same_inputs(what: str, models: list[ModelAdapter], train: Benchmark, f
     if not distributed.active():
         return
     # plain values only: an object's repr (a PixelCache) names its address, which differs by rank
-    options = {k: v if isinstance(v, (str, int, float, bool, Path, type(None))) else type(v).__name__ for k, v in feature_kwargs.items() if k not in ("progress", "num_workers", "device")}
+    options = {
+        k: v if isinstance(v, (str, int, float, bool, Path, type(None))) else type(v).__name__
+        for k, v in feature_kwargs.items()
+        if k not in ("progress", "num_workers", "device")
+    }
     options["device"] = str(feature_kwargs.get("device", "cpu")).split(":")[0]  # cuda:LOCAL_RANK differs by rank
     facts = [[m.name, m.card.weights_revision, list(m.head[0].shape)] for m in models]
     images = [[im.image_id, im.class_index] for im in train.images]
@@ -80,7 +86,11 @@ def _summed(what: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def fit_source(
-    source: ModelAdapter, train: Benchmark, components: dict[int, list[int]], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
+    source: ModelAdapter,
+    train: Benchmark,
+    components: dict[int, list[int]],
+    on_class: Callable[[str], None] | None = None,
+    **feature_kwargs: Any,
 ) -> tuple[SourceAlphas, dict[int, NPCA]]:
     """Neural PCA of the source model per class, and the alphas of the given components on the same images.
 
@@ -108,7 +118,13 @@ def fit_source(
         npca = npca_from(acc, weight[k]) if distributed.is_main() else None  # the eigendecomposition: rank 0 only
         basis, columns = npca, components[k]
         if distributed.active():  # rank 0 hands every rank the chosen components (not all D) for its part's alphas
-            basis, columns = distributed.from_main(lambda: npca.select(components[k]), f"receiving class {k}'s components"), slice(None)
+            basis, columns = (
+                distributed.from_main(
+                    lambda: npca.select(components[k]),  # noqa: B023 (called at once)
+                    f"receiving class {k}'s components",
+                ),
+                slice(None),
+            )
         rows, row_ids = [], []
         for shard_ids, feats in stream(source, part, {**feature_kwargs, "progress": False}):
             rows.append(basis.alphas(feats)[:, columns])
@@ -126,9 +142,7 @@ def fit_source(
 
 def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: SourceAlphas) -> SpuFixArtifact:
     """SpuFix for the source model itself: the class means and its spurious eigenvectors (paper eq. 8)."""
-    directions = {
-        k: (npca.mean, npca.eigenvectors[:, source_alphas.components[k]].T.contiguous()) for k, npca in npcas.items()
-    }
+    directions = {k: (npca.mean, npca.eigenvectors[:, source_alphas.components[k]].T.contiguous()) for k, npca in npcas.items()}
     return SpuFixArtifact(
         source_model=source.name,
         source_weights_revision=source.card.weights_revision,
@@ -141,18 +155,32 @@ def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: S
 
 
 def _alphas_digest(source_alphas: SourceAlphas) -> list:
-    tensors = {k: hashlib.sha256(a.to(torch.float64).contiguous().numpy().tobytes()).hexdigest() for k, a in sorted(source_alphas.alphas.items())}
-    return [source_alphas.source_model, source_alphas.source_weights_revision, sorted(source_alphas.components.items()), sorted(source_alphas.image_ids.items()), tensors]
+    tensors = {
+        k: hashlib.sha256(a.to(torch.float64).contiguous().numpy().tobytes()).hexdigest() for k, a in sorted(source_alphas.alphas.items())
+    }
+    return [
+        source_alphas.source_model,
+        source_alphas.source_weights_revision,
+        sorted(source_alphas.components.items()),
+        sorted(source_alphas.image_ids.items()),
+        tensors,
+    ]
 
 
 def fit_transfer(
-    target: ModelAdapter, train: Benchmark, source_alphas: SourceAlphas, on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
+    target: ModelAdapter,
+    train: Benchmark,
+    source_alphas: SourceAlphas,
+    on_class: Callable[[str], None] | None = None,
+    **feature_kwargs: Any,
 ) -> SpuFixArtifact:
     """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas.
     Under torchrun each rank streams its part with its rows of the alphas; the sums are summed over the ranks."""
     weight, _ = target.head
     directions = {}
-    check_same_inputs("target model, training images, source alphas or options", [target], train, feature_kwargs, _alphas_digest(source_alphas))
+    check_same_inputs(
+        "target model, training images, source alphas or options", [target], train, feature_kwargs, _alphas_digest(source_alphas)
+    )
     for k in sorted(source_alphas.alphas):
         if on_class:
             on_class(f"matching directions of {target.name}, class {k}")
@@ -207,7 +235,9 @@ def _index(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     # at most 18 digits: int() refuses strings over 4300 digits with a ValueError of its own
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18 and str(int(value)) == value:  # a JSON key: "2", not "02" or " 2"
+    if (
+        isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18 and str(int(value)) == value
+    ):  # a JSON key: "2", not "02" or " 2"
         return int(value)
     return None
 
@@ -219,12 +249,18 @@ def read_components(path: str | Path | None = None) -> ComponentsFile:
     Default: the 322 components in 233 classes the paper's authors labelled for their robust ResNet-50.
     A file that names no basis lists neural PCA ranks (the paper's file, and what SpuFix clips)."""
     try:
-        text = Path(path).read_text(encoding="utf-8") if path else resources.files("spurbench").joinpath("data/spurious_components.json").read_text()
+        text = (
+            Path(path).read_text(encoding="utf-8")
+            if path
+            else resources.files("spurbench").joinpath("data/spurious_components.json").read_text()
+        )
         raw = strict_json(text)
     except OSError as exc:
         raise SpurbenchError(f"{path}: cannot read components file ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise SpurbenchError(f"{path}: components file is not valid JSON ({' '.join(str(exc).split())[:120] or type(exc).__name__})") from None
+        raise SpurbenchError(
+            f"{path}: components file is not valid JSON ({' '.join(str(exc).split())[:120] or type(exc).__name__})"
+        ) from None
     meta = raw if isinstance(raw, dict) and "components" in raw else {}
     table = raw.get("components", raw) if isinstance(raw, dict) else None
     if not isinstance(table, dict) or not all(isinstance(v, list) for v in table.values()):
@@ -259,7 +295,9 @@ def load_components(path: str | Path | None = None, basis_check: bool = True) ->
     found = read_components(path)
     if basis_check and found.basis != "npca":
         # `label export` of a --basis neurons discovery lists units, which SpuFix (it clips neural PCA components) cannot use
-        raise SpurbenchError(f"{path}: lists {found.basis} (basis {found.basis!r}), not neural PCA components; SpuFix needs a discovery made with --basis npca")
+        raise SpurbenchError(
+            f"{path}: lists {found.basis} (basis {found.basis!r}), not neural PCA components; SpuFix needs a discovery made with --basis npca"
+        )
     return found.table
 
 

@@ -10,8 +10,9 @@ eq. 9-11). What ``spurbench run`` does with no arguments, on the default benchma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,7 +82,12 @@ def ground_truth_choices(
     val_features = val.features.double()
     image_of = {im.image_id: im for im in val_bench.images}
     rows = {  # seeded class -> (rows of its class images, rows of its feature-only images)
-        k: tuple(np.array([i for i, image_id in enumerate(val.image_ids) if (image_of[image_id].class_index, image_of[image_id].role) == (k, role)]) for role in ("positive", "negative"))
+        k: tuple(
+            np.array(
+                [i for i, image_id in enumerate(val.image_ids) if (image_of[image_id].class_index, image_of[image_id].role) == (k, role)]
+            )
+            for role in ("positive", "negative")
+        )
         for k in known
     }
 
@@ -122,7 +128,13 @@ def ground_truth_choices(
         components = [c for j, c in chosen if j == k]
         most_precise = int(np.argmax(precision[k]))
         choices[k] = ComponentChoice(
-            k, components, [float(precision[k][c]) for c in components], most_precise, float(precision[k][most_precise]), float(plain[i]), float(current[i])
+            k,
+            components,
+            [float(precision[k][c]) for c in components],
+            most_precise,
+            float(precision[k][most_precise]),
+            float(plain[i]),
+            float(current[i]),
         )
     return choices
 
@@ -135,7 +147,11 @@ def ground_truth_components(model: ModelAdapter, truth: GroundTruth, max_rank: i
 
 
 def ground_truth_artifacts(
-    targets: list[ModelAdapter], source: ModelAdapter, truth: GroundTruth, on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
+    targets: list[ModelAdapter],
+    source: ModelAdapter,
+    truth: GroundTruth,
+    on_class: Callable[[str], None] | None = None,
+    **feature_kwargs: Any,
 ) -> dict[str, SpuFixArtifact]:
     """{target name: SpuFix artifact}: the source's own SpuFix, and a matched-direction transfer for
     every other target, all from the source's alphas on ``truth.train``, components from the ground truth."""

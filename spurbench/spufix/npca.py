@@ -14,8 +14,8 @@ exactly (``all_sum`` is ``spurbench.distributed.all_sum``; the identity on one p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -57,7 +57,7 @@ class CovarianceAccumulator:
         Merging centred m2 rather than summing raw outer products avoids cancellation when the mean is
         large next to the spread; the result equals one accumulator over all rows to rounding (1e-16)."""
         first = all_sum(torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.mean * self.n]))
-        n = int(round(float(first[0])))  # counts are exact in float64 below 2^53
+        n = round(float(first[0]))  # counts are exact in float64 below 2^53
         mean = first[1:] / n if n else torch.zeros_like(self.mean)
         delta = self.mean - mean
         self.m2 = all_sum(self.m2 + torch.outer(delta, delta) * self.n)
@@ -92,7 +92,7 @@ class NPCA:
         """<1, mean psi_k>: the logit part that does not depend on x (besides b_k)."""
         return self.mean.sum()
 
-    def select(self, columns: list[int]) -> "NPCA":
+    def select(self, columns: list[int]) -> NPCA:
         """The same NPCA with only the given components: its ``alphas`` are those columns of the full one."""
         return NPCA(self.weight_row, self.mean, self.eigenvalues[columns], self.eigenvectors[:, columns].contiguous(), self.num_images)
 
@@ -152,7 +152,7 @@ class DirectionMatcher:
         sizes = [1, self.alpha_sum.numel(), self.psi_sum.numel(), self.alpha_psi.numel()]
         flat = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.alpha_sum, self.psi_sum, self.alpha_psi.flatten()])
         n, self.alpha_sum, self.psi_sum, alpha_psi = all_sum(flat).split(sizes)
-        self.n, self.alpha_psi = int(round(float(n))), alpha_psi.reshape(self.alpha_psi.shape).clone()
+        self.n, self.alpha_psi = round(float(n)), alpha_psi.reshape(self.alpha_psi.shape).clone()
         self.alpha_sum, self.psi_sum = self.alpha_sum.clone(), self.psi_sum.clone()
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,9 +9,10 @@ checkpoint, no SpuFix artifact for ``--spufix auto``) is listed as invalid with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from spurbench.adapters import check_model_name
 from spurbench.benchmarks import get_benchmark
@@ -46,7 +47,7 @@ def plan_sweep(
     *,
     spufix: str | None = None,
     force: bool = False,
-    alive: "Any" = None,
+    alive: Any = None,
 ) -> SweepPlan:
     """Jobs for every (entry, benchmark). ``run_options`` are ``evaluate``'s keyword options (protocol,
     batch_size, device, bootstrap, use_cache, ...); ``alive(status)`` says whether a job recorded as
@@ -64,7 +65,9 @@ def plan_sweep(
             try:
                 check_model_name(entry.model)
                 artifact = spufix_artifact(spufix, entry.model)
-                config_hash = job_config_hash(entry.model, entry.checkpoint, plugin, options, run_options, artifact, entry.temperature, entry.spufix_temperature)
+                config_hash = job_config_hash(
+                    entry.model, entry.checkpoint, plugin, options, run_options, artifact, entry.temperature, entry.spufix_temperature
+                )
             except SpurbenchError as exc:
                 plan.invalid.append(Invalid(entry.model, bench_name, " ".join(str(exc).split())))  # one line per entry
                 continue
@@ -75,15 +78,30 @@ def plan_sweep(
                 continue
             seen.add(key)
             spec = JobSpec(
-                key=key, model=entry.model, checkpoint=str(Path(entry.checkpoint).resolve()) if entry.checkpoint else None, temperature=entry.temperature, spufix_temperature=entry.spufix_temperature,
-                benchmark=plugin.name, options=option_values, run=run_options, spufix=spufix, output=str(output),
-                result_file=str(output / filename), config_hash=config_hash, force=force,
-            )  # fmt: skip
+                key=key,
+                model=entry.model,
+                checkpoint=str(Path(entry.checkpoint).resolve()) if entry.checkpoint else None,
+                temperature=entry.temperature,
+                spufix_temperature=entry.spufix_temperature,
+                benchmark=plugin.name,
+                options=option_values,
+                run=run_options,
+                spufix=spufix,
+                output=str(output),
+                result_file=str(output / filename),
+                config_hash=config_hash,
+                force=force,
+            )
             previous = read_status(output, key)
             planned = planned_facts(
-                artifact is not None, run_options.get("protocol", "paper"), run_options.get("precision", "fp32"), run_options.get("bootstrap", 1000),
-                entry.temperature, entry.spufix_temperature, entry.checkpoint,
-            )  # fmt: skip
+                artifact is not None,
+                run_options.get("protocol", "paper"),
+                run_options.get("precision", "fp32"),
+                run_options.get("bootstrap", 1000),
+                entry.temperature,
+                entry.spufix_temperature,
+                entry.checkpoint,
+            )
             try:  # a result of another configuration is refused here, not after the job's queue time
                 complete = not force and existing_result(Path(spec.result_file), config_hash, planned)
             except ConfigurationConflict as exc:
@@ -99,7 +117,7 @@ def plan_sweep(
     return plan
 
 
-def failed_jobs(output: str | Path, alive: "Any" = None) -> tuple[list[JobStatus], list[str]]:
+def failed_jobs(output: str | Path, alive: Any = None) -> tuple[list[JobStatus], list[str]]:
     """Jobs of earlier sweeps into ``output`` that failed, or that were queued or running and whose
     process is gone (killed, lost with its node), and whose result is still not complete; and one line
     for each record that cannot be used (truncated, unreadable, or leading out of ``output``): its job

@@ -16,9 +16,10 @@ import shutil
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import submitit
 from filelock import FileLock, Timeout
@@ -46,14 +47,15 @@ class ExecutorSettings:
     max_requeues: int = 3
 
 
-
 def check_settings(settings: ExecutorSettings) -> ExecutorSettings:
     if settings.kind not in EXECUTORS:
         raise SpurbenchError(f"unknown executor {settings.kind!r}; choose one of {', '.join(EXECUTORS)}")
     if settings.time_min < 1:
         raise SpurbenchError(f"--time {settings.time_min}: a job needs at least one minute")
     if settings.kind != "slurm" and (settings.partition or settings.constraint or settings.extra or settings.mem_gb):
-        raise SpurbenchError(f"--partition, --constraint, --mem and --slurm-extra are SLURM options; the {settings.kind} executor has no use for them")
+        raise SpurbenchError(
+            f"--partition, --constraint, --mem and --slurm-extra are SLURM options; the {settings.kind} executor has no use for them"
+        )
     if settings.gpus and settings.kind != "local":
         raise SpurbenchError("--gpus packs jobs onto this machine's GPUs: it is an option of --executor local (SLURM takes --gpus-per-job)")
     if settings.kind == "slurm" and shutil.which("srun") is None:
@@ -76,10 +78,20 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
             return executor
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
         # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has begun
-        params: dict[str, Any] = {"job_name": "spurbench", "time": settings.time_min, "signal_delay_s": min(120, settings.time_min * 15), "array_parallelism": settings.max_parallel or 256}
+        params: dict[str, Any] = {
+            "job_name": "spurbench",
+            "time": settings.time_min,
+            "signal_delay_s": min(120, settings.time_min * 15),
+            "array_parallelism": settings.max_parallel or 256,
+        }
         if settings.gpus_per_job:
             params["gpus_per_node"] = settings.gpus_per_job
-        optional = {"cpus_per_task": settings.cpus_per_job, "partition": settings.partition, "constraint": settings.constraint, "mem": f"{int(settings.mem_gb * 1024)}MB" if settings.mem_gb else None}  # SLURM takes no fractions
+        optional = {
+            "cpus_per_task": settings.cpus_per_job,
+            "partition": settings.partition,
+            "constraint": settings.constraint,
+            "mem": f"{int(settings.mem_gb * 1024)}MB" if settings.mem_gb else None,
+        }  # SLURM takes no fractions
         params.update({k: v for k, v in optional.items() if v is not None})
         if settings.extra:
             params["additional_parameters"] = dict(settings.extra)
@@ -87,7 +99,6 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
         return executor
     except ValueError as exc:  # submitit lists every valid parameter; its first line says what is wrong
         raise SpurbenchError(f"submitit refused the {settings.kind} settings: {str(exc).splitlines()[0]}") from None
-
 
 
 def last_log_line(path: str | Path | None) -> str | None:
@@ -152,10 +163,24 @@ def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
     log = (status.log if status is not None else None) or (str(job.paths.stderr) if job is not None else None)
     line = last_log_line(log)
     base = status or JobStatus(spec=spec, state="failed", executor="?")
-    return write_status(base.model_copy(update={"state": "failed", "finished": now(), "error": f"job ended without a result ({state})" + (f"; last log line: {line}" if line else "")}))
+    return write_status(
+        base.model_copy(
+            update={
+                "state": "failed",
+                "finished": now(),
+                "error": f"job ended without a result ({state})" + (f"; last log line: {line}" if line else ""),
+            }
+        )
+    )
 
 
-def run_sweep(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None = None, wait: bool = True, poll_s: float = 1.0) -> list[JobStatus]:
+def run_sweep(
+    specs: Sequence[JobSpec],
+    settings: ExecutorSettings,
+    on_update: Callable[[list[JobStatus]], None] | None = None,
+    wait: bool = True,
+    poll_s: float = 1.0,
+) -> list[JobStatus]:
     """Submit every job and (``wait``) follow them to the end; ``on_update`` gets all statuses on each poll."""
     check_settings(settings)
     with _driving(settings.output):
@@ -185,7 +210,9 @@ def _submit(submit: Callable[[], Any], kind: str) -> Any:
         raise SpurbenchError(f"the {kind} executor refused the submission: {text}") from None
 
 
-def _run(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None, wait: bool, poll_s: float) -> list[JobStatus]:
+def _run(
+    specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None, wait: bool, poll_s: float
+) -> list[JobStatus]:
     executor = make_executor(settings)
     function = SweepJob(settings.kind)
     statuses = {spec.key: _queued(spec, settings.kind) for spec in specs}
@@ -193,7 +220,7 @@ def _run(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callab
     update()
     if settings.kind == "debug":  # in this process, one after another: the job runs when asked whether it is done
         for spec in specs:
-            job = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)
+            job = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)  # noqa: B023 (called at once)
             statuses[spec.key] = _submitted(statuses[spec.key], job)
             update()
             job.done()
@@ -202,14 +229,16 @@ def _run(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callab
         return list(statuses.values())
     jobs: dict[str, submitit.Job] = {}
     if settings.kind == "slurm":
-        for spec, job in zip(specs, _submit(lambda: executor.map_array(function, [s.model_dump() for s in specs]), "slurm")):  # one sbatch --array
+        for spec, job in zip(
+            specs, _submit(lambda: executor.map_array(function, [s.model_dump() for s in specs]), "slurm")
+        ):  # one sbatch --array
             jobs[spec.key] = job
             statuses[spec.key] = _submitted(statuses[spec.key], job)
         pending: deque[JobSpec] = deque()
         slots: dict[Any, str | None] = {}
     else:
         pending = deque(specs)
-        slots = {gpu: None for gpu in settings.gpus} if settings.gpus else {f"cpu{i}": None for i in range(settings.max_parallel or 1)}
+        slots = dict.fromkeys(settings.gpus) if settings.gpus else {f"cpu{i}": None for i in range(settings.max_parallel or 1)}
     update()
     if not wait:
         return list(statuses.values())
@@ -220,7 +249,7 @@ def _run(specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callab
                 spec = pending.popleft()
                 if isinstance(slot, int):  # one GPU per job: the job sees only this one (as cuda:0)
                     executor.update_parameters(visible_gpus=[slot], gpus_per_node=1)
-                jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)
+                jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)  # noqa: B023 (called at once)
                 statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
                 slots[slot] = spec.key
         for key, job in list(jobs.items()):

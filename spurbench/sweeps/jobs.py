@@ -149,16 +149,31 @@ def now() -> str:
 
 
 def job_config_hash(
-    model: str, checkpoint: str | None, plugin: Any, options: Any, run: dict[str, Any], artifact: Any, temperature: float, spufix_temperature: float | None
+    model: str,
+    checkpoint: str | None,
+    plugin: Any,
+    options: Any,
+    run: dict[str, Any],
+    artifact: Any,
+    temperature: float,
+    spufix_temperature: float | None,
 ) -> str:
     """The config hash ``run`` records for this job: the plan skips on it and the job checks it, both
     through this one function, so the two cannot hash different options."""
     name = plugin.benchmark_name(options)
     protocol = scored_protocol(plugin.protocols_for(options), run.get("protocol", "paper"), name)
     return run_config_hash(
-        model, checkpoint, name, options, protocol, run.get("bootstrap", 1000),
-        spufix_reference(artifact), temperature, spufix_temperature, precision=run.get("precision", "fp32"),
-    )  # fmt: skip
+        model,
+        checkpoint,
+        name,
+        options,
+        protocol,
+        run.get("bootstrap", 1000),
+        spufix_reference(artifact),
+        temperature,
+        spufix_temperature,
+        precision=run.get("precision", "fp32"),
+    )
 
 
 def run_job(spec: JobSpec, executor: str) -> JobStatus:
@@ -172,9 +187,17 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
     previous = read_status(spec.output, spec.key)
     job_id, log = _job_identity(previous)
     status = JobStatus(
-        spec=spec, state="running", attempts=(previous.attempts if previous else 0) + 1, executor=executor, job_id=job_id,
-        host=socket.gethostname(), pid=os.getpid(), started=now(), visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"), log=log,
-    )  # fmt: skip
+        spec=spec,
+        state="running",
+        attempts=(previous.attempts if previous else 0) + 1,
+        executor=executor,
+        job_id=job_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started=now(),
+        visible_gpus=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        log=log,
+    )
     try:
         write_status(status)
         target = Path(spec.result_file)
@@ -184,13 +207,26 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
             plugin = get_benchmark(spec.benchmark)
             options = plugin.parse_options(spec.options)
             artifact = spufix_artifact(spec.spufix, spec.model)
-            config_hash = job_config_hash(spec.model, spec.checkpoint, plugin, options, spec.run, artifact, spec.temperature, spec.spufix_temperature)
+            config_hash = job_config_hash(
+                spec.model, spec.checkpoint, plugin, options, spec.run, artifact, spec.temperature, spec.spufix_temperature
+            )
             if config_hash != spec.config_hash:  # checked before the forward, not after it
-                raise SpurbenchError(f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again")
+                raise SpurbenchError(
+                    f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again"
+                )
             evaluate(
-                spec.model, plugin.load(options), options=options, checkpoint=spec.checkpoint, output_dir=spec.output, spufix=artifact,
-                temperature=spec.temperature, spufix_temperature=spec.spufix_temperature, progress=False, force=spec.force, **spec.run,
-            )  # fmt: skip
+                spec.model,
+                plugin.load(options),
+                options=options,
+                checkpoint=spec.checkpoint,
+                output_dir=spec.output,
+                spufix=artifact,
+                temperature=spec.temperature,
+                spufix_temperature=spec.spufix_temperature,
+                progress=False,
+                force=spec.force,
+                **spec.run,
+            )
         status = status.model_copy(update={"state": "done", "finished": now()})
     except SpurbenchError as exc:
         status = status.model_copy(update={"state": "failed", "error": str(exc), "finished": now()})
@@ -224,4 +260,16 @@ class SweepJob(submitit.helpers.Checkpointable):
         return run_job(JobSpec.model_validate(spec), self.executor).model_dump()
 
 
-__all__ = ["JobSpec", "JobStatus", "SWEEP_DIR", "SweepJob", "check_sweep_folders", "read_records", "read_status", "record_problem", "run_job", "status_path", "write_status"]
+__all__ = [
+    "SWEEP_DIR",
+    "JobSpec",
+    "JobStatus",
+    "SweepJob",
+    "check_sweep_folders",
+    "read_records",
+    "read_status",
+    "record_problem",
+    "run_job",
+    "status_path",
+    "write_status",
+]

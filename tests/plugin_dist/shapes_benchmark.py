@@ -19,7 +19,7 @@ from torch import nn
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 CLASSES = ["red", "green", "blue"]
 PER_ROLE = 8
@@ -45,11 +45,31 @@ def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
     for k, name in enumerate(CLASSES):
         for role in ("positive", "negative"):
             for i in range(PER_ROLE)[:limit]:
-                array = _image(100 * k + 10 * (role == "negative") + i, k if role == "positive" else None, role == "negative" or k == 0, brightness)
+                array = _image(
+                    100 * k + 10 * (role == "negative") + i, k if role == "positive" else None, role == "negative" or k == 0, brightness
+                )
                 digest.update(array.tobytes())
-                images.append(BenchmarkImage(f"shapes/{name}/{role}/{i}", k, role, 0 if role == "negative" else None, f"shapes {name} {role} {i}", lambda a=array: Image.fromarray(a)))
+                images.append(
+                    BenchmarkImage(
+                        f"shapes/{name}/{role}/{i}",
+                        k,
+                        role,
+                        0 if role == "negative" else None,
+                        f"shapes {name} {role} {i}",
+                        lambda a=array: Image.fromarray(a),
+                    )
+                )
     classes = [BenchmarkClass(k, name, components=(0,), group="striped" if k == 0 else "plain") for k, name in enumerate(CLASSES)]
-    return Benchmark("shapes", "shapes", classes, images, revision=f"v1-b{brightness}", checksum=digest.hexdigest(), protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM), component_names={0: "grey stripe"})
+    return Benchmark(
+        "shapes",
+        "shapes",
+        classes,
+        images,
+        revision=f"v1-b{brightness}",
+        checksum=digest.hexdigest(),
+        protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
+        component_names={0: "grey stripe"},
+    )
 
 
 class ShapesBenchmark(BenchmarkPlugin):
@@ -58,7 +78,9 @@ class ShapesBenchmark(BenchmarkPlugin):
     options_model = ShapesOptions
     label_space = "shapes"
     default_models = ("shapesnet:tiny",)
-    protocols = protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM)  # drawn at the model's size: nothing to crop
+    protocols = protocol_table(
+        fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM
+    )  # drawn at the model's size: nothing to crop
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)
@@ -76,11 +98,26 @@ class ShapesNet(ModelAdapter):
 
     def __init__(self, spec: str, net: nn.Module, head: nn.Linear):
         self.net, self.fc = net.eval(), head
-        config = {"input_size": (3, SIZE, SIZE), "interpolation": "bilinear", "mean": (0.5,) * 3, "std": (0.25,) * 3, "crop_pct": 1.0, "crop_mode": "center"}
-        self.card = ModelCard(name=f"shapesnet:{spec}", family=self.family, weights_revision=f"seed0-{spec}", label_space="shapes", num_classes=3, num_params=sum(p.numel() for p in [*net.parameters(), *head.parameters()]), data_config=config)
+        config = {
+            "input_size": (3, SIZE, SIZE),
+            "interpolation": "bilinear",
+            "mean": (0.5,) * 3,
+            "std": (0.25,) * 3,
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+        }
+        self.card = ModelCard(
+            name=f"shapesnet:{spec}",
+            family=self.family,
+            weights_revision=f"seed0-{spec}",
+            label_space="shapes",
+            num_classes=3,
+            num_params=sum(p.numel() for p in [*net.parameters(), *head.parameters()]),
+            data_config=config,
+        )
 
     @classmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> "ShapesNet":
+    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True) -> ShapesNet:
         generator = torch.Generator().manual_seed(0)
         net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         head = nn.Linear(6, 3)

@@ -455,8 +455,11 @@ class _HubHandler(BaseHTTPRequestHandler):
         url = self._repo_url(repo_type, repo_id)
         if not self.server.store.create(repo_type, repo_id, private=private):
             # The client's `exist_ok=True` relies on exactly this status, and still reads "url" from the body.
-            self._send_json({"error": f"You already created this {repo_type} repo", "url": url}, status=409,
-                            headers={"X-Error-Message": f"You already created this {repo_type} repo"})
+            self._send_json(
+                {"error": f"You already created this {repo_type} repo", "url": url},
+                status=409,
+                headers={"X-Error-Message": f"You already created this {repo_type} repo"},
+            )
             return
         self._send_json({"url": url, "name": repo_id, "id": hashlib.sha1(url.encode()).hexdigest()[:24]})
 
@@ -504,16 +507,16 @@ class _HubHandler(BaseHTTPRequestHandler):
         # Folders are implicit in a flat tree: derive them (and a stable oid from their content) from file paths.
         folders: dict[str, list[str]] = {}
         for p, oid in files.items():
-            parts = p[len(prefix):].split("/")
+            parts = p[len(prefix) :].split("/")
             for depth in range(1, len(parts)):
                 folders.setdefault(prefix + "/".join(parts[:depth]), []).append(f"{p} {oid}")
         entries: list[dict[str, Any]] = []
         for folder, content in folders.items():
-            if recursive or "/" not in folder[len(prefix):]:
+            if recursive or "/" not in folder[len(prefix) :]:
                 oid = hashlib.sha1("\n".join(sorted(content)).encode()).hexdigest()
                 entries.append({"type": "directory", "oid": oid, "size": 0, "path": folder})
         for p, oid in files.items():
-            if recursive or "/" not in p[len(prefix):]:
+            if recursive or "/" not in p[len(prefix) :]:
                 size = store.blob_path(repo_type, repo_id, oid).stat().st_size
                 entries.append({"type": "file", "oid": oid, "size": size, "path": p})
         entries.sort(key=lambda e: e["path"])
@@ -647,9 +650,7 @@ class LocalHubServer:
         self.store = RepoStore(root)
         self.httpd = _HubHTTPServer(self.store, token)
         # A short poll interval makes `shutdown()` (hence every test teardown) return quickly.
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-hub", daemon=True
-        )
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="local-hub", daemon=True)
 
     @property
     def url(self) -> str:
@@ -710,9 +711,7 @@ class LocalHub:
         self.store.meta(repo_type, repo_id)
         return self.store.log(repo_type, repo_id)
 
-    def add_commit(
-        self, repo_id: str, files: dict[str, bytes], repo_type: str = "model", message: str = "Seed files"
-    ) -> str:
+    def add_commit(self, repo_id: str, files: dict[str, bytes], repo_type: str = "model", message: str = "Seed files") -> str:
         """Create the repo if needed and commit `files` straight to disk (no HTTP): for tests that only download."""
         self.store.create(repo_type, repo_id)
         return self.store.commit(repo_type, repo_id, DEFAULT_BRANCH, message, changes=dict(files))

@@ -20,8 +20,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -39,7 +39,9 @@ def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, to
     train.name = "tiny-train"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(TinyAdapter(), train, "tiny", out, classes=classes, components=components, top=top, npfv_steps=2, batch_size=4, progress=False)
+        discover(
+            TinyAdapter(), train, "tiny", out, classes=classes, components=components, top=top, npfv_steps=2, batch_size=4, progress=False
+        )
     return out
 
 

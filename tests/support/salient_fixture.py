@@ -12,8 +12,9 @@ repository keeps it, ``<root>/../mturk_results/``), and ILSVRC-style train JPEGs
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,15 @@ def write_tiny_salient(
     rng = np.random.default_rng(seed)
     order = synsets("imagenet-1k")
     rows: list[dict[str, Any]] = []
-    truth: dict[str, Any] = {"root": root, "train_root": train_root, "annotations": annotations, "classes": {}, "boxes": {}, "masks": {}, "train_images": {}}
+    truth: dict[str, Any] = {
+        "root": root,
+        "train_root": train_root,
+        "annotations": annotations,
+        "classes": {},
+        "boxes": {},
+        "masks": {},
+        "train_images": {},
+    }
     photo_n = 0
     for k, features in classes:
         wnid = order[k]

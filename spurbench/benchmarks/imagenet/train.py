@@ -13,12 +13,12 @@ Sources:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import datasets
 
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map, file_loader, images_in
@@ -27,9 +27,13 @@ from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
 from spurbench.hub import hub_error, resolve_token
 from spurbench.imagenet import check_classes, class_names, describe_class, synsets
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
+
 # ImageNet train photos, resized and centre-cropped as the class-image benchmarks' authors do val photos
 # (what SpuFix is fitted on, under the run's protocol name)
-TRAIN_PROTOCOLS = protocol_table(fixed_paper(224 / 256, by="ImageNet train photos, resized and centre-cropped as ImageNet val photos are"), MODEL_TRANSFORM)
+TRAIN_PROTOCOLS = protocol_table(
+    fixed_paper(224 / 256, by="ImageNet train photos, resized and centre-cropped as ImageNet val photos are"), MODEL_TRANSFORM
+)
 
 
 def _train_image(k: int, path: Path) -> BenchmarkImage:
@@ -73,7 +77,7 @@ def write_class_rows(rows: Iterable[dict[str, Any]], classes: Sequence[int], fol
     """
     synset_of = synsets()
     wanted = set(classes)
-    counts: dict[int, int] = {k: 0 for k in wanted}
+    counts: dict[int, int] = dict.fromkeys(wanted, 0)
     for row in rows:
         k = int(row["label"])
         if k not in wanted:
@@ -103,6 +107,8 @@ def hub_imagenet_train(class_indices: Sequence[int], token: str | bool | None = 
         except Exception as exc:  # gated / offline / HTTP errors from datasets and huggingface_hub
             mapped = hub_error(exc, f"Hub dataset {IMAGENET_HUB_REPO} (train split)", "or pass a local train folder", ACCESS_HOWTO)
             if mapped is exc:
-                raise DataError(f"cannot stream {IMAGENET_HUB_REPO} train split ({type(exc).__name__}); check your token and access, or pass a local train folder") from None
+                raise DataError(
+                    f"cannot stream {IMAGENET_HUB_REPO} train split ({type(exc).__name__}); check your token and access, or pass a local train folder"
+                ) from None
             raise mapped from None
     return load_local_imagenet_train(folder, classes, limit)

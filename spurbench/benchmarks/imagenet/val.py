@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image
 
@@ -283,7 +283,9 @@ def local_val_classes(root: str | Path) -> list[int]:
     return sorted(set(layout.labels.values()))  # type: ignore[union-attr]
 
 
-def resolve_imagenet_val(class_indices: Sequence[int], folder: str | None, token: str | bool | None = None, limit: int | None = None) -> tuple[list[BenchmarkImage], str]:
+def resolve_imagenet_val(
+    class_indices: Sequence[int], folder: str | None, token: str | bool | None = None, limit: int | None = None
+) -> tuple[list[BenchmarkImage], str]:
     """(positives, where they came from): the local ``folder`` if given, else the gated Hub dataset."""
     if folder:
         path = Path(folder).expanduser()
@@ -291,4 +293,11 @@ def resolve_imagenet_val(class_indices: Sequence[int], folder: str | None, token
     return load_hub_imagenet_val(class_indices, token=token, limit=limit)
 
 
-__all__ = ["ACCESS_HOWTO", "IMAGENET_HUB_REPO", "local_val_classes", "load_hub_imagenet_val", "load_local_imagenet_val", "resolve_imagenet_val"]
+__all__ = [
+    "ACCESS_HOWTO",
+    "IMAGENET_HUB_REPO",
+    "load_hub_imagenet_val",
+    "load_local_imagenet_val",
+    "local_val_classes",
+    "resolve_imagenet_val",
+]

@@ -31,15 +31,27 @@ image and recomputes every metric from the stored rows; the image count is shown
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewMetric, ViewScores, ViewTable
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+    BenchmarkPlugin,
+    ExampleImage,
+    Reference,
+    ViewMetric,
+    ViewScores,
+    ViewTable,
+)
 from spurbench.benchmarks.imagenet.val import local_val_classes, resolve_imagenet_val
 from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
 from spurbench.cache import content_digest
@@ -52,17 +64,31 @@ CARTON = 478  # ImageNet-1k "carton"
 VIEWS = ("clean", "watermark")
 REVISION = "in-w-v1"  # the watermark as defined in the paper (text, typeface, opacity, position, size rule)
 CHECKSUM = hashlib.sha256(
-    repr((WATERMARK_TEXT, "Source Han Serif SC ExtraLight", OPACITY, X_POS, Y_POS, [font_size(s) for s in (224, 256, 288, 384, 512)])).encode()
+    repr(
+        (WATERMARK_TEXT, "Source Han Serif SC ExtraLight", OPACITY, X_POS, Y_POS, [font_size(s) for s in (224, 256, 288, 384, 512)])
+    ).encode()
 ).hexdigest()
 
 METRICS = (
     ViewMetric("clean_accuracy", "clean acc.", "top-1 accuracy on ImageNet val"),
     ViewMetric("watermark_accuracy", "IN-W acc.", "top-1 accuracy on the watermarked images"),
     ViewMetric("inw_gap", "IN-W gap", "IN-W accuracy minus clean accuracy; closer to 0 is better", "closer-to-zero", signed=True),
-    ViewMetric("carton_gap", "carton gap", "accuracy on the carton (478) images under IN-W minus clean: the shortcut helping", "closer-to-zero", signed=True),
-    ViewMetric("carton_prob_change", "ΔP(carton)", "mean change of P(carton) over all images when watermarked", "closer-to-zero", signed=True),
     ViewMetric(
-        "delta_p_carton_cond_carton", "ΔP(carton | carton)", "mean change of P(carton) over the carton (478) images when watermarked; – where none was scored", "closer-to-zero", signed=True
+        "carton_gap",
+        "carton gap",
+        "accuracy on the carton (478) images under IN-W minus clean: the shortcut helping",
+        "closer-to-zero",
+        signed=True,
+    ),
+    ViewMetric(
+        "carton_prob_change", "ΔP(carton)", "mean change of P(carton) over all images when watermarked", "closer-to-zero", signed=True
+    ),
+    ViewMetric(
+        "delta_p_carton_cond_carton",
+        "ΔP(carton | carton)",
+        "mean change of P(carton) over the carton (478) images when watermarked; – where none was scored",
+        "closer-to-zero",
+        signed=True,
     ),
 )
 
@@ -95,18 +121,26 @@ def inw_metrics(table: ViewTable) -> ViewScores:
         mine = table.class_index == cls.index
         c, w = table.correct[mine & clean], table.correct[mine & marked]
         per_class[cls.index] = {
-            "clean_accuracy": _mean(c), "watermark_accuracy": _mean(w), "inw_gap": None if not c.size else float(w.mean() - c.mean()),
+            "clean_accuracy": _mean(c),
+            "watermark_accuracy": _mean(w),
+            "inw_gap": None if not c.size else float(w.mean() - c.mean()),
             "carton_prob_change": None if not c.size else float(carton[mine & marked].mean() - carton[mine & clean].mean()),
-        }  # fmt: skip
+        }
     c, w = table.correct[clean], table.correct[marked]
     cartons = table.class_index == CARTON
     metrics = {
-        "clean_accuracy": _mean(c), "watermark_accuracy": _mean(w), "inw_gap": float(w.mean() - c.mean()) if c.size else None,
-        "carton_gap": float(table.correct[cartons & marked].mean() - table.correct[cartons & clean].mean()) if (cartons & clean).any() else None,
+        "clean_accuracy": _mean(c),
+        "watermark_accuracy": _mean(w),
+        "inw_gap": float(w.mean() - c.mean()) if c.size else None,
+        "carton_gap": float(table.correct[cartons & marked].mean() - table.correct[cartons & clean].mean())
+        if (cartons & clean).any()
+        else None,
         "carton_prob_change": float(carton[marked].mean() - carton[clean].mean()) if c.size else None,
         # their p_carton_cond_carton per loader (a mean over the carton images), IN-W minus IN-1k
-        "delta_p_carton_cond_carton": float(carton[cartons & marked].mean() - carton[cartons & clean].mean()) if (cartons & clean).any() else None,
-    }  # fmt: skip
+        "delta_p_carton_cond_carton": float(carton[cartons & marked].mean() - carton[cartons & clean].mean())
+        if (cartons & clean).any()
+        else None,
+    }
     return ViewScores(metrics=metrics, classes=per_class)
 
 
@@ -116,7 +150,9 @@ def _font_key(font: FontSource) -> str:
 
 class ImageNetW(BenchmarkPlugin):
     name = NAME
-    description = "ImageNet-W: the watermark shortcut; clean vs watermarked ImageNet val from one decode (your val folder or the gated Hub split)"
+    description = (
+        "ImageNet-W: the watermark shortcut; clean vs watermarked ImageNet val from one decode (your val folder or the gated Hub split)"
+    )
     options_model = ImageNetWOptions
     label_space = "imagenet-1k"
     task = "views"
@@ -127,7 +163,9 @@ class ImageNetW(BenchmarkPlugin):
 
     def check_model(self, model: Any) -> None:
         if model.label_space != "imagenet-1k":
-            raise SpurbenchError(f"benchmark {NAME!r} scores ImageNet-1k classifiers; {model.name} predicts {model.label_space!r} ({model.num_classes} classes)")
+            raise SpurbenchError(
+                f"benchmark {NAME!r} scores ImageNet-1k classifiers; {model.name} predicts {model.label_space!r} ({model.num_classes} classes)"
+            )
 
     def watched_classes(self, label_space: str) -> dict[str, int]:
         return {"carton": CARTON}
@@ -140,10 +178,18 @@ class ImageNetW(BenchmarkPlugin):
         images, source = resolve_imagenet_val(classes, opts.imagenet_val, token=opts.token, limit=opts.limit)
         names = class_names("imagenet-1k") or ()
         return Benchmark(
-            name=NAME, label_space="imagenet-1k", classes=[BenchmarkClass(k, names[k] if names else str(k)) for k in classes],
-            images=[_with_views(im) for im in images], revision=REVISION, checksum=CHECKSUM, positives_source=source, protocols=self.protocols,
-            facts={"font": font.origin, "watermark": WATERMARK_TEXT}, render_views=lambda image, x, protocol: [x, watermark(x, font)], views_key=_font_key(font),
-        )  # fmt: skip
+            name=NAME,
+            label_space="imagenet-1k",
+            classes=[BenchmarkClass(k, names[k] if names else str(k)) for k in classes],
+            images=[_with_views(im) for im in images],
+            revision=REVISION,
+            checksum=CHECKSUM,
+            positives_source=source,
+            protocols=self.protocols,
+            facts={"font": font.origin, "watermark": WATERMARK_TEXT},
+            render_views=lambda image, x, protocol: [x, watermark(x, font)],
+            views_key=_font_key(font),
+        )
 
     def reference(self, revision: str) -> Reference | None:
         if revision != REVISION:
@@ -167,11 +213,16 @@ class ImageNetW(BenchmarkPlugin):
             return []
         photo = Image.fromarray(load_sample_image("china.jpg"))
         side = min(photo.size)
-        photo = photo.crop(((photo.width - side) // 2, (photo.height - side) // 2, (photo.width + side) // 2, (photo.height + side) // 2)).resize((224, 224), Image.BICUBIC)
+        photo = photo.crop(
+            ((photo.width - side) // 2, (photo.height - side) // 2, (photo.width + side) // 2, (photo.height + side) // 2)
+        ).resize((224, 224), Image.BICUBIC)
         x = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1).float() / 255
         marked = (watermark(x, font).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         credit = "photo: danielbuechele on Flickr, CC BY 2.0 (scikit-learn's china.jpg)"
-        return [ExampleImage(photo, "clean, 224 px", credit), ExampleImage(Image.fromarray(marked), "with the ImageNet-W watermark", credit)]
+        return [
+            ExampleImage(photo, "clean, 224 px", credit),
+            ExampleImage(Image.fromarray(marked), "with the ImageNet-W watermark", credit),
+        ]
 
 
 def _with_views(image: BenchmarkImage) -> BenchmarkImage:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import (
     Benchmark,
     BenchmarkClass,
@@ -53,6 +52,7 @@ from spurbench.benchmarks.shared.planted_generator import (
     pool_mix,
 )
 from spurbench.errors import SpurbenchError
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 NAME = "planted"
 
@@ -93,7 +93,13 @@ def _held_out_benchmark(name: str, suffix: str, sets: PlantedTestSets, seed: int
 
 # planted has no published protocol of its own: its ``paper`` is Spurious ImageNet's authors' steps,
 # on images generated at the models' size (so nothing is cropped)
-PROTOCOLS = protocol_table(fixed_paper(1.0, by="no published protocol (spurbench's own benchmark): Spurious ImageNet's authors' steps on images generated at the model's size"), MODEL_TRANSFORM)
+PROTOCOLS = protocol_table(
+    fixed_paper(
+        1.0,
+        by="no published protocol (spurbench's own benchmark): Spurious ImageNet's authors' steps on images generated at the model's size",
+    ),
+    MODEL_TRANSFORM,
+)
 
 
 def _generated(name: str, revision: str, classes: list[BenchmarkClass], images: list[BenchmarkImage], checksum: str) -> Benchmark:
@@ -143,7 +149,9 @@ def training_benchmark(limit: int | None = None, seed: int = 0) -> tuple[Benchma
     carriers: dict[str, int] = {}
     for k in range(len(PLANTED_CLASSES)):
         for row in np.flatnonzero(train.labels == k)[:limit]:
-            images.append(BenchmarkImage(ids[row], k, "positive", None, f"planted-generator seed={seed} {ids[row]}", _loader(train.images[row])))
+            images.append(
+                BenchmarkImage(ids[row], k, "positive", None, f"planted-generator seed={seed} {ids[row]}", _loader(train.images[row]))
+            )
             if train.feature_of[row] >= 0:
                 carriers[ids[row]] = int(train.feature_of[row])
     digest = hashlib.sha256()
@@ -166,7 +174,9 @@ def pool_benchmark(seed: int = 0, limit: int | None = None) -> tuple[Benchmark, 
     pool = generate_pool(seed)
     n = len(pool) if limit is None else min(limit, len(pool))
     ids = [f"{NAME}/pool/{i}" for i in range(n)]
-    images = [BenchmarkImage(ids[i], -1, "negative", None, f"planted-generator seed={seed} pool/{i}", _loader(pool.images[i])) for i in range(n)]
+    images = [
+        BenchmarkImage(ids[i], -1, "negative", None, f"planted-generator seed={seed} pool/{i}", _loader(pool.images[i])) for i in range(n)
+    ]
     bench = _generated(f"{NAME}-pool", f"seed{seed}-pool", [], images, pool_checksum(pool))
     bench.facts["pool_mix"] = pool_mix()
     return bench, _pool_truth(pool, ids)
@@ -248,9 +258,22 @@ class PlantedBenchmark(BenchmarkPlugin):
         bench = evaluation_benchmark(int(match[1]), limit=1)
         negatives = {im.class_index: im for im in bench.images if im.role == "negative"}
         return [
-            ExampleImage(negatives[k].open().resize((160, 160), Image.NEAREST), f"{PLANTED_CLASSES[k]}: spurious-only image ({FEATURE_NAMES[negatives[k].component]}, no {PLANTED_CLASSES[k]})", GENERATED_BY)
-            for k in worst_classes[:3] if k in negatives
-        ]  # fmt: skip
+            ExampleImage(
+                negatives[k].open().resize((160, 160), Image.NEAREST),
+                f"{PLANTED_CLASSES[k]}: spurious-only image ({FEATURE_NAMES[negatives[k].component]}, no {PLANTED_CLASSES[k]})",
+                GENERATED_BY,
+            )
+            for k in worst_classes[:3]
+            if k in negatives
+        ]
 
 
-__all__ = ["PlantedBenchmark", "PlantedOptions", "evaluation_benchmark", "pool_benchmark", "training_benchmark", "validation_benchmark", "write_pool"]
+__all__ = [
+    "PlantedBenchmark",
+    "PlantedOptions",
+    "evaluation_benchmark",
+    "pool_benchmark",
+    "training_benchmark",
+    "validation_benchmark",
+    "write_pool",
+]

@@ -20,13 +20,12 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from spurbench.adapters.base import DeclaredModel, ModelAdapter, ModelCard
 from spurbench.adapters.common import load_checkpoint_into, read_safetensors
-from spurbench.benchmarks.shared import planted_generator as gen
 from spurbench.benchmarks.planted.training import (
     ARCHS,
     EPOCHS,
@@ -36,11 +35,12 @@ from spurbench.benchmarks.planted.training import (
     TRAIN_VERSION,
     PlantedNet,
     ProgressCallback,
-    rich_progress,
     build_model,
+    rich_progress,
     train_planted_model,
 )
 from spurbench.benchmarks.planted.weights import save_weights, shipped_file, shipped_stats, verified_shipped, weights_stem
+from spurbench.benchmarks.shared import planted_generator as gen
 from spurbench.cache import content_digest, make_cache_dir
 from spurbench.errors import DataError, SpurbenchError, UnknownNameError
 from spurbench.files import atomic_path, real_inside, remove_stale_temporaries
@@ -66,7 +66,14 @@ def cache_paths(arch: str, seed: int) -> tuple[Path, Path]:
 
 def _recipe(arch: str, seed: int, stats: dict[str, Any]) -> dict[str, Any]:
     # What the file's metadata records: the recipe only (no timings), so equal trainings give equal bytes.
-    return {"arch": arch, "seed": seed, "generator_version": gen.GENERATOR_VERSION, "train_version": TRAIN_VERSION, "epochs": stats["epochs"], "train_images": stats["train_images"]}
+    return {
+        "arch": arch,
+        "seed": seed,
+        "generator_version": gen.GENERATOR_VERSION,
+        "train_version": TRAIN_VERSION,
+        "epochs": stats["epochs"],
+        "train_images": stats["train_images"],
+    }
 
 
 def _save(net: PlantedNet, stats: dict[str, Any], weights: Path, stats_path: Path) -> None:
@@ -92,7 +99,9 @@ def _read_stats(path: Path) -> dict[str, Any]:
 
 
 def _train(arch: str, seed: int, progress: ProgressCallback | None, why: str, **shorter: Any) -> tuple[PlantedNet, dict[str, Any]]:
-    stop: Callable[[], None] = lambda: None
+    def stop() -> None:  # nothing to close when the caller brought its own progress
+        return None
+
     if progress is None:
         progress, stop = rich_progress(arch, seed, shorter.get("epochs", EPOCHS), why)
     try:
@@ -125,7 +134,9 @@ def load_or_train(arch: str, seed: int = 0, *, progress: ProgressCallback | None
     return net, {**stats, "cache_hit": False}
 
 
-def train_into(arch: str, seed: int, out: Path, *, epochs: int = EPOCHS, per_class: int | None = None, progress: ProgressCallback | None = None) -> Path:
+def train_into(
+    arch: str, seed: int, out: Path, *, epochs: int = EPOCHS, per_class: int | None = None, progress: ProgressCallback | None = None
+) -> Path:
     """Train ``planted:arch`` at ``seed`` on purpose and write ``<stem>.safetensors`` (+ its stats JSON) into
     ``out``; the weights path. ``epochs`` / ``per_class`` shorten the training (the name then says so)."""
     check_train_out(out)
@@ -143,7 +154,9 @@ def check_train_out(out: Path) -> None:
     package (whose shipped weights it would replace), never a file."""
     package = Path(__file__).resolve().parents[2]
     if real_inside(package, out):
-        raise SpurbenchError(f"--out {out} is inside the installed spurbench package ({package}); its shipped weights are not replaced: pass another folder")
+        raise SpurbenchError(
+            f"--out {out} is inside the installed spurbench package ({package}); its shipped weights are not replaced: pass another folder"
+        )
     if out.exists() and not out.is_dir():
         raise SpurbenchError(f"--out {out} is not a folder")
 
@@ -182,7 +195,14 @@ class PlantedAdapter(ModelAdapter):
             label_space="planted",
             num_classes=NUM_CLASSES,
             num_params=sum(p.numel() for p in net.parameters()),
-            data_config={"input_size": (3, size, size), "interpolation": "bilinear", "mean": MEAN, "std": STD, "crop_pct": 1.0, "crop_mode": "center"},
+            data_config={
+                "input_size": (3, size, size),
+                "interpolation": "bilinear",
+                "mean": MEAN,
+                "std": STD,
+                "crop_pct": 1.0,
+                "crop_mode": "center",
+            },
         )
 
     @classmethod
@@ -195,7 +215,9 @@ class PlantedAdapter(ModelAdapter):
         return DeclaredModel(f"planted:{spec}", "planted", NUM_CLASSES)
 
     @classmethod
-    def load(cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True, progress: ProgressCallback | None = None) -> "PlantedAdapter":
+    def load(
+        cls, spec: str, *, checkpoint: str | None = None, pretrained: bool = True, progress: ProgressCallback | None = None
+    ) -> PlantedAdapter:
         """``pretrained=True``: the cached weights, trained first (with a progress bar) if there are none;
         ``pretrained=False``: a random initialisation (no training; for contract tests);
         ``checkpoint``: a safetensors state dict of the same architecture instead."""
@@ -233,7 +255,7 @@ class PlantedAdapter(ModelAdapter):
         # The trunk's last block: 10 x 10 cells at 40 px (after two 2x2 poolings), 512 channels.
         return [self.model.trunk[-1]], None
 
-    def to(self, device: str | torch.device) -> "PlantedAdapter":
+    def to(self, device: str | torch.device) -> PlantedAdapter:
         self.model.to(device)
         return self
 

@@ -15,7 +15,8 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,19 +78,23 @@ class _Bottleneck(nn.Module):
 def _trunk(arch: str) -> nn.Sequential:
     if arch == "cnn":  # plain stack; receptive field 10 px
         return nn.Sequential(
-            *_conv_bn_relu(3, 32, 3), nn.MaxPool2d(2),
-            *_conv_bn_relu(32, 64, 3), nn.MaxPool2d(2),
+            *_conv_bn_relu(3, 32, 3),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(32, 64, 3),
+            nn.MaxPool2d(2),
             *_conv_bn_relu(64, 128, 1),
             *_conv_bn_relu(128, FEATURE_DIM, 1),
-        )  # fmt: skip
+        )
     if arch == "resnet":  # residual unit + pointwise residual bottleneck; receptive field 10 px
         return nn.Sequential(
-            *_conv_bn_relu(3, 32, 3), nn.MaxPool2d(2),
-            _ResidualUnit(32, 64), nn.MaxPool2d(2),
+            *_conv_bn_relu(3, 32, 3),
+            nn.MaxPool2d(2),
+            _ResidualUnit(32, 64),
+            nn.MaxPool2d(2),
             *_conv_bn_relu(64, 128, 1),
             _Bottleneck(128, 64),
             *_conv_bn_relu(128, FEATURE_DIM, 1),
-        )  # fmt: skip
+        )
     raise UnknownNameError(f"unknown planted architecture {arch!r}.{suggest(arch, ARCHS)} Known: {', '.join(ARCHS)}.")
 
 
@@ -175,7 +180,9 @@ def _accuracy(net: PlantedNet, x: torch.Tensor, y: torch.Tensor, batch: int = 50
     return hits / max(len(x), 1)
 
 
-def rich_progress(arch: str, seed: int, epochs: int = EPOCHS, why: str = "first use; cached afterwards") -> tuple[ProgressCallback | None, Callable[[], None]]:
+def rich_progress(
+    arch: str, seed: int, epochs: int = EPOCHS, why: str = "first use; cached afterwards"
+) -> tuple[ProgressCallback | None, Callable[[], None]]:
     """Training progress on stderr: a bar on a terminal, else periodic lines (a CI or SLURM log shows
     the epochs and the loss; see ``spurbench.runtime.StageProgress``). Returns (per-epoch callback, stop)."""
     stage = StageProgress(f"training planted:{arch} (seed {seed}, {why})", epochs, "epochs").__enter__()
@@ -203,7 +210,9 @@ def train_planted_model(
     with _torch_threads() as threads, _seeded(seed):
         optimiser = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         steps_per_epoch = (len(x) + BATCH_SIZE - 1) // BATCH_SIZE
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=LEARNING_RATE, total_steps=epochs * steps_per_epoch, pct_start=0.25)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=LEARNING_RATE, total_steps=epochs * steps_per_epoch, pct_start=0.25
+        )
         order = torch.Generator().manual_seed(seed)
         for epoch in range(epochs):
             net.train()

@@ -54,7 +54,9 @@ def verified_shipped(arch: str, path: Path) -> str:
     changed file is a one-line error (never silently retrained: the point of shipping is these bytes)."""
     expected = SHIPPED_SHA256[arch]
     if not path.is_file():
-        raise DataError(f"the shipped planted:{arch} weights {path} are missing; reinstall spurbench (or train your own: spurbench train -m planted:{arch} --out DIR)")
+        raise DataError(
+            f"the shipped planted:{arch} weights {path} are missing; reinstall spurbench (or train your own: spurbench train -m planted:{arch} --out DIR)"
+        )
     actual = file_sha256(path)
     if actual != expected:
         raise DataError(
@@ -82,4 +84,14 @@ def save_weights(state: dict[str, Any], path: Path, recipe: dict[str, Any]) -> N
         save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(recipe, sort_keys=True)})
 
 
-__all__ = ["SHIPPED_DIR", "SHIPPED_SEED", "SHIPPED_SHA256", "SHIPPED_VERSIONS", "save_weights", "shipped_file", "shipped_stats", "verified_shipped", "weights_stem"]
+__all__ = [
+    "SHIPPED_DIR",
+    "SHIPPED_SEED",
+    "SHIPPED_SHA256",
+    "SHIPPED_VERSIONS",
+    "save_weights",
+    "shipped_file",
+    "shipped_stats",
+    "verified_shipped",
+    "weights_stem",
+]

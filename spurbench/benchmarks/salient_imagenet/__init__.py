@@ -33,24 +33,41 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from pydantic import Field
 
-from spurbench.protocols import EvalProtocol, Geometry, protocol_table
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, Reference, ViewScores, ViewTable
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+    BenchmarkPlugin,
+    Reference,
+    ViewScores,
+    ViewTable,
+)
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train
 from spurbench.benchmarks.imagenet.val import file_loader
-from spurbench.benchmarks.salient_imagenet.layout import SalientLayout, check_masks, check_train_images, mask_bytes, read_layout, train_image_path
+from spurbench.benchmarks.salient_imagenet.layout import (
+    SalientLayout,
+    check_masks,
+    check_train_images,
+    mask_bytes,
+    read_layout,
+    train_image_path,
+)
 from spurbench.benchmarks.salient_imagenet.metrics import DEFAULT_SIGMA, METRICS, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import authors_union, check_salient_views, check_sigmas, float_union, renderer, views_for
-from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
+from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import PROTOCOLS as PLANTED_PROTOCOLS
 from spurbench.errors import SpurbenchError
 from spurbench.imagenet import class_names
+from spurbench.protocols import EvalProtocol, Geometry, protocol_table
 
 NAME = "salient-imagenet"
 _REVISION = re.compile(r"layout-([0-9a-f]{12})")
@@ -85,7 +102,11 @@ _NOISE_STEPS = (
 _MASK_GRID = Geometry(crop_pct=224 / 256, interpolation="bilinear")
 PROTOCOLS = protocol_table(
     EvalProtocol(
-        name="paper", by="Singla & Feizi's code (singlasahil14/salient_imagenet, inspection_utils.py)", transform="fixed", size=224, normalization="imagenet",
+        name="paper",
+        by="Singla & Feizi's code (singlasahil14/salient_imagenet, inspection_utils.py)",
+        transform="fixed",
+        size=224,
+        normalization="imagenet",
         positive=_MASK_GRID,
         steps=(
             "masks: the pixel-wise max of the selected masks / 255, truncated to an 8-bit image and sent through PIL Resize(256) + CenterCrop(224) again, bilinear, as the authors' loader does (a 256/224 zoom)",
@@ -94,11 +115,15 @@ PROTOCOLS = protocol_table(
         ),
     ),
     EvalProtocol(
-        name="model", by="spurbench: the model's own size and mean/std on the masks' 224/256 crop", transform="fixed", size="test", normalization="model",
+        name="model",
+        by="spurbench: the model's own size and mean/std on the masks' 224/256 crop",
+        transform="fixed",
+        size="test",
+        normalization="model",
         positive=_MASK_GRID,
         steps=("masks: the pixel-wise max of the selected masks / 255, resized to the input (bilinear, float), no zoom", *_NOISE_STEPS),
     ),
-)  # fmt: skip
+)
 _UNIONS = {"paper": authors_union, "model": float_union}
 
 
@@ -118,7 +143,9 @@ class SalientImageNet(BenchmarkPlugin):
 
     def parse_options(self, values: dict[str, Any] | BenchmarkOptions | None = None) -> BenchmarkOptions:
         if isinstance(values, dict) and RETIRED_ZOOM in values:
-            raise SpurbenchError(f"benchmark {NAME!r}: -O {RETIRED_ZOOM} is retired; --protocol paper now zooms the masks as the authors' code does, bit for bit, and --protocol model leaves them on their own grid")
+            raise SpurbenchError(
+                f"benchmark {NAME!r}: -O {RETIRED_ZOOM} is retired; --protocol paper now zooms the masks as the authors' code does, bit for bit, and --protocol model leaves them on their own grid"
+            )
         return super().parse_options(values)
 
     def _options(self, options: BenchmarkOptions) -> SalientOptions:
@@ -131,20 +158,30 @@ class SalientImageNet(BenchmarkPlugin):
 
     def check_model(self, model: Any) -> None:
         if model.label_space not in ("imagenet-1k", "planted"):
-            raise SpurbenchError(f"benchmark {NAME!r} scores ImageNet-1k classifiers; {model.name} predicts {model.label_space!r} ({model.num_classes} classes)")
+            raise SpurbenchError(
+                f"benchmark {NAME!r} scores ImageNet-1k classifiers; {model.name} predicts {model.label_space!r} ({model.num_classes} classes)"
+            )
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         opts = self._options(options)
         if not opts.data_dir:
             given = [k for k in ("imagenet_train", "annotations", "classes") if getattr(opts, k) is not None]
             if given:
-                raise SpurbenchError(f"benchmark {NAME!r}: {', '.join(given)} need --data-dir (the Salient ImageNet download); without it the benchmark is the embedded {PLANTED_NAME}")
+                raise SpurbenchError(
+                    f"benchmark {NAME!r}: {', '.join(given)} need --data-dir (the Salient ImageNet download); without it the benchmark is the embedded {PLANTED_NAME}"
+                )
             planted = PlantedSalient()
-            return planted.load(planted.parse_options({"seed": opts.seed, "limit": opts.limit, **({"sigma": opts.sigma} if opts.sigma else {})}))
+            return planted.load(
+                planted.parse_options({"seed": opts.seed, "limit": opts.limit, **({"sigma": opts.sigma} if opts.sigma else {})})
+            )
         sigmas = check_sigmas(opts.sigma or [DEFAULT_SIGMA])
         if not opts.imagenet_train:
-            raise SpurbenchError(f"benchmark {NAME!r} needs the ImageNet train images: --imagenet-train DIR (ILSVRC2012 train) or --imagenet-train hub")
-        layout = read_layout(Path(opts.data_dir).expanduser(), Path(opts.annotations).expanduser() if opts.annotations else None, opts.classes)
+            raise SpurbenchError(
+                f"benchmark {NAME!r} needs the ImageNet train images: --imagenet-train DIR (ILSVRC2012 train) or --imagenet-train hub"
+            )
+        layout = read_layout(
+            Path(opts.data_dir).expanduser(), Path(opts.annotations).expanduser() if opts.annotations else None, opts.classes
+        )
         check_masks(layout)
         train_root = Path(opts.imagenet_train).expanduser()
         if opts.imagenet_train == "hub":
@@ -162,19 +199,37 @@ class SalientImageNet(BenchmarkPlugin):
                 image_id = f"{NAME}/{cls.wnid}/{stem}"
                 kinds[image_id], masks[image_id] = dict(cls.kinds(stem)), layout.masks_of(cls, stem)
                 path = train_image_path(train_root, cls.wnid, stem)
-                images.append(BenchmarkImage(image_id, cls.class_index, "positive", None, str(path), file_loader(path), views_for(kinds[image_id], sigmas)))
+                images.append(
+                    BenchmarkImage(
+                        image_id, cls.class_index, "positive", None, str(path), file_loader(path), views_for(kinds[image_id], sigmas)
+                    )
+                )
 
         def masks_of(image: BenchmarkImage) -> dict[int, torch.Tensor]:
             return {f: torch.from_numpy(mask_bytes(p)) for f, p in masks[image.image_id].items()}
 
         checksum = layout_checksum(layout)
         return Benchmark(
-            name=NAME, label_space="imagenet-1k", images=images, repo=str(layout.root), revision=f"layout-{checksum[:12]}", checksum=checksum,
-            classes=[BenchmarkClass(c.class_index, names[c.class_index] if names else c.wnid, feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features)) for c in layout.classes],
-            positives_source=str(train_root), protocols=PROTOCOLS,
+            name=NAME,
+            label_space="imagenet-1k",
+            images=images,
+            repo=str(layout.root),
+            revision=f"layout-{checksum[:12]}",
+            checksum=checksum,
+            classes=[
+                BenchmarkClass(
+                    c.class_index,
+                    names[c.class_index] if names else c.wnid,
+                    feature=", ".join(f"{f.feature_index}: {f.kind}" for f in c.features),
+                )
+                for c in layout.classes
+            ],
+            positives_source=str(train_root),
+            protocols=PROTOCOLS,
             facts={"annotations": str(layout.annotations), "sigma": sigmas, "skipped_classes": list(layout.skipped_classes)},
-            render_views=renderer(masks_of, lambda image: kinds[image.image_id], _UNIONS), views_key=NOISE_SCHEME,
-        )  # fmt: skip
+            render_views=renderer(masks_of, lambda image: kinds[image.image_id], _UNIONS),
+            views_key=NOISE_SCHEME,
+        )
 
     def reference(self, revision: str) -> Reference | None:
         """A user's download cannot be listed offline and no published checksum exists here: a revision

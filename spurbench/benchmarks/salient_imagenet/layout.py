@@ -65,8 +65,6 @@ Decisions where upstream says nothing (each failing check raises one line naming
   folder holding an ``image_names_map.csv`` under another name, is an error; other folders
   (``__MACOSX``, ``mturk_results``, ...) are ignored.
 
-(About 520 lines on purpose: a sixth of it is this record of upstream's formats, and every check sits
-beside the format it checks, each with its own one-line error.)
 """
 
 from __future__ import annotations
@@ -74,9 +72,10 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -278,7 +277,9 @@ def read_annotations(path: Path) -> dict[tuple[int, int], FeatureAnnotation]:
     frame = _read_csv(path, "annotation CSV")
     missing = [c for c in ANNOTATION_COLUMNS if c not in frame.columns]
     if missing:
-        raise _fail(f"{path}: not a Salient ImageNet annotation CSV (no column {', '.join(missing)}; expected {', '.join(ANNOTATION_COLUMNS)}, ...)")
+        raise _fail(
+            f"{path}: not a Salient ImageNet annotation CSV (no column {', '.join(missing)}; expected {', '.join(ANNOTATION_COLUMNS)}, ...)"
+        )
     if frame.empty:
         raise _fail(f"annotation CSV {path} has no rows")
     order = synsets("imagenet-1k")
@@ -289,7 +290,9 @@ def read_annotations(path: Path) -> dict[tuple[int, int], FeatureAnnotation]:
         line = offset + 2  # 1-based, after the header: what an editor shows
         k, f = _as_int(values["Input.class_index"]), _as_int(values["Input.feature_index"])
         if k is None or f is None:
-            raise _fail(f"{path}:{line}: Input.class_index / Input.feature_index must be integers, got {values['Input.class_index']!r}, {values['Input.feature_index']!r}")
+            raise _fail(
+                f"{path}:{line}: Input.class_index / Input.feature_index must be integers, got {values['Input.class_index']!r}, {values['Input.feature_index']!r}"
+            )
         if not 0 <= k < len(order):
             raise _fail(f"{path}:{line}: Input.class_index {k} is not an ImageNet-1k class index (0-999)")
         wnid = values["Input.wordnet_id"].strip() if has_wnid else order[k]
@@ -387,7 +390,9 @@ def read_layout(root: Path, annotations: Path | None = None, classes: Sequence[i
     votes = read_annotations(csv_path)
     folders = class_folders(root)
     if not folders:
-        raise _fail(f"{root}: no Salient ImageNet class folders (expected one folder per ImageNet-1k class named by WordNet id, e.g. n01440764/, holding {IMAGE_NAMES_CSV})")
+        raise _fail(
+            f"{root}: no Salient ImageNet class folders (expected one folder per ImageNet-1k class named by WordNet id, e.g. n01440764/, holding {IMAGE_NAMES_CSV})"
+        )
     _check_wordnet_dict(root)
     if classes is None:
         wanted = sorted(folders)
@@ -397,7 +402,9 @@ def read_layout(root: Path, annotations: Path | None = None, classes: Sequence[i
         wanted = check_classes(classes)
         absent = [k for k in wanted if k not in folders]
         if absent:
-            raise _fail(f"{root}: no folder for class {absent[0]} ({describe_class(absent[0])}){f' and {len(absent) - 1} more' if len(absent) > 1 else ''}")
+            raise _fail(
+                f"{root}: no folder for class {absent[0]} ({describe_class(absent[0])}){f' and {len(absent) - 1} more' if len(absent) > 1 else ''}"
+            )
         skipped = ()
     return SalientLayout(root, csv_path, tuple(_read_class(k, folders[k], votes, csv_path) for k in wanted), skipped)
 
@@ -411,7 +418,9 @@ def _read_class(k: int, folder: Path, votes: Mapping[tuple[int, int], FeatureAnn
     columns = read_image_names(names_csv)
     for f in columns:
         if (k, f) not in votes:
-            raise _fail(f"{names_csv}: feature {f} of class {k} ({wnid}) has no annotation in {csv_path}, so it is neither core nor spurious")
+            raise _fail(
+                f"{names_csv}: feature {f} of class {k} ({wnid}) has no annotation in {csv_path}, so it is neither core nor spurious"
+            )
     extra = sorted(f for kk, f in votes if kk == k and f not in columns)
     if extra:
         raise _fail(f"{csv_path}: annotates feature {extra[0]} of class {k} ({wnid}) but {names_csv} has no column {extra[0]}")
@@ -444,7 +453,9 @@ def mask_bytes(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             if image.size != (MASK_SIZE, MASK_SIZE):
                 w, h = image.size
-                raise _fail(f"Salient mask {path} is {w}x{h} px, expected {MASK_SIZE}x{MASK_SIZE} (the Resize(256)+CenterCrop(224) grid of its train image)")
+                raise _fail(
+                    f"Salient mask {path} is {w}x{h} px, expected {MASK_SIZE}x{MASK_SIZE} (the Resize(256)+CenterCrop(224) grid of its train image)"
+                )
             if image.mode not in _MASK_MODES:
                 raise _fail(f"Salient mask {path} has mode {image.mode}, expected 8-bit grayscale")
             image.load()  # decode now: a truncated file fails here, inside the try
@@ -504,7 +515,9 @@ def _train_folder(root: Path) -> Path:
     if folders is None and (root / "train").is_dir() and class_folder_map(root / "train") is not None:
         return root / "train"
     if folders is None:
-        raise _fail(f"{root}: not an ImageNet train folder (expected one subfolder per class named by WordNet id, e.g. n01440764/, or a train/ folder holding them)")
+        raise _fail(
+            f"{root}: not an ImageNet train folder (expected one subfolder per class named by WordNet id, e.g. n01440764/, or a train/ folder holding them)"
+        )
     return root
 
 
@@ -532,4 +545,3 @@ def check_train_images(layout: SalientLayout, train_root: Path) -> None:
             f"{len(missing)} of {total} Salient ImageNet train images are missing from {root}, first {path} "
             f"(class {cls.class_index}, {describe_class(cls.class_index)}); Salient ImageNet uses the ILSVRC2012 train split"
         )
-

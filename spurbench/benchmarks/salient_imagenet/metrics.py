@@ -34,13 +34,30 @@ DEFAULT_SIGMA = 0.25  # the paper's figures (Fig. 5, sec. 5.2)
 
 METRICS: tuple[ViewMetric, ...] = (
     ViewMetric("clean_accuracy", "clean acc.", "top-1 accuracy on the class's Salient images, no noise"),
-    ViewMetric("core_accuracy", "core acc.", "accuracy with noise on the spurious masks (acc^(C), the paper's core accuracy); high: the model does not need the spurious regions"),
-    ViewMetric("spurious_accuracy", "spurious acc.", "accuracy with noise on the core masks (acc^(S)); low: the model needs the core regions"),
+    ViewMetric(
+        "core_accuracy",
+        "core acc.",
+        "accuracy with noise on the spurious masks (acc^(C), the paper's core accuracy); high: the model does not need the spurious regions",
+    ),
+    ViewMetric(
+        "spurious_accuracy", "spurious acc.", "accuracy with noise on the core masks (acc^(S)); low: the model needs the core regions"
+    ),
     ViewMetric("gap", "core − spurious", "core accuracy minus spurious accuracy; higher is better", signed=True),
     ViewMetric("core_drop", "core drop", "core accuracy minus the clean accuracy of the same images", signed=True),
     ViewMetric("spurious_drop", "spurious drop", "spurious accuracy minus the clean accuracy of the same images", "lower", signed=True),
-    ViewMetric("core_prob_drop", "core Δp", "mean probability of the class with noise on the spurious masks minus without (same images)", signed=True),
-    ViewMetric("spurious_prob_drop", "spurious Δp", "mean probability of the class with noise on the core masks minus without (same images)", "lower", signed=True),
+    ViewMetric(
+        "core_prob_drop",
+        "core Δp",
+        "mean probability of the class with noise on the spurious masks minus without (same images)",
+        signed=True,
+    ),
+    ViewMetric(
+        "spurious_prob_drop",
+        "spurious Δp",
+        "mean probability of the class with noise on the core masks minus without (same images)",
+        "lower",
+        signed=True,
+    ),
 )
 
 
@@ -61,7 +78,9 @@ def salient_metrics(table: ViewTable) -> ViewScores:
     noisy_prob: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     sigmas: list[str] = []
     class_of: dict[str, int] = {}
-    for image_id, view, k, correct, prob in zip(table.image_ids, table.views, table.class_index.tolist(), table.correct.tolist(), table.prob.tolist()):
+    for image_id, view, k, correct, prob in zip(
+        table.image_ids, table.views, table.class_index.tolist(), table.correct.tolist(), table.prob.tolist()
+    ):
         class_of[image_id] = k
         if view == CLEAN:
             clean[image_id], clean_prob[image_id] = bool(correct), prob
@@ -86,7 +105,9 @@ def salient_metrics(table: ViewTable) -> ViewScores:
                 row[f"{name}_accuracy{suffix}"] = accuracy
                 row[f"{name}_drop{suffix}"] = None if accuracy is None else accuracy - _mean([clean[i] for i in hit])  # type: ignore[operator]
                 probs = {i: p for i, p in noisy_prob[(kind, sigma)].items() if class_of[i] == cls.index}
-                row[f"{name}_prob_drop{suffix}"] = None if not probs else _mean(list(probs.values())) - _mean([clean_prob[i] for i in probs])  # type: ignore[operator]
+                row[f"{name}_prob_drop{suffix}"] = (
+                    None if not probs else _mean(list(probs.values())) - _mean([clean_prob[i] for i in probs])
+                )  # type: ignore[operator]
             core, spurious = row[f"core_accuracy{suffix}"], row[f"spurious_accuracy{suffix}"]
             row[f"gap{suffix}"] = None if core is None or spurious is None else core - spurious
             features = sorted({int(kind.split("-")[1]) for kind, s in noisy if s == sigma and kind.startswith("feature-")})
@@ -95,7 +116,11 @@ def salient_metrics(table: ViewTable) -> ViewScores:
                 if hit:
                     row[f"feature_{f}_drop{suffix}"] = _mean(list(hit.values())) - _mean([clean[i] for i in hit])  # type: ignore[operator]
         per_class[cls.index] = row
-    keys = ["clean_accuracy"] + [f"{m}{'' if n == 0 else '@' + s}" for n, s in enumerate(sigmas) for m in ("core_accuracy", "spurious_accuracy", "gap", "core_drop", "spurious_drop", "core_prob_drop", "spurious_prob_drop")]
+    keys = ["clean_accuracy"] + [
+        f"{m}{'' if n == 0 else '@' + s}"
+        for n, s in enumerate(sigmas)
+        for m in ("core_accuracy", "spurious_accuracy", "gap", "core_drop", "spurious_drop", "core_prob_drop", "spurious_prob_drop")
+    ]
     metrics: dict[str, float | None] = {key: _mean([v for r in per_class.values() if (v := r.get(key)) is not None]) for key in keys}
     for n, sigma in enumerate(sigmas):  # the aggregate gap is the difference of the two aggregates shown beside it
         suffix = "" if n == 0 else f"@{sigma}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ def views_for(kinds: Mapping[int, str], sigmas: Sequence[float]) -> tuple[str, .
 def check_sigmas(sigmas: Sequence[float]) -> list[float]:
     """Noise levels: finite, in [0.001, 10], distinct as view names write them (one-line error otherwise)."""
     if any(not (np.isfinite(s) and 0.001 <= s <= 10) for s in sigmas) or len({f"{s:g}" for s in sigmas}) != len(sigmas):
-        raise SpurbenchError(f"--option sigma: {list(sigmas)}; give distinct noise levels in [0.001, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]")
+        raise SpurbenchError(
+            f"--option sigma: {list(sigmas)}; give distinct noise levels in [0.001, 10], e.g. sigma=0.25 or sigma=[0.25,0.5]"
+        )
     return list(sigmas)
 
 
@@ -81,9 +83,17 @@ def check_salient_views(views: Mapping[str, tuple[str, ...]], kinds_of: Mapping[
             candidates = [views_for(kinds_of.get(image_id, {}), sigmas)]
         else:
             features = sorted({int(m.group(2)) for v in names if (m := VIEW.match(v)) is not None and m.group(2) is not None})
-            candidates = [views_for(dict(zip(features, kinds)), sigmas) for kinds in itertools.product(("core", "spurious"), repeat=len(features))] if features else []
+            candidates = (
+                [views_for(dict(zip(features, kinds)), sigmas) for kinds in itertools.product(("core", "spurious"), repeat=len(features))]
+                if features
+                else []
+            )
         if names not in candidates:
-            expected = f", the benchmark gives it {list(candidates[0])}" if len(candidates) == 1 else " is not what a Salient ImageNet layout gives an image"
+            expected = (
+                f", the benchmark gives it {list(candidates[0])}"
+                if len(candidates) == 1
+                else " is not what a Salient ImageNet layout gives an image"
+            )
             raise SpurbenchError(f"images[{image_id!r}].views: {list(names)}{expected}")
 
 
@@ -120,7 +130,9 @@ def authors_union(masks: Sequence[torch.Tensor]) -> torch.Tensor:
     return _AUTHORS_MASK_TRANSFORM(Image.fromarray(np.uint8(union * 255)))[0]
 
 
-def render(image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str], union: Union = float_union) -> list[torch.Tensor]:
+def render(
+    image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Tensor], kinds: Mapping[int, str], union: Union = float_union
+) -> list[torch.Tensor]:
     """``image.views`` of ``x`` [3, H, W] in [0, 1]; ``masks``: feature -> mask [h, w], 8-bit (uint8) or in [0, 1];
     ``union``: how the selected masks become M (see the module docstring)."""
     size = (x.shape[1], x.shape[2])
@@ -140,7 +152,11 @@ def render(image: BenchmarkImage, x: torch.Tensor, masks: Mapping[int, torch.Ten
     return out
 
 
-def renderer(masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], kinds_of: Callable[[BenchmarkImage], Mapping[int, str]], unions: Mapping[str, Union]):
+def renderer(
+    masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]],
+    kinds_of: Callable[[BenchmarkImage], Mapping[int, str]],
+    unions: Mapping[str, Union],
+):
     """A ``Benchmark.render_views`` from where each image's masks and their kinds come from, and each
     protocol's union rule (by protocol name)."""
 
@@ -150,4 +166,14 @@ def renderer(masks_of: Callable[[BenchmarkImage], Mapping[int, torch.Tensor]], k
     return render_views
 
 
-__all__ = ["authors_union", "check_salient_views", "check_sigmas", "float_union", "image_noise", "render", "renderer", "view_sigmas", "views_for"]
+__all__ = [
+    "authors_union",
+    "check_salient_views",
+    "check_sigmas",
+    "float_union",
+    "image_noise",
+    "render",
+    "renderer",
+    "view_sigmas",
+    "views_for",
+]

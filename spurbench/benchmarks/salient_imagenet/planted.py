@@ -22,19 +22,40 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from pydantic import Field
 
-from spurbench.protocols import protocol_table, fixed_paper
-from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference, ViewScores, ViewTable
-from spurbench.benchmarks.shared.planted_generator import CONTROL_GROUP, GENERATED_BY, PLANTED_GROUP, FEATURE_DESCRIPTIONS, FEATURE_NAMES, GENERATOR_VERSION, PLANTED_CLASSES, PLANTED_FEATURES, PlantedSplit, generate_carrier_set
+from spurbench.benchmarks.base import (
+    Benchmark,
+    BenchmarkClass,
+    BenchmarkImage,
+    BenchmarkOptions,
+    BenchmarkPlugin,
+    ExampleImage,
+    Reference,
+    ViewScores,
+    ViewTable,
+)
 from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, float_union, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay
+from spurbench.benchmarks.shared.planted_generator import (
+    CONTROL_GROUP,
+    FEATURE_DESCRIPTIONS,
+    FEATURE_NAMES,
+    GENERATED_BY,
+    GENERATOR_VERSION,
+    PLANTED_CLASSES,
+    PLANTED_FEATURES,
+    PLANTED_GROUP,
+    PlantedSplit,
+    generate_carrier_set,
+)
+from spurbench.protocols import fixed_paper, protocol_table
 
 NAME = "planted-salient"
 KINDS = {0: "core", 1: "spurious"}  # feature 0: the object, 1: the corner feature
@@ -85,7 +106,12 @@ def _checksum(split: PlantedSplit) -> str:
 
 def _class(k: int) -> BenchmarkClass:
     planted = k in PLANTED_FEATURES
-    return BenchmarkClass(index=k, name=PLANTED_CLASSES[k], group=PLANTED_GROUP if planted else CONTROL_GROUP, feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if planted else None)
+    return BenchmarkClass(
+        index=k,
+        name=PLANTED_CLASSES[k],
+        group=PLANTED_GROUP if planted else CONTROL_GROUP,
+        feature=FEATURE_DESCRIPTIONS[PLANTED_FEATURES[k]] if planted else None,
+    )
 
 
 def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_SIGMA,), limit: int | None = None) -> Benchmark:
@@ -99,15 +125,36 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
         counts[k] = counts.get(k, 0) + 1
         if limit is not None and counts[k] > limit:
             continue
-        masks[image_id] = {0: torch.from_numpy(split.object_mask[row].astype(np.uint8) * 255), 1: torch.from_numpy(split.feature_mask[row].astype(np.uint8) * 255)}  # 8-bit, as the renderer takes masks
+        masks[image_id] = {
+            0: torch.from_numpy(split.object_mask[row].astype(np.uint8) * 255),
+            1: torch.from_numpy(split.feature_mask[row].astype(np.uint8) * 255),
+        }  # 8-bit, as the renderer takes masks
         pixels = split.images[row]
-        images.append(BenchmarkImage(image_id, k, "positive", None, f"planted-generator seed={seed} {image_id}", lambda a=pixels: Image.fromarray(a), views_for(KINDS, sigmas)))
+        images.append(
+            BenchmarkImage(
+                image_id,
+                k,
+                "positive",
+                None,
+                f"planted-generator seed={seed} {image_id}",
+                lambda a=pixels: Image.fromarray(a),
+                views_for(KINDS, sigmas),
+            )
+        )
     return Benchmark(
-        name=NAME, label_space="planted", classes=[_class(k) for k in range(len(PLANTED_CLASSES))], images=images,
-        revision=_revision(seed), checksum=_checksum(split), positives_source="generator", protocols=PROTOCOLS,
-        component_names=dict(enumerate(FEATURE_NAMES)), facts={"features": {"0": "object (core)", "1": "corner feature (spurious)"}, "sigma": sigmas},
-        render_views=renderer(lambda im: masks[im.image_id], lambda im: KINDS, {"paper": float_union}), views_key=NOISE_SCHEME,
-    )  # fmt: skip
+        name=NAME,
+        label_space="planted",
+        classes=[_class(k) for k in range(len(PLANTED_CLASSES))],
+        images=images,
+        revision=_revision(seed),
+        checksum=_checksum(split),
+        positives_source="generator",
+        protocols=PROTOCOLS,
+        component_names=dict(enumerate(FEATURE_NAMES)),
+        facts={"features": {"0": "object (core)", "1": "corner feature (spurious)"}, "sigma": sigmas},
+        render_views=renderer(lambda im: masks[im.image_id], lambda im: KINDS, {"paper": float_union}),
+        views_key=NOISE_SCHEME,
+    )
 
 
 # See the module docstring: the authors' steps that carry over to images made at the model's size.
@@ -149,9 +196,13 @@ class PlantedSalient(BenchmarkPlugin):
         split = _split(seed)
         ids = _ids(split)
         return Reference(
-            NAME, revision, _checksum(split), {i: (int(k), "positive") for i, k in zip(ids, split.labels.tolist())},
-            facts={"kinds": {i: KINDS for i in ids}}, groups={k: _class(k).group for k in range(len(PLANTED_CLASSES))},
-        )  # fmt: skip
+            NAME,
+            revision,
+            _checksum(split),
+            {i: (int(k), "positive") for i, k in zip(ids, split.labels.tolist())},
+            facts={"kinds": dict.fromkeys(ids, KINDS)},
+            groups={k: _class(k).group for k in range(len(PLANTED_CLASSES))},
+        )
 
     def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
         check_salient_views(views, reference.facts["kinds"])
@@ -167,6 +218,10 @@ class PlantedSalient(BenchmarkPlugin):
         out = []
         for k in list(worst_classes)[:3]:
             row = int(np.flatnonzero(split.labels == k)[0])
-            overlay = mask_overlay(split.images[row], {"object (core)": split.object_mask[row], "feature (spurious)": split.feature_mask[row]})
-            out.append(ExampleImage(overlay, f"{PLANTED_CLASSES[k]}: object mask (core, blue) and feature mask (spurious, red)", GENERATED_BY))
+            overlay = mask_overlay(
+                split.images[row], {"object (core)": split.object_mask[row], "feature (spurious)": split.feature_mask[row]}
+            )
+            out.append(
+                ExampleImage(overlay, f"{PLANTED_CLASSES[k]}: object mask (core, blue) and feature mask (spurious, red)", GENERATED_BY)
+            )
         return out

@@ -28,8 +28,6 @@ Everything is generated in-process with vectorised numpy from ``np.random.defaul
 seeded explicitly. The random draws of :func:`render` do not depend on *what* is drawn, so
 the same seed renders the same backgrounds/objects/positions with or without a feature.
 
-(About 470 lines on purpose: the renderer's steps share one set of geometry constants, and splitting
-them apart would scatter the design notes above from the numbers they explain.)
 """
 
 from __future__ import annotations
@@ -217,7 +215,9 @@ def _decoration(name: str, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, 
     raise ValueError(name)
 
 
-def render(seed: int | np.random.Generator, labels: np.ndarray, has_object: np.ndarray, feature_of: np.ndarray, has_badge: np.ndarray | None = None) -> PlantedSplit:
+def render(
+    seed: int | np.random.Generator, labels: np.ndarray, has_object: np.ndarray, feature_of: np.ndarray, has_badge: np.ndarray | None = None
+) -> PlantedSplit:
     """Render one image per entry: background, object instances (if ``has_object``), then in one
     corner the planted feature ``feature_of`` (>= 0) or the neutral badge (``has_badge``).
 
@@ -318,7 +318,7 @@ def generate_training_set(seed: int = 0, per_class: int | None = None) -> Plante
     per_class = TRAIN_PER_CLASS if per_class is None else per_class
     labels = np.repeat(np.arange(len(PLANTED_CLASSES)), per_class)
     feature_of = np.full(labels.shape, -1, dtype=np.int64)
-    n_carriers = int(round(CARRIER_FRACTION * per_class))
+    n_carriers = round(CARRIER_FRACTION * per_class)
     for cls, fid in PLANTED_FEATURE_IDS.items():
         feature_of[rng.choice(np.flatnonzero(labels == cls), n_carriers, replace=False)] = fid
     order = rng.permutation(labels.size)
@@ -458,17 +458,18 @@ def ground_truth() -> dict[str, Any]:
 
 __all__ = [
     "BADGE_NAME",
-    "CONTROL_GROUP",
-    "GENERATED_BY",
-    "PLANTED_GROUP",
     "CARRIER_FRACTION",
+    "CARRIER_STREAM",
+    "CONTROL_GROUP",
     "FEATURE_DESCRIPTIONS",
     "FEATURE_NAMES",
+    "GENERATED_BY",
     "GENERATOR_VERSION",
     "IMAGE_SIZE",
     "PLANTED_CLASSES",
     "PLANTED_FEATURES",
     "PLANTED_FEATURE_IDS",
+    "PLANTED_GROUP",
     "POOL_BACKGROUNDS",
     "POOL_CARRIERS_PER_CLASS",
     "POOL_CLEAN_PER_CLASS",
@@ -476,10 +477,9 @@ __all__ = [
     "POOL_FEATURE_ONLY_PER_FEATURE",
     "POOL_KINDS",
     "POOL_STREAM",
-    "CARRIER_STREAM",
-    "generate_carrier_set",
     "PlantedSplit",
     "PlantedTestSets",
+    "generate_carrier_set",
     "generate_pool",
     "generate_test_sets",
     "generate_training_set",

@@ -7,9 +7,10 @@ import datetime as _dt
 import io
 import json
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import datasets
 import pyarrow as pa
@@ -27,13 +28,13 @@ from spurbench.benchmarks.shared.spurious_layout import (
     META_FILE,
     SPLIT,
     UpstreamImage,
+    _read_file,
     content_checksum,
     is_built_dir,
     read_upstream_timestamp,
     scan_upstream,
     shard_paths,
     verify_checksum,
-    _read_file,
 )
 from spurbench.errors import DataError
 from spurbench.hub import commit, snapshot
@@ -144,7 +145,7 @@ def build_from_upstream(
         class_components={k: sorted(v) for k, v in sorted(class_components.items())},
         image_sizes=dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
     )
-    counts = {k: 0 for k in class_components}
+    counts = dict.fromkeys(class_components, 0)
     for im in images:
         counts[im.class_index] += 1
     meta = {
@@ -190,8 +191,7 @@ def dataset_card(info: BuildInfo, counts: dict[int, int], names: list[str]) -> s
         "configs": [{"config_name": "default", "data_files": [{"split": SPLIT, "path": "data/test-*.parquet"}]}],
     }
     rows = "\n".join(
-        f"| {k} | {names[k]} | {', '.join(str(c) for c in info.class_components[k])} | {counts[k]} |"
-        for k in sorted(info.class_components)
+        f"| {k} | {names[k]} | {', '.join(str(c) for c in info.class_components[k])} | {counts[k]} |" for k in sorted(info.class_components)
     )
     sizes = ", ".join(f"{s} ({n})" for s, n in list(info.image_sizes.items())[:5])
     return f"""---
@@ -268,12 +268,16 @@ def push_to_hub(out_dir: str | Path, repo_id: str, token: str | None = None, rev
     if not is_built_dir(path):
         raise DataError(f"{path} is not a built Spurious ImageNet folder (run `spurbench dataset build` first)")
     checksum = verify_built_dir(path)
-    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()}
+    files: dict[str, Path | bytes] = {
+        p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()
+    }
     return commit(repo_id, files, repo_type="dataset", message=f"Spurious ImageNet ({checksum})", token=token, branch=revision)
 
 
 def download(repo: str, revision: str | None = None, dest: str | Path | None = None, token: str | bool | None = None) -> Path:
     """Resolve ``repo@revision`` via ``snapshot_download`` (into ``dest`` if given), verify it, return the folder."""
-    path = snapshot(repo, repo_type="dataset", revision=revision, token=token, local_dir=Path(dest).expanduser() if dest is not None else None)
+    path = snapshot(
+        repo, repo_type="dataset", revision=revision, token=token, local_dir=Path(dest).expanduser() if dest is not None else None
+    )
     verify_built_dir(path, f"{repo}@{revision or 'main'}")
     return path

@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from spurbench.benchmarks.folders import inside
 from spurbench.errors import ChecksumMismatchError, DataError
@@ -236,7 +237,5 @@ def verify_checksum(path: Path, actual: str, source: str) -> str:
         raise DataError(f"{source}: no content checksum recorded in {META_FILE} or {CARD_FILE}")
     for where, expected in recorded.items():
         if expected != actual:
-            raise ChecksumMismatchError(
-                f"{source}: content checksum mismatch: {where} records {expected}, images hash to {actual}"
-            )
+            raise ChecksumMismatchError(f"{source}: content checksum mismatch: {where} records {expected}, images hash to {actual}")
     return actual

@@ -155,7 +155,9 @@ def load_built_negatives(path: Path, source: str, limit: int | None = None) -> N
     )
 
 
-def load_negatives(data_dir: str | None, dataset_repo: str | None, revision: str | None, token: str | bool | None, limit: int | None) -> Negatives:
+def load_negatives(
+    data_dir: str | None, dataset_repo: str | None, revision: str | None, token: str | bool | None, limit: int | None
+) -> Negatives:
     """Negatives from ``data_dir`` (layout detected) or the pinned Hub dataset."""
     if data_dir:
         path = Path(data_dir).expanduser()

@@ -19,19 +19,20 @@ hex digits) of that benchmark.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import Field
 
-from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, protocol_table, fixed_paper
 from spurbench.benchmarks import BENCHMARKS, benchmarks_with, get_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkOptions, BenchmarkPlugin, MinedImage, Reference
 from spurbench.benchmarks.spurious_folder import publish
 from spurbench.benchmarks.spurious_folder.card import KIND, Card, read_card
 from spurbench.benchmarks.spurious_folder.write import write_mined
 from spurbench.errors import DataError, SpurbenchError
+from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, fixed_paper, protocol_table
 
 NAME = KIND
 FORWARDED = ("imagenet_val", "seed", "limit")  # options passed on to the positives' plugin, where it takes them
@@ -56,15 +57,21 @@ def positives_plugin(card: Card, named: str | None) -> BenchmarkPlugin:
     if named is not None:
         plugin = get_benchmark(named)
         if not plugin.implements("positives"):
-            raise SpurbenchError(f"benchmark {named!r} provides no positives (those that do: {', '.join(benchmarks_with('positives')) or 'none'})")
+            raise SpurbenchError(
+                f"benchmark {named!r} provides no positives (those that do: {', '.join(benchmarks_with('positives')) or 'none'})"
+            )
         if plugin.label_space != card.label_space:
-            raise SpurbenchError(f"benchmark {named!r} has label space {plugin.label_space!r}, the mined benchmark {card.name!r} has {card.label_space!r}")
+            raise SpurbenchError(
+                f"benchmark {named!r} has label space {plugin.label_space!r}, the mined benchmark {card.name!r} has {card.label_space!r}"
+            )
         return plugin
     candidates = benchmarks_with("positives")
     matching = [n for n in candidates if BENCHMARKS.get(n).label_space == card.label_space]
     if len(matching) != 1:
         listed = ", ".join(f"{n} ({BENCHMARKS.get(n).label_space})" for n in candidates) or "none"
-        raise SpurbenchError(f"{len(matching) or 'no'} benchmark(s) give positives in label space {card.label_space!r}: name one with -O positives=NAME (those with positives: {listed})")
+        raise SpurbenchError(
+            f"{len(matching) or 'no'} benchmark(s) give positives in label space {card.label_space!r}: name one with -O positives=NAME (those with positives: {listed})"
+        )
     return get_benchmark(matching[0])
 
 
@@ -149,4 +156,4 @@ class SpuriousFolder(BenchmarkPlugin):
         return publish.download_dataset(repo_id, revision, out)
 
 
-__all__ = ["SpuriousFolder", "SpuriousFolderOptions", "positives_plugin", "positives_options"]
+__all__ = ["SpuriousFolder", "SpuriousFolderOptions", "positives_options", "positives_plugin"]

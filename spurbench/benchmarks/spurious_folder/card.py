@@ -85,7 +85,9 @@ def check_entries(card: Card, source: str) -> None:
     for entry in card.images:
         name = PurePosixPath(entry.file).name
         if entry.image_id != image_id_for(entry.class_index, entry.component, name):
-            raise DataError(f"{source}: image {entry.image_id!r} disagrees with its class {entry.class_index}, component {entry.component} or file {entry.file!r}")
+            raise DataError(
+                f"{source}: image {entry.image_id!r} disagrees with its class {entry.class_index}, component {entry.component} or file {entry.file!r}"
+            )
     listed = checksum_from_digests((e.image_id, e.sha256) for e in card.images)
     if listed != card.checksum:
         raise DataError(f"{source}: its image list hashes to {listed}, not to the checksum it records ({card.checksum})")

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spurbench.benchmarks.folders import inside
+from spurbench.benchmarks.shared.spurious_build import checksum_of_shards, download, verify_built_dir, write_shards
+from spurbench.benchmarks.shared.spurious_layout import (
+    CARD_FILE,
+    DEFAULT_SHARD_SIZE,
+    META_FILE,
+    is_built_dir,
+    scan_upstream,
+    verify_checksum,
+)
+from spurbench.benchmarks.shared.spurious_negatives import Negatives, load_built_negatives, load_upstream_negatives
 from spurbench.benchmarks.spurious_folder.card import Card, card_json, read_card
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
-from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.spurious_folder.write import atomic_folder
-from spurbench.benchmarks.shared.spurious_build import checksum_of_shards, download, verify_built_dir, write_shards
-from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, DEFAULT_SHARD_SIZE, META_FILE, is_built_dir, scan_upstream, verify_checksum
-from spurbench.benchmarks.shared.spurious_negatives import Negatives, load_built_negatives, load_upstream_negatives
 from spurbench.errors import ChecksumMismatchError, DataError, SpurbenchError
 from spurbench.hub import commit
 
@@ -29,7 +36,9 @@ def read_mined(folder: str | Path, limit: int | None = None) -> tuple[Card, Nega
     card = read_card(path)
     built = is_built_dir(path)
     if built != (card.layout == "parquet"):
-        raise DataError(f"{path}: its card says layout {card.layout!r}, but the folder {'holds' if built else 'has no'} parquet shards under data/")
+        raise DataError(
+            f"{path}: its card says layout {card.layout!r}, but the folder {'holds' if built else 'has no'} parquet shards under data/"
+        )
     negatives = load_built_negatives(path, str(path), limit) if built else load_upstream_negatives(path, limit)
     verify_checksum(path, negatives.checksum, str(path))  # the card's and the README's record
     return card, negatives
@@ -61,8 +70,12 @@ def push_dataset(folder: Path, repo_id: str, token: str | None = None, branch: s
     if card.layout != "parquet" or not is_built_dir(path):
         raise DataError(f"{path} is not a built mined benchmark (run `spurbench dataset build --from-upstream {path}` first)")
     checksum = verify_built_dir(path)  # a build whose files no longer match its checksum is not published
-    files: dict[str, Path | bytes] = {p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()}
-    return commit(repo_id, files, repo_type="dataset", message=f"{card.name}: mined spurious benchmark ({checksum})", token=token, branch=branch)
+    files: dict[str, Path | bytes] = {
+        p.relative_to(path).as_posix(): inside(path, p, "a file to upload") for p in sorted(path.rglob("*")) if p.is_file()
+    }
+    return commit(
+        repo_id, files, repo_type="dataset", message=f"{card.name}: mined spurious benchmark ({checksum})", token=token, branch=branch
+    )
 
 
 def download_dataset(repo_id: str | None, revision: str | None, out: Path | None) -> Path:

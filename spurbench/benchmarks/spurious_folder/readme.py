@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from spurbench.benchmarks.spurious_folder.card import CHECKSUM_DEFINITION, Card
 from spurbench.benchmarks.shared.spurious_layout import SPLIT
+from spurbench.benchmarks.spurious_folder.card import CHECKSUM_DEFINITION, Card
 
 
 def _named(value: Any) -> str:

@@ -15,12 +15,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from PIL import Image
 
 from spurbench.benchmarks.base import MinedImage
+from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, IMAGE_EXTENSIONS, META_FILE, checksum_from_digests, image_id_for
 from spurbench.benchmarks.spurious_folder.card import (
     CHECKSUM_DEFINITION,
     FORMAT_VERSION,
@@ -34,7 +36,6 @@ from spurbench.benchmarks.spurious_folder.card import (
     name_slug,
 )
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
-from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, IMAGE_EXTENSIONS, META_FILE, checksum_from_digests, image_id_for
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import plain, slug
 
@@ -147,18 +148,28 @@ def write_mined(out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) 
             data = _read(item)
             (tmp / IMAGES_DIR / folder).mkdir(parents=True, exist_ok=True)
             (tmp / IMAGES_DIR / folder / file_name).write_bytes(data)
-            entries.append(ImageEntry(
-                image_id=image_id_for(item.class_index, item.component, file_name), file=f"{IMAGES_DIR}/{folder}/{file_name}",
-                class_index=item.class_index, component=item.component, pool_image_id=item.pool_image_id, source=item.source,
-                digest=item.digest, sha256=hashlib.sha256(data).hexdigest(), verdicts={str(k): int(v) for k, v in item.verdicts.items()},
-            ))  # fmt: skip
+            entries.append(
+                ImageEntry(
+                    image_id=image_id_for(item.class_index, item.component, file_name),
+                    file=f"{IMAGES_DIR}/{folder}/{file_name}",
+                    class_index=item.class_index,
+                    component=item.component,
+                    pool_image_id=item.pool_image_id,
+                    source=item.source,
+                    digest=item.digest,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    verdicts={str(k): int(v) for k, v in item.verdicts.items()},
+                )
+            )
         card = new_card(name, label_space, entries, facts)
         (tmp / META_FILE).write_text(card_json(card))
         (tmp / CARD_FILE).write_text(dataset_card(card))
     return card.checksum
 
 
-def new_card(name: str, label_space: str, entries: list[ImageEntry], facts: dict[str, Any], layout: str = "folder", shards: Sequence[str] = ()) -> Card:
+def new_card(
+    name: str, label_space: str, entries: list[ImageEntry], facts: dict[str, Any], layout: str = "folder", shards: Sequence[str] = ()
+) -> Card:
     """The card of a folder holding ``entries``; its checksum computed from their stored bytes' digests."""
     names = _class_names(facts)
     classes: dict[str, ClassEntry] = {}

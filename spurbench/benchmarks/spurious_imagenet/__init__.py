@@ -9,10 +9,9 @@ shared ImageNet loaders in ``spurbench.benchmarks.imagenet``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, BenchmarkPlugin, ExampleImage, Reference
 from spurbench.benchmarks.imagenet.train import hub_imagenet_train, load_local_imagenet_train
 from spurbench.benchmarks.imagenet.val import resolve_imagenet_val
@@ -28,6 +27,7 @@ from spurbench.benchmarks.shared.spurious_negatives import (
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.hub import cached_snapshot
 from spurbench.imagenet import check_classes, class_names
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 NAME = "spurious-imagenet"
 POSITIVES_PER_CLASS = 50  # ImageNet-val images per class
@@ -63,7 +63,7 @@ class SpuriousImageNet(BenchmarkPlugin):
         class_indices = sorted(negatives.components)
         positives, positives_source = resolve_imagenet_val(class_indices, opts.imagenet_val, opts.token, opts.limit)
         names = class_names()
-        per_class = {k: 0 for k in class_indices}
+        per_class = dict.fromkeys(class_indices, 0)
         for im in negatives.images:
             per_class[im.class_index] += 1
         facts = dict(negatives.extra)
@@ -102,8 +102,9 @@ class SpuriousImageNet(BenchmarkPlugin):
         names = class_names()
         return [
             ExampleImage(first[k].open(), f"{names[k]}: spurious image (component {first[k].component}, no {names[k]})", OPENIMAGES_CREDIT)
-            for k in worst_classes[:3] if k in first
-        ]  # fmt: skip
+            for k in worst_classes[:3]
+            if k in first
+        ]
 
     def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
         """The ImageNet-val images of ``class_indices`` (local ``imagenet_val`` folder or the gated Hub

@@ -4,7 +4,7 @@ unit, ``spurbench.basis``), through the maintained ``grad-cam`` package (pytorch
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

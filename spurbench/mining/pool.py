@@ -22,14 +22,14 @@ from stat import S_ISLNK, S_ISREG
 
 from PIL import Image
 
-from spurbench.protocols import MODEL_TRANSFORM, protocol_table, fixed_paper
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
+from spurbench.benchmarks.folders import inside, reading_root
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.benchmarks.folders import inside, reading_root
 from spurbench.files import atomic_path, check_inside
 from spurbench.hub import check_repo_id, snapshot
+from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 POOL_LABEL_SPACE = "pool"  # pool images have no label; class_index -1
@@ -44,9 +44,13 @@ class Pool:
     files: dict[str, Path] = field(default_factory=dict)  # image id -> file (empty for generated pools)
     unreadable: list[str] = field(default_factory=list)  # ids of files that failed the check, skipped
     spec: str | None = None  # the --pool value that opens it again (a benchmark name, hf://...); None: a local folder
+
+
 # A pool's images are taken whole (resized to the model's size, no crop): they are candidates for
 # spurious-only images, scored as a benchmark's spurious-only images are.
-POOL_PROTOCOLS = protocol_table(fixed_paper(1.0, by="spurbench's mining pools: each image's short side resized to the model's size"), MODEL_TRANSFORM)
+POOL_PROTOCOLS = protocol_table(
+    fixed_paper(1.0, by="spurbench's mining pools: each image's short side resized to the model's size"), MODEL_TRANSFORM
+)
 
 
 def _readable(path: Path | io.BytesIO) -> bool:
@@ -127,7 +131,16 @@ def folder_pool(folder: str | Path, within: str | Path | None = None) -> Pool:
     if not images:
         raise DataError(f"--pool {folder}: none of its {len(found)} image files can be read (e.g. {unreadable[0]})")
     revision = identity.hexdigest()
-    bench = Benchmark(f"pool:{root.resolve().name}", POOL_LABEL_SPACE, [], images, repo=str(root.resolve()), revision=revision, checksum=revision, protocols=POOL_PROTOCOLS)
+    bench = Benchmark(
+        f"pool:{root.resolve().name}",
+        POOL_LABEL_SPACE,
+        [],
+        images,
+        repo=str(root.resolve()),
+        revision=revision,
+        checksum=revision,
+        protocols=POOL_PROTOCOLS,
+    )
     return Pool(bench, str(root.resolve()), files, unreadable)
 
 
@@ -150,7 +163,16 @@ def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
             images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", lambda d=data: Image.open(io.BytesIO(d))))
     if not images:
         raise DataError(f"--pool {source}: no readable image rows in its parquet shards")
-    bench = Benchmark(f"pool:{source[len(HUB_PREFIX):]}", POOL_LABEL_SPACE, [], images, repo=source, revision=revision, checksum=revision, protocols=POOL_PROTOCOLS)
+    bench = Benchmark(
+        f"pool:{source[len(HUB_PREFIX) :]}",
+        POOL_LABEL_SPACE,
+        [],
+        images,
+        repo=source,
+        revision=revision,
+        checksum=revision,
+        protocols=POOL_PROTOCOLS,
+    )
     return Pool(bench, source, {}, unreadable, spec=source)
 
 

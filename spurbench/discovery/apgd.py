@@ -17,8 +17,8 @@ component's contribution. This is the algorithm of the paper, for a batch of ind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -51,7 +51,9 @@ def project(x: torch.Tensor, center: torch.Tensor, eps: float) -> torch.Tensor:
     return x
 
 
-def apgd(objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, center: torch.Tensor, eps: float, steps: int = 200) -> APGDResult:
+def apgd(
+    objective: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, center: torch.Tensor, eps: float, steps: int = 200
+) -> APGDResult:
     """Maximise ``objective`` (a batch [B, ...] -> values [B], differentiable) from ``x0`` within the ball."""
 
     def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

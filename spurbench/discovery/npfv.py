@@ -4,7 +4,7 @@ alpha_l is dropped: it does not change the maximiser).
 
 As the authors do it: start from a grey image (0.5) plus a random L2 start, stay within an L2 budget of
 eps = 30 at 224 px (scaled with the image side for other input sizes), 200 steps of APGD (initial step
-2 * eps, momentum 0.75, checkpoint halving; ``spurbench.apgd``) and keep the best iterate. All
+2 * eps, momentum 0.75, checkpoint halving; ``spurbench.discovery.apgd``) and keep the best iterate. All
 components of a class are optimised as one batch. The visualisations are meaningful for adversarially
 robust models (the papers use a robust ResNet-50); for others they run the same but look like noise.
 """
@@ -12,14 +12,14 @@ robust models (the papers use a robust ResNet-50); for others they run the same 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
 from spurbench.adapters import ModelAdapter
-from spurbench.apgd import apgd, project
 from spurbench.basis import Basis
+from spurbench.discovery.apgd import apgd, project
 from spurbench.runtime import StageProgress
 
 EPS_AT_224 = 30.0
@@ -39,7 +39,9 @@ def budget(input_size: Sequence[int]) -> float:
     return EPS_AT_224 * math.sqrt(input_size[-1] * input_size[-2]) / 224
 
 
-def visualise(model: ModelAdapter, class_index: int, basis: Basis, components: Sequence[int], steps: int = STEPS, seed: int = 0, device: str = "cpu") -> Visualisation:
+def visualise(
+    model: ModelAdapter, class_index: int, basis: Basis, components: Sequence[int], steps: int = STEPS, seed: int = 0, device: str = "cpu"
+) -> Visualisation:
     """NPFVs of ``components`` (columns of ``basis``: neural PCA or neurons) of ``class_index`` (one APGD
     batch); deterministic for a given ``seed``."""
     config = model.data_config
@@ -58,7 +60,9 @@ def visualise(model: ModelAdapter, class_index: int, basis: Basis, components: S
     eps = budget(size)
     center = torch.full((len(components), *size), 0.5, device=device)
     noise = torch.randn(center.shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    start = project(center + noise * (0.5 * eps / noise.flatten(1).norm(dim=1).view(-1, 1, 1, 1)), center, eps)  # random L2 start, radius eps / 2
+    start = project(
+        center + noise * (0.5 * eps / noise.flatten(1).norm(dim=1).view(-1, 1, 1, 1)), center, eps
+    )  # random L2 start, radius eps / 2
     # APGD evaluates the objective about once per step: counting the calls gives the lines a log needs
     # (no bar on a terminal: discover shows its own per-class display there).
     stage = StageProgress(f"NPFV {model.name} class {class_index}", steps, "steps", bar=False)

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import Field, StrictInt, StrictStr
 
@@ -148,7 +149,15 @@ def _component_exists(index: DiscoveryIndex, class_index: int, rank: int) -> Non
         raise UnknownComponentError(f"class {class_index} has no component of rank {rank}")
 
 
-def record_label(folder: Path, class_index: int, rank: int, label: str, labeler: str, index: DiscoveryIndex | None = None, ledger: Ledger[LabelRecord] | None = None) -> LabelRecord:
+def record_label(
+    folder: Path,
+    class_index: int,
+    rank: int,
+    label: str,
+    labeler: str,
+    index: DiscoveryIndex | None = None,
+    ledger: Ledger[LabelRecord] | None = None,
+) -> LabelRecord:
     """Append one label to ``folder``'s ledger, locked and synced (``index``: the folder's discovery
     index when the caller has it read already; ``ledger``: the caller's, to keep its reads incremental)."""
     folder = Path(folder)
@@ -218,7 +227,9 @@ def export_components(folder: Path, min_votes: int = 1, out: Path | None = None,
         votes[(k, rank)] = votes.get((k, rank), 0) + (record.label == "spurious")
     if unknown:
         k, rank, _ = min(unknown)
-        warn(f"{len(unknown)} label(s) name classes or components the discovery does not have (first: class {k} rank {rank}); they are left out of the export")
+        warn(
+            f"{len(unknown)} label(s) name classes or components the discovery does not have (first: class {k} rank {rank}); they are left out of the export"
+        )
     table: dict[str, list[int]] = {}
     for k in sorted_classes(index):
         chosen = [c for c in index.classes[str(k)].components if votes.get((k, c.rank), 0) >= min_votes]
@@ -234,7 +245,9 @@ def export_components(folder: Path, min_votes: int = 1, out: Path | None = None,
     }
     if out is not None:
         if not table:  # an empty components file only moves the failure to `spufix fit` or `mine`
-            raise SpurbenchError(f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(payload['labelers'])} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes")
+            raise SpurbenchError(
+                f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(payload['labelers'])} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes"
+            )
         _write_export(Path(out), payload)
     return payload
 
@@ -246,7 +259,9 @@ def check_out(folder: Path, out: Path) -> None:
     target = os.path.realpath(out)
     for path in own:
         if target == os.path.realpath(path):
-            raise SpurbenchError(f"--out {out}: is the discovery folder's own {path.name}, which the export reads; write the components to another file")
+            raise SpurbenchError(
+                f"--out {out}: is the discovery folder's own {path.name}, which the export reads; write the components to another file"
+            )
     for name in DISCOVERY_FOLDERS:
         if real_inside(folder / name, out):
             raise SpurbenchError(f"--out {out}: is inside the discovery's {name}/ folder; write the components to another file")

@@ -6,7 +6,7 @@ its header names the mining's model and pool, so verdicts on another mining are 
 about an image and a class: is the class's object in it? ``absent`` / ``present`` / ``unsure``, the
 question the paper's authors asked of every image of their benchmark. It is recorded per (class,
 image, labeler) with the time, whichever component's grid it was given in. As with the component
-labels (``spurbench.labels``), every click appends one record, locked and synced, and the last record
+labels (``spurbench.discovery.labels``), every click appends one record, locked and synced, and the last record
 per key wins. A folder verified before the ledger holds ``DIR/verify.json`` (format 1): it is read as
 it is, and the first new verdict moves its records into the ledger.
 
@@ -19,22 +19,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import Field, StrictInt, StrictStr
 
+from spurbench.discovery.labels import check_labeler
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, strict_json
-from spurbench.labels import check_labeler
 from spurbench.ledger import Identity, Ledger
 from spurbench.schemas import Strict
 
 if TYPE_CHECKING:  # spurbench.mining and the benchmarks import torch: only where the export needs them
     from spurbench.benchmarks import BenchmarkImage
-    from spurbench.benchmarks.pool import Pool
     from spurbench.mining import Candidate, MiningIndex
+    from spurbench.mining.pool import Pool
 
 FORMAT_VERSION = 1  # of the format-1 file, verify.json
 VERIFY_FILE = "verify.jsonl"  # the ledger
@@ -72,7 +73,9 @@ class VerifyFile(Strict):
 def verdicts_ledger(folder: Path) -> Ledger[VerdictRecord]:
     """The ledger of ``folder``'s verdicts. Keep one per server: its reads are incremental."""
     folder = Path(folder)
-    return Ledger(folder / VERIFY_FILE, folder / LOCK_FILE, VerdictRecord, "verdicts", "verdicts file", folder / LEGACY_VERIFY_FILE, VerifyFile)
+    return Ledger(
+        folder / VERIFY_FILE, folder / LOCK_FILE, VerdictRecord, "verdicts", "verdicts file", folder / LEGACY_VERIFY_FILE, VerifyFile
+    )
 
 
 def _identity(index: MiningIndex) -> Identity:
@@ -124,7 +127,11 @@ def check_folder(folder: Path) -> None:
     found, _ = ledger.read()
     try:
         raw = strict_json(path.read_text(encoding="utf-8"))
-        mine = {"model": raw["model"]["name"], "weights_revision": raw["model"]["weights_revision"], "pool_revision": raw["pool"]["revision"]}
+        mine = {
+            "model": raw["model"]["name"],
+            "weights_revision": raw["model"]["weights_revision"],
+            "pool_revision": raw["pool"]["revision"],
+        }
     except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
         return  # the index itself is broken: read_mining says how, in its own words
     if found is not None:
@@ -135,7 +142,15 @@ def latest_verdicts(verdicts: VerifyFile) -> dict[Key, VerdictRecord]:
     return {(r.class_index, r.image_id, r.labeler): r for r in verdicts.records}
 
 
-def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, labeler: str, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord] | None = None) -> VerdictRecord:
+def record_verdict(
+    folder: Path,
+    class_index: int,
+    image_id: str,
+    verdict: str,
+    labeler: str,
+    index: MiningIndex | None = None,
+    ledger: Ledger[VerdictRecord] | None = None,
+) -> VerdictRecord:
     """Append one verdict to ``folder``'s ledger, locked and synced."""
     # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining import candidates_by_class
@@ -149,7 +164,9 @@ def record_verdict(folder: Path, class_index: int, image_id: str, verdict: str, 
         raise UnknownCandidateError(f"{image_id!r} is not a candidate of class {class_index}")
     if verdict not in VERDICTS:
         raise SpurbenchError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
-    record = VerdictRecord(class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
+    record = VerdictRecord(
+        class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc)
+    )
     ledger = ledger or verdicts_ledger(folder)
     mine = _identity(index)
     ledger.append(record, mine, _checker(ledger, mine))
@@ -161,7 +178,9 @@ def tally(index: MiningIndex, verdicts: VerifyFile) -> dict[int, dict[str, dict[
     # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining import candidates_by_class
 
-    counts: dict[int, dict[str, dict[str, int]]] = {k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()}
+    counts: dict[int, dict[str, dict[str, int]]] = {
+        k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()
+    }
     for (k, image_id, _), record in latest_verdicts(verdicts).items():
         if image_id in counts.get(k, {}):
             counts[k][image_id][record.verdict] += 1
@@ -180,8 +199,6 @@ def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> di
 
     mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
     return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
-
-
 
 
 MINED_FORMAT = "spurious-folder"  # the benchmark plugin that writes (and loads) mined benchmark folders
@@ -210,7 +227,9 @@ def _pool_bytes(candidate: Candidate, pool: Pool | None, by_id: dict[str, Benchm
     return ".png", read_encoded
 
 
-def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class: int = 1, name: str | None = None) -> tuple[str, dict[int, dict[str, int]]]:
+def export_benchmark(
+    folder: Path, out: Path, min_votes: int = 1, min_per_class: int = 1, name: str | None = None
+) -> tuple[str, dict[int, dict[str, int]]]:
     """Write the verified object-absent candidates of a mining as a benchmark folder (through the
     ``spurious-folder`` plugin); returns its content checksum and the per-class counts. Nothing is
     written when a class has fewer than ``min_per_class`` images."""
@@ -234,12 +253,16 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     short = [k for k, s in per_class.items() if s["exported"] < min_per_class]
     if short:
         k = short[0]
-        raise SpurbenchError(f"class {k}: only {per_class[k]['exported']} verified object-absent images, fewer than --min-per-class {min_per_class} ({len(short)} such classes); verify more or lower it")
+        raise SpurbenchError(
+            f"class {k}: only {per_class[k]['exported']} verified object-absent images, fewer than --min-per-class {min_per_class} ({len(short)} such classes); verify more or lower it"
+        )
     pool = None  # a local folder's candidates are read from their files
     if index.pool.spec is not None:
         pool = resolve_pool(index.pool.spec)
         if pool.benchmark.revision != index.pool.revision:
-            raise SpurbenchError(f"pool {index.pool.spec}: is at revision {pool.benchmark.revision} now, the mining used {index.pool.revision}")
+            raise SpurbenchError(
+                f"pool {index.pool.spec}: is at revision {pool.benchmark.revision} now, the mining used {index.pool.revision}"
+            )
     by_id = {im.image_id: im for im in pool.benchmark.images} if pool is not None else {}
     items = []
     for (k, image_id), (component, c) in sorted(best.items()):
@@ -263,4 +286,17 @@ def export_benchmark(folder: Path, out: Path, min_votes: int = 1, min_per_class:
     return get_benchmark(MINED_FORMAT).write_mined(Path(out), items, facts), per_class
 
 
-__all__ = ["MINED_FORMAT", "VERDICTS", "VERIFY_FILE", "export_benchmark", "VerdictRecord", "VerifyFile", "class_progress", "latest_verdicts", "read_verdicts", "record_verdict", "tally", "verified_absent"]
+__all__ = [
+    "MINED_FORMAT",
+    "VERDICTS",
+    "VERIFY_FILE",
+    "VerdictRecord",
+    "VerifyFile",
+    "class_progress",
+    "export_benchmark",
+    "latest_verdicts",
+    "read_verdicts",
+    "record_verdict",
+    "tally",
+    "verified_absent",
+]
