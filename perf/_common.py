@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from spurbench.benchmarks import BenchmarkOptions, BenchmarkPlugin, register_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
@@ -45,5 +46,27 @@ def photo_benchmark(num_classes: int = 4, per_role: int = 24, folder: Path | Non
         images,
         revision="speed",
         checksum="speed",
-        protocols=protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM),
+        protocols=PhotoBenchmark.protocols,
     )
+
+
+class PhotoOptions(BenchmarkOptions):
+    num_classes: int = 4
+    per_role: int = 24
+
+
+@register_benchmark
+class PhotoBenchmark(BenchmarkPlugin):
+    """``photo_benchmark`` as a registered plugin, so settings can name it (the scripts pass the loaded benchmark)."""
+
+    name = "photos"
+    description = "real photos written as JPEGs, for speed measurements (perf/)"
+    options_model = PhotoOptions
+    protocols = protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM)
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        assert isinstance(options, PhotoOptions)
+        return photo_benchmark(options.num_classes, options.per_role)
+
+    def reference(self, revision: str) -> None:
+        return None

@@ -2,7 +2,7 @@
 other components takes < 5 % of the first run's time (goal). Prints both times, the images forwarded
 and the ratio.
 
-The real path (``spurbench.mining.mine`` through the feature cache, a folder pool read from disk):
+The real path (``spurbench.mining.pipeline.mine`` through the feature cache, a folder pool read from disk):
 first a discovery of 3 classes, then the first mining (components 1 of each class, cold feature
 cache) and a second one with other components (2 and 3) of the same classes; best of 3, each with
 its own cold cache. Two set-ups:
@@ -34,9 +34,11 @@ from _common import photo_benchmark
 from spurbench.adapters import load_model
 from spurbench.benchmarks.planted import training_benchmark, write_pool
 from spurbench.benchmarks.planted.models import PlantedAdapter
-from spurbench.discovery import discover
-from spurbench.mining import from_discovery, mine
+from spurbench.discovery.pipeline import discover
+from spurbench.mining.pipeline import mine
 from spurbench.mining.pool import folder_pool
+from spurbench.mining.sources import from_discovery
+from spurbench.settings import FeatureSettings
 
 
 def photo_pool(folder: Path, size: int) -> None:
@@ -68,7 +70,8 @@ def main() -> None:
         train = photo_benchmark(num_classes=3, per_role=16)
         classes = [0, 1, 2]
         photo_pool(work / "pool", args.pool_size)
-    discover(model, train, "p10", work / "d", classes=classes, components=4, top=5, npfv_steps=0, progress=False)
+    quiet = FeatureSettings(progress=False)
+    discover(model, train, "p10", work / "d", quiet, classes=classes, components=4, top=5, npfv_steps=0)
     calls = {"images": 0}
     real = model.features
 
@@ -87,8 +90,8 @@ def main() -> None:
             from_discovery(work / "d", {k: [1] for k in classes}, model),
             folder_pool(work / "pool"),
             work / f"first{repeat}",
+            quiet,
             require_predicted="none",
-            progress=False,
         )
         first, first_images = min(first, time.perf_counter() - start), calls["images"]
         calls["images"] = 0
@@ -98,8 +101,8 @@ def main() -> None:
             from_discovery(work / "d", {k: [2, 3] for k in classes}, model),
             folder_pool(work / "pool"),
             work / f"again{repeat}",
+            quiet,
             require_predicted="none",
-            progress=False,
         )
         again, again_images = min(again, time.perf_counter() - start), calls["images"]
     pool_size = len(folder_pool(work / "pool").benchmark.images)

@@ -91,7 +91,7 @@ def median_ms(run) -> float:
 def measure(folder: Path) -> tuple[float, float]:
     from fastapi.testclient import TestClient
 
-    from spurbench.discovery import read_index
+    from spurbench.discovery.index import read_index
     from spurbench.discovery.labels import record_label
     from spurbench.labelpage.app import create_app
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark
+from _common import PhotoBenchmark, photo_benchmark
 
 from spurbench import evaluate, load_model
 from spurbench.heads import LinearHead
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.spufix.artifact import SpuFixArtifact
 from spurbench.spufix.fit import load_components
 from spurbench.spufix.npca import projection_coefficients
@@ -84,17 +85,20 @@ def main() -> None:
     print(f"P2 ratio (per-class loop / fused head) = {t_loop / t_fused:.1f}  (goal >= 25)")
 
     bench = photo_benchmark(per_role=16)
-    kw = dict(use_cache=False, bootstrap=1000, batch_size=args.batch_size, progress=False)
-    evaluate(adapter, bench, **kw)  # warm-up
+    uncached = FeatureSettings(use_cache=False, batch_size=args.batch_size, progress=False)
+    settings = RunSettings(model=adapter.name, benchmark=PhotoBenchmark.name, options={"per_role": 16}, bootstrap=1000, features=uncached)
+    evaluate(settings, model=adapter, benchmark=bench)  # warm-up
     runs: dict[str, list[float]] = {"plain": [], "both": []}
     for _ in range(3):  # interleaved, so drifting machine load hits both alike
-        runs["plain"].append(best_of(lambda: evaluate(adapter, bench, **kw), 1))
-        runs["both"].append(best_of(lambda: evaluate(adapter, bench, spufix=artifact, **kw), 1))
+        runs["plain"].append(best_of(lambda: evaluate(settings, model=adapter, benchmark=bench), 1))
+        runs["both"].append(best_of(lambda: evaluate(settings, model=adapter, benchmark=bench, spufix=artifact), 1))
     t_plain_eval, t_both_eval = min(runs["plain"]), min(runs["both"])
     # The same two runs from cached features: what the second head itself adds (head build, scoring, metrics, bootstrap).
-    cached = dict(kw, use_cache=True)
-    evaluate(adapter, bench, **cached)
-    extra = best_of(lambda: evaluate(adapter, bench, spufix=artifact, **cached), 5) - best_of(lambda: evaluate(adapter, bench, **cached), 5)
+    cached = settings.model_copy(update={"features": uncached.model_copy(update={"use_cache": True})})
+    evaluate(cached, model=adapter, benchmark=bench)
+    extra = best_of(lambda: evaluate(cached, model=adapter, benchmark=bench, spufix=artifact), 5) - best_of(
+        lambda: evaluate(cached, model=adapter, benchmark=bench), 5
+    )
     print(
         f"evaluate(): plain {t_plain_eval:.2f} s, plain + SpuFix {t_both_eval:.2f} s on {len(bench.images)} JPEG photos (best of 3, interleaved)"
     )

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark
+from _common import PhotoBenchmark, photo_benchmark
 
 from spurbench import evaluate, load_model
 from spurbench.preprocessing import build_transform
+from spurbench.settings import FeatureSettings, RunSettings
 
 
 def main() -> None:
@@ -47,9 +48,12 @@ def main() -> None:
             torch.cuda.synchronize()
         raw = time.perf_counter() - start
 
-    evaluate(adapter, bench, use_cache=False, bootstrap=1000, batch_size=args.batch_size, device=args.device, progress=False)  # warm-up
+    features = FeatureSettings(use_cache=False, batch_size=args.batch_size, device=args.device, progress=False)
+    options = {"per_role": args.images_per_role}
+    settings = RunSettings(model=adapter.name, benchmark=PhotoBenchmark.name, options=options, bootstrap=1000, features=features)
+    evaluate(settings, model=adapter, benchmark=bench)  # warm-up
     start = time.perf_counter()
-    evaluate(adapter, bench, use_cache=False, bootstrap=1000, batch_size=args.batch_size, device=args.device, progress=False)
+    evaluate(settings, model=adapter, benchmark=bench)
     end_to_end = time.perf_counter() - start
 
     print(

@@ -97,8 +97,11 @@ def peak_rss_mib() -> float:
 
 def child(n: int, dim: int, mode: str) -> dict[str, float]:
     from spurbench.features import FeatureStream
+    from spurbench.settings import FeatureSettings
     from spurbench.spufix.fit import SourceAlphas, fit_transfer
     from spurbench.spufix.npca import match_directions
+
+    quiet = FeatureSettings(progress=False)
 
     target = ProjectionAdapter.load(str(dim))
     bench = one_class_benchmark(n)
@@ -109,15 +112,15 @@ def child(n: int, dim: int, mode: str) -> dict[str, float]:
         target,
         one_class_benchmark(64),
         SourceAlphas("s", {CLASS: [0, 1, 2]}, {CLASS: [f"train/{CLASS}/{i}" for i in range(64)]}, {CLASS: alphas[:64]}),
-        progress=False,
+        quiet,
     )
     before = peak_rss_mib()
     if mode == "streaming":
-        artifact = fit_transfer(target, bench, source, progress=False)
-        directions = artifact.directions[CLASS][1]
+        artifact = fit_transfer(target, bench, source, quiet)
+        directions = artifact.directions[CLASS].directions
     else:  # collect everything, then one call: what the streaming fit avoids
-        feats = torch.cat([f for _, f in FeatureStream.open(target, bench, progress=False)])
-        directions, _ = match_directions(alphas, feats, target.weight[CLASS])
+        feats = torch.cat([f for _, f in FeatureStream.open(target, bench, quiet)])
+        directions = match_directions(alphas, feats, target.weight[CLASS]).directions
     return {"images": n, "growth_mib": peak_rss_mib() - before, "peak_mib": peak_rss_mib(), "directions_norm": float(directions.norm())}
 
 

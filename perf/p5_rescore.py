@@ -14,15 +14,19 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from spurbench import evaluate
+from spurbench.adapters import ADAPTERS
 from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.benchmarks import BenchmarkOptions, BenchmarkPlugin, register_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
+from spurbench.settings import FeatureSettings, RunSettings
 
 DIM, CLASSES = 2048, 1000
 
@@ -72,6 +76,9 @@ class ProjectionAdapter(ModelAdapter):
         return self
 
 
+ADAPTERS.register(ProjectionAdapter.family, ProjectionAdapter)  # so settings can name it
+
+
 def benchmark_12k() -> Benchmark:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, size=(64, 8, 8, 3), dtype=np.uint8)
@@ -94,18 +101,35 @@ def benchmark_12k() -> Benchmark:
         images,
         revision="v1",
         checksum="speed",
-        protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
+        protocols=Speed12k.protocols,
     )
+
+
+@register_benchmark
+class Speed12k(BenchmarkPlugin):
+    """``benchmark_12k`` as a registered plugin, so settings can name it."""
+
+    name = "speed-12k"
+    description = "12,500 generated images in 100 ImageNet classes, for the re-scoring measurement"
+    protocols = protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM)
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        return benchmark_12k()
+
+    def reference(self, revision: str) -> None:
+        return None
 
 
 def main() -> None:
     os.environ.setdefault("SPURBENCH_CACHE", tempfile.mkdtemp(prefix="spurbench-p5-"))
     adapter, bench = ProjectionAdapter.load("projection"), benchmark_12k()
     out = tempfile.mkdtemp(prefix="spurbench-p5-out-")
-    evaluate(adapter, bench, batch_size=256, progress=False)  # fills the cache
+    features = FeatureSettings(batch_size=256, progress=False)
+    evaluate(RunSettings(model=adapter.name, benchmark=Speed12k.name, features=features), model=adapter, benchmark=bench)  # fills the cache
     calls = adapter.forward_calls
     start = time.perf_counter()
-    result = evaluate(adapter, bench, batch_size=256, progress=False, output_dir=out)
+    settings = RunSettings(model=adapter.name, benchmark=Speed12k.name, features=features, output=Path(out))
+    result = evaluate(settings, model=adapter, benchmark=bench)
     elapsed = time.perf_counter() - start
     forwards = adapter.forward_calls - calls
     print(f"{len(bench.images)} images, {CLASSES}-class head, {DIM}-d features, bootstrap 1000 draws")

@@ -15,8 +15,8 @@ import torch
 from spurbench.benchmarks.planted import training_benchmark
 from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.discovery.npfv import visualise
-from spurbench.features import extract_features
-from spurbench.spufix.fit import class_subset
+from spurbench.features import class_subset, extract_features
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.npca import fit_npca
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     model = PlantedAdapter.load(args.arch, pretrained=False)
     train, _ = training_benchmark(limit=200)
-    feats = extract_features(model, class_subset(train, 2), use_cache=False, progress=False)
+    feats = extract_features(model, class_subset(train, 2), FeatureSettings(use_cache=False, progress=False))
     npca = fit_npca(feats.features.double(), model.head[0][2])
     ranks = list(range(args.components))
     batched = separate = float("inf")

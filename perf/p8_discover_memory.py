@@ -1,7 +1,7 @@
 """P8: `discover` processes one class at a time from the feature cache, so its peak memory does not
 grow with the number of classes (goal: peak ratio <= 1.1 for 4x as many classes).
 
-Runs ``spurbench.discovery.discover`` (the real path: Benchmark -> FeatureStream with its feature
+Runs ``spurbench.discovery.pipeline.discover`` (the real path: Benchmark -> FeatureStream with its feature
 cache -> per class neural PCA, statistics, top images, NPFV) in a fresh process for C and 4C classes
 and prints the peak resident memory of each and their ratio. The model is a fixed random projection
 of 32 px pixels to D features with a linear head (``p4_streaming_memory.ProjectionAdapter``), so the
@@ -49,7 +49,8 @@ def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
 
 
 def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float]:
-    from spurbench.discovery import discover
+    from spurbench.discovery.pipeline import discover
+    from spurbench.settings import FeatureSettings
 
     model = ProjectionAdapter.load(str(dim))
     index = discover(
@@ -57,11 +58,11 @@ def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float
         many_class_benchmark(classes, per_class),
         "p8",
         tempfile.mkdtemp(prefix="spurbench-p8-"),
+        FeatureSettings(progress=False),
         components=10,
         top=5,
         npfv_steps=10,
         basis=basis,
-        progress=False,
     )
     return {"classes": len(index.classes), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

@@ -15,15 +15,18 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import PIL
 import torch
 import torchvision
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from spurbench.benchmarks.base import ROLES, Benchmark, BenchmarkImage
+from spurbench.benchmarks.data import Role
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import stable_hash
 from spurbench.pixelcache import FORMAT as PIXEL_FORMAT
@@ -33,6 +36,15 @@ from spurbench.protocols import EvalProtocol
 from spurbench.runtime import available_cores, note, worker_context
 
 
+@dataclass(frozen=True)
+class ViewRendering:
+    """How a views benchmark's loader turns an image's un-normalised input into its normalised views."""
+
+    render: Callable[[BenchmarkImage, torch.Tensor, EvalProtocol], list[torch.Tensor]]  # ``Benchmark.render_views``
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    protocol: EvalProtocol
+
+
 class ImageDataset(Dataset):
     """Each image decoded once: its input tensor, or for a views benchmark its views stacked [V, 3, H, W]
     (rendered from the un-normalised tensor, then normalised)."""
@@ -40,14 +52,12 @@ class ImageDataset(Dataset):
     def __init__(
         self,
         images: Sequence[BenchmarkImage],
-        transforms: dict[str, Callable],
-        render_views: Callable | None = None,
-        normalize: Callable | None = None,
-        protocol: EvalProtocol | None = None,
+        transforms: dict[Role, Callable[[Image.Image], torch.Tensor]],
+        views: ViewRendering | None = None,
     ):
         self.images = images
         self.transforms = transforms
-        self.render_views, self.normalize, self.protocol = render_views, normalize, protocol
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,12 +66,12 @@ class ImageDataset(Dataset):
         image = self.images[index]
         try:
             x = self.transforms[image.role](image.open())
-            if self.render_views is None:
+            if self.views is None:
                 return x
-            views = self.render_views(image, x, self.protocol)
+            views = self.views.render(image, x, self.views.protocol)
             if len(views) != len(image.views):
                 raise SpurbenchError(f"image {image.origin}: {len(views)} views rendered for {len(image.views)} names {list(image.views)}")
-            return torch.stack([self.normalize(v) for v in views])
+            return torch.stack([self.views.normalize(v) for v in views])
         except SpurbenchError as exc:
             return str(exc)  # reported by the main process in one line, not through the worker's traceback
         except Exception as exc:
@@ -71,10 +81,12 @@ class ImageDataset(Dataset):
 def collate(items: list[torch.Tensor | str]) -> torch.Tensor | str:
     """The batch, or the first image error in it (see ``ImageDataset``). torch's default_collate
     stacks straight into shared memory inside a worker, saving a copy per batch over torch.stack."""
-    error = next((item for item in items if isinstance(item, str)), None)
-    if error is not None:
-        return error
-    return torch.cat(items) if items and items[0].dim() == 4 else default_collate(items)  # views: [V, 3, H, W] per image
+    tensors: list[torch.Tensor] = []
+    for item in items:
+        if isinstance(item, str):
+            return item
+        tensors.append(item)
+    return torch.cat(tensors) if tensors and tensors[0].dim() == 4 else default_collate(tensors)  # views: [V, 3, H, W] per image
 
 
 _CAPPED: set[tuple[int, int]] = set()  # (asked, cores) already said, so a run over many image sets says it once
@@ -149,7 +161,7 @@ def started(loader: DataLoader) -> Iterator[Any]:
     return batches
 
 
-def roles_of(benchmark: Benchmark) -> list[str]:
+def roles_of(benchmark: Benchmark) -> list[Role]:
     """The roles its images have, in ``ROLES`` order: a benchmark of class images only needs no geometry
     for spurious-only images (its protocol may state none)."""
     present = {im.role for im in benchmark.images}
@@ -192,7 +204,8 @@ def input_batches(
         if pixel_cache is not None:
             note(f"pixel cache: benchmark {benchmark.name} renders views in the loader; its images are decoded without the cache")
         transforms = {role: build_transform(data_config, spec, role, normalize=False) for role in roles_of(benchmark)}
-        dataset = ImageDataset([images[j] for j in positions], transforms, views, normalizer(eval_data_config(data_config, spec)), spec)
+        rendering = ViewRendering(views, normalizer(eval_data_config(data_config, spec)), spec)
+        dataset = ImageDataset([images[j] for j in positions], transforms, rendering)
         yield from decoded_batches(dataset, batch_size, workers=workers, pin_memory=pin_memory)
         return
     transforms = {role: pixel_transform(data_config, spec, role) for role in roles_of(benchmark)}
@@ -215,4 +228,4 @@ def input_batches(
         yield batch.pin_memory() if pin_memory else batch
 
 
-__all__ = ["ImageDataset", "collate", "decoded_batches", "input_batches", "pixel_cache_key"]
+__all__ = ["ImageDataset", "ViewRendering", "collate", "decoded_batches", "input_batches", "pixel_cache_key"]

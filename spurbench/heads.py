@@ -21,6 +21,9 @@ class LinearHead(nn.Module):
     """The model's own final layer: logits = features @ W.T + b."""
 
     name = PLAIN
+    # registered buffers (declared for type checkers: nn.Module's __getattr__ says Tensor | Module)
+    weight: torch.Tensor
+    bias: torch.Tensor
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
         super().__init__()
@@ -76,6 +79,14 @@ class SpuFixHead(nn.Module):
     """
 
     name = SPUFIX
+    # registered buffers (declared for type checkers: nn.Module's __getattr__ says Tensor | Module)
+    weight: torch.Tensor
+    bias: torch.Tensor
+    rows: torch.Tensor
+    offsets: torch.Tensor
+    scales: torch.Tensor
+    class_index: torch.Tensor
+    scatter: torch.Tensor
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ import functools
 import importlib.util
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 
@@ -79,10 +80,18 @@ def _open_clip_names() -> tuple[str, ...]:
     raise RuntimeError(f"{path}: no list of {NUM_CLASSES_1K} IMAGENET_CLASSNAMES")
 
 
-@functools.cache
+@overload
+def class_names(space: Literal["imagenet-1k"] = ...) -> tuple[str, ...]: ...
+@overload
+def class_names(space: str) -> tuple[str, ...] | None: ...
 def class_names(space: str = "imagenet-1k") -> tuple[str, ...] | None:
     """Class names of an ImageNet label space in column order (see the module docstring), or None for
     a label space that is not ImageNet's."""
+    return _class_names(space)
+
+
+@functools.cache
+def _class_names(space: str) -> tuple[str, ...] | None:
     if space not in IMAGENET_SPACES:
         return None
     if space == "imagenet-1k":

@@ -62,7 +62,11 @@ class HeadMetrics(BaseModel):
 
 def better(model: type[BaseModel], name: str) -> str:
     """ "higher" or "lower": the declared direction of a metric."""
-    return model.model_fields[name].json_schema_extra["better"]  # type: ignore[index]
+    extra = model.model_fields[name].json_schema_extra
+    direction = extra.get("better") if isinstance(extra, dict) else None
+    if not isinstance(direction, str):
+        raise KeyError(f"{model.__name__}.{name} declares no direction (_metric's better)")
+    return direction
 
 
 def differences(stored: BaseModel, recomputed: BaseModel, tolerance: float = TOLERANCE) -> list[tuple[str, float | None, float | None]]:

@@ -57,7 +57,7 @@ def _note(message: str) -> None:
 
 
 def _digest(pixels: torch.Tensor) -> str:
-    return hashlib.sha256(pixels.contiguous().numpy()).hexdigest()  # the array's buffer: no copy
+    return hashlib.sha256(pixels.contiguous().numpy().data).hexdigest()  # the array's buffer: no copy
 
 
 def _read_json(path: Path) -> dict | None:
@@ -152,7 +152,8 @@ class _Rows:
     """Rows pulled from an iterator of batches, ``n`` at a time, whatever the batches' size."""
 
     def __init__(self, batches: Iterable[torch.Tensor]):
-        self.batches, self.rest = iter(batches), None
+        self.batches = iter(batches)
+        self.rest: torch.Tensor | None = None
 
     def take(self, n: int) -> torch.Tensor:
         parts, have = [], 0

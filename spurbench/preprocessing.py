@@ -76,10 +76,8 @@ def _role(protocol: EvalProtocol, role: Role) -> Geometry:
     return geometry
 
 
-def model_transform(
-    data_config: dict[str, Any], normalize: bool = True, protocol: EvalProtocol = MODEL_TRANSFORM
-) -> Callable[[Image.Image], torch.Tensor]:
-    """timm's eval transform for this data config under a model-transform protocol (default: at the
+def model_transform(data_config: dict[str, Any], normalize: bool = True, protocol: EvalProtocol = MODEL_TRANSFORM) -> T.Compose:
+    """timm's eval transform (a ``Compose`` of its steps) for this data config under a model-transform protocol (default: at the
     test-time size, as timm's validate.py uses it); ``normalize=False``: without the mean/std step."""
     config = eval_data_config(data_config, protocol)
     config = {k: config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in config}

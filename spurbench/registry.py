@@ -77,7 +77,7 @@ class Registry(Generic[T]):
         return obj
 
 
-PLUGIN_GROUPS = ("spurbench.benchmarks", "spurbench.adapters")  # the entry-point groups a third-party plugin declares
+PLUGIN_GROUPS = ("spurbench.benchmarks", "spurbench.adapters", "spurbench.tasks")  # the entry-point groups a third-party plugin declares
 
 
 def plugin_packages() -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from spurbench.errors import SpurbenchError
-from spurbench.results import AnyResult, Result, read_result
+from spurbench.results import AnyResult, read_result
 
 
 def configuration_differences(result: AnyResult, planned: dict[str, Any]) -> list[str]:
@@ -26,8 +26,7 @@ def configuration_differences(result: AnyResult, planned: dict[str, Any]) -> lis
     }
     if "spufix" in result.heads:
         recorded["spufix_temperature"] = result.heads["spufix"].temperature
-    if isinstance(result, Result) and "plain" in result.heads:
-        recorded["bootstrap"] = result.heads["plain"].aggregate.bootstrap_draws
+    recorded.update(result.recorded_facts())  # what else a task's result records (spurious AUC: its bootstrap draws)
     names = {
         "weights": "weights",
         "heads": "heads",

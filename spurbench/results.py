@@ -1,4 +1,6 @@
-"""Typed result files: one JSON per (model, benchmark), pydantic schema, atomic writes."""
+"""Typed result files: one JSON per (model, benchmark), pydantic schema, atomic writes. Each is the
+:class:`TaskResult` of the task that scored it (its ``kind``; the built-in ``Result`` and ``ViewResult``
+are here, a plugin's task brings its own), read through the table of tasks kept here, ``TASKS``."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, NonNegativeInt, ValidationError
 
@@ -16,11 +18,12 @@ from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, slug, strict_json
 from spurbench.metrics import ClassMetrics, HeadMetrics, Unit
 from spurbench.protocols import EvalProtocol
+from spurbench.registry import Registry, suggest
 from spurbench.schemas import Strict, first_error_line
 
 # 2: pooled_ap, per-role input sizes in the protocol, per-head temperature, full sha256 checkpoint digests
 # 3: class groups instead of a per-class boolean flag, named components, per-head benchmark-specific metrics
-SCHEMA_VERSION = 3
+SCHEMA_VERSION: Final = 3
 VIEW_SEPARATOR = "::"  # a views benchmark's row id: "<image id>::<view name>"
 
 
@@ -68,9 +71,7 @@ Precision = Literal["fp32", "bf16", "fp16"]  # the backbone's autocast dtype (fe
 class ProtocolInfo(Strict):
     name: Literal["paper", "model"]
     description: str  # ``declared.describe()``
-    declared: EvalProtocol | None = (
-        None  # the benchmark's protocol in full (absent from files written before protocols were declared per benchmark)
-    )
+    declared: EvalProtocol | None = None  # in full (absent from files written before protocols were declared per benchmark)
     images: dict[Literal["positive", "negative"], RoleGeometry]  # per image set: class images, spurious-only images
     precision: Precision = "fp32"  # default: files written before --precision existed were fp32
 
@@ -113,24 +114,46 @@ class Provenance(Strict):
     date: str  # when the features were computed (kept across resumes, so reruns are byte-identical)
 
 
-class Result(Strict):
-    kind: Literal["spurious-auc"] = "spurious-auc"  # the benchmark's task (its plugin's ``task``)
-    schema_version: Literal[3] = SCHEMA_VERSION  # bumped on any incompatible change
+class TaskResult(Strict):
+    """What every result file holds; a task's model narrows ``kind``, ``protocol`` (with at least ``name``,
+    ``description``, ``precision``), ``heads`` (each with its ``temperature``) and ``images``, in this order."""
+
+    kind: str  # the task that scored it (its benchmark plugin's ``task``): which model reads the file
+    schema_version: int  # bumped on any incompatible change of the task's model
     config_hash: str  # hash of everything that determines this result; a sweep skips files whose hash matches
     model: ModelInfo
     benchmark: BenchmarkInfo
-    protocol: ProtocolInfo
-    heads: dict[str, HeadResult]  # "plain", and SpuFix heads when fitted
-    images: dict[str, ImageRecord]
+    protocol: Any
+    heads: dict[str, Any]  # "plain", and SpuFix heads when fitted
+    images: dict[str, Any]
     provenance: Provenance
+
+    def recorded_facts(self) -> dict[str, Any]:
+        """What else of its configuration it records, by ``planned_facts`` keys (``result_conflicts`` compares)."""
+        return {}
+
+
+AnyResult = TaskResult  # any task's result
+
+
+class Result(TaskResult):
+    """The result of a spurious-AUC benchmark: class images against spurious-only images."""
+
+    kind: Literal["spurious-auc"] = "spurious-auc"
+    schema_version: Literal[3] = SCHEMA_VERSION
+    protocol: ProtocolInfo
+    heads: dict[str, HeadResult]
+    images: dict[str, ImageRecord]
+
+    def recorded_facts(self) -> dict[str, Any]:
+        return {"bootstrap": self.heads["plain"].aggregate.bootstrap_draws} if "plain" in self.heads else {}
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ViewRows(Strict):
-    """Per feature row (the result's ``rows`` order) of one head: top-1 correct, probability of the
-    image's class, and the probabilities of the benchmark's watched classes."""
+    """Per row (``row_ids`` order) of one head: top-1 correct, P(its class), P(each watched class)."""
 
     correct: list[bool]
     prob: list[Unit]
@@ -166,26 +189,26 @@ class ViewProtocolInfo(Strict):
     precision: Precision = "fp32"
 
 
-class ViewResult(Strict):
-    """The result of a views benchmark (noised or watermarked images, ...): every image in several
-    views, per row its outputs, and the plugin's metrics, which ``leaderboard verify`` recomputes."""
+class ViewResult(TaskResult):
+    """The result of a views benchmark (noised or watermarked images, ...): every image in several views,
+    per row its outputs, and the plugin's metrics. ``benchmark.num_positives``: its images (no negatives)."""
 
     kind: Literal["views"] = "views"
     schema_version: Literal[3] = SCHEMA_VERSION
-    config_hash: str
-    model: ModelInfo
-    benchmark: BenchmarkInfo  # num_positives: images; num_negatives: 0
     protocol: ViewProtocolInfo
     heads: dict[str, ViewHeadResult]
     images: dict[str, ViewImage]
-    provenance: Provenance
 
     def row_ids(self) -> list[str]:
         """Every row's id, in the order of ``heads[*].rows``."""
         return [f"{image_id}{VIEW_SEPARATOR}{view}" for image_id, image in self.images.items() for view in image.views]
 
 
-AnyResult = Result | ViewResult
+# Task name -> task class (``spurbench.tasks``; others: entry-point group ``spurbench.tasks``), imported when first asked.
+TASKS: Registry[Any] = Registry("task", entry_point_group="spurbench.tasks")
+TASKS.register("spurious-auc", "spurbench.tasks.spurious_auc:SpuriousAUC")
+TASKS.register("views", "spurbench.tasks.views:Views")
+DEFAULT_KIND = "spurious-auc"  # what a file without a ``kind`` is (none was written before views benchmarks)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -244,7 +267,7 @@ def check_output_dir(folder: str | Path) -> Path:
     return folder
 
 
-def write_result(result: AnyResult, path: Path) -> Path:
+def write_result(result: TaskResult, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename, so no half-written result exists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,8 +276,9 @@ def write_result(result: AnyResult, path: Path) -> Path:
     return path
 
 
-def read_result(path: Path) -> AnyResult:
-    """Parse and validate a result file; one-line SpurbenchError if it is not a valid result."""
+def read_result(path: Path) -> TaskResult:
+    """Parse and validate a result file as the model of its task (its ``kind``); one-line SpurbenchError
+    if it is not a valid result."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -266,7 +290,10 @@ def read_result(path: Path) -> AnyResult:
         data = strict_json(text)
     except ValueError as exc:
         raise SpurbenchError(f"{path}: not a result file (invalid JSON: {' '.join(str(exc).split())[:200]})") from None
-    model = ViewResult if isinstance(data, dict) and data.get("kind") == "views" else Result
+    kind = data.get("kind", DEFAULT_KIND) if isinstance(data, dict) else DEFAULT_KIND
+    if not isinstance(kind, str) or kind not in (known := TASKS.names()):
+        raise SpurbenchError(f"{path}: invalid result file at kind: {kind!r} is no registered task.{suggest(str(kind), known)}")
+    model: type[TaskResult] = TASKS.get(kind).result_model
     try:
         return model.model_validate(data)
     except ValidationError as exc:

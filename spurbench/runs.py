@@ -7,68 +7,149 @@ their plugins).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from spurbench import distributed
-from spurbench.adapters import ModelAdapter, check_model_name, declared_model, load_model
-from spurbench.benchmarks import BENCHMARKS, Benchmark, BenchmarkOptions, BenchmarkPlugin, benchmarks_with, get_benchmark
+from spurbench.adapters import ModelAdapter, load_model
+from spurbench.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    BenchmarkPlugin,
+    GroundTruthSource,
+    TrainingData,
+    benchmarks_with,
+    default_benchmark,
+    get_benchmark,
+    require,
+)
 from spurbench.errors import SpurbenchError
+from spurbench.features import check_same_inputs
+from spurbench.harness import load_spufix, spufix_reference
 from spurbench.model_lists import load_model_list
-from spurbench.results import read_result
-from spurbench.spufix.artifact import SpuFixArtifact, auto_location, load_artifact
-from spurbench.spufix.fit import SourceAlphas, check_same_inputs, fit_source, fit_transfer, load_components, self_artifact
+from spurbench.pixelcache import PixelCache
+from spurbench.result_conflicts import existing_result, refuse_other_facts
+from spurbench.results import check_output_dir, read_result
+from spurbench.settings import FeatureSettings, RunEntry, RunOptions, RunSettings
+from spurbench.spufix.artifact import SpuFixArtifact
+from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, self_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_components
-
-
-@dataclass(frozen=True)
-class RunEntry:
-    model: str
-    checkpoint: str | None = None
-    temperature: float = 1.0
-    spufix_temperature: float | None = None
 
 
 @dataclass(frozen=True)
 class RunPlan:
     plugin: BenchmarkPlugin
-    options: BenchmarkOptions
-    entries: list[RunEntry]
+    runs: list[RunSettings]  # one per model, in the order given
     ground_truth_demo: bool  # fit SpuFix from the benchmark's ground truth for the default models
 
 
-def plan_run(
-    benchmark: str,
-    option_values: dict[str, Any],
-    models: Sequence[str],
-    registry: Path | None,
-    checkpoint: str | None,
-    temperature: float,
-    spufix_temperature: float | None,
-    spufix: str | None,
-    no_spufix: bool,
-) -> RunPlan:
-    """The models to evaluate (named ones, a registry list, else the benchmark's default models) and whether
-    the ground-truth SpuFix demo runs (default models of a benchmark with ground truth, no ``--spufix``)."""
-    plugin = get_benchmark(benchmark)
-    options = plugin.parse_options(option_values)
-    entries = [RunEntry(m, checkpoint, temperature, spufix_temperature) for m in models]
+@dataclass(frozen=True)
+class ModelRun:
+    settings: RunSettings
+    spufix: SpuFixArtifact | None  # the loaded (or demo-fitted) artifact its SpuFix head uses
+    complete: bool  # its result file already holds this configuration's result: skipped
+
+
+def model_entries(options: RunOptions, models: Sequence[str], registry: Path | None, checkpoint: str | None = None) -> list[RunEntry]:
+    """The models named (with the run's checkpoint and temperatures), then a model list's entries (with their own)."""
+    entries = [options.entry(model, checkpoint) for model in models]
     if registry is not None:
         entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
+    return entries
+
+
+def check_data_path(options: RunOptions) -> None:
+    """The output folder can be written and the pixel cache opened, checked once before any model runs."""
+    if options.output is not None:
+        check_output_dir(options.output)
+    if options.features.pixel_cache is not None:
+        PixelCache.open(options.features.pixel_cache, options.features.pixel_cache_gb)
+
+
+def plan_run(
+    options: RunOptions,
+    benchmark: str | None,
+    models: Sequence[str],
+    registry: Path | None = None,
+    checkpoint: str | None = None,
+    no_spufix: bool = False,
+) -> RunPlan:
+    """The models ``spurbench run`` evaluates (named ones, a registry list, else the benchmark's default
+    models), each one's settings checked before anything loads, and whether the ground-truth SpuFix demo
+    runs (default models of a benchmark with ground truth, no ``--spufix``)."""
+    options.features.check_machine()
+    name = benchmark or default_benchmark()
+    plugin = get_benchmark(name)
+    values = options.option_values([name])
+    plugin.parse_options(values)  # an unknown option fails before the models are looked at
+    entries = model_entries(options, models, registry, checkpoint)
     defaults = not entries
     if defaults:
         if not plugin.default_models:
             raise SpurbenchError(f"--model is required for benchmark {plugin.name!r} (it has no default models)")
-        entries = [RunEntry(m, None, temperature, spufix_temperature) for m in plugin.default_models]
-    for entry in entries:
-        check_model_name(entry.model)
-        declared = declared_model(entry.model)
-        if declared is not None:  # a model the benchmark cannot score is refused before it downloads or trains
-            plugin.check_model(declared)
-    demo = defaults and spufix is None and not no_spufix and plugin.implements("ground_truth")
-    return RunPlan(plugin, options, entries, demo)
+        entries = [options.entry(model) for model in plugin.default_models]
+    runs = [options.settings(entry, name, values) for entry in entries]
+    check_data_path(options)
+    _refuse_twice(runs)
+    demo = defaults and options.spufix is None and not no_spufix and isinstance(plugin, GroundTruthSource)
+    return RunPlan(plugin, runs, demo)
+
+
+def _refuse_twice(runs: Sequence[RunSettings]) -> None:
+    """Two entries of one model would write one file (one line, before any work)."""
+    seen: dict[str, Path | None] = {}
+    for settings in runs:
+        if settings.model in seen:
+            raise SpurbenchError(
+                f"{settings.model} is listed twice: both runs would write {seen[settings.model]}; list each model once (or run them into separate --output folders)"
+            )
+        seen[settings.model] = settings.result_file()
+
+
+def demo_models(plan: RunPlan) -> list[ModelAdapter]:
+    """The default models the SpuFix demo fits on, loaded (a model that trains on first use trains now,
+    with its own progress bar). First, a result file that records other facts than the demo's run would
+    is refused: the config hash needs the fitted artifact, so the check by hash comes after the fit."""
+    for settings in plan.runs:
+        target = settings.result_file()
+        if target is not None and not settings.force:
+            refuse_other_facts(target, settings.planned_facts(with_spufix=True))
+    return [load_model(settings.model) for settings in plan.runs]
+
+
+def demo_artifacts(
+    plan: RunPlan, models: Sequence[ModelAdapter], on_class: Callable[[str], None] | None = None
+) -> dict[str, SpuFixArtifact]:
+    """SpuFix for every default model (``models``, loaded, in ``plan.runs`` order) from the benchmark's
+    ground truth: fitted on the first one, transferred to the others from its alphas alone. The fit's
+    features are the demo's own, the paper protocol in fp32 whatever the run's protocol and precision."""
+    first = plan.runs[0]
+    truth = require(plan.plugin, GroundTruthSource).ground_truth(first.parsed_options())
+    if truth is None:
+        raise SpurbenchError(f"benchmark {plan.plugin.name!r} has no ground truth to choose SpuFix components from")
+    features = FeatureSettings(
+        batch_size=first.features.batch_size, device=first.features.device, use_cache=first.features.use_cache, progress=False
+    )
+    return ground_truth_artifacts(list(models), models[0], truth, features, on_class=on_class)
+
+
+def model_runs(plan: RunPlan, artifacts: Mapping[str, SpuFixArtifact] | None = None) -> list[ModelRun]:
+    """Every model's run with its SpuFix artifact (the demo's, else the one its settings name), and
+    whether its result is complete. Every result file is checked before any model runs: a result of
+    another configuration stops the whole run in one line (unless --force), not after the models
+    before it have run."""
+    runs = []
+    for settings in plan.runs:
+        artifact = (artifacts or {}).get(settings.model) or load_spufix(settings.spufix, settings.model)
+        target = settings.result_file()
+        complete = (
+            target is not None
+            and not settings.force
+            and existing_result(target, settings.config_hash(spufix_reference(artifact)), settings.planned_facts(artifact is not None))
+        )
+        runs.append(ModelRun(settings, artifact, complete))
+    return runs
 
 
 def is_complete(path: Path, config_hash: str) -> bool:
@@ -81,38 +162,12 @@ def is_complete(path: Path, config_hash: str) -> bool:
         return False  # invalid or partial file: run again and overwrite it
 
 
-def spufix_artifact(spufix: str | None, model_name: str) -> SpuFixArtifact | None:
-    """The artifact ``--spufix`` names for a model: a folder, ``hf://ORG/NAME[@REV]``, or ``auto`` (the
-    Hub location ``auto_location`` derives from the model name)."""
-    if spufix is None:
-        return None
-    if spufix != "auto":
-        return load_artifact(spufix)
-    try:
-        return load_artifact(auto_location(model_name))
-    except SpurbenchError as exc:
-        raise SpurbenchError(
-            f"--spufix auto: no published SpuFix artifact for {model_name} ({exc}); fit one with `spurbench spufix fit`"
-        ) from None
-
-
-def demo_artifacts(
-    plan: RunPlan, models: Sequence[ModelAdapter], on_class: Callable[[str], None] | None = None, **feature_kwargs: Any
-) -> dict[str, SpuFixArtifact]:
-    """SpuFix for every default model (``models``, loaded, in ``plan.entries`` order) from the benchmark's
-    ground truth: fitted on the first one, transferred to the others from its alphas alone."""
-    truth = plan.plugin.ground_truth(plan.options)
-    if truth is None:
-        raise SpurbenchError(f"benchmark {plan.plugin.name!r} has no ground truth to choose SpuFix components from")
-    return ground_truth_artifacts(list(models), models[0], truth, on_class=on_class, **feature_kwargs)
-
-
 def training_benchmark_for(model: ModelAdapter, benchmark: str | None) -> BenchmarkPlugin:
     """The benchmark whose training split ``spufix fit`` uses: the one named, else the one registered
     benchmark with a training split in the model's label space."""
     if benchmark is not None:
         return get_benchmark(benchmark)
-    candidates = [get_benchmark(n) for n in benchmarks_with("training_split")]
+    candidates = [get_benchmark(n) for n in benchmarks_with(TrainingData)]
     matching = [p for p in candidates if p.label_space == model.label_space]
     if len(matching) == 1:
         return matching[0]
@@ -144,18 +199,19 @@ def prepare_discovery(
     benchmark, train_data = named_split(benchmark, train_data)
     if benchmark is not None:
         plugin = get_benchmark(benchmark)
-        train = plugin.training_split(classes, train_data, limit)
+        train = require(plugin, TrainingData).training_split(classes, train_data, limit)
         with distributed.main_first("waiting for rank 0 to load the model"):
             adapter = load_model(model, checkpoint=checkpoint)
         return adapter, plugin, train
     with distributed.main_first("waiting for rank 0 to load the model"):
         adapter = load_model(model, checkpoint=checkpoint)
     plugin = training_benchmark_for(adapter, None)
-    return adapter, plugin, plugin.training_split(classes, train_data, limit)
+    return adapter, plugin, require(plugin, TrainingData).training_split(classes, train_data, limit)
 
 
 def fit_spufix(
     model: str,
+    settings: FeatureSettings,
     *,
     checkpoint: str | None = None,
     source_model_name: str | None = None,
@@ -168,11 +224,10 @@ def fit_spufix(
     limit: int | None = None,
     save_alphas: Path | None = None,
     on_class: Callable[[str], None] | None = None,
-    **feature_kwargs: Any,
 ) -> SpuFixArtifact:
     """What ``spufix fit`` does: source alphas (computed by the source model, or loaded), then the target's
     SpuFix (the source's own directions, or matched directions). ``train_data`` may name a benchmark,
-    which then provides its own training split.
+    which then provides its own training split; ``settings``: how the features are computed.
 
     Under torchrun (``spurbench.distributed``) the ranks share the images; rank 0 loads models first,
     reads the source alphas, chooses ground-truth components and writes ``save_alphas``, and every rank
@@ -184,47 +239,53 @@ def fit_spufix(
     benchmark, train_data = named_split(benchmark, train_data)
     plugin = training_benchmark_for(target, benchmark)
     if source_alphas is not None:
-        alphas = distributed.from_main(lambda: SourceAlphas.load(source_alphas), "receiving the source alphas from rank 0")
-        train = plugin.training_split(sorted(alphas.alphas), train_data, limit)
-        return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
+        path = source_alphas
+        alphas = distributed.from_main(lambda: SourceAlphas.load(path), "receiving the source alphas from rank 0")
+        train = require(plugin, TrainingData).training_split(sorted(alphas.alphas), train_data, limit)
+        return fit_transfer(target, train, alphas, settings, on_class=on_class)
     with distributed.main_first("waiting for rank 0 to load the source model"):
         src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
     if components_from_ground_truth:
-        truth = plugin.ground_truth(plugin.parse_options({}))
+        truth = require(plugin, GroundTruthSource).ground_truth(plugin.parse_options({}))
         if truth is None:
             raise SpurbenchError(f"--components-from-ground-truth: benchmark {plugin.name!r} has no ground truth")
         # the fit's own images: the ground truth's training split as it is (not generated again), unless
         # a limit or a source asks the plugin for another
-        train = truth.train if limit is None and train_data is None else plugin.training_split(None, train_data, limit)
+        train = (
+            truth.train if limit is None and train_data is None else require(plugin, TrainingData).training_split(None, train_data, limit)
+        )
         # Under torchrun: compare the ranks' inputs before rank 0 spends time on the choice (the others wait for it)
-        check_same_inputs("models, training images or options", [target, src], train, feature_kwargs)
+        check_same_inputs("models, training images or options", [target, src], train, settings)
+        chosen = replace(truth, train=train)
         table = distributed.from_main(
-            lambda: ground_truth_components(src, replace(truth, train=train), **feature_kwargs),
-            "waiting for rank 0 to choose the ground-truth components",
+            lambda: ground_truth_components(src, chosen, settings), "waiting for rank 0 to choose the ground-truth components"
         )
     else:
         table = load_components(components)
-        train = plugin.training_split(sorted(table), train_data, limit)
-    alphas, npcas = fit_source(src, train, table, on_class=on_class, **feature_kwargs)
+        train = require(plugin, TrainingData).training_split(sorted(table), train_data, limit)
+    alphas, npcas = fit_source(src, train, table, settings, on_class=on_class)
     if save_alphas is not None and distributed.is_main():
         alphas.save(save_alphas)
     if src is target:
         return distributed.from_main(
             lambda: self_artifact(src, npcas, alphas), "receiving the artifact from rank 0"
         )  # the NPCAs are rank 0's
-    return fit_transfer(target, train, alphas, on_class=on_class, **feature_kwargs)
+    return fit_transfer(target, train, alphas, settings, on_class=on_class)
 
 
 __all__ = [
-    "RunEntry",
+    "ModelRun",
     "RunPlan",
+    "check_data_path",
     "demo_artifacts",
+    "demo_models",
     "fit_spufix",
     "is_complete",
+    "model_entries",
+    "model_runs",
     "named_split",
     "plan_run",
     "prepare_discovery",
     "source_model",
-    "spufix_artifact",
     "training_benchmark_for",
 ]

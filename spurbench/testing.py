@@ -1,14 +1,24 @@
 """A tiny model and a tiny benchmark, for testing code against spurbench's contracts in seconds,
 with no download and no training.
 
-A benchmark plugin's author runs the tiny model on their benchmark; a model family's author runs
-their adapter on the tiny benchmark::
+Importing this module registers both, as the model family ``tiny`` (``tiny:net``) and the benchmark
+plugin ``tiny`` (its options are :func:`tiny_benchmark`'s arguments), so a ``RunSettings`` names them
+like any other. A benchmark plugin's author runs the tiny model on their benchmark; a model family's
+author runs their adapter on the tiny benchmark::
 
     from spurbench.harness import evaluate
-    from spurbench.testing import TinyAdapter, tiny_benchmark
+    from spurbench.settings import FeatureSettings, RunSettings
+    from spurbench.testing import TinyAdapter
 
-    result = evaluate(TinyAdapter(), my_benchmark, bootstrap=0, progress=False)
-    result = evaluate(my_adapter, tiny_benchmark(label_space=my_adapter.label_space, num_classes=...), bootstrap=0)
+    quick = FeatureSettings(progress=False)
+    result = evaluate(RunSettings(model="tiny:net", benchmark="my-benchmark", bootstrap=0, features=quick))
+    result = evaluate(
+        RunSettings(model=my_adapter.name, benchmark="tiny", options={"label_space": my_adapter.label_space}, bootstrap=0),
+        model=my_adapter,  # a loaded adapter; the settings name it
+    )
+
+A loaded benchmark can be passed too (``benchmark=tiny_benchmark(...)``, or a plugin's benchmark with
+some images changed); the settings name its plugin and options, whose protocols it must have.
 
 spurbench's own tests and speed scripts use the same pair. Both are deterministic: the model's
 weights come from seed 0 and every image from its own seed. This module does not import pytest.
@@ -24,11 +34,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from spurbench.adapters import ADAPTERS
 from spurbench.adapters.base import ModelAdapter, ModelCard
+from spurbench.benchmarks import BenchmarkOptions, BenchmarkPlugin, register_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
-__all__ = ["SIZE", "TinyAdapter", "tiny_benchmark"]
+__all__ = ["SIZE", "TinyAdapter", "TinyBenchmark", "TinyOptions", "tiny_benchmark"]
 
 SIZE = 16
 """Side in pixels of the tiny benchmark's images and of the tiny model's input."""
@@ -87,6 +99,9 @@ class TinyAdapter(ModelAdapter):
         return self
 
 
+ADAPTERS.register(TinyAdapter.family, TinyAdapter)
+
+
 def _image(seed: int, bright: float) -> Image.Image:
     rng = np.random.default_rng(seed)
     arr = np.clip(rng.normal(bright, 40, size=(SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
@@ -126,5 +141,37 @@ def tiny_benchmark(
         images=images,
         revision="v1",
         checksum="tiny",
-        protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
+        protocols=TinyBenchmark.protocols,
     )
+
+
+class TinyOptions(BenchmarkOptions):
+    """:func:`tiny_benchmark`'s arguments (``limit``: at most that many images per class and role)."""
+
+    num_classes: int = 4
+    per_role: int = 12
+    label_space: str = "toy"
+    name: str = "tiny"
+    broken: str | None = None
+
+
+@register_benchmark
+class TinyBenchmark(BenchmarkPlugin):
+    """:func:`tiny_benchmark` as a registered plugin, so settings can name it."""
+
+    name = "tiny"
+    description = "random images of a few classes, for tests (spurbench.testing)"
+    options_model = TinyOptions
+    protocols = protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM)
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        assert isinstance(options, TinyOptions)
+        per_role = options.per_role if options.limit is None else min(options.per_role, options.limit)
+        return tiny_benchmark(options.num_classes, per_role, options.label_space, options.name, options.broken)
+
+    def benchmark_name(self, options: BenchmarkOptions) -> str:
+        assert isinstance(options, TinyOptions)
+        return options.name
+
+    def reference(self, revision: str) -> None:
+        return None  # random images: nothing for ``leaderboard verify`` to check them against

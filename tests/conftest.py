@@ -4,6 +4,12 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (.ci/run: -n 2 on 2 cores) two workers, each with torch's default of one thread per core,
+# keep four threads for two cores, which spin while they wait for one: slower than no xdist at all
+# (perf/p14_ci_time.py). One thread per worker, and for every process it starts, set before torch loads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):

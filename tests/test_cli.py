@@ -154,3 +154,23 @@ def test_ls_asks_the_model_libraries(cli, tmp_path) -> None:
     plain = cli("ls", cwd=tmp_path)  # no pattern: benchmarks with their default models, and the families
     assert "planted (default)" in plain.stdout and "planted:cnn" in plain.stdout and "spurious-imagenet" in plain.stdout
     assert all(family in plain.stdout for family in ("timm", "open_clip", "hf"))
+
+
+def test_run_and_sweep_declare_their_shared_options_once() -> None:
+    """Both commands take every option of ``cli.options.run_options``, from that one declaration: the same
+    flags and help, except where a sweep's job reads an option otherwise (its device, output and quiet)."""
+    import inspect
+
+    import typer
+
+    from spurbench.cli import app
+    from spurbench.cli.options import run_options
+
+    commands = typer.main.get_command(app).commands
+    params = {name: {p.name: p for p in commands[name].params} for name in ("run", "sweep")}
+    shared = list(inspect.signature(run_options).parameters)
+    assert len(shared) == 24 and all(name in params["run"] and name in params["sweep"] for name in shared)
+    for name in shared:
+        run, sweep = params["run"][name], params["sweep"][name]
+        assert run.opts == sweep.opts and run.default == sweep.default, name
+        assert (run.help == sweep.help) == (name not in ("device", "output", "quiet")), name

@@ -16,16 +16,17 @@ from PIL import Image
 from spurbench import dataloading, runtime
 from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.features import extract_features
-from spurbench.harness import evaluate, run_config_hash
+from spurbench.harness import evaluate
 from spurbench.preprocessing import build_transform, eval_data_config, normalize_on_device, pixel_transform
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper
 from spurbench.results import read_result
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = {"paper": fixed_paper(0.875, by="a test"), "model": MODEL_TRANSFORM}
-KW = dict(batch_size=4, use_cache=False, progress=False, num_workers=0)
+FEATURES = FeatureSettings(batch_size=4, use_cache=False, progress=False, num_workers=0)
 TIMM_LIKE = {
     "input_size": (3, 32, 32),
     "interpolation": "bicubic",
@@ -53,28 +54,38 @@ def test_plain_features_equal_the_float_path(protocol):
     inputs = torch.stack([build_transform(adapter.data_config, bench.protocols[protocol], im.role)(im.open()) for im in bench.images])
     with torch.no_grad():
         expected = torch.cat([adapter.features(part) for part in inputs.split(4)])
-    assert torch.equal(extract_features(adapter, bench, protocol=protocol, **KW).features, expected)
+    assert torch.equal(extract_features(adapter, bench, FEATURES.model_copy(update={"protocol": protocol})).features, expected)
+
+
+def _tiny(output=None, precision="fp32") -> RunSettings:
+    features = FeatureSettings(batch_size=4, progress=False, precision=precision)
+    return RunSettings(model="tiny:net", benchmark="tiny", bootstrap=0, output=output, features=features)
 
 
 def test_precision_is_recorded_hashed_and_cached_apart(tmp_path):
-    fp32 = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=4, output_dir=tmp_path / "fp32")
+    fp32 = evaluate(_tiny(tmp_path / "fp32"), model=TinyAdapter())
     adapter = TinyAdapter()
-    bf16 = evaluate(adapter, tiny_benchmark(), bootstrap=0, progress=False, batch_size=4, output_dir=tmp_path / "bf16", precision="bf16")
+    bf16 = evaluate(_tiny(tmp_path / "bf16", "bf16"), model=adapter)
     assert adapter.forward_calls > 0  # the fp32 features in the feature cache were not reused
     assert fp32.protocol.precision == "fp32" and bf16.protocol.precision == "bf16"
     assert read_result(next((tmp_path / "bf16").glob("*.json"))).protocol.precision == "bf16"
     assert fp32.config_hash != bf16.config_hash
-    args = ("tiny:net", None, "tiny", None, tiny_benchmark().protocols["paper"], 0)
-    hashes = {p: run_config_hash(*args, precision=p) for p in ("fp32", "bf16", "fp16")}
+    hashes = {p: _tiny(precision=p).config_hash(None) for p in ("fp32", "bf16", "fp16")}
     assert len(set(hashes.values())) == 3
-    assert hashes["fp32"] == run_config_hash(*args) == fp32.config_hash  # fp32 hashes as before the option existed
-    assert hashes["bf16"] == bf16.config_hash
-    fp16 = evaluate(
-        TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=4, precision="fp16"
-    )  # torch's CPU autocast runs fp16
+    assert hashes["fp32"] == fp32.config_hash and hashes["bf16"] == bf16.config_hash
+    fp16 = evaluate(_tiny(precision="fp16"), model=TinyAdapter())  # torch's CPU autocast runs fp16
     assert fp16.protocol.precision == "fp16"
     gaps = [abs(a.auc - b.auc) for a, b in zip(fp32.heads["plain"].classes, bf16.heads["plain"].classes)]
     assert max(gaps) < 0.05, gaps  # (a random tiny model; the planted test below bounds it by 0.01)
+
+
+def test_fp32_settings_hash_as_before_the_option_existed():
+    """The committed results were written before the precision option (and typed settings) existed:
+    settings of the same run compute their config hash (fp32 leaves precision out of it)."""
+    for arch in ("cnn", "resnet"):
+        committed = read_result(ROOT / "leaderboard" / "results" / f"planted-salient__planted_{arch}.json")
+        assert committed.protocol.precision == "fp32" and list(committed.heads) == ["plain"]
+        assert RunSettings(model=f"planted:{arch}", benchmark="planted-salient").config_hash(None) == committed.config_hash
 
 
 def test_results_written_before_the_precision_option_read_as_fp32(tmp_path):
@@ -89,9 +100,9 @@ def test_results_written_before_the_precision_option_read_as_fp32(tmp_path):
 def test_channels_last_features_are_close():
     bench = tiny_benchmark()
     for make in (TinyAdapter, lambda: PlantedAdapter.load("cnn", pretrained=False)):
-        default = extract_features(make(), bench, **KW).features
+        default = extract_features(make(), bench, FEATURES).features
         adapter = make()
-        channels_last = extract_features(adapter, bench, channels_last=True, **KW).features
+        channels_last = extract_features(adapter, bench, FEATURES.model_copy(update={"channels_last": True})).features
         assert torch.allclose(channels_last, default, atol=1e-5, rtol=1e-4)
         conv = next(m for m in vars(adapter).values() if isinstance(m, torch.nn.Module)).modules()
         weight = next(m.weight for m in conv if isinstance(m, torch.nn.Conv2d))
@@ -108,7 +119,7 @@ def test_num_workers_is_honoured_and_defaults_to_cores_minus_one(monkeypatch):
 
     monkeypatch.setattr(dataloading, "DataLoader", recording)
     for workers in (0, 1):
-        extract_features(TinyAdapter(), tiny_benchmark(), **{**KW, "num_workers": workers})
+        extract_features(TinyAdapter(), tiny_benchmark(), FEATURES.model_copy(update={"num_workers": workers}))
     assert seen == [(0, False), (1, False)]  # no pinned memory without CUDA
     monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(7)), raising=False)
     assert runtime.default_workers() == 6
@@ -120,8 +131,8 @@ def test_views_benchmark_with_a_pixel_cache_decodes_as_before(tmp_path, capsys):
     from spurbench.benchmarks.salient_imagenet.planted import planted_salient_benchmark
 
     model, bench = PlantedAdapter.load("cnn", pretrained=False), planted_salient_benchmark(limit=1)
-    plain = extract_features(model, bench, **KW).features
-    assert torch.equal(extract_features(model, bench, pixel_cache=tmp_path / "px", **KW).features, plain)
+    plain = extract_features(model, bench, FEATURES).features
+    assert torch.equal(extract_features(model, bench, FEATURES.model_copy(update={"pixel_cache": tmp_path / "px"})).features, plain)
     assert "renders views" in capsys.readouterr().err and not any((tmp_path / "px").iterdir())
 
 
@@ -147,8 +158,12 @@ def test_bad_data_path_options_are_one_line_exit_2(cli, tmp_path, case):
 def test_bf16_class_aucs_stay_within_0_01_of_fp32_on_planted(trained, arch):
     model = trained[1][arch]
     # 50 images per class and role (1000 in all): ~8 s per pass on 2 cores; measured gaps were ~0.001 on all 2000
-    fp32 = evaluate(model, "planted", options={"limit": 50}, bootstrap=0, progress=False, use_cache=False)
-    bf16 = evaluate(model, "planted", options={"limit": 50}, bootstrap=0, progress=False, use_cache=False, precision="bf16")
+    features = FeatureSettings(progress=False, use_cache=False)
+    fp32 = evaluate(RunSettings(model=model.name, benchmark="planted", options={"limit": 50}, bootstrap=0, features=features), model=model)
+    bf16_features = features.model_copy(update={"precision": "bf16"})
+    bf16 = evaluate(
+        RunSettings(model=model.name, benchmark="planted", options={"limit": 50}, bootstrap=0, features=bf16_features), model=model
+    )
     assert bf16.protocol.precision == "bf16"
     gaps = {a.class_name: abs(a.auc - b.auc) for a, b in zip(fp32.heads["plain"].classes, bf16.heads["plain"].classes)}
     assert max(gaps.values()) <= 0.01, gaps

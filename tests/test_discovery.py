@@ -4,6 +4,8 @@ feature cache with `spufix fit`; checked on a tiny random model and on the plant
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,16 +16,19 @@ from spurbench import discovery
 from spurbench.basis import fit_neurons_streaming
 from spurbench.cli import discover as discover_cli
 from spurbench.cli.discover import parse_classes
-from spurbench.discovery import INDEX_FILE, discover, read_index
+from spurbench.discovery import pipeline
 from spurbench.discovery.gradcam import component_cams
+from spurbench.discovery.index import INDEX_FILE, read_index
 from spurbench.discovery.npfv import visualise
+from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
-from spurbench.features import extract_features
-from spurbench.spufix.fit import class_subset, fit_source
+from spurbench.features import class_subset, extract_features
+from spurbench.settings import FeatureSettings
+from spurbench.spufix.fit import fit_source
 from spurbench.spufix.npca import fit_npca
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
-KW = dict(batch_size=4, progress=False)
+SETTINGS = FeatureSettings(batch_size=4, progress=False)
 FAST = dict(npfv_steps=5)  # a few APGD steps: the visualisations are tested on their own below
 
 
@@ -35,12 +40,12 @@ def _train():
 
 def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
     model, train = TinyAdapter(), _train()
-    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **FAST, **KW)
+    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **FAST, settings=SETTINGS)
     assert set(index.classes) == {"1", "2"} and read_index(tmp_path) == index
     weight, bias = model.head
     for k in (1, 2):
         subset = class_subset(train, k)
-        feats = extract_features(model, subset, **KW)
+        feats = extract_features(model, subset, settings=SETTINGS)
         npca = fit_npca(feats.features.double(), weight[k])
         alphas = npca.alphas(feats.features)  # [N, D]
         logits = feats.features.double() @ weight[k].double() + bias[k].double()
@@ -73,7 +78,7 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
 
 def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, monkeypatch) -> None:
     model, train = TinyAdapter(), _train()
-    real = discovery.discover_class
+    real = pipeline.discover_class
     calls = []
 
     def dies_after_one(*args, **kwargs):
@@ -82,29 +87,33 @@ def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, mo
         calls.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(discovery, "discover_class", dies_after_one)
+    monkeypatch.setattr(pipeline, "discover_class", dies_after_one)
     with pytest.raises(KeyboardInterrupt):
-        discover(model, train, "tiny", tmp_path, components=3, top=2, **FAST, **KW)
+        discover(model, train, "tiny", tmp_path, components=3, top=2, **FAST, settings=SETTINGS)
     assert list(read_index(tmp_path).classes) == ["0"]  # the finished class was kept
     first = read_index(tmp_path).classes["0"]
-    monkeypatch.setattr(discovery, "discover_class", real)
+    monkeypatch.setattr(pipeline, "discover_class", real)
     done = []
-    index = discover(model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **FAST, **KW)
+    index = discover(
+        model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **FAST, settings=SETTINGS
+    )
     assert done == [1, 2, 3] and sorted(index.classes) == ["0", "1", "2", "3"] and index.classes["0"] == first
     # The same feature-cache entries serve spufix fit: no backbone forward at all.
     before = model.forward_calls
-    fit_source(model, train, {1: [0], 2: [1]}, **KW)
+    fit_source(model, train, {1: [0], 2: [1]}, settings=SETTINGS)
     assert model.forward_calls == before
 
 
 def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> None:
-    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **FAST, **KW)
+    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **FAST, settings=SETTINGS)
     with pytest.raises(SpurbenchError, match="holds a discovery of tiny:net .* with other settings; use another --out"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **FAST, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **FAST, settings=SETTINGS)
     with pytest.raises(SpurbenchError, match=r"--classes: 7 is not a class of tiny:net \(its label space toy has classes 0-3\)"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, settings=SETTINGS)
     with pytest.raises(SpurbenchError, match="has no images of class 7"):  # in the label space, not in the training data
-        discover(TinyAdapter(num_classes=8), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, **KW)
+        discover(
+            TinyAdapter(num_classes=8), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, settings=SETTINGS
+        )
     (tmp_path / INDEX_FILE).write_text('{"format": 1, "format": 2}')
     with pytest.raises(SpurbenchError, match="not a valid discovery index"):
         read_index(tmp_path)
@@ -114,7 +123,7 @@ def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> Non
 
 def test_npfv_maximises_the_component_within_its_budget() -> None:
     model, train = TinyAdapter(), _train()
-    feats = extract_features(model, class_subset(train, 1), **KW)
+    feats = extract_features(model, class_subset(train, 1), settings=SETTINGS)
     npca = fit_npca(feats.features.double(), model.head[0][1])
     made = visualise(model, 1, npca, [0, 1, 2], steps=30)
     grey = torch.full_like(made.images, 0.5)
@@ -192,9 +201,9 @@ def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_p
 def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
     """--basis neurons: the class's top units by mean(phi_j w_kj), alpha_j = w_kj phi_j, and the rest as for npca."""
     model, train = TinyAdapter(), _train()
-    index = discover(model, train, "tiny", tmp_path, classes=[1], components=3, top=2, basis="neurons", **FAST, **KW)
+    index = discover(model, train, "tiny", tmp_path, classes=[1], components=3, top=2, basis="neurons", **FAST, settings=SETTINGS)
     assert index.basis == "neurons" and read_index(tmp_path) == index
-    feats = extract_features(model, class_subset(train, 1), **KW)
+    feats = extract_features(model, class_subset(train, 1), settings=SETTINGS)
     weight, bias = model.head
     psi = feats.features.double() * weight[1].double()  # [N, D]
     logits = psi.sum(1) + bias[1].double()
@@ -218,7 +227,7 @@ def test_gradcam_of_one_neuron_is_its_activation_map() -> None:
     """For a unit after global average pooling, GradCAM of w_kj phi_j at that layer is the unit's own
     (rectified, min-max scaled) activation map: Salient ImageNet's neural activation map."""
     model, train = TinyAdapter(), _train()
-    feats = extract_features(model, class_subset(train, 1), **KW)
+    feats = extract_features(model, class_subset(train, 1), settings=SETTINGS)
     units = fit_neurons_streaming([feats.features], model.head[0][1], 2)
     images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     for rank, unit in enumerate(units.neurons):
@@ -233,3 +242,10 @@ def test_gradcam_of_one_neuron_is_its_activation_map() -> None:
 def test_bad_basis_is_one_line(cli, tmp_path) -> None:
     proc = cli("discover", "-m", "planted:cnn", "--basis", "pixels", "--out", str(tmp_path / "d"), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--basis 'pixels': expected one of npca, neurons" in proc.stderr
+
+
+def test_discovery_reaches_the_features_stage_without_spufix_fitting() -> None:
+    # the per-class streaming helpers live in spurbench.features: discover imports no SpuFix fitting code
+    probe = "import sys, spurbench.discovery.pipeline; print(sorted(m for m in sys.modules if m.startswith('spurbench.spufix.')))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "['spurbench.spufix.npca']", run.stdout + run.stderr

@@ -30,14 +30,16 @@ import pytest
 import torch
 
 from spurbench import distributed
-from spurbench.discovery import INDEX_FILE, discover
+from spurbench.discovery.index import INDEX_FILE
+from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.test_spufix_fit import WideTiny
 
 # shard_batches=1: several shards per class, so the top images are merged across shards as well
-KW = dict(batch_size=4, shard_batches=1, progress=False, num_workers=0)
+SETTINGS = FeatureSettings(batch_size=4, shard_batches=1, progress=False, num_workers=0)
 COMPONENTS = {0: [0, 2], 3: [1]}
 TOL = 1e-10
 
@@ -168,9 +170,9 @@ def test_shares_are_contiguous_batch_aligned_and_cover_every_item_once(count: in
 
 def _fit_everything(rank: int):
     train = _train()
-    alphas, npcas = fit_source(TinyAdapter(), train, COMPONENTS, **KW)
+    alphas, npcas = fit_source(TinyAdapter(), train, COMPONENTS, settings=SETTINGS)
     own = distributed.from_main(lambda: self_artifact(TinyAdapter(), npcas, alphas))
-    transfer = fit_transfer(WideTiny(), train, alphas, **KW)
+    transfer = fit_transfer(WideTiny(), train, alphas, settings=SETTINGS)
     chosen = {k: (n.mean, n.eigenvectors[:, COMPONENTS[k]], n.num_images) for k, n in npcas.items()}
     return alphas.image_ids, alphas.alphas, chosen, own.directions, transfer.directions, transfer.images_per_class
 
@@ -193,7 +195,9 @@ def test_two_ranks_fit_what_one_process_fits() -> None:
 def _discover_into(folder: Path, basis: str):
     def target(rank: int):
         out = folder if rank == 0 else folder.with_name(folder.name + "-rank1")  # rank 1 is given its own --out
-        index = discover(TinyAdapter(), _train(), "tiny", out, classes=[1, 2], components=4, top=3, npfv_steps=0, basis=basis, **KW)
+        index = discover(
+            TinyAdapter(), _train(), "tiny", out, classes=[1, 2], components=4, top=3, npfv_steps=0, basis=basis, settings=SETTINGS
+        )
         return index.model_dump()
 
     return target
@@ -217,7 +221,7 @@ def test_two_ranks_discover_what_one_process_discovers(tmp_path: Path, basis: st
 @forked_ranks
 def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path) -> None:
     def target(rank: int):
-        fit_source(TinyAdapter(), _train(drop_last=rank == 1), COMPONENTS, **KW)
+        fit_source(TinyAdapter(), _train(drop_last=rank == 1), COMPONENTS, settings=SETTINGS)
 
     outcomes = run_ranks(target)
     messages = {o[2] for o in outcomes.values()}
@@ -229,7 +233,7 @@ def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path)
     )
 
     def discovering(rank: int):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[1], components=2, top=2 + rank, npfv_steps=0, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[1], components=2, top=2 + rank, npfv_steps=0, settings=SETTINGS)
 
     outcomes = run_ranks(discovering)
     assert {o[1] for o in outcomes.values()} == {"DataError"} and len(outcomes) == 2, outcomes
@@ -238,11 +242,11 @@ def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path)
 
 @forked_ranks
 def test_a_refusal_on_rank_0_reaches_every_rank(tmp_path: Path) -> None:
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=2, top=2, npfv_steps=0, **KW)
+    discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=2, top=2, npfv_steps=0, settings=SETTINGS)
     before = _files(tmp_path / "d")
 
     def other_settings(rank: int):  # rank 0 alone reads the folder; the others learn its verdict
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=3, top=2, npfv_steps=0, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=3, top=2, npfv_steps=0, settings=SETTINGS)
 
     outcomes = run_ranks(other_settings)
     assert sorted(outcomes) == [0, 1] and len({o[1:] for o in outcomes.values()}) == 1, outcomes
@@ -265,7 +269,7 @@ def test_a_rank_that_dies_fails_the_others_in_one_line_and_a_rerun_resumes(tmp_p
                 return real(cls, *args, **kwargs)
 
             FeatureStream.open = classmethod(dying)
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, **KW)
+        discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
 
     outcomes = run_ranks(target)
     assert list(outcomes) == [0] and outcomes[0][1] == "SpurbenchError", outcomes  # rank 1 said nothing: it died
@@ -275,8 +279,8 @@ def test_a_rank_that_dies_fails_the_others_in_one_line_and_a_rerun_resumes(tmp_p
     assert list(partial["classes"]) == ["1"]  # the finished class, complete; nothing of class 2
     assert not [p for p in (tmp_path / "two").rglob("*") if "class2" in p.name or p.name.endswith(".tmp")]
     # one process continues the same discovery and ends where a 1-process run ends
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, **KW)
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "one", classes=[1, 2], components=3, top=2, npfv_steps=0, **KW)
+    discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
+    discover(TinyAdapter(), _train(), "tiny", tmp_path / "one", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
     assert_same_tree(json.loads((tmp_path / "two" / INDEX_FILE).read_text()), json.loads((tmp_path / "one" / INDEX_FILE).read_text()))
 
 
@@ -285,7 +289,7 @@ def test_a_rank_that_does_not_answer_times_out_in_one_line() -> None:
     def target(rank: int):
         if rank == 1:
             time.sleep(3)  # longer than the timeout below
-        fit_source(TinyAdapter(), _train(), COMPONENTS, **KW)
+        fit_source(TinyAdapter(), _train(), COMPONENTS, settings=SETTINGS)
 
     started = time.monotonic()
     outcomes = run_ranks(target, env={distributed.TIMEOUT_ENV: "1"}, timeout=60)

@@ -10,15 +10,15 @@ from PIL import Image
 
 from spurbench.adapters.common import tokens_to_grid
 from spurbench.discovery.gradcam import ComponentContributions, component_cams, mass_inside
-from spurbench.features import extract_features
-from spurbench.spufix.fit import class_subset
+from spurbench.features import class_subset, extract_features
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.npca import fit_npca
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
 
 def test_the_wrapper_gives_alpha_and_the_maps_are_normalised() -> None:
     model, bench = TinyAdapter(), tiny_benchmark(per_role=6)
-    feats = extract_features(model, class_subset(bench, 1), batch_size=4, progress=False)
+    feats = extract_features(model, class_subset(bench, 1), FeatureSettings(batch_size=4, progress=False))
     npca = fit_npca(feats.features.double(), model.head[0][1])
     images = torch.stack(
         [torch.from_numpy(np.asarray(im.open(), dtype=np.float32) / 255).permute(2, 0, 1) for im in class_subset(bench, 1).images]
@@ -53,7 +53,9 @@ def test_the_spurious_component_looks_at_the_planted_feature(trained, arch) -> N
     split = generate_training_set(0)
     shares = {}
     for k in sorted(PLANTED_FEATURE_IDS):
-        npca = fit_npca(extract_features(model, class_subset(train, k), progress=False).features.double(), model.head[0][k])
+        npca = fit_npca(
+            extract_features(model, class_subset(train, k), FeatureSettings(progress=False)).features.double(), model.head[0][k]
+        )
         rows = np.flatnonzero((split.labels == k) & (split.feature_of >= 0))  # the training images carrying the feature
         images = torch.from_numpy(split.images[rows]).permute(0, 3, 1, 2).float() / 255
         box = np.zeros_like(split.feature_mask[rows])

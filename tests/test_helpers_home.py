@@ -105,7 +105,10 @@ def test_one_line_error_checks_a_raised_error_the_same_way() -> None:
 def test_spurbench_testing_is_public_and_needs_no_pytest() -> None:
     code = (
         "import sys, spurbench.testing as t\n"
-        "assert t.__all__ == ['SIZE', 'TinyAdapter', 'tiny_benchmark'], t.__all__\n"
+        "assert t.__all__ == ['SIZE', 'TinyAdapter', 'TinyBenchmark', 'TinyOptions', 'tiny_benchmark'], t.__all__\n"
+        "from spurbench.adapters import load_model\n"
+        "from spurbench.benchmarks import load_benchmark\n"
+        "assert type(load_model('tiny:net')) is t.TinyAdapter and len(load_benchmark('tiny', per_role=2).images) == 16\n"
         "adapter, bench = t.TinyAdapter.load('net'), t.tiny_benchmark(num_classes=3, per_role=2)\n"
         "assert adapter.name == 'tiny:net' and adapter.num_classes == 4 and len(bench.images) == 12\n"
         "assert bench.images[0].open().size == (t.SIZE, t.SIZE)\n"
@@ -119,12 +122,14 @@ def test_spurbench_testing_is_public_and_needs_no_pytest() -> None:
 def test_the_tiny_pair_meets_the_evaluation_contract(tmp_path: Path) -> None:
     """What a plugin author does with it: the tiny model on their benchmark, or their model on the tiny benchmark."""
     from spurbench.harness import evaluate
+    from spurbench.settings import FeatureSettings, RunSettings
     from spurbench.testing import TinyAdapter, tiny_benchmark
 
+    settings = RunSettings(model="tiny:net", benchmark="tiny", bootstrap=0, features=FeatureSettings(batch_size=4, progress=False))
     # first, before the feature cache holds the images: a broken image is named, as a plugin's must be
     with pytest.raises(DataError, match="tiny:negative/1/3"):
-        evaluate(TinyAdapter(), tiny_benchmark(broken="negative/1/3"), bootstrap=0, progress=False, batch_size=4)
-    result = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=4)
+        evaluate(settings, model=TinyAdapter(), benchmark=tiny_benchmark(broken="negative/1/3"))
+    result = evaluate(settings, model=TinyAdapter(), benchmark=tiny_benchmark())
     plain = result.heads["plain"]
     assert len(plain.classes) == 4 and len(plain.image_prob) == 96
     assert {row.auc for row in plain.classes} != {0.5}  # positives and negatives differ in brightness: the model tells them apart

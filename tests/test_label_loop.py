@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from spurbench.benchmarks import get_benchmark
-from spurbench.discovery import read_index
+from spurbench.discovery.index import read_index
 from spurbench.results import read_result, result_filename
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.fit import load_components
 from spurbench.spufix.ground_truth import ground_truth_choices
 from tests.support.label_server import active_label, chromium, click_label, open_class, open_page, serve
@@ -69,7 +70,7 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
     assert proc.returncode == 0, proc.stderr
     index = read_index(folder)
     truth = get_benchmark("planted").ground_truth({"seed": 0})
-    picked = {k: choice.components for k, choice in ground_truth_choices(models["cnn"], truth, progress=False).items()}
+    picked = {k: choice.components for k, choice in ground_truth_choices(models["cnn"], truth, FeatureSettings(progress=False)).items()}
     assert set(picked) == set(truth.features) and any(picked.values()), picked  # a class may get none (no validation gain)
     for k, ranks in picked.items():  # what the person sees on the page supports the labels
         for position, rank in enumerate(ranks):

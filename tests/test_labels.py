@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from spurbench.discovery import read_index
+from spurbench.discovery.index import read_index
 from spurbench.discovery.labels import (
     LABELS_FILE,
     LEGACY_LABELS_FILE,

@@ -90,7 +90,10 @@ def test_deferred_imports_are_marked_with_their_reason() -> None:
 # The modules allowed past MAX_LINES, by name, each with its reason (and a bound, so they do not grow unseen).
 LONG_MODULES = {
     "benchmarks/salient_imagenet/layout.py": (560, "a sixth of it records upstream's formats, each check beside the format it checks"),
-    "benchmarks/shared/planted_generator.py": (500, "the renderer's steps share one set of geometry constants and the notes that explain them"),
+    "benchmarks/shared/planted_generator.py": (
+        500,
+        "the renderer's steps share one set of geometry constants and the notes that explain them",
+    ),
 }
 
 
@@ -98,7 +101,9 @@ LONG_MODULES = {
 def test_modules_stay_small_or_are_named_long(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     bound, _why = LONG_MODULES.get(str(path.relative_to(PACKAGE)), (MAX_LINES, ""))
-    assert lines <= bound, f"{path.relative_to(ROOT)} has {lines} lines (at most {bound}): split it, or name it in LONG_MODULES with its reason"
+    assert lines <= bound, (
+        f"{path.relative_to(ROOT)} has {lines} lines (at most {bound}): split it, or name it in LONG_MODULES with its reason"
+    )
 
 
 def test_every_named_long_module_exists_and_is_long() -> None:
@@ -112,3 +117,30 @@ def test_the_cli_imports_no_library_stage() -> None:
     probe = "import sys, spurbench.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'timm', 'pydantic') or m.startswith('spurbench.') and not m.startswith(('spurbench.cli', 'spurbench.errors', 'spurbench._version'))))"
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+# The __init__.py files allowed to hold more than re-exports, by name, each with its reason.
+LOGIC_IN_INIT = {
+    "__init__.py": "the library face: typed top-level functions, imported lazily through __getattr__",
+    "cli/__init__.py": "the typer app's entry point: main() maps errors to one line and exit 2",
+}
+
+
+def _only_hands_names_on(node: ast.stmt, index: int) -> bool:
+    if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return True  # the docstring
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return True
+    if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+        return True
+    return isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+
+
+def test_init_files_only_hand_names_on() -> None:
+    offenders = []
+    for path in PACKAGE.rglob("__init__.py"):
+        if str(path.relative_to(PACKAGE)) in LOGIC_IN_INIT:
+            continue
+        body = ast.parse(path.read_text()).body
+        offenders += [f"{path.relative_to(ROOT)}:{n.lineno}" for i, n in enumerate(body) if not _only_hands_names_on(n, i)]
+    assert not offenders, "logic in __init__.py (move it into a module): " + ", ".join(offenders)

@@ -137,6 +137,7 @@ def page_with_inw(tmp_path_factory) -> Path:
     """The committed results plus an ImageNet-W result of a small random ImageNet-1k model on real
     photos laid out as a val folder: a model on one benchmark only, and the watermark's pictures."""
     from spurbench.harness import evaluate
+    from spurbench.settings import FeatureSettings, RunSettings
     from spurbench.testing import TinyAdapter
     from tests.test_imagenet_w import write_val
 
@@ -146,15 +147,11 @@ def page_with_inw(tmp_path_factory) -> Path:
     for path in sorted((ROOT / "leaderboard" / "results").glob("*.json")):
         shutil.copy(path, results)
     val = write_val(folder / "val")
-    evaluate(
-        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
-        "imagenet-w",
-        options={"imagenet_val": str(val)},
-        output_dir=results,
-        progress=False,
-        bootstrap=0,
-        use_cache=False,
+    features = FeatureSettings(progress=False, use_cache=False)
+    settings = RunSettings(
+        model="tiny:net", benchmark="imagenet-w", options={"imagenet_val": str(val)}, output=results, bootstrap=0, features=features
     )
+    evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"))
     return build_board(sorted(results.glob("*.json")), folder / "site", board_dir=folder, registry_dir=ROOT / "registry").html
 
 

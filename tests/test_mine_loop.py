@@ -25,8 +25,8 @@ import pytest
 
 from spurbench.benchmarks import get_benchmark
 from spurbench.benchmarks.planted import write_pool
-from spurbench.discovery import read_index
-from spurbench.mining import read_mining
+from spurbench.discovery.index import read_index
+from spurbench.mining.index import read_mining
 from spurbench.mining.verdicts import read_verdicts, record_verdict
 from spurbench.results import read_result, result_filename
 from tests.support.label_server import chromium, open_page, serve, wait_until

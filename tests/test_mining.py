@@ -14,14 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench.discovery import class_basis, discover, read_index
+from spurbench.discovery.index import class_basis, read_index
+from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
 from spurbench.features import extract_features
-from spurbench.mining import INDEX_FILE, from_discovery, mine, read_mining
+from spurbench.mining.index import INDEX_FILE, read_mining
+from spurbench.mining.pipeline import mine
 from spurbench.mining.pool import folder_pool
+from spurbench.mining.sources import from_discovery
+from spurbench.settings import FeatureSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
-KW = dict(batch_size=4, progress=False)
+SETTINGS = FeatureSettings(batch_size=4, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def discovery(tmp_path_factory) -> Path:
     train.name = "tiny-train"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1, 2], components=3, top=2, npfv_steps=2, **KW)
+        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1, 2], components=3, top=2, npfv_steps=2, settings=SETTINGS)
     return out
 
 
@@ -53,7 +57,7 @@ def pool(tmp_path) -> Path:
 
 def _expected(model, discovery: Path, pool_dir: Path, k: int, rank: int):
     bench = folder_pool(pool_dir).benchmark
-    feats = extract_features(model, bench, **KW)
+    feats = extract_features(model, bench, settings=SETTINGS)
     alphas = class_basis(discovery, read_index(discovery), k).alphas(feats.features)[:, rank]
     logits = feats.features.double() @ model.head[0].double().T + model.head[1].double()
     return feats, alphas, logits
@@ -72,7 +76,7 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
         per_component=10,
         require_predicted="none",
         dedup_cosine=1 - 1e-6,
-        **KW,
+        settings=SETTINGS,
     )
     assert read_mining(tmp_path / "m") == index and index.pool.unreadable == ["part1/broken.jpg"]
     feats, alphas, logits = _expected(model, discovery, pool, 1, 0)
@@ -104,7 +108,7 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
             per_component=40,
             require_predicted=rule,
             dedup_cosine=1 - 1e-6,
-            **KW,
+            settings=SETTINGS,
         )
         kept = {c.image_id for c in mined.components[0].candidates}
         passing = {i for r, i in enumerate(feats.image_ids) if 1 in logits[r].topk(allowed).indices.tolist()}
@@ -112,7 +116,7 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
 
 
 def test_near_duplicates_go_by_cosine() -> None:
-    from spurbench.mining import _deduplicate
+    from spurbench.mining.pipeline import _deduplicate
 
     feats = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.99, 0.141]), "c": torch.tensor([0.0, 1.0]), "d": torch.tensor([2.0, 0.0])}
     # cos(a, b) = 0.990, cos(a, d) = 1: with 0.98, b and d go; with 0.995 only d
@@ -123,9 +127,9 @@ def test_near_duplicates_go_by_cosine() -> None:
 
 def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tmp_path) -> None:
     model, found = TinyAdapter(), folder_pool(pool)
-    mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / "a", **KW)
+    mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / "a", settings=SETTINGS)
     before = model.forward_calls
-    mine(model, from_discovery(discovery, {0: [1], 2: [0, 1]}, model), found, tmp_path / "b", require_predicted="none", **KW)
+    mine(model, from_discovery(discovery, {0: [1], 2: [0, 1]}, model), found, tmp_path / "b", require_predicted="none", settings=SETTINGS)
     assert model.forward_calls == before
     assert json.loads((tmp_path / "b" / INDEX_FILE).read_text())["format"] == 1
 
@@ -140,7 +144,7 @@ def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tm
 )
 def test_bad_components_are_one_line(discovery, pool, tmp_path, components, needle) -> None:
     with pytest.raises(SpurbenchError, match=needle):
-        mine(TinyAdapter(), from_discovery(discovery, components, TinyAdapter()), folder_pool(pool), tmp_path / "m", **KW)
+        mine(TinyAdapter(), from_discovery(discovery, components, TinyAdapter()), folder_pool(pool), tmp_path / "m", settings=SETTINGS)
     assert not (tmp_path / "m" / INDEX_FILE).exists()
 
 
@@ -159,7 +163,7 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
     other = TinyAdapter("other")
     other.card = other.card.model_copy(update={"weights_revision": "seed1"})
     with pytest.raises(SpurbenchError, match=r"a discovery of tiny:net \(seed0\), not of tiny:other \(seed1\)"):
-        mine(other, from_discovery(discovery, {1: [0]}, other), folder_pool(tmp_path / "one"), tmp_path / "m", **KW)
+        mine(other, from_discovery(discovery, {1: [0]}, other), folder_pool(tmp_path / "one"), tmp_path / "m", settings=SETTINGS)
     with pytest.raises(SpurbenchError, match="--per-component must be at least 1"):
         mine(
             TinyAdapter(),
@@ -167,7 +171,7 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
             folder_pool(tmp_path / "one"),
             tmp_path / "m",
             per_component=0,
-            **KW,
+            settings=SETTINGS,
         )
 
 
@@ -203,7 +207,7 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from spurbench.mining import resolve_pool
+    from spurbench.mining.pool import resolve_pool
     from tests.support.hub_fixture import offline_hub, write_hub_repo
 
     hf_home = offline_hub(tmp_path, monkeypatch)
@@ -235,7 +239,7 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
         per_component=5,
         require_predicted="none",
         dedup_cosine=1 - 1e-6,
-        **KW,
+        settings=SETTINGS,
     )
     assert len(index.components[0].candidates) == 5 and all(c.digest.startswith("rgb-sha256:") for c in index.components[0].candidates)
     from spurbench.mining.verdicts import export_benchmark, record_verdict
@@ -268,19 +272,19 @@ def test_a_second_scan_only_stats_unchanged_files(pool, monkeypatch) -> None:
 def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path) -> None:
     """--spufix ART: the artifact's directions (not refitted); alpha_l is the contribution SpuFixHead
     clips, for the source's own eigenvectors and for matched (non-orthogonal) directions alike."""
-    from spurbench.mining import from_artifact
+    from spurbench.mining.sources import from_artifact
     from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
 
     model, train = TinyAdapter(), tiny_benchmark(per_role=10)
-    alphas, npcas = fit_source(model, train, {1: [0, 2]}, **KW)
+    alphas, npcas = fit_source(model, train, {1: [0, 2]}, settings=SETTINGS)
     other = TinyAdapter("other")
     torch.manual_seed(3)
     other.backbone[0].weight.data += 0.3 * torch.randn_like(other.backbone[0].weight)
-    for artifact in (self_artifact(model, npcas, alphas), fit_transfer(other, train, alphas, **KW)):
+    for artifact in (self_artifact(model, npcas, alphas), fit_transfer(other, train, alphas, settings=SETTINGS)):
         target = model if artifact.target_model == model.name else other
         source = from_artifact(artifact, "art", None, target)
         assert source.wanted() == {1: [0, 2]} and source.discovery is None and source.references == {}
-        feats = extract_features(target, folder_pool(pool).benchmark, **KW).features
+        feats = extract_features(target, folder_pool(pool).benchmark, settings=SETTINGS).features
         head = artifact.head(*target.head)
         clipped = (
             head.scales * (torch.nn.functional.linear(feats.double(), head.rows.double()) + head.offsets)
@@ -294,11 +298,11 @@ def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path
             per_component=5,
             require_predicted="none",
             dedup_cosine=1 - 1e-6,
-            **KW,
+            settings=SETTINGS,
         )
         entry = next(e for e in index.components if e.component == 2)
         order = torch.argsort(clipped[:, 1], descending=True)
-        ids = extract_features(target, folder_pool(pool).benchmark, **KW).image_ids
+        ids = extract_features(target, folder_pool(pool).benchmark, settings=SETTINGS).image_ids
         assert (
             [c.image_id for c in entry.candidates] == [ids[int(i)] for i in order[:5]] and index.spufix == "art" and entry.reference == []
         )

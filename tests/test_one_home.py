@@ -279,7 +279,7 @@ def test_every_validation_message_reads_as_before(tmp_path) -> None:
     assert {name: text.replace(str(tmp_path), "TMP") for name, text in seen.items()} == {
         "read_model": "TMP/s.json: not a valid job record at spec.key: Input should be a valid string",
         "read_model_plain": "TMP/t.json: not a valid job record: NaN is not a JSON number",
-        "ledger_why": "spec.model: Field required",
+        "ledger_why": "spec.settings: Field required",
         "ledger_plain": "duplicate key 'a'" + "x" * 183,
         "result": "TMP/r.json: invalid result file at schema_version: Input should be 3",
         "result_root": "TMP/r2.json: invalid result file at <root>: Input should be a valid dictionary or instance of Result",
@@ -292,3 +292,30 @@ def test_every_validation_message_reads_as_before(tmp_path) -> None:
         "model_list_bad": "TMP/m2.yaml: models[0].temperature: Input should be greater than 0",
         "model_list_root": "TMP/m3.yaml: models[0].<entry>: Input should be a valid dictionary or instance of ModelEntry",
     }
+
+
+# ------------------------------------------------------------------------------- run configuration
+
+
+def test_one_home_for_the_run_configuration() -> None:
+    """The config hash, the facts a result records of its run, and the value checks are defined once, on
+    the typed settings; the loose-argument versions, the sweep's own hash and the untyped job options
+    are gone, and no caller parses a skip reason back out of its text."""
+    sources = _sources()
+
+    def defined(name: str) -> list[str]:
+        return sorted(str(p.relative_to(PACKAGE.parent)) for p, text in sources.items() if re.search(rf"^\s*def {name}\(", text, re.M))
+
+    for name in ("check_bootstrap", "check_temperature", "checkpoint_identity", "config_hash", "planned_facts"):
+        assert defined(name) == ["spurbench/settings/run.py"], name
+    for gone in (
+        r"\brun_config_hash\b",
+        r"\bjob_config_hash\b",
+        r"\bfeature_kwargs\b",
+        r"\brun: dict\b",
+        r"startswith\(.in flight",
+        r"\bspec\.run\b",
+    ):
+        assert [str(p.relative_to(PACKAGE.parent)) for p, text in sources.items() if re.search(gone, text)] == [], gone
+    named = [str(p.relative_to(PACKAGE.parent)) for p, text in sources.items() if re.search(r'"imagenet_train": imagenet_train', text)]
+    assert named == ["spurbench/cli/options.py"]  # run and sweep build their benchmark options in one place

@@ -27,24 +27,26 @@ from sklearn.metrics import average_precision_score
 
 from spurbench import cache
 from spurbench.adapters.timm_adapter import TimmAdapter, timm_data_config
-from spurbench.benchmarks import BenchmarkOptions
-from spurbench.benchmarks.planted import PROTOCOLS as PLANTED_PROTOCOLS
 from spurbench.benchmarks.planted.training import build_model
 from spurbench.benchmarks.spurious_imagenet import SpuriousImageNet
-from spurbench.harness import evaluate, run_config_hash
+from spurbench.harness import evaluate
 from spurbench.leaderboard.build import build_board
 from spurbench.preprocessing import build_transform, eval_data_config, role_geometry
 from spurbench.protocols import MODEL_TRANSFORM
 from spurbench.results import read_result, result_filename
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 
 PAPER = SpuriousImageNet.protocols["paper"]
-PLANTED_PAPER = PLANTED_PROTOCOLS["paper"]
-
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_REGISTRY = ROOT / "registry" / "paper.yaml"
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  # the spurious-AUC results
+
+
+def _tiny(features: FeatureSettings = FeatureSettings(batch_size=8, progress=False), temperature: float = 1.0) -> RunSettings:
+    return RunSettings(model="tiny:net", benchmark="tiny", bootstrap=0, features=features, temperature=temperature)
+
 
 # The 18 entries of registry/paper.yaml whose timm pretrained config has a test size (issue 10, §2).
 TEST_SIZE_ENTRIES = {
@@ -157,7 +159,7 @@ def test_result_records_the_input_size_actually_used(tmp_path):
     seen: list[tuple[int, ...]] = []
     original = adapter.features
     adapter.features = lambda x: (seen.append(tuple(x.shape[1:])), original(x))[1]  # type: ignore[method-assign]
-    result = evaluate(adapter, tiny_benchmark(), bootstrap=0, progress=False, batch_size=8, use_cache=False)
+    result = evaluate(_tiny(features=FeatureSettings(batch_size=8, progress=False, use_cache=False)), model=adapter)
     assert {role: g.input_size for role, g in result.protocol.images.items()} == {"positive": [3, 20, 20], "negative": [3, 20, 20]}
     assert set(seen) == {(3, 20, 20)}
 
@@ -166,7 +168,7 @@ def test_result_records_the_input_size_actually_used(tmp_path):
 
 
 def test_mean_and_pooled_ap_are_the_authors_mean_and_joint_scores(tmp_path):
-    result = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=8)
+    result = evaluate(_tiny(), model=TinyAdapter())
     head = result.heads["plain"]
     per_class, pooled_in, pooled_out = [], [], []
     for row in head.classes:  # the authors' calculate_spurious_score, written out
@@ -282,13 +284,16 @@ def test_content_digest_is_memoised_by_path_size_and_mtime(tmp_path, monkeypatch
 
 def test_config_hash_follows_the_checkpoint_content_not_its_path(tmp_path):
     path = _planted_checkpoint(tmp_path / "w.safetensors", 0)
-    opts = BenchmarkOptions()
-    before = run_config_hash("planted:cnn", str(path), "planted", opts, PLANTED_PAPER, 0)
+
+    def config_hash(checkpoint: Path) -> str:
+        return RunSettings(model="planted:cnn", checkpoint=str(checkpoint), benchmark="planted", bootstrap=0).config_hash(None)
+
+    before = config_hash(path)
     moved = tmp_path / "elsewhere.safetensors"
     shutil.copy(path, moved)
-    assert run_config_hash("planted:cnn", str(moved), "planted", opts, PLANTED_PAPER, 0) == before  # same bytes, other path
+    assert config_hash(moved) == before  # same bytes, other path
     _planted_checkpoint(path, 1)
-    assert run_config_hash("planted:cnn", str(path), "planted", opts, PLANTED_PAPER, 0) != before
+    assert config_hash(path) != before
 
 
 def test_replacing_a_checkpoint_at_the_same_path_re_evaluates(cli, tmp_path):
@@ -369,8 +374,8 @@ def test_spufix_fit_records_the_source_checkpoint_digest(cli, tmp_path):
 
 
 def test_temperature_is_recorded_and_changes_probabilities_not_predictions(tmp_path):
-    plain = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=8)
-    hot = evaluate(TinyAdapter(), tiny_benchmark(), bootstrap=0, progress=False, batch_size=8, temperature=0.7155761122703552)
+    plain = evaluate(_tiny(), model=TinyAdapter())
+    hot = evaluate(_tiny(temperature=0.7155761122703552), model=TinyAdapter())
     assert plain.heads["plain"].temperature == 1.0 and hot.heads["plain"].temperature == pytest.approx(0.7155761122703552)
     assert hot.config_hash != plain.config_hash
     assert hot.heads["plain"].image_top1 == plain.heads["plain"].image_top1

@@ -196,18 +196,27 @@ def _interrupted_after_an_epoch(args: list[str], cwd: Path, cache: Path, sig: in
         assert proc.returncode == 130 and err.strip().splitlines()[-1] == INTERRUPTED, err
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_training(tmp_path_factory) -> Path:
+    """The short training run once without interruption (own cache): the folder both signals' runs must equal."""
+    root = tmp_path_factory.mktemp("uninterrupted-training")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPURBENCH_PROGRESS_INTERVAL", "0")  # as the interrupted runs
+        _run([*SHORT, "--out", "whole"], root, root / "cache")
+    return root / "whole"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_train_interrupted_and_run_again_writes_the_same_bytes(monkeypatch, tmp_path, sig):
+def test_train_interrupted_and_run_again_writes_the_same_bytes(uninterrupted_training, monkeypatch, tmp_path, sig):
     monkeypatch.setenv("SPURBENCH_PROGRESS_INTERVAL", "0")  # a progress line per epoch: when to interrupt
     cache = tmp_path / "cache"
-    _run([*SHORT, "--out", "whole"], tmp_path, cache)
     _interrupted_after_an_epoch([*SHORT, "--out", "again"], tmp_path, cache, sig)
     assert not list((tmp_path / "again").glob("*.safetensors"))  # nothing half-trained is kept: it starts from scratch
     _run([*SHORT, "--out", "again"], tmp_path, cache)
-    (whole,) = (tmp_path / "whole").glob("*.safetensors")
+    (whole,) = uninterrupted_training.glob("*.safetensors")
     assert whole.name == f"cnn-generator-v{P.GENERATOR_VERSION}-train-v{TRAIN_VERSION}-seed0-epochs4-per-class40.safetensors"
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(p.name for p in (tmp_path / "whole").iterdir())
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(p.name for p in uninterrupted_training.iterdir())
     assert (tmp_path / "again" / whole.name).read_bytes() == whole.read_bytes()
 
 

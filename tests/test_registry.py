@@ -34,3 +34,15 @@ def test_third_party_adapter_through_entry_points(monkeypatch):
     assert "tinyplugin" in ADAPTERS.names()
     adapter = load_model("tinyplugin:net")
     assert adapter.name == "tiny:net" and adapter.num_classes == 4
+
+
+def test_third_party_task_through_entry_points(monkeypatch):
+    from spurbench.results import TASKS
+    from spurbench.tasks import get_task
+
+    task = EntryPoint(name="views-again", value="spurbench.tasks.views:Views", group="spurbench.tasks")
+    monkeypatch.setattr(registry_mod, "entry_points", lambda group=None: [task] if group == "spurbench.tasks" else [])
+    monkeypatch.setattr(TASKS, "_entry_points_loaded", False)
+    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
+    assert "views-again" in TASKS.names() and "spurious-auc" in TASKS.names()  # beside the built-ins
+    assert type(get_task("views-again")).__name__ == "Views"

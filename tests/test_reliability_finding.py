@@ -25,9 +25,10 @@ from safetensors.torch import load_file, save_file
 
 from spurbench.basis import LinearBasis, save_basis
 from spurbench.cache import content_digest
-from spurbench.discovery import discover
+from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
 from spurbench.schemas import read_model
+from spurbench.settings import FeatureSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 from tests.test_reliability import _planted_weights
@@ -46,9 +47,8 @@ def made(tmp_path_factory) -> SimpleNamespace:
         patch.setenv("SPURBENCH_CACHE", str(root / "cache"))
         train = tiny_benchmark(per_role=10)
         train.name = "tiny-train"
-        discover(
-            TinyAdapter(), train, "tiny", root / "tiny", classes=[0, 1, 2], components=3, top=2, npfv_steps=0, batch_size=4, progress=False
-        )
+        settings = FeatureSettings(batch_size=4, progress=False)
+        discover(TinyAdapter(), train, "tiny", root / "tiny", settings, classes=[0, 1, 2], components=3, top=2, npfv_steps=0)
         digest = content_digest(ckpt)
     pool = root / "pool"
     pool.mkdir()
@@ -275,24 +275,12 @@ def test_temporaries_of_a_killed_writer_are_removed_and_a_live_ones_kept(tmp_pat
 
 def _failed_record(made, output: Path):
     """A failed job of a planted:cnn (test checkpoint) sweep into ``output``, as the driver records it."""
-    from spurbench.pixelcache import DEFAULT_GB
-    from spurbench.runs import RunEntry
+    from spurbench.settings import RunOptions
     from spurbench.sweeps import plan_sweep
     from spurbench.sweeps.jobs import JobStatus, status_path, write_status
 
-    run = {
-        "protocol": "paper",
-        "batch_size": 64,
-        "device": "cpu",
-        "use_cache": True,
-        "bootstrap": 0,
-        "num_workers": 0,
-        "precision": "fp32",
-        "channels_last": False,
-        "pixel_cache": None,
-        "pixel_cache_gb": DEFAULT_GB,
-    }
-    plan = plan_sweep([RunEntry("planted:cnn", str(made.ckpt))], ["planted"], {"limit": 2}, run, output)
+    options = RunOptions(named_options={"limit": 2}, features=FeatureSettings(num_workers=0), bootstrap=0, output=output)
+    plan = plan_sweep(options, [options.entry("planted:cnn", str(made.ckpt))], ["planted"])
     spec = plan.to_run[0]
     write_status(JobStatus(spec=spec, state="failed", executor="debug", error="error: something"))
     return spec, status_path(output, spec.key)
@@ -302,7 +290,7 @@ def test_sweep_retry_refuses_a_record_that_leads_out_of_the_output(cli, made, tm
     spec, path = _failed_record(made, tmp_path / "out")
     record = json.loads(path.read_text())
     elsewhere = tmp_path / "elsewhere"
-    record["spec"].update(output=str(elsewhere), result_file=str(elsewhere / f"{spec.key}.json"))
+    record["spec"]["settings"]["output"] = str(elsewhere)  # where its result file would go
     path.write_text(json.dumps(record))
     proc = cli("sweep", "--retry-failed", "-o", "out", "--executor", "debug", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -438,7 +426,7 @@ def test_discover_bounds_classes_by_the_models_label_space(cli, made, tmp_path):
 def test_a_deeply_nested_json_file_is_one_line(cli, made, tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
-    from spurbench.discovery import DiscoveryIndex
+    from spurbench.discovery.index import DiscoveryIndex
 
     with pytest.raises(SpurbenchError, match="not a valid discovery index"):
         read_model(deep, DiscoveryIndex, "discovery index")

@@ -351,12 +351,13 @@ def test_progress_lines_without_a_terminal(capsys, monkeypatch) -> None:
 
 def test_feature_extraction_reports_its_stage_counts_and_end_without_a_terminal(capsys, monkeypatch, tmp_path) -> None:
     from spurbench.features import extract_features
+    from spurbench.settings import FeatureSettings
     from spurbench.testing import TinyAdapter, tiny_benchmark
 
     monkeypatch.setenv("SPURBENCH_PROGRESS_INTERVAL", "0")
     monkeypatch.setenv("SPURBENCH_CACHE", str(tmp_path))
     bench = tiny_benchmark()
-    extract_features(TinyAdapter(), bench, batch_size=4, num_workers=0)
+    extract_features(TinyAdapter(), bench, FeatureSettings(batch_size=4, num_workers=0))
     lines = capsys.readouterr().err.splitlines()
     n = len(bench.images)
     assert lines[0] == f"features tiny:net on {bench.name}: started, 0/{n} images, 0 s"

@@ -95,11 +95,11 @@ def test_a_label_folder_whose_images_lead_out_is_refused_at_start(folder, absolu
 @pytest.mark.parametrize("served", ["thumbs", "reference"])
 @pytest.mark.parametrize("absolute", [True, False], ids=["absolute", "relative"])
 def test_a_mining_folder_whose_served_folders_lead_out_is_refused_at_start(mining, served, absolute) -> None:
-    from spurbench.labelpage.verify import create_verify_app
+    from spurbench.labelpage.verdict_pages import create_verdict_app
 
     _link(mining / served, _out_of(mining, absolute))
     with pytest.raises(SpurbenchError, match="leads out of"):
-        create_verify_app(mining, "alice")
+        create_verdict_app(mining, "alice")
 
 
 def test_the_pages_refuse_to_start_through_the_cli(cli, folder, mining, tmp_path, monkeypatch) -> None:
@@ -177,10 +177,10 @@ def test_the_label_page_serves_no_file_outside_the_folder(folder) -> None:
 
 @pytest.mark.parametrize("served", ["thumbs", "reference"])
 def test_the_verify_page_serves_no_file_outside_the_folder(mining, served) -> None:
-    from spurbench.labelpage.verify import create_verify_app
+    from spurbench.labelpage.verdict_pages import create_verdict_app
 
     _plant_links(mining / served, mining)
-    with TestClient(create_verify_app(mining, "alice"), base_url=LOCAL) as client:
+    with TestClient(create_verdict_app(mining, "alice"), base_url=LOCAL) as client:
         _assert_nothing_leaks(client, f"files/{served}")
         for bad in ("/files/candidates.json", "/files/etc/passwd", "/files//etc/passwd", "/files/%2Fetc%2Fpasswd"):
             assert client.get(bad).status_code == 404, bad
@@ -218,12 +218,12 @@ def test_a_malformed_label_body_is_refused_and_stores_nothing(folder, body) -> N
     ids=["class-true", "id-number", "class-float", "extra-field"],
 )
 def test_a_malformed_verdict_body_is_refused_and_stores_nothing(mining, change) -> None:
-    from spurbench.labelpage.verify import create_verify_app
-    from spurbench.mining import candidates_by_class, read_mining
+    from spurbench.labelpage.verdict_pages import create_verdict_app
+    from spurbench.mining.index import candidates_by_class, read_mining
     from spurbench.mining.verdicts import read_verdicts
 
     image = candidates_by_class(read_mining(mining))[1][0].image_id
-    with TestClient(create_verify_app(mining, "alice"), base_url=LOCAL) as client:
+    with TestClient(create_verdict_app(mining, "alice"), base_url=LOCAL) as client:
         answer = client.post("/api/verdicts", json={"class_index": 1, "image_id": image, "verdict": "absent", **change})
     assert answer.status_code == 422, answer.text
     assert read_verdicts(mining).records == []
@@ -307,8 +307,8 @@ def test_the_label_page_from_its_schema(folder) -> None:
 def test_the_verify_page_from_its_schema(mining) -> None:
     from hypothesis import strategies as st
 
-    from spurbench.labelpage.verify import create_verify_app
-    from spurbench.mining import candidates_by_class, read_mining
+    from spurbench.labelpage.verdict_pages import create_verdict_app
+    from spurbench.mining.index import candidates_by_class, read_mining
     from spurbench.mining.verdicts import VERDICTS, VerdictRecord, read_verdicts
 
     pairs = [(k, c.image_id) for k, cands in candidates_by_class(read_mining(mining)).items() for c in cands]
@@ -322,7 +322,7 @@ def test_the_verify_page_from_its_schema(mining) -> None:
         lambda t: {"class_index": t[0][0], "image_id": t[0][1], "verdict": t[1]}
     )
     statuses = _property_run(
-        create_verify_app(mining, "alice"), "/api/verdicts", bodies, lambda: len(read_verdicts(mining).records), stored_as_answered
+        create_verdict_app(mining, "alice"), "/api/verdicts", bodies, lambda: len(read_verdicts(mining).records), stored_as_answered
     )
     assert statuses.get(200) and statuses.get(422) and statuses.get(404), statuses
 
@@ -361,7 +361,7 @@ def test_legacy_labels_of_another_model_are_not_migrated(folder) -> None:
 
 
 def test_verdicts_written_before_the_ledger_are_read_then_migrated(mining) -> None:
-    from spurbench.mining import candidates_by_class, read_mining
+    from spurbench.mining.index import candidates_by_class, read_mining
     from spurbench.mining.verdicts import VERIFY_FILE, read_verdicts, record_verdict
 
     index = read_mining(mining)
@@ -430,11 +430,13 @@ def test_an_app_sees_labels_saved_by_another_server_and_a_replaced_ledger(folder
 
 
 def test_the_cheap_checks_name_the_discoverys_own_files() -> None:
-    from spurbench.discovery import BASES_DIR, INDEX_FILE, labels
+    from spurbench.discovery import labels
     from spurbench.discovery.images import IMAGES_DIR
-    from spurbench.mining import INDEX_FILE as MINING_INDEX
-    from spurbench.mining import REFERENCE_DIR, THUMBS_DIR
+    from spurbench.discovery.index import BASES_DIR, INDEX_FILE
     from spurbench.mining import verdicts as verification
+    from spurbench.mining.index import INDEX_FILE as MINING_INDEX
+    from spurbench.mining.pipeline import REFERENCE_DIR
+    from spurbench.mining.thumbnails import THUMBS_DIR
 
     assert labels.DISCOVERY_FILE == INDEX_FILE and labels.DISCOVERY_FOLDERS == (IMAGES_DIR, BASES_DIR)  # [0] is the served one
     assert verification.MINING_FILE == MINING_INDEX and verification.SERVED_FOLDERS == (THUMBS_DIR, REFERENCE_DIR)
@@ -461,7 +463,7 @@ def test_a_link_in_place_of_the_ledger_or_its_lock_is_refused(tmp_path) -> None:
         getattr(ledger, own).symlink_to(outside / f"{own}.target")  # dangling: a save would create it out there
         record = LabelRecord(class_index=0, rank=0, label="spurious", labeler="a", at="2026-01-01T00:00:00Z")
         with pytest.raises(SpurbenchError, match="leads out of"):
-            ledger.append(record, {"model": "m", "weights_revision": None, "basis": "npca"}, lambda found: None)
+            ledger.append(record, {"model": "m", "weights_revision": None, "basis": "npca"})
         assert not list(outside.iterdir())
 
 
@@ -765,13 +767,13 @@ def test_keys_faster_than_saves_each_label_their_own_component(made, tmp_path, s
 
 @pytest.mark.slow
 def test_keys_faster_than_saves_on_the_verify_page(mining, slow_server) -> None:
-    from spurbench.labelpage.verify import create_verify_app
-    from spurbench.mining import candidates_by_class, read_mining
+    from spurbench.labelpage.verdict_pages import create_verdict_app
+    from spurbench.mining.index import candidates_by_class, read_mining
     from spurbench.mining.verdicts import read_verdicts
     from tests.support.label_server import chromium, open_class
 
     images = [c.image_id for c in candidates_by_class(read_mining(mining))[1]]
-    slow = _SlowSaves(create_verify_app(mining, "alice"), SAVE_DELAY)
+    slow = _SlowSaves(create_verdict_app(mining, "alice"), SAVE_DELAY)
     url = slow_server(slow)
     names = {"a": "absent", "p": "present", "u": "unsure"}
     keys = ("apu" * len(images))[: len(images)]
@@ -790,3 +792,47 @@ def test_keys_faster_than_saves_on_the_verify_page(mining, slow_server) -> None:
     final = dict(zip(order, (names[key] for key in keys)))  # an image shown in two components' grids: its last verdict, on both
     assert [verdict for _, verdict in shown[: len(keys)]] == [final[image] for image in order[: len(keys)]]
     assert state == "saving" and pending >= len(keys) - 1, (state, pending)  # typed while the saves were out
+
+
+# ------------------------------------------------------------------ one keyboard for both pages, in the browser
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["label", "verify"])
+def test_keys_typed_into_a_field_are_text_not_votes(page, folder, mining, slow_server) -> None:
+    """Both pages run the base template's one keyboard script: a key typed into a form field (here a
+    search box the test adds to the class page, as a later part of the page or a browser extension
+    would) is the field's text, never a vote, a move or a link; the same keys outside the field vote."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from spurbench.discovery.labels import read_labels
+    from spurbench.labelpage.app import create_app
+    from spurbench.labelpage.verdict_pages import create_verdict_app
+    from spurbench.mining.verdicts import read_verdicts
+    from tests.support.label_server import chromium, open_class, wait_until
+
+    if page == "label":
+        app, class_index, keys, stored = create_app(folder, "alice"), 0, "sjni]u[r", lambda: read_labels(folder).records
+    else:
+        app, class_index, keys, stored = create_verdict_app(mining, "alice"), 1, "ajpu]n[r", lambda: read_verdicts(mining).records
+    counted = _SlowSaves(app, 0.0)  # counts the posts that reach the server
+    url = slow_server(counted)
+    with chromium() as driver:
+        open_class(driver, url, class_index)
+        page_url = driver.current_url
+        cursor = driver.execute_script("return [...document.querySelectorAll('.current')].map((e) => e.id || e.dataset.image)")
+        driver.execute_script(
+            "const field = Object.assign(document.createElement('input'), {type: 'search', id: 'typed'});"
+            "document.querySelector('main').prepend(field); field.focus();"
+        )
+        ActionChains(driver).send_keys(keys).perform()
+        assert driver.find_element(By.ID, "typed").get_attribute("value") == keys  # every key reached the field
+        time.sleep(1.0)  # a vote would have been posted by now (the server answers at once)
+        assert counted.posts == 0 and stored() == [] and list(_bar(driver)[:2]) == ["saved", 0]
+        assert driver.current_url == page_url  # ] [ u n followed no link
+        assert driver.execute_script("return [...document.querySelectorAll('.current')].map((e) => e.id || e.dataset.image)") == cursor
+
+        _type(driver, keys[0])  # the field left: the same key votes
+        wait_until(lambda: counted.posts == 1 and _bar(driver)[0] == "saved", 30, "the vote outside the field")
+        assert len(stored()) == 1

@@ -75,30 +75,26 @@ def test_case1_evaluate_refuses_too(weights, tmp_path):
     """The library's write path holds the same rule (a sweep job evaluates through it)."""
     from spurbench.harness import evaluate
     from spurbench.result_conflicts import ConfigurationConflict
+    from spurbench.settings import FeatureSettings, RunSettings
 
-    evaluate("planted:cnn", "planted", options={"limit": 2}, checkpoint=str(weights), bootstrap=0, output_dir=tmp_path, progress=False)
-    with pytest.raises(ConfigurationConflict, match="temperature: file 1.0, this run 2.0"):
-        evaluate(
-            "planted:cnn",
-            "planted",
-            options={"limit": 2},
+    def settings(temperature: float = 1.0, force: bool = False) -> RunSettings:
+        quiet = FeatureSettings(progress=False)
+        return RunSettings(
+            model="planted:cnn",
             checkpoint=str(weights),
+            benchmark="planted",
+            options={"limit": 2},
             bootstrap=0,
-            temperature=2.0,
-            output_dir=tmp_path,
-            progress=False,
+            temperature=temperature,
+            output=tmp_path,
+            force=force,
+            features=quiet,
         )
-    result = evaluate(
-        "planted:cnn",
-        "planted",
-        options={"limit": 2},
-        checkpoint=str(weights),
-        bootstrap=0,
-        temperature=2.0,
-        output_dir=tmp_path,
-        progress=False,
-        force=True,
-    )
+
+    evaluate(settings())
+    with pytest.raises(ConfigurationConflict, match="temperature: file 1.0, this run 2.0"):
+        evaluate(settings(2.0))
+    result = evaluate(settings(2.0, force=True))
     assert result.heads["plain"].temperature == 2.0
 
 

@@ -19,6 +19,7 @@ from spurbench.harness import evaluate
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.preprocessing import build_transform
 from spurbench.results import ViewResult
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.testing import TinyAdapter
 from tests.support.one_line import one_line_error
 from tests.support.salient_fixture import write_tiny_salient
@@ -27,6 +28,9 @@ from tests.support.salient_fixture import write_tiny_salient
 @pytest.fixture
 def tiny(tmp_path):
     return write_tiny_salient(tmp_path / "salient_imagenet_dataset", tmp_path / "ILSVRC2012" / "train")
+
+
+QUIET = FeatureSettings(progress=False, use_cache=False)
 
 
 def _load(tiny, **options):
@@ -72,15 +76,11 @@ def test_noise_lands_on_the_union_of_the_real_masks(tiny) -> None:
 
 
 def test_run_verify_and_tampering(tiny, cli, tmp_path) -> None:
-    result = evaluate(
-        TinyAdapter(num_classes=1000, label_space="imagenet-1k"),
-        SalientImageNet().name,
-        options={"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"])},
-        output_dir=tmp_path / "out",
-        progress=False,
-        bootstrap=0,
-        use_cache=False,
+    options = {"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"])}
+    settings = RunSettings(
+        model="tiny:net", benchmark=SalientImageNet.name, options=options, output=tmp_path / "out", bootstrap=0, features=QUIET
     )
+    result = evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"))
     assert isinstance(result, ViewResult)
     (path,) = (tmp_path / "out").glob("salient-imagenet__*.json")
     proc = cli("leaderboard", "verify", str(path), cwd=tmp_path)
@@ -142,7 +142,9 @@ def test_a_mask_not_224_is_one_line_when_read(tiny) -> None:
     mask = next(iter(tiny["masks"].values()))
     Image.new("L", (200, 224), 128).save(mask, "JPEG")
     with pytest.raises(DataError) as info:
-        evaluate(TinyAdapter(num_classes=1000, label_space="imagenet-1k"), _load(tiny), progress=False, bootstrap=0, use_cache=False)
+        options = {"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"])}
+        settings = RunSettings(model="tiny:net", benchmark=SalientImageNet.name, options=options, bootstrap=0, features=QUIET)
+        evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"), benchmark=_load(tiny))
     assert "\n" not in str(info.value) and str(mask) in str(info.value) and "200x224" in str(info.value)
     for bad in ([0.0], [0.25, 0.25]):
         with pytest.raises(SpurbenchError, match="sigma"):

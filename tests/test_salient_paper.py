@@ -25,6 +25,7 @@ from spurbench.benchmarks.salient_imagenet import SalientImageNet
 from spurbench.benchmarks.salient_imagenet.noise import image_noise
 from spurbench.harness import evaluate
 from spurbench.results import ViewResult
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.testing import TinyAdapter
 from tests.support.one_line import one_line_error
 from tests.support.salient_fixture import write_tiny_salient
@@ -61,13 +62,22 @@ class ChannelMeans(TinyAdapter):
         return x.mean(dim=(2, 3))
 
 
+def _options(tiny, **options) -> dict:
+    return {"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"]), **options}
+
+
 def _salient(tiny, **options):
     plugin = SalientImageNet()
-    return plugin.load(plugin.parse_options({"data_dir": str(tiny["root"]), "imagenet_train": str(tiny["train_root"]), **options}))
+    return plugin.load(plugin.parse_options(_options(tiny, **options)))
 
 
-def _fed(adapter: ChannelMeans, bench, protocol: str) -> tuple[ViewResult, torch.Tensor]:
-    result = evaluate(adapter, bench, protocol=protocol, progress=False, bootstrap=0, use_cache=False, num_workers=0, batch_size=8)
+def _settings(adapter, options: dict, protocol: str, batch_size: int = 8) -> RunSettings:
+    features = FeatureSettings(protocol=protocol, batch_size=batch_size, use_cache=False, num_workers=0, progress=False)
+    return RunSettings(model=adapter.name, benchmark=SalientImageNet.name, options=options, bootstrap=0, features=features)
+
+
+def _fed(adapter: ChannelMeans, bench, protocol: str, options: dict) -> tuple[ViewResult, torch.Tensor]:
+    result = evaluate(_settings(adapter, options, protocol), model=adapter, benchmark=bench)
     assert isinstance(result, ViewResult)
     fed = torch.cat(adapter.fed)
     adapter.fed.clear()
@@ -140,7 +150,7 @@ def test_paper_is_the_authors_code_bit_for_bit(tiny) -> None:
     assert config["mean"] == (0.5, 0.5, 0.5) and config["test_input_size"] == (3, 384, 384)  # the case that matters
     bench = _salient(tiny, sigma=[0.25, 0.5])
     adapter = ChannelMeans(config, (1, 309, 817), 1000, "imagenet-1k")
-    result, fed = _fed(adapter, bench, "paper")
+    result, fed = _fed(adapter, bench, "paper", _options(tiny, sigma=[0.25, 0.5]))
     expected = _rows(bench, lambda image_id, views: authors_salient_views(tiny, image_id, views))
     assert fed.shape == expected.shape and fed.shape[-2:] == (224, 224)
     assert torch.equal(fed, expected)
@@ -166,7 +176,7 @@ def test_the_mask_zoom_goes_through_8_bit_pil(tiny) -> None:
 def test_model_protocol_is_the_models_size_and_mean(tiny) -> None:
     config = timm_data_config(get_pretrained_cfg(TEST_SIZE_HALF_MEAN).to_dict())
     bench = _salient(tiny, limit=2)  # 384 px views are slow to render on two cores: a few images show it
-    result, fed = _fed(ChannelMeans(config, (1, 309, 817), 1000, "imagenet-1k"), bench, "model")
+    result, fed = _fed(ChannelMeans(config, (1, 309, 817), 1000, "imagenet-1k"), bench, "model", _options(tiny, limit=2))
     expected = _rows(bench, lambda image_id, views: model_protocol_views(tiny, image_id, views, config))
     assert fed.shape[-2:] == (384, 384) and torch.equal(fed, expected)
     assert result.protocol.input_size == [3, 384, 384] and result.protocol.declared.normalization == "model"
@@ -177,7 +187,7 @@ def test_metrics_are_the_authors_accuracies_of_the_rows(tiny) -> None:
     spurious accuracy (noise on the core masks); the paper's numbers are class means, the gap their
     difference."""
     config = timm_data_config(get_pretrained_cfg(TEST_SIZE_HALF_MEAN).to_dict())
-    result, _ = _fed(ChannelMeans(config, (1, 309, 817), 1000, "imagenet-1k"), _salient(tiny), "paper")
+    result, _ = _fed(ChannelMeans(config, (1, 309, 817), 1000, "imagenet-1k"), _salient(tiny), "paper", _options(tiny))
     head = result.heads["plain"]
     correct = dict(zip(result.row_ids(), head.rows.correct))
     assert 0 < sum(head.rows.correct) < len(head.rows.correct)  # some right, some wrong: the sums below can differ
@@ -251,7 +261,7 @@ def test_planted_salient_paper_is_the_authors_steps_that_carry_over() -> None:
     assert "no 256/224" in described and "the model's mean/std" in described and "clamp" in described
     net = PlantedAdapter.load("cnn", pretrained=False)
     adapter = ChannelMeans(net.data_config, (0, 1, 2), net.card.num_classes, "planted")
-    _, fed = _fed(adapter, bench, "paper")
+    _, fed = _fed(adapter, bench, "paper", {"limit": 2})
     split = generate_carrier_set(0)
     seen: dict[int, int] = {}
     rows = {}
@@ -279,7 +289,7 @@ def test_a_real_timm_model_is_fed_224_imagenet_under_paper_and_its_own_under_mod
         ("paper", 224, lambda image_id, views: authors_salient_views(tiny, image_id, views)),
         ("model", 384, lambda image_id, views: model_protocol_views(tiny, image_id, views, adapter.data_config)),
     ):
-        result = evaluate(adapter, bench, protocol=protocol, progress=False, bootstrap=0, use_cache=False, num_workers=0, batch_size=16)
+        result = evaluate(_settings(adapter, _options(tiny, limit=1), protocol, batch_size=16), model=adapter, benchmark=bench)
         got = torch.cat(fed)
         fed.clear()
         assert got.shape[-2:] == (size, size) and result.protocol.input_size == [3, size, size]

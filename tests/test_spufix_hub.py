@@ -17,12 +17,16 @@ from safetensors.torch import save_file
 from spurbench.benchmarks.planted.training import build_model
 from spurbench.errors import SpurbenchError
 from spurbench.results import read_result, result_filename
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.artifact import auto_location, load_artifact, push_artifact
 from spurbench.spufix.fit import fit_source, fit_transfer
+from spurbench.spufix.npca import ClassDirections
 from spurbench.testing import TinyAdapter
 from tests.support.hub_server import LocalHub, local_hub
 from tests.support.one_line import one_line_error
-from tests.test_spufix_fit import COMPONENTS, KW, WideTiny, _train
+from tests.test_spufix_fit import COMPONENTS, WideTiny, _train
+
+SETTINGS = FeatureSettings(batch_size=4, progress=False)
 
 
 @pytest.fixture
@@ -32,14 +36,15 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalHub]:
 
 
 def _artifact(tmp_path: Path, name: str = "artifact"):
-    alphas, _ = fit_source(TinyAdapter(), _train(), COMPONENTS, **KW)
-    artifact = fit_transfer(WideTiny(), _train(), alphas, **KW)
+    alphas, _ = fit_source(TinyAdapter(), _train(), COMPONENTS, SETTINGS)
+    artifact = fit_transfer(WideTiny(), _train(), alphas, SETTINGS)
     return artifact, artifact.save(tmp_path / name)
 
 
 def _same(a, b) -> bool:
     return a.components == b.components and all(
-        torch.equal(a.directions[k][0], b.directions[k][0]) and torch.equal(a.directions[k][1], b.directions[k][1]) for k in a.directions
+        torch.equal(a.directions[k].mean, b.directions[k].mean) and torch.equal(a.directions[k].directions, b.directions[k].directions)
+        for k in a.directions
     )
 
 
@@ -57,7 +62,7 @@ def test_push_then_pull_pinned_by_revision(hub, tmp_path):
 
     # a second fit with other components replaces main; the first stays reachable by its sha
     artifact.components = {0: [1, 3], 3: [2]}  # other ranks, as many as there are directions
-    artifact.directions = {k: (m, d.flip(0)) for k, (m, d) in artifact.directions.items()}
+    artifact.directions = {k: ClassDirections(m, d.flip(0)) for k, (m, d) in artifact.directions.items()}
     push_artifact(artifact.save(tmp_path / "second"), "org/spufix-tiny")
     assert load_artifact("hf://org/spufix-tiny").components == {0: [1, 3], 3: [2]}
     old = load_artifact(f"hf://org/spufix-tiny@{first_sha}")

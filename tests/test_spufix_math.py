@@ -49,9 +49,9 @@ def test_streaming_equals_one_shot():
     streamed = fit_npca(iter(phi.split(17)), W[0])
     assert torch.allclose(one.mean, streamed.mean, atol=1e-12)
     assert torch.allclose(one.eigenvalues, streamed.eigenvalues, atol=1e-9)
-    a, b_ = match_directions(one.alphas(phi)[:, :3], phi, W[0])
-    a2, b2 = match_directions_streaming(zip(one.alphas(phi)[:, :3].split(23), phi.split(23)), W[0])
-    assert torch.allclose(a, a2, atol=1e-10) and torch.allclose(b_, b2, atol=1e-12)
+    whole = match_directions(one.alphas(phi)[:, :3], phi, W[0])
+    parts = match_directions_streaming(zip(one.alphas(phi)[:, :3].split(23), phi.split(23)), W[0])
+    assert torch.allclose(whole.directions, parts.directions, atol=1e-10) and torch.allclose(whole.mean, parts.mean, atol=1e-12)
 
 
 def _direct_spufix(features, W, b, k, mean, dirs):
@@ -81,7 +81,9 @@ def test_self_transfer_reproduces_source_spufix():
     phi = _features(N, D, 2)
     k, spurious = 1, [0, 2, 5]
     npca = fit_npca(phi, W[k])
-    dirs, mean = match_directions(npca.alphas(phi)[:, spurious], phi, W[k])
+    matched = match_directions(npca.alphas(phi)[:, spurious], phi, W[k])
+    dirs, mean = matched.directions, matched.mean
+    assert dirs.shape == (3, D) and torch.allclose(mean, npca.mean)  # the class mean of psi, named: no order to get wrong
     v = npca.eigenvectors[:, spurious].T
     assert torch.allclose((dirs * v).sum(1).abs(), torch.ones(3, dtype=torch.float64), atol=1e-8)
     test = _features(9, D, 5)
@@ -99,8 +101,7 @@ def test_fused_head_equals_per_class_formula(batch):
     directions = {}
     for k, spurious in {0: [0], 2: [1, 3], 4: [0, 1, 2]}.items():
         npca = fit_npca(phi_s, Ws[k])
-        u, mean = match_directions(npca.alphas(phi_s)[:, spurious], phi_t, Wt[k])
-        directions[k] = (mean, u)
+        directions[k] = match_directions(npca.alphas(phi_s)[:, spurious], phi_t, Wt[k])  # what the head takes, as it is
     head = SpuFixHead.from_directions(Wt, bt, directions)
     test = _features(batch, D2, 9)
     expected = (test @ Wt.T + bt).double()

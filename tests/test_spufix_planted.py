@@ -26,6 +26,7 @@ from spurbench import evaluate
 from spurbench.benchmarks import get_benchmark
 from spurbench.benchmarks.shared.planted_generator import PLANTED_FEATURE_IDS
 from spurbench.results import read_result, result_filename
+from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.spufix.artifact import load_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_choices
 
@@ -51,10 +52,15 @@ def demo(trained, tmp_path_factory):
     _, models = trained
     with cache_at(tmp_path_factory.mktemp("features")):
         truth = get_benchmark("planted").ground_truth({"seed": 0})
-        choices = ground_truth_choices(models["cnn"], truth, progress=False)
-        artifacts = ground_truth_artifacts([models["cnn"], models["resnet"]], models["cnn"], truth, progress=False)
+        quiet = FeatureSettings(progress=False)
+        choices = ground_truth_choices(models["cnn"], truth, quiet)
+        artifacts = ground_truth_artifacts([models["cnn"], models["resnet"]], models["cnn"], truth, quiet)
         results = {
-            arch: evaluate(models[arch], "planted", spufix=artifacts[f"planted:{arch}"], bootstrap=0, progress=False)
+            arch: evaluate(
+                RunSettings(model=f"planted:{arch}", benchmark="planted", bootstrap=0, features=quiet),
+                model=models[arch],
+                spufix=artifacts[f"planted:{arch}"],
+            )
             for arch in ("cnn", "resnet")
         }
     return choices, artifacts, results

@@ -35,6 +35,7 @@ from spurbench.dataloading import input_batches
 from spurbench.harness import evaluate
 from spurbench.imagenet import synsets as imagenet_synsets
 from spurbench.preprocessing import eval_data_config, normalize_on_device
+from spurbench.settings import FeatureSettings, RunSettings
 from tests.support.hub_fixture import offline_hub
 
 MODEL = "mobilenetv1_100.ra4_e3600_r224_in1k"  # test_input_size 256, mean/std 0.5
@@ -92,12 +93,15 @@ def test_paper_pixels_size_and_normalisation_equal_the_authors_steps(layout):
 
 def test_paper_probabilities_and_average_precision_equal_the_authors_score(layout, tmp_path):
     val, data_dir = layout
-    bench = load_benchmark("spurious-imagenet", data_dir=str(data_dir), imagenet_val=str(val))
+    options = {"data_dir": str(data_dir), "imagenet_val": str(val)}
+    bench = load_benchmark("spurious-imagenet", options)
     adapter = TimmAdapter.load(MODEL, pretrained=False)
     torch.manual_seed(0)
     with torch.no_grad():  # random weights, but a classifier whose outputs vary across images
         adapter.model.get_classifier().weight.normal_(0, 0.5)
-    result = evaluate(adapter, bench, bootstrap=0, progress=False, batch_size=8, num_workers=0, use_cache=False)
+    features = FeatureSettings(batch_size=8, num_workers=0, use_cache=False, progress=False)
+    settings = RunSettings(model=adapter.name, benchmark="spurious-imagenet", options=options, bootstrap=0, features=features)
+    result = evaluate(settings, model=adapter, benchmark=bench)
     head = result.heads["plain"]
     with torch.no_grad():
         probabilities = torch.softmax(

@@ -18,13 +18,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from spurbench.errors import SpurbenchError
 from spurbench.leaderboard.verify import verify_result
 from spurbench.model_lists import load_model_list
 from spurbench.results import read_result
-from spurbench.runs import RunEntry
+from spurbench.settings import FeatureSettings, RunEntry, RunOptions
 from spurbench.sweeps import plan_sweep
 from spurbench.sweeps.executors import ExecutorSettings, run_sweep
-from spurbench.sweeps.jobs import read_status
+from spurbench.sweeps.jobs import JobSpec, JobStatus, read_status, status_path, write_status
+from spurbench.testing import TinyBenchmark  # registers the tiny model and benchmark
 
 PLANTED_CLASSES = 10
 
@@ -84,8 +86,8 @@ def test_local_executor_jobs_equal_a_serial_run(trained, tmp_path, cli, monkeypa
     # (No GPU here: the jobs run on the CPU, CUDA_VISIBLE_DEVICES is what the packing sets.)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     entries = [RunEntry(e.model, e.checkpoint) for e in load_model_list(registry)]
-    run_options = {"protocol": "paper", "batch_size": 16, "device": "cpu", "use_cache": True, "bootstrap": 50}
-    plan = plan_sweep(entries, ["planted"], {"limit": 6}, run_options, tmp_path / "swept")
+    options = RunOptions(named_options={"limit": 6}, features=FeatureSettings(batch_size=16), bootstrap=50, output=tmp_path / "swept")
+    plan = plan_sweep(options, entries, ["planted"])
     assert (len(plan.to_run), len(plan.skipped), len(plan.invalid)) == (3, 0, 0)
     statuses = run_sweep(plan.to_run, ExecutorSettings(kind="local", output=tmp_path / "swept", gpus=[0, 1]), poll_s=0.2)
     assert [s.state for s in statuses] == ["done"] * 3, [s.error for s in statuses]
@@ -237,7 +239,7 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
         assert f"#SBATCH {line}\n" in text, line
     statuses = {key: read_status(tmp_path / "out", key) for key in ("planted__planted_cnn", "planted__planted_resnet")}
     assert {s.job_id for s in statuses.values()} == {"4242_0", "4242_1"} and {s.state for s in statuses.values()} == {"queued"}
-    assert all(s.spec.run["device"] == "cuda" for s in statuses.values())
+    assert all(s.spec.settings.features.device == "cuda" for s in statuses.values())
 
     # The same command again: SLURM says the array still runs, so nothing is submitted twice.
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch", "4242_0|RUNNING|node1\\n4242_1|PENDING|\\n")
@@ -315,3 +317,91 @@ def test_a_preempted_job_requeues_the_same_call() -> None:
     spec = {"key": "planted__planted_cnn", "model": "planted:cnn"}
     requeued = job.checkpoint(spec)
     assert requeued.function is job and requeued.args == (spec,) and requeued.kwargs == {}
+
+
+def _tiny_job(output: Path, **options) -> JobSpec:
+    plan = plan_sweep(RunOptions(output=output, bootstrap=0, named_options=options), [RunEntry("tiny:net")], ["tiny"])
+    assert len(plan.to_run) == 1, plan
+    return plan.to_run[0]
+
+
+def test_a_job_carries_settings_that_evaluate_accepts(tmp_path) -> None:
+    """The plan builds each job's RunSettings (so an entry evaluate would refuse is invalid at planning),
+    the jobs never show progress bars, and a record whose settings do not hold is refused where read."""
+    spec = _tiny_job(tmp_path / "out", per_role=3)
+    assert (
+        spec.settings.benchmark == TinyBenchmark.name
+        and spec.settings.output == (tmp_path / "out").resolve()
+        and spec.settings.features.progress is False
+    )
+    assert spec.config_hash == spec.settings.config_hash(None) and spec.result_file == str(
+        (tmp_path / "out" / "tiny__tiny_net.json").resolve()
+    )
+    assert JobSpec.model_validate_json(spec.model_dump_json()) == spec
+    plan = plan_sweep(RunOptions(output=tmp_path / "out"), [RunEntry("tiny:net"), RunEntry("planted:cnn")], ["spurious-imagenet"])
+    assert [(bad.model, "label space" in bad.reason) for bad in plan.invalid] == [
+        ("planted:cnn", True)
+    ]  # declared: refused before it trains
+    raw = json.loads(spec.model_dump_json())
+    raw["settings"]["options"] = {"per_rol": 3}
+    with pytest.raises(SpurbenchError, match="benchmark 'tiny' has no option 'per_rol'"):
+        JobSpec.model_validate(raw)
+
+
+def test_skip_reasons_are_typed(tmp_path) -> None:
+    spec = _tiny_job(tmp_path / "out")
+    write_status(JobStatus(spec=spec, state="running", executor="slurm", job_id="77_0"))
+    plan = plan_sweep(RunOptions(output=tmp_path / "out", bootstrap=0), [RunEntry("tiny:net")], ["tiny"], alive=lambda status: True)
+    assert plan.to_run == [] and [(s.reason, s.running.job_id) for s in plan.in_flight()] == [("in flight", "77_0")]
+    plan = plan_sweep(RunOptions(output=tmp_path / "out", bootstrap=0), [RunEntry("tiny:net")], ["tiny"], alive=lambda status: False)
+    assert [s.key for s in plan.to_run] == [spec.key] and plan.skipped == []
+
+
+def test_a_record_of_the_untyped_job_format_is_refused_in_one_line(tmp_path, cli) -> None:
+    """A job record written before jobs carried RunSettings (``spec.run``: a dict of keyword options)
+    cannot be retried: --retry-failed names it in one warning line and says to plan the sweep again."""
+    output = tmp_path / "out"
+    spec = _tiny_job(output)
+    old = {
+        "spec": {
+            "key": spec.key,
+            "model": "tiny:net",
+            "checkpoint": None,
+            "temperature": 1.0,
+            "spufix_temperature": None,
+            "benchmark": "tiny",
+            "options": {},
+            "run": {"protocol": "paper", "batch_size": 64, "device": "cpu", "use_cache": True, "bootstrap": 0},
+            "spufix": None,
+            "output": str(output.resolve()),
+            "result_file": spec.result_file,
+            "config_hash": spec.config_hash,
+            "force": False,
+        },
+        "state": "failed",
+        "attempts": 1,
+        "executor": "debug",
+        "error": "error: something",
+    }
+    path = status_path(output, spec.key)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    proc = cli("sweep", "--retry-failed", "--executor", "debug", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 1 and "plan: 0 failed job(s) to resubmit from out, 1 job record(s) unusable" in proc.stdout, (
+        proc.stdout + proc.stderr
+    )
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"{spec.key}.json: a job record of an earlier spurbench" in warnings[0] and "plan the sweep again" in warnings[0]
+    assert not (output / f"{spec.key}.json").exists()
+
+
+def test_a_job_whose_settings_do_not_hold_where_it_runs_says_why_in_its_log(tmp_path, capsys) -> None:
+    """A job checks its settings again in its own process (a checkpoint the node does not have): one
+    line in its log, which the driver records as the job's failure (its log's last line)."""
+    from spurbench.sweeps.jobs import SweepJob
+
+    raw = json.loads(_tiny_job(tmp_path / "out").model_dump_json())
+    raw["settings"]["checkpoint"] = str(tmp_path / "gone.safetensors")
+    assert SweepJob("debug")(raw) is None
+    assert capsys.readouterr().err.strip() == f"error: checkpoint '{tmp_path / 'gone.safetensors'}' does not exist"

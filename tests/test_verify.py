@@ -14,10 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from spurbench.errors import SpurbenchError
-from spurbench.labelpage.verify import create_verify_app
-from spurbench.mining import candidates_by_class, from_discovery, mine, read_mining
+from spurbench.labelpage.verdict_pages import create_verdict_app
+from spurbench.mining.index import candidates_by_class, read_mining
+from spurbench.mining.pipeline import mine
 from spurbench.mining.pool import folder_pool
+from spurbench.mining.sources import from_discovery
 from spurbench.mining.verdicts import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
+from spurbench.settings import FeatureSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.label_server import tiny_discovery
 
@@ -39,11 +42,10 @@ def mined(tmp_path_factory) -> Path:
             from_discovery(discovery, {1: [0, 1], 2: [0]}, TinyAdapter()),
             folder_pool(pool),
             out,
+            FeatureSettings(batch_size=8, progress=False),
             per_component=6,
             require_predicted="none",
             dedup_cosine=1 - 1e-6,
-            batch_size=8,
-            progress=False,
         )
     return out
 
@@ -101,7 +103,7 @@ def test_bad_verdicts(folder) -> None:
 
 
 def test_verify_pages(folder) -> None:
-    client = TestClient(create_verify_app(folder, "alice"), base_url=LOCAL)
+    client = TestClient(create_verdict_app(folder, "alice"), base_url=LOCAL)
     index = client.get("/")
     assert index.status_code == 200 and "0 / 2 classes verified" in index.text and 'href="/class/1"' in index.text
     page = client.get("/class/1")

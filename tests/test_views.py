@@ -21,6 +21,14 @@ from spurbench.errors import SpurbenchError
 from spurbench.harness import evaluate
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.results import ViewResult, read_result
+from spurbench.settings import FeatureSettings, RunSettings
+
+QUIET = FeatureSettings(progress=False, use_cache=False)
+
+
+def _settings(model, output=None, features: FeatureSettings = QUIET, **options) -> RunSettings:
+    """``model`` on planted-salient (``options``: its options)."""
+    return RunSettings(model=model.name, benchmark=PlantedSalient.name, options=options, output=output, bootstrap=0, features=features)
 
 
 def test_noise_is_mask_weighted_clamped_and_seeded_by_the_image_id() -> None:
@@ -113,10 +121,15 @@ def untrained():
 
 def test_rows_do_not_depend_on_batch_size_or_order(untrained) -> None:
     bench = planted_salient_benchmark(limit=3)
-    one = evaluate(untrained, bench, batch_size=64, use_cache=False, progress=False, bootstrap=0)
-    other = evaluate(untrained, bench, batch_size=5, use_cache=False, progress=False, bootstrap=0)
-    reordered = replace(bench, images=list(reversed(bench.images)))
-    flipped = evaluate(untrained, reordered, batch_size=7, use_cache=False, progress=False, bootstrap=0)
+
+    def rows(batch_size: int, benchmark=bench) -> ViewResult:
+        settings = _settings(untrained, features=QUIET.model_copy(update={"batch_size": batch_size}), limit=3)
+        result = evaluate(settings, model=untrained, benchmark=benchmark)
+        assert isinstance(result, ViewResult)
+        return result
+
+    one, other = rows(64), rows(5)
+    flipped = rows(7, replace(bench, images=list(reversed(bench.images))))
     assert isinstance(one, ViewResult) and len(one.row_ids()) == 30 * 5  # 3 images x 10 classes, clean + 2 noises + 2 single features
 
     def by_row(result: ViewResult) -> dict[str, float]:
@@ -138,7 +151,7 @@ def _refused(path, original: dict, change) -> str:
 
 
 def test_a_views_result_verifies_and_tampering_fails(untrained, tmp_path) -> None:
-    evaluate(untrained, "planted-salient", options={"sigma": [0.5, 1.0]}, output_dir=tmp_path, progress=False, bootstrap=0, use_cache=False)
+    evaluate(_settings(untrained, tmp_path, sigma=[0.5, 1.0]), model=untrained)
     (path,) = tmp_path.glob("*.json")
     result = verify_result(path)
     assert isinstance(result, ViewResult) and {"core_accuracy", "core_accuracy@1"} <= set(result.heads["plain"].metrics)
@@ -188,7 +201,8 @@ def test_carriers_show_object_and_feature_with_exact_masks() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["cnn", "resnet"])
 def test_planted_salient_shows_the_planted_reliance(trained, arch, tmp_path) -> None:
-    result = evaluate(trained[1][arch], "planted-salient", output_dir=tmp_path, progress=False, bootstrap=0)
+    model = trained[1][arch]
+    result = evaluate(_settings(model, tmp_path, FeatureSettings(progress=False)), model=model)
     verify_result(next(tmp_path.glob("*.json")))
     m = result.heads["plain"].metrics
     # noise on the feature changes planted classes' accuracy clearly more than control classes'
@@ -204,20 +218,21 @@ def test_views_span_shards_and_a_lost_shard_is_recomputed(untrained) -> None:
     from spurbench.features import FeatureStream
 
     bench = planted_salient_benchmark(limit=3)  # 30 images, 5 views each
-    whole = torch.cat([f for _, f in FeatureStream.open(untrained, bench, batch_size=64, use_cache=False, progress=False)])
-    stream = FeatureStream.open(untrained, bench, batch_size=4, shard_batches=2, progress=False)  # shards of 8 images = 40 rows
+    whole = torch.cat([f for _, f in FeatureStream.open(untrained, bench, QUIET)])
+    sharded = FeatureSettings(batch_size=4, shard_batches=2, progress=False)
+    stream = FeatureStream.open(untrained, bench, sharded)  # shards of 8 images = 40 rows
     assert len(stream.shard_ids) == 4 and [len(ids) for ids in stream.shard_ids] == [40, 40, 40, 30]
     first = [(ids, f) for ids, f in stream]
     assert [i for ids, _ in first for i in ids] == [f"{im.image_id}::{v}" for im in bench.images for v in im.views]
     assert torch.allclose(torch.cat([f for _, f in first]), whole, atol=1e-5)
     (stream.folder / "shard-00001.safetensors").unlink()
-    again = FeatureStream.open(untrained, bench, batch_size=4, shard_batches=2, progress=False)
+    again = FeatureStream.open(untrained, bench, sharded)
     assert again.missing == [1] and again.images_forwarded == 40  # only the lost shard's rows are forwarded again
     assert torch.equal(torch.cat([f for _, f in again]), torch.cat([f for _, f in first]))
 
 
 def test_verify_refuses_what_a_views_file_cannot_hold(untrained, tmp_path) -> None:
-    evaluate(untrained, "planted-salient", output_dir=tmp_path, progress=False, bootstrap=0, use_cache=False)
+    evaluate(_settings(untrained, tmp_path), model=untrained)
     (path,) = tmp_path.glob("*.json")
     original = json.loads(path.read_text())
 
@@ -244,8 +259,8 @@ def test_verify_refuses_what_a_views_file_cannot_hold(untrained, tmp_path) -> No
 def test_a_board_never_ranks_two_noise_levels_together(untrained, tmp_path) -> None:
     from spurbench.leaderboard.build import build_board
 
-    evaluate(untrained, "planted-salient", output_dir=tmp_path / "a", progress=False, bootstrap=0, use_cache=False)
+    evaluate(_settings(untrained, tmp_path / "a"), model=untrained)
     other = PlantedAdapter.load("resnet", pretrained=False)
-    evaluate(other, "planted-salient", options={"sigma": [0.25]}, output_dir=tmp_path / "a", progress=False, bootstrap=0, use_cache=False)
+    evaluate(_settings(other, tmp_path / "a", sigma=[0.25]), model=other)
     with pytest.raises(SpurbenchError, match="views"):
         build_board(sorted((tmp_path / "a").glob("*.json")), tmp_path / "site", board_dir=tmp_path)

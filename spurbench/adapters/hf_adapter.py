@@ -195,6 +195,7 @@ class HFAdapter(LinearClassifierMixin, ModelAdapter):
         except Exception as exc:
             _raise_load_error(exc, spec)
             raise
+        weights_revision: str | None
         if checkpoint is not None:
             load_checkpoint_into(model, read_safetensors(checkpoint), checkpoint, f"hf architecture {spec!r}")
             weights_revision = content_digest(checkpoint)

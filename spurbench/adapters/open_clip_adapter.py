@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import open_clip
 import torch
@@ -81,7 +81,12 @@ def _hub_revision(model_name: str, tag: str | None) -> str:
     return f"{tag} hf-hub:{repo}@{cached_commit(repo, [filename] if filename else default_files) or 'main'}"
 
 
-def _data_config(model: torch.nn.Module) -> dict[str, Any]:
+# What open_clip.create_model builds (it is annotated nn.Module, whose attributes type checkers read as
+# Tensor | Module; open_clip ships no type information of its own, so these stand for its classes).
+OpenClipModel: TypeAlias = open_clip.CLIP | open_clip.CustomTextCLIP | open_clip.CoCa
+
+
+def _data_config(model: OpenClipModel) -> dict[str, Any]:
     cfg = open_clip.get_model_preprocess_cfg(model)
     resize_mode = cfg.get("resize_mode", "shortest")
     return {
@@ -102,7 +107,7 @@ class OpenClipAdapter(ModelAdapter):
     def __init__(
         self,
         spec: str,
-        model: torch.nn.Module,
+        model: OpenClipModel,
         model_name: str,
         tokenizer: Any,
         weights_revision: str | None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import timm
 import torch
@@ -38,6 +38,24 @@ from spurbench.files import plain
 from spurbench.hub import cached_commit, weights_from_hub
 from spurbench.imagenet import TIMM_SUBSET_TO_SPACE, class_names
 from spurbench.registry import suggest
+
+if TYPE_CHECKING:
+
+    class TimmModel(nn.Module):
+        """What every timm model has beside nn.Module's (timm annotates ``create_model`` as a plain
+        nn.Module, whose other attributes type checkers read as Tensor | Module)."""
+
+        pretrained_cfg: dict[str, Any]
+        num_classes: int
+
+        def get_classifier(self) -> nn.Module: ...
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+        def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+
+def _create_model(spec: str, **kwargs: Any) -> TimmModel:
+    return cast("TimmModel", timm.create_model(spec, **kwargs))
+
 
 DATA_CONFIG_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 TEST_TIME_KEYS = ("test_input_size", "test_crop_pct")
@@ -85,7 +103,7 @@ def _hub_revision(pretrained_cfg: dict[str, Any]) -> str | None:
     return " ".join(parts) or None
 
 
-def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.Module, str, str | None]:
+def _with_checkpoint(spec: str, model: TimmModel, checkpoint: str) -> tuple[TimmModel, str, str | None]:
     """``model`` with the weights of a local safetensors checkpoint, the checkpoint's digest, and the
     label space its metadata names (None: inferred from the head as for any timm model)."""
     state = read_safetensors(checkpoint)
@@ -95,7 +113,7 @@ def _with_checkpoint(spec: str, model: nn.Module, checkpoint: str) -> tuple[nn.M
     if isinstance(classifier_name, str):
         head_weight = strip_wrapper_prefix(state, model.state_dict()).get(f"{classifier_name}.weight")
         if head_weight is not None and head_weight.ndim == 2 and head_weight.shape[0] != model.num_classes:
-            model = timm.create_model(spec, pretrained=False, num_classes=int(head_weight.shape[0]))
+            model = _create_model(spec, pretrained=False, num_classes=int(head_weight.shape[0]))
     load_checkpoint_into(model, state, checkpoint, f"timm architecture {spec!r}")
     return model, content_digest(checkpoint), checkpoint_label_space(checkpoint)
 
@@ -107,7 +125,9 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
     def check_spec(cls, spec: str) -> None:
         _check_timm_name(spec, needs_weights=False)
 
-    def __init__(self, spec: str, model: nn.Module, weights_revision: str | None, label_space: str | None = None):
+    model: TimmModel
+
+    def __init__(self, spec: str, model: TimmModel, weights_revision: str | None, label_space: str | None = None):
         self.spec, self.model = spec, model.eval()
         classifier = self.model.get_classifier()
         if not isinstance(classifier, nn.Linear):
@@ -133,7 +153,7 @@ class TimmAdapter(LinearClassifierMixin, ModelAdapter):
         from_hub = pretrained and checkpoint is None
         _check_timm_name(spec, needs_weights=from_hub)
         with weights_from_hub(f"timm model {spec!r}") if from_hub else contextlib.nullcontext():
-            model = timm.create_model(spec, pretrained=from_hub)
+            model = _create_model(spec, pretrained=from_hub)
         if checkpoint is not None:
             return cls(spec, *_with_checkpoint(spec, model, checkpoint))
         return cls(spec, model, _hub_revision(model.pretrained_cfg) if from_hub else None)

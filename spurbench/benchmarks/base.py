@@ -1,12 +1,14 @@
-"""The benchmark contract: what a benchmark *plugin* provides, and the table of registered plugins.
+"""The benchmark contract: what every benchmark *plugin* provides, and the table of registered plugins.
+What a plugin may provide beyond it is split into small capabilities (``capabilities.py``: training
+data, ground truth, mining pools, positives, mined folders, a Hub dataset, views, pictures, metrics).
 What a benchmark *is* (its classes and images) is in ``data.py``, below this contract; its names are
 handed on from here too.
 
 A plugin (a :class:`BenchmarkPlugin` subclass, registered under the entry-point group
 ``spurbench.benchmarks`` or with :func:`spurbench.benchmarks.register_benchmark`) owns everything
 specific to one benchmark: its options, loading, the reference data ``leaderboard verify`` checks
-results against, its training split, its ground truth where it has one, its default models and
-any extra metrics. Nothing outside the plugin knows which benchmarks exist.
+results against, the task that scores it, and its capabilities. Nothing outside the plugin knows
+which benchmarks exist.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import ValidationError
 
+from spurbench.benchmarks.capabilities import CAPABILITIES, REFUSALS, ExampleImage, GivesPositives, group_mauc, undeclared_methods
 from spurbench.benchmarks.checks import check_plugin_class, where_it_runs
-from spurbench.benchmarks.data import ROLES, Benchmark, BenchmarkClass, BenchmarkImage, Role, images_by_class
+from spurbench.benchmarks.data import ROLES, Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, Role, images_by_class
 from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
-from spurbench.benchmarks.views import ExampleImage, ViewMetric, ViewScores, ViewTable
+from spurbench.benchmarks.view_scoring import ViewMetric, ViewScores, ViewTable
 from spurbench.errors import LabelSpaceError, SpurbenchError
 from spurbench.imagenet import maps_to
 from spurbench.protocols import EvalProtocol
@@ -30,20 +32,65 @@ from spurbench.registry import Registry, suggest
 from spurbench.results import VIEW_SEPARATOR
 from spurbench.schemas import first_error
 
-Task = Literal["spurious-auc", "views"]
+
+class LegacyRefusals:
+    """The capabilities' methods as every plugin had them before the split: refusals (or empty answers)
+    for callers that still ask any plugin instead of ``capabilities.require``. Only these defaults live
+    here; ``isinstance(plugin, Capability)`` never counts them. To go once no caller needs them."""
+
+    _refusals_only = True
+    name: ClassVar[str]
+    positives_crop_pct: ClassVar[float | None] = None
+    named_by_its_data: ClassVar[bool] = False
+    view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
+    headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
+
+    def _refuse(self, method: str) -> SpurbenchError:
+        return SpurbenchError(REFUSALS[method].format(name=self.name))
+
+    def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
+        raise self._refuse("training_split")
+
+    def ground_truth(self, options: BenchmarkOptions) -> GroundTruth | None:
+        return None
+
+    def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
+        raise self._refuse("mining_pool")
+
+    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
+        raise self._refuse("positives")
+
+    def write_mined(self, out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) -> str:
+        raise self._refuse("write_mined")
+
+    def build_dataset(self, source: Path, out: Path) -> str:
+        raise self._refuse("build_dataset")
+
+    def push_dataset(self, folder: Path, repo_id: str) -> str:
+        raise self._refuse("push_dataset")
+
+    def download_dataset(self, repo_id: str | None, revision: str | None, out: Path | None) -> Path:
+        raise self._refuse("download_dataset")
+
+    def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
+        raise self._refuse("check_views")
+
+    def watched_classes(self, label_space: str) -> dict[str, int]:
+        return {}
+
+    def view_metrics(self, table: ViewTable) -> ViewScores:
+        raise self._refuse("view_metrics")
+
+    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
+        return []
+
+    def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
+        return group_mauc(classes, class_auc)
 
 
-class BenchmarkOptions(BaseModel):
-    """Options every benchmark takes; a plugin subclasses this with its own fields. Unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    limit: PositiveInt | None = None  # at most this many images per (class, role); for smoke runs
-    token: str | bool | None = Field(default=None, exclude=True)  # Hub token for gated data; never recorded
-
-
-class BenchmarkPlugin(abc.ABC):
-    """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``.
+class BenchmarkPlugin(LegacyRefusals, abc.ABC):
+    """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``, and
+    name the capabilities they have before this class (see ``capabilities.py``).
 
     Constructors take no arguments and do nothing: every method is an explicit step.
     """
@@ -54,32 +101,24 @@ class BenchmarkPlugin(abc.ABC):
     default_models: ClassVar[tuple[str, ...]] = ()  # what ``spurbench run`` evaluates when no model is named
     default: ClassVar[bool] = False  # the benchmark ``spurbench run`` uses without ``--benchmark`` (exactly one)
     label_space: ClassVar[str | None] = None  # the label space of its classes (and of its training split)
-    positives_crop_pct: ClassVar[float | None] = None  # the class-image crop of what ``positives`` gives (stated where implemented)
-    # Its data folders name it (``spurbench.json`` ``"kind"``): the dataset commands choose it for such a
-    # folder, and never as the default for any other.
-    named_by_its_data: ClassVar[bool] = False
-    # "spurious-auc": class images against spurious-only images (the standard metrics and result file);
-    # "views": every image seen in several views (clean, noised, watermarked, ...) and scored by the
-    # plugin's ``view_metrics`` (a views result file).
-    task: ClassVar[Task] = "spurious-auc"
-    # A views plugin's metrics: the aggregate ones (``view_metrics``), those on the board, and its
-    # headline on the cross-benchmark table (key, and its CI's low and high keys where it has one).
-    view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
-    headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
+    # The registered task (``spurbench.tasks``) that scores it and owns its result file: "spurious-auc"
+    # (class images against spurious-only images), "views" (a ``ScoresViews`` plugin), or a plugin's own.
+    task: ClassVar[str] = "spurious-auc"
     # Its protocols, {name: EvalProtocol}: "paper" its authors' evaluation, "model" each model's own
     # transform (spurbench.protocols); ``protocols_for`` gives them per options where they differ.
     protocols: ClassVar[dict[str, EvalProtocol]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        check_plugin_class(cls, gives_positives=cls.positives is not BenchmarkPlugin.positives)
+        check_plugin_class(cls, gives_positives=issubclass(cls, GivesPositives), missing=undeclared_methods(cls))
 
     def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
         """The protocols of the benchmark ``load(options)`` gives, known without loading. Default: ``protocols``."""
         return self.protocols
 
     def implements(self, method: str) -> bool:
-        """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...)."""
+        """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...);
+        ``isinstance(plugin, TrainingData)`` asks the same of a whole capability."""
         return getattr(type(self), method) is not getattr(BenchmarkPlugin, method)
 
     def parse_options(self, values: dict[str, Any] | BenchmarkOptions | None = None) -> BenchmarkOptions:
@@ -113,41 +152,6 @@ class BenchmarkPlugin(abc.ABC):
         by it before anything is loaded). Default: the plugin's name."""
         return self.name
 
-    def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
-        """Training images of ``classes`` (None: all), e.g. to fit SpuFix on; ``source`` says where from."""
-        raise SpurbenchError(f"benchmark {self.name!r} has no training split")
-
-    def ground_truth(self, options: BenchmarkOptions) -> GroundTruth | None:
-        """The ground truth of a generated benchmark (which features it seeded where); None for real data."""
-        return None
-
-    def build_dataset(self, source: Path, out: Path) -> str:
-        """Package the benchmark's upstream data in ``source`` as a Hub dataset folder ``out``; a summary line."""
-        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to build")
-
-    def push_dataset(self, folder: Path, repo_id: str) -> str:
-        """Verify a built dataset folder and upload it to the Hub dataset repo ``repo_id``; the commit url."""
-        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to publish")
-
-    def download_dataset(self, repo_id: str | None, revision: str | None, out: Path | None) -> Path:
-        """Fetch the benchmark's Hub dataset (default repo if None), verify it, return its folder."""
-        raise SpurbenchError(f"benchmark {self.name!r} has no dataset to download")
-
-    def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
-        """A generated unlabelled pool to mine spurious images from (every image ``role="negative"``,
-        ``class_index=-1``), and what it holds where the generator knows (None: unknown)."""
-        raise SpurbenchError(f"benchmark {self.name!r} generates no mining pool; pass --pool DIR")
-
-    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
-        """Held-out images of ``class_indices`` in this plugin's label space (``role="positive"``), those
-        classes' records (name, group, feature) and where the images came from: the positives of a
-        benchmark whose negatives were mined elsewhere."""
-        raise SpurbenchError(f"benchmark {self.name!r} provides no positives for other benchmarks")
-
-    def write_mined(self, out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) -> str:
-        """Write a benchmark folder ``out`` from verified mined images; returns its content checksum."""
-        raise SpurbenchError(f"benchmark {self.name!r} does not write mined benchmarks")
-
     def check_model(self, model: Any) -> None:
         """Refuse, in one line, a model this benchmark cannot score (e.g. not an ImageNet-1k classifier);
         called by ``evaluate`` before any image is read. Default: any model whose label space maps; the
@@ -158,47 +162,15 @@ class BenchmarkPlugin(abc.ABC):
                 f"model {getattr(model, 'name', model)} predicts label space {space!r}, and benchmark {self.name!r} scores {self.label_space!r} classes; {where_it_runs(space, BENCHMARKS)}"
             )
 
-    def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
-        """``leaderboard verify``: raise a one-line SpurbenchError unless every image of a views result has
-        the views the benchmark gives it. A views plugin must say; the default refuses."""
-        raise SpurbenchError(f"benchmark {self.name!r} does not check views")
-
-    def watched_classes(self, label_space: str) -> dict[str, int]:
-        """A views benchmark: classes (name -> index in ``label_space``) whose probability every row records."""
-        return {}
-
-    def view_metrics(self, table: ViewTable) -> ViewScores:
-        """A views benchmark's metrics from its rows (recomputed by ``leaderboard verify``)."""
-        raise SpurbenchError(f"benchmark {self.name!r} is not a views benchmark")
-
-    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
-        """Pictures for the board of a result of ``benchmark_name`` at ``revision`` (e.g. the worst classes'
-        spurious images): only what is at hand offline and what the data's licence allows to show, with
-        its attribution. Default: none."""
-        return []
-
-    def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
-        """Metrics beyond the standard ones, from the per-class ROC-AUCs (in ``classes`` order); recorded per
-        head and recomputed by ``leaderboard verify``. Default: :func:`group_mauc`."""
-        return group_mauc(classes, class_auc)
-
 
 # Here, beside the contract, so that a plugin's refusal can name the benchmarks a model runs on
 # (``check_model``) without importing the package that hands these names on: no import circle.
 BENCHMARKS: Registry[type[BenchmarkPlugin]] = Registry("benchmark", base=BenchmarkPlugin, entry_point_group="spurbench.benchmarks")
 
 
-def group_mauc(classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
-    """``mauc_<group>``: the mean ROC-AUC of the classes of each class group (none without groups)."""
-    groups: dict[str, list[float]] = {}
-    for cls, auc in zip(classes, class_auc):
-        if cls.group is not None:
-            groups.setdefault(cls.group, []).append(float(auc))
-    return {f"mauc_{group}": float(np.mean(values)) for group, values in sorted(groups.items())}
-
-
 __all__ = [
     "BENCHMARKS",
+    "CAPABILITIES",
     "ROLES",
     "VIEW_SEPARATOR",
     "Benchmark",
@@ -208,11 +180,11 @@ __all__ = [
     "BenchmarkPlugin",
     "ExampleImage",
     "GroundTruth",
+    "LegacyRefusals",
     "MinedImage",
     "PoolTruth",
     "Reference",
     "Role",
-    "Task",
     "ViewMetric",
     "ViewScores",
     "ViewTable",

@@ -14,6 +14,7 @@ from spurbench.benchmarks.base import (
     BenchmarkOptions,
     BenchmarkPlugin,
 )
+from spurbench.benchmarks.capabilities import Capability
 from spurbench.errors import SpurbenchError
 
 
@@ -35,9 +36,12 @@ def default_benchmark() -> str:
     return defaults[0]
 
 
-def benchmarks_with(method: str) -> list[str]:
-    """Names of the registered plugins that implement an optional ``BenchmarkPlugin`` method."""
-    return [name for name in BENCHMARKS.names() if get_benchmark(name).implements(method)]
+def benchmarks_with(what: str | type[Capability]) -> list[str]:
+    """Names of the registered plugins that have a capability (e.g. ``TrainingData``) or implement one
+    of its methods (e.g. ``"training_split"``)."""
+    if isinstance(what, str):
+        return [name for name in BENCHMARKS.names() if get_benchmark(name).implements(what)]
+    return [name for name in BENCHMARKS.names() if issubclass(BENCHMARKS.get(name), what)]
 
 
 def dataset_benchmark(method: str, source: Path | None = None) -> BenchmarkPlugin:

@@ -1,6 +1,6 @@
 """Checks of what a benchmark plugin states: its evaluation protocols (``Benchmark.protocols``), the
-crop of the positives it gives others (``BenchmarkPlugin.positives_crop_pct``), and where a model of
-another label space can run instead."""
+crop of the positives it gives others (``GivesPositives.positives_crop_pct``), the capabilities it
+names, and where a model of another label space can run instead."""
 
 from __future__ import annotations
 
@@ -35,12 +35,17 @@ def check_protocols(name: str, protocols: Any) -> None:
             )
 
 
-def check_plugin_class(cls: type, gives_positives: bool) -> None:
-    """A one-line SpurbenchError when a concrete plugin class states no ``protocols`` table, or gives
-    positives to other benchmarks without their ``positives_crop_pct``."""
+def check_plugin_class(cls: type, gives_positives: bool, missing: list[str] | None = None) -> None:
+    """A one-line SpurbenchError when a concrete plugin class states no ``protocols`` table, gives
+    positives to other benchmarks without their ``positives_crop_pct``, or names a capability whose
+    methods it does not implement (``missing``: ``Capability.method`` names)."""
     concrete = not any(
         getattr(getattr(cls, m), "__isabstractmethod__", False) for m in ("load", "reference")
     )  # (ABCMeta sets __abstractmethods__ only after __init_subclass__)
+    if concrete and missing:
+        raise SpurbenchError(
+            f"benchmark plugin {cls.__module__}.{cls.__qualname__} names the capability {missing[0].split('.')[0]} but does not implement {missing[0]}"
+        )
     if concrete and not isinstance(getattr(cls, "protocols", None), dict):
         raise SpurbenchError(
             f"benchmark plugin {cls.__module__}.{cls.__qualname__} states no protocols; set the class attribute, e.g. "

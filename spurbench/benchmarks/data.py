@@ -1,5 +1,6 @@
-"""What a benchmark *is*: its classes and images, as a plugin's ``load`` hands them over (the plugin
-contract, ``base.py``, and the records beside it build on these; they import nothing of those).
+"""What a benchmark *is*: its classes and images, as a plugin's ``load`` hands them over, and the
+options every benchmark takes (the plugin contract, ``base.py``, its capabilities and the records
+beside it build on these; they import nothing of those).
 
 A benchmark is a list of classes and a flat list of images. For each class k:
   * positives: images showing class k (e.g. its ImageNet validation images);
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from spurbench.benchmarks.checks import check_protocols
 from spurbench.errors import DataError
@@ -23,6 +25,16 @@ from spurbench.protocols import EvalProtocol
 
 if TYPE_CHECKING:
     import torch
+
+
+class BenchmarkOptions(BaseModel):
+    """Options every benchmark takes; a plugin subclasses this with its own fields. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: PositiveInt | None = None  # at most this many images per (class, role); for smoke runs
+    token: str | bool | None = Field(default=None, exclude=True)  # Hub token for gated data; never recorded
+
 
 Role = Literal["positive", "negative"]
 ROLES: tuple[Role, Role] = ("positive", "negative")
@@ -108,4 +120,4 @@ def images_by_class(records: Sequence[tuple[int, str]]) -> dict[int, dict[Role, 
     return {k: {role: np.asarray(v, dtype=np.int64) for role, v in roles.items()} for k, roles in rows.items()}
 
 
-__all__ = ["ROLES", "Benchmark", "BenchmarkClass", "BenchmarkImage", "Role", "images_by_class"]
+__all__ = ["ROLES", "Benchmark", "BenchmarkClass", "BenchmarkImage", "BenchmarkOptions", "Role", "images_by_class"]

@@ -8,9 +8,14 @@ its repo's ``blobs/``: for it the rule's folder is the repo's cache folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from PIL import Image
+
 from spurbench.files import check_inside
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def reading_root(folder: str | Path) -> Path:
@@ -29,4 +34,19 @@ def inside(folder: str | Path, path: str | Path, what: str) -> Path:
     return Path(path)
 
 
-__all__ = ["inside", "reading_root"]
+def images_in(folder: Path, given: Path) -> list[Path]:
+    """The image files of ``folder`` (by extension, hidden ones skipped), sorted, none leading out of
+    ``given`` (the folder the user named)."""
+    return sorted(
+        inside(given, f, "an image file")
+        for f in folder.iterdir()
+        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def file_loader(path: Path) -> Callable[[], Image.Image]:
+    """A lazy loader of one image file (``BenchmarkImage.loader``)."""
+    return lambda: Image.open(path)
+
+
+__all__ = ["IMAGE_EXTENSIONS", "file_loader", "images_in", "inside", "reading_root"]

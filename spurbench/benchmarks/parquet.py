@@ -4,12 +4,14 @@ spurbench cache), so that thousands of image blobs are never all held in memory,
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import io
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import pyarrow as pa
+from PIL import Image
 
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError
@@ -50,3 +52,15 @@ def read_shard(shard: Path, source: str, columns: Sequence[str], filters: list[t
 def image_bytes(table: pa.Table, row: int) -> bytes | None:
     """The bytes of one row of a ``datasets.Image`` struct column named ``image``."""
     return table.column("image")[row]["bytes"].as_py()
+
+
+def bytes_loader(table: pa.Table, row: int) -> Callable[[], Image.Image]:
+    """A lazy loader of one row of an Arrow table's ``image`` struct column (``BenchmarkImage.loader``)."""
+
+    def load() -> Image.Image:
+        data = image_bytes(table, row)
+        if data is None:
+            raise DataError("image row has no bytes")
+        return Image.open(io.BytesIO(data))
+
+    return load

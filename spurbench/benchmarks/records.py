@@ -30,7 +30,9 @@ class Reference:
 
     def accepts(self, checksum: str | None) -> bool:
         """Whether a result's benchmark checksum is this revision's."""
-        return bool(checksum) and (checksum.startswith(self.checksum) if self.checksum_prefix else checksum == self.checksum)
+        if not checksum:
+            return False
+        return checksum.startswith(self.checksum) if self.checksum_prefix else checksum == self.checksum
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,14 @@ def dataset_build(
 
     if push is not None:
         check_repo_id(push, "--push")  # before the build, not after it
+    # lazy: keeps spurbench --help fast
+    from spurbench.benchmarks import PublishesDataset, require
+
     plugin = _plugin(benchmark, "build_dataset", from_upstream)
     out = out or Path(f"{plugin.name}-hf")
-    console.print(f"built {out}: {plugin.build_dataset(from_upstream, out)}")
+    console.print(f"built {out}: {require(plugin, PublishesDataset, 'build_dataset').build_dataset(from_upstream, out)}")
     if push:
-        console.print(f"pushed to {plugin.push_dataset(out, push)}")
+        console.print(f"pushed to {require(plugin, PublishesDataset, 'push_dataset').push_dataset(out, push)}")
 
 
 @app.command("download")
@@ -59,4 +62,8 @@ def dataset_download(
 
     if dataset_repo is not None:
         check_repo_id(dataset_repo, "--dataset-repo")
-    console.print(f"verified snapshot at {_plugin(benchmark, 'download_dataset').download_dataset(dataset_repo, revision, out)}")
+    # lazy: keeps spurbench --help fast
+    from spurbench.benchmarks import PublishesDataset, require
+
+    plugin = require(_plugin(benchmark, "download_dataset"), PublishesDataset, "download_dataset")
+    console.print(f"verified snapshot at {plugin.download_dataset(dataset_repo, revision, out)}")

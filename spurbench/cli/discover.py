@@ -85,10 +85,11 @@ def discover(
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench import distributed
     from spurbench.adapters import check_model_name
-    from spurbench.discovery import discover as run_discovery
+    from spurbench.discovery.pipeline import discover as run_discovery
     from spurbench.results import check_output_dir
     from spurbench.runs import prepare_discovery
     from spurbench.runtime import check_device
+    from spurbench.settings import FeatureSettings
 
     check_device(device)
     if basis not in BASES:
@@ -98,6 +99,7 @@ def discover(
     check_output_dir(out)
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK), sharing the images; else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints (and writes)
+        settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
         adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
         report = (
             (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
@@ -107,15 +109,13 @@ def discover(
             train,
             plugin.name,
             out,
-            wanted,
-            components_per_class,
-            top_images,
-            npfv_steps,
+            settings,
+            classes=wanted,
+            components=components_per_class,
+            top=top_images,
+            npfv_steps=npfv_steps,
             on_class=report,
             basis=basis,
-            batch_size=batch_size,
-            device=device,
-            progress=not quiet,
         )
     if distributed.is_main():
         console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

@@ -35,8 +35,8 @@ def label_serve(
 ) -> None:
     """Serve the label pages of FOLDER on http://127.0.0.1:PORT until Ctrl-C (the default command)."""
     # lazy: keeps spurbench --help fast (fastapi, uvicorn)
-    from spurbench.discovery.labels import check_labeler
     from spurbench.labelpage.server import HOST, bind, serve
+    from spurbench.ledger import check_labeler
 
     if mode is None:
         mode = "verify" if (folder / "candidates.json").is_file() and not (folder / "discovery.json").is_file() else "label"
@@ -55,7 +55,7 @@ def label_serve(
     try:
         if mode == "verify":
             # lazy: the app imports the pipeline (torch), only after the cheap checks
-            from spurbench.labelpage.verify import create_verify_app as create
+            from spurbench.labelpage.verdict_pages import create_verdict_app as create
         else:
             # lazy: the app imports the pipeline (torch), only after the cheap checks
             from spurbench.labelpage.app import create_app as create

@@ -64,8 +64,7 @@ def mine_run(
     One cached, resumable backbone pass over the pool; mining it again with other components forwards nothing."""
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.adapters import check_model_name, load_model
-    from spurbench.discovery import read_index
-    from spurbench.mining import from_artifact, from_discovery, mine, resolve_pool
+    from spurbench.discovery.index import read_index
     from spurbench.mining.checks import (
         artifact_columns,
         check_apart,
@@ -74,8 +73,12 @@ def mine_run(
         discovery_bases,
         resolve_components,
     )
+    from spurbench.mining.pipeline import mine
+    from spurbench.mining.pool import resolve_pool
+    from spurbench.mining.sources import from_artifact, from_discovery
     from spurbench.results import check_output_dir
     from spurbench.runtime import check_device
+    from spurbench.settings import FeatureSettings
     from spurbench.spufix.artifact import load_artifact
     from spurbench.spufix.fit import read_components
 
@@ -112,26 +115,25 @@ def mine_run(
     pool_images = resolve_pool(pool)
     adapter = load_model(model, checkpoint=checkpoint)
     source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)  # type: ignore[arg-type]
-    index = mine(
+    settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
+    mined = mine(
         adapter,
         source,
         pool_images,
         out,
-        per_component,
-        require_predicted,
-        dedup_cosine,
-        batch_size=batch_size,
-        device=device,
-        progress=not quiet,
+        settings,
+        per_component=per_component,
+        require_predicted=require_predicted,
+        dedup_cosine=dedup_cosine,
     )
-    total = sum(len(c.candidates) for c in index.components)
+    total = sum(len(c.candidates) for c in mined.components)
     if pool_images.unreadable:
         shown = ", ".join(pool_images.unreadable[:3]) + (" ..." if len(pool_images.unreadable) > 3 else "")
         console.print(
             f"skipped {len(pool_images.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True
         )
     console.print(
-        f"mined {total} candidates for {len(index.components)} components from {index.pool.num_images} pool images: {out / 'candidates.json'}",
+        f"mined {total} candidates for {len(mined.components)} components from {mined.pool.num_images} pool images: {out / 'candidates.json'}",
         markup=False,
         highlight=False,
         soft_wrap=True,

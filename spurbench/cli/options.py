@@ -1,16 +1,24 @@
-"""The options ``run`` and ``sweep`` share: one definition each, so their names, defaults and help
-cannot drift apart, and one place that turns them into benchmark option values and checks them."""
+"""The options ``run`` and ``sweep`` share, declared once: :func:`with_run_options` gives a command the
+parameters of :func:`run_options` and hands their values to it as one ``RunOptions``
+(``spurbench.settings``), so their names, defaults and help cannot drift apart.
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: the shared parameters' types must be objects, for
+typer to read them from the signature this module builds.)
+"""
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from spurbench.cli.common import key_values
 from spurbench.errors import SpurbenchError
+
+if TYPE_CHECKING:
+    from spurbench.settings import RunOptions
 
 REGISTRY = typer.Option(None, "--registry", help="YAML model list (registry/*.yaml) to sweep.")
 DATA_DIR = typer.Option(
@@ -32,6 +40,7 @@ SEED = typer.Option(None, "--seed", help="Generator seed, for generated benchmar
 OPTION = typer.Option(None, "--option", "-O", help="Any other benchmark option, KEY=VALUE (repeatable; unknown keys are errors).")
 PROTOCOL = typer.Option("paper", "--protocol", help="paper: the paper's preprocessing; model: each model's own timm data config.")
 BATCH_SIZE = typer.Option(64, "--batch-size", min=1, help="Images per forward pass.")
+DEVICE = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, mps ...")
 LIMIT = typer.Option(None, "--limit", min=1, help="At most N images per class and role (smoke runs).")
 OUTPUT = typer.Option(
     Path("spurbench-results"), "--output", "-o", help="Folder for result JSON files (`leaderboard verify` and `build` read it by default)."
@@ -84,51 +93,95 @@ PIXEL_CACHE_GB = typer.Option(
 )
 
 
-def benchmark_values(named: dict[str, Any], option: list[str] | None, benchmark: str | Sequence[str] | None) -> dict[str, Any]:
-    """The option values of the benchmark(s) named (None: the default one): the named options that were
-    given, then every ``-O KEY=VALUE`` read as its option's type (``benchmarks.option_values``)."""
-    given = {k: v for k, v in named.items() if v is not None}
-    raw = key_values(option)
-    if not raw:
-        return given
-    # lazy: keeps spurbench --help fast (the plugins import torch)
-    from spurbench.benchmarks import default_benchmark, get_benchmark
-    from spurbench.benchmarks.option_values import shared_option_values
-
-    names = [benchmark] if isinstance(benchmark, str) else list(benchmark or [default_benchmark()])
-    return {**given, **shared_option_values([get_benchmark(name) for name in names], raw)}
-
-
-def check_run_options(
-    protocol: str,
-    bootstrap: int,
-    temperature: float,
-    spufix_temperature: float | None,
-    num_workers: int | None,
-    precision: str,
-    device: str,
-    check_device: bool = True,
-) -> None:
-    """One-line errors for bad values, before any model loads (``check_device``: the device is this
-    machine's; a SLURM sweep's jobs run elsewhere)."""
+def run_options(
+    data_dir: str | None = DATA_DIR,
+    imagenet_val: str | None = IMAGENET_VAL,
+    imagenet_train: str | None = IMAGENET_TRAIN,
+    dataset_repo: str | None = DATASET_REPO,
+    revision: str | None = REVISION,
+    seed: int | None = SEED,
+    option: list[str] | None = OPTION,
+    protocol: str = PROTOCOL,
+    batch_size: int = BATCH_SIZE,
+    device: str = DEVICE,
+    limit: int | None = LIMIT,
+    output: Path = OUTPUT,
+    no_cache: bool = NO_CACHE,
+    bootstrap: int = BOOTSTRAP,
+    force: bool = FORCE,
+    quiet: bool = QUIET,
+    spufix: str | None = SPUFIX,
+    temperature: float = TEMPERATURE,
+    spufix_temperature: float | None = SPUFIX_TEMPERATURE,
+    num_workers: int | None = NUM_WORKERS,
+    precision: str = PRECISION,
+    channels_last: bool = CHANNELS_LAST,
+    pixel_cache: Path | None = PIXEL_CACHE,
+    pixel_cache_gb: float | None = PIXEL_CACHE_GB,
+) -> "RunOptions":
+    """The shared options as one ``RunOptions``, whose constructor checks each value in one line."""
     # lazy: keeps spurbench --help fast (the library imports torch)
-    from spurbench import runtime
-    from spurbench.harness import check_bootstrap, check_temperature
-    from spurbench.preprocessing import check_protocol
+    from spurbench.settings import FeatureSettings, RunOptions
 
-    check_protocol(protocol)
-    runtime.check_workers(num_workers)
-    if check_device:
-        runtime.check_device(device)
-        runtime.check_precision(precision, device)
-    elif precision not in runtime.PRECISIONS:  # the jobs' device checks the rest where it runs
-        raise SpurbenchError(f"unknown precision {precision!r}; choose one of {', '.join(runtime.PRECISIONS)}")
-    check_bootstrap(bootstrap)
-    check_temperature(temperature)
-    if spufix_temperature is not None:
-        check_temperature(spufix_temperature, "--spufix-temperature")
-
-
-def check_pixel_cache(pixel_cache: Path | None, pixel_cache_gb: float | None) -> None:
     if pixel_cache is None and pixel_cache_gb is not None:
         raise SpurbenchError("--pixel-cache-gb bounds a pixel cache: give its folder with --pixel-cache DIR")
+    named = {
+        "data_dir": data_dir,
+        "imagenet_val": imagenet_val,
+        "imagenet_train": imagenet_train,
+        "dataset_repo": dataset_repo,
+        "revision": revision,
+        "seed": seed,
+        "limit": limit,
+    }
+    features = FeatureSettings.model_validate(
+        {
+            "protocol": protocol,
+            "batch_size": batch_size,
+            "device": device,
+            "use_cache": not no_cache,
+            "progress": not quiet,
+            "num_workers": num_workers,
+            "precision": precision,
+            "channels_last": channels_last,
+            "pixel_cache": pixel_cache,
+            **({} if pixel_cache_gb is None else {"pixel_cache_gb": pixel_cache_gb}),
+        }
+    )
+    return RunOptions(
+        named_options={key: value for key, value in named.items() if value is not None},
+        text_options=key_values(option),
+        features=features,
+        bootstrap=bootstrap,
+        temperature=temperature,
+        spufix_temperature=spufix_temperature,
+        spufix=spufix,
+        output=output,
+        force=force,
+    )
+
+
+def with_run_options(**overrides: Any) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the parameters of :func:`run_options` after its own, and call it with their values
+    as one ``RunOptions``, its parameter ``run_options``. ``overrides``: another ``typer.Option`` for a
+    shared parameter whose help says something else in this command."""
+    shared = [p.replace(default=overrides.get(p.name, p.default)) for p in inspect.signature(run_options).parameters.values()]
+    unknown = set(overrides) - {p.name for p in shared}
+    if unknown:
+        raise TypeError(f"with_run_options: no shared option {sorted(unknown)}")
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != "run_options"]
+
+        def call(**values: Any) -> None:
+            given = run_options(**{p.name: values.pop(p.name) for p in shared})
+            command(**values, run_options=given)
+
+        wrapper: Any = functools.wraps(command)(call)
+        # typer reads the parameters from the signature, and their types from ``__annotations__`` (the
+        # command's own as strings, resolved in its module, which ``__wrapped__`` names)
+        wrapper.__signature__ = inspect.Signature([*own, *shared])
+        wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        return wrapper
+
+    return decorate

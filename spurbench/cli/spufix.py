@@ -64,6 +64,7 @@ def spufix_fit(
     from spurbench.results import check_output_dir
     from spurbench.runs import fit_spufix
     from spurbench.runtime import check_device
+    from spurbench.settings import FeatureSettings
     from spurbench.spufix.artifact import push_artifact
     from spurbench.spufix.fit import load_components, read_components
 
@@ -83,6 +84,7 @@ def spufix_fit(
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK); else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints
         report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
+        settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
         artifact = fit_spufix(
             model,
             checkpoint=checkpoint,
@@ -96,9 +98,7 @@ def spufix_fit(
             limit=limit,
             save_alphas=save_alphas,
             on_class=report,
-            batch_size=batch_size,
-            device=device,
-            progress=not quiet,
+            settings=settings,
         )
         if not distributed.is_main():
             return  # after the last collective: rank 0 alone writes the artifact

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.live import Live
@@ -14,8 +15,19 @@ from spurbench.cli import options
 from spurbench.cli.common import app, console, err_console, key_values, result_files
 from spurbench.errors import SpurbenchError
 
+if TYPE_CHECKING:
+    from spurbench.settings import RunOptions
+    from spurbench.sweeps import SweepPlan
+
 
 @app.command()
+@options.with_run_options(
+    device=typer.Option("cpu", "--device", help="Device inside each job: cpu, cuda (a local job sees only its own GPU, as cuda)."),
+    output=typer.Option(
+        Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."
+    ),
+    quiet=typer.Option(False, "--quiet", "-q", help="No live progress."),
+)
 def sweep(
     registry: Path | None = options.REGISTRY,
     model: list[str] | None = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
@@ -60,32 +72,8 @@ def sweep(
         "--gpus",
         help="Local executor: GPUs to pack jobs onto, one job per GPU: a count N (0..N-1) or a list 0,2,3. Default with --device cuda: all.",
     ),
-    data_dir: str | None = options.DATA_DIR,
-    imagenet_val: str | None = options.IMAGENET_VAL,
-    imagenet_train: str | None = options.IMAGENET_TRAIN,
-    dataset_repo: str | None = options.DATASET_REPO,
-    revision: str | None = options.REVISION,
-    seed: int | None = options.SEED,
-    option: list[str] | None = options.OPTION,
-    protocol: str = options.PROTOCOL,
-    batch_size: int = options.BATCH_SIZE,
-    device: str = typer.Option("cpu", "--device", help="Device inside each job: cpu, cuda (a local job sees only its own GPU, as cuda)."),
-    limit: int | None = options.LIMIT,
-    output: Path = typer.Option(
-        Path("spurbench-results"), "--output", "-o", help="Shared folder for the result files (and the sweep's job records in .sweep/)."
-    ),
-    no_cache: bool = options.NO_CACHE,
-    bootstrap: int = options.BOOTSTRAP,
-    force: bool = options.FORCE,
-    spufix: str | None = options.SPUFIX,
-    temperature: float = options.TEMPERATURE,
-    spufix_temperature: float | None = options.SPUFIX_TEMPERATURE,
-    num_workers: int | None = options.NUM_WORKERS,
-    precision: str = options.PRECISION,
-    channels_last: bool = options.CHANNELS_LAST,
-    pixel_cache: Path | None = options.PIXEL_CACHE,
-    pixel_cache_gb: float | None = options.PIXEL_CACHE_GB,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress."),
+    *,
+    run_options: RunOptions,
 ) -> None:
     """Run a registry of models on one or more benchmarks as separate jobs, with the options of `run`.
 
@@ -95,67 +83,32 @@ def sweep(
     listed with their log's last line; `--retry-failed` resubmits only those.
     """
     # lazy: keeps spurbench --help fast (the library imports torch)
-    from spurbench.benchmarks import default_benchmark
-    from spurbench.model_lists import load_model_list
-    from spurbench.pixelcache import DEFAULT_GB, PixelCache
-    from spurbench.results import check_output_dir
-    from spurbench.runs import RunEntry
-    from spurbench.runtime import default_workers
-    from spurbench.sweeps import failed_jobs, plan_sweep
-    from spurbench.sweeps.executors import ExecutorSettings, check_settings, job_alive, run_sweep
+    from spurbench.runs import model_entries
+    from spurbench.sweeps import failed_jobs, plan_sweep, sweep_setup
+    from spurbench.sweeps.executors import ExecutorSettings, job_alive, run_sweep
     from spurbench.sweeps.jobs import check_sweep_folders
 
     if no_wait and executor != "slurm":
         raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
+    output = run_options.output or Path("spurbench-results")
     check_sweep_folders(output)
     retryable, unusable = failed_jobs(output, job_alive) if retry_failed else ([], [])
-    retry = [s.spec for s in retryable]
-    if retry:  # the jobs keep the options they were planned with; their device decides their resources
-        devices = {spec.run.get("device", "cpu") for spec in retry}
-        device = "cuda" if any(d.startswith("cuda") for d in devices) else devices.pop()
-    gpu_list = _gpu_list(gpus, device, executor)
-    # a SLURM login node need not have the jobs' GPUs: their device is checked in the jobs
-    options.check_run_options(
-        protocol, bootstrap, temperature, spufix_temperature, num_workers, precision, device, check_device=executor != "slurm"
+    resources = ExecutorSettings(
+        kind=executor,
+        output=output,
+        time_min=time_min,
+        gpus_per_job=gpus_per_job,
+        cpus_per_job=cpus_per_job,
+        mem_gb=mem_gb,
+        partition=partition,
+        constraint=constraint,
+        extra=key_values(slurm_extra, "--slurm-extra"),
+        max_parallel=max_parallel,
     )
-    options.check_pixel_cache(pixel_cache, pixel_cache_gb)
-    settings = check_settings(
-        ExecutorSettings(
-            kind=executor,
-            output=output,
-            time_min=time_min,
-            gpus_per_job=gpus_per_job if gpus_per_job is not None else int(device.startswith("cuda")),
-            cpus_per_job=cpus_per_job,
-            mem_gb=mem_gb,
-            partition=partition,
-            constraint=constraint,
-            extra=key_values(slurm_extra, "--slurm-extra"),
-            max_parallel=max_parallel,
-            gpus=gpu_list,
-        )
-    )
-    if settings.kind != "slurm":
-        settings.gpus_per_job = 0
-    check_output_dir(output)
-    if pixel_cache is not None:  # opened here once: a bad folder fails before anything is submitted
-        PixelCache.open(pixel_cache, DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb)
-    run_options = {
-        "protocol": protocol,
-        "batch_size": batch_size,
-        "device": "cuda" if gpu_list else device,
-        "use_cache": not no_cache,
-        "bootstrap": bootstrap,
-        "num_workers": num_workers,
-        "precision": precision,
-        "channels_last": channels_last,
-        "pixel_cache": None if pixel_cache is None else str(pixel_cache.resolve()),
-        "pixel_cache_gb": DEFAULT_GB if pixel_cache_gb is None else pixel_cache_gb,
-    }
-    if num_workers is None and executor == "local":  # packed jobs share this machine's cores
-        run_options["num_workers"] = default_workers(processes_per_node=len(gpu_list) or max_parallel or 1)
+    setup = sweep_setup(run_options, resources, gpus, [s.spec for s in retryable])  # the jobs keep the options they were planned with
     in_flight: list = []
     if retry_failed:
-        specs = retry
+        specs = [s.spec for s in retryable]
         console.print(
             f"plan: {len(specs)} failed job(s) to resubmit from {output}"
             + (f", {len(unusable)} job record(s) unusable" if unusable else "")
@@ -170,35 +123,20 @@ def sweep(
                 soft_wrap=True,
             )
     else:
-        named = {
-            "data_dir": data_dir,
-            "imagenet_val": imagenet_val,
-            "imagenet_train": imagenet_train,
-            "dataset_repo": dataset_repo,
-            "revision": revision,
-            "seed": seed,
-            "limit": limit,
-        }
-        values = options.benchmark_values(named, option, benchmark)
-        entries = [RunEntry(m, None, temperature, spufix_temperature) for m in model or []]
-        if registry is not None:
-            entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
-        plan = plan_sweep(
-            entries, benchmark or [default_benchmark()], values, run_options, output, spufix=spufix, force=force, alive=job_alive
-        )
+        plan = plan_sweep(setup.options, model_entries(run_options, model or [], registry), benchmark or [], alive=job_alive)
         _print_plan(plan)
-        specs = plan.to_run
-        in_flight = [spec for spec, why in plan.skipped if why.startswith("in flight")]
+        specs, in_flight = plan.to_run, plan.in_flight()
     if dry_run or not (specs or board):
         if unusable and not dry_run:
             raise typer.Exit(1)  # jobs whose records could not be read are not done
         return
     statuses = []
     if specs:
+        quiet = not run_options.features.progress
         live = Live(_progress([]), console=console, transient=True) if console.is_terminal and not quiet else None
         with live or contextlib.nullcontext():
             statuses = run_sweep(
-                specs, settings, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait
+                specs, setup.executor, on_update=(lambda s: live.update(_progress(s))) if live else _log_endings(quiet), wait=not no_wait
             )
         console.print(_summary(statuses))
     if no_wait:
@@ -223,33 +161,6 @@ def sweep(
         raise typer.Exit(1)
 
 
-def _gpu_list(gpus: str | None, device: str, executor: str) -> list[int]:
-    """--gpus as a list of indices; by default every GPU when local jobs run on cuda."""
-    if gpus is None:
-        if executor == "local" and device.startswith("cuda"):
-            # lazy: keeps spurbench --help fast
-            import torch
-
-            return list(range(torch.cuda.device_count()))
-        return []
-    try:
-        parts = [int(p) for p in gpus.split(",")]
-    except ValueError:
-        raise SpurbenchError(f"--gpus {gpus!r}: a count N or a list of GPU indices such as 0,1,3") from None
-    listed = list(range(parts[0])) if len(parts) == 1 and "," not in gpus else parts
-    if not listed:
-        raise SpurbenchError("--gpus 0: name at least one GPU (or leave --gpus out for CPU jobs)")
-    if device not in ("cuda", "cuda:0"):
-        raise SpurbenchError(f"--gpus gives each job one GPU, which it sees as cuda: use --device cuda, not {device!r}")
-    # lazy: keeps spurbench --help fast
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if max(listed) >= count:
-        raise SpurbenchError(f"--gpus {gpus}: this machine has {count} CUDA device(s)")
-    return listed
-
-
 def _log_endings(quiet: bool):
     """Without a terminal (a log file, CI): one line per job that ends, instead of a live table."""
     seen: set[str] = set()
@@ -267,10 +178,12 @@ def _log_endings(quiet: bool):
     return update
 
 
-def _print_plan(plan) -> None:
+def _print_plan(plan: SweepPlan) -> None:
     console.print(f"plan: {len(plan.to_run)} to run, {len(plan.skipped)} to skip, {len(plan.invalid)} invalid")
-    for spec, why in plan.skipped:
-        console.print(f"  [dim]skip {spec.model} on {spec.benchmark}: {why}[/]", highlight=False)
+    for skipped in plan.skipped:
+        running = skipped.running
+        why = f"in flight ({running.executor} job {running.job_id})" if running is not None else skipped.reason
+        console.print(f"  [dim]skip {skipped.spec.model} on {skipped.spec.benchmark}: {why}[/]", highlight=False)
     for bad in plan.invalid:
         console.print(f"  invalid {bad.model} on {bad.benchmark}: {bad.reason}", markup=False, highlight=False, soft_wrap=True)
 

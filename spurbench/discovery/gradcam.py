@@ -18,6 +18,14 @@ from spurbench.basis import Basis
 class ComponentContributions(nn.Module):
     """images -> alpha_l(x) for the given components of one class, [B, L]: GradCAM's "model"."""
 
+    # the buffers registered in __init__, typed (nn.Module's attribute lookup is untyped)
+    mean_rgb: torch.Tensor
+    std_rgb: torch.Tensor
+    weight_row: torch.Tensor
+    psi_mean: torch.Tensor
+    directions: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, model: ModelAdapter, class_index: int, basis: Basis, components: Sequence[int]):
         super().__init__()
         self.model = model

@@ -20,19 +20,19 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from pydantic import Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import check_inside, real_inside, strict_json, write_synced
-from spurbench.ledger import MIGRATED_SUFFIX, Identity, Ledger
+from spurbench.files import check_inside, real_inside, write_synced
+from spurbench.ledger import LEGACY_FORMAT, Identity, Ledger, LedgerKind, check_labeler
 from spurbench.schemas import Strict
 
 if TYPE_CHECKING:
-    from spurbench.discovery import ComponentRecord, DiscoveryIndex
+    from spurbench.discovery.index import ComponentRecord, DiscoveryIndex
 
-FORMAT_VERSION = 1  # of the format-1 file, labels.json
+FORMAT_VERSION: Final = LEGACY_FORMAT  # of the format-1 file, labels.json
 LABELS_FILE = "labels.jsonl"  # the ledger
 LEGACY_LABELS_FILE = "labels.json"  # written before the ledger; read, then migrated on the first new label
 LOCK_FILE = ".labels.lock"
@@ -67,46 +67,43 @@ class LabelsFile(Strict):
     records: list[LabelRecord] = Field(default_factory=list)  # the history, oldest first
 
 
-def labels_ledger(folder: Path) -> Ledger[LabelRecord]:
+def _describe(identity: Identity) -> str:
+    return f"{identity.get('model')} ({identity.get('weights_revision') or 'no revision'}, {identity.get('basis')})"
+
+
+LEDGER: LedgerKind[LabelRecord, LabelsFile] = LedgerKind(
+    name="labels",
+    what="labels file",
+    file=LABELS_FILE,
+    legacy_file=LEGACY_LABELS_FILE,
+    lock_file=LOCK_FILE,
+    record=LabelRecord,
+    contents=LabelsFile,
+    mismatch=lambda found, mine: f"labels of {_describe(found)}, but the discovery is of {_describe(mine)}",
+)
+
+
+def labels_ledger(folder: Path) -> Ledger[LabelRecord, LabelsFile]:
     """The ledger of ``folder``'s labels. Keep one per server: its reads are incremental."""
-    folder = Path(folder)
-    return Ledger(folder / LABELS_FILE, folder / LOCK_FILE, LabelRecord, "labels", "labels file", folder / LEGACY_LABELS_FILE, LabelsFile)
+    return LEDGER.open(folder)
 
 
 def _identity(index: DiscoveryIndex) -> Identity:
     return {"model": index.model.name, "weights_revision": index.model.weights_revision, "basis": index.basis}
 
 
-def _describe(identity: Identity) -> str:
-    return f"{identity.get('model')} ({identity.get('weights_revision') or 'no revision'}, {identity.get('basis')})"
-
-
-def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
-    def check(found: Identity) -> None:
-        if found != mine:
-            raise SpurbenchError(f"{ledger.source}: labels of {_describe(found)}, but the discovery is of {_describe(mine)}")
-
-    return check
-
-
 def _read_index(folder: Path) -> DiscoveryIndex:
     # lazy: the discovery package imports torch; the label command checks the store before that
-    from spurbench.discovery import read_index
+    from spurbench.discovery.index import read_index
 
     return read_index(folder)
 
 
-def read_labels(folder: Path, index: DiscoveryIndex | None = None, ledger: Ledger[LabelRecord] | None = None) -> LabelsFile:
+def read_labels(folder: Path, index: DiscoveryIndex | None = None, ledger: Ledger[LabelRecord, LabelsFile] | None = None) -> LabelsFile:
     """The labels of a discovery folder (none yet: an empty file's worth); a one-line SpurbenchError
     for a corrupt store or one that belongs to another model's discovery."""
-    folder = Path(folder)
-    index = index or _read_index(folder)
-    ledger = ledger or labels_ledger(folder)
-    found, records = ledger.read()
-    mine = _identity(index)
-    if found is not None:
-        _checker(ledger, mine)(found)
-    return LabelsFile.model_construct(format=FORMAT_VERSION, records=records, **mine)
+    index = index or _read_index(Path(folder))
+    return (ledger or labels_ledger(folder)).contents(_identity(index))
 
 
 def check_folder(folder: Path) -> None:
@@ -114,31 +111,19 @@ def check_folder(folder: Path) -> None:
     discovery folder, and its labels are readable and of the discovery's model (as far as the index's
     JSON says without its schema; ``read_labels`` checks it all again)."""
     folder = Path(folder)
-    path = folder / DISCOVERY_FILE
-    if not path.is_file():
+    if not (folder / DISCOVERY_FILE).is_file():
         raise SpurbenchError(f"{folder}: not a discovery folder (no {DISCOVERY_FILE}; run `spurbench discover` first)")
     check_inside(folder, folder / DISCOVERY_FOLDERS[0], f"the served folder {DISCOVERY_FOLDERS[0]}/")  # the app checks again
-    ledger = labels_ledger(folder)
-    found, _ = ledger.read()
-    try:
-        raw = strict_json(path.read_text(encoding="utf-8"))
-        mine = {"model": raw["model"]["name"], "weights_revision": raw["model"]["weights_revision"], "basis": raw["basis"]}
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
-        return  # the index itself is broken: read_index says how, in its own words
-    if found is not None:
-        _checker(ledger, mine)(found)
+    LEDGER.check_stored(
+        folder,
+        DISCOVERY_FILE,
+        lambda raw: {"model": raw["model"]["name"], "weights_revision": raw["model"]["weights_revision"], "basis": raw["basis"]},
+    )
 
 
 def latest(labels: LabelsFile) -> dict[Key, LabelRecord]:
     """Each labeler's current label per component: the last record for its (class, rank, labeler)."""
     return {(r.class_index, r.rank, r.labeler): r for r in labels.records}
-
-
-def check_labeler(name: str) -> str:
-    """A labeler's name as stored: without surrounding blanks; a one-line error if empty or unprintable."""
-    if not name.strip() or not name.isprintable():
-        raise SpurbenchError(f"labeler {name!r}: expected a non-empty printable name")
-    return name.strip()
 
 
 def _component_exists(index: DiscoveryIndex, class_index: int, rank: int) -> None:
@@ -156,7 +141,7 @@ def record_label(
     label: str,
     labeler: str,
     index: DiscoveryIndex | None = None,
-    ledger: Ledger[LabelRecord] | None = None,
+    ledger: Ledger[LabelRecord, LabelsFile] | None = None,
 ) -> LabelRecord:
     """Append one label to ``folder``'s ledger, locked and synced (``index``: the folder's discovery
     index when the caller has it read already; ``ledger``: the caller's, to keep its reads incremental)."""
@@ -166,10 +151,7 @@ def record_label(
     if label not in LABELS:
         raise SpurbenchError(f"label {label!r}: expected one of {', '.join(LABELS)}")
     record = LabelRecord(class_index=class_index, rank=rank, label=label, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
-    ledger = ledger or labels_ledger(folder)
-    mine = _identity(index)
-    ledger.append(record, mine, _checker(ledger, mine))
-    return record
+    return (ledger or labels_ledger(folder)).append(record, _identity(index))
 
 
 def class_done(index: DiscoveryIndex, current: dict[Key, LabelRecord], class_index: int, labeler: str) -> bool:
@@ -235,18 +217,19 @@ def export_components(folder: Path, min_votes: int = 1, out: Path | None = None,
         chosen = [c for c in index.classes[str(k)].components if votes.get((k, c.rank), 0) >= min_votes]
         if chosen:
             table[str(k)] = sorted(_exported(index, k, c) for c in chosen)
+    labelers = sorted({r.labeler for r in labels.records})
     payload = {
         "components": table,
         "basis": index.basis,
         "model": index.model.name,
         "weights_revision": index.model.weights_revision,
         "min_votes": min_votes,
-        "labelers": sorted({r.labeler for r in labels.records}),
+        "labelers": labelers,
     }
     if out is not None:
         if not table:  # an empty components file only moves the failure to `spufix fit` or `mine`
             raise SpurbenchError(
-                f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(payload['labelers'])} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes"
+                f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(labelers)} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes"
             )
         _write_export(Path(out), payload)
     return payload
@@ -255,7 +238,7 @@ def export_components(folder: Path, min_votes: int = 1, out: Path | None = None,
 def check_out(folder: Path, out: Path) -> None:
     """``--out`` of ``label export``: a file to write, never one of the discovery folder's own (its index,
     labels, lock, images or bases), compared by real path so that no link or ``..`` gets round it."""
-    own = [folder / name for name in (DISCOVERY_FILE, LABELS_FILE, LEGACY_LABELS_FILE, LEGACY_LABELS_FILE + MIGRATED_SUFFIX, LOCK_FILE)]
+    own = [folder / DISCOVERY_FILE, *LEDGER.own_files(folder)]
     target = os.path.realpath(out)
     for path in own:
         if target == os.path.realpath(path):

@@ -15,16 +15,17 @@ import torch
 
 from spurbench import distributed
 from spurbench.adapters import ModelAdapter
-from spurbench.basis import Basis, NeuronBasis, fit_neurons_streaming
+from spurbench.basis import NeuronBasis, fit_neurons_streaming
 from spurbench.benchmarks import Benchmark
-from spurbench.features import FeatureStream
-from spurbench.spufix.fit import rank_part, stream, stream_layout
-from spurbench.spufix.npca import accumulate_psi, fit_npca_streaming, npca_from
+from spurbench.features import FeatureStream, rank_part, stream_part
+from spurbench.settings import FeatureSettings
+from spurbench.spufix.npca import NPCA, accumulate_psi, fit_npca_streaming, npca_from
 
 BASES = ("npca", "neurons")  # neural PCA components (paper 1) or single penultimate units (Salient ImageNet)
 
+Fitted = NPCA | NeuronBasis  # a class's basis as discover fits it
 Top = tuple[torch.Tensor, list[list[str]]]  # values [n, L] and, per component, the ids of those rows
-Statistics = tuple[Basis, list[dict], torch.Tensor, Top]  # basis, fields per component, alphas [N, L], top
+Statistics = tuple[Fitted, list[dict], torch.Tensor, Top]  # basis, fields per component, alphas [N, L], top
 
 
 def top_rows(alphas: torch.Tensor, ids: list[str], best: Top | None, n: int) -> Top:
@@ -38,7 +39,7 @@ def top_rows(alphas: torch.Tensor, ids: list[str], best: Top | None, n: int) -> 
     return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
 
 
-def basis_fields(fitted: Basis, components: int) -> list[dict]:
+def basis_fields(fitted: Fitted, components: int) -> list[dict]:
     """Per recorded component its basis-specific fields (variance share, and eigenvalue or unit)."""
     if isinstance(fitted, NeuronBasis):
         share = fitted.contribution_var[fitted.neurons] / max(fitted.logit_var, 1e-300)
@@ -74,20 +75,21 @@ def _summed_neurons(
 
 
 def _parallel_basis(
-    basis: str, model: ModelAdapter, part: Benchmark, size: int, class_index: int, components: int, feature_kwargs: dict
-) -> tuple[Basis | None, list[dict], Basis]:
+    basis: str, model: ModelAdapter, part: Benchmark, size: int, class_index: int, components: int, settings: FeatureSettings
+) -> tuple[Fitted | None, list[dict], Fitted]:
     """(rank 0's basis or None, its fields, the basis every rank's alphas use) from the summed statistics."""
     weight = model.head[0][class_index]
-    batches = (feats for _, feats in stream(model, part, feature_kwargs))
+    batches = (feats for _, feats in stream_part(model, part, settings))
     if basis == "neurons":
-        fitted: Basis | None = _summed_neurons(batches, weight, components, size, class_index)
+        fitted: Fitted | None = _summed_neurons(batches, weight, components, size, class_index)
     else:
         acc = accumulate_psi(batches, weight)
         acc.reduce(lambda tensor: distributed.all_sum(tensor, f"summing the statistics of class {class_index}"))
         distributed.check_count(acc.n, size, f"class {class_index}")
         fitted = npca_from(acc, weight) if distributed.is_main() else None  # the eigendecomposition: rank 0 only
 
-    def finish() -> tuple[list[dict], Basis]:
+    def finish() -> tuple[list[dict], Fitted]:
+        assert fitted is not None  # from_main runs this on rank 0, which fitted the basis
         fields = basis_fields(fitted, components)
         return fields, fitted if isinstance(fitted, NeuronBasis) else fitted.select(
             list(range(len(fields)))
@@ -98,12 +100,12 @@ def _parallel_basis(
 
 
 def _parallel_statistics(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, settings: FeatureSettings
 ) -> Statistics | None:
-    part, _ = rank_part(subset, feature_kwargs)
-    fitted, fields, shared = _parallel_basis(basis, model, part, len(subset.images), class_index, components, feature_kwargs)
+    part, _ = rank_part(subset, settings)
+    fitted, fields, shared = _parallel_basis(basis, model, part, len(subset.images), class_index, components, settings)
     count, rows, ids = len(fields), [], []
-    for shard_ids, feats in stream(model, part, {**feature_kwargs, "progress": False}):
+    for shard_ids, feats in stream_part(model, part, settings.model_copy(update={"progress": False})):
         rows.append(shared.alphas(feats)[:, :count])
         ids += shard_ids
     local = torch.cat(rows) if rows else torch.zeros(0, count, dtype=torch.float64)
@@ -112,7 +114,7 @@ def _parallel_statistics(
         return None
     everything, ids = torch.cat([a for a, _ in gathered]), [i for _, part_ids in gathered for i in part_ids]
     # the top images as one process finds them: merged shard by shard (its shards), in image order
-    best, shard = None, stream_layout(feature_kwargs)[1]
+    best, shard = None, settings.shard_size
     for i in range(0, len(ids), shard):
         best = top_rows(everything[i : i + shard], ids[i : i + shard], best, top)
     assert best is not None
@@ -120,18 +122,18 @@ def _parallel_statistics(
 
 
 def class_statistics(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, feature_kwargs: dict
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, settings: FeatureSettings
 ) -> Statistics | None:
     """(basis, fields per component, alpha rows [N, L] in image order, top images per component) of one
     class from its cached features; under torchrun on rank 0, None on the other ranks."""
     if distributed.active():
-        return _parallel_statistics(model, subset, class_index, components, top, basis, feature_kwargs)
+        return _parallel_statistics(model, subset, class_index, components, top, basis, settings)
     weight = model.head[0][class_index]
-    batches = (feats for _, feats in FeatureStream.open(model, subset, **feature_kwargs))
+    batches = (feats for _, feats in FeatureStream.open(model, subset, settings))
     fitted = fit_neurons_streaming(batches, weight, components) if basis == "neurons" else fit_npca_streaming(batches, weight)
     fields = basis_fields(fitted, components)
     count, parts, best = len(fields), [], None
-    for ids, feats in FeatureStream.open(model, subset, **{**feature_kwargs, "progress": False}):
+    for ids, feats in FeatureStream.open(model, subset, settings.model_copy(update={"progress": False})):
         alphas = fitted.alphas(feats)[:, :count]
         parts.append(alphas)  # [N, count]: a few floats per image, for the mean and quantiles
         best = top_rows(alphas, ids, best, top)

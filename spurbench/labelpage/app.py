@@ -26,21 +26,21 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, StrictInt
 
-from spurbench.discovery import INDEX_FILE, DiscoveryIndex, read_index
 from spurbench.discovery.images import IMAGES_DIR
+from spurbench.discovery.index import INDEX_FILE, DiscoveryIndex, read_index
 from spurbench.discovery.labels import (
     LABELS,
     Label,
     LabelsFile,
     UnknownComponentError,
-    check_labeler,
     labels_ledger,
     read_labels,
     record_label,
 )
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside, file_inside, real_inside
-from spurbench.labelpage.views import all_labels, class_rows, class_state
+from spurbench.labelpage.label_state import all_labels, class_rows, class_state
+from spurbench.ledger import check_labeler
 
 LABEL_NAMES = {"spurious": "spurious", "not_spurious": "not spurious", "inconsistent": "inconsistent"}
 SHORTCUTS = {"spurious": "s", "not_spurious": "n", "inconsistent": "i"}

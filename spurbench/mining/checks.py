@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spurbench.basis import LinearBasis
 from spurbench.cache import content_digest
-from spurbench.discovery import DiscoveryIndex, class_basis
+from spurbench.discovery.index import DiscoveryIndex, class_basis
 from spurbench.errors import SpurbenchError
 from spurbench.files import real_inside
 from spurbench.mining.pool import HUB_PREFIX

@@ -4,14 +4,14 @@ the verdicts and the export read."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from spurbench.discovery import TrainingSplit
+from spurbench.discovery.index import TrainingSplit
 from spurbench.errors import SpurbenchError
 from spurbench.results import ModelInfo
 from spurbench.schemas import Strict, read_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Final = 1
 INDEX_FILE = "candidates.json"
 Predicted = Literal["top1", "top5", "none"]
 
@@ -69,4 +69,34 @@ def read_mining(folder: Path) -> MiningIndex:
     return read_model(path, MiningIndex, "candidates index")
 
 
-__all__ = ["INDEX_FILE", "Candidate", "ComponentCandidates", "MiningIndex", "PoolRecord", "Predicted", "read_mining"]
+def best_placements(index: MiningIndex) -> dict[tuple[int, str], tuple[int, Candidate]]:
+    """(class, image) -> (component, candidate) where the image ranks best among the class's components:
+    an image mined for several components of a class counts once."""
+    best: dict[tuple[int, str], tuple[int, Candidate]] = {}
+    for entry in index.components:
+        for c in entry.candidates:
+            key = (entry.class_index, c.image_id)
+            if key not in best or c.rank < best[key][1].rank:
+                best[key] = (entry.component, c)
+    return best
+
+
+def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
+    """Every candidate of each class over its components, each image once (its best rank)."""
+    out: dict[int, list[Candidate]] = {}
+    for (k, _), (_, c) in best_placements(index).items():
+        out.setdefault(k, []).append(c)
+    return {k: sorted(v, key=lambda c: c.rank) for k, v in out.items()}
+
+
+__all__ = [
+    "INDEX_FILE",
+    "Candidate",
+    "ComponentCandidates",
+    "MiningIndex",
+    "PoolRecord",
+    "Predicted",
+    "best_placements",
+    "candidates_by_class",
+    "read_mining",
+]

@@ -17,11 +17,13 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
 from PIL import Image
 
+from spurbench.benchmarks import BENCHMARKS, MinesPools, get_benchmark, require
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
 from spurbench.benchmarks.folders import inside, reading_root
 from spurbench.benchmarks.parquet import image_bytes, read_shard
@@ -51,6 +53,10 @@ class Pool:
 POOL_PROTOCOLS = protocol_table(
     fixed_paper(1.0, by="spurbench's mining pools: each image's short side resized to the model's size"), MODEL_TRANSFORM
 )
+
+
+def _image_from_bytes(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))  # a new stream per call: the image may be opened more than once
 
 
 def _readable(path: Path | io.BytesIO) -> bool:
@@ -124,7 +130,7 @@ def folder_pool(folder: str | Path, within: str | Path | None = None) -> Pool:
             unreadable.append(image_id)
             continue
         files[image_id] = path
-        images.append(BenchmarkImage(image_id, -1, "negative", None, str(path), lambda p=path: Image.open(p)))
+        images.append(BenchmarkImage(image_id, -1, "negative", None, str(path), partial(Image.open, path)))
     if checked != memo:
         with atomic_path(memo_path) as tmp:
             tmp.write_text(json.dumps(checked))
@@ -160,7 +166,7 @@ def _parquet_pool(root: Path, source: str, revision: str) -> Pool:
             if not data or not _readable(io.BytesIO(data)):
                 unreadable.append(image_id)
                 continue
-            images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", lambda d=data: Image.open(io.BytesIO(d))))
+            images.append(BenchmarkImage(image_id, -1, "negative", None, f"{source} {image_id}", partial(_image_from_bytes, data)))
     if not images:
         raise DataError(f"--pool {source}: no readable image rows in its parquet shards")
     bench = Benchmark(
@@ -191,4 +197,15 @@ def hub_pool(spec: str, token: str | bool | None = None) -> Pool:
     return pool
 
 
-__all__ = ["HUB_PREFIX", "IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool", "hub_pool"]
+def resolve_pool(pool: str) -> Pool:
+    """``--pool``: a local folder of images, ``hf://ORG/NAME[@REV]``, or a benchmark that generates a pool."""
+    if pool.startswith(HUB_PREFIX):
+        return hub_pool(pool)
+    if not Path(pool).is_dir() and pool in BENCHMARKS.names():
+        plugin = get_benchmark(pool)
+        bench, _ = require(plugin, MinesPools).mining_pool(plugin.parse_options({}))
+        return Pool(bench, f"benchmark {pool} ({bench.name}, {bench.revision})", spec=pool)
+    return folder_pool(pool)
+
+
+__all__ = ["HUB_PREFIX", "IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool", "hub_pool", "resolve_pool"]

@@ -22,22 +22,21 @@ import io
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from pydantic import Field, StrictInt, StrictStr
 
-from spurbench.discovery.labels import check_labeler
 from spurbench.errors import SpurbenchError
-from spurbench.files import check_inside, strict_json
-from spurbench.ledger import Identity, Ledger
+from spurbench.files import check_inside
+from spurbench.ledger import LEGACY_FORMAT, Identity, Ledger, LedgerKind, check_labeler
 from spurbench.schemas import Strict
 
 if TYPE_CHECKING:  # spurbench.mining and the benchmarks import torch: only where the export needs them
     from spurbench.benchmarks import BenchmarkImage
-    from spurbench.mining import Candidate, MiningIndex
+    from spurbench.mining.index import Candidate, MiningIndex
     from spurbench.mining.pool import Pool
 
-FORMAT_VERSION = 1  # of the format-1 file, verify.json
+FORMAT_VERSION: Final = LEGACY_FORMAT  # of the format-1 file, verify.json
 VERIFY_FILE = "verify.jsonl"  # the ledger
 LEGACY_VERIFY_FILE = "verify.json"  # written before the ledger; read, then migrated on the first new verdict
 LOCK_FILE = ".verify.lock"
@@ -60,7 +59,7 @@ class VerdictRecord(Strict):
     at: datetime
 
 
-class VerifyFile(Strict):
+class VerdictsFile(Strict):
     """The verdicts of a folder: the format-1 file as it was written, and what ``read_verdicts`` returns."""
 
     format: Literal[1] = FORMAT_VERSION
@@ -70,47 +69,48 @@ class VerifyFile(Strict):
     records: list[VerdictRecord] = Field(default_factory=list)  # the history, oldest first
 
 
-def verdicts_ledger(folder: Path) -> Ledger[VerdictRecord]:
-    """The ledger of ``folder``'s verdicts. Keep one per server: its reads are incremental."""
-    folder = Path(folder)
-    return Ledger(
-        folder / VERIFY_FILE, folder / LOCK_FILE, VerdictRecord, "verdicts", "verdicts file", folder / LEGACY_VERIFY_FILE, VerifyFile
+def _mismatch(found: Identity, mine: Identity) -> str:
+    return (
+        f"verdicts on a mining of {found.get('model')} ({found.get('weights_revision')}) over pool {found.get('pool_revision')}, "
+        f"not this one's ({mine['model']}, {mine['weights_revision']}, {mine['pool_revision']})"
     )
+
+
+LEDGER: LedgerKind[VerdictRecord, VerdictsFile] = LedgerKind(
+    name="verdicts",
+    what="verdicts file",
+    file=VERIFY_FILE,
+    legacy_file=LEGACY_VERIFY_FILE,
+    lock_file=LOCK_FILE,
+    record=VerdictRecord,
+    contents=VerdictsFile,
+    mismatch=_mismatch,
+)
+
+
+def verdicts_ledger(folder: Path) -> Ledger[VerdictRecord, VerdictsFile]:
+    """The ledger of ``folder``'s verdicts. Keep one per server: its reads are incremental."""
+    return LEDGER.open(folder)
 
 
 def _identity(index: MiningIndex) -> Identity:
     return {"model": index.model.name, "weights_revision": index.model.weights_revision, "pool_revision": index.pool.revision}
 
 
-def _checker(ledger: Ledger, mine: Identity) -> Callable[[Identity], None]:
-    def check(found: Identity) -> None:
-        if found != mine:
-            raise SpurbenchError(
-                f"{ledger.source}: verdicts on a mining of {found.get('model')} ({found.get('weights_revision')}) over pool {found.get('pool_revision')}, "
-                f"not this one's ({mine['model']}, {mine['weights_revision']}, {mine['pool_revision']})"
-            )
-
-    return check
-
-
 def _read_mining(folder: Path) -> MiningIndex:
     # lazy: the mining package imports torch; the label command checks the store before that
-    from spurbench.mining import read_mining
+    from spurbench.mining.index import read_mining
 
     return read_mining(folder)
 
 
-def read_verdicts(folder: Path, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord] | None = None) -> VerifyFile:
+def read_verdicts(
+    folder: Path, index: MiningIndex | None = None, ledger: Ledger[VerdictRecord, VerdictsFile] | None = None
+) -> VerdictsFile:
     """The verdicts of a mining folder (none yet: empty); one-line errors for a corrupt store or one
     that belongs to another mining."""
-    folder = Path(folder)
-    index = index or _read_mining(folder)
-    ledger = ledger or verdicts_ledger(folder)
-    found, records = ledger.read()
-    mine = _identity(index)
-    if found is not None:
-        _checker(ledger, mine)(found)
-    return VerifyFile.model_construct(format=FORMAT_VERSION, records=records, **mine)
+    index = index or _read_mining(Path(folder))
+    return (ledger or verdicts_ledger(folder)).contents(_identity(index))
 
 
 def check_folder(folder: Path) -> None:
@@ -118,27 +118,23 @@ def check_folder(folder: Path) -> None:
     ``folder`` is a mining folder, and its verdicts are readable and of its mining (as far as the
     index's JSON says without its schema; ``read_verdicts`` checks it all again)."""
     folder = Path(folder)
-    path = folder / MINING_FILE
-    if not path.is_file():
+    if not (folder / MINING_FILE).is_file():
         raise SpurbenchError(f"{folder}: not a mining folder (no {MINING_FILE}; run `spurbench mine` first)")
     for name in SERVED_FOLDERS:  # the app checks again
         check_inside(folder, folder / name, f"the served folder {name}/")
-    ledger = verdicts_ledger(folder)
-    found, _ = ledger.read()
-    try:
-        raw = strict_json(path.read_text(encoding="utf-8"))
-        mine = {
+    LEDGER.check_stored(
+        folder,
+        MINING_FILE,
+        lambda raw: {
             "model": raw["model"]["name"],
             "weights_revision": raw["model"]["weights_revision"],
             "pool_revision": raw["pool"]["revision"],
-        }
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
-        return  # the index itself is broken: read_mining says how, in its own words
-    if found is not None:
-        _checker(ledger, mine)(found)
+        },
+    )
 
 
-def latest_verdicts(verdicts: VerifyFile) -> dict[Key, VerdictRecord]:
+def latest_verdicts(verdicts: VerdictsFile) -> dict[Key, VerdictRecord]:
+    """Each labeler's current verdict per image of a class: the last record for its (class, image, labeler)."""
     return {(r.class_index, r.image_id, r.labeler): r for r in verdicts.records}
 
 
@@ -149,11 +145,11 @@ def record_verdict(
     verdict: str,
     labeler: str,
     index: MiningIndex | None = None,
-    ledger: Ledger[VerdictRecord] | None = None,
+    ledger: Ledger[VerdictRecord, VerdictsFile] | None = None,
 ) -> VerdictRecord:
     """Append one verdict to ``folder``'s ledger, locked and synced."""
     # lazy: the mining package imports torch (see _read_mining)
-    from spurbench.mining import candidates_by_class
+    from spurbench.mining.index import candidates_by_class
 
     folder = Path(folder)
     index = index or _read_mining(folder)
@@ -167,16 +163,13 @@ def record_verdict(
     record = VerdictRecord(
         class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc)
     )
-    ledger = ledger or verdicts_ledger(folder)
-    mine = _identity(index)
-    ledger.append(record, mine, _checker(ledger, mine))
-    return record
+    return (ledger or verdicts_ledger(folder)).append(record, _identity(index))
 
 
-def tally(index: MiningIndex, verdicts: VerifyFile) -> dict[int, dict[str, dict[str, int]]]:
+def tally(index: MiningIndex, verdicts: VerdictsFile) -> dict[int, dict[str, dict[str, int]]]:
     """Per class, per candidate image: how many labelers' latest verdict is each of ``VERDICTS``."""
     # lazy: the mining package imports torch (see _read_mining)
-    from spurbench.mining import candidates_by_class
+    from spurbench.mining.index import candidates_by_class
 
     counts: dict[int, dict[str, dict[str, int]]] = {
         k: {c.image_id: dict.fromkeys(VERDICTS, 0) for c in cands} for k, cands in candidates_by_class(index).items()
@@ -192,10 +185,10 @@ def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
     return counts["absent"] >= min_votes and counts["present"] == 0
 
 
-def class_progress(index: MiningIndex, verdicts: VerifyFile, labeler: str) -> dict[int, tuple[int, int]]:
+def class_progress(index: MiningIndex, verdicts: VerdictsFile, labeler: str) -> dict[int, tuple[int, int]]:
     """Per class: (candidates ``labeler`` gave a verdict on, candidates)."""
     # lazy: the mining package imports torch (see _read_mining)
-    from spurbench.mining import candidates_by_class
+    from spurbench.mining.index import candidates_by_class
 
     mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
     return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
@@ -234,8 +227,9 @@ def export_benchmark(
     ``spurious-folder`` plugin); returns its content checksum and the per-class counts. Nothing is
     written when a class has fewer than ``min_per_class`` images."""
     # lazy: the export needs the pipeline (torch); the pages' checks do not
-    from spurbench.benchmarks import MinedImage, get_benchmark
-    from spurbench.mining import best_placements, read_mining, resolve_pool
+    from spurbench.benchmarks import MinedImage, WritesMined, get_benchmark, require
+    from spurbench.mining.index import best_placements, read_mining
+    from spurbench.mining.pool import resolve_pool
 
     if min_votes < 1 or min_per_class < 1:
         raise SpurbenchError("--min-votes and --min-per-class must be at least 1")
@@ -283,7 +277,7 @@ def export_benchmark(
         "classes": {str(k): v for k, v in per_class.items()},
         "class_names": {str(e.class_index): e.class_name for e in index.components},
     }
-    return get_benchmark(MINED_FORMAT).write_mined(Path(out), items, facts), per_class
+    return require(get_benchmark(MINED_FORMAT), WritesMined).write_mined(Path(out), items, facts), per_class
 
 
 __all__ = [
@@ -291,7 +285,7 @@ __all__ = [
     "VERDICTS",
     "VERIFY_FILE",
     "VerdictRecord",
-    "VerifyFile",
+    "VerdictsFile",
     "class_progress",
     "export_benchmark",
     "latest_verdicts",

@@ -2,6 +2,7 @@
 
 from spurbench.spufix.npca import (
     NPCA,
+    ClassDirections,
     CovarianceAccumulator,
     DirectionMatcher,
     fit_npca,
@@ -13,6 +14,7 @@ from spurbench.spufix.npca import (
 
 __all__ = [
     "NPCA",
+    "ClassDirections",
     "CovarianceAccumulator",
     "DirectionMatcher",
     "fit_npca",

@@ -29,6 +29,7 @@ from spurbench.files import atomic_path, remove_stale_temporaries, slug, strict_
 from spurbench.heads import SpuFixHead
 from spurbench.hub import commit, snapshot
 from spurbench.schemas import first_error_line
+from spurbench.spufix.npca import ClassDirections
 
 FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
 UNIT_TOLERANCE = 1e-6  # directions are stored as unit rows
@@ -67,7 +68,7 @@ class SpuFixArtifact:
     target_weights_revision: str | None
     components: dict[int, list[int]]  # class -> source NPCA component ranks (0-based, eigenvalue order)
     images_per_class: dict[int, int]
-    directions: dict[int, tuple[torch.Tensor, torch.Tensor]]  # class -> (mean psi [D], unit directions [L, D])
+    directions: dict[int, ClassDirections]  # class -> mean psi [D] and unit directions [L, D]
     spurbench_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     # The source model's weights: a Hub revision, or a local checkpoint's content digest (sha256:...)
@@ -131,7 +132,8 @@ class SpuFixArtifact:
 
     def head(self, weight: torch.Tensor, bias: torch.Tensor) -> SpuFixHead:
         self.check_model(weight)
-        return SpuFixHead.from_directions(weight, bias, self.directions)
+        directions: dict[int, tuple[torch.Tensor, torch.Tensor]] = dict(self.directions)  # (heads takes plain tuples)
+        return SpuFixHead.from_directions(weight, bias, directions)
 
 
 def load_artifact(location: str | Path, revision: str | None = None, token: str | bool | None = None) -> SpuFixArtifact:
@@ -173,10 +175,8 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
     )
 
 
-def _checked_directions(
-    location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]
-) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """(mean, directions) per class, after checking each tensor against the components and the others."""
+def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, torch.Tensor]) -> dict[int, ClassDirections]:
+    """Mean and directions per class, after checking each tensor against the components and the others."""
     expected = {f"{kind}.{k}" for k in meta.components for kind in ("mean", "directions")}
     if set(tensors) != expected:
         missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
@@ -185,7 +185,7 @@ def _checked_directions(
     if set(meta.images_per_class) != set(meta.components):
         raise SpurbenchError(f"{location}: images_per_class and components name different classes")
     widths: set[int] = set()
-    directions = {}
+    directions: dict[int, ClassDirections] = {}
     for k, ranks in sorted(meta.components.items()):
         mean, dirs = tensors[f"mean.{k}"], tensors[f"directions.{k}"]
         where = f"{location}: class {k}"
@@ -205,7 +205,7 @@ def _checked_directions(
         if torch.linalg.cond(dirs @ dirs.T) > MAX_CONDITION:
             raise SpurbenchError(f"{where}: its {len(ranks)} directions are linearly dependent (singular direction matrix)")
         widths.add(int(mean.shape[0]))
-        directions[k] = (mean, dirs)
+        directions[k] = ClassDirections(mean, dirs)
     if len(widths) > 1:
         raise SpurbenchError(f"{location}: classes have directions of different widths {sorted(widths)}")
     return directions

@@ -11,10 +11,9 @@ the single-process fit to float64 rounding.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,72 +24,30 @@ from spurbench import distributed
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import Benchmark
 from spurbench.errors import DataError, SpurbenchError
-from spurbench.features import FeatureStream
+from spurbench.features import check_same_inputs, class_subset, rank_part, stream_part
 from spurbench.files import strict_json
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.alphas import SourceAlphas
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.npca import NPCA, DirectionMatcher, accumulate_psi, npca_from
-
-
-def class_subset(train: Benchmark, class_index: int) -> Benchmark:
-    """The training images of one class, as a benchmark of its own (its own feature-cache entry)."""
-    images = [im for im in train.images if im.class_index == class_index]
-    if len(images) < 2:
-        raise DataError(f"training data has {len(images)} image(s) of class {class_index}; neural PCA needs at least 2")
-    classes = [c for c in train.classes if c.index == class_index]
-    return replace(train, name=f"{train.name}-class{class_index}", classes=classes, images=images, facts={})
-
-
-def stream_layout(feature_kwargs: dict[str, Any]) -> tuple[int, int]:
-    """(batch size, shard size) of the ``FeatureStream`` these options open (its defaults where not given)."""
-    defaults = inspect.signature(FeatureStream).parameters
-    batch = int(feature_kwargs.get("batch_size", defaults["batch_size"].default))
-    return batch, batch * int(feature_kwargs.get("shard_batches", defaults["shard_batches"].default))
-
-
-def rank_part(subset: Benchmark, feature_kwargs: dict[str, Any]) -> tuple[Benchmark, int]:
-    """This rank's contiguous part of a class's images, cut at the stream's batch boundaries, and where it
-    starts; the class itself on one process. Its own name gives it its own feature-cache entry; its
-    batches are the single process's batches, so its features are bit-identical to them."""
-    if not distributed.active():
-        return subset, 0
-    start, end = distributed.share_bounds(len(subset.images), stream_layout(feature_kwargs)[0])
-    return replace(subset, name=f"{subset.name}-rows{start}-{end}", images=subset.images[start:end]), start
-
-
-def stream(adapter: ModelAdapter, part: Benchmark, feature_kwargs: dict[str, Any]) -> Iterator[tuple[list[str], torch.Tensor]]:
-    """``FeatureStream.open(adapter, part)``'s shards; nothing (and no cache entry) for an empty part."""
-    if part.images:
-        yield from FeatureStream.open(adapter, part, **feature_kwargs)
-
-
-def check_same_inputs(what: str, models: list[ModelAdapter], train: Benchmark, feature_kwargs: dict[str, Any], *extra: Any) -> None:
-    """Under torchrun, fail on every rank in one line unless all ranks have the same models, training
-    images, options and ``extra``: ranks given other data would split the images wrongly."""
-    if not distributed.active():
-        return
-    # plain values only: an object's repr (a PixelCache) names its address, which differs by rank
-    options = {
-        k: v if isinstance(v, (str, int, float, bool, Path, type(None))) else type(v).__name__
-        for k, v in feature_kwargs.items()
-        if k not in ("progress", "num_workers", "device")
-    }
-    options["device"] = str(feature_kwargs.get("device", "cpu")).split(":")[0]  # cuda:LOCAL_RANK differs by rank
-    facts = [[m.name, m.card.weights_revision, list(m.head[0].shape)] for m in models]
-    images = [[im.image_id, im.class_index] for im in train.images]
-    distributed.check_same([facts, [train.name, train.revision, train.checksum, images], options, *extra], what)
+from spurbench.spufix.npca import NPCA, ClassDirections, DirectionMatcher, accumulate_psi, npca_from
 
 
 def _summed(what: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda tensor: distributed.all_sum(tensor, what)
 
 
+def _chosen(npca: NPCA | None, columns: list[int]) -> NPCA:
+    """Rank 0's NPCA with only the chosen components (``from_main`` runs it on rank 0, which fitted it)."""
+    assert npca is not None
+    return npca.select(columns)
+
+
 def fit_source(
     source: ModelAdapter,
     train: Benchmark,
     components: dict[int, list[int]],
+    settings: FeatureSettings,
     on_class: Callable[[str], None] | None = None,
-    **feature_kwargs: Any,
 ) -> tuple[SourceAlphas, dict[int, NPCA]]:
     """Neural PCA of the source model per class, and the alphas of the given components on the same images.
 
@@ -101,13 +58,14 @@ def fit_source(
     npcas: dict[int, NPCA] = {}
     alphas: dict[int, torch.Tensor] = {}
     ids: dict[int, list[str]] = {}
-    check_same_inputs("source model, training images, components or options", [source], train, feature_kwargs, sorted(components.items()))
+    check_same_inputs("source model, training images, components or options", [source], train, settings, sorted(components.items()))
+    quiet = settings.model_copy(update={"progress": False})  # the second pass over the same features
     for k in sorted(components):
         if on_class:
             on_class(f"neural PCA of {source.name}, class {k}")
         subset = class_subset(train, k)
-        part, _ = rank_part(subset, feature_kwargs)
-        acc = accumulate_psi((feats for _, feats in stream(source, part, feature_kwargs)), weight[k])
+        part, _ = rank_part(subset, settings)
+        acc = accumulate_psi((feats for _, feats in stream_part(source, part, settings)), weight[k])
         if distributed.active():
             acc.reduce(_summed(f"summing the statistics of class {k}"))
             distributed.check_count(acc.n, len(subset.images), f"class {k}")
@@ -116,17 +74,15 @@ def fit_source(
         if bad:
             raise SpurbenchError(f"class {k}: component {bad[0]} out of range (the source model has {rank_limit} components)")
         npca = npca_from(acc, weight[k]) if distributed.is_main() else None  # the eigendecomposition: rank 0 only
-        basis, columns = npca, components[k]
-        if distributed.active():  # rank 0 hands every rank the chosen components (not all D) for its part's alphas
-            basis, columns = (
-                distributed.from_main(
-                    lambda: npca.select(components[k]),  # noqa: B023 (called at once)
-                    f"receiving class {k}'s components",
-                ),
-                slice(None),
-            )
+        basis: NPCA
+        columns: list[int] | slice
+        if npca is not None and not distributed.active():
+            basis, columns = npca, components[k]
+        else:  # rank 0 hands every rank the chosen components (not all D) for its part's alphas
+            basis = distributed.from_main(lambda: _chosen(npca, components[k]), f"receiving class {k}'s components")  # noqa: B023 (called at once)
+            columns = slice(None)
         rows, row_ids = [], []
-        for shard_ids, feats in stream(source, part, {**feature_kwargs, "progress": False}):
+        for shard_ids, feats in stream_part(source, part, quiet):
             rows.append(basis.alphas(feats)[:, columns])
             row_ids += shard_ids
         local = torch.cat(rows) if rows else torch.zeros(0, len(components[k]), dtype=torch.float64)
@@ -142,7 +98,9 @@ def fit_source(
 
 def self_artifact(source: ModelAdapter, npcas: dict[int, NPCA], source_alphas: SourceAlphas) -> SpuFixArtifact:
     """SpuFix for the source model itself: the class means and its spurious eigenvectors (paper eq. 8)."""
-    directions = {k: (npca.mean, npca.eigenvectors[:, source_alphas.components[k]].T.contiguous()) for k, npca in npcas.items()}
+    directions = {
+        k: ClassDirections(npca.mean, npca.eigenvectors[:, source_alphas.components[k]].T.contiguous()) for k, npca in npcas.items()
+    }
     return SpuFixArtifact(
         source_model=source.name,
         source_weights_revision=source.card.weights_revision,
@@ -171,16 +129,14 @@ def fit_transfer(
     target: ModelAdapter,
     train: Benchmark,
     source_alphas: SourceAlphas,
+    settings: FeatureSettings,
     on_class: Callable[[str], None] | None = None,
-    **feature_kwargs: Any,
 ) -> SpuFixArtifact:
     """Matched directions (paper eq. 9-10) for every class, streaming the target's features with the alphas.
     Under torchrun each rank streams its part with its rows of the alphas; the sums are summed over the ranks."""
     weight, _ = target.head
     directions = {}
-    check_same_inputs(
-        "target model, training images, source alphas or options", [target], train, feature_kwargs, _alphas_digest(source_alphas)
-    )
+    check_same_inputs("target model, training images, source alphas or options", [target], train, settings, _alphas_digest(source_alphas))
     for k in sorted(source_alphas.alphas):
         if on_class:
             on_class(f"matching directions of {target.name}, class {k}")
@@ -194,15 +150,14 @@ def fit_transfer(
                 f"first difference at row {first} ({expected[first] if first < len(expected) else '-'} vs {got[first] if first < len(got) else '-'})"
             )
         matcher = DirectionMatcher(source_alphas.alphas[k].shape[1], weight[k])
-        part, row = rank_part(subset, feature_kwargs)
-        for shard_ids, feats in stream(target, part, feature_kwargs):
+        part, row = rank_part(subset, settings)
+        for shard_ids, feats in stream_part(target, part, settings):
             matcher.update(source_alphas.alphas[k][row : row + len(shard_ids)], feats)
             row += len(shard_ids)
         if distributed.active():
             matcher.reduce(_summed(f"summing the cross-covariances of class {k}"))
             distributed.check_count(matcher.n, len(subset.images), f"class {k}")
-        unit, mean = matcher.result()  # on every rank (cheap, from the same sums); rank 0's is written
-        directions[k] = (mean, unit)
+        directions[k] = matcher.result()  # on every rank (cheap, from the same sums); rank 0's is written
     return SpuFixArtifact(
         source_model=source_alphas.source_model,
         source_weights_revision=source_alphas.source_weights_revision,

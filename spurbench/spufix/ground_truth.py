@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from spurbench.adapters.base import ModelAdapter
 from spurbench.benchmarks.base import GroundTruth
-from spurbench.features import extract_features
+from spurbench.features import class_subset, extract_features
 from spurbench.heads import SpuFixHead
 from spurbench.metrics import batched_roc_auc
+from spurbench.settings import FeatureSettings
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.fit import class_subset, fit_source, fit_transfer, self_artifact
-from spurbench.spufix.npca import NPCA, fit_npca
+from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
+from spurbench.spufix.npca import NPCA, ClassDirections, fit_npca
 
 
 def component_precision(alphas: np.ndarray, carriers: np.ndarray, top: int = 25) -> np.ndarray:
@@ -50,11 +50,11 @@ class ComponentChoice:
 def ground_truth_choices(
     model: ModelAdapter,
     truth: GroundTruth,
+    settings: FeatureSettings,
     max_rank: int = 64,
     min_precision: float = 0.5,
     min_gain: float = 0.005,
     max_components: int = 3,
-    **feature_kwargs: Any,
 ) -> dict[int, ComponentChoice]:
     """Per class with a seeded feature: the neural PCA components of ``model`` to clip, from a benchmark's ground truth.
 
@@ -72,13 +72,13 @@ def ground_truth_choices(
     Why not simply the most precise component: the component of the class's overall evidence often
     ranks carriers first as well (they have the highest logits), but clipping it lowers clean images as
     much as feature-only ones; and which components carry the feature depends on the trained weights,
-    which differ between CPUs. ``feature_kwargs`` go to ``FeatureStream``.
+    which differ between CPUs. ``settings``: how the features are computed (``FeatureStream``).
     """
     train_bench, val_bench, carriers = truth.train, truth.validation, truth.carriers
     weight, bias = (t.detach().cpu().double() for t in model.head)
     known = sorted(truth.features)
 
-    val = extract_features(model, val_bench, **feature_kwargs)
+    val = extract_features(model, val_bench, settings)
     val_features = val.features.double()
     image_of = {im.image_id: im for im in val_bench.images}
     rows = {  # seeded class -> (rows of its class images, rows of its feature-only images)
@@ -95,7 +95,7 @@ def ground_truth_choices(
     npcas: dict[int, NPCA] = {}
     candidates: list[tuple[int, int]] = []  # (class, component) whose top training images mostly carry the feature
     for k in known:
-        train = extract_features(model, class_subset(train_bench, k), **feature_kwargs)
+        train = extract_features(model, class_subset(train_bench, k), settings)
         npcas[k] = npca = fit_npca(train.features.double(), weight[k])
         carries = np.array([carriers.get(i) == truth.features[k] for i in train.image_ids])
         precision[k] = component_precision(npca.alphas(train.features.double())[:, :max_rank].numpy(), carries)
@@ -104,7 +104,9 @@ def ground_truth_choices(
     def known_aucs(chosen: list[tuple[int, int]]) -> np.ndarray:
         # Scored through the SpuFix head itself (the source's own directions, paper eq. 8), as evaluate does.
         picked = {k: [c for j, c in chosen if j == k] for k in {j for j, _ in chosen}}
-        directions = {k: (npcas[k].mean, npcas[k].eigenvectors[:, comps].T.contiguous()) for k, comps in picked.items()}
+        directions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {
+            k: ClassDirections(npcas[k].mean, npcas[k].eigenvectors[:, comps].T.contiguous()) for k, comps in picked.items()
+        }
         head = SpuFixHead.from_directions(weight, bias, directions).double()
         log_p = torch.log_softmax(head(val_features), dim=1).numpy()
         return np.array([batched_roc_auc(log_p[rows[k][0], k][None], log_p[rows[k][1], k][None])[0] for k in known])
@@ -139,10 +141,10 @@ def ground_truth_choices(
     return choices
 
 
-def ground_truth_components(model: ModelAdapter, truth: GroundTruth, max_rank: int = 64, **feature_kwargs: Any) -> dict[int, list[int]]:
+def ground_truth_components(model: ModelAdapter, truth: GroundTruth, settings: FeatureSettings, max_rank: int = 64) -> dict[int, list[int]]:
     """{seeded class: [components]}: the components of :func:`ground_truth_choices`, as a components table
     (classes where no component helped are left out)."""
-    choices = ground_truth_choices(model, truth, max_rank, **feature_kwargs)
+    choices = ground_truth_choices(model, truth, settings, max_rank)
     return {k: list(c.components) for k, c in choices.items() if c.components}
 
 
@@ -150,21 +152,21 @@ def ground_truth_artifacts(
     targets: list[ModelAdapter],
     source: ModelAdapter,
     truth: GroundTruth,
+    settings: FeatureSettings,
     on_class: Callable[[str], None] | None = None,
-    **feature_kwargs: Any,
 ) -> dict[str, SpuFixArtifact]:
     """{target name: SpuFix artifact}: the source's own SpuFix, and a matched-direction transfer for
     every other target, all from the source's alphas on ``truth.train``, components from the ground truth."""
-    choices = ground_truth_choices(source, truth, **feature_kwargs)
+    choices = ground_truth_choices(source, truth, settings)
     table = {k: list(c.components) for k, c in choices.items() if c.components}
-    alphas, npcas = fit_source(source, truth.train, table, on_class=on_class, **feature_kwargs)
+    alphas, npcas = fit_source(source, truth.train, table, settings, on_class=on_class)
     alphas.extra = {"component_choice": {str(k): vars(c) for k, c in choices.items()}}
     artifacts: dict[str, SpuFixArtifact] = {}
     for target in targets:
         if target.name == source.name:
             artifact = self_artifact(source, npcas, alphas)
         else:
-            artifact = fit_transfer(target, truth.train, alphas, on_class=on_class, **feature_kwargs)
+            artifact = fit_transfer(target, truth.train, alphas, settings, on_class=on_class)
         artifact.extra = {"components_from": f"{truth.train.name} ground truth (demo)", **alphas.extra}
         artifacts[target.name] = artifact
     return artifacts

@@ -16,10 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
 AllSum = Callable[[torch.Tensor], torch.Tensor]  # sums a float64 tensor over the ranks
+
+
+class ClassDirections(NamedTuple):
+    """What SpuFix clips for one class: the mean of psi_k [D] and unit directions [L, D] as rows (for the
+    source model its spurious eigenvectors v_l, for another model the matched directions u_l). In the
+    order ``SpuFixHead.from_directions`` and ``SpuFixArtifact.directions`` take it."""
+
+    mean: torch.Tensor
+    directions: torch.Tensor
 
 
 def _as_batches(features: torch.Tensor | Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -155,7 +165,8 @@ class DirectionMatcher:
         self.n, self.alpha_psi = round(float(n)), alpha_psi.reshape(self.alpha_psi.shape).clone()
         self.alpha_sum, self.psi_sum = self.alpha_sum.clone(), self.psi_sum.clone()
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def result(self) -> ClassDirections:
+        """The target's class mean psi' and the unit directions u_l."""
         if self.n == 0:
             raise ValueError("no images were seen")
         mean = self.psi_sum / self.n
@@ -163,12 +174,10 @@ class DirectionMatcher:
         norms = directions.norm(dim=1, keepdim=True)
         if bool((norms == 0).any()):
             raise ValueError("a source component has zero covariance with the target features")
-        return directions / norms, mean
+        return ClassDirections(mean=mean, directions=directions / norms)
 
 
-def match_directions_streaming(
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], target_weight_row: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def match_directions_streaming(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], target_weight_row: torch.Tensor) -> ClassDirections:
     """Like ``match_directions`` over an iterator of (source_alphas [B, L], target_features [B, D']) pairs."""
     matcher: DirectionMatcher | None = None
     for alphas, feats in batches:
@@ -180,10 +189,8 @@ def match_directions_streaming(
     return matcher.result()
 
 
-def match_directions(
-    source_alphas: torch.Tensor, target_features: torch.Tensor, target_weight_row: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Matched unit directions u_l [L, D'] and the target's class mean psi' [D'] (same images, same order)."""
+def match_directions(source_alphas: torch.Tensor, target_features: torch.Tensor, target_weight_row: torch.Tensor) -> ClassDirections:
+    """The target's class mean psi' [D'] and matched unit directions u_l [L, D'] (same images, same order)."""
     return match_directions_streaming([(source_alphas, target_features)], target_weight_row)
 
 

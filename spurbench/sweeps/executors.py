@@ -36,7 +36,7 @@ class ExecutorSettings:
     kind: str  # slurm | local | debug
     output: Path
     time_min: int = 240  # a job's time limit; at the limit submitit checkpoints and requeues it
-    gpus_per_job: int = 0
+    gpus_per_job: int | None = None  # SLURM; None: one for jobs on cuda, else none (``sweeps.driver.sweep_setup``)
     cpus_per_job: int | None = None
     mem_gb: float | None = None
     partition: str | None = None
@@ -73,9 +73,9 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
         if settings.kind == "debug":
             return submitit.DebugExecutor(folder=folder)
         if settings.kind == "local":
-            executor = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
-            executor.update_parameters(timeout_min=settings.time_min)
-            return executor
+            local = submitit.LocalExecutor(folder=folder, max_num_timeout=settings.max_requeues)
+            local.update_parameters(timeout_min=settings.time_min)
+            return local
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
         # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has begun
         params: dict[str, Any] = {
@@ -135,7 +135,7 @@ def job_alive(status: JobStatus) -> bool:
             return True
         return True
     if status.executor == "slurm" and status.job_id:
-        job = submitit.SlurmJob(folder=submitit_folder(status.spec.output), job_id=status.job_id)
+        job: submitit.SlurmJob[Any] = submitit.SlurmJob(folder=submitit_folder(status.spec.output), job_id=status.job_id)
         state = job.get_info(mode="force").get("State") or "UNKNOWN"  # force: submitit's watcher would answer from its cache
         return state.split(" ")[0] not in FINISHED_SLURM  # UNKNOWN (no sacct answer) counts as in flight
     return False
@@ -220,7 +220,7 @@ def _run(
     update()
     if settings.kind == "debug":  # in this process, one after another: the job runs when asked whether it is done
         for spec in specs:
-            job = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)  # noqa: B023 (called at once)
+            job = _submit(lambda: executor.submit(function, spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
             statuses[spec.key] = _submitted(statuses[spec.key], job)
             update()
             job.done()
@@ -230,7 +230,7 @@ def _run(
     jobs: dict[str, submitit.Job] = {}
     if settings.kind == "slurm":
         for spec, job in zip(
-            specs, _submit(lambda: executor.map_array(function, [s.model_dump() for s in specs]), "slurm")
+            specs, _submit(lambda: executor.map_array(function, [s.model_dump(mode="json") for s in specs]), "slurm")
         ):  # one sbatch --array
             jobs[spec.key] = job
             statuses[spec.key] = _submitted(statuses[spec.key], job)
@@ -249,7 +249,7 @@ def _run(
                 spec = pending.popleft()
                 if isinstance(slot, int):  # one GPU per job: the job sees only this one (as cuda:0)
                     executor.update_parameters(visible_gpus=[slot], gpus_per_node=1)
-                jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump()), settings.kind)  # noqa: B023 (called at once)
+                jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
                 statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
                 slots[slot] = spec.key
         for key, job in list(jobs.items()):

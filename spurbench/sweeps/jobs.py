@@ -1,5 +1,5 @@
-"""One sweep job: what it evaluates (``JobSpec``), what it reports (``JobStatus``), and the function a
-submitit executor runs (``SweepJob``), the same ``evaluate`` call ``spurbench run`` makes.
+"""One sweep job: what it evaluates (``JobSpec``: its ``RunSettings``), what it reports (``JobStatus``),
+and the function a submitit executor runs (``SweepJob``), the same ``evaluate`` call ``spurbench run`` makes.
 
 A job's status lives in ``<output>/.sweep/jobs/<key>.json``, written atomically by the job (and by the
 driver when it queues it), so the driver, a later ``--retry-failed`` and a user with ``cat`` read the
@@ -18,35 +18,48 @@ from pathlib import Path
 from typing import Any, Literal
 
 import submitit
+from pydantic import model_validator
 
-from spurbench.benchmarks import get_benchmark
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path, check_inside, real_inside
-from spurbench.harness import evaluate, run_config_hash, spufix_reference
-from spurbench.protocols import scored_protocol
-from spurbench.runs import is_complete, spufix_artifact
+from spurbench.files import atomic_path, check_inside, real_inside, strict_json
+from spurbench.harness import evaluate, load_spufix, spufix_reference
+from spurbench.runs import is_complete
 from spurbench.schemas import Strict, first_error
+from spurbench.settings import RunSettings
 
 SWEEP_DIR = ".sweep"
 State = Literal["queued", "running", "done", "failed"]
 
 
 class JobSpec(Strict):
-    """Everything one (model, benchmark) job needs, as plain JSON: it travels to the job's process."""
+    """Everything one (model, benchmark) job needs, as JSON: it travels to the job's process. Its
+    settings are checked where the job is planned (and again where it is read back)."""
 
     key: str  # the result file's stem, unique in the sweep
-    model: str
-    checkpoint: str | None = None
-    temperature: float = 1.0
-    spufix_temperature: float | None = None
-    benchmark: str  # the plugin's name
-    options: dict[str, Any]  # the benchmark's option values, parsed by its plugin in the job
-    run: dict[str, Any]  # evaluate()'s keyword options (protocol, batch_size, device, bootstrap, ...)
-    spufix: str | None = None  # --spufix as given (a folder, hf://..., auto)
-    output: str  # absolute: a retry from another folder writes where the sweep did
-    result_file: str
-    config_hash: str
-    force: bool = False  # --force: evaluate even where a complete result exists
+    settings: RunSettings  # output: absolute, so a retry from another folder writes where the sweep did
+    config_hash: str  # as planned; the job refuses to run if its settings hash otherwise by then
+
+    @model_validator(mode="after")
+    def _has_output(self) -> JobSpec:
+        if self.settings.output is None:
+            raise ValueError("a job's settings name its output folder")
+        return self
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @property
+    def benchmark(self) -> str:
+        return self.settings.benchmark  # the plugin's name
+
+    @property
+    def output(self) -> str:
+        return str(self.settings.output)
+
+    @property
+    def result_file(self) -> str:
+        return str(Path(self.output) / f"{self.key}.json")
 
 
 class JobStatus(Strict):
@@ -114,15 +127,30 @@ def _read_record(path: Path, output: str | Path) -> tuple[JobStatus | None, str 
     """(the record, None), or (None, why not) for a record that is unreadable, not a job record, or
     whose paths lead out of ``output``; (None, None) where there is none."""
     try:
-        status = JobStatus.model_validate_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        status = JobStatus.model_validate_json(text)
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
     except ValueError as exc:  # ValidationError (pydantic's JSON parser reports truncation as one)
+        if _untyped_record(text):
+            return None, "a job record of an earlier spurbench (its run options are not typed settings): plan the sweep again"
         return None, "not a job record: " + first_error(exc, limit=160).message
+    except SpurbenchError as exc:  # its settings no longer hold here: a checkpoint gone, a plugin uninstalled
+        return None, f"its settings no longer hold: {' '.join(str(exc).split())}"
     problem = record_problem(status, output, path.stem)
     return (None, problem) if problem else (status, None)
+
+
+def _untyped_record(text: str) -> bool:
+    """A record written before jobs carried ``RunSettings`` (its spec has a ``run`` dict of keyword options)."""
+    try:
+        record = strict_json(text)
+    except ValueError:
+        return False
+    spec = record.get("spec") if isinstance(record, dict) else None
+    return isinstance(spec, dict) and isinstance(spec.get("run"), dict) and "settings" not in spec
 
 
 def read_status(output: str | Path, key: str) -> JobStatus | None:
@@ -146,34 +174,6 @@ def read_records(output: str | Path) -> tuple[list[JobStatus], list[str]]:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def job_config_hash(
-    model: str,
-    checkpoint: str | None,
-    plugin: Any,
-    options: Any,
-    run: dict[str, Any],
-    artifact: Any,
-    temperature: float,
-    spufix_temperature: float | None,
-) -> str:
-    """The config hash ``run`` records for this job: the plan skips on it and the job checks it, both
-    through this one function, so the two cannot hash different options."""
-    name = plugin.benchmark_name(options)
-    protocol = scored_protocol(plugin.protocols_for(options), run.get("protocol", "paper"), name)
-    return run_config_hash(
-        model,
-        checkpoint,
-        name,
-        options,
-        protocol,
-        run.get("bootstrap", 1000),
-        spufix_reference(artifact),
-        temperature,
-        spufix_temperature,
-        precision=run.get("precision", "fp32"),
-    )
 
 
 def run_job(spec: JobSpec, executor: str) -> JobStatus:
@@ -203,30 +203,14 @@ def run_job(spec: JobSpec, executor: str) -> JobStatus:
         target = Path(spec.result_file)
         # a requeued job whose first run had finished has nothing left to do; under --force it evaluates
         # again (from the cached features)
-        if spec.force or not is_complete(target, spec.config_hash):
-            plugin = get_benchmark(spec.benchmark)
-            options = plugin.parse_options(spec.options)
-            artifact = spufix_artifact(spec.spufix, spec.model)
-            config_hash = job_config_hash(
-                spec.model, spec.checkpoint, plugin, options, spec.run, artifact, spec.temperature, spec.spufix_temperature
-            )
-            if config_hash != spec.config_hash:  # checked before the forward, not after it
+        settings = spec.settings
+        if settings.force or not is_complete(target, spec.config_hash):
+            artifact = load_spufix(settings.spufix, settings.model)
+            if settings.config_hash(spufix_reference(artifact)) != spec.config_hash:  # checked before the forward, not after it
                 raise SpurbenchError(
                     f"{spec.model}: its configuration changed since the sweep was planned (a checkpoint, artifact or spurbench version); plan the sweep again"
                 )
-            evaluate(
-                spec.model,
-                plugin.load(options),
-                options=options,
-                checkpoint=spec.checkpoint,
-                output_dir=spec.output,
-                spufix=artifact,
-                temperature=spec.temperature,
-                spufix_temperature=spec.spufix_temperature,
-                progress=False,
-                force=spec.force,
-                **spec.run,
-            )
+            evaluate(settings, spufix=artifact)
         status = status.model_copy(update={"state": "done", "finished": now()})
     except SpurbenchError as exc:
         status = status.model_copy(update={"state": "failed", "error": str(exc), "finished": now()})
@@ -256,8 +240,13 @@ class SweepJob(submitit.helpers.Checkpointable):
     def __init__(self, executor: str):
         self.executor = executor
 
-    def __call__(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return run_job(JobSpec.model_validate(spec), self.executor).model_dump()
+    def __call__(self, spec: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            job = JobSpec.model_validate(spec)
+        except SpurbenchError as exc:  # its settings do not hold where it runs (no such checkpoint on this node):
+            print(f"error: {exc}", file=sys.stderr, flush=True)  # the driver records this last log line
+            return None
+        return run_job(job, self.executor).model_dump(mode="json")
 
 
 __all__ = [

@@ -1,6 +1,7 @@
 """A third-party spurbench plugin, outside the spurbench package: a benchmark and a model family.
 
-Installed like any distribution that declares entry points (here: a dist-info folder on the path):
+Installed like any distribution that declares entry points (here: a dist-info folder on the path;
+``accuracy_task.py`` adds a task and a benchmark of it):
 
     [spurbench.benchmarks]
     shapes = shapes_benchmark:ShapesBenchmark

@@ -31,7 +31,8 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2) -> Path:
     """A real discovery of the tiny test model (its own feature cache), for the label page's tests."""
-    from spurbench.discovery import discover
+    from spurbench.discovery.pipeline import discover
+    from spurbench.settings import FeatureSettings
     from spurbench.testing import TinyAdapter, tiny_benchmark
 
     out = tmp_path_factory.mktemp("discovery")
@@ -39,9 +40,8 @@ def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, to
     train.name = "tiny-train"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(
-            TinyAdapter(), train, "tiny", out, classes=classes, components=components, top=top, npfv_steps=2, batch_size=4, progress=False
-        )
+        settings = FeatureSettings(batch_size=4, progress=False)
+        discover(TinyAdapter(), train, "tiny", out, settings, classes=classes, components=components, top=top, npfv_steps=2)
     return out
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import datasets
 
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
-from spurbench.benchmarks.folders import inside
-from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map, file_loader, images_in
+from spurbench.benchmarks.folders import file_loader, images_in, inside
+from spurbench.benchmarks.imagenet.val import ACCESS_HOWTO, IMAGENET_HUB_REPO, class_folder_map
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash

@@ -32,16 +32,15 @@ Images of a class are sorted by file name; ``limit`` keeps the first ``limit`` o
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from spurbench.benchmarks.base import BenchmarkImage
-from spurbench.benchmarks.folders import inside
-from spurbench.benchmarks.parquet import image_bytes, read_shard
+from spurbench.benchmarks.folders import file_loader, images_in, inside
+from spurbench.benchmarks.parquet import bytes_loader, read_shard
 from spurbench.errors import DataError
 from spurbench.hub import resolve_token, snapshot
 from spurbench.imagenet import check_classes, describe_class, synsets
@@ -53,7 +52,6 @@ ACCESS_HOWTO = (
     "https://huggingface.co/datasets/ILSVRC/imagenet-1k, then `huggingface-cli login` (or `hf auth login`) "
     "or set HF_TOKEN; or pass --imagenet-val DIR"
 )
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 LABEL_LISTS = ("val.txt", "ground_truth.txt")
 KAGGLE_CSV = "LOC_val_solution.csv"
 
@@ -61,32 +59,7 @@ KAGGLE_CSV = "LOC_val_solution.csv"
 # --------------------------------------------------------------------------- helpers
 
 
-def file_loader(path: Path):
-    return lambda: Image.open(path)
-
-
-def bytes_loader(table, row: int):
-    """Lazy loader for one row of an Arrow table's ``image`` struct column."""
-
-    def load() -> Image.Image:
-        data = image_bytes(table, row)
-        if data is None:
-            raise DataError("image row has no bytes")
-        return Image.open(io.BytesIO(data))
-
-    return load
-
-
-def images_in(folder: Path, given: Path) -> list[Path]:
-    """The image files of ``folder``, none leading out of ``given`` (the folder the user named)."""
-    return sorted(
-        inside(given, f, "an image file")
-        for f in folder.iterdir()
-        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
-def _positive(class_index: int, name: str, origin: str, loader) -> BenchmarkImage:
+def _positive(class_index: int, name: str, origin: str, loader: Callable[[], Image.Image]) -> BenchmarkImage:
     return BenchmarkImage(
         image_id=f"imagenet-val/{class_index}/{name}",
         class_index=class_index,
@@ -161,14 +134,31 @@ def _read_label_list(path: Path) -> dict[str, int]:
     return labels
 
 
-def _from_label_map(
-    root: Path, image_dir: Path, labels: dict[str, int], classes: list[int], limit: int | None, suffix: str = ""
-) -> list[BenchmarkImage]:
+@dataclass(frozen=True)
+class _ClassFolders:
+    """A local val folder of class subfolders."""
+
+    root: Path
+    folders: dict[int, Path]  # class -> its folder
+
+
+@dataclass(frozen=True)
+class _LabelMap:
+    """A local val folder of flat images with a label map."""
+
+    root: Path
+    image_dir: Path  # where the files of the label map are
+    labels: dict[str, int]  # file name -> class
+    suffix: str = ""  # appended to the label map's names (Kaggle lists ids without ".JPEG")
+
+
+def _from_label_map(layout: _LabelMap, classes: list[int], limit: int | None) -> list[BenchmarkImage]:
+    root, image_dir = layout.root, layout.image_dir
     wanted = set(classes)
     per_class: dict[int, list[str]] = {k: [] for k in classes}
-    for name, k in labels.items():
+    for name, k in layout.labels.items():
         if k in wanted:
-            per_class[k].append(name + suffix)
+            per_class[k].append(name + layout.suffix)
     images: list[BenchmarkImage] = []
     for k in classes:
         names = sorted(per_class[k], key=lambda n: Path(n).name)
@@ -186,18 +176,8 @@ def _from_label_map(
     return images
 
 
-@dataclass(frozen=True)
-class _LocalVal:
-    """A local val folder's layout, detected once: class subfolders, or flat images with a label map."""
-
-    root: Path
-    folders: dict[int, Path] | None = None  # class -> folder (class-subfolder layouts)
-    image_dir: Path | None = None  # where the files of a label map are
-    labels: dict[str, int] | None = None  # file name -> class (flat layouts)
-    suffix: str = ""  # appended to the label map's names (Kaggle lists ids without ".JPEG")
-
-
-def _local_layout(root: str | Path) -> _LocalVal:
+def _local_layout(root: str | Path) -> _ClassFolders | _LabelMap:
+    """A local val folder's layout, detected once."""
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DataError(f"ImageNet-val dir {path} does not exist or is not a directory")
@@ -205,15 +185,15 @@ def _local_layout(root: str | Path) -> _LocalVal:
         if candidate.is_dir():
             folders = class_folder_map(inside(path, candidate, "its val/ folder"), path)
             if folders:
-                return _LocalVal(candidate, folders=folders)
+                return _ClassFolders(candidate, folders)
     if (path / KAGGLE_CSV).is_file():
         inside(path, path / KAGGLE_CSV, "its label list")
         kaggle_images = path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
         image_dir = kaggle_images if kaggle_images.is_dir() else path
-        return _LocalVal(path, image_dir=image_dir, labels=_read_kaggle_csv(path / KAGGLE_CSV), suffix=".JPEG")
+        return _LabelMap(path, image_dir, _read_kaggle_csv(path / KAGGLE_CSV), suffix=".JPEG")
     for name in LABEL_LISTS:
         if (path / name).is_file() and inside(path, path / name, "its label list"):
-            return _LocalVal(path, image_dir=path, labels=_read_label_list(path / name))
+            return _LabelMap(path, path, _read_label_list(path / name))
     raise _unrecognised(path)
 
 
@@ -221,9 +201,9 @@ def load_local_imagenet_val(root: str | Path, class_indices: Sequence[int], limi
     """Positives from a local ILSVRC2012 val folder in one of the layouts in the module docstring."""
     classes = check_classes(class_indices)
     layout = _local_layout(root)
-    if layout.folders is not None:
+    if isinstance(layout, _ClassFolders):
         return _from_class_folders(layout.root, layout.folders, classes, limit, Path(root).expanduser())
-    return _from_label_map(layout.root, layout.image_dir, layout.labels, classes, limit, suffix=layout.suffix)  # type: ignore[arg-type]
+    return _from_label_map(layout, classes, limit)
 
 
 def _unrecognised(path: Path) -> DataError:
@@ -278,9 +258,9 @@ def local_val_classes(root: str | Path) -> list[int]:
     """The classes a local val folder holds images of (any layout ``load_local_imagenet_val`` reads): a
     benchmark over all of val scores what a partial copy has, not an error per missing class."""
     layout = _local_layout(root)
-    if layout.folders is not None:
+    if isinstance(layout, _ClassFolders):
         return sorted(k for k, folder in layout.folders.items() if images_in(folder, Path(root).expanduser()))
-    return sorted(set(layout.labels.values()))  # type: ignore[union-attr]
+    return sorted(set(layout.labels.values()))
 
 
 def resolve_imagenet_val(

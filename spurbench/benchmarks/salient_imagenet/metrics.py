@@ -66,8 +66,13 @@ def view_name(kind: str, sigma: float) -> str:
     return f"noise-{kind}@{sigma:g}"
 
 
+def _average(values: list[float]) -> float:
+    """The mean of a non-empty list."""
+    return float(np.mean(values))
+
+
 def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+    return _average(values) if values else None
 
 
 def salient_metrics(table: ViewTable) -> ViewScores:
@@ -103,18 +108,18 @@ def salient_metrics(table: ViewTable) -> ViewScores:
                 hit = {i: c for i, c in noisy[(kind, sigma)].items() if class_of[i] == cls.index}
                 accuracy = _mean(list(hit.values()))
                 row[f"{name}_accuracy{suffix}"] = accuracy
-                row[f"{name}_drop{suffix}"] = None if accuracy is None else accuracy - _mean([clean[i] for i in hit])  # type: ignore[operator]
+                row[f"{name}_drop{suffix}"] = None if accuracy is None else accuracy - _average([clean[i] for i in hit])
                 probs = {i: p for i, p in noisy_prob[(kind, sigma)].items() if class_of[i] == cls.index}
                 row[f"{name}_prob_drop{suffix}"] = (
-                    None if not probs else _mean(list(probs.values())) - _mean([clean_prob[i] for i in probs])
-                )  # type: ignore[operator]
+                    None if not probs else _average(list(probs.values())) - _average([clean_prob[i] for i in probs])
+                )
             core, spurious = row[f"core_accuracy{suffix}"], row[f"spurious_accuracy{suffix}"]
             row[f"gap{suffix}"] = None if core is None or spurious is None else core - spurious
             features = sorted({int(kind.split("-")[1]) for kind, s in noisy if s == sigma and kind.startswith("feature-")})
             for f in features:
                 hit = {i: c for i, c in noisy[(f"feature-{f}", sigma)].items() if class_of[i] == cls.index}
                 if hit:
-                    row[f"feature_{f}_drop{suffix}"] = _mean(list(hit.values())) - _mean([clean[i] for i in hit])  # type: ignore[operator]
+                    row[f"feature_{f}_drop{suffix}"] = _average(list(hit.values())) - _average([clean[i] for i in hit])
         per_class[cls.index] = row
     keys = ["clean_accuracy"] + [
         f"{m}{'' if n == 0 else '@' + s}"

@@ -22,7 +22,7 @@ def mask_overlay(image: np.ndarray, masks: Mapping[str, np.ndarray], opacity: fl
     picture = Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
     if min(picture.size) < MIN_SIDE:
         scale = -(-MIN_SIDE // min(picture.size))
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     return picture
 
 

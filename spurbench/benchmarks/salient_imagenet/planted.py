@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from spurbench.benchmarks.base import (
     ViewScores,
     ViewTable,
 )
+from spurbench.benchmarks.capabilities import ScoresViews, ShowsExamples
 from spurbench.benchmarks.salient_imagenet.metrics import METRICS, salient_metrics
 from spurbench.benchmarks.salient_imagenet.noise import check_salient_views, check_sigmas, float_union, renderer, views_for
 from spurbench.benchmarks.salient_imagenet.pictures import mask_overlay
@@ -104,6 +105,10 @@ def _checksum(split: PlantedSplit) -> str:
     return digest.hexdigest()
 
 
+def _loader(pixels: np.ndarray) -> Callable[[], Image.Image]:
+    return lambda: Image.fromarray(pixels)
+
+
 def _class(k: int) -> BenchmarkClass:
     planted = k in PLANTED_FEATURES
     return BenchmarkClass(
@@ -137,7 +142,7 @@ def planted_salient_benchmark(seed: int = 0, sigmas: Sequence[float] = (PLANTED_
                 "positive",
                 None,
                 f"planted-generator seed={seed} {image_id}",
-                lambda a=pixels: Image.fromarray(a),
+                _loader(pixels),
                 views_for(KINDS, sigmas),
             )
         )
@@ -173,7 +178,7 @@ PROTOCOLS = protocol_table(
 )
 
 
-class PlantedSalient(BenchmarkPlugin):
+class PlantedSalient(ScoresViews, ShowsExamples, BenchmarkPlugin):
     name = NAME
     description = "Salient ImageNet's core vs spurious accuracy on generated objects carrying planted features (exact masks; embedded)"
     options_model = PlantedSalientOptions

@@ -216,10 +216,15 @@ def _decoration(name: str, dx: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, 
 
 
 def render(
-    seed: int | np.random.Generator, labels: np.ndarray, has_object: np.ndarray, feature_of: np.ndarray, has_badge: np.ndarray | None = None
+    seed: int | np.random.Generator,
+    labels: np.ndarray,
+    has_object: bool | np.ndarray,
+    feature_of: int | np.ndarray,
+    has_badge: bool | np.ndarray | None = None,
 ) -> PlantedSplit:
     """Render one image per entry: background, object instances (if ``has_object``), then in one
-    corner the planted feature ``feature_of`` (>= 0) or the neutral badge (``has_badge``).
+    corner the planted feature ``feature_of`` (>= 0) or the neutral badge (``has_badge``); a flag or
+    feature given as one value holds for every entry.
 
     The random draws do not depend on the content flags: the same seed and labels give the same
     backgrounds, instances, colours and corner positions with or without object/feature/badge.

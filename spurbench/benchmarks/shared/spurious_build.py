@@ -180,7 +180,7 @@ def checksum_of_shards(shards: list[Path]) -> str:
     return content_checksum(rows())
 
 
-def dataset_card(info: BuildInfo, counts: dict[int, int], names: list[str]) -> str:
+def dataset_card(info: BuildInfo, counts: dict[int, int], names: Sequence[str]) -> str:
     """README.md: YAML front matter the Hub reads (configs, license, task) + provenance and checksum."""
     front = {
         "pretty_name": "Spurious ImageNet",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spurbench.benchmarks.folders import inside
+from spurbench.benchmarks.folders import IMAGE_EXTENSIONS, inside
 from spurbench.errors import ChecksumMismatchError, DataError
 
 FORMAT_VERSION = 1
@@ -39,7 +39,6 @@ CARD_FILE = "README.md"
 SHARD_GLOB = "data/*.parquet"
 DEFAULT_SHARD_SIZE = 500  # ~7500 images -> 15 shards of a few tens of MB each
 # torchvision's IMG_EXTENSIONS (what upstream's default_loader decodes); other files are skipped.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _JUNK_DIRS = {"__MACOSX"}  # zip artefacts, never class folders
 _CHECKSUM_LINE = re.compile(r"content checksum[^`]*`(sha256:[0-9a-f]{64})`", re.IGNORECASE)
 

@@ -29,8 +29,7 @@ from typing import Any
 from PIL import Image
 
 from spurbench.benchmarks.data import BenchmarkImage
-from spurbench.benchmarks.imagenet.val import bytes_loader
-from spurbench.benchmarks.parquet import image_bytes, read_shard
+from spurbench.benchmarks.parquet import bytes_loader, image_bytes, read_shard
 from spurbench.benchmarks.shared.spurious_layout import (
     checksum_from_digests,
     image_id_for,

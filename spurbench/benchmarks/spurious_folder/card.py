@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import ConfigDict, Field, NonNegativeInt, ValidationError
 
@@ -21,8 +21,9 @@ from spurbench.errors import DataError
 from spurbench.files import slug, strict_json
 from spurbench.schemas import Strict, first_error_line
 
-KIND = "spurious-folder"  # the plugin that reads the folder (spurbench.json "kind")
-FORMAT_VERSION = 1
+KIND: Final = "spurious-folder"  # the plugin that reads the folder (spurbench.json "kind")
+FORMAT_VERSION: Final = 1
+Layout = Literal["folder", "parquet"]  # the two forms of a folder (see above)
 IMAGES_DIR = "images"
 CHECKSUM_DEFINITION = "sha256 over sorted lines '<image_id>\\t<sha256(image bytes)>\\n'"
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -55,7 +56,7 @@ class Card(_Exact):
     kind: Literal["spurious-folder"]
     name: str = Field(min_length=1)
     label_space: str = Field(min_length=1)
-    layout: Literal["folder", "parquet"]
+    layout: Layout
     checksum: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     checksum_definition: str
     num_images: NonNegativeInt

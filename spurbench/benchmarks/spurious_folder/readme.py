@@ -57,7 +57,8 @@ def dataset_card(card: Card) -> str:
     facts = card.provenance
     model = _named(facts.get("model"))
     pool = _named(facts.get("pool"))
-    verification = facts.get("classes") if isinstance(facts.get("classes"), dict) else {}
+    classes = facts.get("classes")
+    verification = classes if isinstance(classes, dict) else {}
     rows = "\n".join(
         f"| {k} | {entry.name or ''} | {', '.join(str(c) for c in entry.components)} | {entry.images} | {_verification(verification.get(k))} |"
         for k, entry in sorted(card.classes.items(), key=lambda kv: int(kv[0]))

@@ -22,7 +22,8 @@ from typing import Any
 from PIL import Image
 
 from spurbench.benchmarks.base import MinedImage
-from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, IMAGE_EXTENSIONS, META_FILE, checksum_from_digests, image_id_for
+from spurbench.benchmarks.folders import IMAGE_EXTENSIONS
+from spurbench.benchmarks.shared.spurious_layout import CARD_FILE, META_FILE, checksum_from_digests, image_id_for
 from spurbench.benchmarks.spurious_folder.card import (
     CHECKSUM_DEFINITION,
     FORMAT_VERSION,
@@ -31,6 +32,7 @@ from spurbench.benchmarks.spurious_folder.card import (
     Card,
     ClassEntry,
     ImageEntry,
+    Layout,
     card_json,
     class_folder,
     name_slug,
@@ -168,7 +170,7 @@ def write_mined(out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) 
 
 
 def new_card(
-    name: str, label_space: str, entries: list[ImageEntry], facts: dict[str, Any], layout: str = "folder", shards: Sequence[str] = ()
+    name: str, label_space: str, entries: list[ImageEntry], facts: dict[str, Any], layout: Layout = "folder", shards: Sequence[str] = ()
 ) -> Card:
     """The card of a folder holding ``entries``; its checksum computed from their stored bytes' digests."""
     names = _class_names(facts)
@@ -181,7 +183,7 @@ def new_card(
         kind=KIND,
         name=name,
         label_space=label_space,
-        layout=layout,  # type: ignore[arg-type]
+        layout=layout,
         checksum=checksum_from_digests((e.image_id, e.sha256) for e in entries),
         checksum_definition=CHECKSUM_DEFINITION,
         num_images=len(entries),

@@ -3,7 +3,7 @@ labels (what the class page renders on load and what the label API answers with)
 
 from __future__ import annotations
 
-from spurbench.discovery import DiscoveryIndex
+from spurbench.discovery.index import DiscoveryIndex
 from spurbench.discovery.labels import Key, LabelRecord, LabelsFile, class_done, latest, sorted_classes
 
 

@@ -1,13 +1,12 @@
-"""What a views benchmark's plugin works with (see ``BenchmarkPlugin.task``): the rows its metrics are
-computed from, the metrics it returns and declares, and the pictures it offers the board."""
+"""What a views plugin (a ``ScoresViews`` plugin of the "views" task) scores with: the rows its metrics
+are computed from, the metrics it returns, and the metrics it declares for boards and reports."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 from spurbench.benchmarks.data import BenchmarkClass
 
@@ -47,13 +46,4 @@ class ViewMetric:
     signed: bool = False
 
 
-@dataclass(frozen=True)
-class ExampleImage:
-    """One picture for the board: an image (already composed, e.g. a mask over the image) and its caption."""
-
-    image: Image.Image = field(repr=False)
-    caption: str
-    attribution: str | None = None  # the licence or source line the data requires, shown under it
-
-
-__all__ = ["ExampleImage", "ViewMetric", "ViewScores", "ViewTable"]
+__all__ = ["ViewMetric", "ViewScores", "ViewTable"]

@@ -1,85 +1,34 @@
-"""What a run decides, typed, built once and passed down: ``FeatureSettings`` (how features are computed,
-the part the feature stream reads) and ``RunSettings`` (one model on one benchmark: everything
-``evaluate`` needs besides the loaded objects).
-
-Both are frozen pydantic models that refuse unknown keys, so a sweep job carries its run as JSON and a
-misspelt key fails where the job is planned, not inside a running SLURM job. Building a ``RunSettings``
-checks every value ``evaluate`` would check without loading anything (benchmark and its options,
-protocol, bootstrap, temperatures, precision, worker count), with the same one-line messages: a
-settings object that exists is one ``evaluate`` accepts. What depends on the machine (is there a GPU)
-is checked by :meth:`FeatureSettings.check_machine` where the work runs.
-"""
+"""One model on one benchmark: ``RunSettings``, checked on construction, and the checks it shares with
+``RunOptions`` (bootstrap draws, temperatures, checkpoint files)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from spurbench._version import __version__
+from spurbench.adapters import check_model_name, declared_model
 from spurbench.benchmarks import BenchmarkOptions, BenchmarkPlugin, get_benchmark
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
 from spurbench.files import stable_hash
+from spurbench.heads import PLAIN, SPUFIX
 from spurbench.metrics import MAX_BOOTSTRAP_DRAWS
-from spurbench.pixelcache import DEFAULT_GB
 from spurbench.preprocessing import check_protocol
 from spurbench.protocols import EvalProtocol, scored_protocol
-from spurbench.runtime import PRECISIONS, check_device, check_precision, check_workers
+from spurbench.results import result_filename
 from spurbench.schemas import Strict
-
-Precision = Literal["fp32", "bf16", "fp16"]
-DEFAULT_BATCH_SIZE = 64
-DEFAULT_SHARD_BATCHES = 8  # a shard is this many batches: the unit a killed run resumes from
+from spurbench.settings.features import FeatureSettings
 
 
-class FeatureSettings(Strict):
-    """How a model's features on a benchmark are computed (``spurbench.features``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    protocol: str = "paper"  # the benchmark's protocol to evaluate with (its own authors' code, or the model's transform)
-    batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)
-    shard_batches: int = Field(DEFAULT_SHARD_BATCHES, ge=1)
-    device: str = "cpu"
-    use_cache: bool = True
-    progress: bool = True
-    num_workers: int | None = None  # data-loader workers; None: the available cores - 1
-    precision: Precision = "fp32"
-    channels_last: bool = False
-    pixel_cache: Path | None = None  # a folder of decoded uint8 inputs shared by models with the same preprocessing
-    pixel_cache_gb: float = Field(DEFAULT_GB, gt=0)
-
-    @field_validator("protocol")
-    @classmethod
-    def _known_protocol(cls, protocol: str) -> str:
-        check_protocol(protocol)
-        return protocol
-
-    @field_validator("num_workers")
-    @classmethod
-    def _workers(cls, num_workers: int | None) -> int | None:
-        return check_workers(num_workers)
-
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _known_precision(cls, precision: Any) -> Any:
-        if precision not in PRECISIONS:
-            raise SpurbenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        return precision
-
-    @property
-    def shard_size(self) -> int:
-        """Images per cached shard (a multiple of the batch size, so a resumed run forms the same batches)."""
-        return self.batch_size * self.shard_batches
-
-    def check_machine(self) -> None:
-        """One line if this machine lacks the device, or its autocast cannot run the precision. Called
-        where the features are computed: a SLURM login node need not have its jobs' GPUs."""
-        check_device(self.device)
-        check_precision(self.precision, self.device)
+def check_bootstrap(draws: int) -> int:
+    """Bootstrap draws in 0..MAX_BOOTSTRAP_DRAWS, the bound ``leaderboard verify`` recomputes."""
+    if not 0 <= draws <= MAX_BOOTSTRAP_DRAWS:
+        raise SpurbenchError(f"--bootstrap {draws}: use 0 to {MAX_BOOTSTRAP_DRAWS} draws")
+    return draws
 
 
 def check_temperature(value: float, what: str = "temperature") -> float:
@@ -94,22 +43,27 @@ def checkpoint_identity(checkpoint: str | Path | None) -> str | None:
     not its path, so replacing the weights at the same path is a new configuration."""
     if checkpoint is None:
         return None
+    check_checkpoint(checkpoint)
+    return content_digest(checkpoint)
+
+
+def check_checkpoint(checkpoint: str | Path) -> None:
     if not Path(checkpoint).is_file():
         raise SpurbenchError(f"checkpoint {str(checkpoint)!r} does not exist")
-    return content_digest(checkpoint)
 
 
 class RunSettings(Strict):
     """One model on one benchmark: what ``spurbench run`` and a sweep job decide, and ``evaluate`` takes.
 
-    ``options`` are the benchmark's option values as its plugin parsed them (``model_dump``), so the
-    settings serialise to JSON and parse back to the same options. ``spufix`` names a SpuFix artifact
-    (a folder, ``hf://ORG/NAME[@REV]`` or ``auto``); the artifact itself is loaded by whoever runs.
+    ``benchmark`` names a registered plugin (``spurbench.testing`` registers a tiny one for tests);
+    ``options`` are its option values as the plugin parsed them (``model_dump``), so the settings
+    serialise to JSON and parse back to the same options. ``spufix`` names a SpuFix artifact (a folder,
+    ``hf://ORG/NAME[@REV]`` or ``auto``); the artifact itself is loaded by whoever runs.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    model: str  # FAMILY:SPEC (or a loaded adapter's name)
+    model: str  # FAMILY:SPEC, as given (the result file is named by the loaded model's name)
     checkpoint: str | None = None  # local .safetensors weights for the named architecture
     benchmark: str  # the benchmark plugin's registered name
     options: dict[str, Any] = Field(default_factory=dict)
@@ -124,9 +78,7 @@ class RunSettings(Strict):
     @field_validator("bootstrap")
     @classmethod
     def _bootstrap(cls, draws: int) -> int:
-        if not 0 <= draws <= MAX_BOOTSTRAP_DRAWS:
-            raise SpurbenchError(f"--bootstrap {draws}: use 0 to {MAX_BOOTSTRAP_DRAWS} draws")
-        return draws
+        return check_bootstrap(draws)
 
     @field_validator("temperature")
     @classmethod
@@ -140,9 +92,11 @@ class RunSettings(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _parsed_options(cls, values: Any) -> Any:
+    def _checked(cls, values: Any) -> Any:
         """The benchmark's plugin parses its options (one line for an unknown benchmark, option or value)
-        and its protocol table must have the protocol asked for; the parsed options are what is kept."""
+        and its protocol table must have the protocol asked for; the model's name must be loadable,
+        a label space it declares must be one the benchmark scores, and a checkpoint must exist. The
+        parsed options are what is kept."""
         if not isinstance(values, dict) or not isinstance(values.get("benchmark"), str):
             return values
         plugin = get_benchmark(values["benchmark"])
@@ -151,6 +105,13 @@ class RunSettings(Strict):
         protocol = features.protocol if isinstance(features, FeatureSettings) else (features or {}).get("protocol", "paper")
         check_protocol(protocol)
         scored_protocol(plugin.protocols_for(options), protocol, plugin.benchmark_name(options))
+        if isinstance(values.get("model"), str):
+            check_model_name(values["model"])
+            declared = declared_model(values["model"])
+            if declared is not None:  # a model the benchmark cannot score is refused before it downloads or trains
+                plugin.check_model(declared)
+        if values.get("checkpoint") is not None:
+            check_checkpoint(values["checkpoint"])
         return {**values, "options": options.model_dump(mode="json")}
 
     # ---- derived (cheap, no I/O besides the memoised checkpoint digest) ------------------------------
@@ -171,6 +132,13 @@ class RunSettings(Strict):
 
     def effective_spufix_temperature(self) -> float:
         return self.temperature if self.spufix_temperature is None else self.spufix_temperature
+
+    def result_file(self, model_name: str | None = None, benchmark_name: str | None = None) -> Path | None:
+        """Where the result is written (None: nowhere): named by the model and benchmark as the settings
+        give them, or by the loaded ones' names."""
+        if self.output is None:
+            return None
+        return self.output / result_filename(model_name or self.model, benchmark_name or self.benchmark_name())
 
     def config_hash(self, spufix_reference: str | None) -> str:
         """Hash of the inputs that determine a result, known before the model is loaded (sweeps skip on it).
@@ -196,3 +164,17 @@ class RunSettings(Strict):
                 **({"precision": precision} if precision != "fp32" else {}),
             }
         )
+
+    def planned_facts(self, with_spufix: bool) -> dict[str, Any]:
+        """What the result file will record of this configuration (``result_conflicts`` names what an
+        existing file records differently); a checkpoint's weights are recorded by their digest."""
+        return {
+            "weights": checkpoint_identity(self.checkpoint),
+            "heads": f"{PLAIN}+{SPUFIX}" if with_spufix else PLAIN,
+            "protocol": self.features.protocol,
+            "precision": self.features.precision,
+            "bootstrap": self.bootstrap,
+            "temperature": self.temperature,
+            "spufix_temperature": self.effective_spufix_temperature() if with_spufix else None,
+            "spurbench": __version__,
+        }

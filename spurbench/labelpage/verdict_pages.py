@@ -1,5 +1,5 @@
-"""The verify pages (``spurbench label DIR --mode verify``) over one mining folder, for one labeler:
-is the class's object absent from each mined candidate?
+"""The pages that collect people's verdicts on mined candidates (``spurbench label DIR --mode verify``),
+over one mining folder, for one labeler: is the class's object absent from each mined candidate?
 
 Routes:
   GET  /                   the classes with their candidates verified / total (this labeler)
@@ -22,15 +22,17 @@ from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
 
-from spurbench.discovery.labels import check_labeler
 from spurbench.errors import SpurbenchError
 from spurbench.labelpage.app import LOCAL_NAMES, check_served, served_file, templates
-from spurbench.mining import REFERENCE_DIR, THUMBS_DIR, MiningIndex, candidates_by_class, read_mining
+from spurbench.ledger import check_labeler
+from spurbench.mining.index import MiningIndex, candidates_by_class, read_mining
+from spurbench.mining.pipeline import REFERENCE_DIR
+from spurbench.mining.thumbnails import THUMBS_DIR
 from spurbench.mining.verdicts import (
     VERDICTS,
     UnknownCandidateError,
     Verdict,
-    VerifyFile,
+    VerdictsFile,
     class_progress,
     latest_verdicts,
     read_verdicts,
@@ -51,7 +53,7 @@ class VerdictRequest(BaseModel):
     verdict: Verdict
 
 
-def class_verdicts(index: MiningIndex, verdicts: VerifyFile, labeler: str, class_index: int) -> dict:
+def class_verdicts(index: MiningIndex, verdicts: VerdictsFile, labeler: str, class_index: int) -> dict:
     """One class's verdicts: the labeler's own per image, the others', the progress and the neighbours."""
     current = latest_verdicts(verdicts)
     mine = {i: {"verdict": r.verdict, "at": r.at.isoformat()} for (k, i, who), r in current.items() if k == class_index and who == labeler}
@@ -77,8 +79,8 @@ def class_verdicts(index: MiningIndex, verdicts: VerifyFile, labeler: str, class
     }
 
 
-def create_verify_app(folder: Path, labeler: str) -> FastAPI:
-    """The verify app of a mining folder; a one-line SpurbenchError now when it is no mining or its
+def create_verdict_app(folder: Path, labeler: str) -> FastAPI:
+    """The verdict pages' app of a mining folder; a one-line SpurbenchError now when it is no mining or its
     verdicts belong to another one."""
     folder = Path(folder).resolve()
     labeler = check_labeler(labeler)
@@ -108,19 +110,20 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
     def index_page(request: Request) -> HTMLResponse:
         progress = class_progress(index, read_verdicts(folder, index, ledger), labeler)
         names = {e.class_index: e.class_name for e in index.components}
+        finished = [k for k, (done, total) in sorted(progress.items()) if done == total]
         rows = [
-            {"index": k, "name": names[k], "verified": done, "candidates": total, "done": done == total}
+            {"index": k, "name": names[k], "verified": done, "candidates": total, "done": k in finished}
             for k, (done, total) in sorted(progress.items())
         ]
         context = {
             **common,
             "rows": rows,
-            "done": sum(r["done"] for r in rows),
+            "done": len(finished),
             "total": len(rows),
-            "next_unverified": next((r["index"] for r in rows if not r["done"]), None),
+            "next_unverified": next((k for k in sorted(progress) if k not in finished), None),
             "pool": index.pool,
         }
-        return templates().TemplateResponse(request, "verify_index.html", context)
+        return templates().TemplateResponse(request, "verdict_index.html", context)
 
     @app.get("/class/{class_index}", response_class=HTMLResponse)
     def class_page(request: Request, class_index: int) -> HTMLResponse:
@@ -129,7 +132,7 @@ def create_verify_app(folder: Path, labeler: str) -> FastAPI:
         entries = [e for e in index.components if e.class_index == class_index]
         state = class_verdicts(index, read_verdicts(folder, index, ledger), labeler, class_index)
         return templates().TemplateResponse(
-            request, "verify_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state}
+            request, "verdict_class.html", {**common, "entries": entries, "class_name": entries[0].class_name, "state": state}
         )
 
     @app.get("/api/verdicts/{class_index}")

@@ -1,4 +1,4 @@
-"""The board's figures, drawn with matplotlib's object-oriented API (no pyplot, no backend switch):
+"""The spurious-AUC board's figures, drawn with matplotlib's object-oriented API (no pyplot, no backend switch):
 accuracy vs mAUC with SpuFix arrows, and the class-wise AUC heatmap of the top models."""
 
 from __future__ import annotations

@@ -1,0 +1,178 @@
+"""Mining a new spurious benchmark from an unlabelled pool (paper 1 sec. 6): ``spurbench mine``.
+
+For every labelled spurious component l of a class k, the pool's images are ranked by the
+component's contribution alpha_l (the class's basis as ``discover`` saved it: never refitted), keeping
+those the model predicts as k (top-1 by default, as the paper; ``top5`` or ``none``), and dropping
+near-duplicates within the component (feature cosine >= ``dedup_cosine``, the higher-alpha one kept).
+An image may be a candidate of several (class, component) pairs; each records it.
+
+One backbone pass over the pool, through the feature cache (resumable: a killed run continues from
+its finished shards; ranking again with other components forwards nothing). A second read of the
+cached features collects the features of the few candidates for the duplicate check. Everything
+lands in ``--out``: ``candidates.json`` (written atomically, last), thumbnails of the candidates and a
+reference strip per component (its top training images and its feature visualisation, copied from
+the discovery) for the people who verify the candidates (``spurbench label OUT --mode verify``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spurbench._version import __version__
+from spurbench.adapters import ModelAdapter
+from spurbench.errors import SpurbenchError
+from spurbench.features import FeatureStream
+from spurbench.files import atomic_path, plain, remove_stale_temporaries
+from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord
+from spurbench.mining.pool import Pool
+from spurbench.mining.sources import RankingSource
+from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
+from spurbench.settings import FeatureSettings
+
+REFERENCE_DIR = "reference"
+HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
+# Near-duplicates: on the generated pool, distinct images of one kind reach cosine 0.995 (0.98 dropped
+# 190-237 distinct candidates per component, 0.995 still 11-46, 0.999 none; see the README)
+DEDUP_COSINE = 0.999
+
+
+def _passes(logits: torch.Tensor, k: int, rule: str) -> torch.Tensor:
+    if rule == "none":
+        return torch.ones(logits.shape[0], dtype=torch.bool)
+    top = logits.topk(1 if rule == "top1" else min(5, logits.shape[1]), dim=1).indices
+    return (top == k).any(1)
+
+
+def _deduplicate(order: list[str], feats: dict[str, torch.Tensor], threshold: float, want: int) -> tuple[list[str], int]:
+    """Greedy in ``order`` (alpha descending): keep an image unless it is within ``threshold`` cosine of one kept."""
+    if not order:
+        return [], 0
+    unit = torch.nn.functional.normalize(torch.stack([feats[i] for i in order]).double(), dim=1)
+    cosine = (unit @ unit.T).numpy()  # one matrix product for the few hundred ranked images, not one per image
+    closest = np.full(len(order), -np.inf)  # each image's highest cosine to any kept image so far
+    kept: list[str] = []
+    dropped = 0
+    for position, image_id in enumerate(order):
+        if closest[position] >= threshold:
+            dropped += 1
+            continue
+        kept.append(image_id)
+        np.maximum(closest, cosine[position], out=closest)
+        if len(kept) == want:
+            break
+    return kept, dropped
+
+
+def _copy_reference(path: Path, out: Path) -> str:
+    target = out / REFERENCE_DIR / path.name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(path, tmp)
+    return target.relative_to(out).as_posix()
+
+
+def mine(
+    model: ModelAdapter,
+    source: RankingSource,
+    pool: Pool,
+    out: Path,
+    settings: FeatureSettings,
+    per_component: int = 75,
+    require_predicted: str = "top1",
+    dedup_cosine: float = DEDUP_COSINE,
+) -> MiningIndex:
+    """Rank ``pool`` for every (class, component) of ``source`` and write the candidates under ``out``."""
+    if per_component < 1 or not 0 < dedup_cosine <= 1 or require_predicted not in ("top1", "top5", "none"):
+        raise SpurbenchError("--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none")
+    out = Path(out)
+    remove_stale_temporaries(out)  # of a killed run: mining again leaves what an uninterrupted run leaves
+    wanted = source.wanted()
+    weight, bias = (t.detach().cpu().double() for t in model.head)
+    keep = per_component * HEADROOM
+    best: dict[tuple[int, int], tuple[torch.Tensor, list[str]]] = {}
+    for ids, feats in FeatureStream.open(model, pool.benchmark, settings):
+        logits = feats.double() @ weight.T + bias
+        for k, ranks in wanted.items():
+            alphas = source.bases[k].alphas(feats)[:, [source.columns[(k, r)] for r in ranks]]  # [B, L]
+            passing = _passes(logits, k, require_predicted)
+            alphas = torch.where(passing[:, None], alphas, torch.full_like(alphas, -torch.inf))
+            for j, rank in enumerate(ranks):
+                values, names = best.get((k, rank), (torch.empty(0, dtype=torch.float64), []))
+                values, names = torch.cat([values, alphas[:, j]]), [*names, *ids]
+                top = torch.topk(values, min(keep, len(names)))
+                finite = torch.isfinite(top.values)
+                best[(k, rank)] = (top.values[finite], [names[int(i)] for i in top.indices[finite]])
+    wanted_ids = {i for _, names in best.values() for i in names}
+    stats: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}  # candidate -> (features, top-1 class, softmax)
+    for ids, feats in FeatureStream.open(model, pool.benchmark, settings.model_copy(update={"progress": False})):
+        rows = [r for r, i in enumerate(ids) if i in wanted_ids]
+        if rows:
+            probs = torch.softmax(feats[rows].double() @ weight.T + bias, dim=1)
+            for r, p in zip(rows, probs):
+                stats[ids[r]] = (feats[r], int(p.argmax()), p)
+    by_id = {im.image_id: im for im in pool.benchmark.images}
+    (out / THUMBS_DIR).mkdir(parents=True, exist_ok=True)
+    records = []
+    for (k, rank), (values, names) in sorted(best.items()):
+        alpha_of = dict(zip(names, values.tolist()))
+        kept, dropped = _deduplicate(names, {i: stats[i][0] for i in names}, dedup_cosine, per_component)
+        cands = []
+        for position, image_id in enumerate(kept, 1):
+            thumb, digest = thumbnail_and_digest(pool, by_id[image_id], out)
+            _, top1, probs = stats[image_id]
+            cands.append(
+                Candidate(
+                    image_id=image_id,
+                    source=by_id[image_id].origin,
+                    digest=digest,
+                    rank=position,
+                    alpha=alpha_of[image_id],
+                    predicted=top1,
+                    probability=float(probs[k]),
+                    thumbnail=thumb,
+                )
+            )
+        tops, npfv = source.references.get((k, rank), ([], None))
+        records.append(
+            ComponentCandidates(
+                class_index=k,
+                class_name=source.class_names[k],
+                component=rank,
+                neuron=source.neurons.get((k, rank)),
+                reference=[_copy_reference(p, out) for p in tops],
+                npfv=_copy_reference(npfv, out) if npfv else None,
+                candidates=cands,
+                dropped_duplicates=dropped,
+            )
+        )
+    result = MiningIndex(
+        spurbench_version=__version__,
+        model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
+        discovery=str(source.discovery) if source.discovery else None,
+        spufix=source.spufix,
+        basis=source.basis,
+        training=source.training,
+        pool=PoolRecord(
+            name=pool.benchmark.name,
+            source=pool.source,
+            spec=pool.spec,
+            revision=pool.benchmark.revision,
+            num_images=len(pool.benchmark.images),
+            unreadable=pool.unreadable,
+        ),
+        require_predicted=require_predicted,
+        per_component=per_component,
+        dedup_cosine=dedup_cosine,
+        components=records,
+    )
+    with atomic_path(out / INDEX_FILE) as tmp:
+        tmp.write_text(result.model_dump_json(indent=1) + "\n")
+    return result
+
+
+__all__ = ["DEDUP_COSINE", "HEADROOM", "REFERENCE_DIR", "mine"]
