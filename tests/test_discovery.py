@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from spurbench import discovery
 from spurbench.basis import fit_neurons_streaming
 from spurbench.cli import discover as discover_cli
 from spurbench.cli.discover import parse_classes
-from spurbench.discovery import pipeline
+from spurbench.discovery import index as discovery_index
+from spurbench.discovery import pipeline, statistics
 from spurbench.discovery.gradcam import component_cams
 from spurbench.discovery.index import INDEX_FILE, read_index
 from spurbench.discovery.npfv import visualise
@@ -50,7 +50,7 @@ def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
         alphas = npca.alphas(feats.features)  # [N, D]
         logits = feats.features.double() @ weight[k].double() + bias[k].double()
         record = index.classes[str(k)]
-        saved = discovery.class_basis(tmp_path, index, k)  # what `mine` ranks by, without refitting
+        saved = discovery_index.class_basis(tmp_path, index, k)  # what `mine` ranks by, without refitting
         assert saved.eigenvectors.shape == (8, 4) and torch.allclose(saved.alphas(feats.features), alphas[:, :4], atol=1e-12)
         assert record.num_images == len(subset.images) and record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
         for comp in record.components:
@@ -209,7 +209,7 @@ def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
     logits = psi.sum(1) + bias[1].double()
     record = index.classes["1"]
     expected = torch.argsort(psi.mean(0), descending=True)[:3].tolist()
-    assert torch.allclose(discovery.class_basis(tmp_path, index, 1).alphas(feats.features), psi[:, expected], atol=1e-12)
+    assert torch.allclose(discovery_index.class_basis(tmp_path, index, 1).alphas(feats.features), psi[:, expected], atol=1e-12)
     assert [c.neuron for c in record.components] == expected and [c.rank for c in record.components] == [0, 1, 2]
     assert record.logit_mean == pytest.approx(float(logits.mean()), abs=1e-9)
     for comp in record.components:
@@ -220,7 +220,7 @@ def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
         assert [t.image_id for t in comp.top_images] == [feats.image_ids[int(i)] for i in order]
         assert comp.npfv is not None and comp.npfv.alpha > float(a.min())  # the visualisation is at least a plausible image's worth
         assert comp.npfv.cam_file and all(t.cam_file for t in comp.top_images)
-    assert discovery.BASES == discover_cli.BASES  # the CLI repeats the list so that --help imports no torch
+    assert statistics.BASES == discover_cli.BASES  # the CLI repeats the list so that --help imports no torch
 
 
 def test_gradcam_of_one_neuron_is_its_activation_map() -> None:

@@ -445,13 +445,20 @@ def _wait_for_features(proc: subprocess.Popen, cache: Path) -> None:
     assert proc.poll() is None, "the run ended before its features started"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_kill_mid_features_then_the_same_command_gives_the_uninterrupted_result(weights, tmp_path, how):
-    reference = tmp_path / "reference"
-    done = _start_run(weights, reference, tmp_path / "cache-reference", tmp_path)
+@pytest.fixture(scope="module")
+def uninterrupted_result(weights, tmp_path_factory) -> dict:
+    """The run without interruption (own cache), once for both signals."""
+    root = tmp_path_factory.mktemp("uninterrupted-run")
+    done = _start_run(weights, root / "reference", root / "cache-reference", root)
     _, err = done.communicate(timeout=600)
     assert done.returncode == 0, err
+    (expected,) = list((root / "reference").glob("*.json"))
+    return _result_without_provenance(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_kill_mid_features_then_the_same_command_gives_the_uninterrupted_result(weights, uninterrupted_result, tmp_path, how):
     cache, out = tmp_path / "cache", tmp_path / "out"
     proc = _start_run(weights, out, cache, tmp_path)
     _wait_for_features(proc, cache)
@@ -473,5 +480,5 @@ def test_kill_mid_features_then_the_same_command_gives_the_uninterrupted_result(
     resumed = _start_run(weights, out, cache, tmp_path)
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
-    (expected,), (got,) = list(reference.glob("*.json")), list(out.glob("*.json"))
-    assert _result_without_provenance(got) == _result_without_provenance(expected)
+    (got,) = list(out.glob("*.json"))
+    assert _result_without_provenance(got) == uninterrupted_result
