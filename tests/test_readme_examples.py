@@ -192,6 +192,18 @@ def test_every_readme_command_is_classified():
         assert (run.command is None and run.folder == "readme") or run.why, command
 
 
+def test_an_xdist_worker_runs_torch_on_one_thread():
+    """The README's test command runs two pytest-xdist workers on two cores: torch's default of one thread
+    per core in each made in-process torch tests 10-15 times slower (perf/p14_ci_time.py). tests/conftest.py
+    gives a worker, and every process it starts, one thread (pytest loads it before any test module imports torch)."""
+    probe = "import os, tests.conftest, torch; print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'))"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    worker = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env={**env, "PYTEST_XDIST_WORKER": "gw0"}, capture_output=True, text=True, timeout=300
+    )
+    assert worker.stdout.split() == ["1", "1"], worker.stderr[-2000:]
+
+
 def _spurbench(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The README's ``spurbench ...`` as the console script runs it, in a fresh interpreter."""
     args = shlex.split(command)
