@@ -12,7 +12,7 @@ from spurbench.errors import DataError, SpurbenchError
 from spurbench.features import FeatureSet, extract_features
 from spurbench.files import plain
 from spurbench.heads import PLAIN, SPUFIX, LinearHead
-from spurbench.imagenet import class_columns
+from spurbench.label_spaces import class_columns
 from spurbench.result_conflicts import existing_result
 from spurbench.results import (
     Provenance,

@@ -21,8 +21,8 @@ from spurbench.benchmarks.imagenet.val import (
     resolve_imagenet_val,
 )
 from spurbench.errors import AccessError, DataError
-from spurbench.imagenet import class_names as imagenet_class_names
-from spurbench.imagenet import synsets as imagenet_synsets
+from spurbench.label_spaces import class_names as imagenet_class_names
+from spurbench.label_spaces import synsets as imagenet_synsets
 from tests.support.hub_fixture import offline_hub, write_hub_repo
 from tests.support.one_line import one_line_error
 

@@ -11,7 +11,7 @@ import pytest
 from spurbench.benchmarks.base import BenchmarkClass, ViewTable
 from spurbench.benchmarks.imagenet_w import CARTON, ImageNetW, inw_metrics
 from spurbench.harness import evaluate
-from spurbench.imagenet import synsets
+from spurbench.label_spaces import synsets
 from spurbench.leaderboard.verify import verify_result
 from spurbench.results import ViewResult
 from spurbench.settings import FeatureSettings, RunSettings

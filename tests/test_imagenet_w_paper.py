@@ -24,7 +24,7 @@ from spurbench.benchmarks.imagenet_w import CARTON, ImageNetW, inw_metrics
 from spurbench.benchmarks.imagenet_w import transform as wm
 from spurbench.dataloading import input_batches
 from spurbench.harness import evaluate
-from spurbench.imagenet import synsets
+from spurbench.label_spaces import synsets
 from spurbench.leaderboard.verify import verify_result
 from spurbench.results import ViewResult
 from spurbench.settings import FeatureSettings, RunSettings

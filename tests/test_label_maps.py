@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spurbench.errors import LabelSpaceError
-from spurbench.imagenet import (
+from spurbench.label_spaces import (
     class_columns,
     class_names,
     imagenet_1k_to_21k,

@@ -115,7 +115,7 @@ def test_a_spurious_imagenet_folder_with_a_link_out_is_refused_through_the_cli(c
 
 
 def test_an_imagenet_val_folder_with_a_class_folder_out_is_refused(tmp_path) -> None:
-    from spurbench.imagenet import synsets
+    from spurbench.label_spaces import synsets
 
     make_val(tmp_path / "elsewhere", [1, 2])
     val = tmp_path / "val"

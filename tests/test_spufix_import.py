@@ -12,7 +12,7 @@ from spurbench.benchmarks.imagenet.train import (
     write_class_rows,
 )
 from spurbench.errors import AccessError, DataError, SpurbenchError
-from spurbench.imagenet import synsets as imagenet_synsets
+from spurbench.label_spaces import synsets as imagenet_synsets
 from spurbench.spufix.fit import SourceAlphas, import_upstream_alphas, load_components
 
 

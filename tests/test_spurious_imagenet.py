@@ -18,8 +18,8 @@ from spurbench.benchmarks.shared.spurious_build import build_from_upstream, down
 from spurbench.benchmarks.shared.spurious_layout import content_checksum, parse_folder_name, scan_upstream
 from spurbench.benchmarks.shared.spurious_negatives import Negatives, load_negatives
 from spurbench.errors import AccessError, ChecksumMismatchError, DataError
-from spurbench.imagenet import class_names
-from spurbench.imagenet import synsets as imagenet_synsets
+from spurbench.label_spaces import class_names
+from spurbench.label_spaces import synsets as imagenet_synsets
 from tests.support.hub_fixture import offline_hub, write_hub_repo
 from tests.support.hub_server import LocalHub, local_hub
 from tests.support.one_line import one_line_error

@@ -33,7 +33,7 @@ from spurbench.adapters.timm_adapter import TimmAdapter
 from spurbench.benchmarks import load_benchmark
 from spurbench.dataloading import input_batches
 from spurbench.harness import evaluate
-from spurbench.imagenet import synsets as imagenet_synsets
+from spurbench.label_spaces import synsets as imagenet_synsets
 from spurbench.preprocessing import eval_data_config, normalize_on_device
 from spurbench.settings import FeatureSettings, RunSettings
 from tests.support.hub_fixture import offline_hub

@@ -25,7 +25,7 @@ from spurbench.adapters.timm_adapter import timm_data_config
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.hub import cached_commit, exception_chain, raise_if_weights_unavailable, weights_from_hub
-from spurbench.imagenet import imagenet_space
+from spurbench.label_spaces import imagenet_space
 
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 

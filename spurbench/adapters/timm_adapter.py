@@ -36,7 +36,7 @@ from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError, UnknownNameError
 from spurbench.files import plain
 from spurbench.hub import cached_commit, weights_from_hub
-from spurbench.imagenet import TIMM_SUBSET_TO_SPACE, class_names
+from spurbench.label_spaces import TIMM_SUBSET_TO_SPACE, class_names
 from spurbench.registry import suggest
 
 if TYPE_CHECKING:

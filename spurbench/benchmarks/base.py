@@ -26,7 +26,7 @@ from spurbench.benchmarks.data import ROLES, Benchmark, BenchmarkClass, Benchmar
 from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
 from spurbench.benchmarks.view_scoring import ViewMetric, ViewScores, ViewTable
 from spurbench.errors import LabelSpaceError, SpurbenchError
-from spurbench.imagenet import maps_to
+from spurbench.label_spaces import maps_to
 from spurbench.protocols import EvalProtocol
 from spurbench.registry import Registry, suggest
 from spurbench.results import VIEW_SEPARATOR

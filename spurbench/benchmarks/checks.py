@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from spurbench.errors import SpurbenchError
-from spurbench.imagenet import maps_to
+from spurbench.label_spaces import maps_to
 from spurbench.protocols import EvalProtocol
 from spurbench.registry import Registry
 

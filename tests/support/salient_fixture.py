@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from spurbench.imagenet import synsets
+from spurbench.label_spaces import synsets
 
 ANNOTATION_HEADER = (
     "WorkerId",

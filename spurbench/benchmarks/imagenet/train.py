@@ -26,7 +26,7 @@ from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError
 from spurbench.files import atomic_path, stable_hash
 from spurbench.hub import hub_error, resolve_token
-from spurbench.imagenet import check_classes, class_names, describe_class, synsets
+from spurbench.label_spaces import check_classes, class_names, describe_class, synsets
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 # ImageNet train photos, resized and centre-cropped as the class-image benchmarks' authors do val photos

@@ -43,7 +43,7 @@ from spurbench.benchmarks.folders import file_loader, images_in, inside
 from spurbench.benchmarks.parquet import bytes_loader, read_shard
 from spurbench.errors import DataError
 from spurbench.hub import resolve_token, snapshot
-from spurbench.imagenet import check_classes, describe_class, synsets
+from spurbench.label_spaces import check_classes, describe_class, synsets
 
 IMAGENET_HUB_REPO = "ILSVRC/imagenet-1k"
 IMAGENET_HUB_REVISION: str | None = None  # None = "main"; the resolved commit is recorded in positives_source

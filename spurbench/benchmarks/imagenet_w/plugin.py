@@ -47,7 +47,7 @@ from spurbench.benchmarks.imagenet_w.metrics import CARTON, METRICS, inw_metrics
 from spurbench.benchmarks.imagenet_w.transform import OPACITY, WATERMARK_TEXT, X_POS, Y_POS, FontSource, find_font, font_size, watermark
 from spurbench.cache import content_digest
 from spurbench.errors import SpurbenchError
-from spurbench.imagenet import class_names
+from spurbench.label_spaces import class_names
 from spurbench.protocols import MODEL_TRANSFORM, EvalProtocol, protocol_table
 
 NAME = "imagenet-w"

@@ -84,7 +84,7 @@ from PIL import Image
 from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.imagenet.val import class_folder_map
 from spurbench.errors import DataError
-from spurbench.imagenet import check_classes, describe_class, synsets
+from spurbench.label_spaces import check_classes, describe_class, synsets
 
 ANNOTATION_CSV = "discover_spurious_features.csv"
 ANNOTATION_DIR = "mturk_results"  # where the authors' repository keeps it

@@ -67,7 +67,7 @@ from spurbench.benchmarks.salient_imagenet.planted import NAME as PLANTED_NAME
 from spurbench.benchmarks.salient_imagenet.planted import NOISE_SCHEME, PlantedSalient
 from spurbench.benchmarks.salient_imagenet.planted import PROTOCOLS as PLANTED_PROTOCOLS
 from spurbench.errors import SpurbenchError
-from spurbench.imagenet import class_names
+from spurbench.label_spaces import class_names
 from spurbench.protocols import EvalProtocol, Geometry, protocol_table
 
 NAME = "salient-imagenet"

@@ -38,7 +38,7 @@ from spurbench.benchmarks.shared.spurious_layout import (
 )
 from spurbench.errors import DataError
 from spurbench.hub import commit, snapshot
-from spurbench.imagenet import class_names
+from spurbench.label_spaces import class_names
 
 
 def features():

@@ -22,7 +22,7 @@ from spurbench.benchmarks.shared.spurious_negatives import (
 )
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.hub import cached_snapshot
-from spurbench.imagenet import check_classes, class_names
+from spurbench.label_spaces import check_classes, class_names
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 NAME = "spurious-imagenet"

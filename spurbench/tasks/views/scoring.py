@@ -13,7 +13,7 @@ from spurbench.benchmarks.view_scoring import ViewTable
 from spurbench.errors import DataError
 from spurbench.features import FeatureSet, row_ids
 from spurbench.heads import probabilities_with
-from spurbench.imagenet import class_columns
+from spurbench.label_spaces import class_columns
 from spurbench.preprocessing import role_geometry
 from spurbench.results import ModelInfo, ViewClassRow, ViewHeadResult, ViewImage, ViewProtocolInfo, ViewResult, ViewRows
 from spurbench.tasks.common import benchmark_info
