@@ -8,9 +8,9 @@ models with other means still share it. The caller builds the key (``dataloading
 benchmark name, revision, checksum, image ids in order, positives source, per-role geometry, and the
 Pillow / torchvision versions that decode and resize).
 
-An entry is a folder ``<name>-<key hash>/`` with ``manifest.json`` and shards of ``SHARD_IMAGES``
-images (safetensors, tensor ``pixels``, metadata: the shard's image ids and the sha256 of its bytes).
-Shards are written atomically (``files.atomic_path``), so concurrent sweep jobs may read and fill the
+An entry is a folder ``<name>-<key hash>/`` of the shard store (``spurbench.shard_store``): its
+manifest and shards of ``SHARD_IMAGES`` images (tensor ``pixels``, with the shard's image ids and the
+sha256 of its bytes). Shards are written atomically, so concurrent sweep jobs may read and fill the
 same entry: a reader sees a whole shard or none, and two writers write the same bytes. Each shard is
 checked when used (ids, shape, digest); a damaged or vanished one is decoded again with a note,
 never trusted.
@@ -25,7 +25,6 @@ while in use is decoded again, not read half.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import shutil
@@ -37,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import atomic_path, slug, stable_hash
+from spurbench.files import slug, stable_hash
+from spurbench.shard_store import MANIFEST, ShardRead, ShardSpec, read_manifest, read_shard, write_manifest, write_shard
 
 FORMAT = 1
 KIND = "spurbench-pixel-cache"
@@ -56,16 +55,9 @@ def _note(message: str) -> None:
     sys.stderr.write(f"note: pixel cache {message}\n")
 
 
-def _digest(pixels: torch.Tensor) -> str:
-    return hashlib.sha256(pixels.contiguous().numpy().data).hexdigest()  # the array's buffer: no copy
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(path.read_text())
-        return value if isinstance(value, dict) else None
-    except (OSError, ValueError):
-        return None
+def _why(read: ShardRead) -> str:
+    # this cache's words for a shard of other images or another layout (one reason: the key was the same)
+    return "lists other images or has another shape" if read.problem in ("other images", "other layout") else read.why
 
 
 def _size(folder: Path) -> int:
@@ -108,7 +100,7 @@ class PixelCache:
             _note(f"{self.root}: {name} needs {need / 1e9:.1f} GB, over the {self.max_bytes / 1e9:.1f} GB bound; decoding without it")
             return None
         folder = self.root / f"{slug(name)}-{stable_hash(key)}"
-        manifest = folder / "manifest.json"
+        manifest = folder / MANIFEST
         content = {
             "kind": KIND,
             "format": FORMAT,
@@ -116,15 +108,14 @@ class PixelCache:
             "images": len(image_ids),
             "shape": list(shape),
         }
-        stored = _read_json(manifest) if manifest.exists() else None
+        stored = read_manifest(manifest) if manifest.exists() else None
         if manifest.exists() and stored != content:
             # a hash collision, a damaged manifest or another format: the shards' ids could not tell
             _note(f"{folder.name}: manifest unreadable or from another configuration; starting the entry over")
             shutil.rmtree(folder, ignore_errors=True)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(manifest) as tmp:  # (re)written on every open: its mtime is the entry's last use
-                tmp.write_text(json.dumps(content, indent=1))
+            write_manifest(manifest, content)  # (re)written on every open: its mtime is the entry's last use
         except OSError as exc:  # e.g. the disk is full, or another job evicted the folder just now
             _note(f"{folder.name}: cannot open the entry ({exc.strerror or type(exc).__name__}); decoding without it")
             return None
@@ -135,10 +126,10 @@ class PixelCache:
         """Delete least recently used entries (never ``keep``) until they and ``need`` fit the bound."""
         entries = []
         for folder in self.root.iterdir():
-            meta = _read_json(folder / "manifest.json") if folder.is_dir() and folder != keep else None
+            meta = read_manifest(folder / MANIFEST) if folder.is_dir() and folder != keep else None
             if meta is not None and meta.get("kind") == KIND:  # only this cache's entries, never other folders
                 with contextlib.suppress(OSError):
-                    entries.append(((folder / "manifest.json").stat().st_mtime, folder, _size(folder)))
+                    entries.append(((folder / MANIFEST).stat().st_mtime, folder, _size(folder)))
         used = sum(size for _, _, size in entries)
         for _, folder, size in sorted(entries):
             if used + need <= self.max_bytes:
@@ -178,50 +169,22 @@ class PixelEntry:
     def _span(self, shard: int) -> range:
         return range(shard * SHARD_IMAGES, min((shard + 1) * SHARD_IMAGES, len(self.image_ids)))
 
-    def _path(self, shard: int) -> Path:
-        return self.folder / f"shard-{shard:05d}.safetensors"
-
-    def _expect(self, shard: int) -> tuple[list[str], tuple[int, ...]]:
+    def _spec(self, shard: int) -> ShardSpec:
         span = self._span(shard)
-        return self.image_ids[span.start : span.stop], (len(span), *self.shape)
+        return ShardSpec("pixels", self.image_ids[span.start : span.stop], torch.uint8, (len(span), *self.shape))
 
     def _header_state(self, shard: int) -> str:
         """'ok', 'missing', or why the shard's header cannot be trusted (its data is checked on use)."""
-        if not self._path(shard).exists():
-            return "missing"
-        try:
-            with safe_open(str(self._path(shard)), framework="pt") as handle:
-                ids = json.loads((handle.metadata() or {})["image_ids"])
-                part = handle.get_slice("pixels")
-                dtype, shape = part.get_dtype(), tuple(part.get_shape())
-        except Exception as exc:  # truncated, not safetensors, missing metadata
-            return f"unreadable ({type(exc).__name__})"
-        expected_ids, expected_shape = self._expect(shard)
-        if ids != expected_ids or dtype != "U8" or shape != expected_shape:
-            return "lists other images or has another shape"
-        return "ok"
+        return _why(read_shard(self.folder, shard, self._spec(shard), data=False))
 
     def _load(self, shard: int) -> torch.Tensor | str:
         """The shard's pixels, or why they cannot be used (damaged, or removed by another job)."""
-        try:
-            with safe_open(str(self._path(shard)), framework="pt") as handle:
-                meta = handle.metadata() or {}
-                pixels = handle.get_tensor("pixels")
-            ids = json.loads(meta["image_ids"])
-        except Exception as exc:
-            return f"unreadable ({type(exc).__name__})"
-        expected_ids, expected_shape = self._expect(shard)
-        if ids != expected_ids or pixels.dtype != torch.uint8 or tuple(pixels.shape) != expected_shape:
-            return "lists other images or has another shape"
-        if meta.get("sha256") != _digest(pixels):
-            return "damaged (its data does not match its digest)"
-        return pixels
+        read = read_shard(self.folder, shard, self._spec(shard))
+        return read.tensor if read.problem is None and read.tensor is not None else _why(read)
 
     def _write(self, shard: int, pixels: torch.Tensor) -> None:
-        ids, _ = self._expect(shard)
         try:
-            with atomic_path(self._path(shard)) as tmp:
-                save_file({"pixels": pixels.contiguous()}, str(tmp), metadata={"image_ids": json.dumps(ids), "sha256": _digest(pixels)})
+            write_shard(self.folder, shard, "pixels", self._spec(shard).ids, pixels)
         except (OSError, SafetensorError) as exc:  # disk full, or the entry evicted by another job: go on uncached
             _note(f"{self.folder.name}: cannot write shard {shard} ({' '.join(str(exc).split())[:200]}); going on without it")
 

@@ -8,12 +8,14 @@ from dataclasses import replace
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from spurbench.dataloading import pixel_cache_key
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream, extract_features
 from spurbench.pixelcache import PixelCache
 from spurbench.settings import FeatureSettings
+from spurbench.shard_store import write_shard
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
 SETTINGS = FeatureSettings(
@@ -89,20 +91,31 @@ def test_size_bound_evicts_the_least_recently_used_entry(tmp_path, capsys):
     assert torch.equal(feats, extract_features(TinyAdapter(), tiny_benchmark(), settings=SETTINGS).features)
 
 
-@pytest.mark.parametrize("damage", ["flipped byte", "truncated"])
-def test_damaged_entry_is_decoded_again_never_trusted(tmp_path, capsys, damage):
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("flipped byte", "shard 0 damaged (its data does not match its digest); decoding it again"),
+        ("truncated", "shard 0 unreadable (SafetensorError); decoding it again"),
+        ("other images", "shard 0 lists other images or has another shape; decoding it again"),
+    ],
+)
+def test_damaged_entry_is_decoded_again_never_trusted(tmp_path, capsys, damage, said):
     bench = tiny_benchmark()
     reference = extract_features(TinyAdapter(), bench, _cached(tmp_path / "px")).features
     (shard,) = (tmp_path / "px").glob("*/shard-00000.safetensors")
     data = bytearray(shard.read_bytes())
     if damage == "flipped byte":
         data[-100] ^= 0xFF  # in the pixels; the header still parses
-    else:
+    elif damage == "truncated":
         data = data[: len(data) // 2]
+    else:  # a whole shard with its own valid digest, of the images in another order
+        pixels = load_file(str(shard))["pixels"]
+        write_shard(shard.parent, 0, "pixels", [im.image_id for im in reversed(bench.images)], pixels)
+        data = bytearray(shard.read_bytes())
     shard.write_bytes(bytes(data))
     capsys.readouterr()
     assert torch.equal(extract_features(TinyAdapter(), bench, _cached(tmp_path / "px")).features, reference)
-    assert "shard 0" in capsys.readouterr().err  # said so
+    assert said in capsys.readouterr().err  # said so, in the pixel cache's words
     # ... and rewritten: the next run reads it without decoding
     assert torch.equal(extract_features(TinyAdapter(), _undecodable(bench), _cached(tmp_path / "px")).features, reference)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spurbench.benchmarks import Benchmark, PoolTruth, get_benchmark
+from spurbench.benchmarks import Benchmark, MinesPools, PoolTruth, get_benchmark, require
 from spurbench.benchmarks import planted as planted_benchmark
 from spurbench.benchmarks.shared import planted_generator as P
 from spurbench.errors import SpurbenchError
@@ -98,8 +98,7 @@ def test_pool_is_deterministic_per_seed_and_differs_across_seeds(pool) -> None:
 
 def test_plugin_returns_the_pool_as_an_unlabelled_benchmark(pool) -> None:
     plugin = get_benchmark("planted")
-    assert plugin.implements("mining_pool")
-    bench, truth = plugin.mining_pool(plugin.parse_options({}))
+    bench, truth = require(plugin, MinesPools).mining_pool(plugin.parse_options({}))
     assert isinstance(bench, Benchmark) and isinstance(truth, PoolTruth)
     assert bench.name == "planted-pool" and bench.classes == [] and bench.label_space == "planted"
     assert bench.revision == f"generator-v{P.GENERATOR_VERSION}-seed0-pool" and bench.checksum == P.pool_checksum(pool)
@@ -114,15 +113,15 @@ def test_plugin_returns_the_pool_as_an_unlabelled_benchmark(pool) -> None:
         assert truth.features[ids[i]] == (int(pool.feature_of[i]) if pool.feature_of[i] >= 0 else None)
     assert sum(f is not None for f in truth.features.values()) == int(pool.carries_feature.sum())
     # seed and limit are the plugin's options
-    small, small_truth = plugin.mining_pool(plugin.parse_options({"seed": 3, "limit": 10}))
+    small, small_truth = require(plugin, MinesPools).mining_pool(plugin.parse_options({"seed": 3, "limit": 10}))
     assert len(small.images) == len(small_truth.objects) == 10 and small.revision.endswith("seed3-pool")  # type: ignore[union-attr]
 
 
 def test_a_benchmark_without_a_pool_says_so_in_one_line() -> None:
     plugin = get_benchmark("spurious-imagenet")
-    assert not plugin.implements("mining_pool")
+    assert not isinstance(plugin, MinesPools)
     with pytest.raises(SpurbenchError) as err:
-        plugin.mining_pool(plugin.parse_options({}))
+        require(plugin, MinesPools).mining_pool(plugin.parse_options({}))
     assert str(err.value) == "benchmark 'spurious-imagenet' generates no mining pool; pass --pool DIR"
 
 

@@ -1,6 +1,5 @@
-"""One contract per task, and a plugin's surface in small capabilities: the table of tasks, reading a
-result through its task, the tasks' answers on the committed results, no task branch outside the
-tasks, and what the capabilities say of every registered plugin."""
+"""One contract per task: the table of tasks, reading a result through its task, the tasks' answers on
+the committed results, and no task branch outside the tasks (a plugin's capabilities: test_capabilities.py)."""
 
 from __future__ import annotations
 
@@ -10,23 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spurbench.benchmarks import (
-    BENCHMARKS,
-    BenchmarkOptions,
-    BenchmarkPlugin,
-    GivesPositives,
-    MinesPools,
-    PublishesDataset,
-    ScoresViews,
-    TrainingData,
-    benchmarks_with,
-    capabilities_of,
-    get_benchmark,
-    require,
-)
-from spurbench.benchmarks.capabilities import CAPABILITIES
+from spurbench.benchmarks import ScoresViews, get_benchmark, require
 from spurbench.errors import SpurbenchError, UnknownNameError
-from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 from spurbench.report import headline, summary_table, worst_classes_table
 from spurbench.results import TASKS, Result, ViewResult, read_result
 from spurbench.tasks import Task, get_task, task_of, task_of_result
@@ -34,7 +18,6 @@ from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("*.json"))
-PROTOCOLS = protocol_table(fixed_paper(1.0, by="a test"), MODEL_TRANSFORM)
 
 
 def test_the_table_of_tasks_gives_each_task_and_refuses_others(monkeypatch) -> None:
@@ -84,7 +67,7 @@ def test_each_task_answers_for_its_results() -> None:
             assert task.worst_classes(result)[0] == min(plain.classes, key=lambda c: c.auc).class_index
             assert task.like_with_like(result) == () and result.recorded_facts() == {"bootstrap": plain.aggregate.bootstrap_draws}
         else:
-            key = get_benchmark(result.benchmark.name).headline[0]
+            key = require(get_benchmark(result.benchmark.name), ScoresViews).headline[0]
             assert headline(result) == (key, plain.metrics[key]) and task.headline_of(result).signed
             assert set(task.like_with_like(result)) == {v for image in result.images.values() for v in image.views}
             assert result.recorded_facts() == {}
@@ -110,90 +93,3 @@ def test_no_module_that_asks_tasks_branches_on_one() -> None:
     ]
     assert not found, "\n".join(found)
     assert TASK_BRANCH.search('if plugin.task == "views":') and TASK_BRANCH.search("isinstance(r, Result)")  # the pattern can fail
-
-
-def test_capabilities_say_what_each_plugin_implements() -> None:
-    for name in BENCHMARKS.names():
-        plugin = get_benchmark(name)
-        for capability in CAPABILITIES:
-            assert isinstance(plugin, capability) == all(plugin.implements(m) for m in capability.methods), (name, capability)
-        assert (plugin.task == "views") == isinstance(plugin, ScoresViews)
-    assert benchmarks_with(TrainingData) == benchmarks_with("training_split") and benchmarks_with(MinesPools) == ["planted"]
-    assert capabilities_of(get_benchmark("planted")) == [
-        "TrainingData",
-        "GroundTruthSource",
-        "MinesPools",
-        "GivesPositives",
-        "ShowsExamples",
-    ]
-    folder = get_benchmark("spurious-folder")
-    assert isinstance(folder, PublishesDataset) and require(folder, PublishesDataset) is folder
-    with pytest.raises(SpurbenchError) as failure:
-        require(folder, TrainingData)
-    one_line_error(failure, "benchmark 'spurious-folder' has no training split")
-    with pytest.raises(SpurbenchError) as failure:
-        require(folder, MinesPools)
-    one_line_error(failure, "generates no mining pool; pass --pool DIR")
-    with pytest.raises(SpurbenchError) as failure:
-        folder.training_split(None)
-    one_line_error(failure, "benchmark 'spurious-folder' has no training split")
-
-
-class _Base(BenchmarkPlugin):
-    name = "capability-test"
-    description = "a plugin class of a test"
-    protocols = PROTOCOLS
-
-    def load(self, options: BenchmarkOptions):
-        raise NotImplementedError
-
-    def reference(self, revision: str):
-        return None
-
-
-def test_a_plugin_names_its_capabilities_and_must_implement_them() -> None:
-    class Named(TrainingData, _Base):
-        def training_split(self, classes, source=None, limit=None):
-            return "split"
-
-    class Unnamed(_Base):  # written before capabilities: it has one by what it implements
-        def training_split(self, classes, source=None, limit=None):
-            return "split"
-
-    assert isinstance(Named(), TrainingData) and isinstance(Unnamed(), TrainingData) and not isinstance(_Base(), TrainingData)
-    assert require(Named(), TrainingData).training_split(None) == "split"
-    with pytest.raises(SpurbenchError, match=r"names the capability MinesPools but does not implement MinesPools\.mining_pool"):
-
-        class Lacking(MinesPools, _Base):
-            pass
-
-    with pytest.raises(SpurbenchError, match="names the capability GivesPositives but does not implement GivesPositives.positives"):
-
-        class LackingAfter(_Base, GivesPositives):  # named after the base: still checked
-            pass
-
-    class Views(ScoresViews, _Base):
-        def check_views(self, reference, views):
-            return None
-
-        def view_metrics(self, table):
-            raise NotImplementedError
-
-    assert isinstance(Views(), ScoresViews) and Views().watched_classes("x") == {}
-
-
-def test_a_plugin_that_names_capabilities_does_not_lend_them_to_other_plugins() -> None:
-    # planted names TrainingData first; spurious-imagenet has a training split but no ground truth and
-    # no pool: it must not count as a subclass of planted (and so of planted's other capabilities).
-    from spurbench.benchmarks import GroundTruthSource, MinesPools, TrainingData, capabilities_of, get_benchmark
-
-    spurious = get_benchmark("spurious-imagenet")
-    assert isinstance(spurious, TrainingData)
-    assert not isinstance(spurious, GroundTruthSource) and not isinstance(spurious, MinesPools)
-    assert capabilities_of(get_benchmark("planted")) == [
-        "TrainingData",
-        "GroundTruthSource",
-        "MinesPools",
-        "GivesPositives",
-        "ShowsExamples",
-    ]

@@ -14,13 +14,11 @@ which benchmarks exist.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from spurbench.benchmarks.capabilities import CAPABILITIES, REFUSALS, ExampleImage, GivesPositives, group_mauc, undeclared_methods
+from spurbench.benchmarks.capabilities import CAPABILITIES, ExampleImage, GivesPositives, group_mauc, undeclared_methods
 from spurbench.benchmarks.checks import check_plugin_class, where_it_runs
 from spurbench.benchmarks.data import ROLES, Benchmark, BenchmarkClass, BenchmarkImage, BenchmarkOptions, Role, images_by_class
 from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Reference
@@ -33,62 +31,7 @@ from spurbench.results import VIEW_SEPARATOR
 from spurbench.schemas import first_error
 
 
-class LegacyRefusals:
-    """The capabilities' methods as every plugin had them before the split: refusals (or empty answers)
-    for callers that still ask any plugin instead of ``capabilities.require``. Only these defaults live
-    here; ``isinstance(plugin, Capability)`` never counts them. To go once no caller needs them."""
-
-    _refusals_only = True
-    name: ClassVar[str]
-    positives_crop_pct: ClassVar[float | None] = None
-    named_by_its_data: ClassVar[bool] = False
-    view_metric_specs: ClassVar[tuple[ViewMetric, ...]] = ()
-    headline: ClassVar[tuple[str, str | None, str | None]] = ("mauc", "mauc_ci_low", "mauc_ci_high")
-
-    def _refuse(self, method: str) -> SpurbenchError:
-        return SpurbenchError(REFUSALS[method].format(name=self.name))
-
-    def training_split(self, classes: Sequence[int] | None, source: str | None = None, limit: int | None = None) -> Benchmark:
-        raise self._refuse("training_split")
-
-    def ground_truth(self, options: BenchmarkOptions) -> GroundTruth | None:
-        return None
-
-    def mining_pool(self, options: BenchmarkOptions) -> tuple[Benchmark, PoolTruth | None]:
-        raise self._refuse("mining_pool")
-
-    def positives(self, class_indices: Sequence[int], options: BenchmarkOptions) -> tuple[list[BenchmarkImage], list[BenchmarkClass], str]:
-        raise self._refuse("positives")
-
-    def write_mined(self, out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) -> str:
-        raise self._refuse("write_mined")
-
-    def build_dataset(self, source: Path, out: Path) -> str:
-        raise self._refuse("build_dataset")
-
-    def push_dataset(self, folder: Path, repo_id: str) -> str:
-        raise self._refuse("push_dataset")
-
-    def download_dataset(self, repo_id: str | None, revision: str | None, out: Path | None) -> Path:
-        raise self._refuse("download_dataset")
-
-    def check_views(self, reference: Reference, views: dict[str, tuple[str, ...]]) -> None:
-        raise self._refuse("check_views")
-
-    def watched_classes(self, label_space: str) -> dict[str, int]:
-        return {}
-
-    def view_metrics(self, table: ViewTable) -> ViewScores:
-        raise self._refuse("view_metrics")
-
-    def example_images(self, benchmark_name: str, revision: str | None, worst_classes: Sequence[int]) -> list[ExampleImage]:
-        return []
-
-    def extra_metrics(self, classes: Sequence[BenchmarkClass], class_auc: Sequence[float]) -> dict[str, float]:
-        return group_mauc(classes, class_auc)
-
-
-class BenchmarkPlugin(LegacyRefusals, abc.ABC):
+class BenchmarkPlugin(abc.ABC):
     """One benchmark. Subclasses set the class attributes and implement ``load`` and ``reference``, and
     name the capabilities they have before this class (see ``capabilities.py``).
 
@@ -115,11 +58,6 @@ class BenchmarkPlugin(LegacyRefusals, abc.ABC):
     def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
         """The protocols of the benchmark ``load(options)`` gives, known without loading. Default: ``protocols``."""
         return self.protocols
-
-    def implements(self, method: str) -> bool:
-        """Whether this plugin provides an optional method (``training_split``, ``ground_truth``, ...);
-        ``isinstance(plugin, TrainingData)`` asks the same of a whole capability."""
-        return getattr(type(self), method) is not getattr(BenchmarkPlugin, method)
 
     def parse_options(self, values: dict[str, Any] | BenchmarkOptions | None = None) -> BenchmarkOptions:
         """This benchmark's options from ``key: value`` pairs; a one-line error names an unknown or bad key."""
@@ -180,7 +118,6 @@ __all__ = [
     "BenchmarkPlugin",
     "ExampleImage",
     "GroundTruth",
-    "LegacyRefusals",
     "MinedImage",
     "PoolTruth",
     "Reference",

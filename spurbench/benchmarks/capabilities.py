@@ -5,14 +5,17 @@ its base class, so that its surface reads at a glance::
     class Generated(TrainingData, GroundTruthSource, MinesPools, GivesPositives, BenchmarkPlugin): ...
 
 ``isinstance(plugin, TrainingData)`` says whether a plugin has one; :func:`require` hands it on or
-refuses in one line. A plugin that defines a capability's methods without naming the capability has
-it too (checked by the methods it defines, as ``collections.abc`` does), so plugins written before the
-capabilities were split out keep working."""
+refuses in one line. ``BenchmarkPlugin`` itself has none of these methods: a caller asks for the
+capability, and where a plugin without it has an answer (no watched classes, no pictures, the group
+means), the caller gives that answer itself. A plugin that defines a capability's methods without
+naming the capability has it too (checked by the methods it defines, as ``collections.abc`` does), so
+plugins written before the capabilities were split out keep working; such a plugin inherits none of
+the capability's class attributes, so callers read those with :func:`stated`."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -25,8 +28,7 @@ from spurbench.benchmarks.records import GroundTruth, MinedImage, PoolTruth, Ref
 from spurbench.benchmarks.view_scoring import ViewMetric, ViewScores, ViewTable
 from spurbench.errors import SpurbenchError
 
-# What a plugin without the capability answers when asked anyway (words users see; ``require`` and the
-# refusing defaults of ``base.LegacyRefusals`` both say them).
+# What ``require`` answers for a plugin without the capability, per method asked for (words users see).
 REFUSALS = {
     "training_split": "benchmark {name!r} has no training split",
     "mining_pool": "benchmark {name!r} generates no mining pool; pass --pool DIR",
@@ -42,11 +44,8 @@ REFUSALS = {
 
 
 def _defines(klass: type, method: str) -> bool:
-    """Whether ``klass`` or a base implements ``method``: not the capabilities here, which declare it, nor
-    the refusing defaults every plugin inherits (``base.LegacyRefusals``)."""
-    return any(
-        method in vars(base) and base.__module__ != __name__ and not vars(base).get("_refusals_only", False) for base in klass.__mro__
-    )
+    """Whether ``klass`` or a base implements ``method``: not the capabilities here, which declare it."""
+    return any(method in vars(base) and base.__module__ != __name__ for base in klass.__mro__)
 
 
 class Capability(abc.ABC):  # noqa: B024 (an ABC for its subclass hook; its methods are declared by ``methods``)
@@ -223,6 +222,24 @@ def require(plugin: Any, capability: type[C], method: str | None = None) -> C:
     raise SpurbenchError(REFUSALS[method or capability.methods[0]].format(name=getattr(plugin, "name", plugin)))
 
 
+def implements(plugin: Any, method: str) -> bool:
+    """Whether a plugin (or plugin class) implements a capability's ``method`` itself, e.g. ``"build_dataset"``
+    (a capability's own default, such as ``ScoresViews.watched_classes``, does not count)."""
+    return _defines(plugin if isinstance(plugin, type) else type(plugin), method)
+
+
+def stated(plugin: Any, capability: type[Capability], attribute: str) -> Any:
+    """A capability's class attribute as ``plugin`` states it, else the capability's default (None where it
+    has none): a plugin that has the capability without naming it inherits no default."""
+    return getattr(plugin, attribute, getattr(capability, attribute, None))
+
+
+def extra_metrics_of(plugin: Any) -> Callable[[Sequence[BenchmarkClass], Sequence[float]], dict[str, float]]:
+    """What a spurious-AUC head records beyond the standard metrics: the plugin's ``extra_metrics``
+    (``AddsMetrics``), else :func:`group_mauc` (also for no plugin, a benchmark built in code)."""
+    return plugin.extra_metrics if isinstance(plugin, AddsMetrics) else group_mauc
+
+
 def capabilities_of(plugin: Any) -> list[str]:
     """The names of the capabilities a plugin has, e.g. for ``spurbench ls``."""
     return [c.__name__ for c in CAPABILITIES if isinstance(plugin, c)]
@@ -249,7 +266,10 @@ __all__ = [
     "TrainingData",
     "WritesMined",
     "capabilities_of",
+    "extra_metrics_of",
     "group_mauc",
+    "implements",
     "require",
+    "stated",
     "undeclared_methods",
 ]

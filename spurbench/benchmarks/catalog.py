@@ -14,7 +14,7 @@ from spurbench.benchmarks.base import (
     BenchmarkOptions,
     BenchmarkPlugin,
 )
-from spurbench.benchmarks.capabilities import Capability
+from spurbench.benchmarks.capabilities import Capability, PublishesDataset, implements, stated
 from spurbench.errors import SpurbenchError
 
 
@@ -40,7 +40,7 @@ def benchmarks_with(what: str | type[Capability]) -> list[str]:
     """Names of the registered plugins that have a capability (e.g. ``TrainingData``) or implement one
     of its methods (e.g. ``"training_split"``)."""
     if isinstance(what, str):
-        return [name for name in BENCHMARKS.names() if get_benchmark(name).implements(what)]
+        return [name for name in BENCHMARKS.names() if implements(BENCHMARKS.get(name), what)]
     return [name for name in BENCHMARKS.names() if issubclass(BENCHMARKS.get(name), what)]
 
 
@@ -52,7 +52,7 @@ def dataset_benchmark(method: str, source: Path | None = None) -> BenchmarkPlugi
     kind = _declared_kind(source) if source is not None else None
     if kind in names:
         return get_benchmark(kind)
-    unnamed = [n for n in names if not BENCHMARKS.get(n).named_by_its_data]
+    unnamed = [n for n in names if not stated(BENCHMARKS.get(n), PublishesDataset, "named_by_its_data")]
     if len(unnamed) != 1:
         raise SpurbenchError(f"name the benchmark: --benchmark ({', '.join(names) or 'no registered benchmark has a Hub dataset'})")
     return get_benchmark(unnamed[0])

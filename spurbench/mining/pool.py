@@ -25,7 +25,7 @@ from PIL import Image
 
 from spurbench.benchmarks import BENCHMARKS, MinesPools, get_benchmark, require
 from spurbench.benchmarks.base import Benchmark, BenchmarkImage
-from spurbench.benchmarks.folders import inside, reading_root
+from spurbench.benchmarks.folders import IMAGE_EXTENSIONS, inside, reading_root
 from spurbench.benchmarks.parquet import image_bytes, read_shard
 from spurbench.cache import make_cache_dir
 from spurbench.errors import DataError, SpurbenchError
@@ -33,7 +33,6 @@ from spurbench.files import atomic_path, check_inside
 from spurbench.hub import check_repo_id, snapshot
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 POOL_LABEL_SPACE = "pool"  # pool images have no label; class_index -1
 
 
@@ -208,4 +207,4 @@ def resolve_pool(pool: str) -> Pool:
     return folder_pool(pool)
 
 
-__all__ = ["HUB_PREFIX", "IMAGE_EXTENSIONS", "POOL_LABEL_SPACE", "Pool", "folder_pool", "hub_pool", "resolve_pool"]
+__all__ = ["HUB_PREFIX", "POOL_LABEL_SPACE", "Pool", "folder_pool", "hub_pool", "resolve_pool"]

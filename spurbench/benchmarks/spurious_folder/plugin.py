@@ -19,7 +19,7 @@ from pydantic import Field
 
 from spurbench.benchmarks import BENCHMARKS, benchmarks_with, get_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkOptions, BenchmarkPlugin, MinedImage, Reference
-from spurbench.benchmarks.capabilities import GivesPositives, PublishesDataset, WritesMined, require
+from spurbench.benchmarks.capabilities import GivesPositives, PublishesDataset, WritesMined, require, stated
 from spurbench.benchmarks.spurious_folder import publish
 from spurbench.benchmarks.spurious_folder.card import KIND, Card, read_card
 from spurbench.benchmarks.spurious_folder.write import write_mined
@@ -90,9 +90,10 @@ class SpuriousFolder(WritesMined, PublishesDataset, BenchmarkPlugin):
     def protocols_for(self, options: BenchmarkOptions) -> dict[str, EvalProtocol]:
         opts = _options(self, options)
         plugin = positives_plugin(read_card(Path(opts.data_dir).expanduser()), opts.positives)
-        if plugin.positives_crop_pct is None:  # (checked when a plugin giving positives is defined; never defaulted)
+        crop_pct = stated(plugin, GivesPositives, "positives_crop_pct")
+        if crop_pct is None:  # (checked when a plugin giving positives is defined; never defaulted)
             raise SpurbenchError(f"benchmark {plugin.name!r} gives positives but states no positives_crop_pct")
-        return protocol_table(fixed_paper(plugin.positives_crop_pct, by=FOLDER_STEPS), MODEL_TRANSFORM)
+        return protocol_table(fixed_paper(crop_pct, by=FOLDER_STEPS), MODEL_TRANSFORM)
 
     def benchmark_name(self, options: BenchmarkOptions) -> str:
         return read_card(Path(_options(self, options).data_dir).expanduser()).benchmark_name()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from spurbench.benchmarks.base import ROLES, Benchmark, BenchmarkPlugin, images_by_class
-from spurbench.benchmarks.capabilities import group_mauc
+from spurbench.benchmarks.capabilities import extra_metrics_of
 from spurbench.errors import DataError
 from spurbench.features import FeatureSet
 from spurbench.heads import class_probabilities
@@ -43,7 +43,7 @@ def score_heads(
         if roles is None or not all(len(roles[role]) for role in ROLES):
             raise DataError(f"benchmark class {cls.index} ({cls.name}) needs both class images and spurious-only images")
     plugin = plugin if plugin is not None else plugin_of(benchmark)
-    extra_metrics = plugin.extra_metrics if plugin is not None else group_mauc
+    extra_metrics = extra_metrics_of(plugin)
 
     out: dict[str, HeadResult] = {}
     for head_name, head in heads.items():

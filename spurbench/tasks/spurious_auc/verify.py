@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from spurbench.benchmarks.base import ROLES, BenchmarkClass, BenchmarkPlugin, Reference, images_by_class
+from spurbench.benchmarks.capabilities import extra_metrics_of
 from spurbench.metrics import (
     MAX_BOOTSTRAP_DRAWS,
     TOLERANCE,
@@ -101,7 +102,7 @@ def _verify_head(result: Result, head_name: str, plugin: BenchmarkPlugin) -> Non
     for field, stored, value in differences(HeadMetrics.model_validate(aggregate, from_attributes=True), again):
         raise VerificationError(f"heads.{head_name}.aggregate.{field}: stored {stored!r}, recomputed {value!r}")
     classes = [_class_of(row) for row in head.classes]
-    extra = plugin.extra_metrics(classes, [row.auc for row in head.classes])
+    extra = extra_metrics_of(plugin)(classes, [row.auc for row in head.classes])
     if set(extra) != set(head.extra_metrics) or any(abs(extra[k] - head.extra_metrics[k]) > TOLERANCE for k in extra):
         raise VerificationError(f"heads.{head_name}.extra_metrics: stored {head.extra_metrics}, recomputed {extra}")
 

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spurbench.benchmarks.base import Benchmark, BenchmarkPlugin
-from spurbench.benchmarks.capabilities import ScoresViews
+from spurbench.benchmarks.base import Benchmark
+from spurbench.benchmarks.capabilities import ScoresViews, implements
 from spurbench.benchmarks.view_scoring import ViewTable
 from spurbench.errors import DataError
 from spurbench.features import FeatureSet, row_ids
@@ -21,9 +21,9 @@ from spurbench.tasks.contract import EvaluationContext
 
 
 def watched_columns(benchmark: Benchmark, plugin: ScoresViews, model: ModelInfo) -> dict[str, int]:
-    """The plugin's watched classes (name -> the model's output column); a one-line error for one the
-    model does not predict."""
-    watched = plugin.watched_classes(benchmark.label_space)
+    """The plugin's watched classes (name -> the model's output column; none where it defines no
+    ``watched_classes``); a one-line error for one the model does not predict."""
+    watched = plugin.watched_classes(benchmark.label_space) if implements(plugin, "watched_classes") else {}
     return dict(zip(watched, class_columns(benchmark.label_space, model.label_space, list(watched.values()), model.num_classes)))
 
 
@@ -60,7 +60,7 @@ def view_table(
 
 def score_view_heads(
     benchmark: Benchmark,
-    plugin: ScoresViews | BenchmarkPlugin,  # (a plugin of the views task: its ``view_metrics``)
+    plugin: ScoresViews,
     features: FeatureSet,
     columns: dict[int, int],
     watched: dict[str, int],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from spurbench.benchmarks.base import BenchmarkClass, Reference
-from spurbench.benchmarks.capabilities import ScoresViews
+from spurbench.benchmarks.capabilities import ScoresViews, implements
 from spurbench.benchmarks.view_scoring import ViewTable
 from spurbench.errors import SpurbenchError
 from spurbench.metrics import TOLERANCE
@@ -32,7 +32,7 @@ def verify_views(result: ViewResult, reference: Reference, plugin: ScoresViews) 
         raise VerificationError(f"benchmark.num_positives: {bench.num_positives} but the file lists {len(result.images)} images")
     image_of = [image_id for image_id, image in result.images.items() for _ in image.views]
     class_index = np.array([result.images[i].class_index for i in image_of], dtype=np.int64)
-    watched_classes = plugin.watched_classes(bench.label_space)
+    watched_classes = plugin.watched_classes(bench.label_space) if implements(plugin, "watched_classes") else {}
     for head_name, head in result.heads.items():
         _verify_rows(result, head_name, head, class_index, watched_classes)
         if sorted(c.class_index for c in head.classes) != sorted(set(class_index.tolist())):
