@@ -4,7 +4,7 @@
     python perf/p14_ci_time.py --xdist [--after REV|worktree] [--repeat N] -- PYTEST_ARGS...
 
 Each side runs the selected tests (``python -m pytest -q PYTEST_ARGS``; ``--xdist``: serially against
-``-n 2 --dist loadscope``, as .ci/run) in a fresh interpreter, in a tree exported with ``git archive``
+``-n 2 --dist loadscope --no-loadscope-reorder``, as .ci/run) in a fresh interpreter, in a tree exported with ``git archive``
 (``worktree``: the tracked and untracked files of this checkout), so edits in flight elsewhere do not
 mix in. The sides alternate, ``--repeat`` times, and each line gives wall seconds, CPU seconds (pytest
 and every process it waited for) and the load average before and after: on a shared machine the wall
@@ -100,7 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", help="revision to compare against (git rev)")
     parser.add_argument("--after", default="worktree", help="revision measured (default: this checkout as it is)")
-    parser.add_argument("--xdist", action="store_true", help="compare serial against -n 2 --dist loadscope on the --after tree")
+    parser.add_argument(
+        "--xdist", action="store_true", help="compare serial against -n 2 --dist loadscope --no-loadscope-reorder on the --after tree"
+    )
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("pytest_args", nargs="+", help="after --: the tests (paths, -k, -m) to run")
     args = parser.parse_args()
@@ -112,7 +114,7 @@ def main() -> None:
         sides = {"before": (export_tree(args.before, work / "before"), args.pytest_args)} if args.before else {}
         sides["serial" if args.xdist else "after"] = (after, args.pytest_args)
         if args.xdist:
-            sides["-n 2"] = (after, ["-n", "2", "--dist", "loadscope", *args.pytest_args])
+            sides["-n 2"] = (after, ["-n", "2", "--dist", "loadscope", "--no-loadscope-reorder", *args.pytest_args])
         subprocess.run([sys.executable, "-c", "import torch, torchvision, timm, scipy.stats"], env=environment(after, pycache), check=True)
         times: dict[str, list[tuple[float, float]]] = {label: [] for label in sides}
         for round_ in range(args.repeat):

@@ -1,4 +1,4 @@
-"""Model lists for sweeps (``registry/*.yaml``).
+"""Model lists for sweeps (``model-lists/*.yaml``).
 
 A model list is a YAML mapping with a top-level ``models:`` list; each entry names a model
 the adapters can load (``family:spec``) plus descriptive fields. A list may also carry an
@@ -190,6 +190,7 @@ def load_unmapped(path: str | Path) -> list[UnmappedEntry]:
     return _paper_benchmark(path, raw, _validate_items(path, "unmapped", items, UnmappedEntry), "unmapped")
 
 
-def registry_files(root: str | Path = "registry") -> list[Path]:
+def model_list_files(root: str | Path = "model-lists") -> list[Path]:
+    """The ``*.yaml`` model lists of a folder, sorted (none when the folder does not exist)."""
     root = Path(root)
     return sorted(root.glob("*.yaml")) if root.is_dir() else []

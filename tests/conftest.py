@@ -10,6 +10,32 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# The longest modules (pytest --durations on the whole suite), longest first. Under `--dist loadscope
+# --no-loadscope-reorder` (.ci/run) a worker takes the next module in collection order, so these start
+# first and the two workers end together; xdist's default reorder (most tests first) started them last,
+# and one worker ran the README's examples alone at the end. The rest keep their order.
+LONGEST_MODULES = (
+    "test_readme_examples.py",
+    "test_planted_weights.py",
+    "test_distributed.py",
+    "test_reliability_results.py",
+    "test_sweep.py",
+    "test_reliability_finding.py",
+    "test_planted.py",
+    "test_label_loop.py",
+    "test_cli.py",
+    "test_mine_loop.py",
+    "test_spufix_planted.py",
+    "test_paper_protocol.py",
+    "test_discovery.py",
+    "test_views.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: place for place, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: tests keep their order within a module
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):

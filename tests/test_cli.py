@@ -75,13 +75,29 @@ def test_malformed_data_dir(cli, tmp_path):
     one_line_error(proc, "not-a-class-folder")
 
 
-def test_unknown_data_group_in_a_registry(cli, tmp_path):
-    reg = tmp_path / "models.yaml"
-    reg.write_text("models:\n  - model: planted:cnn\n    data: imagenet-2k\n")
-    for args in (["run", "--registry", str(reg)], ["ls", "--registry-dir", str(tmp_path)]):
+def test_unknown_data_group_in_a_model_list(cli, tmp_path):
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text("models:\n  - model: planted:cnn\n    data: imagenet-2k\n")
+    for args in (["run", "--model-list", str(model_list)], ["ls", "--model-lists-dir", str(tmp_path)]):
         proc = cli(*args, cwd=tmp_path)
         one_line_error(proc, "models.yaml", "models[0].data", "imagenet-2k")
     assert not (tmp_path / "spurbench-results").exists()
+
+
+@pytest.mark.parametrize(
+    "args, old",
+    [
+        (["run", "--registry", "models.yaml"], "--registry"),
+        (["sweep", "--registry", "models.yaml"], "--registry"),
+        (["ls", "--registry-models"], "--registry-models"),
+        (["ls", "--registry-dir", "lists"], "--registry-dir"),
+        (["leaderboard", "build", "--registry-dir", "lists"], "--registry-dir"),
+    ],
+)
+def test_model_lists_are_not_called_registry(cli, tmp_path, args, old):
+    """The word "registry" names the table of plugins only: the old model-list options are unknown options, not aliases."""
+    proc = cli(*args, cwd=tmp_path)
+    one_line_error(proc, f"No such option: {old}")
 
 
 def test_result_for_an_unknown_benchmark(cli, tmp_path):
@@ -96,10 +112,10 @@ def test_result_for_an_unknown_benchmark(cli, tmp_path):
     assert not (tmp_path / "site" / "index.html").exists()
 
 
-def test_malformed_registry_file(cli, tmp_path):
-    reg = tmp_path / "models.yaml"
-    reg.write_text("models:\n  - model: [unclosed\n")
-    proc = cli("run", "--registry", str(reg), cwd=tmp_path)
+def test_malformed_model_list_file(cli, tmp_path):
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text("models:\n  - model: [unclosed\n")
+    proc = cli("run", "--model-list", str(model_list), cwd=tmp_path)
     one_line_error(proc, "models.yaml", "malformed YAML")
 
 
@@ -108,7 +124,7 @@ def test_help_explains_run(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     for option in (
         "--model",
-        "--registry",
+        "--model-list",
         "--benchmark",
         "--data-dir",
         "--imagenet-val",

@@ -128,7 +128,7 @@ def test_the_result_and_the_board_say_which_geometry(bundled_font, tmp_path) -> 
     assert result.protocol.declared == ImageNetW.protocols["paper"]
     assert (result.protocol.input_size, result.protocol.crop_pct, result.protocol.interpolation) == ([3, 256, 256], 0.95, "bicubic")
     assert "train size" in result.protocol.description and "Whac-A-Mole" in result.protocol.description
-    build_board(sorted((tmp_path / "out").glob("*.json")), tmp_path / "site", board_dir=tmp_path / "board", registry_dir=tmp_path)
+    build_board(sorted((tmp_path / "out").glob("*.json")), tmp_path / "site", board_dir=tmp_path / "board", model_lists_dir=tmp_path)
     board = (tmp_path / "board" / "README.md").read_text()
     section = board[board.index("## imagenet-w") :]
     assert "256 px, crop 0.95, bicubic" in section  # this model's input

@@ -132,7 +132,7 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
     results.mkdir()
     for path in originals:
         shutil.copy(path, results)
-    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", model_lists_dir=ROOT / "model-lists")
     markdown = files.markdown.read_text()
     ranked = sorted((read_result(p) for p in originals), key=lambda r: -r.heads["plain"].aggregate.mauc)
     top, plain, fixed = ranked[0], ranked[0].heads["plain"].aggregate, ranked[0].heads["spufix"].aggregate
@@ -141,7 +141,7 @@ def test_build_renders_markdown_csv_plots_and_an_offline_page(tmp_path, original
         f"| 1 | {display} (`{top.model.name}`) | planted | {plain.accuracy:.3f} | {plain.mauc:.3f} [{plain.mauc_ci_low:.3f}, {plain.mauc_ci_high:.3f}] "
         f"| {fixed.mauc:.3f} | {fixed.mauc - plain.mauc:+.3f} | {plain.mean_ap:.3f} | {fixed.mean_ap:.3f} | – | – | – | – |"
     )
-    assert expected in markdown  # registry/planted.yaml has no paper numbers: no paper cells
+    assert expected in markdown  # model-lists/planted.yaml has no paper numbers: no paper cells
     assert "Paper-reported only" in markdown and "| Rob. ResNet50 (`no adapter name`) |" in markdown  # unmapped models too
     rows = list(csv.DictReader(files.csv.open()))
     assert [r["model"] for r in rows if r["benchmark"] == "planted"] == [r.model.name for r in ranked]
@@ -171,7 +171,7 @@ def test_views_sections_cross_table_and_pictures(tmp_path, originals):
     results.mkdir()
     for path in [*originals, COMMITTED_VIEWS[0]]:  # planted:resnet has no planted-salient result here
         shutil.copy(path, results)
-    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path, registry_dir=ROOT / "registry")
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path, model_lists_dir=ROOT / "model-lists")
     markdown = files.markdown.read_text()
     view = read_result(COMMITTED_VIEWS[0])
     m = view.heads["plain"].metrics
@@ -203,17 +203,17 @@ def test_build_ranks_like_with_like(tmp_path, originals):
     raw["protocol"]["name"] = "model"  # a valid result, but scored under the other preprocessing protocol
     (results / "b.json").write_text(json.dumps(raw))
     with pytest.raises(SpurbenchError, match="mix the revision/protocol"):
-        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+        build_board(sorted(results.glob("*.json")), tmp_path / "site", model_lists_dir=ROOT / "model-lists")
     assert not (tmp_path / "site").exists()
     raw["protocol"]["name"] = "paper"
     raw["protocol"]["description"] = "another geometry under the same name"  # e.g. a plugin that changed its paper protocol
     (results / "b.json").write_text(json.dumps(raw))
     with pytest.raises(SpurbenchError, match="mix the steps of protocol 'paper'"):
-        build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+        build_board(sorted(results.glob("*.json")), tmp_path / "site", model_lists_dir=ROOT / "model-lists")
     shutil.copy(
         originals[0], results / "b.json"
     )  # the same model twice: one is shown (the newest, then the last name), and a note says which
-    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", registry_dir=ROOT / "registry")
+    files = build_board(sorted(results.glob("*.json")), tmp_path / "site", model_lists_dir=ROOT / "model-lists")
     assert (
         len(files.notes) == 1
         and files.notes[0].startswith(f"planted:cnn on planted: 2 results; showing {results / 'b.json'} ")
@@ -225,7 +225,7 @@ def test_build_ranks_like_with_like(tmp_path, originals):
 def test_build_refuses_a_tampered_result(tmp_path):
     path = _tampered(tmp_path, CASES["class auc"][0])
     with pytest.raises(VerificationError, match="auc"):
-        build_board([path], tmp_path / "site", registry_dir=ROOT / "registry")
+        build_board([path], tmp_path / "site", model_lists_dir=ROOT / "model-lists")
     assert not (tmp_path / "site" / "index.html").exists()
 
 

@@ -43,7 +43,7 @@ def page(tmp_path_factory) -> Path:
     results.mkdir()
     for path in sorted((ROOT / "leaderboard" / "results").glob("*.json")):
         shutil.copy(path, results)
-    return build_board(sorted(results.glob("*.json")), folder / "site", registry_dir=ROOT / "registry").html
+    return build_board(sorted(results.glob("*.json")), folder / "site", model_lists_dir=ROOT / "model-lists").html
 
 
 def _column(driver, table_id: str, index: int) -> list[str]:
@@ -152,7 +152,7 @@ def page_with_inw(tmp_path_factory) -> Path:
         model="tiny:net", benchmark="imagenet-w", options={"imagenet_val": str(val)}, output=results, bootstrap=0, features=features
     )
     evaluate(settings, model=TinyAdapter(num_classes=1000, label_space="imagenet-1k"))
-    return build_board(sorted(results.glob("*.json")), folder / "site", board_dir=folder, registry_dir=ROOT / "registry").html
+    return build_board(sorted(results.glob("*.json")), folder / "site", board_dir=folder, model_lists_dir=ROOT / "model-lists").html
 
 
 def test_page_shows_the_imagenet_w_section_and_the_watermark(browser, page_with_inw):

@@ -1,4 +1,4 @@
-"""registry/*.yaml model lists: schema, data groups, and the paper's Table 2 list."""
+"""model-lists/*.yaml model lists: schema, data groups, and the paper's Table 2 list."""
 
 from collections import Counter
 from pathlib import Path
@@ -12,12 +12,12 @@ from spurbench.model_lists import (
     PaperNumbers,
     load_model_list,
     load_unmapped,
-    registry_files,
+    model_list_files,
 )
 from tests.support.one_line import one_line_error
 
-REGISTRY = Path(__file__).resolve().parents[1] / "registry"
-PAPER = REGISTRY / "paper.yaml"
+MODEL_LISTS = Path(__file__).resolve().parents[1] / "model-lists"
+PAPER = MODEL_LISTS / "paper.yaml"
 
 # Table 2 (App. D) of Neuhaus et al., "Spurious Features Everywhere" (ICCV 2023) lists 77 models:
 # in1k 25, JFT-300M 4, YFCC-100M 3, LAION-2B 4 + LAION-400M 1, MIM 1, 1B Instagram 3,
@@ -99,11 +99,11 @@ def test_paper_numbers_follow_the_table(paper_models, paper_unmapped):
 
 
 def test_planted_list_still_loads():
-    entries = load_model_list(REGISTRY / "planted.yaml")
+    entries = load_model_list(MODEL_LISTS / "planted.yaml")
     assert [e.model for e in entries] == ["planted:cnn", "planted:resnet"]
     assert all(e.data == "planted" and e.paper is None for e in entries)
-    assert load_unmapped(REGISTRY / "planted.yaml") == []
-    assert REGISTRY / "planted.yaml" in registry_files(REGISTRY) and PAPER in registry_files(REGISTRY)
+    assert load_unmapped(MODEL_LISTS / "planted.yaml") == []
+    assert MODEL_LISTS / "planted.yaml" in model_list_files(MODEL_LISTS) and PAPER in model_list_files(MODEL_LISTS)
 
 
 def test_unknown_data_group_is_one_line_error(tmp_path):

@@ -40,7 +40,7 @@ from tests.support.one_line import one_line_error
 
 PAPER = SpuriousImageNet.protocols["paper"]
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_REGISTRY = ROOT / "registry" / "paper.yaml"
+PAPER_LIST = ROOT / "model-lists" / "paper.yaml"
 COMMITTED = sorted((ROOT / "leaderboard" / "results").glob("planted__*.json"))  # the spurious-AUC results
 
 
@@ -48,7 +48,7 @@ def _tiny(features: FeatureSettings = FeatureSettings(batch_size=8, progress=Fal
     return RunSettings(model="tiny:net", benchmark="tiny", bootstrap=0, features=features, temperature=temperature)
 
 
-# The 18 entries of registry/paper.yaml whose timm pretrained config has a test size (issue 10, §2).
+# The 18 entries of model-lists/paper.yaml whose timm pretrained config has a test size (issue 10, §2).
 TEST_SIZE_ENTRIES = {
     **dict.fromkeys(("resnet50.a1_in1k", "resnet101.a1h_in1k", "resnext50_32x4d.a1h_in1k", "resnext101_64x4d.c1_in1k"), 288),
     **dict.fromkeys(
@@ -81,17 +81,17 @@ TEST_SIZE_ENTRIES = {
 # ------------------------------------------------------------------------------------------ §2 input size
 
 
-def _paper_registry_specs() -> list[str]:
-    entries = yaml.safe_load(PAPER_REGISTRY.read_text())["models"]
+def _paper_list_specs() -> list[str]:
+    entries = yaml.safe_load(PAPER_LIST.read_text())["models"]
     assert len(entries) == 75 and all(e["model"].startswith("timm:") for e in entries)
     return [e["model"].split(":", 1)[1] for e in entries]
 
 
-def test_every_paper_registry_entry_resolves_to_the_authors_input_size():
+def test_every_paper_list_entry_resolves_to_the_authors_input_size():
     from timm.data import resolve_data_config
     from timm.models import get_pretrained_cfg
 
-    specs = _paper_registry_specs()
+    specs = _paper_list_specs()
     assert set(TEST_SIZE_ENTRIES) <= set(specs)
     changed = []
     for spec in specs:
@@ -183,7 +183,7 @@ def test_mean_and_pooled_ap_are_the_authors_mean_and_joint_scores(tmp_path):
     assert head.aggregate.pooled_ap != pytest.approx(head.aggregate.pooled_auc, abs=1e-3)  # a different number
 
 
-def _registry_with_paper_numbers(folder: Path, mean_ap: float, mean_ap_spufix: float) -> Path:
+def _model_lists_with_paper_numbers(folder: Path, mean_ap: float, mean_ap_spufix: float) -> Path:
     folder.mkdir()
     (folder / "planted.yaml").write_text(
         yaml.safe_dump(
@@ -214,8 +214,8 @@ def _copy_results(folder: Path, protocol: str | None = None) -> list[Path]:
 
 
 def test_board_compares_paper_figures_with_mean_ap(tmp_path):
-    registry = _registry_with_paper_numbers(tmp_path / "registry", mean_ap=0.5, mean_ap_spufix=0.6)
-    files = build_board(_copy_results(tmp_path / "results"), tmp_path / "site", registry_dir=registry)
+    model_lists = _model_lists_with_paper_numbers(tmp_path / "model-lists", mean_ap=0.5, mean_ap_spufix=0.6)
+    files = build_board(_copy_results(tmp_path / "results"), tmp_path / "site", model_lists_dir=model_lists)
     cnn = read_result(next(p for p in COMMITTED if "planted_cnn" in p.name))
     plain, fixed = cnn.heads["plain"].aggregate, cnn.heads["spufix"].aggregate
     row = next(line for line in files.markdown.read_text().splitlines() if "(`planted:cnn`)" in line)
@@ -236,20 +236,20 @@ def test_board_compares_paper_figures_with_mean_ap(tmp_path):
 
 
 def test_board_gives_no_difference_for_results_under_another_protocol(tmp_path):
-    registry = _registry_with_paper_numbers(tmp_path / "registry", mean_ap=0.5, mean_ap_spufix=0.6)
-    files = build_board(_copy_results(tmp_path / "results", protocol="model"), tmp_path / "site", registry_dir=registry)
+    model_lists = _model_lists_with_paper_numbers(tmp_path / "model-lists", mean_ap=0.5, mean_ap_spufix=0.6)
+    files = build_board(_copy_results(tmp_path / "results", protocol="model"), tmp_path / "site", model_lists_dir=model_lists)
     row = next(line for line in files.markdown.read_text().splitlines() if "(`planted:cnn`)" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[9:13] == ["0.500", "–", "0.600", "–"]  # the paper's figure for reference, no measured − paper
 
 
-def test_paper_registry_keys_say_they_hold_average_precision():
+def test_paper_list_keys_say_they_hold_average_precision():
     from spurbench.model_lists import load_model_list, load_unmapped
 
-    entries = load_model_list(PAPER_REGISTRY) + load_unmapped(PAPER_REGISTRY)
+    entries = load_model_list(PAPER_LIST) + load_unmapped(PAPER_LIST)
     assert len(entries) == 77
     assert all(e.paper is not None and e.paper.mean_ap is not None and e.paper.benchmark == "spurious-imagenet" for e in entries)
-    raw = PAPER_REGISTRY.read_text()
+    raw = PAPER_LIST.read_text()
     assert "mauc:" not in raw and "mauc_spufix:" not in raw
 
 
@@ -389,11 +389,11 @@ def test_temperature_is_recorded_and_changes_probabilities_not_predictions(tmp_p
     assert hot.heads["plain"].image_prob[image_id] == pytest.approx(expected, abs=1e-6)
 
 
-def test_registry_temperature_reaches_the_result(cli, tmp_path):
+def test_model_list_temperature_reaches_the_result(cli, tmp_path):
     path = _planted_checkpoint(tmp_path / "w.safetensors", 0)
-    registry = tmp_path / "models.yaml"
-    registry.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "checkpoint": str(path), "temperature": 0.5}]}))
-    proc = cli("run", "--registry", str(registry), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "checkpoint": str(path), "temperature": 0.5}]}))
+    proc = cli("run", "--model-list", str(model_list), "--limit", "4", "--bootstrap", "0", "-q", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = read_result(tmp_path / "out" / result_filename("planted:cnn", "planted"))
     assert result.heads["plain"].temperature == 0.5
@@ -407,8 +407,8 @@ def test_bad_temperature_is_one_line(cli, tmp_path, value):
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_registry_temperature_is_one_line(cli, tmp_path):
-    registry = tmp_path / "models.yaml"
-    registry.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "temperature": -2}]}))
-    proc = cli("run", "--registry", str(registry), "-o", str(tmp_path / "out"), cwd=tmp_path)
+def test_bad_model_list_temperature_is_one_line(cli, tmp_path):
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text(yaml.safe_dump({"models": [{"model": "planted:cnn", "temperature": -2}]}))
+    proc = cli("run", "--model-list", str(model_list), "-o", str(tmp_path / "out"), cwd=tmp_path)
     one_line_error(proc, "models[0].temperature")

@@ -72,7 +72,7 @@ def test_a_registered_benchmark_runs_verifies_and_renders(shapes_registered, tmp
     assert set(result.heads["plain"].extra_metrics) == {"mauc_plain", "mauc_striped"}  # the base contract's group means
     assert [c.group for c in result.heads["plain"].classes] == ["striped", "plain", "plain"]
     verify_result(out / "shapes__shapesnet_tiny.json")
-    files = build_board([out / "shapes__shapesnet_tiny.json"], tmp_path / "site", board_dir=tmp_path / "board", registry_dir=tmp_path)
+    files = build_board([out / "shapes__shapesnet_tiny.json"], tmp_path / "site", board_dir=tmp_path / "board", model_lists_dir=tmp_path)
     page = files.html.read_text()
     assert "board-shapes" in page and "shapesnet:tiny" in page and "grey stripe" in page
     # The plugin's options model is the plugin's: an unknown key is a one-line error.
@@ -134,12 +134,8 @@ def test_a_plugin_task_runs_reads_back_verifies_and_renders(installed, tmp_path,
     capsys.readouterr()
     assert _run(["leaderboard", "verify", str(out)]) == 0 and "2 result file(s) verified" in capsys.readouterr().out
     board = tmp_path / "board"
-    assert (
-        _run(
-            ["leaderboard", "build", str(out), "--out", str(tmp_path / "site"), "--board-dir", str(board), "--registry-dir", str(tmp_path)]
-        )
-        == 0
-    )
+    site = str(tmp_path / "site")
+    assert _run(["leaderboard", "build", str(out), "--out", site, "--board-dir", str(board), "--model-lists-dir", str(tmp_path)]) == 0
     markdown = (board / "README.md").read_text()
     assert f"| 1 | shapesnet:tiny (`shapesnet:tiny`) | {plain.accuracy:.3f} |" in markdown  # its own section and columns
     assert "## shapes-accuracy (revision `v1-b128`, protocol `paper`)" in markdown and "shapes-accuracy: top-1 accuracy" in markdown
@@ -195,7 +191,7 @@ def test_an_entry_point_plugin_works_through_the_console_script(tmp_path) -> Non
         ["run", "-b", "shapes", "-o", out, "-q", "--bootstrap", "20"],  # default model from the plugin
         ["run", "-b", "shapes-accuracy", "-o", out, "-q"],  # a benchmark of the plugin's own task
         ["leaderboard", "verify", out],
-        ["leaderboard", "build", "--results", out, "--out", site, "--board-dir", board, "--registry-dir", str(tmp_path)],
+        ["leaderboard", "build", "--results", out, "--out", site, "--board-dir", board, "--model-lists-dir", str(tmp_path)],
     ]
     done = subprocess.run(
         [sys.executable, "-c", FORKED_COMMANDS, json.dumps(commands)], capture_output=True, text=True, env=env, timeout=600

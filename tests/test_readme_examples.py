@@ -39,14 +39,14 @@ RUN: dict[str, Run] = {
     "spurbench run --model planted:resnet --spufix spufix-resnet": Run(),
     "spurbench": Run(),
     "spurbench run": Run(),
-    "spurbench run --registry registry/planted.yaml": Run(
-        folder="registry",
+    "spurbench run --model-list model-lists/planted.yaml": Run(
+        folder="model-list",
         why="an alternative to the default run: beside that run's plain+SpuFix files its plain results are refused, as designed (test_reliability_results case 1)",
     ),
     "spurbench --version": Run(),
     "spurbench ls": Run(),
     "spurbench ls 'timm:*convnext*'": Run(),
-    "spurbench ls --registry-models": Run(),
+    "spurbench ls --listed-models": Run(),
     "spurbench ls -b planted-salient": Run(),
     "spurbench leaderboard verify [RESULTS...]": Run("spurbench leaderboard verify", why="synopsis: the optional RESULTS left out"),
     "spurbench leaderboard build [RESULTS...]": Run("spurbench leaderboard build", why="synopsis: the optional RESULTS left out"),
@@ -75,13 +75,17 @@ _LABELS = "needs a person's labels from the browser pages first"
 _SERVES = "serves the label pages until Ctrl-C"
 _SLURM = "submits to SLURM, with real data"
 _TORCHRUN = "torchrun over several GPUs, with real data"
+_INSTALLS = "installs the test requirements; .ci/run does the same on every CI run"
 
 SKIP: dict[str, str] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
     "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
+    "apt-get install -y chromium chromium-driver fonts-noto-cjk-extra": _INSTALLS,
+    'python3 -m venv .venv && .venv/bin/pip install -e ".[dev,imagenet-w]"': _INSTALLS,
+    ".venv/bin/pip install --no-deps --target .ci-typer typer==0.24.1 click==8.2.1": _INSTALLS,
     CI_COMMAND: "the whole test suite (this test is part of it); .ci/run runs it verbatim, and test_workflows checks it against CI",
     "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-imagenet --device cuda": _REAL_DATA,
-    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --executor slurm|local|debug ...": _SYNOPSIS,
+    "spurbench sweep --model-list model-lists/paper.yaml -b spurious-imagenet --executor slurm|local|debug ...": _SYNOPSIS,
     "spurbench sweep --retry-failed -o RESULTS": _SYNOPSIS,
     "torchrun --nproc-per-node N -m spurbench spufix fit|discover ...": _SYNOPSIS,
     "spurbench dataset build --from-upstream spurious_imagenet/ --out si-hf [--push ORG/NAME] [--benchmark NAME]": "needs the upstream Spurious ImageNet download",
@@ -119,13 +123,13 @@ SKIP: dict[str, str] = {
     "spurbench dataset build --from-upstream my-bench --out my-bench-hf --push ORG/NAME": "pushes to the Hub, from a mined folder of real images",
     "spurbench run --benchmark salient-imagenet --model timm:resnet50.a1_in1k --device cuda --data-dir salient_imagenet_dataset --imagenet-train /data/ILSVRC2012/train": _REAL_DATA,
     "spurbench run --benchmark imagenet-w --model timm:resnet50.a1_in1k --imagenet-val /data/ILSVRC2012/val --device cuda": _REAL_DATA,
-    "spurbench sweep --registry registry/paper.yaml --benchmark spurious-imagenet --data-dir /data/spurious_imagenet --imagenet-val /data/imagenet/val --device cuda --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32 --time 120 --max-parallel 16 --slurm-extra account=vision -o results/ --board board/": _SLURM,
-    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir ... --device cuda --executor local --gpus 4 -o results/": _SYNOPSIS,
+    "spurbench sweep --model-list model-lists/paper.yaml --benchmark spurious-imagenet --data-dir /data/spurious_imagenet --imagenet-val /data/imagenet/val --device cuda --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 8 --mem 32 --time 120 --max-parallel 16 --slurm-extra account=vision -o results/ --board board/": _SLURM,
+    "spurbench sweep --model-list model-lists/paper.yaml -b spurious-imagenet --data-dir ... --device cuda --executor local --gpus 4 -o results/": _SYNOPSIS,
     "spurbench sweep --retry-failed --executor slurm -o results/": _SLURM,
     "torchrun --standalone --nproc-per-node 4 -m spurbench spufix fit --model timm:resnet50.a1_in1k --train-data /data/ILSVRC2012/train -o spufix-resnet50": _TORCHRUN,
     "torchrun --standalone --nproc-per-node 4 -m spurbench discover -m timm:resnet50.a1_in1k --train-data /data/ILSVRC2012/train --out disc --device cuda": _TORCHRUN,
-    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir /shared/spurious_imagenet --imagenet-val /shared/imagenet/val --device cuda --precision bf16 --num-workers 8 --pixel-cache /shared/pixels --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 9 --mem 32 --time 120 --max-parallel 16 -o /shared/results --board /shared/board": _SLURM,
-    "spurbench sweep --registry registry/paper.yaml -b spurious-imagenet --data-dir ... --imagenet-val ... --device cuda --executor local --gpus 8 --pixel-cache /scratch/pixels -o results --board board": _SYNOPSIS,
+    "spurbench sweep --model-list model-lists/paper.yaml -b spurious-imagenet --data-dir /shared/spurious_imagenet --imagenet-val /shared/imagenet/val --device cuda --precision bf16 --num-workers 8 --pixel-cache /shared/pixels --executor slurm --partition gpu --gpus-per-job 1 --cpus-per-job 9 --mem 32 --time 120 --max-parallel 16 -o /shared/results --board /shared/board": _SLURM,
+    "spurbench sweep --model-list model-lists/paper.yaml -b spurious-imagenet --data-dir ... --imagenet-val ... --device cuda --executor local --gpus 8 --pixel-cache /scratch/pixels -o results --board board": _SYNOPSIS,
     "torchrun --standalone --nproc-per-node 8 -m spurbench spufix fit --model timm:convnext_base.fb_in22k_ft_in1k --train-data /data/ILSVRC2012/train --source alphas/ --device cuda -o spufix-convnext": _TORCHRUN,
 }
 
@@ -204,6 +208,22 @@ def test_an_xdist_worker_runs_torch_on_one_thread():
     assert worker.stdout.split() == ["1", "1"], worker.stderr[-2000:]
 
 
+def test_the_longest_modules_are_collected_first():
+    """.ci/run schedules modules in collection order (--no-loadscope-reorder): tests/conftest.py puts its list
+    of the longest modules first, and every name in it is a module of the suite."""
+    names = re.findall(r'^    "(test_\w+\.py)",$', (ROOT / "tests" / "conftest.py").read_text(), flags=re.M)
+    assert len(names) > 5 and all((ROOT / "tests" / name).is_file() for name in names)
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests/test_layout.py", f"tests/{names[1]}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    modules = [line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line]
+    assert modules and modules[0] == f"tests/{names[1]}" and modules[-1] == "tests/test_layout.py", listed.stdout[-2000:]
+
+
 def _spurbench(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The README's ``spurbench ...`` as the console script runs it, in a fresh interpreter."""
     args = shlex.split(command)
@@ -223,7 +243,7 @@ def test_readme_examples_run_on_planted(trained, tmp_path):
         folder = tmp_path / run.folder
         if not folder.exists():  # a checkout's folders, which the examples name by relative path
             folder.mkdir()
-            shutil.copytree(ROOT / "registry", folder / "registry")
+            shutil.copytree(ROOT / "model-lists", folder / "model-lists")
             shutil.copytree(ROOT / "leaderboard" / "results", folder / "leaderboard" / "results")
         proc = _spurbench(run.command or command, folder, env)
         if proc.returncode != 0:

@@ -201,9 +201,9 @@ def test_unwritable_output_fails_before_any_work(cli, run_inputs, tmp_path, kind
     assert time.monotonic() - start < 30  # refused up front, not after the forward pass
 
 
-def test_registry_typo_is_refused_with_a_suggestion(cli, tmp_path):
+def test_model_list_typo_is_refused_with_a_suggestion(cli, tmp_path):
     (tmp_path / "models.yaml").write_text("models:\n  - model: planted:cnn\n    chekpoint: w.safetensors\n")
-    proc = cli("run", "--registry", str(tmp_path / "models.yaml"), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli("run", "--model-list", str(tmp_path / "models.yaml"), "-o", str(tmp_path / "out"), cwd=tmp_path)
     one_line_error(proc, "unknown key 'chekpoint'", "Did you mean: checkpoint", out=tmp_path / "out")
 
 
@@ -556,10 +556,10 @@ def test_spufix_fit_and_import_bad_inputs(cli, run_inputs, tmp_path):
         ),
         (["spufix", "import-alphas", str(tmp_path / "no-alphas"), "--train-data", str(tmp_path)], "no-alphas"),
         (["dataset", "build", "--from-upstream", str(tmp_path / "nope"), "--out", str(tmp_path / "built")], "nope"),
-        (["ls", "--registry-dir", str(tmp_path / "registry")], "malformed YAML"),
+        (["ls", "--model-lists-dir", str(tmp_path / "model-lists")], "malformed YAML"),
     ]
-    (tmp_path / "registry").mkdir()
-    (tmp_path / "registry" / "bad.yaml").write_text("models: [\n")
+    (tmp_path / "model-lists").mkdir()
+    (tmp_path / "model-lists" / "bad.yaml").write_text("models: [\n")
     for args, needle in cases:
         one_line_error(cli(*args, cwd=tmp_path), needle)
     assert not list(tmp_path.glob("spufix-*"))  # no half-written artifact
@@ -718,11 +718,13 @@ def test_board_markdown_escapes_names(tmp_path):
     results.mkdir()
     for path in COMMITTED:
         shutil.copy(path, results)
-    (tmp_path / "registry").mkdir()
-    (tmp_path / "registry" / "x.yaml").write_text(
+    (tmp_path / "model-lists").mkdir()
+    (tmp_path / "model-lists" / "x.yaml").write_text(
         'models:\n  - model: planted:cnn\n    display_name: "<script>alert(1)</script> | *CNN*"\n    data: planted\n'
     )
-    board = build_board(sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path / "board", registry_dir=tmp_path / "registry")
+    board = build_board(
+        sorted(results.glob("*.json")), tmp_path / "site", board_dir=tmp_path / "board", model_lists_dir=tmp_path / "model-lists"
+    )
     row = next(line for line in board.markdown.read_text().splitlines() if "planted:cnn" in line)
     assert "<script>" not in row and "\\<script\\>" in row and "\\| \\*CNN\\*" in row
     assert row.count(" | ") == 12  # 13 cells: the name's pipe did not add a column

@@ -62,11 +62,11 @@ def test_case1_run_refuses_a_result_of_another_configuration_unless_forced(cli, 
 
 
 def test_case1_a_model_listed_twice_is_refused_before_any_work(cli, weights, tmp_path):
-    registry = tmp_path / "models.yaml"
-    registry.write_text(
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text(
         f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n  - model: planted:cnn\n    checkpoint: {weights}\n    temperature: 2\n"
     )
-    proc = cli("run", "--registry", str(registry), "--limit", "2", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = cli("run", "--model-list", str(model_list), "--limit", "2", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert "listed twice" in one_line_error(proc)
     assert not (tmp_path / "out").exists()
 
@@ -102,9 +102,9 @@ def test_case1_a_sweep_job_refuses_too_and_sweep_force_replaces(cli, weights, tm
     """The sweep refuses such a file when it plans; its jobs write through ``evaluate``, which holds the rule too."""
     from spurbench.sweeps.jobs import read_status
 
-    registry = tmp_path / "models.yaml"
-    registry.write_text(f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n")
-    args = ["sweep", "--registry", str(registry), "--limit", "2", "--executor", "debug", "-o", "out"]
+    model_list = tmp_path / "models.yaml"
+    model_list.write_text(f"models:\n  - model: planted:cnn\n    checkpoint: {weights}\n")
+    args = ["sweep", "--model-list", str(model_list), "--limit", "2", "--executor", "debug", "-o", "out"]
     assert cli(*args, "--bootstrap", "0", cwd=tmp_path).returncode == 0
     path = tmp_path / "out" / "planted__planted_cnn.json"
     before = path.read_bytes()
@@ -118,8 +118,8 @@ def test_case1_a_sweep_job_refuses_too_and_sweep_force_replaces(cli, weights, tm
 
 
 @pytest.mark.slow
-def test_case1_registry_run_after_the_default_run_keeps_the_spufix_results(cli, trained, tmp_path):
-    """The issue's own sequence: the default run (plain + SpuFix demo), then --registry registry/planted.yaml."""
+def test_case1_model_list_run_after_the_default_run_keeps_the_spufix_results(cli, trained, tmp_path):
+    """The issue's own sequence: the default run (plain + SpuFix demo), then --model-list model-lists/planted.yaml."""
     cache, _ = trained
     env = {"SPURBENCH_CACHE": str(cache)}
     out = tmp_path / "out"
@@ -127,10 +127,10 @@ def test_case1_registry_run_after_the_default_run_keeps_the_spufix_results(cli, 
     assert default.returncode == 0, default.stderr
     files = {p: p.read_bytes() for p in sorted(out.glob("*.json"))}
     assert len(files) == 2 and all("spufix" in json.loads(b)["heads"] for b in files.values())
-    registry = cli(
+    listed = cli(
         "run",
-        "--registry",
-        str(ROOT / "registry" / "planted.yaml"),
+        "--model-list",
+        str(ROOT / "model-lists" / "planted.yaml"),
         "--limit",
         "4",
         "--bootstrap",
@@ -141,7 +141,7 @@ def test_case1_registry_run_after_the_default_run_keeps_the_spufix_results(cli, 
         cwd=tmp_path,
         env=env,
     )
-    line = one_line_error(registry)
+    line = one_line_error(listed)
     assert "another configuration" in line and "heads: file plain+spufix, this run plain" in line
     assert {p: p.read_bytes() for p in sorted(out.glob("*.json"))} == files
 
@@ -167,7 +167,7 @@ def test_case1_build_shows_the_newest_of_several_results_and_says_so(cli, tmp_pa
         str(tmp_path / "results"),
         "--out",
         str(tmp_path / "board"),
-        "--registry-dir",
+        "--model-lists-dir",
         str(tmp_path),
         cwd=tmp_path,
     )
@@ -196,7 +196,7 @@ def test_case6_verify_and_build_read_where_run_writes_and_build_writes_next_to_i
     results = _results_where_run_writes(tmp_path)
     verified = cli("leaderboard", "verify", cwd=tmp_path)
     assert verified.returncode == 0 and f"{len(COMMITTED)} result file(s) verified" in verified.stdout, verified.stderr
-    built = cli("leaderboard", "build", "--registry-dir", str(ROOT / "registry"), cwd=tmp_path)
+    built = cli("leaderboard", "build", "--model-lists-dir", str(ROOT / "model-lists"), cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     board = tmp_path / "spurbench-results-board"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spurbench-results", "spurbench-results-board"]
@@ -211,7 +211,7 @@ def test_case6_the_repository_board_is_written_only_when_named(cli, tmp_path):
     shutil.copytree(ROOT / "leaderboard" / "results", repo / "leaderboard" / "results")
     (repo / "leaderboard" / "README.md").write_text("the tracked board\n")
     (repo / "leaderboard" / "scatter-planted.png").write_bytes(b"tracked")
-    proc = cli("leaderboard", "build", "leaderboard/results", "--registry-dir", str(ROOT / "registry"), cwd=repo)
+    proc = cli("leaderboard", "build", "leaderboard/results", "--model-lists-dir", str(ROOT / "model-lists"), cwd=repo)
     assert proc.returncode == 0, proc.stderr
     assert (repo / "leaderboard" / "README.md").read_text() == "the tracked board\n"
     assert (repo / "leaderboard" / "scatter-planted.png").read_bytes() == b"tracked"
@@ -224,8 +224,8 @@ def test_case6_the_repository_board_is_written_only_when_named(cli, tmp_path):
         "leaderboard/site",
         "--board-dir",
         "leaderboard",
-        "--registry-dir",
-        str(ROOT / "registry"),
+        "--model-lists-dir",
+        str(ROOT / "model-lists"),
         cwd=repo,
     )
     assert named.returncode == 0, named.stderr
@@ -238,8 +238,8 @@ def test_case6_the_repository_board_is_written_only_when_named(cli, tmp_path):
         "leaderboard/results",
         "--out",
         str(tmp_path / "old"),
-        "--registry-dir",
-        str(ROOT / "registry"),
+        "--model-lists-dir",
+        str(ROOT / "model-lists"),
         cwd=repo,
     )
     assert old.returncode == 0 and (tmp_path / "old" / "README.md").exists(), old.stderr
@@ -314,16 +314,16 @@ def test_case13_version(cli, tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip() == f"spurbench {__version__}", (proc.stdout, proc.stderr)
 
 
-def test_case13_ls_lists_families_and_benchmarks_and_registry_models_only_when_asked(cli, tmp_path):
+def test_case13_ls_lists_families_and_benchmarks_and_listed_models_only_when_asked(cli, tmp_path):
     plain = cli("ls", cwd=ROOT)
     assert plain.returncode == 0, plain.stderr
     assert "planted (default)" in plain.stdout and "timm" in plain.stdout
-    assert "Planted CNN" not in plain.stdout and "Rob. ResNet50" not in plain.stdout  # registry entries stay out ...
-    assert f"registry model lists in {ROOT / 'registry'}: paper.yaml (" in plain.stdout  # ... but are counted
-    flagged = cli("ls", "--registry-models", cwd=ROOT)
+    assert "Planted CNN" not in plain.stdout and "Rob. ResNet50" not in plain.stdout  # model-list entries stay out ...
+    assert f"model lists in {ROOT / 'model-lists'}: paper.yaml (" in plain.stdout  # ... but are counted
+    flagged = cli("ls", "--listed-models", cwd=ROOT)
     assert "  planted:cnn  (Planted CNN, data: planted)" in flagged.stdout.splitlines()
     outside = cli("ls", cwd=tmp_path)
-    assert outside.returncode == 0 and f"registry model lists: none in {tmp_path / 'registry'}" in outside.stdout
+    assert outside.returncode == 0 and f"model lists: none in {tmp_path / 'model-lists'}" in outside.stdout
 
 
 def test_case13_ls_never_cuts_names_at_80_columns(tmp_path):

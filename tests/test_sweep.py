@@ -45,7 +45,7 @@ def _tiny_timm(path: Path, label_space: str | None = "planted", num_classes: int
     return path
 
 
-def _registry(path: Path, entries: list[tuple[str, Path | None]]) -> Path:
+def _model_list(path: Path, entries: list[tuple[str, Path | None]]) -> Path:
     lines = ["models:"]
     for model, checkpoint in entries:
         lines += [f"  - model: {model}", "    data: planted"] + ([f"    checkpoint: {checkpoint}"] if checkpoint else [])
@@ -78,14 +78,14 @@ def test_local_executor_jobs_equal_a_serial_run(trained, tmp_path, cli, monkeypa
     cache = _models_cache(trained, tmp_path)
     monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
     tiny = _tiny_timm(tmp_path / "tiny.safetensors")
-    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None), ("timm:test_resnet", tiny)])
-    common = ["--registry", str(registry), "--limit", "6", "--bootstrap", "50", "--batch-size", "16"]
+    model_list = _model_list(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None), ("timm:test_resnet", tiny)])
+    common = ["--model-list", str(model_list), "--limit", "6", "--bootstrap", "50", "--batch-size", "16"]
     serial = cli("run", *common, "--no-cache", "-o", "serial", cwd=tmp_path)
     assert serial.returncode == 0, serial.stderr
     # The local executor with two "GPUs": one job per GPU at a time, each process seeing only its own.
     # (No GPU here: the jobs run on the CPU, CUDA_VISIBLE_DEVICES is what the packing sets.)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    entries = [RunEntry(e.model, e.checkpoint) for e in load_model_list(registry)]
+    entries = [RunEntry(e.model, e.checkpoint) for e in load_model_list(model_list)]
     options = RunOptions(named_options={"limit": 6}, features=FeatureSettings(batch_size=16), bootstrap=50, output=tmp_path / "swept")
     plan = plan_sweep(options, entries, ["planted"])
     assert (len(plan.to_run), len(plan.skipped), len(plan.invalid)) == (3, 0, 0)
@@ -113,9 +113,9 @@ def test_local_executor_jobs_equal_a_serial_run(trained, tmp_path, cli, monkeypa
 def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> None:
     cache = tmp_path / "cache"
     tiny = _tiny_timm(tmp_path / "tiny.safetensors")
-    registry = _registry(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
+    model_list = _model_list(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
-    args = ["--registry", str(registry), "--limit", "10", "--bootstrap", "0", "--batch-size", "2", "--executor", "local", "-o", "out"]
+    args = ["--model-list", str(model_list), "--limit", "10", "--bootstrap", "0", "--batch-size", "2", "--executor", "local", "-o", "out"]
     driver = _sweep(*args, cwd=tmp_path, env=env, wait=False)
     key = "planted__timm_test_resnet"
     deadline = time.monotonic() + 300
@@ -152,8 +152,10 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
 def test_debug_executor_runs_in_process_and_lists_failures(trained, tmp_path, cli, monkeypatch) -> None:
     monkeypatch.setenv("SPURBENCH_CACHE", str(_models_cache(trained, tmp_path)))
     imagenet_head = _tiny_timm(tmp_path / "in1k.safetensors", label_space=None, num_classes=1000)  # no planted classes
-    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("timm:test_resnet", imagenet_head), ("timm:resnet5O", None)])
-    args = ["--registry", str(registry), "--bootstrap", "20", "--executor", "debug", "-o", "out"]
+    model_list = _model_list(
+        tmp_path / "models.yaml", [("planted:cnn", None), ("timm:test_resnet", imagenet_head), ("timm:resnet5O", None)]
+    )
+    args = ["--model-list", str(model_list), "--bootstrap", "20", "--executor", "debug", "-o", "out"]
     first = cli("sweep", *args, "--board", "board", cwd=tmp_path)
     assert first.returncode == 1
     assert "plan: 2 to run, 0 to skip, 1 invalid" in first.stdout and "invalid timm:resnet5O on planted: unknown timm model" in first.stdout
@@ -191,9 +193,9 @@ def _fake_slurm(bin_dir: Path, record: Path, states: str | None = None) -> dict:
 
 
 def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
-    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None)])
+    model_list = _model_list(tmp_path / "models.yaml", [("planted:cnn", None), ("planted:resnet", None)])
     env = _fake_slurm(tmp_path / "bin", tmp_path / "sbatch")
-    args = ["--registry", str(registry), "--executor", "slurm", "--device", "cuda", "-o", "out"]
+    args = ["--model-list", str(model_list), "--executor", "slurm", "--device", "cuda", "-o", "out"]
     submitted = cli(
         "sweep",
         *args,
@@ -275,8 +277,8 @@ def test_slurm_array_is_submitted_with_its_options(tmp_path, cli) -> None:
     ],
 )
 def test_bad_sweep_input_is_one_line_and_exit_2(args, message, tmp_path, cli) -> None:
-    registry = _registry(tmp_path / "models.yaml", [("planted:cnn", None)])
-    result = cli("sweep", "--registry", str(registry), "-o", "out", *args, cwd=tmp_path)
+    model_list = _model_list(tmp_path / "models.yaml", [("planted:cnn", None)])
+    result = cli("sweep", "--model-list", str(model_list), "-o", "out", *args, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / ".sweep" / "jobs").exists()  # nothing was queued
@@ -284,8 +286,8 @@ def test_bad_sweep_input_is_one_line_and_exit_2(args, message, tmp_path, cli) ->
 
 def test_force_evaluates_again_and_one_driver_per_output(tmp_path, cli) -> None:
     tiny = _tiny_timm(tmp_path / "tiny.safetensors")
-    registry = _registry(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
-    args = ["--registry", str(registry), "--limit", "2", "--bootstrap", "0", "--executor", "debug", "-o", "out"]
+    model_list = _model_list(tmp_path / "models.yaml", [("timm:test_resnet", tiny)])
+    args = ["--model-list", str(model_list), "--limit", "2", "--bootstrap", "0", "--executor", "debug", "-o", "out"]
     assert cli("sweep", *args, cwd=tmp_path).returncode == 0
     result = tmp_path / "out" / "planted__timm_test_resnet.json"
     first = read_result(result).provenance.date, result.stat().st_mtime_ns

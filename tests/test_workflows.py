@@ -225,7 +225,7 @@ def test_leaderboard_triggers():
     events = triggers(load("leaderboard.yml"))
     assert events["pull_request"]["paths"] == ["leaderboard/results/**"]
     assert events["push"]["branches"] == ["main"]
-    assert set(events["push"]["paths"]) == {"leaderboard/results/**", "spurbench/**", "registry/**"}
+    assert set(events["push"]["paths"]) == {"leaderboard/results/**", "spurbench/**", "model-lists/**"}
     assert "workflow_dispatch" in events
 
 

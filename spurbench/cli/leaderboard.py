@@ -52,8 +52,8 @@ def leaderboard_build(
         help="Where README.md (the Markdown board), leaderboard.csv and the PNG plots go. Default: the --out folder.",
         show_default=False,
     ),
-    registry_dir: Path = typer.Option(
-        Path("registry"), "--registry-dir", help="Model lists with display names, data groups and paper-reported numbers."
+    model_lists_dir: Path = typer.Option(
+        Path("model-lists"), "--model-lists-dir", help="Folder of model lists with display names, data groups and paper-reported numbers."
     ),
 ) -> None:
     """Render the verified results: Markdown table, CSV, PNG plots and a self-contained HTML page. No model runs.
@@ -75,7 +75,7 @@ def leaderboard_build(
             raise SpurbenchError(
                 f"{folder}: the board would be written among the results it is built from; choose another --out / --board-dir"
             )
-    built = build_board(files, out, board_dir=board_dir, registry_dir=registry_dir)
+    built = build_board(files, out, board_dir=board_dir, model_lists_dir=model_lists_dir)
     for note in built.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(

@@ -1,5 +1,5 @@
-"""``spurbench ls``: benchmarks and model families; with a pattern, loadable model names and the registry's
-matching models; with ``-b NAME``, a benchmark's ``-O KEY=VALUE`` options.
+"""``spurbench ls``: benchmarks and model families; with a pattern, loadable model names and the model
+lists' matching models; with ``-b NAME``, a benchmark's ``-O KEY=VALUE`` options.
 
 Printed as plain lines, never as tables: a name is never cut or folded at the terminal's width (or at 80
 columns where output goes to a file), and every line can be grepped.
@@ -45,21 +45,21 @@ def list_models(
     benchmark: str | None = typer.Option(
         None, "--benchmark", "-b", help="List this benchmark's options (-O KEY=VALUE of `run` and `sweep`): type, default and help."
     ),
-    registry_models: bool = typer.Option(
-        False, "--registry-models", help="Also list every model of the registry's model lists (a PATTERN lists the matching ones)."
+    listed_models: bool = typer.Option(
+        False, "--listed-models", help="Also list every model of the model lists (a PATTERN lists the matching ones)."
     ),
-    registry_dir: Path = typer.Option(
-        Path("registry"), "--registry-dir", help="Folder of YAML model lists (a spurbench checkout's registry/)."
+    model_lists_dir: Path = typer.Option(
+        Path("model-lists"), "--model-lists-dir", help="Folder of YAML model lists (a spurbench checkout's model-lists/)."
     ),
     limit: int = typer.Option(50, "--limit", min=1, help="Show at most N names per family."),
 ) -> None:
     """List benchmarks and model families. With a PATTERN: the matching names that timm
     (`timm.list_models`), open_clip (`open_clip.list_pretrained`) and the other families list, and the
-    matching models of registry/*.yaml. With -b NAME: that benchmark's options."""
+    matching models of model-lists/*.yaml. With -b NAME: that benchmark's options."""
     # lazy: keeps spurbench --help fast (the families import torch)
     from spurbench.adapters import ADAPTERS, split_name
     from spurbench.benchmarks import BENCHMARKS, default_benchmark, get_benchmark
-    from spurbench.model_lists import load_model_list, registry_files
+    from spurbench.model_lists import load_model_list, model_list_files
 
     if benchmark is not None:
         plugin = get_benchmark(benchmark)  # an unknown name: one line with suggestions
@@ -100,15 +100,15 @@ def list_models(
             if len(names) > limit:
                 say(f"  ... {len(names)} in all (--limit N shows more)")
     say()
-    lists = registry_files(registry_dir)
-    where = registry_dir.resolve()
+    lists = model_list_files(model_lists_dir)
+    where = model_lists_dir.resolve()
     if not lists:
-        say(f"registry model lists: none in {where} (run from a spurbench checkout, or give --registry-dir DIR)")
+        say(f"model lists: none in {where} (run from a spurbench checkout, or give --model-lists-dir DIR)")
         return
     models = {path: load_model_list(path) for path in lists}
-    if pattern is None and not registry_models:
+    if pattern is None and not listed_models:
         counts = ", ".join(f"{path.name} ({len(entries)} models)" for path, entries in models.items())
-        say(f"registry model lists in {where}: {counts} (--registry-models, or a PATTERN, lists their models)")
+        say(f"model lists in {where}: {counts} (--listed-models, or a PATTERN, lists their models)")
         return
     for path, entries in models.items():
         rows = [e for e in entries if pattern is None or fnmatch.fnmatch(e.model, pattern)]

@@ -20,7 +20,7 @@ from spurbench.errors import SpurbenchError
 if TYPE_CHECKING:
     from spurbench.settings import RunOptions
 
-REGISTRY = typer.Option(None, "--registry", help="YAML model list (registry/*.yaml) to sweep.")
+MODEL_LIST = typer.Option(None, "--model-list", help="YAML model list (model-lists/*.yaml) whose models to evaluate.")
 DATA_DIR = typer.Option(
     None, "--data-dir", help="Local copy of the benchmark's images (e.g. an unpacked upstream zip or a built dataset folder)."
 )
@@ -61,7 +61,7 @@ SPUFIX = typer.Option(
 TEMPERATURE = typer.Option(
     1.0,
     "--temperature",
-    help="Divide the plain head's logits by T before the softmax (the authors used 0.7156 for their robust ResNet-50). Registry entries carry their own.",
+    help="Divide the plain head's logits by T before the softmax (the authors used 0.7156 for their robust ResNet-50). Model-list entries carry their own.",
 )
 SPUFIX_TEMPERATURE = typer.Option(
     None, "--spufix-temperature", help="T for the SpuFix head (default: --temperature; the authors used 1 for SpuFix)."

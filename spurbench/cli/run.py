@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @options.with_run_options()
 def run(
     model: list[str] | None = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable. Default: the benchmark's default models."),
-    registry: Path | None = options.REGISTRY,
+    model_list: Path | None = options.MODEL_LIST,
     benchmark: str | None = typer.Option(
         None,
         "--benchmark",
@@ -48,7 +48,7 @@ def run(
     from spurbench.report import summary_table, worst_classes_table
     from spurbench.runs import demo_artifacts, demo_models, model_runs, plan_run
 
-    plan = plan_run(run_options, benchmark, model or [], registry, checkpoint, no_spufix)
+    plan = plan_run(run_options, benchmark, model or [], model_list, checkpoint, no_spufix)
     artifacts = {}
     if plan.ground_truth_demo:
         models = demo_models(plan)  # trains on first use, with its own progress bar

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     quiet=typer.Option(False, "--quiet", "-q", help="No live progress."),
 )
 def sweep(
-    registry: Path | None = options.REGISTRY,
-    model: list[str] | None = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --registry)."),
+    model_list: Path | None = options.MODEL_LIST,
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="FAMILY:SPEC, repeatable (with or instead of --model-list)."),
     benchmark: list[str] | None = typer.Option(
         None, "--benchmark", "-b", help="Benchmark name, repeatable. Default: the default benchmark."
     ),
@@ -43,7 +43,7 @@ def sweep(
     retry_failed: bool = typer.Option(
         False,
         "--retry-failed",
-        help="Resubmit only the jobs of earlier sweeps into --output that failed or were lost (no --registry needed).",
+        help="Resubmit only the jobs of earlier sweeps into --output that failed or were lost (no --model-list needed).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (to run, to skip, invalid) and submit nothing."),
     no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return; run the same command later to see what is left."),
@@ -75,7 +75,7 @@ def sweep(
     *,
     run_options: RunOptions,
 ) -> None:
-    """Run a registry of models on one or more benchmarks as separate jobs, with the options of `run`.
+    """Run a model list (or named models) on one or more benchmarks as separate jobs, with the options of `run`.
 
     Plans first and prints the plan: jobs whose result is complete for their configuration hash are
     skipped, entries that cannot run are listed as invalid. Each job writes its own result file
@@ -123,7 +123,7 @@ def sweep(
                 soft_wrap=True,
             )
     else:
-        plan = plan_sweep(setup.options, model_entries(run_options, model or [], registry), benchmark or [], alive=job_alive)
+        plan = plan_sweep(setup.options, model_entries(run_options, model or [], model_list), benchmark or [], alive=job_alive)
         _print_plan(plan)
         specs, in_flight = plan.to_run, plan.in_flight()
     if dry_run or not (specs or board):
@@ -154,7 +154,7 @@ def sweep(
             markup=False,
         )
     elif board is not None:
-        _build_board(output, board, registry)
+        _build_board(output, board, model_list)
     if failed:
         console.print(f"{len(failed)} job(s) failed; `spurbench sweep --retry-failed -o {output}` resubmits only those", markup=False)
     if failed or unusable:
@@ -223,11 +223,11 @@ def _summary(statuses) -> Table:
     return table
 
 
-def _build_board(output: Path, board: Path, registry: Path | None) -> None:
+def _build_board(output: Path, board: Path, model_list: Path | None) -> None:
     # lazy: keeps spurbench --help fast
     from spurbench.leaderboard.build import build_board
 
-    files = build_board(
-        result_files([output], output), board / "site", board_dir=board, registry_dir=registry.parent if registry else Path("registry")
-    )
+    # the board's display names and paper numbers: the given model list's folder, else model-lists/
+    model_lists_dir = model_list.parent if model_list else Path("model-lists")
+    files = build_board(result_files([output], output), board / "site", board_dir=board, model_lists_dir=model_lists_dir)
     console.print(f"board: {files.markdown}, {files.html}")

@@ -1,7 +1,7 @@
 """Render the leaderboard from verified result files: Markdown, CSV, PNG plots and one offline HTML page.
 
 A pure render: no model runs, every number comes from a result file that passed ``verify``, except
-the columns labelled *paper-reported*, which come from ``registry/*.yaml`` (``paper:`` of an entry).
+the columns labelled *paper-reported*, which come from ``model-lists/*.yaml`` (``paper:`` of an entry).
 The markup lives in ``templates/`` (Jinja2: ``board.md.j2`` for the Markdown board, ``page.html.j2``
 for the page, autoescaped). Each task puts its own sections on the board (``Task.board``); nothing
 here knows which tasks or benchmarks exist: names of classes, groups and components come from results.
@@ -29,7 +29,7 @@ from spurbench.files import slug
 from spurbench.leaderboard.columns import PAPER_ONLY_COLUMNS, md_code, md_text
 from spurbench.leaderboard.sections import cross_benchmark, example_pictures, paper_only
 from spurbench.leaderboard.verify import verify_all
-from spurbench.model_lists import load_model_list, load_unmapped, registry_files
+from spurbench.model_lists import load_model_list, load_unmapped, model_list_files
 from spurbench.results import TaskResult
 from spurbench.tasks import TaskBoard, get_task, task_names, task_of_result
 from spurbench.tasks.board import missing
@@ -44,8 +44,8 @@ class BoardFiles:
     notes: list[str] = field(default_factory=list)  # which result is shown where a model has several for one benchmark
 
 
-def registry_info(registry_dir: Path) -> dict[str, dict]:
-    """model name (or, for models without an adapter name, ``unmapped:<display name>``) -> registry facts."""
+def model_list_info(model_lists_dir: Path) -> dict[str, dict]:
+    """model name (or, for models without an adapter name, ``unmapped:<display name>``) -> its model-list facts."""
 
     def facts(entry) -> dict:
         return {
@@ -55,7 +55,7 @@ def registry_info(registry_dir: Path) -> dict[str, dict]:
         }
 
     info: dict[str, dict] = {}
-    for path in registry_files(registry_dir):
+    for path in model_list_files(model_lists_dir):
         for entry in load_model_list(path):
             info.setdefault(entry.model, facts(entry))
         for unmapped in load_unmapped(path):
@@ -148,15 +148,18 @@ def task_boards(results: list[TaskResult], info: dict[str, dict]) -> dict[str, T
     return {name: get_task(name).board([r for r in results if r.kind == name], info) for name in task_names() if name in kinds}
 
 
-def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = None, registry_dir: Path = Path("registry")) -> BoardFiles:
+def build_board(
+    result_paths: list[Path], out: Path, board_dir: Path | None = None, model_lists_dir: Path = Path("model-lists")
+) -> BoardFiles:
     """Verify every result, then write ``board_dir/README.md``, ``board_dir/leaderboard.csv``,
-    PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS)."""
+    PNG plots in ``board_dir`` and ``out/index.html`` (self-contained: inline SVG, CSS and JS). Display
+    names, data groups and paper-reported numbers come from the model lists in ``model_lists_dir``."""
     everything, notes = choose_results(result_paths, verify_all(result_paths))
     _check_one_board_per_benchmark(everything)
     out = Path(out)
     board_dir = Path(board_dir) if board_dir is not None else out.parent
     source = source_label(result_paths, board_dir)
-    info = registry_info(registry_dir)
+    info = model_list_info(model_lists_dir)
     boards = task_boards(everything, info)
     tables = [board.table for board in boards.values() if board.table is not None]
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0] if tables else pd.DataFrame()
@@ -210,4 +213,4 @@ def build_board(result_paths: list[Path], out: Path, board_dir: Path | None = No
     return BoardFiles(markdown, csv, page_path, written, notes)
 
 
-__all__ = ["BoardFiles", "build_board", "choose_results", "registry_info", "source_label", "task_boards"]
+__all__ = ["BoardFiles", "build_board", "choose_results", "model_list_info", "source_label", "task_boards"]

@@ -60,7 +60,7 @@ def plan_sweep(
     jobs' own: see ``sweeps.driver.job_options``). ``alive(status)`` says whether a job recorded as
     queued or running is still in flight (its executor's answer), so it is not submitted again."""
     if not entries:
-        raise SpurbenchError("a sweep needs models: --registry FILE.yaml or --model NAME")
+        raise SpurbenchError("a sweep needs models: --model-list FILE.yaml or --model NAME")
     if options.output is None:
         raise SpurbenchError("a sweep needs an output folder (--output)")
     output = options.output.resolve()  # jobs and a later --retry-failed may run from other folders

@@ -108,7 +108,7 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def board(self, results: list[Any], info: dict[str, dict]) -> TaskBoard:
         """Its part of the board from its verified results (one per benchmark and model; may be none).
-        ``info``: model name -> registry facts (``display_name``, ``data``, ``paper``)."""
+        ``info``: model name -> model-list facts (``display_name``, ``data``, ``paper``)."""
 
     @abc.abstractmethod
     def summary_table(self, result: Any) -> Table:

@@ -77,7 +77,7 @@ def paper_comparison(result: Result, paper: dict | None) -> dict[str, float | No
 
 
 def board_table(results: list[Result], info: dict[str, dict]) -> pd.DataFrame:
-    """One row per (benchmark, model), ranked by mAUC within each benchmark; ``info``: model name -> registry facts."""
+    """One row per (benchmark, model), ranked by mAUC within each benchmark; ``info``: model name -> model-list facts."""
     rows = []
     for r in results:
         plain = r.heads[PLAIN].aggregate
