@@ -2,7 +2,7 @@
 other components takes < 5 % of the first run's time (goal). Prints both times, the images forwarded
 and the ratio.
 
-The real path (``spurbench.mining.pipeline.mine`` through the feature cache, a folder pool read from disk):
+The real path (``spurbench.mine`` through the feature cache, a folder pool read from disk):
 first a discovery of 3 classes, then the first mining (components 1 of each class, cold feature
 cache) and a second one with other components (2 and 3) of the same classes; best of 3, each with
 its own cold cache. Two set-ups:
@@ -19,6 +19,7 @@ its own cold cache. Two set-ups:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import photo_benchmark
+from _common import PhotoBenchmark, photo_benchmark
 
 from spurbench.adapters import load_model
 from spurbench.benchmarks.planted import training_benchmark, write_pool
@@ -37,8 +38,7 @@ from spurbench.benchmarks.planted.models import PlantedAdapter
 from spurbench.discovery.pipeline import discover
 from spurbench.mining.pipeline import mine
 from spurbench.mining.pool import folder_pool
-from spurbench.mining.sources import from_discovery
-from spurbench.settings import FeatureSettings
+from spurbench.settings import DiscoverySettings, FeatureSettings, MiningSettings
 
 
 def photo_pool(folder: Path, size: int) -> None:
@@ -51,6 +51,21 @@ def photo_pool(folder: Path, size: int) -> None:
         x, y = (int(rng.integers(0, max(1, s - 256))) for s in photo.size)
         crop = photo.crop((x, y, x + 256, y + 256))
         (crop.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop).save(folder / f"{i}.jpg", quality=90)
+
+
+def mining(work: Path, model: str, table: dict[int, list[int]], name: str, features: FeatureSettings) -> MiningSettings:
+    """Mining the pool into ``work/name`` by the discovery's components in ``table`` (as a components file)."""
+    listed = work / f"{name}-components.json"
+    listed.write_text(json.dumps({"components": {str(k): ranks for k, ranks in table.items()}}))
+    return MiningSettings(
+        model=model,
+        discovery=work / "d",
+        components=listed,
+        pool=work / "pool",
+        out=work / name,
+        require_predicted="none",
+        features=features,
+    )
 
 
 def main() -> None:
@@ -71,7 +86,17 @@ def main() -> None:
         classes = [0, 1, 2]
         photo_pool(work / "pool", args.pool_size)
     quiet = FeatureSettings(progress=False)
-    discover(model, train, "p10", work / "d", quiet, classes=classes, components=4, top=5, npfv_steps=0)
+    found = DiscoverySettings(
+        model=model.name,
+        benchmark="planted" if args.model == "planted" else PhotoBenchmark.name,
+        out=work / "d",
+        classes=classes,
+        components_per_class=4,
+        top_images=5,
+        npfv_steps=0,
+        features=quiet,
+    )
+    discover(found, model=model, train=train)
     calls = {"images": 0}
     real = model.features
 
@@ -85,25 +110,11 @@ def main() -> None:
         os.environ["SPURBENCH_CACHE"] = str(work / f"cache{repeat}")
         calls["images"] = 0
         start = time.perf_counter()
-        mine(
-            model,
-            from_discovery(work / "d", {k: [1] for k in classes}, model),
-            folder_pool(work / "pool"),
-            work / f"first{repeat}",
-            quiet,
-            require_predicted="none",
-        )
+        mine(mining(work, model.name, {k: [1] for k in classes}, f"first{repeat}", quiet), model=model)
         first, first_images = min(first, time.perf_counter() - start), calls["images"]
         calls["images"] = 0
         start = time.perf_counter()
-        mine(
-            model,
-            from_discovery(work / "d", {k: [2, 3] for k in classes}, model),
-            folder_pool(work / "pool"),
-            work / f"again{repeat}",
-            quiet,
-            require_predicted="none",
-        )
+        mine(mining(work, model.name, {k: [2, 3] for k in classes}, f"again{repeat}", quiet), model=model)
         again, again_images = min(again, time.perf_counter() - start), calls["images"]
     pool_size = len(folder_pool(work / "pool").benchmark.images)
     print(f"P10: {args.model} (random weights), {pool_size} pool images, 75 candidates per component, best of 3")

@@ -1,7 +1,7 @@
 """P8: `discover` processes one class at a time from the feature cache, so its peak memory does not
 grow with the number of classes (goal: peak ratio <= 1.1 for 4x as many classes).
 
-Runs ``spurbench.discovery.pipeline.discover`` (the real path: Benchmark -> FeatureStream with its feature
+Runs ``spurbench.discover`` (the real path: Benchmark -> FeatureStream with its feature
 cache -> per class neural PCA, statistics, top images, NPFV) in a fresh process for C and 4C classes
 and prints the peak resident memory of each and their ratio. The model is a fixed random projection
 of 32 px pixels to D features with a linear head (``p4_streaming_memory.ProjectionAdapter``), so the
@@ -24,6 +24,8 @@ import numpy as np
 from p4_streaming_memory import SIZE, ProjectionAdapter
 from PIL import Image
 
+from spurbench.adapters import ADAPTERS
+from spurbench.benchmarks import BenchmarkOptions, BenchmarkPlugin, register_benchmark
 from spurbench.benchmarks.base import Benchmark, BenchmarkClass, BenchmarkImage
 from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
@@ -48,22 +50,40 @@ def many_class_benchmark(classes: int, per_class: int) -> Benchmark:
     )
 
 
+ADAPTERS.register(ProjectionAdapter.family, ProjectionAdapter)  # so settings can name it
+
+
+@register_benchmark
+class ManyClasses(BenchmarkPlugin):
+    """``many_class_benchmark`` as a registered plugin, so settings can name it (the script passes the loaded one)."""
+
+    name = "p8-many-classes"
+    description = "generated images of many ImageNet classes, for the discover memory measurement (perf/p8)"
+    protocols = protocol_table(fixed_paper(224 / 256, by="the authors' code"), MODEL_TRANSFORM)
+
+    def load(self, options: BenchmarkOptions) -> Benchmark:
+        return many_class_benchmark(2, 200)
+
+    def reference(self, revision: str) -> None:
+        return None
+
+
 def child(classes: int, per_class: int, dim: int, basis: str) -> dict[str, float]:
     from spurbench.discovery.pipeline import discover
-    from spurbench.settings import FeatureSettings
+    from spurbench.settings import DiscoverySettings, FeatureSettings
 
     model = ProjectionAdapter.load(str(dim))
-    index = discover(
-        model,
-        many_class_benchmark(classes, per_class),
-        "p8",
-        tempfile.mkdtemp(prefix="spurbench-p8-"),
-        FeatureSettings(progress=False),
-        components=10,
-        top=5,
+    settings = DiscoverySettings(
+        model=model.name,
+        benchmark=ManyClasses.name,
+        out=tempfile.mkdtemp(prefix="spurbench-p8-"),
+        components_per_class=10,
+        top_images=5,
         npfv_steps=10,
         basis=basis,
+        features=FeatureSettings(progress=False),
     )
+    index = discover(settings, model=model, train=many_class_benchmark(classes, per_class))
     return {"classes": len(index.classes), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

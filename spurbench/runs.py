@@ -1,5 +1,6 @@
 """What the commands decide, as library functions: which models a run evaluates, which it skips, where
-their SpuFix artifacts come from, and which training data ``spufix fit`` uses.
+their SpuFix artifacts come from, and what ``spufix fit`` does (``fit_spufix``, which takes the
+``SpuFixFitSettings`` the command builds).
 
 The CLI only parses arguments and calls these; nothing here knows which benchmarks exist (it asks
 their plugins).
@@ -14,12 +15,9 @@ from pathlib import Path
 from spurbench import distributed
 from spurbench.adapters import ModelAdapter, load_model
 from spurbench.benchmarks import (
-    BENCHMARKS,
-    Benchmark,
     BenchmarkPlugin,
     GroundTruthSource,
     TrainingData,
-    benchmarks_with,
     default_benchmark,
     get_benchmark,
     require,
@@ -31,9 +29,9 @@ from spurbench.model_lists import load_model_list
 from spurbench.pixelcache import PixelCache
 from spurbench.result_conflicts import existing_result, refuse_other_facts
 from spurbench.results import check_output_dir, read_result
-from spurbench.settings import FeatureSettings, RunEntry, RunOptions, RunSettings
+from spurbench.settings import FeatureSettings, RunEntry, RunOptions, RunSettings, SpuFixFitSettings
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, self_artifact
+from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, read_components, self_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_components
 
 
@@ -51,11 +49,11 @@ class ModelRun:
     complete: bool  # its result file already holds this configuration's result: skipped
 
 
-def model_entries(options: RunOptions, models: Sequence[str], registry: Path | None, checkpoint: str | None = None) -> list[RunEntry]:
+def model_entries(options: RunOptions, models: Sequence[str], model_list: Path | None, checkpoint: str | None = None) -> list[RunEntry]:
     """The models named (with the run's checkpoint and temperatures), then a model list's entries (with their own)."""
     entries = [options.entry(model, checkpoint) for model in models]
-    if registry is not None:
-        entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(registry)]
+    if model_list is not None:
+        entries += [RunEntry(e.model, e.checkpoint, e.temperature, e.spufix_temperature) for e in load_model_list(model_list)]
     return entries
 
 
@@ -71,11 +69,11 @@ def plan_run(
     options: RunOptions,
     benchmark: str | None,
     models: Sequence[str],
-    registry: Path | None = None,
+    model_list: Path | None = None,
     checkpoint: str | None = None,
     no_spufix: bool = False,
 ) -> RunPlan:
-    """The models ``spurbench run`` evaluates (named ones, a registry list, else the benchmark's default
+    """The models ``spurbench run`` evaluates (named ones, a model list's, else the benchmark's default
     models), each one's settings checked before anything loads, and whether the ground-truth SpuFix demo
     runs (default models of a benchmark with ground truth, no ``--spufix``)."""
     options.features.check_machine()
@@ -83,7 +81,7 @@ def plan_run(
     plugin = get_benchmark(name)
     values = options.option_values([name])
     plugin.parse_options(values)  # an unknown option fails before the models are looked at
-    entries = model_entries(options, models, registry, checkpoint)
+    entries = model_entries(options, models, model_list, checkpoint)
     defaults = not entries
     if defaults:
         if not plugin.default_models:
@@ -162,25 +160,6 @@ def is_complete(path: Path, config_hash: str) -> bool:
         return False  # invalid or partial file: run again and overwrite it
 
 
-def training_benchmark_for(model: ModelAdapter, benchmark: str | None) -> BenchmarkPlugin:
-    """The benchmark whose training split ``spufix fit`` uses: the one named, else the one registered
-    benchmark with a training split in the model's label space."""
-    if benchmark is not None:
-        return get_benchmark(benchmark)
-    candidates = [get_benchmark(n) for n in benchmarks_with(TrainingData)]
-    matching = [p for p in candidates if p.label_space == model.label_space]
-    if len(matching) == 1:
-        return matching[0]
-    raise SpurbenchError(f"name the benchmark whose training split to use: --benchmark ({', '.join(p.name for p in candidates)})")
-
-
-def named_split(benchmark: str | None, train_data: str | None) -> tuple[str | None, str | None]:
-    """``--train-data NAME`` of a registered benchmark means that benchmark's own split, from no other source."""
-    if benchmark is None and train_data in BENCHMARKS.names():
-        return train_data, None
-    return benchmark, train_data
-
-
 def source_model(target: ModelAdapter, model: str, checkpoint: str | None, other: str | None, other_checkpoint: str | None) -> ModelAdapter:
     """The source adapter of ``spufix fit``: the target itself unless another model or other weights are named."""
     name = other or model
@@ -189,63 +168,55 @@ def source_model(target: ModelAdapter, model: str, checkpoint: str | None, other
     return load_model(name, checkpoint=other_checkpoint)
 
 
-def prepare_discovery(
-    model: str, checkpoint: str | None, benchmark: str | None, train_data: str | None, classes: Sequence[int] | None, limit: int | None
-) -> tuple[ModelAdapter, BenchmarkPlugin, Benchmark]:
-    """The model, plugin and training split ``discover`` analyses (``train_data`` may name a benchmark).
-    A named benchmark's training split is resolved before the model loads, so a bad source fails first.
-    Under torchrun rank 0 loads the model first (a download, or the training of a model that trains on
-    first use, fills the cache once), then the other ranks load it from the cache."""
-    benchmark, train_data = named_split(benchmark, train_data)
-    if benchmark is not None:
-        plugin = get_benchmark(benchmark)
-        train = require(plugin, TrainingData).training_split(classes, train_data, limit)
-        with distributed.main_first("waiting for rank 0 to load the model"):
-            adapter = load_model(model, checkpoint=checkpoint)
-        return adapter, plugin, train
-    with distributed.main_first("waiting for rank 0 to load the model"):
-        adapter = load_model(model, checkpoint=checkpoint)
-    plugin = training_benchmark_for(adapter, None)
-    return adapter, plugin, require(plugin, TrainingData).training_split(classes, train_data, limit)
+def check_components_source(settings: SpuFixFitSettings) -> None:
+    """A components file exported from a discovery must be of the source model; checked before any model
+    loads (it may download or train). The file is read again, the same way, by the fit."""
+    if settings.components is None or settings.source_alphas is not None or settings.components_from_ground_truth:
+        return
+    load_components(settings.components)
+    exported_from, source_name = read_components(settings.components).model, settings.source_model or settings.model
+    if exported_from is not None and exported_from != source_name:
+        hint = "" if settings.source_model else f" (pass --source-model {exported_from})"
+        raise SpurbenchError(
+            f"{settings.components}: lists components of a discovery of {exported_from}, but the source model here is {source_name}{hint}"
+        )
 
 
 def fit_spufix(
-    model: str,
-    settings: FeatureSettings,
-    *,
-    checkpoint: str | None = None,
-    source_model_name: str | None = None,
-    source_checkpoint: str | None = None,
-    source_alphas: Path | None = None,
-    components: Path | None = None,
-    train_data: str | None = None,
-    benchmark: str | None = None,
-    components_from_ground_truth: bool = False,
-    limit: int | None = None,
-    save_alphas: Path | None = None,
-    on_class: Callable[[str], None] | None = None,
+    settings: SpuFixFitSettings, *, model: ModelAdapter | None = None, on_class: Callable[[str], None] | None = None
 ) -> SpuFixArtifact:
     """What ``spufix fit`` does: source alphas (computed by the source model, or loaded), then the target's
-    SpuFix (the source's own directions, or matched directions). ``train_data`` may name a benchmark,
-    which then provides its own training split; ``settings``: how the features are computed.
+    SpuFix (the source's own directions, or matched directions), saved to ``settings.output`` where it
+    is set. ``model``: the target model loaded already, else the one the settings name.
 
     Under torchrun (``spurbench.distributed``) the ranks share the images; rank 0 loads models first,
-    reads the source alphas, chooses ground-truth components and writes ``save_alphas``, and every rank
-    returns rank 0's artifact (only rank 0 should save it)."""
-    if source_alphas is not None and source_model_name is not None:
-        raise SpurbenchError("give either --source (precomputed alphas) or --source-model, not both")
-    with distributed.main_first("waiting for rank 0 to load the model"):
-        target = load_model(model, checkpoint=checkpoint)
-    benchmark, train_data = named_split(benchmark, train_data)
-    plugin = training_benchmark_for(target, benchmark)
-    if source_alphas is not None:
-        path = source_alphas
+    reads the source alphas, chooses ground-truth components and writes ``save_alphas`` and the
+    artifact, and every rank returns rank 0's artifact."""
+    settings.features.check_machine()
+    if settings.output is not None:
+        check_output_dir(settings.output)
+    check_components_source(settings)
+    if model is None:
+        with distributed.main_first("waiting for rank 0 to load the model"):
+            model = load_model(settings.model, checkpoint=settings.checkpoint)
+    artifact = _fit(settings, model, settings.training_plugin(model.label_space), on_class)
+    if settings.output is not None and distributed.is_main():
+        artifact.save(settings.output)
+    return artifact
+
+
+def _fit(
+    settings: SpuFixFitSettings, target: ModelAdapter, plugin: BenchmarkPlugin, on_class: Callable[[str], None] | None
+) -> SpuFixArtifact:
+    features, train_data, limit = settings.features, settings.train_data, settings.limit
+    if settings.source_alphas is not None:
+        path = settings.source_alphas
         alphas = distributed.from_main(lambda: SourceAlphas.load(path), "receiving the source alphas from rank 0")
         train = require(plugin, TrainingData).training_split(sorted(alphas.alphas), train_data, limit)
-        return fit_transfer(target, train, alphas, settings, on_class=on_class)
+        return fit_transfer(target, train, alphas, features, on_class=on_class)
     with distributed.main_first("waiting for rank 0 to load the source model"):
-        src = source_model(target, target.name, checkpoint, source_model_name, source_checkpoint)
-    if components_from_ground_truth:
+        src = source_model(target, target.name, settings.checkpoint, settings.source_model, settings.source_checkpoint)
+    if settings.components_from_ground_truth:
         truth = require(plugin, GroundTruthSource).ground_truth(plugin.parse_options({}))
         if truth is None:
             raise SpurbenchError(f"--components-from-ground-truth: benchmark {plugin.name!r} has no ground truth")
@@ -255,27 +226,28 @@ def fit_spufix(
             truth.train if limit is None and train_data is None else require(plugin, TrainingData).training_split(None, train_data, limit)
         )
         # Under torchrun: compare the ranks' inputs before rank 0 spends time on the choice (the others wait for it)
-        check_same_inputs("models, training images or options", [target, src], train, settings)
+        check_same_inputs("models, training images or options", [target, src], train, features)
         chosen = replace(truth, train=train)
         table = distributed.from_main(
-            lambda: ground_truth_components(src, chosen, settings), "waiting for rank 0 to choose the ground-truth components"
+            lambda: ground_truth_components(src, chosen, features), "waiting for rank 0 to choose the ground-truth components"
         )
     else:
-        table = load_components(components)
+        table = load_components(settings.components)
         train = require(plugin, TrainingData).training_split(sorted(table), train_data, limit)
-    alphas, npcas = fit_source(src, train, table, settings, on_class=on_class)
-    if save_alphas is not None and distributed.is_main():
-        alphas.save(save_alphas)
+    alphas, npcas = fit_source(src, train, table, features, on_class=on_class)
+    if settings.save_alphas is not None and distributed.is_main():
+        alphas.save(settings.save_alphas)
     if src is target:
         return distributed.from_main(
             lambda: self_artifact(src, npcas, alphas), "receiving the artifact from rank 0"
         )  # the NPCAs are rank 0's
-    return fit_transfer(target, train, alphas, settings, on_class=on_class)
+    return fit_transfer(target, train, alphas, features, on_class=on_class)
 
 
 __all__ = [
     "ModelRun",
     "RunPlan",
+    "check_components_source",
     "check_data_path",
     "demo_artifacts",
     "demo_models",
@@ -283,9 +255,6 @@ __all__ = [
     "is_complete",
     "model_entries",
     "model_runs",
-    "named_split",
     "plan_run",
-    "prepare_discovery",
     "source_model",
-    "training_benchmark_for",
 ]

@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 
 from spurbench.basis import fit_neurons_streaming
-from spurbench.cli import discover as discover_cli
 from spurbench.cli.discover import parse_classes
 from spurbench.discovery import index as discovery_index
 from spurbench.discovery import pipeline, statistics
@@ -23,13 +22,17 @@ from spurbench.discovery.npfv import visualise
 from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
 from spurbench.features import class_subset, extract_features
-from spurbench.settings import FeatureSettings
+from spurbench.settings import BASES, DiscoverySettings, FeatureSettings
 from spurbench.spufix.fit import fit_source
 from spurbench.spufix.npca import fit_npca
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
 SETTINGS = FeatureSettings(batch_size=4, progress=False)
-FAST = dict(npfv_steps=5)  # a few APGD steps: the visualisations are tested on their own below
+
+
+def _settings(out, **values) -> DiscoverySettings:
+    """A discovery of the tiny model into ``out``, with a few APGD steps (the visualisations are tested on their own below)."""
+    return DiscoverySettings(model="tiny:net", benchmark="tiny", out=out, features=SETTINGS, **{"npfv_steps": 5, **values})
 
 
 def _train():
@@ -40,7 +43,7 @@ def _train():
 
 def test_statistics_and_top_images_follow_the_definitions(tmp_path) -> None:
     model, train = TinyAdapter(), _train()
-    index = discover(model, train, "tiny", tmp_path, classes=[1, 2], components=4, top=3, **FAST, settings=SETTINGS)
+    index = discover(_settings(tmp_path, classes=[1, 2], components_per_class=4, top_images=3), model=model, train=train)
     assert set(index.classes) == {"1", "2"} and read_index(tmp_path) == index
     weight, bias = model.head
     for k in (1, 2):
@@ -89,13 +92,13 @@ def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, mo
 
     monkeypatch.setattr(pipeline, "discover_class", dies_after_one)
     with pytest.raises(KeyboardInterrupt):
-        discover(model, train, "tiny", tmp_path, components=3, top=2, **FAST, settings=SETTINGS)
+        discover(_settings(tmp_path, components_per_class=3, top_images=2), model=model, train=train)
     assert list(read_index(tmp_path).classes) == ["0"]  # the finished class was kept
     first = read_index(tmp_path).classes["0"]
     monkeypatch.setattr(pipeline, "discover_class", real)
     done = []
     index = discover(
-        model, train, "tiny", tmp_path, components=3, top=2, on_class=lambda i, n, k: done.append(k), **FAST, settings=SETTINGS
+        _settings(tmp_path, components_per_class=3, top_images=2), model=model, train=train, on_class=lambda i, n, k: done.append(k)
     )
     assert done == [1, 2, 3] and sorted(index.classes) == ["0", "1", "2", "3"] and index.classes["0"] == first
     # The same feature-cache entries serve spufix fit: no backbone forward at all.
@@ -105,14 +108,16 @@ def test_a_killed_discovery_resumes_and_spufix_fit_forwards_nothing(tmp_path, mo
 
 
 def test_another_model_or_setting_in_the_same_folder_is_refused(tmp_path) -> None:
-    discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=2, top=2, **FAST, settings=SETTINGS)
+    discover(_settings(tmp_path, classes=[0], components_per_class=2, top_images=2), model=TinyAdapter(), train=_train())
     with pytest.raises(SpurbenchError, match="holds a discovery of tiny:net .* with other settings; use another --out"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path, classes=[0], components=3, top=2, **FAST, settings=SETTINGS)
+        discover(_settings(tmp_path, classes=[0], components_per_class=3, top_images=2), model=TinyAdapter(), train=_train())
     with pytest.raises(SpurbenchError, match=r"--classes: 7 is not a class of tiny:net \(its label space toy has classes 0-3\)"):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, settings=SETTINGS)
+        discover(_settings(tmp_path / "other", classes=[7], components_per_class=2, top_images=2), model=TinyAdapter(), train=_train())
     with pytest.raises(SpurbenchError, match="has no images of class 7"):  # in the label space, not in the training data
         discover(
-            TinyAdapter(num_classes=8), _train(), "tiny", tmp_path / "other", classes=[7], components=2, top=2, **FAST, settings=SETTINGS
+            _settings(tmp_path / "other", classes=[7], components_per_class=2, top_images=2),
+            model=TinyAdapter(num_classes=8),
+            train=_train(),
         )
     (tmp_path / INDEX_FILE).write_text('{"format": 1, "format": 2}')
     with pytest.raises(SpurbenchError, match="not a valid discovery index"):
@@ -201,7 +206,7 @@ def test_planted_features_are_found_among_the_top_components(cli, trained, tmp_p
 def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
     """--basis neurons: the class's top units by mean(phi_j w_kj), alpha_j = w_kj phi_j, and the rest as for npca."""
     model, train = TinyAdapter(), _train()
-    index = discover(model, train, "tiny", tmp_path, classes=[1], components=3, top=2, basis="neurons", **FAST, settings=SETTINGS)
+    index = discover(_settings(tmp_path, classes=[1], components_per_class=3, top_images=2, basis="neurons"), model=model, train=train)
     assert index.basis == "neurons" and read_index(tmp_path) == index
     feats = extract_features(model, class_subset(train, 1), settings=SETTINGS)
     weight, bias = model.head
@@ -220,7 +225,7 @@ def test_neuron_basis_follows_salient_imagenet(tmp_path) -> None:
         assert [t.image_id for t in comp.top_images] == [feats.image_ids[int(i)] for i in order]
         assert comp.npfv is not None and comp.npfv.alpha > float(a.min())  # the visualisation is at least a plausible image's worth
         assert comp.npfv.cam_file and all(t.cam_file for t in comp.top_images)
-    assert statistics.BASES == discover_cli.BASES  # the CLI repeats the list so that --help imports no torch
+    assert statistics.BASES == BASES  # the list DiscoverySettings (and so the CLI) accepts
 
 
 def test_gradcam_of_one_neuron_is_its_activation_map() -> None:

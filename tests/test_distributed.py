@@ -33,7 +33,7 @@ from spurbench import distributed
 from spurbench.discovery.index import INDEX_FILE
 from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
-from spurbench.settings import FeatureSettings
+from spurbench.settings import DiscoverySettings, FeatureSettings
 from spurbench.spufix.fit import fit_source, fit_transfer, self_artifact
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.test_spufix_fit import WideTiny
@@ -50,6 +50,11 @@ def _train(drop_last: bool = False):
     if drop_last:
         bench.images = bench.images[:-1]
     return bench
+
+
+def _settings(out: Path, **values: Any) -> DiscoverySettings:
+    """A discovery of the tiny model into ``out`` (no feature visualisations)."""
+    return DiscoverySettings(model="tiny:net", benchmark="tiny", out=out, npfv_steps=0, features=SETTINGS, **values)
 
 
 def _free_port() -> int:
@@ -196,7 +201,7 @@ def _discover_into(folder: Path, basis: str):
     def target(rank: int):
         out = folder if rank == 0 else folder.with_name(folder.name + "-rank1")  # rank 1 is given its own --out
         index = discover(
-            TinyAdapter(), _train(), "tiny", out, classes=[1, 2], components=4, top=3, npfv_steps=0, basis=basis, settings=SETTINGS
+            _settings(out, classes=[1, 2], components_per_class=4, top_images=3, basis=basis), model=TinyAdapter(), train=_train()
         )
         return index.model_dump()
 
@@ -233,7 +238,7 @@ def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path)
     )
 
     def discovering(rank: int):
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[1], components=2, top=2 + rank, npfv_steps=0, settings=SETTINGS)
+        discover(_settings(tmp_path / "d", classes=[1], components_per_class=2, top_images=2 + rank), model=TinyAdapter(), train=_train())
 
     outcomes = run_ranks(discovering)
     assert {o[1] for o in outcomes.values()} == {"DataError"} and len(outcomes) == 2, outcomes
@@ -242,11 +247,11 @@ def test_ranks_given_other_images_fail_on_every_rank_in_one_line(tmp_path: Path)
 
 @forked_ranks
 def test_a_refusal_on_rank_0_reaches_every_rank(tmp_path: Path) -> None:
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=2, top=2, npfv_steps=0, settings=SETTINGS)
+    discover(_settings(tmp_path / "d", classes=[0], components_per_class=2, top_images=2), model=TinyAdapter(), train=_train())
     before = _files(tmp_path / "d")
 
     def other_settings(rank: int):  # rank 0 alone reads the folder; the others learn its verdict
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "d", classes=[0], components=3, top=2, npfv_steps=0, settings=SETTINGS)
+        discover(_settings(tmp_path / "d", classes=[0], components_per_class=3, top_images=2), model=TinyAdapter(), train=_train())
 
     outcomes = run_ranks(other_settings)
     assert sorted(outcomes) == [0, 1] and len({o[1:] for o in outcomes.values()}) == 1, outcomes
@@ -269,7 +274,7 @@ def test_a_rank_that_dies_fails_the_others_in_one_line_and_a_rerun_resumes(tmp_p
                 return real(cls, *args, **kwargs)
 
             FeatureStream.open = classmethod(dying)
-        discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
+        discover(_settings(tmp_path / "two", classes=[1, 2], components_per_class=3, top_images=2), model=TinyAdapter(), train=_train())
 
     outcomes = run_ranks(target)
     assert list(outcomes) == [0] and outcomes[0][1] == "SpurbenchError", outcomes  # rank 1 said nothing: it died
@@ -279,8 +284,8 @@ def test_a_rank_that_dies_fails_the_others_in_one_line_and_a_rerun_resumes(tmp_p
     assert list(partial["classes"]) == ["1"]  # the finished class, complete; nothing of class 2
     assert not [p for p in (tmp_path / "two").rglob("*") if "class2" in p.name or p.name.endswith(".tmp")]
     # one process continues the same discovery and ends where a 1-process run ends
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "two", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
-    discover(TinyAdapter(), _train(), "tiny", tmp_path / "one", classes=[1, 2], components=3, top=2, npfv_steps=0, settings=SETTINGS)
+    discover(_settings(tmp_path / "two", classes=[1, 2], components_per_class=3, top_images=2), model=TinyAdapter(), train=_train())
+    discover(_settings(tmp_path / "one", classes=[1, 2], components_per_class=3, top_images=2), model=TinyAdapter(), train=_train())
     assert_same_tree(json.loads((tmp_path / "two" / INDEX_FILE).read_text()), json.loads((tmp_path / "one" / INDEX_FILE).read_text()))
 
 

@@ -21,11 +21,18 @@ from spurbench.features import extract_features
 from spurbench.mining.index import INDEX_FILE, read_mining
 from spurbench.mining.pipeline import mine
 from spurbench.mining.pool import folder_pool
-from spurbench.mining.sources import from_discovery
-from spurbench.settings import FeatureSettings
+from spurbench.settings import DiscoverySettings, FeatureSettings, MiningSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 
 SETTINGS = FeatureSettings(batch_size=4, progress=False)
+
+
+def _mining(discovery: Path, table: dict[int, list[int]], out: Path, pool: Path | str, **values) -> MiningSettings:
+    """Mining ``pool`` into ``out`` by the tiny model's discovery, for the components of ``table`` (written
+    as the components file `spurbench label export` writes, beside ``out``)."""
+    listed = out.with_name(f"{out.name}-components.json")
+    listed.write_text(json.dumps({"components": {str(k): ranks for k, ranks in table.items()}}))
+    return MiningSettings(model="tiny:net", discovery=discovery, components=listed, pool=pool, out=out, features=SETTINGS, **values)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +42,17 @@ def discovery(tmp_path_factory) -> Path:
     train.name = "tiny-train"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        discover(TinyAdapter(), train, "tiny", out, classes=[0, 1, 2], components=3, top=2, npfv_steps=2, settings=SETTINGS)
+        settings = DiscoverySettings(
+            model="tiny:net",
+            benchmark="tiny",
+            out=out,
+            classes=[0, 1, 2],
+            components_per_class=3,
+            top_images=2,
+            npfv_steps=2,
+            features=SETTINGS,
+        )
+        discover(settings, model=TinyAdapter(), train=train)
     return out
 
 
@@ -69,14 +86,9 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
     assert found.unreadable == ["part1/broken.jpg"] and len(found.benchmark.images) == 41
     # the tiny model's 8 features are all alike (cosine > 0.98), so only exact copies count as duplicates here
     index = mine(
-        model,
-        from_discovery(discovery, {1: [0, 2]}, model),
-        found,
-        tmp_path / "m",
-        per_component=10,
-        require_predicted="none",
-        dedup_cosine=1 - 1e-6,
-        settings=SETTINGS,
+        _mining(discovery, {1: [0, 2]}, tmp_path / "m", pool, per_component=10, require_predicted="none", dedup_cosine=1 - 1e-6),
+        model=model,
+        pool=found,
     )
     assert read_mining(tmp_path / "m") == index and index.pool.unreadable == ["part1/broken.jpg"]
     feats, alphas, logits = _expected(model, discovery, pool, 1, 0)
@@ -101,14 +113,9 @@ def test_candidates_follow_alpha_and_the_filters(discovery, pool, tmp_path) -> N
 
     for rule, allowed in (("top1", 1), ("top5", 4)):  # (the tiny model has 4 classes: top-5 keeps every image)
         mined = mine(
-            model,
-            from_discovery(discovery, {1: [0]}, model),
-            found,
-            tmp_path / rule,
-            per_component=40,
-            require_predicted=rule,
-            dedup_cosine=1 - 1e-6,
-            settings=SETTINGS,
+            _mining(discovery, {1: [0]}, tmp_path / rule, pool, per_component=40, require_predicted=rule, dedup_cosine=1 - 1e-6),
+            model=model,
+            pool=found,
         )
         kept = {c.image_id for c in mined.components[0].candidates}
         passing = {i for r, i in enumerate(feats.image_ids) if 1 in logits[r].topk(allowed).indices.tolist()}
@@ -127,9 +134,9 @@ def test_near_duplicates_go_by_cosine() -> None:
 
 def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tmp_path) -> None:
     model, found = TinyAdapter(), folder_pool(pool)
-    mine(model, from_discovery(discovery, {1: [0]}, model), found, tmp_path / "a", settings=SETTINGS)
+    mine(_mining(discovery, {1: [0]}, tmp_path / "a", pool), model=model, pool=found)
     before = model.forward_calls
-    mine(model, from_discovery(discovery, {0: [1], 2: [0, 1]}, model), found, tmp_path / "b", require_predicted="none", settings=SETTINGS)
+    mine(_mining(discovery, {0: [1], 2: [0, 1]}, tmp_path / "b", pool, require_predicted="none"), model=model, pool=found)
     assert model.forward_calls == before
     assert json.loads((tmp_path / "b" / INDEX_FILE).read_text())["format"] == 1
 
@@ -144,7 +151,7 @@ def test_mining_again_with_other_components_forwards_nothing(discovery, pool, tm
 )
 def test_bad_components_are_one_line(discovery, pool, tmp_path, components, needle) -> None:
     with pytest.raises(SpurbenchError, match=needle):
-        mine(TinyAdapter(), from_discovery(discovery, components, TinyAdapter()), folder_pool(pool), tmp_path / "m", settings=SETTINGS)
+        mine(_mining(discovery, components, tmp_path / "m", pool))
     assert not (tmp_path / "m" / INDEX_FILE).exists()
 
 
@@ -163,16 +170,10 @@ def test_bad_pools_and_models(discovery, tmp_path) -> None:
     other = TinyAdapter("other")
     other.card = other.card.model_copy(update={"weights_revision": "seed1"})
     with pytest.raises(SpurbenchError, match=r"a discovery of tiny:net \(seed0\), not of tiny:other \(seed1\)"):
-        mine(other, from_discovery(discovery, {1: [0]}, other), folder_pool(tmp_path / "one"), tmp_path / "m", settings=SETTINGS)
+        mine(_mining(discovery, {1: [0]}, tmp_path / "m", tmp_path / "one"), model=other)
     with pytest.raises(SpurbenchError, match="--per-component must be at least 1"):
-        mine(
-            TinyAdapter(),
-            from_discovery(discovery, {1: [0]}, TinyAdapter()),
-            folder_pool(tmp_path / "one"),
-            tmp_path / "m",
-            per_component=0,
-            settings=SETTINGS,
-        )
+        _mining(discovery, {1: [0]}, tmp_path / "m", tmp_path / "one", per_component=0)
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize(
@@ -231,16 +232,10 @@ def test_hub_pools_files_and_parquet_rows(discovery, tmp_path, monkeypatch) -> N
         "data/train-00000-of-00001.parquet/1",
     ]
     assert rows_pool.unreadable == [f"data/train-00000-of-00001.parquet/{len(pngs)}"] and rows_pool.benchmark.revision == sha
-    index = mine(
-        TinyAdapter(),
-        from_discovery(discovery, {1: [0]}, TinyAdapter()),
-        rows_pool,
-        tmp_path / "m",
-        per_component=5,
-        require_predicted="none",
-        dedup_cosine=1 - 1e-6,
-        settings=SETTINGS,
+    settings = _mining(
+        discovery, {1: [0]}, tmp_path / "m", f"hf://org/pool-rows@{sha}", per_component=5, require_predicted="none", dedup_cosine=1 - 1e-6
     )
+    index = mine(settings, model=TinyAdapter(), pool=rows_pool)
     assert len(index.components[0].candidates) == 5 and all(c.digest.startswith("rgb-sha256:") for c in index.components[0].candidates)
     from spurbench.mining.verdicts import export_benchmark, record_verdict
 
@@ -290,16 +285,17 @@ def test_mining_from_a_spufix_artifact_ranks_by_what_spufix_clips(pool, tmp_path
             head.scales * (torch.nn.functional.linear(feats.double(), head.rows.double()) + head.offsets)
         ).double()  # before the relu
         assert torch.allclose(source.bases[1].alphas(feats), clipped, atol=1e-5), (source.bases[1].alphas(feats) - clipped).abs().max()
-        index = mine(
-            target,
-            source,
-            folder_pool(pool),
-            tmp_path / artifact.target_model.replace(":", "-"),
+        settings = MiningSettings(
+            model=target.name,
+            spufix="art",
+            pool=pool,
+            out=tmp_path / artifact.target_model.replace(":", "-"),
             per_component=5,
             require_predicted="none",
             dedup_cosine=1 - 1e-6,
-            settings=SETTINGS,
+            features=SETTINGS,
         )
+        index = mine(settings, model=target, source=source)
         entry = next(e for e in index.components if e.component == 2)
         order = torch.argsort(clipped[:, 1], descending=True)
         ids = extract_features(target, folder_pool(pool).benchmark, settings=SETTINGS).image_ids

@@ -28,7 +28,7 @@ from spurbench.cache import content_digest
 from spurbench.discovery.pipeline import discover
 from spurbench.errors import SpurbenchError
 from spurbench.schemas import read_model
-from spurbench.settings import FeatureSettings
+from spurbench.settings import DiscoverySettings, FeatureSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.one_line import one_line_error
 from tests.test_reliability import _planted_weights
@@ -47,8 +47,17 @@ def made(tmp_path_factory) -> SimpleNamespace:
         patch.setenv("SPURBENCH_CACHE", str(root / "cache"))
         train = tiny_benchmark(per_role=10)
         train.name = "tiny-train"
-        settings = FeatureSettings(batch_size=4, progress=False)
-        discover(TinyAdapter(), train, "tiny", root / "tiny", settings, classes=[0, 1, 2], components=3, top=2, npfv_steps=0)
+        settings = DiscoverySettings(
+            model="tiny:net",
+            benchmark="tiny",
+            out=root / "tiny",
+            classes=[0, 1, 2],
+            components_per_class=3,
+            top_images=2,
+            npfv_steps=0,
+            features=FeatureSettings(batch_size=4, progress=False),
+        )
+        discover(settings, model=TinyAdapter(), train=train)
         digest = content_digest(ckpt)
     pool = root / "pool"
     pool.mkdir()

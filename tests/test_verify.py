@@ -17,10 +17,8 @@ from spurbench.errors import SpurbenchError
 from spurbench.labelpage.verdict_pages import create_verdict_app
 from spurbench.mining.index import candidates_by_class, read_mining
 from spurbench.mining.pipeline import mine
-from spurbench.mining.pool import folder_pool
-from spurbench.mining.sources import from_discovery
 from spurbench.mining.verdicts import VERIFY_FILE, latest_verdicts, read_verdicts, record_verdict, tally, verified_absent
-from spurbench.settings import FeatureSettings
+from spurbench.settings import FeatureSettings, MiningSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
 from tests.support.label_server import tiny_discovery
 
@@ -37,16 +35,20 @@ def mined(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mining")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mine(
-            TinyAdapter(),
-            from_discovery(discovery, {1: [0, 1], 2: [0]}, TinyAdapter()),
-            folder_pool(pool),
-            out,
-            FeatureSettings(batch_size=8, progress=False),
+        components = tmp_path_factory.mktemp("components") / "components.json"
+        components.write_text('{"components": {"1": [0, 1], "2": [0]}}')
+        settings = MiningSettings(
+            model="tiny:net",
+            discovery=discovery,
+            components=components,
+            pool=pool,
+            out=out,
             per_component=6,
             require_predicted="none",
             dedup_cosine=1 - 1e-6,
+            features=FeatureSettings(batch_size=8, progress=False),
         )
+        mine(settings, model=TinyAdapter())
     return out
 
 

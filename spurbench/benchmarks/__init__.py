@@ -37,6 +37,7 @@ from spurbench.benchmarks.catalog import (
     dataset_benchmark,
     default_benchmark,
     get_benchmark,
+    list_benchmarks,
     load_benchmark,
     register_benchmark,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "dataset_benchmark",
     "default_benchmark",
     "get_benchmark",
+    "list_benchmarks",
     "load_benchmark",
     "register_benchmark",
     "require",

@@ -28,6 +28,11 @@ def get_benchmark(name: str) -> BenchmarkPlugin:
     return BENCHMARKS.get(name)()
 
 
+def list_benchmarks() -> list[str]:
+    """The registered benchmark plugins' names, sorted (built in, from entry points, registered in code)."""
+    return BENCHMARKS.names()
+
+
 def default_benchmark() -> str:
     """The name of the one registered plugin marked ``default``."""
     defaults = [name for name in BENCHMARKS.names() if BENCHMARKS.get(name).default]
@@ -73,4 +78,12 @@ def load_benchmark(name: str | None = None, options: BenchmarkOptions | dict[str
     return plugin.load(plugin.parse_options(options if options is not None else values))
 
 
-__all__ = ["benchmarks_with", "dataset_benchmark", "default_benchmark", "get_benchmark", "load_benchmark", "register_benchmark"]
+__all__ = [
+    "benchmarks_with",
+    "dataset_benchmark",
+    "default_benchmark",
+    "get_benchmark",
+    "list_benchmarks",
+    "load_benchmark",
+    "register_benchmark",
+]

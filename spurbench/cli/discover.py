@@ -9,9 +9,6 @@ import typer
 from spurbench.cli.common import app, console
 from spurbench.errors import SpurbenchError
 
-BASES = ("npca", "neurons")  # spurbench.discovery.BASES, repeated so that --help imports no torch
-
-
 # No label space has a million classes (ImageNet-21k has 21,843): a larger index is a typo, refused
 # before a list of that many classes is built. The model's own label space bounds it once loaded.
 MAX_CLASS_INDEX = 999_999
@@ -84,38 +81,30 @@ def discover(
     `spurbench label OUT`. Data-parallel under `torchrun --nproc-per-node N -m spurbench discover ...`."""
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench import distributed
-    from spurbench.adapters import check_model_name
     from spurbench.discovery.pipeline import discover as run_discovery
-    from spurbench.results import check_output_dir
-    from spurbench.runs import prepare_discovery
-    from spurbench.runtime import check_device
-    from spurbench.settings import FeatureSettings
+    from spurbench.settings import DiscoverySettings, FeatureSettings
 
-    check_device(device)
-    if basis not in BASES:
-        raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
-    check_model_name(model)
-    wanted = parse_classes(classes)
-    check_output_dir(out)
+    features = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
+    features.check_machine()
+    settings = DiscoverySettings.from_command(
+        model=model,
+        checkpoint=checkpoint,
+        benchmark=benchmark,
+        train_data=train_data,
+        limit=limit,
+        out=out,
+        classes=parse_classes(classes),
+        basis=basis,
+        components_per_class=components_per_class,
+        top_images=top_images,
+        npfv_steps=npfv_steps,
+        features=features,
+    )
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK), sharing the images; else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints (and writes)
-        settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
-        adapter, plugin, train = prepare_discovery(model, checkpoint, benchmark, train_data, wanted, limit)
         report = (
             (lambda done, total, k: None) if quiet else (lambda done, total, k: console.print(f"[dim]class {k} ({done + 1}/{total})[/]"))
         )
-        index = run_discovery(
-            adapter,
-            train,
-            plugin.name,
-            out,
-            settings,
-            classes=wanted,
-            components=components_per_class,
-            top=top_images,
-            npfv_steps=npfv_steps,
-            on_class=report,
-            basis=basis,
-        )
+        index = run_discovery(settings.for_rank(device, distributed.is_main()), on_class=report)
     if distributed.is_main():
         console.print(f"discovered {len(index.classes)} classes x {components_per_class} components of {model}: {out / 'discovery.json'}")

@@ -7,9 +7,7 @@ from pathlib import Path
 import typer
 
 from spurbench.cli.common import console, default_command_group
-from spurbench.errors import SpurbenchError
 
-PREDICTED = ("top1", "top5", "none")
 app = typer.Typer(
     cls=default_command_group("run"),
     add_completion=False,
@@ -63,75 +61,30 @@ def mine_run(
 
     One cached, resumable backbone pass over the pool; mining it again with other components forwards nothing."""
     # lazy: keeps spurbench --help fast (the library imports torch)
-    from spurbench.adapters import check_model_name, load_model
-    from spurbench.discovery.index import read_index
-    from spurbench.mining.checks import (
-        artifact_columns,
-        check_apart,
-        check_components_file,
-        check_made_with,
-        discovery_bases,
-        resolve_components,
-    )
     from spurbench.mining.pipeline import mine
-    from spurbench.mining.pool import resolve_pool
-    from spurbench.mining.sources import from_artifact, from_discovery
-    from spurbench.results import check_output_dir
-    from spurbench.runtime import check_device
-    from spurbench.settings import FeatureSettings
-    from spurbench.spufix.artifact import load_artifact
-    from spurbench.spufix.fit import read_components
+    from spurbench.settings import FeatureSettings, MiningSettings
 
-    if require_predicted not in PREDICTED:
-        raise SpurbenchError(f"--require-predicted {require_predicted!r}: expected one of {', '.join(PREDICTED)}")
-    check_device(device)
-    check_model_name(model)
-    check_output_dir(out)
-    if (discovery is None) == (spufix is None):
-        raise SpurbenchError("give the bases to rank by: --discovery DIR (with --components) or --spufix ARTIFACT")
-    if discovery is not None and components is None:
-        raise SpurbenchError("--discovery needs --components (the file `spurbench label export` writes)")
-    check_apart(out, pool)
-    # Everything the files and names can tell is checked before the model loads: loading may download
-    # its weights or, for a model trained on first use, train it
-    listed = read_components(components) if components is not None else None
-    table = listed.table if listed is not None else None
-    artifact = None
-    if discovery is not None:
-        index = read_index(discovery)
-        check_made_with(f"{discovery}: a discovery of", index.model.name, index.model.weights_revision, model, checkpoint)
-        check_components_file(components, listed, index, discovery)  # type: ignore[arg-type]
-        discovery_bases(discovery, index, resolve_components(index, table))  # type: ignore[arg-type]
-    else:
-        artifact = load_artifact(spufix)  # type: ignore[arg-type]
-        check_made_with(f"{spufix}: a SpuFix artifact for", artifact.target_model, artifact.target_weights_revision, model, checkpoint)
-        if listed is not None and listed.basis != "npca":
-            raise SpurbenchError(f"{components}: lists {listed.basis}, but a SpuFix artifact's components are neural PCA ranks")
-        if listed is not None and listed.model not in (None, artifact.source_model):  # the artifact's ranks are its source model's
-            raise SpurbenchError(
-                f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components"
-            )
-        artifact_columns(artifact, spufix, table)  # type: ignore[arg-type]
-    pool_images = resolve_pool(pool)
-    adapter = load_model(model, checkpoint=checkpoint)
-    source = from_discovery(discovery, table, adapter) if discovery is not None else from_artifact(artifact, spufix, table, adapter)  # type: ignore[arg-type]
-    settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
-    mined = mine(
-        adapter,
-        source,
-        pool_images,
-        out,
-        settings,
+    features = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
+    features.check_machine()
+    settings = MiningSettings.from_command(
+        model=model,
+        checkpoint=checkpoint,
+        discovery=discovery,
+        spufix=spufix,
+        components=components,
+        pool=pool,
+        out=out,
         per_component=per_component,
         require_predicted=require_predicted,
         dedup_cosine=dedup_cosine,
+        features=features,
     )
+    mined = mine(settings)
     total = sum(len(c.candidates) for c in mined.components)
-    if pool_images.unreadable:
-        shown = ", ".join(pool_images.unreadable[:3]) + (" ..." if len(pool_images.unreadable) > 3 else "")
-        console.print(
-            f"skipped {len(pool_images.unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True
-        )
+    unreadable = mined.pool.unreadable
+    if unreadable:
+        shown = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        console.print(f"skipped {len(unreadable)} unreadable pool files: {shown}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"mined {total} candidates for {len(mined.components)} components from {mined.pool.num_images} pool images: {out / 'candidates.json'}",
         markup=False,

@@ -59,50 +59,35 @@ def spufix_fit(
     """
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench import distributed
-    from spurbench.adapters import check_model_name
     from spurbench.files import slug
-    from spurbench.results import check_output_dir
     from spurbench.runs import fit_spufix
-    from spurbench.runtime import check_device
-    from spurbench.settings import FeatureSettings
+    from spurbench.settings import FeatureSettings, SpuFixFitSettings
     from spurbench.spufix.artifact import push_artifact
-    from spurbench.spufix.fit import load_components, read_components
 
-    check_device(device)
-    check_model_name(model)
+    features = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
+    features.check_machine()
     out = output or Path(f"spufix-{slug(model)}")
-    check_output_dir(out)
-    if components is not None and source is None and not components_from_ground_truth:
-        # before any model loads (it may download or train): the file is read again, the same way, by the fit
-        load_components(components)
-        exported_from, source_name = read_components(components).model, source_model or model
-        if exported_from is not None and exported_from != source_name:
-            hint = "" if source_model else f" (pass --source-model {exported_from})"
-            raise SpurbenchError(
-                f"{components}: lists components of a discovery of {exported_from}, but the source model here is {source_name}{hint}"
-            )
+    settings = SpuFixFitSettings.from_command(
+        model=model,
+        checkpoint=checkpoint,
+        benchmark=benchmark,
+        train_data=train_data,
+        limit=limit,
+        source_model=source_model,
+        source_checkpoint=source_checkpoint,
+        source_alphas=source,
+        components=components,
+        components_from_ground_truth=components_from_ground_truth,
+        save_alphas=save_alphas,
+        output=out,
+        features=features,
+    )
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK); else as it is
         quiet = quiet or not distributed.is_main()  # only rank 0 prints
         report = (lambda msg: None) if quiet else (lambda msg: console.print(f"[dim]{msg}[/]"))
-        settings = FeatureSettings(batch_size=batch_size, device=device, progress=not quiet)
-        artifact = fit_spufix(
-            model,
-            checkpoint=checkpoint,
-            source_model_name=source_model,
-            source_checkpoint=source_checkpoint,
-            source_alphas=source,
-            components=components,
-            train_data=train_data,
-            benchmark=benchmark,
-            components_from_ground_truth=components_from_ground_truth,
-            limit=limit,
-            save_alphas=save_alphas,
-            on_class=report,
-            settings=settings,
-        )
+        artifact = fit_spufix(settings.for_rank(device, distributed.is_main()), on_class=report)  # rank 0 saves it
         if not distributed.is_main():
-            return  # after the last collective: rank 0 alone writes the artifact
-        artifact.save(out)
+            return
     console.print(
         f"SpuFix artifact for {model} ({sum(len(v) for v in artifact.components.values())} components in {len(artifact.components)} classes): {out}"
     )

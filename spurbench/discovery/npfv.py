@@ -21,9 +21,10 @@ from spurbench.adapters import ModelAdapter
 from spurbench.basis import Basis
 from spurbench.discovery.apgd import apgd, project
 from spurbench.runtime import StageProgress
+from spurbench.settings import NPFV_STEPS
 
 EPS_AT_224 = 30.0
-STEPS = 200
+STEPS = NPFV_STEPS  # (the settings' default: one number)
 
 
 @dataclass

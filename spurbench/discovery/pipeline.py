@@ -22,16 +22,16 @@ finalises the basis, picks the top images as one process would, renders and writ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from spurbench import distributed
 from spurbench._version import __version__
-from spurbench.adapters import ModelAdapter
+from spurbench.adapters import ModelAdapter, load_model
 from spurbench.basis import save_basis
-from spurbench.benchmarks import Benchmark
+from spurbench.benchmarks import Benchmark, BenchmarkPlugin, TrainingData, get_benchmark, require
 from spurbench.discovery.images import save_npfvs, save_top_images, supports_cam
 from spurbench.discovery.index import (
     BASES_DIR,
@@ -45,12 +45,12 @@ from spurbench.discovery.index import (
     read_index,
     write_index,
 )
-from spurbench.discovery.npfv import STEPS
-from spurbench.discovery.statistics import BASES, class_statistics
+from spurbench.discovery.statistics import class_statistics
 from spurbench.errors import SpurbenchError
 from spurbench.features import check_same_inputs, class_subset
 from spurbench.files import plain, remove_stale_temporaries
-from spurbench.settings import FeatureSettings
+from spurbench.results import check_output_dir
+from spurbench.settings import DiscoverySettings, FeatureSettings
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -113,39 +113,57 @@ def discover_class(
     )
 
 
+def load_training(
+    settings: DiscoverySettings, model: ModelAdapter | None = None, train: Benchmark | None = None
+) -> tuple[ModelAdapter, BenchmarkPlugin, Benchmark]:
+    """The model, plugin and training split a discovery analyses: the loaded ones given, else what the
+    settings name. A named benchmark's training split is resolved before the model loads, so a bad
+    source fails first. Under torchrun rank 0 loads the model first (a download, or the training of a
+    model that trains on first use, fills the cache once), then the other ranks load it from the cache."""
+
+    def split(plugin: BenchmarkPlugin) -> Benchmark:
+        return require(plugin, TrainingData).training_split(settings.classes, settings.train_data, settings.limit)
+
+    if train is None and settings.benchmark is not None:
+        train = split(get_benchmark(settings.benchmark))
+    if model is None:
+        with distributed.main_first("waiting for rank 0 to load the model"):
+            model = load_model(settings.model, checkpoint=settings.checkpoint)
+    plugin = settings.training_plugin(model.label_space)
+    return model, plugin, train if train is not None else split(plugin)
+
+
 def discover(
-    model: ModelAdapter,
-    train: Benchmark,
-    benchmark: str,
-    out: Path,
-    settings: FeatureSettings,
-    classes: Sequence[int] | None = None,
-    components: int = 10,
-    top: int = 5,
-    npfv_steps: int = STEPS,
+    settings: DiscoverySettings,
+    *,
+    model: ModelAdapter | None = None,
+    train: Benchmark | None = None,
     on_class: Callable[[int, int, int], None] | None = None,
-    basis: str = "npca",
 ) -> DiscoveryIndex:
-    """Discover the components of ``classes`` (default: every class of ``train``) into ``out``; resumes a
-    partial discovery of the same model, weights, images and settings, refuses a different one."""
-    if components < 1 or top < 1 or npfv_steps < 0:
-        raise SpurbenchError("--components-per-class and --top-images must be at least 1, --npfv-steps at least 0")
-    if basis not in BASES:
-        raise SpurbenchError(f"--basis {basis!r}: expected one of {', '.join(BASES)}")
-    out = Path(out)
+    """Discover the components of ``settings.classes`` (default: every class of the training split) into
+    ``settings.out``; resumes a partial discovery of the same model, weights, images and settings,
+    refuses a different one. ``model`` and ``train`` are objects loaded already (the training split of
+    the benchmark the settings name), else they are loaded from the settings. ``on_class(done, total,
+    class_index)`` is called before each class."""
+    features = settings.features
+    features.check_machine()
+    check_output_dir(settings.out)
+    model, plugin, train = load_training(settings, model, train)
+    classes, components, top = settings.classes, settings.components_per_class, settings.top_images
+    npfv_steps, basis, out = settings.npfv_steps, settings.basis, settings.out
     beyond = sorted(k for k in (classes or []) if not 0 <= k < model.num_classes)
     if beyond:
         raise SpurbenchError(
             f"--classes: {beyond[0]} is not a class of {model.name} (its label space {model.label_space} has classes 0-{model.num_classes - 1})"
         )
     check_same_inputs(
-        "model, training images, classes or settings", [model], train, settings, [classes, components, top, npfv_steps, basis]
+        "model, training images, classes or settings", [model], train, features, [classes, components, top, npfv_steps, basis]
     )
     index = DiscoveryIndex(
         spurbench_version=__version__,
         model=model.card.model_copy(update={"data_config": plain(model.data_config)}),
         training=TrainingSplit(
-            benchmark=benchmark,
+            benchmark=plugin.name,
             name=train.name,
             revision=train.revision,
             checksum=train.checksum,
@@ -176,7 +194,7 @@ def discover(
     for done, k in enumerate(todo):
         if on_class is not None:
             on_class(done, len(todo), k)
-        record = discover_class(model, class_subset(train, k), k, components, top, out, settings, npfv_steps, basis)
+        record = discover_class(model, class_subset(train, k), k, components, top, out, features, npfv_steps, basis)
         if record is not None:  # rank 0, or the only process
             index.classes[str(k)] = record
             write_index(out, index)  # after every class: a killed run keeps what it finished
@@ -185,4 +203,4 @@ def discover(
     return distributed.from_main(lambda: index, "receiving the index from rank 0")
 
 
-__all__ = ["QUANTILES", "discover", "discover_class"]
+__all__ = ["QUANTILES", "discover", "discover_class", "load_training"]

@@ -18,10 +18,8 @@ from spurbench.adapters import ModelAdapter
 from spurbench.basis import NeuronBasis, fit_neurons_streaming
 from spurbench.benchmarks import Benchmark
 from spurbench.features import FeatureStream, rank_part, stream_part
-from spurbench.settings import FeatureSettings
+from spurbench.settings import BASES, FeatureSettings
 from spurbench.spufix.npca import NPCA, accumulate_psi, fit_npca_streaming, npca_from
-
-BASES = ("npca", "neurons")  # neural PCA components (paper 1) or single penultimate units (Salient ImageNet)
 
 Fitted = NPCA | NeuronBasis  # a class's basis as discover fits it
 Top = tuple[torch.Tensor, list[list[str]]]  # values [n, L] and, per component, the ids of those rows

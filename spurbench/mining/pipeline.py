@@ -23,21 +23,30 @@ import numpy as np
 import torch
 
 from spurbench._version import __version__
-from spurbench.adapters import ModelAdapter
+from spurbench.adapters import ModelAdapter, load_model
+from spurbench.discovery.index import read_index
 from spurbench.errors import SpurbenchError
 from spurbench.features import FeatureStream
 from spurbench.files import atomic_path, plain, remove_stale_temporaries
+from spurbench.mining.checks import (
+    artifact_columns,
+    check_apart,
+    check_components_file,
+    check_made_with,
+    discovery_bases,
+    resolve_components,
+)
 from spurbench.mining.index import INDEX_FILE, Candidate, ComponentCandidates, MiningIndex, PoolRecord
-from spurbench.mining.pool import Pool
-from spurbench.mining.sources import RankingSource
+from spurbench.mining.pool import Pool, resolve_pool
+from spurbench.mining.sources import RankingSource, from_artifact, from_discovery
 from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
-from spurbench.settings import FeatureSettings
+from spurbench.results import check_output_dir
+from spurbench.settings import DEDUP_COSINE, MiningSettings
+from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
+from spurbench.spufix.fit import read_components
 
 REFERENCE_DIR = "reference"
 HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
-# Near-duplicates: on the generated pool, distinct images of one kind reach cosine 0.995 (0.98 dropped
-# 190-237 distinct candidates per component, 0.995 still 11-46, 0.999 none; see the README)
-DEDUP_COSINE = 0.999
 
 
 def _passes(logits: torch.Tensor, k: int, rule: str) -> torch.Tensor:
@@ -76,26 +85,72 @@ def _copy_reference(path: Path, out: Path) -> str:
     return target.relative_to(out).as_posix()
 
 
+def checked_bases(settings: MiningSettings) -> tuple[dict[int, list[int]] | None, SpuFixArtifact | None]:
+    """What the files and names can tell, checked before the model loads (loading may download its
+    weights or, for a model trained on first use, train it): the components table (read from its file),
+    and the SpuFix artifact (loaded) or the discovery the pool is ranked by, made with the model named."""
+    discovery, spufix, components = settings.discovery, settings.spufix, settings.components
+    listed = read_components(components) if components is not None else None
+    table = listed.table if listed is not None else None
+    if discovery is not None:
+        index = read_index(discovery)
+        check_made_with(f"{discovery}: a discovery of", index.model.name, index.model.weights_revision, settings.model, settings.checkpoint)
+        if components is not None and listed is not None:  # (always: MiningSettings refuses a discovery without components)
+            check_components_file(components, listed, index, discovery)
+            discovery_bases(discovery, index, resolve_components(index, listed.table))
+        return table, None
+    assert spufix is not None  # MiningSettings: the bases come from a discovery or a SpuFix artifact
+    artifact = load_artifact(spufix)
+    check_made_with(
+        f"{spufix}: a SpuFix artifact for", artifact.target_model, artifact.target_weights_revision, settings.model, settings.checkpoint
+    )
+    if listed is not None and listed.basis != "npca":
+        raise SpurbenchError(f"{components}: lists {listed.basis}, but a SpuFix artifact's components are neural PCA ranks")
+    if listed is not None and listed.model not in (None, artifact.source_model):  # the artifact's ranks are its source model's
+        raise SpurbenchError(
+            f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components"
+        )
+    artifact_columns(artifact, spufix, table)
+    return table, artifact
+
+
 def mine(
-    model: ModelAdapter,
-    source: RankingSource,
-    pool: Pool,
-    out: Path,
-    settings: FeatureSettings,
-    per_component: int = 75,
-    require_predicted: str = "top1",
-    dedup_cosine: float = DEDUP_COSINE,
+    settings: MiningSettings, *, model: ModelAdapter | None = None, source: RankingSource | None = None, pool: Pool | None = None
 ) -> MiningIndex:
-    """Rank ``pool`` for every (class, component) of ``source`` and write the candidates under ``out``."""
-    if per_component < 1 or not 0 < dedup_cosine <= 1 or require_predicted not in ("top1", "top5", "none"):
-        raise SpurbenchError("--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none")
-    out = Path(out)
+    """What ``spurbench mine`` does: rank the pool by every (class, component) the settings name and
+    write the candidates under ``settings.out``. ``model``, ``source`` (the bases, as
+    ``mining.sources`` builds them) and ``pool`` are objects loaded already, else they are loaded from
+    the settings, every file checked before the model loads."""
+    settings.features.check_machine()
+    check_output_dir(settings.out)
+    check_apart(settings.out, settings.pool)
+    table, artifact = checked_bases(settings) if source is None else (None, None)
+    pool = pool if pool is not None else resolve_pool(settings.pool)
+    model = model if model is not None else load_model(settings.model, checkpoint=settings.checkpoint)
+    if source is None:
+        source = _source(settings, table, artifact, model)
+    return rank_pool(model, source, pool, settings)
+
+
+def _source(
+    settings: MiningSettings, table: dict[int, list[int]] | None, artifact: SpuFixArtifact | None, model: ModelAdapter
+) -> RankingSource:
+    if settings.discovery is not None and table is not None:
+        return from_discovery(settings.discovery, table, model)
+    assert artifact is not None and settings.spufix is not None  # checked_bases loaded it
+    return from_artifact(artifact, settings.spufix, table, model)
+
+
+def rank_pool(model: ModelAdapter, source: RankingSource, pool: Pool, settings: MiningSettings) -> MiningIndex:
+    """Rank ``pool`` for every (class, component) of ``source`` and write the candidates under ``settings.out``."""
+    out, features = settings.out, settings.features
+    per_component, require_predicted, dedup_cosine = settings.per_component, settings.require_predicted, settings.dedup_cosine
     remove_stale_temporaries(out)  # of a killed run: mining again leaves what an uninterrupted run leaves
     wanted = source.wanted()
     weight, bias = (t.detach().cpu().double() for t in model.head)
     keep = per_component * HEADROOM
     best: dict[tuple[int, int], tuple[torch.Tensor, list[str]]] = {}
-    for ids, feats in FeatureStream.open(model, pool.benchmark, settings):
+    for ids, feats in FeatureStream.open(model, pool.benchmark, features):
         logits = feats.double() @ weight.T + bias
         for k, ranks in wanted.items():
             alphas = source.bases[k].alphas(feats)[:, [source.columns[(k, r)] for r in ranks]]  # [B, L]
@@ -109,7 +164,7 @@ def mine(
                 best[(k, rank)] = (top.values[finite], [names[int(i)] for i in top.indices[finite]])
     wanted_ids = {i for _, names in best.values() for i in names}
     stats: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}  # candidate -> (features, top-1 class, softmax)
-    for ids, feats in FeatureStream.open(model, pool.benchmark, settings.model_copy(update={"progress": False})):
+    for ids, feats in FeatureStream.open(model, pool.benchmark, features.model_copy(update={"progress": False})):
         rows = [r for r, i in enumerate(ids) if i in wanted_ids]
         if rows:
             probs = torch.softmax(feats[rows].double() @ weight.T + bias, dim=1)
@@ -175,4 +230,4 @@ def mine(
     return result
 
 
-__all__ = ["DEDUP_COSINE", "HEADROOM", "REFERENCE_DIR", "mine"]
+__all__ = ["DEDUP_COSINE", "HEADROOM", "REFERENCE_DIR", "checked_bases", "mine", "rank_pool"]

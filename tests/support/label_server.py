@@ -32,7 +32,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2) -> Path:
     """A real discovery of the tiny test model (its own feature cache), for the label page's tests."""
     from spurbench.discovery.pipeline import discover
-    from spurbench.settings import FeatureSettings
+    from spurbench.settings import DiscoverySettings, FeatureSettings
     from spurbench.testing import TinyAdapter, tiny_benchmark
 
     out = tmp_path_factory.mktemp("discovery")
@@ -40,8 +40,17 @@ def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, to
     train.name = "tiny-train"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPURBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-        settings = FeatureSettings(batch_size=4, progress=False)
-        discover(TinyAdapter(), train, "tiny", out, settings, classes=classes, components=components, top=top, npfv_steps=2)
+        settings = DiscoverySettings(
+            model="tiny:net",
+            benchmark="tiny",
+            out=out,
+            classes=classes,
+            components_per_class=components,
+            top_images=top,
+            npfv_steps=2,
+            features=FeatureSettings(batch_size=4, progress=False),
+        )
+        discover(settings, model=TinyAdapter(), train=train)
     return out
 
 
