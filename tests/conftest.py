@@ -16,6 +16,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # and one worker ran the README's examples alone at the end. The rest keep their order.
 LONGEST_MODULES = (
     "test_readme_examples.py",
+    "test_docs_site.py",
     "test_planted_weights.py",
     "test_distributed.py",
     "test_reliability_results.py",

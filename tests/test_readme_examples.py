@@ -1,11 +1,13 @@
-"""Every command of the README's shell examples is either run here or listed with why it cannot be.
+"""Every command of the shell examples in README.md and the docs site (docs/**/*.md) is either run here or
+listed with why it cannot be.
 
-``readme_commands`` reads the README's fenced ``bash`` / ``sh`` / ``shell`` / ``console`` blocks (continued
+``readme_commands`` reads a page's fenced ``bash`` / ``sh`` / ``shell`` / ``console`` blocks (continued
 lines joined, comments dropped). A command that is in neither ``RUN`` nor ``SKIP`` fails the fast test,
 so a new example is run (or classified, with its reason) from the day it is added; an entry whose
-command left the README fails it too. The slow test runs every ``RUN`` command, in README order, each
-in its folder (one shared folder unless said otherwise: later examples use earlier ones' outputs),
-with its own spurbench cache and Hub home, offline, and expects exit status 0.
+command left every page fails it too. The slow test runs every ``RUN`` command, in page order (README.md,
+then the docs pages in ``DOC_ORDER``, then any other page by path) and within a page in its order, each in
+its folder (one shared folder unless said otherwise: later examples use earlier ones' outputs), with its
+own spurbench cache and Hub home, offline, and expects exit status 0.
 """
 
 from __future__ import annotations
@@ -23,6 +25,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_BLOCKS = ("bash", "sh", "shell", "console")
+# The pages whose examples run first, in this order (later pages' examples use earlier ones' outputs): the
+# README, then the docs site in its reading order. A page not named here comes after them, by path.
+DOC_ORDER = (
+    "README.md",
+    "docs/index.md",
+    "docs/getting-started.md",
+    "docs/concepts.md",
+    "docs/benchmarks/index.md",
+    "docs/benchmarks/planted.md",
+    "docs/benchmarks/spurious-imagenet.md",
+    "docs/benchmarks/salient-imagenet.md",
+    "docs/benchmarks/imagenet-w.md",
+    "docs/benchmarks/mined-folders.md",
+    "docs/spufix.md",
+    "docs/discovery.md",
+    "docs/mining.md",
+    "docs/leaderboard.md",
+    "docs/scale.md",
+)
 # .ci/run's last line is the README's test command, verbatim: a README that says otherwise fails the fast test below
 CI_COMMAND = " ".join((ROOT / ".ci" / "run").read_text().strip().splitlines()[-1].split())
 
@@ -76,6 +97,7 @@ _SERVES = "serves the label pages until Ctrl-C"
 _SLURM = "submits to SLURM, with real data"
 _TORCHRUN = "torchrun over several GPUs, with real data"
 _INSTALLS = "installs the test requirements; .ci/run does the same on every CI run"
+_GUIDE_PLUGIN = "needs the plugin guide's example distribution (docs/examples) installed; tests/test_plugin_guide.py runs it with it"
 
 SKIP: dict[str, str] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
@@ -98,6 +120,10 @@ SKIP: dict[str, str] = {
     "spurbench mine --model M --discovery DIR --components C | --spufix ART --pool DIR|hf://ORG/NAME --out MINED": _SYNOPSIS,
     "spurbench label MINED": _SYNOPSIS,
     "spurbench mine export MINED --out BENCH [--min-per-class N]": _SYNOPSIS,
+    "spurbench run -b dots": _GUIDE_PLUGIN,
+    "spurbench run -b dots -O stripe=0.6 -o results-stripe": _GUIDE_PLUGIN,
+    "spurbench run -b dots -o results": _GUIDE_PLUGIN,
+    "spurbench leaderboard verify results/dots__dotsnet_small.json": _GUIDE_PLUGIN,
     "spurbench leaderboard push --repo ORG/NAME": "pushes to the Hub",
     "spurbench leaderboard pull [--repo ORG/NAME]": "downloads from the Hub",
     "spurbench spufix fit --model timm:convnext_base.fb_in22k_ft_in1k --source-model timm:resnet50 --source-checkpoint robust_resnet50.safetensors --train-data /data/imagenet/train --save-alphas source-alphas --output spufix-convnext [--push ORG/NAME]": _REAL_DATA,
@@ -177,21 +203,43 @@ def readme_commands(text: str) -> list[tuple[int, str]]:
     return commands
 
 
+def documented_pages() -> list[str]:
+    """README.md and every page of the docs site, in the order their examples run."""
+    pages = {"README.md", *(str(path.relative_to(ROOT)) for path in (ROOT / "docs").rglob("*.md"))}
+    first = [page for page in DOC_ORDER if page in pages]
+    return first + sorted(pages - set(first))
+
+
+def documented_commands() -> list[tuple[str, int, str]]:
+    """(page, line number, command) of every shell command of README.md and the docs, in run order."""
+    return [(page, line, command) for page in documented_pages() for line, command in readme_commands((ROOT / page).read_text())]
+
+
 def test_readme_commands_are_read_as_written():
     text = "```bash\nspurbench run \\\n    --limit 2   # a comment\n# only a comment\n\nspurbench ls 'a#b'\n```\n```python\nspurbench run\n```\n```console\n$ spurbench --version\nspurbench 0.1.0\n```\n"
     assert readme_commands(text) == [(2, "spurbench run --limit 2"), (6, "spurbench ls 'a#b'"), (12, "spurbench --version")]
 
 
+def test_the_docs_pages_are_read():
+    """The docs' pages are part of the check, in run order: README.md first, the getting-started page before the pages
+    whose examples use its outputs."""
+    pages = documented_pages()
+    assert pages[0] == "README.md" and "docs/getting-started.md" in pages and "docs/spufix.md" in pages
+    assert pages.index("docs/getting-started.md") < pages.index("docs/spufix.md") < pages.index("docs/discovery.md")
+    assert all((ROOT / page).is_file() for page in DOC_ORDER), [page for page in DOC_ORDER if not (ROOT / page).is_file()]
+
+
 def test_every_readme_command_is_classified():
-    """A README command this file does not know fails here, as does an entry whose command left the README."""
-    found = [command for _, command in readme_commands((ROOT / "README.md").read_text())]
+    """A command of README.md or the docs this file does not know fails here, as does an entry whose command left
+    every page."""
+    commands = documented_commands()
     assert not set(RUN) & set(SKIP)
-    unknown = [
-        (line, command) for line, command in readme_commands((ROOT / "README.md").read_text()) if command not in RUN and command not in SKIP
-    ]
-    assert not unknown, f"README commands neither run nor skipped (add each to RUN, or to SKIP with its reason): {unknown}"
-    stale = sorted((set(RUN) | set(SKIP)) - set(found))
-    assert not stale, f"entries whose command is no longer in the README: {stale}"
+    unknown = [(f"{page}:{line}", command) for page, line, command in commands if command not in RUN and command not in SKIP]
+    assert not unknown, (
+        f"commands of the README or the docs neither run nor skipped (add each to RUN, or to SKIP with its reason): {unknown}"
+    )
+    stale = sorted((set(RUN) | set(SKIP)) - {command for _, _, command in commands})
+    assert not stale, f"entries whose command is no longer in the README or the docs: {stale}"
     for command, run in RUN.items():
         assert (run.command is None and run.folder == "readme") or run.why, command
 
@@ -236,7 +284,7 @@ def test_readme_examples_run_on_planted(trained, tmp_path):
     cache, _ = trained
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "SPURBENCH_CACHE": str(cache)}
     failures = []
-    for line, command in readme_commands((ROOT / "README.md").read_text()):
+    for page, line, command in documented_commands():
         run = RUN.get(command)
         if run is None:
             continue
@@ -247,15 +295,15 @@ def test_readme_examples_run_on_planted(trained, tmp_path):
             shutil.copytree(ROOT / "leaderboard" / "results", folder / "leaderboard" / "results")
         proc = _spurbench(run.command or command, folder, env)
         if proc.returncode != 0:
-            failures.append(f"README line {line}: {run.command or command}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+            failures.append(f"{page} line {line}: {run.command or command}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow
 def test_a_fresh_cache_run_prints_the_readmes_output(tmp_path):
-    """The README's `spurbench run` output block, printed as it is by the console script from an empty
-    cache: the shipped planted weights make it the same on every machine (issue 24)."""
-    text = (ROOT / "README.md").read_text()
+    """The `spurbench run` output block of the getting-started page, printed as it is by the console script from
+    an empty cache: the shipped planted weights make it the same on every machine."""
+    text = (ROOT / "docs" / "getting-started.md").read_text()
     block = text.split("<!-- spurbench run output -->\n```text\n", 1)[1].split("\n```", 1)[0]
     env = {
         **os.environ,

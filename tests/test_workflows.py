@@ -5,8 +5,9 @@ injection, dangerous triggers such as `pull_request_target`, excessive permissio
 credentials. The zizmor tests run it over the workflows and over unsafe ones it must flag.
 
 The rest checks what zizmor cannot know, from the YAML: the CPU test matrix and the README's
-test command, the leaderboard's split between an untrusted pull-request job (no secrets) and
-a trusted publish job, and the manual GPU evaluation.
+test command (with the strict docs build), the leaderboard's split between an untrusted pull-request
+job (no secrets) and a trusted publish job that deploys the docs site with the board under it, and
+the manual GPU evaluation.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def test_tests_workflow_runs_the_readme_test_command():
     assert setup["with"]["cache-dependency-path"] == "pyproject.toml"
 
     browser = step_index(job, runs("install -y --no-install-recommends chromium chromium-driver"))
-    install = step_index(job, runs('pip install -e ".[dev,imagenet-w]"'))
+    install = step_index(job, runs('pip install -e ".[dev,imagenet-w,docs]"'))
     script = steps(job)[install]["run"]
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in script
     # The same old typer line as the README's test command, in the same folder.
@@ -212,6 +213,9 @@ def test_tests_workflow_runs_the_readme_test_command():
     assert steps(job)[pytest_step]["env"]["SPURBENCH_OLD_TYPER_PATH"] == old_typer[1]
     upload = step_index(job, uses("actions/upload-artifact"))
     assert browser < pytest_step and install < pytest_step < upload
+    # The docs site builds strictly (a broken link or anchor fails) before the tests run.
+    docs = step_index(job, runs("mkdocs build --strict"))
+    assert install < docs < pytest_step
     assert steps(job)[upload]["if"] == "always()"
     assert steps(job)[upload]["with"]["path"].rstrip("/") == "test-artifacts"
     # Artifact names must be unique across the matrix.
@@ -225,7 +229,8 @@ def test_leaderboard_triggers():
     events = triggers(load("leaderboard.yml"))
     assert events["pull_request"]["paths"] == ["leaderboard/results/**"]
     assert events["push"]["branches"] == ["main"]
-    assert set(events["push"]["paths"]) == {"leaderboard/results/**", "spurbench/**", "model-lists/**"}
+    # docs/** and mkdocs.yml: the publish job deploys the docs site with the board.
+    assert set(events["push"]["paths"]) == {"leaderboard/results/**", "spurbench/**", "model-lists/**", "docs/**", "mkdocs.yml"}
     assert "workflow_dispatch" in events
 
 
@@ -242,6 +247,7 @@ def test_leaderboard_pull_request_job_verifies_then_builds_without_secrets():
     build = step_index(job, runs(BOARD_BUILD))
     upload = step_index(job, uses("actions/upload-artifact"))
     assert verify < build < upload
+    assert "mkdocs" not in text(job) and "[docs]" not in text(job)  # the board builds without the docs
     assert "leaderboard/site" in steps(job)[upload]["with"]["path"]
     # The results must also pass the target branch's verifier, not only the one the PR ships.
     base = "${{ github.event.pull_request.base.sha }}"
@@ -269,8 +275,16 @@ def test_leaderboard_publish_job():
     upload = step_index(job, uses("actions/upload-pages-artifact"))
     deploy = step_index(job, uses("actions/deploy-pages"))
     assert build < commit and build < configure < upload < deploy
-    assert steps(job)[upload]["with"]["path"] == "leaderboard/site"
     assert job["environment"]["name"] == "github-pages"
+    # One site: the docs (built strictly) with the board under it, at site/leaderboard/.
+    install = step_index(job, runs('pip install -e ".[docs]"'))
+    docs = step_index(job, runs("mkdocs build --strict -d site"))
+    board_under_site = step_index(job, runs("cp -R leaderboard/site site/leaderboard"))
+    assert build < install < docs < board_under_site < upload
+    assert steps(job)[upload]["with"]["path"] == "site"
+    # The board never needs the docs: it is built and committed before the docs tools are installed.
+    assert commit < install
+    assert "mkdocs" not in text(steps(job)[:install])
 
     push = step_index(job, runs("spurbench leaderboard push --repo"))
     assert build < push

@@ -42,8 +42,10 @@ ROLES: tuple[Role, Role] = ("positive", "negative")
 
 @dataclass(frozen=True)
 class BenchmarkClass:
+    """One class of a benchmark: its index in the label space, its name, and what the reports know of it."""
+
     index: int  # class index in the benchmark's label space (e.g. the ImageNet-1k index)
-    name: str
+    name: str  # human-readable, shown in reports and boards
     components: tuple[int, ...] = ()  # spurious-component ids of this class's negatives
     group: str | None = None  # a class group the reports compare (e.g. classes with a seeded feature vs control classes)
     feature: str | None = None  # short description of the spurious feature, when known
@@ -51,12 +53,14 @@ class BenchmarkClass:
 
 @dataclass(frozen=True)
 class BenchmarkImage:
+    """One image of a benchmark, opened lazily: a class image (role "positive") or a spurious-only image ("negative")."""
+
     image_id: str  # unique and stable across runs; keys per-image results and the feature cache
-    class_index: int
-    role: Role
+    class_index: int  # the class it is scored for (a spurious-only image: the class whose spurious feature it shows)
+    role: Role  # "positive": shows the class; "negative": shows only a spurious feature of it, never the object
     component: int | None  # spurious component (negatives), None for positives
     origin: str  # file path / parquet row / generator seed: named in errors
-    loader: Callable[[], Image.Image] = field(repr=False, compare=False)
+    loader: Callable[[], Image.Image] = field(repr=False, compare=False)  # returns the PIL image; called when the image is read
     # A views benchmark's names of what the model sees of this image (e.g. "clean", "watermark"): each is
     # one row of features, rendered from one decode of the image by ``Benchmark.render_views``.
     views: tuple[str, ...] = ()
@@ -75,6 +79,8 @@ class BenchmarkImage:
 
 @dataclass
 class Benchmark:
+    """What a plugin's ``load`` returns: the classes and images of one benchmark (or split) and its provenance."""
+
     name: str  # registry name of the benchmark (or of a split of it)
     label_space: str  # label space of class_index, e.g. "imagenet-1k"
     classes: list[BenchmarkClass]
