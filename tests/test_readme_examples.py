@@ -103,7 +103,7 @@ SKIP: dict[str, str] = {
     "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
     "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e . && .venv/bin/spurbench run": "installs from the network; its `spurbench run` runs here",
     "apt-get install -y chromium chromium-driver fonts-noto-cjk-extra": _INSTALLS,
-    'python3 -m venv .venv && .venv/bin/pip install -e ".[dev,imagenet-w]"': _INSTALLS,
+    'python3 -m venv .venv && .venv/bin/pip install -e ".[dev,imagenet-w,docs]"': _INSTALLS,
     ".venv/bin/pip install --no-deps --target .ci-typer typer==0.24.1 click==8.2.1": _INSTALLS,
     CI_COMMAND: "the whole test suite (this test is part of it); .ci/run runs it verbatim, and test_workflows checks it against CI",
     "spurbench run --model timm:convnext_base.fb_in22k_ft_in1k --benchmark spurious-imagenet --device cuda": _REAL_DATA,
