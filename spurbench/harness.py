@@ -86,6 +86,13 @@ def evaluate(
         raise SpurbenchError(
             f"benchmark plugin {plugin.name}: load() gave protocols other than protocols_for() said; a plugin states them once"
         )
+    # Result files are named by benchmark_name() before loading: a plugin whose load() names its benchmark
+    # otherwise would write a file that run and sweep never find again.
+    named = plugin.benchmark_name(settings.parsed_options())
+    if benchmark is None and bench.name != named:
+        raise SpurbenchError(
+            f"benchmark plugin {plugin.name}: load() gave a benchmark named {bench.name!r}, but benchmark_name() said {named!r}; a plugin states it once"
+        )
     adapter = model if model is not None else load_model(settings.model, checkpoint=settings.checkpoint)
     plugin.check_model(adapter)  # e.g. an ImageNet-1k benchmark refuses other label spaces, in its own words
     # Fail on an unscorable class before spending any time on features.

@@ -187,6 +187,21 @@ def test_a_loaded_benchmark_must_have_the_protocols_its_plugin_declares(tmp_path
     assert adapter.forward_calls == 0 and not list(tmp_path.glob("*.json"))
 
 
+def test_a_loaded_benchmark_must_have_the_name_its_plugin_declares(tmp_path, monkeypatch):
+    """Result files are named by benchmark_name() before loading: a plugin whose load() names its benchmark
+    otherwise is refused before any image is read (it would write a file run and sweep never find)."""
+    from spurbench.errors import SpurbenchError
+    from spurbench.testing import TinyBenchmark
+
+    monkeypatch.setattr(TinyBenchmark, "benchmark_name", lambda self, options: "tiny-renamed")
+    adapter = TinyAdapter()
+    with pytest.raises(
+        SpurbenchError, match=r"^benchmark plugin tiny: load\(\) gave a benchmark named 'tiny', but benchmark_name\(\) said 'tiny-renamed'"
+    ):
+        evaluate(_settings(tmp_path), model=adapter)
+    assert adapter.forward_calls == 0 and not list(tmp_path.glob("*.json"))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -4,6 +4,7 @@ and every contract violation the guide promises is one line with exit status 2."
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
@@ -15,6 +16,7 @@ import pytest
 from spurbench.adapters import ADAPTERS
 from spurbench.benchmarks import BENCHMARKS, BenchmarkPlugin, TrainingData, register_benchmark
 from spurbench.errors import SpurbenchError
+from tests.support.one_line import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -75,7 +77,7 @@ def test_the_spufix_demo_gives_the_guides_numbers(examples, cli, tmp_path):
         assert extra["mauc_seeded"] < extra["mauc_control"] == 1.0
     # The demo's index.md sentence quotes the same numbers, rounded.
     index = (GUIDE / "index.md").read_text()
-    assert "from 0.53 to 0.89 (small) and from 0.75 to 0.97 (large" in index
+    assert "from 0.43 to 0.83 (small) and from 0.74 to 1.00 (large" in index
     assert "SpuFix demo" in result.stdout
 
 
@@ -98,13 +100,6 @@ def test_the_testing_examples_run(examples):
     tests = importlib.import_module("dots_plugin_tests")
     assert 0.5 < tests.dotsnet_on_the_tiny_benchmark() <= 1.0
     assert tests.dots_benchmark_on_its_own_model() == pytest.approx(5 / 6, abs=0.1)
-
-
-def one_line_error(result) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def test_a_ground_truth_without_spurious_only_images_is_one_line(examples, cli, tmp_path):
@@ -151,3 +146,29 @@ def test_a_capability_named_but_not_implemented_is_refused_when_the_class_is_def
                 return None
 
     assert SpurbenchError.exit_code == 2
+
+
+def digest(image) -> str:
+    return hashlib.sha256(image.loader().tobytes()).hexdigest()
+
+
+def test_the_examples_training_validation_and_test_images_are_distinct_draws(examples):
+    """The guide's invariant (benchmarks.md, Ground truth): no image of one split is an image of another,
+    under any id; for the default seed and another one."""
+    benchmark, _ = examples
+    plugin = benchmark.DotsBenchmark()
+    for seed in (0, 3):
+        options = plugin.parse_options({"seed": seed})
+        truth = plugin.ground_truth(options)
+        splits = {"test": plugin.load(options), "validation": truth.validation, "train": truth.train}
+        pixels = {name: {im.image_id: digest(im) for im in bench.images} for name, bench in splits.items()}
+        assert [len(p) for p in pixels.values()] == [144, 144, 180]
+        ids = [image_id for p in pixels.values() for image_id in p]
+        assert len(set(ids)) == len(ids)
+        owner: dict[str, str] = {}
+        for name, images in pixels.items():
+            for image_id, data in images.items():
+                assert data not in owner, f"seed {seed}: {name} image {image_id} is also a {owner[data]} image"
+                owner[data] = name
+    seed_3, seed_0 = (plugin.load(plugin.parse_options({"seed": seed})) for seed in (3, 0))
+    assert not {digest(im) for im in seed_3.images} & {digest(im) for im in seed_0.images}  # --seed draws other images

@@ -9,14 +9,14 @@ here reads. The guide (docs/extending/benchmarks.md) includes this file; tests/t
 runs it.
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 from PIL import Image
-
-# --8<-- [start:imports]
 from pydantic import Field
 
 from spurbench.benchmarks import (
@@ -34,6 +34,7 @@ from spurbench.protocols import MODEL_TRANSFORM, fixed_paper, protocol_table
 
 # --8<-- [end:imports]
 
+# --8<-- [start:constants]
 CLASSES = ("red", "green", "blue")
 SEEDED = {0: 0}  # class -> the spurious feature seeded into its training images (0: the grey stripe)
 COMPONENTS = {0: "grey stripe", 1: "corner dot"}
@@ -42,6 +43,11 @@ PER_ROLE = 24  # test images per class and role
 TRAIN_PER_CLASS = 60  # training images per class; half of a seeded class's carry its feature
 # Drawn at the model's input size: nothing to crop, for either protocol.
 PROTOCOLS = protocol_table(fixed_paper(1.0, by="images drawn at the model's input size"), MODEL_TRANSFORM)
+# Every image is drawn from its own key (seed, split, class, role, i): the test, validation and training
+# splits are distinct draws, never the same image under two names.
+TEST, VALIDATION, TRAIN = 0, 1, 2
+REVISION = re.compile(r"v2-seed(\d+)-stripe([0-9.]+)")  # "v2": the generator's version; a new one gives other images
+# --8<-- [end:constants]
 
 
 # --8<-- [start:options]
@@ -50,14 +56,17 @@ class DotsOptions(BenchmarkOptions):
     ``spurbench run -b dots -O stripe=0.6``."""
 
     stripe: float = Field(0.8, ge=0.0, le=1.0)  # brightness of the grey stripe in the spurious-only images
+    seed: int = Field(0, ge=0, lt=10**9)  # the generator's seed; `spurbench run --seed N` sets it
 
 
 # --8<-- [end:options]
 
 
-def draw(seed: int, colour: int | None, stripe: float | None, dot: bool) -> np.ndarray:
-    """One image: dark noise, a square of ``colour`` (None: no square), a stripe of brightness ``stripe``, a corner dot."""
-    rng = np.random.default_rng(seed)
+# --8<-- [start:helpers]
+def draw(key: tuple[int, ...], colour: int | None, stripe: float | None, dot: bool) -> np.ndarray:
+    """One image: dark noise, a square of ``colour`` (None: no square), a stripe of brightness ``stripe``, a corner dot.
+    ``key`` seeds the image's own random stream: distinct keys, distinct images."""
+    rng = np.random.default_rng(key)
     image = rng.uniform(0.0, 0.15, size=(SIZE, SIZE, 3))
     if colour is not None:
         image[4:12, 4:12, colour] = rng.uniform(0.25, 0.9)  # how clearly the object shows varies
@@ -79,14 +88,17 @@ def image_record(image_id: str, array: np.ndarray, class_index: int, role: str, 
     )
 
 
+# --8<-- [end:helpers]
+
+
 # --8<-- [start:split]
-def split(name: str, seed: int, stripe: float, limit: int | None = None) -> Benchmark:
-    """A test or validation split: per class, class images and spurious-only images."""
+def split(name: str, seed: int, part: int, stripe: float, limit: int | None = None) -> Benchmark:
+    """A test or validation split (``part``: TEST or VALIDATION): per class, class images and spurious-only images."""
     images, digest = [], hashlib.sha256()
     for k in range(len(CLASSES)):
         for i in range(PER_ROLE)[:limit]:
-            positive = draw(seed + 1000 * k + i, colour=k, stripe=None, dot=False)
-            negative = draw(seed + 1000 * k + 500 + i, colour=None, stripe=stripe if k in SEEDED else None, dot=k not in SEEDED)
+            positive = draw((seed, part, k, 0, i), colour=k, stripe=None, dot=False)
+            negative = draw((seed, part, k, 1, i), colour=None, stripe=stripe if k in SEEDED else None, dot=k not in SEEDED)
             for role, array, component in (("positive", positive, None), ("negative", negative, SEEDED.get(k, 1))):
                 digest.update(array.tobytes())
                 images.append(image_record(f"{name}/{CLASSES[k]}/{role}/{i}", array, k, role, component))
@@ -105,7 +117,7 @@ def split(name: str, seed: int, stripe: float, limit: int | None = None) -> Benc
         label_space="dots",
         classes=classes,
         images=images,
-        revision=f"v1-stripe{stripe}",
+        revision=f"v2-seed{seed}-stripe{stripe}",  # what reference(revision) regenerates
         checksum=digest.hexdigest(),
         positives_source="dots generator",
         protocols=PROTOCOLS,
@@ -117,19 +129,19 @@ def split(name: str, seed: int, stripe: float, limit: int | None = None) -> Benc
 
 
 # --8<-- [start:training]
-def training_split(seed: int = 7) -> tuple[Benchmark, dict[str, int]]:
+def training_split(seed: int) -> tuple[Benchmark, dict[str, int]]:
     """Training images (role "positive") of every class, and which of them carry a seeded feature."""
     images, carriers = [], {}
     for k in range(len(CLASSES)):
         for i in range(TRAIN_PER_CLASS):
             carries = k in SEEDED and i % 2 == 0
             image_id = f"dots-train/{CLASSES[k]}/{i}"
-            array = draw(seed + 1000 * k + i, colour=k, stripe=0.8 if carries else None, dot=False)
+            array = draw((seed, TRAIN, k, 0, i), colour=k, stripe=0.8 if carries else None, dot=False)
             images.append(image_record(image_id, array, k, "positive", None))
             if carries:
                 carriers[image_id] = SEEDED[k]
     classes = [BenchmarkClass(index=k, name=name) for k, name in enumerate(CLASSES)]
-    return Benchmark("dots-train", "dots", classes, images, revision="v1", protocols=PROTOCOLS), carriers
+    return Benchmark("dots-train", "dots", classes, images, revision=f"v2-seed{seed}", protocols=PROTOCOLS), carriers
 
 
 # --8<-- [end:training]
@@ -147,26 +159,29 @@ class DotsBenchmark(GroundTruthSource, BenchmarkPlugin):
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)
         assert isinstance(options, DotsOptions)
-        return split("dots", seed=0, stripe=options.stripe, limit=options.limit)
+        # Its name is what benchmark_name(options) says (the default: the plugin's name, "dots"):
+        # result files are named by it before anything is loaded.
+        return split("dots", options.seed, TEST, options.stripe, options.limit)
 
     def reference(self, revision: str) -> Reference | None:
-        if not revision.startswith("v1-stripe"):
+        match = REVISION.fullmatch(revision)
+        if match is None:
             return None  # not a revision of this benchmark: verify refuses the result in one line
         try:
-            stripe = float(revision.removeprefix("v1-stripe"))
+            seed, stripe = int(match[1]), float(match[2])
         except ValueError:
             raise DataError(f"benchmark 'dots': revision {revision!r} names no stripe brightness") from None
-        bench = split("dots", seed=0, stripe=stripe)
+        bench = split("dots", seed, TEST, stripe)
         images: dict[str, tuple[int, str]] = {im.image_id: (im.class_index, im.role) for im in bench.images}
         return Reference(self.name, revision, bench.checksum or "", images)
 
     def ground_truth(self, options: BenchmarkOptions) -> GroundTruth:
         options = self.parse_options(options)
         assert isinstance(options, DotsOptions)
-        train, carriers = training_split()
-        # The validation split: a held-out twin of the test split (other seeds), with class images AND
+        train, carriers = training_split(options.seed)
+        # The validation split: a held-out twin of the test split (other draws), with class images AND
         # spurious-only images of every seeded class (GroundTruth checks it when it is built).
-        validation = split("dots-validation", seed=100_000, stripe=options.stripe)
+        validation = split("dots-validation", options.seed, VALIDATION, options.stripe)
         return GroundTruth(train=train, validation=validation, features=dict(SEEDED), carriers=carriers)
 
 

@@ -5,17 +5,18 @@ the grey stripe, the shortcut a model trained on the benchmark's training images
 The guide (docs/extending/models.md) includes this file; tests/test_plugin_guide.py runs it.
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# --8<-- [start:imports]
 from spurbench.adapters import ModelAdapter, ModelCard
 from spurbench.errors import UnknownNameError
 
 # --8<-- [end:imports]
 
+# --8<-- [start:backbone]
 SIZE = 16
 # spec -> the head's weights: rows are classes (red, green, blue), columns the backbone's features
 # (mean red, green and blue of the centre, mean brightness of the left stripe).
@@ -32,6 +33,9 @@ class RegionPool(nn.Module):
         centre = x[:, :, 4:12, 4:12].mean(dim=(2, 3))
         stripe = x[:, :, :, :2].mean(dim=(1, 2, 3))
         return torch.cat([centre, stripe[:, None]], dim=1)
+
+
+# --8<-- [end:backbone]
 
 
 # --8<-- [start:adapter]
