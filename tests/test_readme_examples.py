@@ -276,31 +276,31 @@ def test_the_longest_modules_are_collected_first():
     assert modules and modules[0] == f"tests/{names[1]}" and modules[-1] == "tests/test_layout.py", listed.stdout[-2000:]
 
 
-def _spurbench(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """The README's ``spurbench ...`` as the console script runs it, in a fresh interpreter."""
-    args = shlex.split(command)
-    assert args[0] == "spurbench", command
-    return subprocess.run([sys.executable, "-m", "spurbench", *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-
-
 @pytest.mark.slow
-def test_readme_examples_run_on_planted(trained, tmp_path):
+def test_readme_examples_run_on_planted(trained, cli, tmp_path):
+    """Every documented command that runs on planted data, through the CLI's entry point in this process
+    (``cli``, as the suite's CLI tests run; a fresh interpreter per command cost about 3 s each, and the
+    console script itself is tested in tests/test_cli.py)."""
     cache, _ = trained
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "SPURBENCH_CACHE": str(cache)}
-    failures = []
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "SPURBENCH_CACHE": str(cache)}
+    failures, ran = [], set()
     for page, line, command in documented_commands():
         run = RUN.get(command)
         if run is None:
             continue
+        ran.add(command)
         folder = tmp_path / run.folder
         if not folder.exists():  # a checkout's folders, which the examples name by relative path
             folder.mkdir()
             shutil.copytree(ROOT / "model-lists", folder / "model-lists")
             shutil.copytree(ROOT / "leaderboard" / "results", folder / "leaderboard" / "results")
-        proc = _spurbench(run.command or command, folder, env)
+        args = shlex.split(run.command or command)
+        assert args[0] == "spurbench", command
+        proc = cli(*args[1:], cwd=folder, env=env)
         if proc.returncode != 0:
             failures.append(f"{page} line {line}: {run.command or command}: exit {proc.returncode}: {proc.stderr.strip()[-1500:]}")
     assert not failures, "\n".join(failures)
+    assert ran == set(RUN)  # every entry ran
 
 
 @pytest.mark.slow
