@@ -118,12 +118,29 @@ def decoded_batches(dataset: ImageDataset, batch_size: int, *, workers: int, pin
         num_workers=workers if context else 0,
         multiprocessing_context=context if workers and context else None,
         pin_memory=pin_memory,  # page-locked batches: the copy to a GPU can run asynchronously
-        worker_init_fn=quiet_hangups_from_main,
+        worker_init_fn=loader_worker_started,
     )
     for batch in started(loader):
         if isinstance(batch, str):
             raise DataError(batch)
         yield batch
+
+
+def loader_worker_started(worker_id: int) -> None:
+    """What a forked loader worker does before its first batch: it leaves the scheduler's signals to
+    the main process, and keeps its hang-ups from the main process quiet."""
+    leave_scheduler_signals_to_main()
+    quiet_hangups_from_main(worker_id)
+
+
+def leave_scheduler_signals_to_main() -> None:
+    """A scheduler signals every process of a job: SLURM sends SIGTERM on preemption or requeue and
+    USR2 before the time limit (submitit asks for it). A worker killed by SIGTERM failed the job as
+    "DataLoader worker killed", and a worker that inherited submitit's USR2 handler checkpointed a second
+    time. The main process decides; a worker ends with it (the DataLoader's watchdog), as under torchrun."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "SIGUSR2"):  # (not on Windows)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 def quiet_hangups_from_main(worker_id: int) -> None:
