@@ -42,11 +42,46 @@ def note(message: str) -> None:
 
 
 def available_cores() -> int:
-    """Cores this process may run on: its CPU affinity (what SLURM or taskset grant), else the machine's."""
+    """Cores this process may use: its CPU affinity (taskset, SLURM's task/affinity, a sweep's local
+    job packed with others), and inside a SLURM job no more than the job was given: with SLURM's
+    task/none a one-CPU job's affinity is the whole node."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    if os.environ.get("SLURM_JOB_ID"):
+        granted = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE") or ""
+        if granted.isdigit() and int(granted) > 0:
+            cores = min(cores, int(granted))
+    return cores
+
+
+def confine_torch_threads() -> int:
+    """torch's intra-op threads, cut to the cores this process may use. torch sizes its pool from the
+    CPUs it sees when it loads (under SLURM's task/none, the whole node): processes sharing a machine
+    would each run that many threads, oversubscribing it."""
+    cores = available_cores()
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+    return torch.get_num_threads()
+
+
+def core_groups(count: int) -> list[list[int]]:
+    """This process's cores in ``count`` groups, one per job packed onto the machine: contiguous and
+    disjoint while there are enough cores, else each job one core, shared in turn."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no affinity to hand out
+        return [[] for _ in range(count)]
+    if count >= len(cores):
+        return [[cores[i % len(cores)]] for i in range(count)]
+    size, extra = divmod(len(cores), count)
+    groups, start = [], 0
+    for i in range(count):
+        end = start + size + (i < extra)
+        groups.append(cores[start:end])
+        start = end
+    return groups
 
 
 def default_workers(processes_per_node: int | None = None) -> int:

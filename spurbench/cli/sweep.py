@@ -85,14 +85,14 @@ def sweep(
     # lazy: keeps spurbench --help fast (the library imports torch)
     from spurbench.runs import model_entries
     from spurbench.sweeps import failed_jobs, plan_sweep, sweep_setup
-    from spurbench.sweeps.executors import ExecutorSettings, job_alive, run_sweep
+    from spurbench.sweeps.executors import ExecutorSettings, job_liveness, run_sweep
     from spurbench.sweeps.jobs import check_sweep_folders
 
     if no_wait and executor != "slurm":
         raise SpurbenchError("--no-wait is for --executor slurm (local and debug jobs run under this command)")
     output = run_options.output or Path("spurbench-results")
     check_sweep_folders(output)
-    retryable, unusable = failed_jobs(output, job_alive) if retry_failed else ([], [])
+    retryable, unusable = failed_jobs(output, job_liveness) if retry_failed else ([], [])
     resources = ExecutorSettings(
         kind=executor,
         output=output,
@@ -123,7 +123,7 @@ def sweep(
                 soft_wrap=True,
             )
     else:
-        plan = plan_sweep(setup.options, model_entries(run_options, model or [], model_list), benchmark or [], alive=job_alive)
+        plan = plan_sweep(setup.options, model_entries(run_options, model or [], model_list), benchmark or [], liveness=job_liveness)
         _print_plan(plan)
         specs, in_flight = plan.to_run, plan.in_flight()
     if dry_run or not (specs or board):
@@ -182,7 +182,11 @@ def _print_plan(plan: SweepPlan) -> None:
     console.print(f"plan: {len(plan.to_run)} to run, {len(plan.skipped)} to skip, {len(plan.invalid)} invalid")
     for skipped in plan.skipped:
         running = skipped.running
-        why = f"in flight ({running.executor} job {running.job_id})" if running is not None else skipped.reason
+        why: str = skipped.reason
+        if running is not None and skipped.reason == "in flight":
+            why = f"in flight ({running.executor} job {running.job_id})"
+        elif running is not None:  # its executor cannot tell: another machine's local job, SLURM not answering
+            why = f"may be in flight ({running.executor} job {running.job_id}, whose state cannot be asked now); --force submits it again"
         console.print(f"  [dim]skip {skipped.spec.model} on {skipped.spec.benchmark}: {why}[/]", highlight=False)
     for bad in plan.invalid:
         console.print(f"  invalid {bad.model} on {bad.benchmark}: {bad.reason}", markup=False, highlight=False, soft_wrap=True)

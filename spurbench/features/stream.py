@@ -32,7 +32,7 @@ from spurbench.features.shards import feature_cache_key, read_manifest, shard_pa
 from spurbench.files import stable_hash
 from spurbench.pixelcache import PixelCache
 from spurbench.preprocessing import eval_data_config, normalize_on_device
-from spurbench.runtime import StageProgress, autocast, bound_heap_growth, default_workers, note
+from spurbench.runtime import StageProgress, autocast, bound_heap_growth, confine_torch_threads, default_workers, note
 from spurbench.settings import FeatureSettings
 
 
@@ -135,6 +135,7 @@ class FeatureStream:
         config = eval_data_config(data_config, self.benchmark.protocols[settings.protocol])  # the protocol's mean/std, for the device step
         cuda = torch.device(device).type == "cuda"
         workers = default_workers() if settings.num_workers is None else settings.num_workers
+        confine_torch_threads()  # the forward's threads, sized (as the workers are) from the cores this process was given
         loader = input_batches(
             self.benchmark, todo, data_config, settings.protocol, batch_size, workers=workers, pin_memory=cuda, pixel_cache=self.pixel_cache
         )

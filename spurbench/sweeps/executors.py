@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import socket
 import time
@@ -25,10 +24,13 @@ import submitit
 from filelock import FileLock, Timeout
 
 from spurbench.errors import SpurbenchError
-from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, SweepJob, now, read_status, submitit_folder, write_status
+from spurbench.runtime import core_groups
+from spurbench.sweeps import slurm
+from spurbench.sweeps.entry import SweepJob
+from spurbench.sweeps.jobs import SWEEP_DIR, JobSpec, JobStatus, Liveness, last_log_line, now, read_status, submitit_folder, write_status
 
 EXECUTORS = ("slurm", "local", "debug")
-FINISHED_SLURM = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE")
+SLURM_POLL_S = 10.0  # squeue's answer every 10 s: a job that died is noticed within about that
 
 
 @dataclass
@@ -52,6 +54,8 @@ def check_settings(settings: ExecutorSettings) -> ExecutorSettings:
         raise SpurbenchError(f"unknown executor {settings.kind!r}; choose one of {', '.join(EXECUTORS)}")
     if settings.time_min < 1:
         raise SpurbenchError(f"--time {settings.time_min}: a job needs at least one minute")
+    if settings.kind == "slurm":
+        slurm.signal_delay_s(settings.time_min)  # refuses a limit too short to checkpoint in
     if settings.kind != "slurm" and (settings.partition or settings.constraint or settings.extra or settings.mem_gb):
         raise SpurbenchError(
             f"--partition, --constraint, --mem and --slurm-extra are SLURM options; the {settings.kind} executor has no use for them"
@@ -77,11 +81,11 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
             local.update_parameters(timeout_min=settings.time_min)
             return local
         executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=settings.max_requeues)
-        # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has begun
+        # USR2 comes signal_delay_s before the limit: time enough to requeue, never before the job has set its handler
         params: dict[str, Any] = {
             "job_name": "spurbench",
             "time": settings.time_min,
-            "signal_delay_s": min(120, settings.time_min * 15),
+            "signal_delay_s": slurm.signal_delay_s(settings.time_min),
             "array_parallelism": settings.max_parallel or 256,
         }
         if settings.gpus_per_job:
@@ -101,44 +105,29 @@ def make_executor(settings: ExecutorSettings) -> submitit.Executor:
         raise SpurbenchError(f"submitit refused the {settings.kind} settings: {str(exc).splitlines()[0]}") from None
 
 
-def last_log_line(path: str | Path | None) -> str | None:
-    """The last non-empty line of a job's log (progress-bar carriage returns and colours removed)."""
-    if path is None:
-        return None
-    for candidate in (Path(path), Path(str(path)).with_suffix(".out")):
-        try:
-            with open(candidate, "rb") as handle:
-                handle.seek(max(0, os.path.getsize(candidate) - 8192))
-                text = handle.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line.split("\r")[-1]).strip() for line in text.splitlines()]
-        lines = [line for line in lines if line]
-        if lines:
-            return lines[-1]
-    return None
-
-
-def job_alive(status: JobStatus) -> bool:
-    """Whether a job recorded as queued or running is still in flight (so it is not submitted twice)."""
+def job_liveness(status: JobStatus) -> Liveness:
+    """Whether a job recorded as queued or running is still in flight (so it is not submitted twice),
+    has ended (killed, cancelled, lost with its node or its cluster's state), or cannot be told just
+    now (another machine's local process; SLURM not answering)."""
     if status.executor == "local":
         if status.host != socket.gethostname() and status.host is not None:
-            return True  # another machine's process: not ours to judge
+            return "unknown"  # another machine's process: not ours to judge
         pid = status.pid or (int(status.job_id) if status.job_id and status.job_id.isdigit() else None)
         if pid is None:
-            return False
+            return "ended"
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return False
+            return "ended"
         except PermissionError:
-            return True
-        return True
+            return "in flight"
+        return "in flight"
     if status.executor == "slurm" and status.job_id:
-        job: submitit.SlurmJob[Any] = submitit.SlurmJob(folder=submitit_folder(status.spec.output), job_id=status.job_id)
-        state = job.get_info(mode="force").get("State") or "UNKNOWN"  # force: submitit's watcher would answer from its cache
-        return state.split(" ")[0] not in FINISHED_SLURM  # UNKNOWN (no sacct answer) counts as in flight
-    return False
+        states = slurm.job_states([status.job_id])
+        if states is None:
+            return "unknown"
+        return "ended" if slurm.has_ended(states[status.job_id]) else "in flight"
+    return "ended"
 
 
 def _queued(spec: JobSpec, kind: str) -> JobStatus:
@@ -153,13 +142,16 @@ def _submitted(status: JobStatus, job: submitit.Job) -> JobStatus:
     return write_status(current.model_copy(update={"job_id": str(job.job_id), "log": str(job.paths.stderr)}))
 
 
-def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
-    """The final status of a job whose process has ended: what it recorded, or failed with its log's
-    last line when it ended without recording an outcome (killed, out of memory, node lost)."""
+def _settle(spec: JobSpec, job: submitit.Job | None, scheduler_state: str | None = None) -> JobStatus:
+    """The final status of a job whose process has ended: what it recorded, or failed with why and
+    its log's last line when it ended without recording an outcome (killed, cancelled, out of memory,
+    node lost). A job SLURM cancelled is said to be cancelled, whatever its log's last words."""
     status = read_status(spec.output, spec.key)
-    if status is not None and status.state in ("done", "failed"):
+    cancelled = scheduler_state == "CANCELLED"
+    if status is not None and (status.state == "done" or (status.state == "failed" and not cancelled)):
         return status
-    state = job.state if job is not None else "unknown"
+    job_id = (status.job_id if status is not None else None) or (str(job.job_id) if job is not None else "?")
+    state = scheduler_state or (job.state if job is not None else "unknown")
     log = (status.log if status is not None else None) or (str(job.paths.stderr) if job is not None else None)
     line = last_log_line(log)
     base = status or JobStatus(spec=spec, state="failed", executor="?")
@@ -168,7 +160,7 @@ def _settle(spec: JobSpec, job: submitit.Job | None) -> JobStatus:
             update={
                 "state": "failed",
                 "finished": now(),
-                "error": f"job ended without a result ({state})" + (f"; last log line: {line}" if line else ""),
+                "error": slurm.ending_reason(state, job_id) + (f"; last log line: {line}" if line else ""),
             }
         )
     )
@@ -214,13 +206,14 @@ def _run(
     specs: Sequence[JobSpec], settings: ExecutorSettings, on_update: Callable[[list[JobStatus]], None] | None, wait: bool, poll_s: float
 ) -> list[JobStatus]:
     executor = make_executor(settings)
-    function = SweepJob(settings.kind)
+    if settings.kind == "slurm":
+        slurm.check_accounting()  # before anything is submitted
     statuses = {spec.key: _queued(spec, settings.kind) for spec in specs}
     update = (lambda: on_update(list(statuses.values()))) if on_update else (lambda: None)
     update()
     if settings.kind == "debug":  # in this process, one after another: the job runs when asked whether it is done
         for spec in specs:
-            job = _submit(lambda: executor.submit(function, spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
+            job = _submit(lambda: executor.submit(SweepJob("debug"), spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
             statuses[spec.key] = _submitted(statuses[spec.key], job)
             update()
             job.done()
@@ -228,33 +221,43 @@ def _run(
             update()
         return list(statuses.values())
     jobs: dict[str, submitit.Job] = {}
-    if settings.kind == "slurm":
-        for spec, job in zip(
-            specs, _submit(lambda: executor.map_array(function, [s.model_dump(mode="json") for s in specs]), "slurm")
-        ):  # one sbatch --array
+    slots: dict[Any, str | None] = {}
+    pending: deque[JobSpec] = deque()
+    if settings.kind == "slurm":  # one sbatch --array; SLURM grants each job its CPUs
+        submitted = _submit(lambda: executor.map_array(SweepJob("slurm"), [s.model_dump(mode="json") for s in specs]), "slurm")
+        for spec, job in zip(specs, submitted):
             jobs[spec.key] = job
             statuses[spec.key] = _submitted(statuses[spec.key], job)
-        pending: deque[JobSpec] = deque()
-        slots: dict[Any, str | None] = {}
     else:
-        pending = deque(specs)
+        pending.extend(specs)
         slots = dict.fromkeys(settings.gpus) if settings.gpus else {f"cpu{i}": None for i in range(settings.max_parallel or 1)}
+    cores = dict(zip(slots, core_groups(len(slots)))) if slots else {}  # jobs packed onto this machine share its cores
     update()
     if not wait:
         return list(statuses.values())
     by_key = {spec.key: spec for spec in specs}
+    asked_slurm = 0.0
     while pending or jobs:
         for slot, key in list(slots.items()):
             if key is None and pending:
                 spec = pending.popleft()
                 if isinstance(slot, int):  # one GPU per job: the job sees only this one (as cuda:0)
                     executor.update_parameters(visible_gpus=[slot], gpus_per_node=1)
+                function = SweepJob(settings.kind, cores[slot] or None)
                 jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
                 statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
                 slots[slot] = spec.key
+        endings: dict[str, str | None] = {}
+        if settings.kind == "slurm":  # a job that recorded its result is done; SLURM says which others ended
+            endings = {key: None for key in jobs if (record := read_status(by_key[key].output, key)) and record.state == "done"}
+            if time.monotonic() - asked_slurm >= SLURM_POLL_S:
+                asked_slurm = time.monotonic()
+                endings = _slurm_endings(jobs) | endings
+        else:
+            endings = {key: None for key, job in jobs.items() if _ended(job)}
         for key, job in list(jobs.items()):
-            if _ended(job):
-                statuses[key] = _settle(by_key[key], job)
+            if key in endings:
+                statuses[key] = _settle(by_key[key], job, endings[key])
                 del jobs[key]
                 slots.update({slot: None for slot, held in slots.items() if held == key})
             else:
@@ -265,11 +268,20 @@ def _run(
     return list(statuses.values())
 
 
+def _slurm_endings(jobs: dict[str, submitit.Job]) -> dict[str, str | None]:
+    """The jobs SLURM says have ended (a requeued job has not: it waits in the queue), with its state;
+    none while SLURM does not answer."""
+    states = slurm.job_states(str(job.job_id) for job in jobs.values())
+    if states is None:
+        return {}
+    return {key: states[str(job.job_id)] for key, job in jobs.items() if slurm.has_ended(states[str(job.job_id)])}
+
+
 def _ended(job: submitit.Job) -> bool:
     try:
         return bool(job.done())
-    except Exception:  # sacct unreachable for a moment: ask again on the next poll
+    except Exception:  # the local executor's process table unreadable for a moment: ask again on the next poll
         return False
 
 
-__all__ = ["EXECUTORS", "ExecutorSettings", "check_settings", "job_alive", "last_log_line", "make_executor", "run_sweep"]
+__all__ = ["EXECUTORS", "ExecutorSettings", "check_settings", "job_liveness", "make_executor", "run_sweep"]

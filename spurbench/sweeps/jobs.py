@@ -1,5 +1,6 @@
 """One sweep job: what it evaluates (``JobSpec``: its ``RunSettings``), what it reports (``JobStatus``),
-and the function a submitit executor runs (``SweepJob``), the same ``evaluate`` call ``spurbench run`` makes.
+and ``run_job``, which makes the same ``evaluate`` call ``spurbench run`` makes (submitit calls it through
+``sweeps.entry.SweepJob``).
 
 A job's status lives in ``<output>/.sweep/jobs/<key>.json``, written atomically by the job (and by the
 driver when it queues it), so the driver, a later ``--retry-failed`` and a user with ``cat`` read the
@@ -10,12 +11,13 @@ same record. Every job writes only its own status file and its own result file (
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import submitit
 from pydantic import model_validator
@@ -29,6 +31,8 @@ from spurbench.settings import RunSettings
 
 SWEEP_DIR = ".sweep"
 State = Literal["queued", "running", "done", "failed"]
+# of a job recorded as queued or running: its executor's answer (``executors.job_liveness``)
+Liveness = Literal["in flight", "ended", "unknown"]
 
 
 class JobSpec(Strict):
@@ -172,6 +176,24 @@ def read_records(output: str | Path) -> tuple[list[JobStatus], list[str]]:
     return good, bad
 
 
+def last_log_line(path: str | Path | None) -> str | None:
+    """The last non-empty line of a job's log (progress-bar carriage returns and colours removed)."""
+    if path is None:
+        return None
+    for candidate in (Path(path), Path(str(path)).with_suffix(".out")):
+        try:
+            with open(candidate, "rb") as handle:
+                handle.seek(max(0, os.path.getsize(candidate) - 8192))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line.split("\r")[-1]).strip() for line in text.splitlines()]
+        lines = [line for line in lines if line]
+        if lines:
+            return lines[-1]
+    return None
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -232,29 +254,13 @@ def _job_identity(previous: JobStatus | None) -> tuple[str | None, str | None]:
         return (previous.job_id, previous.log) if previous else (None, None)
 
 
-class SweepJob(submitit.helpers.Checkpointable):
-    """The callable submitit runs. On preemption or a time limit submitit calls ``checkpoint`` (inherited:
-    the same call again) and requeues the job; the requeued run reads the finished feature shards from
-    the cache, so no finished shard is forwarded twice."""
-
-    def __init__(self, executor: str):
-        self.executor = executor
-
-    def __call__(self, spec: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            job = JobSpec.model_validate(spec)
-        except SpurbenchError as exc:  # its settings do not hold where it runs (no such checkpoint on this node):
-            print(f"error: {exc}", file=sys.stderr, flush=True)  # the driver records this last log line
-            return None
-        return run_job(job, self.executor).model_dump(mode="json")
-
-
 __all__ = [
     "SWEEP_DIR",
     "JobSpec",
     "JobStatus",
-    "SweepJob",
+    "Liveness",
     "check_sweep_folders",
+    "last_log_line",
     "read_records",
     "read_status",
     "record_problem",

@@ -19,9 +19,9 @@ from spurbench.result_conflicts import ConfigurationConflict, existing_result
 from spurbench.results import result_filename
 from spurbench.runs import is_complete
 from spurbench.settings import RunEntry, RunOptions
-from spurbench.sweeps.jobs import JobSpec, JobStatus, read_records, read_status
+from spurbench.sweeps.jobs import JobSpec, JobStatus, Liveness, read_records, read_status
 
-SkipReason = Literal["complete", "in flight"]
+SkipReason = Literal["complete", "in flight", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Invalid:
 class Skipped:
     spec: JobSpec
     reason: SkipReason
-    running: JobStatus | None = None  # "in flight": the earlier sweep's record of the job
+    running: JobStatus | None = None  # "in flight", "unknown": the earlier sweep's record of the job
 
 
 @dataclass
@@ -45,8 +45,8 @@ class SweepPlan:
     invalid: list[Invalid] = field(default_factory=list)
 
     def in_flight(self) -> list[Skipped]:
-        """Jobs of an earlier sweep that are still queued or running (a board must wait for them)."""
-        return [s for s in self.skipped if s.reason == "in flight"]
+        """Jobs of an earlier sweep that are still queued or running, or may be (a board must wait for them)."""
+        return [s for s in self.skipped if s.reason != "complete"]
 
 
 def plan_sweep(
@@ -54,11 +54,12 @@ def plan_sweep(
     entries: Sequence[RunEntry],
     benchmarks: Sequence[str] = (),
     *,
-    alive: Callable[[JobStatus], bool] | None = None,
+    liveness: Callable[[JobStatus], Liveness] | None = None,
 ) -> SweepPlan:
     """Jobs for every (entry, benchmark; none: the default benchmark), each run with ``options`` (the
-    jobs' own: see ``sweeps.driver.job_options``). ``alive(status)`` says whether a job recorded as
-    queued or running is still in flight (its executor's answer), so it is not submitted again."""
+    jobs' own: see ``sweeps.driver.sweep_setup``). ``liveness(status)`` says whether a job recorded as
+    queued or running is still in flight (its executor's answer), so it is not submitted again; one
+    whose executor cannot tell is not submitted either, except under ``--force``."""
     if not entries:
         raise SpurbenchError("a sweep needs models: --model-list FILE.yaml or --model NAME")
     if options.output is None:
@@ -99,21 +100,27 @@ def plan_sweep(
                 continue
             if complete:
                 plan.skipped.append(Skipped(spec, "complete"))
-            elif previous is not None and previous.state in ("queued", "running") and alive is not None and alive(previous):
+            elif (state := _recorded_liveness(previous, liveness)) == "in flight" or (state == "unknown" and not options.force):
                 # (whatever its configuration: two jobs must not write one result file)
-                plan.skipped.append(Skipped(spec, "in flight", previous))
+                plan.skipped.append(Skipped(spec, state, previous))
             else:
                 plan.to_run.append(spec)
     return plan
 
 
-def failed_jobs(output: str | Path, alive: Callable[[JobStatus], bool] | None = None) -> tuple[list[JobStatus], list[str]]:
+def _recorded_liveness(previous: JobStatus | None, liveness: Callable[[JobStatus], Liveness] | None) -> Liveness:
+    if previous is None or previous.state not in ("queued", "running") or liveness is None:
+        return "ended"
+    return liveness(previous)
+
+
+def failed_jobs(output: str | Path, liveness: Callable[[JobStatus], Liveness] | None = None) -> tuple[list[JobStatus], list[str]]:
     """Jobs of earlier sweeps into ``output`` that failed, or that were queued or running and whose
     process is gone (killed, lost with its node), and whose result is still not complete; and one line
     for each record that cannot be used (truncated, unreadable, written by an earlier spurbench, or
     leading out of ``output``): its job cannot be retried from it, and is not passed over in silence."""
     records, bad = read_records(output)
-    lost = [s for s in records if s.state == "failed" or (s.state in ("queued", "running") and not (alive is not None and alive(s)))]
+    lost = [s for s in records if s.state == "failed" or _recorded_liveness(s, liveness) == "ended"]
     return [s for s in lost if not is_complete(Path(s.spec.result_file), s.spec.config_hash)], bad
 
 

@@ -1,0 +1,300 @@
+"""``spurbench sweep --executor slurm`` against a real one-node SLURM cluster (Debian's slurm-wlm,
+munge, slurmdbd on a private MariaDB), started by ``.ci/slurm-cluster``: the array and its ``%N``,
+results equal to a serial ``run``, a real ``scontrol requeue``, a real time limit, ``scancel`` then
+``--retry-failed``, two drivers at once, a lost job, and a cluster without accounting.
+
+A machine without SLURM skips these tests (``.ci/slurm-cluster install`` installs it, as ``.ci/run``
+does). The jobs run planted benchmarks on the CPU; a "long" job is planted-salient under many noise
+levels, long enough (about a minute on one CPU) to be interrupted mid-way, its features cached in
+shards of 64 images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spurbench.results import read_result
+from spurbench.settings import RunEntry, RunOptions
+from spurbench.sweeps import plan_sweep
+from spurbench.sweeps.jobs import JobStatus, read_status, write_status
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / ".ci" / "slurm-cluster"
+
+
+def _long(levels: int) -> list[str]:
+    """planted-salient under ``levels`` noise levels: about 2 s of one CPU per level, cached in 8
+    shards of 64 images, decoded by a forked loader worker."""
+    sigmas = ",".join(f"{0.05 * i:.2f}" for i in range(1, levels + 1))
+    return ["-b", "planted-salient", "-O", f"sigma=[{sigmas}]", "--batch-size", "8", "--num-workers", "1", "--bootstrap", "0"]
+
+
+# A requeued or cancelled job gets TERM, which submitit lets pass, and KILL KillWait seconds later (5 s
+# on the test cluster): 12 levels outlast that. A 2-minute limit signals 30-60 s after the start: 40 levels outlast that.
+LONG = _long(12)
+LIMITED = _long(40)
+LONG_KEY = "planted-salient__planted_{arch}"
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+
+def _cluster_env(state_dir: Path | None = None, *args: str) -> dict[str, str]:
+    """Start (idempotently) the cluster whose state lives in ``state_dir`` (None: the default) and
+    return the environment its clients need."""
+    if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
+        pytest.skip("no SLURM on this machine: `.ci/slurm-cluster install` (Debian) installs one, as .ci/run does")
+    env = {**os.environ} | ({"SPURBENCH_SLURM_DIR": str(state_dir)} if state_dir else {})
+    started = subprocess.run([str(CLUSTER), "start", *args], env=env, capture_output=True, text=True, timeout=240)
+    assert started.returncode == 0, started.stdout + started.stderr  # installed but not starting is a failure, not a skip
+    printed = subprocess.run([str(CLUSTER), "env"], env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+    conf = printed.strip().removeprefix("export SLURM_CONF=").strip("'\"")
+    return {"SLURM_CONF": conf}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, str]:
+    return _cluster_env()
+
+
+def _env(cluster: dict[str, str], cache: Path) -> dict[str, str]:
+    # (the jobs inherit this environment through sbatch: the same cache, offline)
+    return {**os.environ, **cluster, "SPURBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+
+
+def _driver(args: list[str], cwd: Path, env: dict[str, str], log: str = "driver.log") -> subprocess.Popen:
+    handle = open(cwd / log, "w")  # noqa: SIM115 (the driver process writes it until it ends)
+    return subprocess.Popen([sys.executable, "-m", "spurbench", "sweep", *args], cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def _sweep(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "spurbench", "sweep", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _slurm(command: list[str], env: dict[str, str]) -> str:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def _wait(condition, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _running(output: Path, key: str) -> JobStatus | None:
+    status = read_status(output, key)
+    return status if status is not None and status.state == "running" and status.job_id else None
+
+
+def _shards(cache: Path) -> dict[str, tuple[int, int]]:
+    """Every finished feature shard: name -> (inode, mtime_ns); a rewritten shard changes both."""
+    return {str(p.relative_to(cache)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.glob("features/*/shard-*.safetensors")}
+
+
+def _ended(driver: subprocess.Popen, timeout: float) -> int:
+    try:
+        return driver.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        raise AssertionError(f"the driver did not end within {timeout} s") from None
+
+
+def _without_provenance(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    data.pop("provenance")
+    return data
+
+
+def test_array_runs_at_most_n_at_a_time_and_equals_a_serial_run(cluster, tmp_path, cli) -> None:
+    env = _env(cluster, tmp_path / "cache")
+    common = ["-m", "planted:cnn", "-m", "planted:resnet", "-b", "planted", "--bootstrap", "50"]
+    driver = _driver([*common, "--executor", "slurm", "--max-parallel", "1", "-o", "swept", "--board", "board"], tmp_path, env)
+    first = _wait(lambda: read_status(tmp_path / "swept", "planted__planted_cnn"), 60, "the job records")
+    array = _wait(lambda: (read_status(tmp_path / "swept", "planted__planted_cnn") or first).job_id, 60, "the array's id").split("_")[0]
+    seen: list[list[tuple[str, str]]] = []
+    while driver.poll() is None:  # what squeue says about the array while it runs
+        lines = _slurm(["squeue", "--noheader", "--array", "--me", "--format=%i|%T|%r"], env).split()
+        seen.append([tuple(line.split("|")[1:]) for line in lines if line.startswith(f"{array}_")])  # type: ignore[misc]
+        time.sleep(1)
+    assert driver.returncode == 0, (tmp_path / "driver.log").read_text()
+    assert max(sum(state == "RUNNING" for state, _ in snapshot) for snapshot in seen) == 1  # %1: one task at a time
+    assert any(("PENDING", "JobArrayTaskLimit") in snapshot for snapshot in seen)  # the other held back by the array's limit
+    job_ids = {read_status(tmp_path / "swept", key).job_id for key in ("planted__planted_cnn", "planted__planted_resnet")}
+    assert {job_id.split("_")[0] for job_id in job_ids} == {array} and len(job_ids) == 2  # two tasks of one array
+
+    serial = cli("run", *common, "--no-cache", "-o", "serial", cwd=tmp_path)
+    assert serial.returncode == 0, serial.stderr
+    names = sorted(p.name for p in (tmp_path / "serial").glob("*.json"))
+    assert len(names) == 2 and names == sorted(p.name for p in (tmp_path / "swept").glob("*.json"))
+    for name in names:
+        assert _without_provenance(tmp_path / "swept" / name) == _without_provenance(tmp_path / "serial" / name), name
+    assert "planted:resnet" in (tmp_path / "board" / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def interrupted(cluster, tmp_path_factory):
+    """Two drivers at once, each with one long job: one job requeued by ``scontrol requeue`` once it
+    has finished a feature shard (SLURM sends TERM to the whole step, loader workers included), the
+    other run under a 2-minute limit, so that SLURM's USR2 makes submitit checkpoint and requeue it."""
+    root = tmp_path_factory.mktemp("interrupted")
+    requeued, limited = root / "requeued", root / "limited"
+    for folder in (requeued, limited):
+        folder.mkdir()
+    requeue_env, limit_env = _env(cluster, requeued / "cache"), _env(cluster, limited / "cache")
+    drivers = [
+        _driver(["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env),
+        _driver(["-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env),
+    ]
+    key = LONG_KEY.format(arch="cnn")
+    job = _wait(lambda: _running(requeued / "out", key), 120, "the first job to run")
+    # a third driver into a folder one of them drives: the same job is in flight, so not submitted again;
+    # another job would be submitted by a second driver into the folder, which is refused at once
+    same = _sweep(["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env, timeout=120)
+    third = _sweep(["-m", "planted:resnet", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env, timeout=120)
+    _wait(lambda: _shards(requeued / "cache"), 120, "a finished shard", poll=0.2)
+    before = _shards(requeued / "cache")
+    requeue_at = time.monotonic()
+    _slurm(["scontrol", "requeue", job.job_id], requeue_env)
+    codes = [_ended(driver, 420) for driver in drivers]
+    return {
+        "requeued": requeued,
+        "limited": limited,
+        "third": third,
+        "same": same,
+        "job_id": job.job_id,
+        "codes": codes,
+        "shards_before": before,
+        "requeue_after_s": requeue_at,
+    }
+
+
+def test_a_second_driver_into_the_same_folder_is_refused(interrupted) -> None:
+    same = interrupted["same"]
+    assert same.returncode == 0 and "plan: 0 to run, 1 to skip" in same.stdout
+    assert f"in flight (slurm job {interrupted['job_id']})" in same.stdout
+    third = interrupted["third"]
+    assert third.returncode == 2 and "another spurbench sweep is running jobs into" in third.stderr
+    assert len(third.stderr.strip().splitlines()) == 1
+
+
+def test_scontrol_requeue_of_a_running_job_finishes_without_a_failure(interrupted) -> None:
+    folder = interrupted["requeued"]
+    log = (folder / "driver.log").read_text()
+    assert interrupted["codes"][0] == 0, log
+    assert "failed" not in log.split("sweep:")[0]  # no failure reported on the way
+    status = read_status(folder / "out", LONG_KEY.format(arch="cnn"))
+    assert (status.state, status.attempts, status.error) == ("done", 2, None)
+    after = _shards(folder / "cache")
+    assert len(after) > len(interrupted["shards_before"])
+    for name, identity in interrupted["shards_before"].items():
+        assert after[name] == identity, f"{name} was written again after the requeue"
+    job_log = Path(status.log).read_text() + Path(status.log).with_suffix(".out").read_text()
+    assert "DataLoader worker" not in job_log and "killed by signal" not in job_log
+
+
+def test_a_time_limit_requeues_the_job_through_submitits_checkpoint(interrupted) -> None:
+    folder = interrupted["limited"]
+    log = (folder / "driver.log").read_text()
+    assert interrupted["codes"][1] == 0, log
+    status = read_status(folder / "out", LONG_KEY.format(arch="resnet"))
+    assert status.state == "done" and status.attempts >= 2 and status.error is None
+    job_log = Path(status.log).read_text()
+    assert "this job is timed-out" in job_log  # submitit's handler, set in time
+    # each interrupted run checkpointed once, in its main process: a loader worker that inherited the
+    # handler caught the signal too, and the two checkpoints raced ("temporary saved file")
+    assert job_log.count("Caught signal SIGUSR2") == status.attempts - 1, job_log
+    assert "Traceback" not in job_log and "temporary saved file" not in job_log and "No file was saved" not in job_log
+    assert "User defined signal 2" not in job_log  # not killed by USR2's default action
+    read_result(folder / "out" / f"{LONG_KEY.format(arch='resnet')}.json")  # a valid result file
+
+
+def test_scancel_is_noticed_and_said_then_retry_failed_finishes(cluster, tmp_path) -> None:
+    env = _env(cluster, tmp_path / "cache")
+    args = ["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"]
+    driver = _driver(args, tmp_path, env)
+    key = LONG_KEY.format(arch="cnn")
+    job = _wait(lambda: _running(tmp_path / "out", key), 120, "the job to run")
+    _wait(lambda: _shards(tmp_path / "cache"), 120, "a finished shard", poll=0.2)
+    before = _shards(tmp_path / "cache")
+    cancelled_at = time.monotonic()
+    _slurm(["scancel", job.job_id], env)
+    code = _ended(driver, 120)
+    noticed_after = time.monotonic() - cancelled_at
+    log = (tmp_path / "driver.log").read_text()
+    assert code == 1 and noticed_after < 35, (noticed_after, log)
+    status = read_status(tmp_path / "out", key)
+    assert status.state == "failed" and status.error.startswith("cancelled in SLURM"), status.error
+    assert "DataLoader worker" not in status.error
+
+    retry = _sweep(["--retry-failed", "--executor", "slurm", "-o", "out"], tmp_path, env)
+    assert retry.returncode == 0 and "plan: 1 failed job(s) to resubmit" in retry.stdout, retry.stdout + retry.stderr
+    status = read_status(tmp_path / "out", key)
+    assert (status.state, status.attempts) == ("done", 2)
+    after = _shards(tmp_path / "cache")
+    assert all(after[name] == identity for name, identity in before.items())  # resumed from the cache
+
+
+def _lost_record(output: Path) -> str:
+    """A record of a job this cluster never had (as after a restart with fresh state, which numbers jobs from 1)."""
+    plan = plan_sweep(RunOptions(output=output, bootstrap=0), [RunEntry("planted:cnn")], ["planted"])
+    spec = plan.to_run[0]
+    write_status(JobStatus(spec=spec, state="running", executor="slurm", job_id="987654_0"))
+    return spec.key
+
+
+def test_a_job_neither_squeue_nor_sacct_knows_is_lost_not_in_flight(cluster, tmp_path, cli) -> None:
+    _lost_record(tmp_path / "out")
+    args = ["-m", "planted:cnn", "-b", "planted", "--bootstrap", "0", "--executor", "slurm", "-o", "out"]
+    plan = cli("sweep", *args, "--dry-run", cwd=tmp_path, env=cluster)
+    assert plan.returncode == 0 and "plan: 1 to run, 0 to skip" in plan.stdout, plan.stdout + plan.stderr
+    retry = cli("sweep", "--retry-failed", "--executor", "slurm", "-o", "out", "--dry-run", cwd=tmp_path, env=cluster)
+    assert retry.returncode == 0 and "plan: 1 failed job(s) to resubmit" in retry.stdout, retry.stdout + retry.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster_without_accounting(tmp_path_factory):
+    state = Path("/tmp/spurbench-slurm-noacct")
+    env = _cluster_env(state, "--no-accounting")
+    yield env
+    subprocess.run([str(CLUSTER), "stop"], env={**os.environ, "SPURBENCH_SLURM_DIR": str(state)}, capture_output=True, timeout=120)
+
+
+def test_a_cluster_without_accounting_is_refused_in_one_line(cluster_without_accounting, tmp_path) -> None:
+    env = _env(cluster_without_accounting, tmp_path / "cache")
+    result = _sweep(["-m", "planted:cnn", "-b", "planted", "--executor", "slurm", "-o", "out"], tmp_path, env, timeout=120)
+    assert result.returncode == 2 and "slurmdbd" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert _slurm(["squeue", "--noheader", "--me"], env).strip() == ""  # nothing was submitted
+    assert not list((tmp_path / "out" / ".sweep" / "jobs").glob("*.json")) if (tmp_path / "out" / ".sweep" / "jobs").exists() else True
+
+
+def test_force_goes_past_a_record_slurm_cannot_answer_for(tmp_path, cli) -> None:
+    """SLURM unreachable (its controller down): a recorded job may still run, so it is skipped as maybe
+    in flight; --force submits it again."""
+    if shutil.which("squeue") is None:
+        pytest.skip("no SLURM on this machine")
+    conf = tmp_path / "slurm.conf"  # a cluster whose controller does not run
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=localhost\nSlurmctldPort=1\nMessageTimeout=1\nNodeName=localhost CPUs=1\nPartitionName=p Nodes=ALL Default=YES\n"
+    )
+    _lost_record(tmp_path / "out")
+    args = ["-m", "planted:cnn", "-b", "planted", "--bootstrap", "0", "--executor", "slurm", "-o", "out", "--dry-run"]
+    plan = cli("sweep", *args, cwd=tmp_path, env={"SLURM_CONF": str(conf)})
+    assert plan.returncode == 0 and "plan: 0 to run, 1 to skip" in plan.stdout and "may be in flight" in plan.stdout, (
+        plan.stdout + plan.stderr
+    )
+    forced = cli("sweep", *args, "--force", cwd=tmp_path, env={"SLURM_CONF": str(conf)})
+    assert forced.returncode == 0 and "plan: 1 to run, 0 to skip" in forced.stdout, forced.stdout + forced.stderr
