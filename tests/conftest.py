@@ -15,6 +15,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # first and the two workers end together; xdist's default reorder (most tests first) started them last,
 # and one worker ran the README's examples alone at the end. The rest keep their order.
 LONGEST_MODULES = (
+    "test_sweep_slurm.py",  # mostly waits on the cluster's jobs: started first, its waits overlap the rest
     "test_readme_examples.py",
     "test_docs_site.py",
     "test_planted_weights.py",

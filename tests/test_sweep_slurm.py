@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -38,10 +39,11 @@ def _long(levels: int) -> list[str]:
 
 
 # A requeued or cancelled job gets TERM, which submitit lets pass, and KILL KillWait seconds later (5 s
-# on the test cluster): 12 levels outlast that. A 2-minute limit signals 30-60 s after the start: 40 levels outlast that.
-LONG = _long(12)
+# on the test cluster): 16 levels outlast that. A 2-minute limit signals 30-60 s after a run starts:
+# 40 levels, requeued after the first of 8 shards, outlast that in the run after the requeue.
+LONG = _long(16)
 LIMITED = _long(40)
-LONG_KEY = "planted-salient__planted_{arch}"
+JOB_KEY = "planted-salient__planted_{arch}"
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -146,105 +148,107 @@ def test_array_runs_at_most_n_at_a_time_and_equals_a_serial_run(cluster, tmp_pat
 
 @pytest.fixture(scope="module")
 def interrupted(cluster, tmp_path_factory):
-    """Two drivers at once, each with one long job: one job requeued by ``scontrol requeue`` once it
-    has finished a feature shard (SLURM sends TERM to the whole step, loader workers included), the
-    other run under a 2-minute limit, so that SLURM's USR2 makes submitit checkpoint and requeue it."""
+    """Two drivers at once, each with one long job. The first job runs under a 2-minute limit: once it
+    has finished a feature shard it is requeued with ``scontrol requeue`` (SLURM sends TERM to the whole
+    step, loader workers included); run again, it meets the limit, and SLURM's USR2 makes submitit
+    checkpoint and requeue it. The second job is cancelled with ``scancel`` once it has finished a shard."""
     root = tmp_path_factory.mktemp("interrupted")
-    requeued, limited = root / "requeued", root / "limited"
-    for folder in (requeued, limited):
+    limited, cancelled = root / "limited", root / "cancelled"
+    for folder in (limited, cancelled):
         folder.mkdir()
-    requeue_env, limit_env = _env(cluster, requeued / "cache"), _env(cluster, limited / "cache")
-    drivers = [
-        _driver(["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env),
-        _driver(["-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env),
-    ]
-    key = LONG_KEY.format(arch="cnn")
-    job = _wait(lambda: _running(requeued / "out", key), 120, "the first job to run")
-    # a third driver into a folder one of them drives: the same job is in flight, so not submitted again;
-    # another job would be submitted by a second driver into the folder, which is refused at once
-    same = _sweep(["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env, timeout=120)
-    third = _sweep(["-m", "planted:resnet", *LONG, "--executor", "slurm", "-o", "out"], requeued, requeue_env, timeout=120)
-    _wait(lambda: _shards(requeued / "cache"), 120, "a finished shard", poll=0.2)
-    before = _shards(requeued / "cache")
-    requeue_at = time.monotonic()
-    _slurm(["scontrol", "requeue", job.job_id], requeue_env)
-    codes = [_ended(driver, 420) for driver in drivers]
-    return {
-        "requeued": requeued,
-        "limited": limited,
-        "third": third,
-        "same": same,
-        "job_id": job.job_id,
-        "codes": codes,
-        "shards_before": before,
-        "requeue_after_s": requeue_at,
-    }
+    limit_env, cancel_env = _env(cluster, limited / "cache"), _env(cluster, cancelled / "cache")
+    limit_driver = _driver(["-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env)
+    cancel_driver = _driver(["-m", "planted:resnet", *LONG, "--executor", "slurm", "-o", "out"], cancelled, cancel_env)
+    limit_key, cancel_key = JOB_KEY.format(arch="cnn"), JOB_KEY.format(arch="resnet")
+
+    job = _wait(lambda: _running(limited / "out", limit_key), 120, "the first job to run")
+    _wait(lambda: _shards(limited / "cache"), 120, "a finished shard", poll=0.2)
+    before_requeue = _shards(limited / "cache")
+    _slurm(["scontrol", "requeue", job.job_id], limit_env)
+    # while the requeued job waits and runs again, a third driver into its folder: the same job is in
+    # flight, so not submitted again; another job would need a second driver there, which is refused
+    same = _sweep(["-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env, timeout=120)
+    third = _sweep(["-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env, timeout=120)
+
+    cancel_job = _wait(lambda: _running(cancelled / "out", cancel_key), 120, "the second job to run")
+    _wait(lambda: _shards(cancelled / "cache"), 120, "the second job's first shard", poll=0.2)
+    before_cancel = _shards(cancelled / "cache")
+    cancelled_at = time.monotonic()
+    _slurm(["scancel", cancel_job.job_id], cancel_env)
+    cancel_code = _ended(cancel_driver, 120)
+    noticed_after = time.monotonic() - cancelled_at
+    return SimpleNamespace(
+        limited=limited,
+        cancelled=cancelled,
+        cancel_env=cancel_env,
+        same=same,
+        third=third,
+        job_id=job.job_id,
+        limit_code=_ended(limit_driver, 420),
+        before_requeue=before_requeue,
+        before_cancel=before_cancel,
+        cancel_code=cancel_code,
+        noticed_after=noticed_after,
+    )
 
 
 def test_a_second_driver_into_the_same_folder_is_refused(interrupted) -> None:
-    same = interrupted["same"]
-    assert same.returncode == 0 and "plan: 0 to run, 1 to skip" in same.stdout
-    assert f"in flight (slurm job {interrupted['job_id']})" in same.stdout
-    third = interrupted["third"]
-    assert third.returncode == 2 and "another spurbench sweep is running jobs into" in third.stderr
+    same = interrupted.same
+    assert same.returncode == 0 and "plan: 0 to run, 1 to skip" in same.stdout, same.stdout + same.stderr
+    assert f"in flight (slurm job {interrupted.job_id})" in same.stdout
+    third = interrupted.third
+    assert third.returncode == 2 and "another spurbench sweep is running jobs into" in third.stderr, third.stdout + third.stderr
     assert len(third.stderr.strip().splitlines()) == 1
 
 
-def test_scontrol_requeue_of_a_running_job_finishes_without_a_failure(interrupted) -> None:
-    folder = interrupted["requeued"]
+def _limited_job(interrupted) -> tuple[JobStatus, str]:
+    folder = interrupted.limited
     log = (folder / "driver.log").read_text()
-    assert interrupted["codes"][0] == 0, log
+    assert interrupted.limit_code == 0, log
     assert "failed" not in log.split("sweep:")[0]  # no failure reported on the way
-    status = read_status(folder / "out", LONG_KEY.format(arch="cnn"))
-    assert (status.state, status.attempts, status.error) == ("done", 2, None)
-    after = _shards(folder / "cache")
-    assert len(after) > len(interrupted["shards_before"])
-    for name, identity in interrupted["shards_before"].items():
+    status = read_status(folder / "out", JOB_KEY.format(arch="cnn"))
+    assert status.state == "done" and status.error is None, status
+    return status, Path(status.log).read_text() + Path(status.log).with_suffix(".out").read_text()
+
+
+def test_scontrol_requeue_of_a_running_job_finishes_without_a_failure(interrupted) -> None:
+    _, job_log = _limited_job(interrupted)
+    assert "Bypassing signal SIGTERM" in job_log  # the requeue's TERM reached the job (submitit lets it pass)
+    after = _shards(interrupted.limited / "cache")
+    assert len(after) > len(interrupted.before_requeue)
+    for name, identity in interrupted.before_requeue.items():
         assert after[name] == identity, f"{name} was written again after the requeue"
-    job_log = Path(status.log).read_text() + Path(status.log).with_suffix(".out").read_text()
     assert "DataLoader worker" not in job_log and "killed by signal" not in job_log
 
 
 def test_a_time_limit_requeues_the_job_through_submitits_checkpoint(interrupted) -> None:
-    folder = interrupted["limited"]
-    log = (folder / "driver.log").read_text()
-    assert interrupted["codes"][1] == 0, log
-    status = read_status(folder / "out", LONG_KEY.format(arch="resnet"))
-    assert status.state == "done" and status.attempts >= 2 and status.error is None
-    job_log = Path(status.log).read_text()
+    status, job_log = _limited_job(interrupted)
     assert "this job is timed-out" in job_log  # submitit's handler, set in time
-    # each interrupted run checkpointed once, in its main process: a loader worker that inherited the
-    # handler caught the signal too, and the two checkpoints raced ("temporary saved file")
-    assert job_log.count("Caught signal SIGUSR2") == status.attempts - 1, job_log
+    # Runs: the one requeued by scontrol, then each one the time limit ended, then the last. Each run
+    # the limit ended checkpointed once, in its main process (a loader worker that inherited the
+    # handler caught the signal too, and the two checkpoints raced: "temporary saved file").
+    err = Path(status.log).read_text()
+    assert err.count("Caught signal SIGUSR2") == status.attempts - 2 >= 1, err
     assert "Traceback" not in job_log and "temporary saved file" not in job_log and "No file was saved" not in job_log
     assert "User defined signal 2" not in job_log  # not killed by USR2's default action
-    read_result(folder / "out" / f"{LONG_KEY.format(arch='resnet')}.json")  # a valid result file
+    read_result(interrupted.limited / "out" / f"{JOB_KEY.format(arch='cnn')}.json")  # a valid result file
 
 
-def test_scancel_is_noticed_and_said_then_retry_failed_finishes(cluster, tmp_path) -> None:
-    env = _env(cluster, tmp_path / "cache")
-    args = ["-m", "planted:cnn", *LONG, "--executor", "slurm", "-o", "out"]
-    driver = _driver(args, tmp_path, env)
-    key = LONG_KEY.format(arch="cnn")
-    job = _wait(lambda: _running(tmp_path / "out", key), 120, "the job to run")
-    _wait(lambda: _shards(tmp_path / "cache"), 120, "a finished shard", poll=0.2)
-    before = _shards(tmp_path / "cache")
-    cancelled_at = time.monotonic()
-    _slurm(["scancel", job.job_id], env)
-    code = _ended(driver, 120)
-    noticed_after = time.monotonic() - cancelled_at
-    log = (tmp_path / "driver.log").read_text()
-    assert code == 1 and noticed_after < 35, (noticed_after, log)
-    status = read_status(tmp_path / "out", key)
+def test_scancel_is_noticed_and_said_then_retry_failed_finishes(interrupted, cli) -> None:
+    folder, key = interrupted.cancelled, JOB_KEY.format(arch="resnet")
+    log = (folder / "driver.log").read_text()
+    assert interrupted.cancel_code == 1 and interrupted.noticed_after < 35, (interrupted.noticed_after, log)
+    status = read_status(folder / "out", key)
     assert status.state == "failed" and status.error.startswith("cancelled in SLURM"), status.error
     assert "DataLoader worker" not in status.error
 
-    retry = _sweep(["--retry-failed", "--executor", "slurm", "-o", "out"], tmp_path, env)
+    env = {k: v for k, v in interrupted.cancel_env.items() if k in ("SLURM_CONF", "SPURBENCH_CACHE")}
+    retry = cli("sweep", "--retry-failed", "--executor", "slurm", "-o", "out", cwd=folder, env=env)
     assert retry.returncode == 0 and "plan: 1 failed job(s) to resubmit" in retry.stdout, retry.stdout + retry.stderr
-    status = read_status(tmp_path / "out", key)
+    status = read_status(folder / "out", key)
     assert (status.state, status.attempts) == ("done", 2)
-    after = _shards(tmp_path / "cache")
-    assert all(after[name] == identity for name, identity in before.items())  # resumed from the cache
+    after = _shards(folder / "cache")
+    assert all(after[name] == identity for name, identity in interrupted.before_cancel.items())  # resumed from the cache
 
 
 def _lost_record(output: Path) -> str:
