@@ -30,6 +30,7 @@ from spurbench.errors import SpurbenchError
 from spurbench.schemas import read_model
 from spurbench.settings import DiscoverySettings, FeatureSettings
 from spurbench.testing import TinyAdapter, tiny_benchmark
+from tests.support.in_process import run_in_process
 from tests.support.one_line import one_line_error
 from tests.test_reliability import _planted_weights
 
@@ -480,9 +481,8 @@ def _spurbench_env(cache: Path) -> dict:
 
 
 def _run(args: list[str], cwd: Path, cache: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "spurbench", *args], cwd=cwd, env=_spurbench_env(cache), capture_output=True, text=True, timeout=600
-    )
+    """The command run to its end: in the test process (only the interrupted run needs its own, to be killed)."""
+    proc = run_in_process(args, cwd, {"SPURBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.in_process import run_in_process
 from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
 from tests.test_reliability import COMMITTED, ROOT, TYPER_LINES, _planted_weights, _result_without_provenance
@@ -410,24 +411,14 @@ def test_case14_num_workers_above_the_cores_is_capped_in_one_line(weights, tmp_p
 # ------------------------------------------------------------------- kill and resume: identical results
 
 
+def _run_args(weights: Path, out: Path) -> list[str]:
+    return ["run", "-m", "planted:cnn", "--checkpoint", str(weights), "--bootstrap", "200", "-q", "-o", str(out)]
+
+
 def _start_run(weights: Path, out: Path, cache: Path, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPURBENCH_CACHE": str(cache)}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spurbench",
-            "run",
-            "-m",
-            "planted:cnn",
-            "--checkpoint",
-            str(weights),
-            "--bootstrap",
-            "200",
-            "-q",
-            "-o",
-            str(out),
-        ],
+        [sys.executable, "-m", "spurbench", *_run_args(weights, out)],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -449,9 +440,8 @@ def _wait_for_features(proc: subprocess.Popen, cache: Path) -> None:
 def uninterrupted_result(weights, tmp_path_factory) -> dict:
     """The run without interruption (own cache), once for both signals."""
     root = tmp_path_factory.mktemp("uninterrupted-run")
-    done = _start_run(weights, root / "reference", root / "cache-reference", root)
-    _, err = done.communicate(timeout=600)
-    assert done.returncode == 0, err
+    done = run_in_process(_run_args(weights, root / "reference"), root, {"SPURBENCH_CACHE": str(root / "cache-reference")})
+    assert done.returncode == 0, done.stderr
     (expected,) = list((root / "reference").glob("*.json"))
     return _result_without_provenance(expected)
 
@@ -477,8 +467,7 @@ def test_kill_mid_features_then_the_same_command_gives_the_uninterrupted_result(
         assert proc.returncode == 130
     proc.communicate(timeout=60)
     assert not out.exists() or not list(out.glob("*.json"))  # no result from the interrupted run
-    resumed = _start_run(weights, out, cache, tmp_path)
-    _, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
+    resumed = run_in_process(_run_args(weights, out), tmp_path, {"SPURBENCH_CACHE": str(cache)})  # (need not be its own process)
+    assert resumed.returncode == 0, resumed.stderr
     (got,) = list(out.glob("*.json"))
     assert _result_without_provenance(got) == uninterrupted_result

@@ -27,6 +27,7 @@ from spurbench.sweeps import plan_sweep
 from spurbench.sweeps.executors import ExecutorSettings, run_sweep
 from spurbench.sweeps.jobs import JobSpec, JobStatus, read_status, status_path, write_status
 from spurbench.testing import TinyBenchmark  # registers the tiny model and benchmark
+from tests.support.in_process import run_in_process
 
 PLANTED_CLASSES = 10
 
@@ -137,7 +138,7 @@ def test_killed_job_is_retried_and_resumes_from_the_feature_cache(tmp_path) -> N
     before = {p.name: p.stat().st_ino for p in sorted(cache.glob("features/*/shard-*.safetensors"))}
     total = 13
     assert 2 <= len(before) < total
-    retried = _sweep("--retry-failed", "--executor", "local", "-o", "out", cwd=tmp_path, env=env)
+    retried = run_in_process(["sweep", "--retry-failed", "--executor", "local", "-o", "out"], tmp_path, {"SPURBENCH_CACHE": str(cache)})
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert "plan: 1 failed job(s) to resubmit" in retried.stdout
     after = {p.name: p.stat().st_ino for p in cache.glob("features/*/shard-*.safetensors")}

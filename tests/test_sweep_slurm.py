@@ -26,6 +26,7 @@ from spurbench.results import read_result
 from spurbench.settings import RunEntry, RunOptions
 from spurbench.sweeps import plan_sweep
 from spurbench.sweeps.jobs import JobStatus, read_status, write_status
+from tests.support.in_process import run_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / ".ci" / "slurm-cluster"
@@ -179,8 +180,11 @@ def interrupted(cluster, tmp_path_factory):
     _, before_cancel, cancelled_at = done["scancel"]
     # while the requeued job waits and runs again, a third driver into its folder: the same job is in
     # flight, so not submitted again; another job would need a second driver there, which is refused
-    same = _sweep(["-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env, timeout=120)
-    third = _sweep(["-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env, timeout=120)
+    in_process = {key: limit_env[key] for key in ("SLURM_CONF", "SPURBENCH_CACHE")}
+    same = run_in_process(["sweep", "-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process)
+    third = run_in_process(
+        ["sweep", "-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process
+    )
     cancel_code = _ended(cancel_driver, 120)
     noticed_after = (cancelled / "driver.log").stat().st_mtime - cancelled_at  # its last line: the closing table
     return SimpleNamespace(
