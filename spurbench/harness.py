@@ -81,15 +81,15 @@ def evaluate(
     if given is not None and not settings.force:  # before any work: the file is named by the model as given ...
         existing_result(given, config_hash, planned)
 
-    bench = benchmark if benchmark is not None else plugin.load(settings.parsed_options())
+    options = settings.parsed_options()
+    bench = benchmark if benchmark is not None else plugin.load(options)
     if bench.protocols.get(features.protocol) != spec:
         raise SpurbenchError(
             f"benchmark plugin {plugin.name}: load() gave protocols other than protocols_for() said; a plugin states them once"
         )
     # Result files are named by benchmark_name() before loading: a plugin whose load() names its benchmark
-    # otherwise would write a file that run and sweep never find again.
-    named = plugin.benchmark_name(settings.parsed_options())
-    if benchmark is None and bench.name != named:
+    # otherwise would write a file that run and sweep never find again. (A benchmark passed in is the caller's.)
+    if benchmark is None and bench.name != (named := plugin.benchmark_name(options)):
         raise SpurbenchError(
             f"benchmark plugin {plugin.name}: load() gave a benchmark named {bench.name!r}, but benchmark_name() said {named!r}; a plugin states it once"
         )

@@ -41,14 +41,20 @@ def note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def _affinity() -> list[int] | None:
+    """The CPUs this process may run on, sorted; None where the platform has no affinity (not Linux)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
 def available_cores() -> int:
     """Cores this process may use: its CPU affinity (taskset, SLURM's task/affinity, a sweep's local
     job packed with others), and inside a SLURM job no more than the job was given: with SLURM's
     task/none a one-CPU job's affinity is the whole node."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
+    affinity = _affinity()
+    cores = len(affinity) if affinity is not None else os.cpu_count() or 1
     if os.environ.get("SLURM_JOB_ID"):
         granted = os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE") or ""
         if granted.isdigit() and int(granted) > 0:
@@ -69,9 +75,8 @@ def confine_torch_threads() -> int:
 def core_groups(count: int) -> list[list[int]]:
     """This process's cores in ``count`` groups, one per job packed onto the machine: contiguous and
     disjoint while there are enough cores, else each job one core, shared in turn."""
-    try:
-        cores = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux: no affinity to hand out
+    cores = _affinity()
+    if cores is None:  # no affinity to hand out
         return [[] for _ in range(count)]
     if count >= len(cores):
         return [[cores[i % len(cores)]] for i in range(count)]

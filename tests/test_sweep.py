@@ -422,3 +422,21 @@ def test_a_jobs_process_sets_submitits_handlers_before_torch_loads(tmp_path) -> 
         [sys.executable, "-c", probe, str(tmp_path / "job.pkl")], capture_output=True, text=True, timeout=120, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_retry_takes_failed_and_ended_jobs_only(tmp_path) -> None:
+    """--retry-failed resubmits a failed job and a queued/running one whose executor says it ended; a
+    job recorded done is not resubmitted (its result is the user's to keep or delete), nor one in flight."""
+    from spurbench.sweeps import failed_jobs
+
+    spec = _tiny_job(tmp_path / "out")
+    for state, liveness, retried in [
+        ("failed", "in flight", True),
+        ("running", "ended", True),
+        ("running", "in flight", False),
+        ("running", "unknown", False),
+        ("done", "ended", False),
+    ]:
+        write_status(JobStatus(spec=spec, state=state, executor="slurm", job_id="77_0"))
+        found, unusable = failed_jobs(tmp_path / "out", lambda status, answer=liveness: answer)
+        assert ([s.spec.key for s in found] == [spec.key]) is retried and unusable == [], (state, liveness)

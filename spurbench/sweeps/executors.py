@@ -247,9 +247,10 @@ def _run(
                 jobs[spec.key] = _submit(lambda: executor.submit(function, spec.model_dump(mode="json")), settings.kind)  # noqa: B023 (called at once)
                 statuses[spec.key] = _submitted(statuses[spec.key], jobs[spec.key])
                 slots[slot] = spec.key
+        records = {key: read_status(by_key[key].output, key) for key in jobs}  # each job's own record, read once a poll
         endings: dict[str, str | None] = {}
         if settings.kind == "slurm":  # a job that recorded its result is done; SLURM says which others ended
-            endings = {key: None for key in jobs if (record := read_status(by_key[key].output, key)) and record.state == "done"}
+            endings = {key: None for key, record in records.items() if record is not None and record.state == "done"}
             if time.monotonic() - asked_slurm >= SLURM_POLL_S:
                 asked_slurm = time.monotonic()
                 endings = _slurm_endings(jobs) | endings
@@ -261,7 +262,7 @@ def _run(
                 del jobs[key]
                 slots.update({slot: None for slot, held in slots.items() if held == key})
             else:
-                statuses[key] = read_status(by_key[key].output, key) or statuses[key]
+                statuses[key] = records[key] or statuses[key]
         update()
         if pending or jobs:
             time.sleep(poll_s)

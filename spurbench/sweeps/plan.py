@@ -120,7 +120,7 @@ def failed_jobs(output: str | Path, liveness: Callable[[JobStatus], Liveness] | 
     for each record that cannot be used (truncated, unreadable, written by an earlier spurbench, or
     leading out of ``output``): its job cannot be retried from it, and is not passed over in silence."""
     records, bad = read_records(output)
-    lost = [s for s in records if s.state == "failed" or _recorded_liveness(s, liveness) == "ended"]
+    lost = [s for s in records if s.state == "failed" or (s.state in ("queued", "running") and _recorded_liveness(s, liveness) == "ended")]
     return [s for s in lost if not is_complete(Path(s.spec.result_file), s.spec.config_hash)], bad
 
 
