@@ -15,8 +15,6 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import rankdata
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 AucKind = Literal["roc", "ap"]
 MAX_BOOTSTRAP_DRAWS = 10_000  # run and verify both stop here: a result must not be able to ask for unbounded work
@@ -95,6 +93,9 @@ def spurious_auc(pos_scores: Sequence[float] | np.ndarray, neg_scores: Sequence[
     ``kind="roc"``: ROC-AUC, the paper's definition (1.0 = no reliance on the spurious feature).
     ``kind="ap"``: average precision with the class images as the positive class (upstream's number).
     """
+    # lazy: scikit-learn and SciPy cost about a second of every process's start; only scoring needs them
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     labels, scores = _labelled(np.asarray(pos_scores), np.asarray(neg_scores))
     if kind == "roc":
         return float(roc_auc_score(labels, scores))
@@ -105,6 +106,9 @@ def spurious_auc(pos_scores: Sequence[float] | np.ndarray, neg_scores: Sequence[
 
 def batched_roc_auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """ROC-AUC of each row of pos [B, P] against the same row of neg [B, M] (Mann-Whitney U, ties = 1/2)."""
+    # lazy: as in spurious_auc
+    from scipy.stats import rankdata
+
     n_pos, n_neg = pos.shape[1], neg.shape[1]
     ranks = rankdata(np.concatenate([pos, neg], axis=1), axis=1)  # average ranks handle ties like sklearn
     rank_sum = ranks[:, :n_pos].sum(axis=1)

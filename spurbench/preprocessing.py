@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import torch
 from PIL import Image
-from timm.data import create_transform
 from torchvision import transforms as T
 
 from spurbench.errors import SpurbenchError
@@ -83,6 +82,9 @@ def model_transform(data_config: dict[str, Any], normalize: bool = True, protoco
     config = {k: config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode") if k in config}
     if not normalize:
         config.update(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    # lazy: timm's import costs about 0.5 s of every process's start, and only timm's models need it
+    from timm.data import create_transform
+
     return create_transform(**config, is_training=False)
 
 

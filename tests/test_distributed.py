@@ -9,6 +9,7 @@ trained planted models, through the CLI.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
@@ -309,9 +310,14 @@ def test_a_rank_that_does_not_answer_times_out_in_one_line() -> None:
 
 
 @pytest.fixture(scope="session")
-def pycache(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen]]:
-    """A bytecode folder for the torchrun workers, being filled by a background import meanwhile.
-    Why: with PYTHONDONTWRITEBYTECODE (as here) every worker would compile torch, timm, ... again."""
+def pycache(tmp_path_factory) -> Iterator[tuple[Path, subprocess.Popen] | None]:
+    """A bytecode folder for the torchrun workers, being filled by a background import meanwhile; None
+    when the installed packages are compiled already (``uv pip install --compile-bytecode``, as .ci/run
+    installs them): a private folder would make every worker compile torch, timm, ... again instead.
+    Why a folder otherwise: with PYTHONDONTWRITEBYTECODE (as here) every worker would compile them."""
+    if Path(importlib.util.cache_from_source(torch.__file__)).is_file():
+        yield None
+        return
     folder = tmp_path_factory.mktemp("pycache")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     warm = "import spurbench.cli, spurbench.runs, spurbench.discovery, spurbench.benchmarks.planted.models, torch.distributed.run"
@@ -327,20 +333,20 @@ def planted_env(pycache, trained, tmp_path_factory) -> dict[str, str]:
     (``pycache`` first: its compiling overlaps the planted models' training when they are not trained yet.)"""
     cache = tmp_path_factory.mktemp("cache")
     shutil.copytree(trained[0] / "planted", cache / "planted")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONDONTWRITEBYTECODE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-    }
-    env.update(SPURBENCH_CACHE=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPYCACHEPREFIX=str(pycache[0]))
+    dropped = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", *(("PYTHONDONTWRITEBYTECODE",) if pycache else ()))
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(SPURBENCH_CACHE=str(cache), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    if pycache:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache[0])
     return env
 
 
 def torchrun(
-    args: list[str], env: dict[str, str], cwd: Path, logs: Path, pycache: tuple[Path, subprocess.Popen]
+    args: list[str], env: dict[str, str], cwd: Path, logs: Path, pycache: tuple[Path, subprocess.Popen] | None
 ) -> tuple[int, dict[int, tuple[str, str]]]:
     """``torchrun --standalone --nproc-per-node 2 ARGS``: its exit status and each rank's (stdout, stderr)."""
-    pycache[1].wait(timeout=300)
+    if pycache:
+        pycache[1].wait(timeout=300)
     launcher = Path(sys.executable).with_name("torchrun")
     command = [str(launcher)] if launcher.exists() else [sys.executable, "-m", "torch.distributed.run"]
     proc = subprocess.run(

@@ -40,9 +40,9 @@ def _long(levels: int) -> list[str]:
 
 
 # A requeued or cancelled job gets TERM, which submitit lets pass, and KILL KillWait seconds later (5 s
-# on the test cluster): 16 levels outlast that. A 2-minute limit signals 30-60 s after a run starts:
-# 40 levels, requeued after the first of 8 shards, outlast that in the run after the requeue.
-LONG = _long(16)
+# on the test cluster): 8 levels (about 15 s of one CPU) outlast that. A 2-minute limit signals 30-60 s
+# after a run starts: 40 levels, requeued after the first of 8 shards, outlast that in the run after the requeue.
+LONG = _long(8)
 LIMITED = _long(40)
 JOB_KEY = "planted-salient__planted_{arch}"
 

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.datasets import load_sample_image
 
 from spurbench.benchmarks.base import (
     Benchmark,
@@ -141,6 +140,9 @@ class ImageNetW(ScoresViews, ShowsExamples, BenchmarkPlugin):
             font = find_font()
         except SpurbenchError:
             return []
+        # lazy: scikit-learn's import costs about a second of every process that lists the benchmarks
+        from sklearn.datasets import load_sample_image
+
         photo = Image.fromarray(load_sample_image("china.jpg"))
         side = min(photo.size)
         photo = photo.crop(
