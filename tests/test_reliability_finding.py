@@ -168,7 +168,7 @@ def test_discover_refuses_a_range_that_runs_backwards(cli, made, tmp_path):
     ],
 )
 def test_components_are_plain_integers(listed, needle, tmp_path):
-    from spurbench.spufix.fit import read_components
+    from spurbench.spufix.components import read_components
 
     with pytest.raises(SpurbenchError, match=needle.replace(".", r"\.")):
         read_components(components_file(tmp_path / "c.json", listed))
@@ -676,7 +676,7 @@ def test_spufix_fit_killed_and_run_again_equals_an_uninterrupted_run(uninterrupt
 def test_a_class_key_of_thousands_of_digits_is_one_line(tmp_path):
     """int() refuses strings over 4300 digits with a ValueError of its own: the reader bounds keys first."""
     from spurbench.errors import SpurbenchError
-    from spurbench.spufix.fit import read_components
+    from spurbench.spufix.components import read_components
 
     path = tmp_path / "components.json"
     path.write_text('{"' + "9" * 5000 + '": [1]}')
@@ -701,6 +701,11 @@ def test_a_ctrl_c_while_the_loader_forks_is_raised_after_the_fork(monkeypatch):
         return forking(self)
 
     monkeypatch.setattr(DataLoader, "__iter__", press_during_the_fork)
-    with pytest.raises(KeyboardInterrupt):
-        started(loader)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own handler, as a command starts with (an earlier test in this worker process may have left another)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            started(loader)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
