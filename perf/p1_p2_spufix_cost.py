@@ -25,7 +25,7 @@ from spurbench import evaluate, load_model
 from spurbench.heads import LinearHead
 from spurbench.settings import FeatureSettings, RunSettings
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.fit import load_components
+from spurbench.spufix.components import load_components
 from spurbench.spufix.npca import projection_coefficients
 
 

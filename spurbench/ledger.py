@@ -9,8 +9,8 @@ oldest first::
     {"ledger": "labels", "format": 2, "model": "timm:resnet50", "weights_revision": "…", "basis": "npca"}
     {"class_index": 3, "rank": 0, "label": "spurious", "labeler": "alice", "at": "2025-01-02T10:00:00Z"}
 
-The header names what the records are about (its identity: a model, a basis, a pool), so records
-meant for another folder's contents are refused instead of being applied to the wrong things.
+The header names what the records are about (its identity: a model, a basis, a pool): records meant
+for another folder's contents are refused.
 
 Guarantees:
   - a save costs O(1) in the number of records: under an exclusive lock on the lock file it reads
@@ -18,11 +18,9 @@ Guarantees:
   - nothing is lost to two tabs or two servers on one folder: appends are serialised by the lock, and
     the order of the lines is the order the saves happened in (per key the last line wins, whatever
     the clocks say);
-  - a crash loses at most the line being written, which was never acknowledged: a line without its
-    newline is ignored by readers and cut off by the next writer, under the lock; any other bad line
-    is a one-line error naming the line, never skipped;
-  - readers take no lock and read only what was appended since their last read (``Ledger.read``), so
-    a page that shows the records after every save stays fast on a long history.
+  - a crash loses at most the line being written, never acknowledged: readers ignore a line without its
+    newline and the next writer cuts it off; any other bad line is a one-line error naming the line;
+  - readers take no lock and read only what was appended since their last read (``Ledger.read``).
 
 A folder written before the ledger holds a format-1 JSON file (``labels.json``, ``verify.json``: the
 identity and a ``records`` list). It is read as it is; the first save copies its records into a new
@@ -205,10 +203,14 @@ class Ledger(Generic[R, F]):
         return dict(self._legacy_seen[1]), list(self._legacy_seen[2])
 
     def append(self, record: R, identity: Identity) -> R:
-        """Append ``record`` under the lock, synced before returning it. A new ledger gets ``identity`` as
-        its header (and a format-1 file's records first); records of another identity are refused
-        before anything is written."""
-        line = record.model_dump_json().encode("utf-8") + b"\n"
+        """Append ``record`` (see ``append_many``)."""
+        return self.append_many([record], identity)[0]
+
+    def append_many(self, records: list[R], identity: Identity) -> list[R]:
+        """Append ``records`` in one write under the lock, synced before returning them. A new ledger gets
+        ``identity`` as its header (and a format-1 file's records first); records of another identity are
+        refused before anything is written."""
+        line = b"".join(record.model_dump_json().encode("utf-8") + b"\n" for record in records)
         for own in (self.lock, self.path):  # a link in their place (a shared folder) must not make a save write elsewhere
             check_inside(self.path.parent, own, f"the {self.kind.what}'s own file")
         try:
@@ -221,7 +223,7 @@ class Ledger(Generic[R, F]):
                     self._create(line, identity)
         except OSError as exc:  # a read-only folder, a full disk, a folder in the lock file's place
             raise SpurbenchError(f"{self.path}: cannot write the {self.kind.what} ({exc.strerror})") from None
-        return record
+        return records
 
     def _create(self, line: bytes, identity: Identity) -> None:
         header = {"ledger": self.kind.name, "format": FORMAT_VERSION, **identity}

@@ -54,6 +54,8 @@ class BenchmarkInfo(Strict):
     num_positives: NonNegativeInt
     num_negatives: NonNegativeInt
     component_names: dict[str, str] = Field(default_factory=dict)  # spurious component id -> short name, when known
+    # class -> its own component -> feature name (a mined benchmark's); left out of the file when empty, as in files written before it
+    class_component_names: dict[str, dict[str, str]] = Field(default_factory=dict, exclude_if=lambda names: not names)
     extra: dict[str, Any] = Field(default_factory=dict)  # the benchmark's own provenance facts; never read back
 
 
@@ -245,10 +247,8 @@ def result_filename(model_name: str, benchmark_name: str) -> str:
 def check_output_dir(folder: str | Path) -> Path:
     """Fail in one line, before any computation, if result files could not be written under ``folder``.
 
-    Nothing is created: the nearest existing folder on the way must be a folder we can write a file in
-    (a probe file is written and removed, which also catches read-only mounts where root's permission
-    bits say yes).
-    """
+    Nothing is created: the nearest existing folder on the way must take a file (a probe file is written
+    and removed, which also catches read-only mounts where root's permission bits say yes)."""
     folder = Path(folder)
     existing = folder
     while not existing.exists():

@@ -31,7 +31,8 @@ from spurbench.result_conflicts import existing_result, refuse_other_facts
 from spurbench.results import check_output_dir, read_result
 from spurbench.settings import FeatureSettings, RunEntry, RunOptions, RunSettings, SpuFixFitSettings
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, load_components, read_components, self_artifact
+from spurbench.spufix.components import load_components, read_components
+from spurbench.spufix.fit import SourceAlphas, fit_source, fit_transfer, self_artifact
 from spurbench.spufix.ground_truth import ground_truth_artifacts, ground_truth_components
 
 
@@ -200,6 +201,8 @@ def fit_spufix(
         with distributed.main_first("waiting for rank 0 to load the model"):
             model = load_model(settings.model, checkpoint=settings.checkpoint)
     artifact = _fit(settings, model, settings.training_plugin(model.label_space), on_class)
+    if settings.components is not None and settings.source_alphas is None and not settings.components_from_ground_truth:
+        artifact = artifact.named(read_components(settings.components).names)  # what people called the clipped features
     if settings.output is not None and distributed.is_main():
         artifact.save(settings.output)
     return artifact

@@ -61,4 +61,18 @@ def read_model(path: Path, model: type[Model], what: str) -> Model:
         raise SpurbenchError(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
 
-__all__ = ["FirstError", "Strict", "first_error", "first_error_line", "read_model"]
+# A spurious feature's name as people give it on the label page ("bird feeder", "watermark"): a short
+# phrase, shown in headings and tables, carried by label exports, SpuFix artifacts and mined benchmarks.
+FEATURE_NAME_LENGTH = 60
+
+
+def feature_name(value: object) -> str | None:
+    """``value`` as a feature name: a string, spaces collapsed to one line, 1 to FEATURE_NAME_LENGTH
+    characters; None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    cleaned = " ".join(value.split())
+    return cleaned if 0 < len(cleaned) <= FEATURE_NAME_LENGTH and cleaned == value else None
+
+
+__all__ = ["FEATURE_NAME_LENGTH", "FirstError", "Strict", "feature_name", "first_error", "first_error_line", "read_model"]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from spurbench.discovery.index import read_index
 from spurbench.discovery.labels import LABELS_FILE, latest, read_labels
-from spurbench.spufix.fit import load_components
+from spurbench.spufix.components import load_components
 from tests.support.label_server import (
     active_label,
     chromium,
@@ -76,6 +77,17 @@ def test_labelling_in_the_browser(folder, tmp_path, cli) -> None:
             what="class 1",
         )
 
+        # the class opens most important first, at its most important unlabelled component; the link switches to rank order
+        shares = {c.rank: c.variance_share for c in read_index(work).classes["1"].components}
+        assert current_component(driver) == max(shares, key=lambda r: (shares[r], -r))
+        driver.find_element(By.ID, "order-toggle").click()
+        wait_until(
+            lambda: (
+                driver.execute_script("return document.body.dataset.ready") == "yes" and driver.current_url.endswith("/class/1?order=rank")
+            ),
+            what="class 1 in rank order",
+        )
+
         # mouse, then keyboard: j moves to the next component, n labels it and moves on
         assert [active_label(driver, r) for r in range(3)] == [None, None, None] and current_component(driver) == 0
         click_label(driver, 0, "spurious")
@@ -104,7 +116,7 @@ def test_labelling_in_the_browser(folder, tmp_path, cli) -> None:
         assert len((work / LABELS_FILE).read_text().splitlines()) == 1 + 4  # the ledger's header and four labels
         wait_until(lambda: _text(driver, "header .progress") == "1 / 3 classes done", what="the progress to change")
         assert _text(driver, "#class-status") == "done"
-        assert driver.find_element(By.ID, "next-unlabelled").get_attribute("href").endswith("/class/2")
+        assert driver.find_element(By.ID, "next-unlabelled").get_attribute("href").endswith("/class/2?order=rank")
         driver.execute_script("window.scrollTo(0, 0)")
         ARTIFACTS.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(ARTIFACTS / "label-class.png"))
@@ -118,10 +130,10 @@ def test_labelling_in_the_browser(folder, tmp_path, cli) -> None:
 
         # ] and [ move between classes
         press(driver, "]")
-        wait_until(lambda: driver.current_url.endswith("/class/2"), what="the next class")
+        wait_until(lambda: driver.current_url.endswith("/class/2?order=rank"), what="the next class, in the same order")
         wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "yes", what="class 2 to render")
         press(driver, "[")
-        wait_until(lambda: driver.current_url.endswith("/class/1"), what="the previous class")
+        wait_until(lambda: driver.current_url.endswith("/class/1?order=rank"), what="the previous class")
 
         # back on the class list: the progress and the "only unlabelled" filter
         open_page(driver, url + "/")

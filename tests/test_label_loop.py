@@ -23,7 +23,7 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.discovery.index import read_index
 from spurbench.results import read_result, result_filename
 from spurbench.settings import FeatureSettings
-from spurbench.spufix.fit import load_components
+from spurbench.spufix.components import load_components
 from spurbench.spufix.ground_truth import ground_truth_choices
 from tests.support.label_server import active_label, chromium, click_label, open_class, open_page, serve
 

@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 
 from spurbench.discovery.index import read_index
+from spurbench.discovery.label_export import export_components
 from spurbench.discovery.labels import (
     LABELS_FILE,
     LEGACY_LABELS_FILE,
     UnknownComponentError,
-    export_components,
     latest,
     progress,
     read_labels,
     record_label,
 )
 from spurbench.errors import SpurbenchError
-from spurbench.spufix.fit import load_components
+from spurbench.spufix.components import load_components
 from tests.support.label_server import free_port, tiny_discovery
 from tests.support.one_line import one_line_error
 from tests.test_cli import spurbench
@@ -39,12 +39,13 @@ OLD_TYPER = str(Path(os.environ["SPURBENCH_OLD_TYPER_PATH"]).resolve()) if os.en
 RANKS = (0, 1, 2)
 LOCAL = "http://127.0.0.1:8765"  # what the browser sends as Host; the app answers no other
 TOP = 2
+BOTTOM = 1
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory) -> Path:
-    """A real discovery of the tiny model: classes 0 and 1, three components, two top images each."""
-    return tiny_discovery(tmp_path_factory, [0, 1], components=len(RANKS), top=TOP)
+    """A real discovery of the tiny model: classes 0 and 1, three components, two top images and one lowest each."""
+    return tiny_discovery(tmp_path_factory, [0, 1], components=len(RANKS), top=TOP, bottom=BOTTOM)
 
 
 @pytest.fixture
@@ -191,6 +192,7 @@ def test_export_counts_distinct_labelers_spurious_votes(folder, tmp_path) -> Non
     one = export_components(folder, 1, tmp_path / "one.json")
     assert one == {
         "components": {"0": [0, 1], "1": [2]},
+        "names": {},
         "basis": "npca",
         "model": "tiny:net",
         "weights_revision": "seed0",
@@ -261,15 +263,18 @@ def test_the_class_page_shows_every_component_with_its_images(client, folder) ->
     page = client.get("/class/1")
     assert page.status_code == 200
     index = read_index(folder)
-    for c in index.classes["1"].components:
-        assert f'id="component-{c.rank}"' in page.text and f"<b>{100 * c.variance_share:.1f}%</b>" in page.text
+    shown = sorted(index.classes["1"].components, key=lambda c: (-c.variance_share, c.rank))  # most important first
+    assert [int(r) for r in re.findall(r'<section class="component" id="component-(\d+)"', page.text)] == [c.rank for c in shown]
+    for position, c in enumerate(shown, 1):
+        assert f'data-rank="{c.rank}" data-position="{position}"' in page.text and f"<b>{100 * c.variance_share:.1f}%</b>" in page.text
+        assert f"<b>{100 * c.positive_share:.1f}%</b> of the class's images" in page.text
+        assert f"raises P(class1) by <b>{100 * c.probability_effect:.1f} points</b>" in page.text
     sources = _image_sources(page.text)
+    # not robust: the feature visualisation small in the heading, without its GradCAM; then the top images and the lowest
     expected = [
-        f"/{f}"
-        for c in index.classes["1"].components
-        for f in [c.npfv.file, c.npfv.cam_file, *(x for t in c.top_images for x in (t.file, t.cam_file))]
+        f"/{f}" for c in shown for f in [c.npfv.file, *(x for t in [*c.top_images, *c.bottom_images] for x in (t.file, t.cam_file))]
     ]
-    assert sources == expected and len(sources) == len(RANKS) * (2 + 2 * TOP)
+    assert sources == expected and len(sources) == len(RANKS) * (1 + 2 * TOP + 2 * BOTTOM)
     for src in sources:
         image = client.get(src)
         assert image.status_code == 200 and image.headers["content-type"] == "image/png", src
@@ -296,8 +301,8 @@ def test_posting_a_label_stores_it_and_answers_with_the_class_state(client, fold
     assert answer.status_code == 200
     body = answer.json()
     assert body["record"]["labeler"] == "alice" and body["mine"]["0"]["label"] == "spurious"
-    assert body["others"] == {"1": [{"labeler": "bob", "label": "inconsistent", "at": body["others"]["1"][0]["at"]}]}
-    assert body["done"] is False and body["progress"] == {"done": 0, "total": 2} and body["next_unlabelled"] == 0
+    assert body["others"] == {"1": [{"labeler": "bob", "label": "inconsistent", "at": body["others"]["1"][0]["at"], "name": None}]}
+    assert body["done"] is False and body["progress"] == {"done": 0, "total": 2, "pace": None} and body["next_unlabelled"] == 0
     assert latest(read_labels(folder))[(1, 0, "alice")].label == "spurious"
     listed = client.get("/api/labels").json()
     assert {(x["class_index"], x["rank"], x["labeler"], x["label"]) for x in listed["labels"]} == {
@@ -317,7 +322,7 @@ def test_the_class_page_of_neurons_without_visualisations_or_cams(folder) -> Non
         raw["npfv_steps"] = 0
         for c in raw["classes"]["1"]["components"]:
             c["npfv"] = None
-            for top in c["top_images"]:
+            for top in [*c["top_images"], *c["bottom_images"]]:
                 top["cam_file"] = None
 
     _edit_index(folder, bare_neurons)
@@ -325,8 +330,8 @@ def test_the_class_page_of_neurons_without_visualisations_or_cams(folder) -> Non
         page = client.get("/class/1").text
     for rank in RANKS:
         assert re.search(rf'<h2>Component {rank}</h2>\s*<span class="neuron">neuron {101 + 7 * rank}</span>', page)
-    assert "eigenvalue" not in page and page.count("none (discovered with --npfv-steps 0)") == len(RANKS)
-    assert page.count("no GradCAM") == len(RANKS) * TOP and len(_image_sources(page)) == len(RANKS) * TOP
+    assert "eigenvalue" not in page and "feature visualisation" not in page.split('<details class="more">')[1]
+    assert page.count("no GradCAM") == len(RANKS) * (TOP + BOTTOM) and len(_image_sources(page)) == len(RANKS) * (TOP + BOTTOM)
 
 
 @pytest.mark.parametrize(
@@ -337,6 +342,14 @@ def test_the_class_page_of_neurons_without_visualisations_or_cams(folder) -> Non
         ({"class_index": 0, "rank": 0, "label": "maybe"}, 422),
         ({"class_index": 0, "label": "spurious"}, 422),
         ({"class_index": "zero", "rank": 0, "label": "spurious"}, 422),
+        ({"class_index": 0, "rank": 0, "ranks": [1], "label": "spurious"}, 422),
+        ({"class_index": 0, "ranks": [0, 1], "label": "spurious", "name": "sky"}, 422),
+        ({"class_index": 0, "ranks": [0, 9], "label": "not_spurious"}, 404),
+        ({"class_index": 0, "ranks": [], "label": "not_spurious"}, 409),
+        ({"class_index": 0, "ranks": [1, 1], "label": "not_spurious"}, 409),
+        ({"class_index": 0, "rank": 0, "label": "not_spurious", "name": "sky"}, 409),
+        ({"class_index": 0, "rank": 0, "label": "spurious", "name": "x" * 61}, 409),
+        ({"class_index": 0, "rank": 0, "label": "spurious", "name": 7}, 422),
     ],
 )
 def test_bad_label_requests_are_client_errors(client, folder, payload, status) -> None:

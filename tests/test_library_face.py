@@ -129,7 +129,7 @@ def _fit(**values) -> SpuFixFitSettings:
     return SpuFixFitSettings(**{"model": "tiny:net", **values})
 
 
-COUNTS = "--components-per-class and --top-images must be at least 1, --npfv-steps at least 0"
+COUNTS = "--components-per-class and --top-images must be at least 1, --bottom-images and --npfv-steps at least 0"
 BOUNDS = "--per-component must be at least 1, --dedup-cosine in (0, 1], --require-predicted top1, top5 or none"
 
 

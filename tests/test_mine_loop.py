@@ -48,8 +48,8 @@ def _verify_in_browser(folder: Path, truth, planted: list[int]) -> None:
             cards = driver.find_elements(By.CSS_SELECTOR, ".candidate")[:BY_BROWSER]
             for i, card in enumerate(cards):
                 verdict = "absent" if truth.objects[card.get_attribute("data-image")] != k else "present"
-                if i % 2:  # the keyboard: select the card, then a / p
-                    card.click()
+                if i % 2:  # the keyboard: select the card (a click on its caption: one on its image zooms), then a / p
+                    card.find_element(By.CSS_SELECTOR, ".meta").click()
                     driver.execute_script("document.activeElement && document.activeElement.blur()")
                     from selenium.webdriver.common.action_chains import ActionChains
 

@@ -13,7 +13,8 @@ from spurbench.benchmarks.imagenet.train import (
 )
 from spurbench.errors import AccessError, DataError, SpurbenchError
 from spurbench.label_spaces import synsets as imagenet_synsets
-from spurbench.spufix.fit import SourceAlphas, import_upstream_alphas, load_components
+from spurbench.spufix.components import load_components
+from spurbench.spufix.fit import SourceAlphas, import_upstream_alphas
 
 
 def _jpeg(seed: int) -> bytes:

@@ -92,6 +92,9 @@ class Benchmark:
     # How its images become model inputs, per --protocol name: stated, never defaulted (spurbench.protocols)
     protocols: dict[str, EvalProtocol] = field(default_factory=dict)
     component_names: dict[int, str] = field(default_factory=dict)  # short names of spurious components, when known
+    # Per class, the names of its own components' features, where a class's components are its own (a mined
+    # benchmark's ranks): class -> component -> name, as people gave them when labelling
+    class_component_names: dict[int, dict[int, str]] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)  # provenance copied into results; never read back
     # The registry name of the plugin that loaded it, where ``name`` is not that name (a plugin whose
     # benchmarks are named by their data, so that two of them keep apart in results and boards).

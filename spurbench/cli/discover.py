@@ -63,12 +63,23 @@ def discover(
     components_per_class: int = typer.Option(
         10, "--components-per-class", min=1, help="Components recorded per class: the leading neural PCA components, or the top neurons."
     ),
-    top_images: int = typer.Option(5, "--top-images", min=1, help="Training images with the largest contribution shown per component."),
+    top_images: int = typer.Option(8, "--top-images", min=1, help="Training images with the largest contribution shown per component."),
+    bottom_images: int = typer.Option(
+        4,
+        "--bottom-images",
+        min=0,
+        help="The class's training images with the smallest contribution, shown beside the top ones as a contrast strip (0 = none).",
+    ),
     npfv_steps: int = typer.Option(
         200,
         "--npfv-steps",
         min=0,
         help="APGD steps of each component's feature visualisation (NPFV; 0 = none). Meaningful for adversarially robust models.",
+    ),
+    robust: bool = typer.Option(
+        False,
+        "--robust",
+        help="Say that the model is adversarially robust: the label page then shows each feature visualisation large (for other models they are mostly noise, and shown small).",
     ),
     limit: int | None = typer.Option(None, "--limit", min=2, help="At most N training images per class."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
@@ -97,7 +108,9 @@ def discover(
         basis=basis,
         components_per_class=components_per_class,
         top_images=top_images,
+        bottom_images=bottom_images,
         npfv_steps=npfv_steps,
+        robust=robust,
         features=features,
     )
     with distributed.joined(device) as device:  # under torchrun: this rank (cuda -> cuda:LOCAL_RANK), sharing the images; else as it is

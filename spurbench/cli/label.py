@@ -89,7 +89,8 @@ def label_export(
 ) -> None:
     """Write the components labelled spurious (for the neurons basis: their neuron indices)."""
     # lazy: keeps spurbench --help fast (pydantic and the discovery's torch)
-    from spurbench.discovery.labels import check_folder, check_out, export_components
+    from spurbench.discovery.label_export import check_out, export_components
+    from spurbench.discovery.labels import check_folder
 
     if min_votes < 1:
         raise SpurbenchError(f"--min-votes {min_votes}: must be at least 1")

@@ -105,7 +105,8 @@ def spufix_import_alphas(
     """Convert upstream's precomputed per-class alphas (loaded with weights_only=True) to safetensors."""
     # lazy: keeps spurbench --help fast
     from spurbench.benchmarks.imagenet.train import load_local_imagenet_train
-    from spurbench.spufix.fit import import_upstream_alphas, load_components
+    from spurbench.spufix.components import load_components
+    from spurbench.spufix.fit import import_upstream_alphas
 
     if not alphas_dir.is_dir():
         raise SpurbenchError(f"alphas folder {alphas_dir} does not exist")

@@ -52,6 +52,11 @@ class ComponentRecord(Strict):
     alpha_quantiles: dict[str, float]  # "q05", "q25", "q50", "q75", "q95"
     top_images: list[TopImage]
     npfv: NPFVRecord | None = None  # None when discovered with --npfv-steps 0
+    bottom_images: list[TopImage] = Field(default_factory=list)  # the class's lowest alpha_l, lowest first (none before --bottom-images)
+    positive_share: float | None = Field(default=None, ge=0, le=1)  # share of the class's images with alpha_l > 0 (None: older discovery)
+    # mean over the class's images of how much alpha_l's positive part raises P(class), in probability
+    # (0-1): what SpuFix, which clips it, would take away (None: older discovery)
+    probability_effect: float | None = None
 
 
 class ClassRecord(Strict):
@@ -79,12 +84,14 @@ class DiscoveryIndex(Strict):
     training: TrainingSplit
     components_per_class: int
     top_images: int
+    bottom_images: int = 0  # per component, the contrast strip's lowest-alpha images (0 in discoveries made before it)
     npfv_steps: int  # APGD steps of the feature visualisations; 0: none
+    robust: bool = False  # the user said the model is adversarially robust (`discover --robust`): the label page shows the NPFV large
     classes: dict[str, ClassRecord] = Field(default_factory=dict)  # class index -> its components
 
     def same_discovery(self, other: DiscoveryIndex) -> bool:
         """The same model, weights, training images and settings (so its classes can be continued)."""
-        keys = ("basis", "components_per_class", "top_images", "npfv_steps")
+        keys = ("basis", "components_per_class", "top_images", "bottom_images", "npfv_steps")
         return (
             all(getattr(self, k) == getattr(other, k) for k in keys)
             and (self.model.name, self.model.weights_revision) == (other.model.name, other.model.weights_revision)

@@ -9,15 +9,12 @@ the order the writes happened in, under the lock, so it does not depend on clock
 before the ledger holds ``DIR/labels.json`` (format 1): it is read as it is, and the first new label
 moves its records into the ledger.
 
-The export (``export_components``) is the ``{class: [ranks]}`` table ``spufix fit --components`` reads.
+The export (``spurbench.discovery.label_export``) is the ``{class: [ranks]}`` table ``spufix fit
+--components`` reads, with the names people gave the features.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, get_args
@@ -25,12 +22,12 @@ from typing import TYPE_CHECKING, Final, Literal, get_args
 from pydantic import Field, StrictInt, StrictStr
 
 from spurbench.errors import SpurbenchError
-from spurbench.files import check_inside, real_inside, write_synced
+from spurbench.files import check_inside
 from spurbench.ledger import LEGACY_FORMAT, Identity, Ledger, LedgerKind, check_labeler
-from spurbench.schemas import Strict
+from spurbench.schemas import FEATURE_NAME_LENGTH, Strict
 
 if TYPE_CHECKING:
-    from spurbench.discovery.index import ComponentRecord, DiscoveryIndex
+    from spurbench.discovery.index import DiscoveryIndex
 
 FORMAT_VERSION: Final = LEGACY_FORMAT  # of the format-1 file, labels.json
 LABELS_FILE = "labels.jsonl"  # the ledger
@@ -55,6 +52,8 @@ class LabelRecord(Strict):
     label: Label
     labeler: StrictStr = Field(min_length=1)
     at: datetime  # when it was given, UTC (ISO-8601 in the file)
+    # what the person saw, for a spurious label only ("bird feeder"); records written before names have none
+    name: StrictStr | None = Field(default=None, min_length=1, max_length=FEATURE_NAME_LENGTH)
 
 
 class LabelsFile(Strict):
@@ -142,6 +141,7 @@ def record_label(
     labeler: str,
     index: DiscoveryIndex | None = None,
     ledger: Ledger[LabelRecord, LabelsFile] | None = None,
+    name: str | None = None,
 ) -> LabelRecord:
     """Append one label to ``folder``'s ledger, locked and synced (``index``: the folder's discovery
     index when the caller has it read already; ``ledger``: the caller's, to keep its reads incremental)."""
@@ -150,8 +150,54 @@ def record_label(
     _component_exists(index, class_index, rank)
     if label not in LABELS:
         raise SpurbenchError(f"label {label!r}: expected one of {', '.join(LABELS)}")
-    record = LabelRecord(class_index=class_index, rank=rank, label=label, labeler=check_labeler(labeler), at=datetime.now(timezone.utc))
+    record = LabelRecord(
+        class_index=class_index,
+        rank=rank,
+        label=label,
+        labeler=check_labeler(labeler),
+        at=datetime.now(timezone.utc),
+        name=check_name(name, label),
+    )
     return (ledger or labels_ledger(folder)).append(record, _identity(index))
+
+
+def check_name(name: str | None, label: str) -> str | None:
+    """A feature's name as stored: one line, spaces collapsed, at most FEATURE_NAME_LENGTH characters, and only on a
+    spurious label (None: no name; an empty name is none)."""
+    if name is None:
+        return None
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        return None
+    if label != "spurious":
+        raise SpurbenchError(f"a name is for a spurious label, not for {label!r}")
+    if len(cleaned) > FEATURE_NAME_LENGTH:
+        raise SpurbenchError(f"name {cleaned[:20]!r}...: {len(cleaned)} characters, at most {FEATURE_NAME_LENGTH}")
+    return cleaned
+
+
+def record_labels(
+    folder: Path,
+    class_index: int,
+    ranks: list[int],
+    label: str,
+    labeler: str,
+    index: DiscoveryIndex | None = None,
+    ledger: Ledger[LabelRecord, LabelsFile] | None = None,
+) -> list[LabelRecord]:
+    """The same label (no name) on several components of a class, appended in one locked, synced write
+    ("the rest are not spurious"); nothing is written when one of them does not exist."""
+    folder = Path(folder)
+    index = index or _read_index(folder)
+    if not ranks or len(set(ranks)) != len(ranks):
+        raise SpurbenchError(f"class {class_index}: ranks {ranks}: expected distinct component ranks, at least one")
+    for rank in ranks:
+        _component_exists(index, class_index, rank)
+    if label not in LABELS:
+        raise SpurbenchError(f"label {label!r}: expected one of {', '.join(LABELS)}")
+    at, who = datetime.now(timezone.utc), check_labeler(labeler)
+    records = [LabelRecord(class_index=class_index, rank=r, label=label, labeler=who, at=at) for r in ranks]
+    return (ledger or labels_ledger(folder)).append_many(records, _identity(index))
 
 
 def class_done(index: DiscoveryIndex, current: dict[Key, LabelRecord], class_index: int, labeler: str) -> bool:
@@ -168,94 +214,3 @@ def progress(index: DiscoveryIndex, labels: LabelsFile, labeler: str) -> tuple[i
 
 def sorted_classes(index: DiscoveryIndex) -> list[int]:
     return sorted(int(k) for k in index.classes)
-
-
-def _exported(index: DiscoveryIndex, class_index: int, component: ComponentRecord) -> int:
-    """What the export lists for a component: its rank, or for the neurons basis its unit."""
-    if index.basis != "neurons":
-        return component.rank
-    if component.neuron is None:
-        raise SpurbenchError(f"{DISCOVERY_FILE}: class {class_index} component {component.rank} names no neuron, but the basis is neurons")
-    return component.neuron
-
-
-def _warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
-
-
-def export_components(folder: Path, min_votes: int = 1, out: Path | None = None, warn: Callable[[str], None] = _warn) -> dict:
-    """The components labelled spurious, as ``{"components": {class: [ranks]}, ...}``; written to ``out``
-    (atomically) when given, and then never empty (a one-line error instead).
-
-    Vote rule: a component is exported when at least ``min_votes`` distinct labelers' latest label for
-    it is "spurious". Only the count of spurious votes matters: "not_spurious" and "inconsistent"
-    votes neither subtract nor veto. For the "neurons" basis the table lists neuron indices, not
-    ranks. Classes without an exported component are left out. Labels of classes or components the
-    discovery does not have (a discovery redone with fewer) are left out with a ``warn`` line.
-    """
-    if min_votes < 1:
-        raise SpurbenchError(f"--min-votes {min_votes}: must be at least 1")
-    folder = Path(folder)
-    if out is not None:
-        check_out(folder, Path(out))
-    index = _read_index(folder)
-    labels = read_labels(folder, index)
-    known = {(int(k), c.rank) for k, record in index.classes.items() for c in record.components}
-    votes: dict[tuple[int, int], int] = {}
-    unknown: list[Key] = []
-    for (k, rank, who), record in latest(labels).items():
-        if (k, rank) not in known:
-            unknown.append((k, rank, who))
-        votes[(k, rank)] = votes.get((k, rank), 0) + (record.label == "spurious")
-    if unknown:
-        k, rank, _ = min(unknown)
-        warn(
-            f"{len(unknown)} label(s) name classes or components the discovery does not have (first: class {k} rank {rank}); they are left out of the export"
-        )
-    table: dict[str, list[int]] = {}
-    for k in sorted_classes(index):
-        chosen = [c for c in index.classes[str(k)].components if votes.get((k, c.rank), 0) >= min_votes]
-        if chosen:
-            table[str(k)] = sorted(_exported(index, k, c) for c in chosen)
-    labelers = sorted({r.labeler for r in labels.records})
-    payload = {
-        "components": table,
-        "basis": index.basis,
-        "model": index.model.name,
-        "weights_revision": index.model.weights_revision,
-        "min_votes": min_votes,
-        "labelers": labelers,
-    }
-    if out is not None:
-        if not table:  # an empty components file only moves the failure to `spufix fit` or `mine`
-            raise SpurbenchError(
-                f"no component has {min_votes} or more 'spurious' votes ({len(latest(labels))} current labels by {len(labelers)} labelers); nothing to export to {out}: label some components spurious (`spurbench label {folder}`) or lower --min-votes"
-            )
-        _write_export(Path(out), payload)
-    return payload
-
-
-def check_out(folder: Path, out: Path) -> None:
-    """``--out`` of ``label export``: a file to write, never one of the discovery folder's own (its index,
-    labels, lock, images or bases), compared by real path so that no link or ``..`` gets round it."""
-    own = [folder / DISCOVERY_FILE, *LEDGER.own_files(folder)]
-    target = os.path.realpath(out)
-    for path in own:
-        if target == os.path.realpath(path):
-            raise SpurbenchError(
-                f"--out {out}: is the discovery folder's own {path.name}, which the export reads; write the components to another file"
-            )
-    for name in DISCOVERY_FOLDERS:
-        if real_inside(folder / name, out):
-            raise SpurbenchError(f"--out {out}: is inside the discovery's {name}/ folder; write the components to another file")
-    if out.is_dir():
-        raise SpurbenchError(f"--out {out}: is a folder; name the components file to write")
-    if not out.parent.is_dir():
-        raise SpurbenchError(f"--out {out}: folder {out.parent} does not exist")
-
-
-def _write_export(out: Path, payload: dict) -> None:
-    try:
-        write_synced(out, json.dumps(payload, indent=1) + "\n")
-    except OSError as exc:
-        raise SpurbenchError(f"--out {out}: cannot write ({exc.strerror})") from None

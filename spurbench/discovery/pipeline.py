@@ -60,7 +60,7 @@ def discover_class(
     subset: Benchmark,
     class_index: int,
     components: int,
-    top: int,
+    top: tuple[int, int],
     folder: Path,
     settings: FeatureSettings,
     npfv_steps: int = 0,
@@ -72,8 +72,10 @@ def discover_class(
     statistics = class_statistics(model, subset, class_index, components, top, basis, settings)
     if statistics is None:
         return None
-    fitted, fields, everything, best = statistics
+    fitted, fields, everything, (best, worst), rises = statistics
     count = len(fields)
+    positive = (everything > 0).to(torch.float64).mean(0)
+    effects = rises.mean(0)
     means = everything.mean(0)
     quantiles = torch.quantile(everything, torch.tensor(QUANTILES, dtype=torch.float64), dim=0)
     by_id = {im.image_id: im for im in subset.images}
@@ -87,6 +89,12 @@ def discover_class(
     for l in range(count):
         saved = save_top_images(model, by_id, class_index, fitted, l, best[1][l], folder, cams)
         tops = [TopImage(image_id=i, alpha=float(v), file=f, cam_file=c) for i, v, (f, c) in zip(best[1][l], best[0][:, l], saved)]
+        lows = save_top_images(model, by_id, class_index, fitted, l, worst[1][l], folder, cams) if worst[1][l] else []
+        bottoms = (
+            [TopImage(image_id=i, alpha=-float(v), file=f, cam_file=c) for i, v, (f, c) in zip(worst[1][l], worst[0][:, l], lows)]
+            if lows
+            else []
+        )
         records.append(
             ComponentRecord(
                 rank=l,
@@ -95,6 +103,9 @@ def discover_class(
                 alpha_quantiles={f"q{round(q * 100):02d}": float(quantiles[i, l]) for i, q in enumerate(QUANTILES)},
                 top_images=tops,
                 npfv=npfvs[l],
+                bottom_images=bottoms,
+                positive_share=float(positive[l]),
+                probability_effect=float(effects[l]),
             )
         )
     basis_file = f"{BASES_DIR}/class{class_index}.safetensors"
@@ -149,7 +160,7 @@ def discover(
     features.check_machine()
     check_output_dir(settings.out)
     model, plugin, train = load_training(settings, model, train)
-    classes, components, top = settings.classes, settings.components_per_class, settings.top_images
+    classes, components, top = settings.classes, settings.components_per_class, (settings.top_images, settings.bottom_images)
     npfv_steps, basis, out = settings.npfv_steps, settings.basis, settings.out
     beyond = sorted(k for k in (classes or []) if not 0 <= k < model.num_classes)
     if beyond:
@@ -157,7 +168,7 @@ def discover(
             f"--classes: {beyond[0]} is not a class of {model.name} (its label space {model.label_space} has classes 0-{model.num_classes - 1})"
         )
     check_same_inputs(
-        "model, training images, classes or settings", [model], train, features, [classes, components, top, npfv_steps, basis]
+        "model, training images, classes or settings", [model], train, features, [classes, components, *top, npfv_steps, basis]
     )
     index = DiscoveryIndex(
         spurbench_version=__version__,
@@ -170,8 +181,10 @@ def discover(
             source=train.repo or train.positives_source,
         ),
         components_per_class=components,
-        top_images=top,
+        top_images=top[0],
+        bottom_images=top[1],
         npfv_steps=npfv_steps,
+        robust=settings.robust,
         basis=basis,
     )
 

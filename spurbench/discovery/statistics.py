@@ -23,7 +23,9 @@ from spurbench.spufix.npca import NPCA, accumulate_psi, fit_npca_streaming, npca
 
 Fitted = NPCA | NeuronBasis  # a class's basis as discover fits it
 Top = tuple[torch.Tensor, list[list[str]]]  # values [n, L] and, per component, the ids of those rows
-Statistics = tuple[Fitted, list[dict], torch.Tensor, Top]  # basis, fields per component, alphas [N, L], top
+# basis, fields per component, alphas [N, L], (top, bottom: of -alpha), probability rises [N, L]
+Statistics = tuple[Fitted, list[dict], torch.Tensor, tuple[Top, Top], torch.Tensor]
+Head = tuple[torch.Tensor, torch.Tensor]  # the model's last layer (W [C, D], b [C]), float64 on the CPU
 
 
 def top_rows(alphas: torch.Tensor, ids: list[str], best: Top | None, n: int) -> Top:
@@ -35,6 +37,28 @@ def top_rows(alphas: torch.Tensor, ids: list[str], best: Top | None, n: int) -> 
         values, names = alphas, [list(ids) for _ in range(alphas.shape[1])]
     top = torch.topk(values, min(n, values.shape[0]), dim=0)
     return top.values, [[names[c][int(i)] for i in top.indices[:, c]] for c in range(alphas.shape[1])]
+
+
+def probability_rises(features: torch.Tensor, alphas: torch.Tensor, head: Head, class_index: int) -> torch.Tensor:
+    """[N, L]: how much each component's positive contribution raises P(class) on each image, i.e. P(k | x)
+    less P(k | x) with alpha_l clipped at 0 as SpuFix clips it. With m = z_k - logsumexp of the other
+    logits, P(k) = sigmoid(m), so the rise is sigmoid(m) - sigmoid(m - max(alpha_l, 0))."""
+    weight, bias = head
+    logits = torch.nn.functional.linear(features.detach().to(torch.float64).cpu(), weight, bias)
+    others = logits.clone()
+    others[:, class_index] = -torch.inf
+    margin = (logits[:, class_index] - torch.logsumexp(others, dim=1)).unsqueeze(1)
+    return torch.sigmoid(margin) - torch.sigmoid(margin - alphas.clamp(min=0))
+
+
+def float64_head(model: ModelAdapter) -> Head:
+    weight, bias = model.head
+    return weight.detach().to(torch.float64).cpu(), bias.detach().to(torch.float64).cpu()
+
+
+def _top_and_bottom(alphas: torch.Tensor, ids: list[str], found: tuple[Top | None, Top | None], counts: tuple[int, int]) -> tuple[Top, Top]:
+    """Merge one shard into the running top and bottom images (bottom: the top of -alpha)."""
+    return top_rows(alphas, ids, found[0], counts[0]), top_rows(-alphas, ids, found[1], counts[1])
 
 
 def basis_fields(fitted: Fitted, components: int) -> list[dict]:
@@ -98,45 +122,51 @@ def _parallel_basis(
 
 
 def _parallel_statistics(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, settings: FeatureSettings
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: tuple[int, int], basis: str, settings: FeatureSettings
 ) -> Statistics | None:
     part, _ = rank_part(subset, settings)
     fitted, fields, shared = _parallel_basis(basis, model, part, len(subset.images), class_index, components, settings)
-    count, rows, ids = len(fields), [], []
+    count, rows, rises, ids, head = len(fields), [], [], [], float64_head(model)
     for shard_ids, feats in stream_part(model, part, settings.model_copy(update={"progress": False})):
         rows.append(shared.alphas(feats)[:, :count])
+        rises.append(probability_rises(feats, rows[-1], head, class_index))
         ids += shard_ids
-    local = torch.cat(rows) if rows else torch.zeros(0, count, dtype=torch.float64)
+    empty = torch.zeros(0, count, dtype=torch.float64)
+    local = (torch.cat(rows) if rows else empty, torch.cat(rises) if rises else empty)
     gathered = distributed.gather_all((local, ids), f"gathering the alphas of class {class_index}")
     if fitted is None:  # not rank 0
         return None
-    everything, ids = torch.cat([a for a, _ in gathered]), [i for _, part_ids in gathered for i in part_ids]
-    # the top images as one process finds them: merged shard by shard (its shards), in image order
-    best, shard = None, settings.shard_size
+    everything, ids = torch.cat([a for (a, _), _ in gathered]), [i for _, part_ids in gathered for i in part_ids]
+    # the top and bottom images as one process finds them: merged shard by shard (its shards), in image order
+    found: tuple[Top | None, Top | None] = (None, None)
+    shard = settings.shard_size
     for i in range(0, len(ids), shard):
-        best = top_rows(everything[i : i + shard], ids[i : i + shard], best, top)
-    assert best is not None
-    return fitted, fields, everything, best
+        found = _top_and_bottom(everything[i : i + shard], ids[i : i + shard], found, top)
+    assert found[0] is not None and found[1] is not None
+    return fitted, fields, everything, (found[0], found[1]), torch.cat([r for (_, r), _ in gathered])
 
 
 def class_statistics(
-    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: int, basis: str, settings: FeatureSettings
+    model: ModelAdapter, subset: Benchmark, class_index: int, components: int, top: tuple[int, int], basis: str, settings: FeatureSettings
 ) -> Statistics | None:
-    """(basis, fields per component, alpha rows [N, L] in image order, top images per component) of one
-    class from its cached features; under torchrun on rank 0, None on the other ranks."""
+    """(basis, fields per component, alpha rows [N, L] in image order, (top, bottom) images per component,
+    probability rises [N, L]) of one class from its cached features, ``top`` = (top count, bottom count);
+    under torchrun on rank 0, None on the other ranks."""
     if distributed.active():
         return _parallel_statistics(model, subset, class_index, components, top, basis, settings)
     weight = model.head[0][class_index]
     batches = (feats for _, feats in FeatureStream.open(model, subset, settings))
     fitted = fit_neurons_streaming(batches, weight, components) if basis == "neurons" else fit_npca_streaming(batches, weight)
     fields = basis_fields(fitted, components)
-    count, parts, best = len(fields), [], None
+    count, parts, rises, head = len(fields), [], [], float64_head(model)
+    found: tuple[Top | None, Top | None] = (None, None)
     for ids, feats in FeatureStream.open(model, subset, settings.model_copy(update={"progress": False})):
         alphas = fitted.alphas(feats)[:, :count]
         parts.append(alphas)  # [N, count]: a few floats per image, for the mean and quantiles
-        best = top_rows(alphas, ids, best, top)
-    assert best is not None
-    return fitted, fields, torch.cat(parts), best
+        rises.append(probability_rises(feats, alphas, head, class_index))
+        found = _top_and_bottom(alphas, ids, found, top)
+    assert found[0] is not None and found[1] is not None
+    return fitted, fields, torch.cat(parts), (found[0], found[1]), torch.cat(rises)
 
 
 __all__ = ["BASES", "Statistics", "basis_fields", "class_statistics", "top_rows"]

@@ -14,7 +14,7 @@ from spurbench.errors import SpurbenchError
 from spurbench.files import real_inside
 from spurbench.mining.pool import HUB_PREFIX
 from spurbench.spufix.artifact import SpuFixArtifact
-from spurbench.spufix.fit import ComponentsFile
+from spurbench.spufix.components import ComponentsFile
 
 
 def check_made_with(what: str, name: str, revision: str | None, model: str, checkpoint: str | None) -> None:

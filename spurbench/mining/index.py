@@ -10,6 +10,7 @@ from spurbench.discovery.index import TrainingSplit
 from spurbench.errors import SpurbenchError
 from spurbench.results import ModelInfo
 from spurbench.schemas import Strict, read_model
+from spurbench.spufix.artifact import FeatureName
 
 FORMAT_VERSION: Final = 1
 INDEX_FILE = "candidates.json"
@@ -32,6 +33,7 @@ class ComponentCandidates(Strict):
     class_name: str
     component: int  # the component's rank in the discovery
     neuron: int | None = None  # for a neuron-basis discovery
+    component_name: FeatureName | None = None  # what people named its feature (components file or SpuFix artifact), if they did
     reference: list[str]  # the component's top training images (copied, relative paths; none from an artifact)
     npfv: str | None = None  # its feature visualisation (copied), if the discovery made one
     candidates: list[Candidate]
@@ -89,6 +91,15 @@ def candidates_by_class(index: MiningIndex) -> dict[int, list[Candidate]]:
     return {k: sorted(v, key=lambda c: c.rank) for k, v in out.items()}
 
 
+def component_names(index: MiningIndex) -> dict[str, dict[str, str]]:
+    """class -> component -> the name of its feature, for the named components (JSON keys: strings)."""
+    out: dict[str, dict[str, str]] = {}
+    for entry in index.components:
+        if entry.component_name is not None:
+            out.setdefault(str(entry.class_index), {})[str(entry.component)] = entry.component_name
+    return out
+
+
 __all__ = [
     "INDEX_FILE",
     "Candidate",
@@ -98,5 +109,6 @@ __all__ = [
     "Predicted",
     "best_placements",
     "candidates_by_class",
+    "component_names",
     "read_mining",
 ]

@@ -43,7 +43,7 @@ from spurbench.mining.thumbnails import THUMBS_DIR, thumbnail_and_digest
 from spurbench.results import check_output_dir
 from spurbench.settings import DEDUP_COSINE, MiningSettings
 from spurbench.spufix.artifact import SpuFixArtifact, load_artifact
-from spurbench.spufix.fit import read_components
+from spurbench.spufix.components import ComponentsFile, read_components
 
 REFERENCE_DIR = "reference"
 HEADROOM = 4  # candidates kept per component before the duplicate check, per wanted candidate
@@ -85,10 +85,10 @@ def _copy_reference(path: Path, out: Path) -> str:
     return target.relative_to(out).as_posix()
 
 
-def checked_bases(settings: MiningSettings) -> tuple[dict[int, list[int]] | None, SpuFixArtifact | None]:
+def checked_bases(settings: MiningSettings) -> tuple[ComponentsFile | None, SpuFixArtifact | None]:
     """What the files and names can tell, checked before the model loads (loading may download its
-    weights or, for a model trained on first use, train it): the components table (read from its file),
-    and the SpuFix artifact (loaded) or the discovery the pool is ranked by, made with the model named."""
+    weights or, for a model trained on first use, train it): the components file (read), and the SpuFix
+    artifact (loaded) or the discovery the pool is ranked by, made with the model named."""
     discovery, spufix, components = settings.discovery, settings.spufix, settings.components
     listed = read_components(components) if components is not None else None
     table = listed.table if listed is not None else None
@@ -98,7 +98,7 @@ def checked_bases(settings: MiningSettings) -> tuple[dict[int, list[int]] | None
         if components is not None and listed is not None:  # (always: MiningSettings refuses a discovery without components)
             check_components_file(components, listed, index, discovery)
             discovery_bases(discovery, index, resolve_components(index, listed.table))
-        return table, None
+        return listed, None
     assert spufix is not None  # MiningSettings: the bases come from a discovery or a SpuFix artifact
     artifact = load_artifact(spufix)
     check_made_with(
@@ -111,7 +111,7 @@ def checked_bases(settings: MiningSettings) -> tuple[dict[int, list[int]] | None
             f"{components}: lists components of a discovery of {listed.model}, but {spufix} was fitted from {artifact.source_model}'s components"
         )
     artifact_columns(artifact, spufix, table)
-    return table, artifact
+    return listed, artifact
 
 
 def mine(
@@ -124,21 +124,19 @@ def mine(
     settings.features.check_machine()
     check_output_dir(settings.out)
     check_apart(settings.out, settings.pool)
-    table, artifact = checked_bases(settings) if source is None else (None, None)
+    listed, artifact = checked_bases(settings) if source is None else (None, None)
     pool = pool if pool is not None else resolve_pool(settings.pool)
     model = model if model is not None else load_model(settings.model, checkpoint=settings.checkpoint)
     if source is None:
-        source = _source(settings, table, artifact, model)
+        source = _source(settings, listed, artifact, model)
     return rank_pool(model, source, pool, settings)
 
 
-def _source(
-    settings: MiningSettings, table: dict[int, list[int]] | None, artifact: SpuFixArtifact | None, model: ModelAdapter
-) -> RankingSource:
-    if settings.discovery is not None and table is not None:
-        return from_discovery(settings.discovery, table, model)
+def _source(settings: MiningSettings, listed: ComponentsFile | None, artifact: SpuFixArtifact | None, model: ModelAdapter) -> RankingSource:
+    if settings.discovery is not None and listed is not None:
+        return from_discovery(settings.discovery, listed.table, model, listed.names)
     assert artifact is not None and settings.spufix is not None  # checked_bases loaded it
-    return from_artifact(artifact, settings.spufix, table, model)
+    return from_artifact(artifact, settings.spufix, listed.table if listed else None, model, listed.names if listed else None)
 
 
 def rank_pool(model: ModelAdapter, source: RankingSource, pool: Pool, settings: MiningSettings) -> MiningIndex:
@@ -199,6 +197,7 @@ def rank_pool(model: ModelAdapter, source: RankingSource, pool: Pool, settings: 
                 class_name=source.class_names[k],
                 component=rank,
                 neuron=source.neurons.get((k, rank)),
+                component_name=source.names.get((k, rank)),
                 reference=[_copy_reference(p, out) for p in tops],
                 npfv=_copy_reference(npfv, out) if npfv else None,
                 candidates=cands,

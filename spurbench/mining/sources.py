@@ -32,6 +32,7 @@ class RankingSource:
     class_names: dict[int, str]
     neurons: dict[tuple[int, int], int | None] = field(default_factory=dict)
     references: dict[tuple[int, int], tuple[list[Path], Path | None]] = field(default_factory=dict)
+    names: dict[tuple[int, int], str] = field(default_factory=dict)  # the features people named
 
     def wanted(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
@@ -40,8 +41,11 @@ class RankingSource:
         return out
 
 
-def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelAdapter) -> RankingSource:
-    """The bases ``discover`` saved in ``folder`` for these components (discovery ranks, or units)."""
+def from_discovery(
+    folder: Path, components: dict[int, list[int]], model: ModelAdapter, names: dict[int, dict[int, str]] | None = None
+) -> RankingSource:
+    """The bases ``discover`` saved in ``folder`` for these components (discovery ranks, or units), with
+    the names of their features (``names``, keyed like ``components``: what a components file gives)."""
     folder = Path(folder)
     index = read_index(folder)
     if (index.model.name, index.model.weights_revision) != (model.name, model.card.weights_revision):
@@ -62,6 +66,10 @@ def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelA
         {(k, r): r for k, ranks in wanted.items() for r in ranks},
         {k: index.classes[str(k)].class_name for k in wanted},
     )
+    named = names or {}
+    source.names = {  # named by the listed rank or unit; resolve_components keeps the listed order
+        (k, r): named[k][listed] for k, ranks in wanted.items() for listed, r in zip(components[k], ranks) if listed in named.get(k, {})
+    }
     for k, ranks in wanted.items():
         for r in ranks:
             component = index.classes[str(k)].components[r]
@@ -73,9 +81,16 @@ def from_discovery(folder: Path, components: dict[int, list[int]], model: ModelA
     return source
 
 
-def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int, list[int]] | None, model: ModelAdapter) -> RankingSource:
+def from_artifact(
+    artifact: SpuFixArtifact,
+    location: str,
+    components: dict[int, list[int]] | None,
+    model: ModelAdapter,
+    names: dict[int, dict[int, str]] | None = None,
+) -> RankingSource:
     """The bases of a SpuFix artifact fitted for ``model`` (its directions: never refitted); every
-    component it clips unless ``components`` names some of them (source ranks)."""
+    component it clips unless ``components`` names some of them (source ranks). A feature's name is the
+    one ``names`` gives (a components file's), else the artifact's."""
     if (artifact.target_model, artifact.target_weights_revision) != (model.name, model.card.weights_revision):
         raise SpurbenchError(
             f"{location}: a SpuFix artifact for {artifact.target_model} ({artifact.target_weights_revision}), not for {model.name} ({model.card.weights_revision})"
@@ -89,7 +104,8 @@ def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int,
         k: artifact_basis(weight[k], artifact.directions[k].mean, artifact.directions[k].directions, artifact.images_per_class.get(k, 0))
         for k in wanted
     }
-    names = model.class_names or []
+    class_names = model.class_names or []
+    given = {(k, c): n for by in (artifact.component_names, names or {}) for k, named in by.items() for c, n in named.items()}
     return RankingSource(
         f"SpuFix artifact {location}",
         None,
@@ -98,7 +114,8 @@ def from_artifact(artifact: SpuFixArtifact, location: str, components: dict[int,
         None,
         bases,
         columns,
-        {k: names[k] if k < len(names) else str(k) for k in wanted},
+        {k: class_names[k] if k < len(class_names) else str(k) for k in wanted},
+        names={key: given[key] for key in columns if key in given},
     )
 
 

@@ -5,10 +5,13 @@ The verdicts are a ledger (``spurbench.ledger``), ``DIR/verify.jsonl`` beside ``
 its header names the mining's model and pool, so verdicts on another mining are refused. A verdict is
 about an image and a class: is the class's object in it? ``absent`` / ``present`` / ``unsure``, the
 question the paper's authors asked of every image of their benchmark. It is recorded per (class,
-image, labeler) with the time, whichever component's grid it was given in. As with the component
-labels (``spurbench.discovery.labels``), every click appends one record, locked and synced, and the last record
-per key wins. A folder verified before the ledger holds ``DIR/verify.json`` (format 1): it is read as
-it is, and the first new verdict moves its records into the ledger.
+image, labeler) with the time and the components the image is a candidate of: one verdict for all of
+them, whichever grid it was given in (``spurbench.mining.verdict_records``: the record; records written
+before list no components and mean the same). As with the component labels
+(``spurbench.discovery.labels``), every click appends one record, locked and synced, and the last record
+per key wins; so every count here is of distinct images per class, however many grids show one. A
+folder verified before the ledger holds ``DIR/verify.json`` (format 1): it is read as it is, and the
+first new verdict moves its records into the ledger.
 
 Export rule: an image goes into the benchmark when at least ``min_votes`` labelers' latest verdict is
 ``absent`` and none is ``present`` (an object seen by anyone keeps it out: a positive among the
@@ -22,75 +25,30 @@ import io
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, get_args
-
-from pydantic import Field, StrictInt, StrictStr
+from typing import TYPE_CHECKING
 
 from spurbench.errors import SpurbenchError
 from spurbench.files import check_inside
-from spurbench.ledger import LEGACY_FORMAT, Identity, Ledger, LedgerKind, check_labeler
-from spurbench.schemas import Strict
+from spurbench.ledger import Identity, Ledger, check_labeler
+from spurbench.mining.verdict_records import (
+    LEDGER,
+    VERDICTS,
+    VERIFY_FILE,
+    Key,
+    UnknownCandidateError,
+    Verdict,
+    VerdictRecord,
+    VerdictsFile,
+    verdicts_ledger,
+)
 
 if TYPE_CHECKING:  # spurbench.mining and the benchmarks import torch: only where the export needs them
     from spurbench.benchmarks import BenchmarkImage
     from spurbench.mining.index import Candidate, MiningIndex
     from spurbench.mining.pool import Pool
 
-FORMAT_VERSION: Final = LEGACY_FORMAT  # of the format-1 file, verify.json
-VERIFY_FILE = "verify.jsonl"  # the ledger
-LEGACY_VERIFY_FILE = "verify.json"  # written before the ledger; read, then migrated on the first new verdict
-LOCK_FILE = ".verify.lock"
 MINING_FILE = "candidates.json"  # spurbench.mining's INDEX_FILE, named here for the checks made before torch
 SERVED_FOLDERS = ("thumbs", "reference")  # spurbench.mining's THUMBS_DIR and REFERENCE_DIR, likewise
-Verdict = Literal["absent", "present", "unsure"]
-VERDICTS: tuple[str, ...] = get_args(Verdict)
-Key = tuple[int, str, str]  # (class index, image id, labeler)
-
-
-class UnknownCandidateError(SpurbenchError):
-    """A class or image that is not among the mining's candidates."""
-
-
-class VerdictRecord(Strict):
-    class_index: StrictInt  # strict: JSON's true is no 1
-    image_id: StrictStr
-    verdict: Verdict
-    labeler: StrictStr = Field(min_length=1)
-    at: datetime
-
-
-class VerdictsFile(Strict):
-    """The verdicts of a folder: the format-1 file as it was written, and what ``read_verdicts`` returns."""
-
-    format: Literal[1] = FORMAT_VERSION
-    model: str
-    weights_revision: str | None
-    pool_revision: str | None
-    records: list[VerdictRecord] = Field(default_factory=list)  # the history, oldest first
-
-
-def _mismatch(found: Identity, mine: Identity) -> str:
-    return (
-        f"verdicts on a mining of {found.get('model')} ({found.get('weights_revision')}) over pool {found.get('pool_revision')}, "
-        f"not this one's ({mine['model']}, {mine['weights_revision']}, {mine['pool_revision']})"
-    )
-
-
-LEDGER: LedgerKind[VerdictRecord, VerdictsFile] = LedgerKind(
-    name="verdicts",
-    what="verdicts file",
-    file=VERIFY_FILE,
-    legacy_file=LEGACY_VERIFY_FILE,
-    lock_file=LOCK_FILE,
-    record=VerdictRecord,
-    contents=VerdictsFile,
-    mismatch=_mismatch,
-)
-
-
-def verdicts_ledger(folder: Path) -> Ledger[VerdictRecord, VerdictsFile]:
-    """The ledger of ``folder``'s verdicts. Keep one per server: its reads are incremental."""
-    return LEDGER.open(folder)
 
 
 def _identity(index: MiningIndex) -> Identity:
@@ -138,6 +96,15 @@ def latest_verdicts(verdicts: VerdictsFile) -> dict[Key, VerdictRecord]:
     return {(r.class_index, r.image_id, r.labeler): r for r in verdicts.records}
 
 
+def candidate_components(index: MiningIndex) -> dict[tuple[int, str], list[int]]:
+    """(class, image) -> the ranks of the class's components the image is a candidate of, ascending."""
+    out: dict[tuple[int, str], list[int]] = {}
+    for entry in index.components:
+        for c in entry.candidates:
+            out.setdefault((entry.class_index, c.image_id), []).append(entry.component)
+    return {key: sorted(set(ranks)) for key, ranks in out.items()}
+
+
 def record_verdict(
     folder: Path,
     class_index: int,
@@ -147,23 +114,41 @@ def record_verdict(
     index: MiningIndex | None = None,
     ledger: Ledger[VerdictRecord, VerdictsFile] | None = None,
 ) -> VerdictRecord:
-    """Append one verdict to ``folder``'s ledger, locked and synced."""
-    # lazy: the mining package imports torch (see _read_mining)
-    from spurbench.mining.index import candidates_by_class
+    """Append one verdict to ``folder``'s ledger, locked and synced; it lists the image's components."""
+    return record_verdicts(folder, class_index, [image_id], verdict, labeler, index, ledger)[0]
 
+
+def record_verdicts(
+    folder: Path,
+    class_index: int,
+    image_ids: list[str],
+    verdict: str,
+    labeler: str,
+    index: MiningIndex | None = None,
+    ledger: Ledger[VerdictRecord, VerdictsFile] | None = None,
+    placements: dict[tuple[int, str], list[int]] | None = None,
+) -> list[VerdictRecord]:
+    """The same verdict on several candidates of a class, appended in one locked, synced write ("the rest
+    of a component absent"), one record per image; nothing is written when one of them is no candidate.
+    (``placements``: the index's ``candidate_components``, when the caller keeps it.)"""
     folder = Path(folder)
     index = index or _read_mining(folder)
-    candidates = candidates_by_class(index)
-    if class_index not in candidates:
+    placements = placements or candidate_components(index)
+    if not any(k == class_index for k, _ in placements):
         raise UnknownCandidateError(f"the mining has no candidates of class {class_index}")
-    if image_id not in {c.image_id for c in candidates[class_index]}:
-        raise UnknownCandidateError(f"{image_id!r} is not a candidate of class {class_index}")
+    for image_id in image_ids:
+        if (class_index, image_id) not in placements:
+            raise UnknownCandidateError(f"{image_id!r} is not a candidate of class {class_index}")
+    if not image_ids or len(set(image_ids)) != len(image_ids):
+        raise SpurbenchError(f"class {class_index}: {len(image_ids)} image ids: expected distinct candidates, at least one")
     if verdict not in VERDICTS:
         raise SpurbenchError(f"verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
-    record = VerdictRecord(
-        class_index=class_index, image_id=image_id, verdict=verdict, labeler=check_labeler(labeler), at=datetime.now(timezone.utc)
-    )
-    return (ledger or verdicts_ledger(folder)).append(record, _identity(index))
+    at, who = datetime.now(timezone.utc), check_labeler(labeler)
+    records = [
+        VerdictRecord(class_index=class_index, image_id=i, verdict=verdict, labeler=who, at=at, components=placements[(class_index, i)])
+        for i in image_ids
+    ]
+    return (ledger or verdicts_ledger(folder)).append_many(records, _identity(index))
 
 
 def tally(index: MiningIndex, verdicts: VerdictsFile) -> dict[int, dict[str, dict[str, int]]]:
@@ -180,18 +165,26 @@ def tally(index: MiningIndex, verdicts: VerdictsFile) -> dict[int, dict[str, dic
     return counts
 
 
-def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
-    """The export rule: at least ``min_votes`` say absent and nobody says present."""
-    return counts["absent"] >= min_votes and counts["present"] == 0
-
-
-def class_progress(index: MiningIndex, verdicts: VerdictsFile, labeler: str) -> dict[int, tuple[int, int]]:
-    """Per class: (candidates ``labeler`` gave a verdict on, candidates)."""
+def class_counts(
+    index: MiningIndex, verdicts: VerdictsFile, labeler: str, by_class: dict[int, list[Candidate]] | None = None
+) -> dict[int, dict[str, int]]:
+    """Per class, over its distinct candidate images: ``candidates``, how many ``labeler`` gave a verdict
+    on (``verified``), and how many of those are each of ``VERDICTS`` (``by_class``: the index's
+    ``candidates_by_class``, when the caller keeps it)."""
     # lazy: the mining package imports torch (see _read_mining)
     from spurbench.mining.index import candidates_by_class
 
-    mine = {(k, i) for (k, i, who) in latest_verdicts(verdicts) if who == labeler}
-    return {k: (sum((k, c.image_id) in mine for c in cands), len(cands)) for k, cands in candidates_by_class(index).items()}
+    mine: dict[tuple[int, str], str] = {(k, i): r.verdict for (k, i, who), r in latest_verdicts(verdicts).items() if who == labeler}
+    counts = {}
+    for k, cands in (by_class or candidates_by_class(index)).items():
+        given = [mine[(k, c.image_id)] for c in cands if (k, c.image_id) in mine]
+        counts[k] = {"candidates": len(cands), "verified": len(given), **{v: given.count(v) for v in VERDICTS}}
+    return counts
+
+
+def verified_absent(counts: dict[str, int], min_votes: int) -> bool:
+    """The export rule: at least ``min_votes`` say absent and nobody says present."""
+    return counts["absent"] >= min_votes and counts["present"] == 0
 
 
 MINED_FORMAT = "spurious-folder"  # the benchmark plugin that writes (and loads) mined benchmark folders
@@ -228,7 +221,7 @@ def export_benchmark(
     written when a class has fewer than ``min_per_class`` images."""
     # lazy: the export needs the pipeline (torch); the pages' checks do not
     from spurbench.benchmarks import MinedImage, WritesMined, get_benchmark, require
-    from spurbench.mining.index import best_placements, read_mining
+    from spurbench.mining.index import best_placements, component_names, read_mining
     from spurbench.mining.pool import resolve_pool
 
     if min_votes < 1 or min_per_class < 1:
@@ -276,21 +269,30 @@ def export_benchmark(
         "labelers": sorted({r.labeler for r in verdicts.records}),
         "classes": {str(k): v for k, v in per_class.items()},
         "class_names": {str(e.class_index): e.class_name for e in index.components},
+        "component_names": component_names(index),  # class -> component -> feature name: the card lists them per class
     }
     return require(get_benchmark(MINED_FORMAT), WritesMined).write_mined(Path(out), items, facts), per_class
 
 
 __all__ = [
+    "LEDGER",
     "MINED_FORMAT",
     "VERDICTS",
     "VERIFY_FILE",
+    "Key",
+    "UnknownCandidateError",
+    "Verdict",
     "VerdictRecord",
     "VerdictsFile",
-    "class_progress",
+    "candidate_components",
+    "check_folder",
+    "class_counts",
     "export_benchmark",
     "latest_verdicts",
     "read_verdicts",
     "record_verdict",
+    "record_verdicts",
     "tally",
+    "verdicts_ledger",
     "verified_absent",
 ]

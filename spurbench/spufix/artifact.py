@@ -3,6 +3,7 @@
 Layout of an artifact folder (local, or a Hub model repo for ``hf://ORG/NAME[@REVISION]``):
     spufix.safetensors   mean.<k> [D], directions.<k> [L_k, D] (unit rows, float64) for every corrected class k
     spufix.json          source and target model and weights revisions, components, images per class,
+                         the names people gave the clipped features (format 3, where any has one),
                          version, and the sha256 of spufix.safetensors
 
 Loading validates everything before a score can change: the JSON against a strict schema, the file's
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, StrictInt, ValidationError
 from safetensors.torch import load_file, save_file
 
 from spurbench._version import __version__
@@ -28,10 +29,12 @@ from spurbench.errors import SpurbenchError
 from spurbench.files import atomic_path, remove_stale_temporaries, slug, strict_json
 from spurbench.heads import SpuFixHead
 from spurbench.hub import commit, snapshot
-from spurbench.schemas import first_error_line
+from spurbench.schemas import FEATURE_NAME_LENGTH, feature_name, first_error_line
 from spurbench.spufix.npca import ClassDirections
 
-FORMAT_VERSION = 2  # 2: spufix.json records the tensors' sha256
+FORMAT_VERSION = 3  # 2: spufix.json records the tensors' sha256; 3: and the clipped features' names
+UNNAMED_FORMAT = 2  # what an artifact without names is written as: an older spurbench reads it as before
+READ_FORMATS = (UNNAMED_FORMAT, FORMAT_VERSION)
 UNIT_TOLERANCE = 1e-6  # directions are stored as unit rows
 MAX_CONDITION = 1e10  # a Gram matrix of the directions beyond this is treated as singular
 TENSORS_FILE = "spufix.safetensors"
@@ -42,6 +45,15 @@ DEFAULT_HUB_ORG = "spurbench"  # `--spufix auto` looks for <org>/spufix-<model s
 # A JSON value must already be an integer: pydantic's lax mode would read ``true`` as 1 and ``1.0`` as 1
 # (keys stay lax, since JSON object keys are strings).
 Rank = Annotated[StrictInt, Field(ge=0)]
+
+
+def _checked_name(value: str) -> str:
+    if feature_name(value) is None:
+        raise ValueError(f"not a feature name (one line, 1 to {FEATURE_NAME_LENGTH} characters)")
+    return value
+
+
+FeatureName = Annotated[str, AfterValidator(_checked_name)]  # as people give it on the label page (``schemas.feature_name``)
 
 
 class ArtifactMeta(BaseModel):
@@ -55,6 +67,7 @@ class ArtifactMeta(BaseModel):
     target_model: str
     target_weights_revision: str | None
     components: dict[NonNegativeInt, list[Rank]]
+    component_names: dict[NonNegativeInt, dict[NonNegativeInt, FeatureName]] = Field(default_factory=dict)  # format 3
     images_per_class: dict[NonNegativeInt, Rank]
     spurbench_version: str
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -73,15 +86,26 @@ class SpuFixArtifact:
     extra: dict[str, Any] = field(default_factory=dict)
     # The source model's weights: a Hub revision, or a local checkpoint's content digest (sha256:...)
     source_weights_revision: str | None = None
+    # class -> clipped component -> the name people gave its feature (from the components file); metadata
+    # only: no score, fingerprint or config hash depends on it
+    component_names: dict[int, dict[int, str]] = field(default_factory=dict)
+
+    def named(self, names: dict[int, dict[int, str]]) -> SpuFixArtifact:
+        """This artifact with the names of the components it clips (``names``: class -> component -> name,
+        as a components file gives them; names of other components are left out)."""
+        clipped = {k: {c: n for c, n in sorted(by.items()) if c in self.components.get(k, [])} for k, by in sorted(names.items())}
+        return replace(self, component_names={k: by for k, by in clipped.items() if by})
 
     def metadata(self) -> dict[str, Any]:
+        names = {str(k): {str(c): n for c, n in sorted(by.items())} for k, by in sorted(self.component_names.items()) if by}
         return {
-            "format": FORMAT_VERSION,
+            "format": FORMAT_VERSION if names else UNNAMED_FORMAT,
             "source_model": self.source_model,
             "source_weights_revision": self.source_weights_revision,
             "target_model": self.target_model,
             "target_weights_revision": self.target_weights_revision,
             "components": {str(k): v for k, v in sorted(self.components.items())},
+            **({"component_names": names} if names else {}),
             "images_per_class": {str(k): v for k, v in sorted(self.images_per_class.items())},
             "spurbench_version": self.spurbench_version or __version__,
             "extra": self.extra,
@@ -114,7 +138,7 @@ class SpuFixArtifact:
             tensors[f"mean.{k}"] = mean.detach().to(torch.float64).contiguous()
             tensors[f"directions.{k}"] = dirs.detach().to(torch.float64).contiguous()
         with atomic_path(folder / TENSORS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": str(FORMAT_VERSION)})
+            save_file(tensors, str(tmp), metadata={"format": str(UNNAMED_FORMAT)})  # the tensors' layout: unchanged by names
         meta = {**self.metadata(), "tensors_sha256": content_digest(folder / TENSORS_FILE).removeprefix("sha256:")}
         with atomic_path(folder / META_FILE) as tmp:
             tmp.write_text(json.dumps(meta, indent=1) + "\n")
@@ -146,9 +170,15 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
         raw = strict_json(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested past the decoder's limit
         raise SpurbenchError(f"{location}: {META_FILE} is not valid JSON ({' '.join(str(exc).split())[:200]})") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_VERSION:
+    if not isinstance(raw, dict) or raw.get("format") not in READ_FORMATS:
         found = raw.get("format") if isinstance(raw, dict) else None
-        raise SpurbenchError(f"{location}: SpuFix artifact format {found!r}, this spurbench reads {FORMAT_VERSION} (refit it)")
+        raise SpurbenchError(
+            f"{location}: SpuFix artifact format {found!r}, this spurbench reads {' and '.join(map(str, READ_FORMATS))} (refit it)"
+        )
+    if raw.get("format") == UNNAMED_FORMAT and "component_names" in raw:
+        raise SpurbenchError(
+            f"{location}: {META_FILE} names components, which format {UNNAMED_FORMAT} does not (format {FORMAT_VERSION} does)"
+        )
     try:
         meta = ArtifactMeta.model_validate(raw)
     except ValidationError as exc:
@@ -172,6 +202,7 @@ def load_artifact(location: str | Path, revision: str | None = None, token: str 
         directions=directions,
         spurbench_version=meta.spurbench_version,
         extra=meta.extra,
+        component_names={k: dict(by) for k, by in meta.component_names.items()},
     )
 
 
@@ -184,6 +215,10 @@ def _checked_directions(location: str, meta: ArtifactMeta, tensors: dict[str, to
         raise SpurbenchError(f"{location}: {TENSORS_FILE} does not match the components in {META_FILE} ({what})")
     if set(meta.images_per_class) != set(meta.components):
         raise SpurbenchError(f"{location}: images_per_class and components name different classes")
+    for k, by in sorted(meta.component_names.items()):
+        unclipped = [c for c in by if c not in meta.components.get(k, [])]
+        if unclipped or not by:
+            raise SpurbenchError(f"{location}: component_names: class {k} names {unclipped or 'no'} component(s) it does not clip")
     widths: set[int] = set()
     directions: dict[int, ClassDirections] = {}
     for k, ranks in sorted(meta.components.items()):
@@ -240,6 +275,8 @@ def push_artifact(folder: str | Path, repo_id: str, token: str | None = None) ->
 
 def _model_card(artifact: SpuFixArtifact, repo_id: str) -> str:
     n_components = sum(len(v) for v in artifact.components.values())
+    named = "; ".join(f"class {k} component {c}: {n}" for k, by in sorted(artifact.component_names.items()) for c, n in sorted(by.items()))
+    named = f"\nThe clipped features, as people named them: {named}." if named else ""
     return f"""---
 library_name: spurbench
 tags: [spurbench, spufix, spurious-features]
@@ -249,7 +286,7 @@ tags: [spurbench, spufix, spurious-features]
 A spurbench SpuFix artifact: it removes the positive contribution of
 {n_components} spurious neural-PCA components in {len(artifact.components)} classes from the logits of
 `{artifact.target_model}` (weights `{artifact.target_weights_revision}`), with no retraining.
-Source of the components: `{artifact.source_model}` (weights `{artifact.source_weights_revision}`). Fitted with spurbench {artifact.spurbench_version}.
+Source of the components: `{artifact.source_model}` (weights `{artifact.source_weights_revision}`). Fitted with spurbench {artifact.spurbench_version}.{named}
 
 ```bash
 spurbench run --model {artifact.target_model} --spufix hf://{repo_id}

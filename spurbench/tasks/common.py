@@ -21,6 +21,9 @@ def benchmark_info(bench: Benchmark) -> BenchmarkInfo:
         num_positives=counts["positives"],
         num_negatives=counts["negatives"],
         component_names={str(k): v for k, v in sorted(bench.component_names.items())},
+        class_component_names={
+            str(k): {str(c): name for c, name in sorted(named.items())} for k, named in sorted(bench.class_component_names.items()) if named
+        },
         extra=plain(bench.facts),
     )
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2) -> Path:
+def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, top: int = 2, bottom: int = 1, robust: bool = False) -> Path:
     """A real discovery of the tiny test model (its own feature cache), for the label page's tests."""
     from spurbench.discovery.pipeline import discover
     from spurbench.settings import DiscoverySettings, FeatureSettings
@@ -47,7 +47,9 @@ def tiny_discovery(tmp_path_factory, classes: list[int], components: int = 3, to
             classes=classes,
             components_per_class=components,
             top_images=top,
+            bottom_images=bottom,
             npfv_steps=2,
+            robust=robust,
             features=FeatureSettings(batch_size=4, progress=False),
         )
         discover(settings, model=TinyAdapter(), train=train)
@@ -134,8 +136,10 @@ def open_page(driver, url: str) -> None:
     wait_until(lambda: _ready(driver), what=f"{url} to render")
 
 
-def open_class(driver, url: str, class_index: int) -> None:
-    open_page(driver, f"{url}/class/{class_index}")
+def open_class(driver, url: str, class_index: int, order: str = "rank") -> None:
+    """The class page; in rank order unless ``order`` says otherwise (the tests that name components by
+    rank press keys in rank order; the page's default order is by share of the logit's variance)."""
+    open_page(driver, f"{url}/class/{class_index}" + ("?order=rank" if order == "rank" else ""))
 
 
 def active_label(driver, rank: int) -> str | None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
 from spurbench.benchmarks.folders import inside
 from spurbench.benchmarks.shared.spurious_layout import META_FILE, checksum_from_digests, image_id_for
 from spurbench.errors import DataError
 from spurbench.files import slug, strict_json
-from spurbench.schemas import Strict, first_error_line
+from spurbench.schemas import FEATURE_NAME_LENGTH, Strict, feature_name, first_error_line
 
 KIND: Final = "spurious-folder"  # the plugin that reads the folder (spurbench.json "kind")
 FORMAT_VERSION: Final = 1
@@ -45,10 +45,25 @@ class ImageEntry(_Exact):
     verdicts: dict[str, NonNegativeInt]
 
 
+def _checked_name(value: str) -> str:
+    if feature_name(value) is None:
+        raise ValueError(f"not a feature name (one line, 1 to {FEATURE_NAME_LENGTH} characters)")
+    return value
+
+
 class ClassEntry(_Exact):
     name: str | None  # when the exporter knew it (the positives' plugin names classes at load time)
     components: list[NonNegativeInt]
     images: NonNegativeInt
+    # component (as JSON keys are) -> the name people gave its feature; only where named (absent: none is)
+    component_names: dict[str, Annotated[str, AfterValidator(_checked_name)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_listed_components(self) -> ClassEntry:
+        unlisted = sorted(set(self.component_names) - {str(c) for c in self.components})
+        if unlisted:
+            raise ValueError(f"component_names names component {unlisted[0]!r}, which the class does not list")
+        return self
 
 
 class Card(_Exact):
@@ -122,4 +137,8 @@ def read_card(folder: Path) -> Card:
 
 
 def card_json(card: Card) -> str:
-    return json.dumps(card.model_dump(mode="json"), indent=2) + "\n"
+    data = card.model_dump(mode="json")
+    for entry in data["classes"].values():
+        if not entry["component_names"]:
+            del entry["component_names"]  # a card without names is what spurbench wrote before names existed
+    return json.dumps(data, indent=2) + "\n"

@@ -128,6 +128,9 @@ class SpuriousFolder(WritesMined, PublishesDataset, BenchmarkPlugin):
             protocols=self.protocols_for(opts),
             facts=facts,
             plugin=NAME,
+            class_component_names={
+                int(k): {int(c): n for c, n in e.component_names.items()} for k, e in card.classes.items() if e.component_names
+            },
         )
 
     def reference(self, revision: str) -> Reference | None:

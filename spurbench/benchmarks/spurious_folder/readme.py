@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from spurbench.benchmarks.shared.spurious_layout import SPLIT
-from spurbench.benchmarks.spurious_folder.card import CHECKSUM_DEFINITION, Card
+from spurbench.benchmarks.spurious_folder.card import CHECKSUM_DEFINITION, Card, ClassEntry
 
 
 def _named(value: Any) -> str:
@@ -25,6 +25,17 @@ def _verification(summary: Any) -> str:
         return ""
     keys = ("candidates", "absent", "present", "unsure", "unverified")
     return ", ".join(f"{summary[k]} {k}" for k in keys if k in summary)
+
+
+def _components(entry: ClassEntry) -> str:
+    """A class's components, each with the name people gave its feature: ``1 (bird feeder), 4``."""
+    names = entry.component_names
+    return ", ".join(f"{c} ({_cell(names[str(c)])})" if str(c) in names else str(c) for c in entry.components)
+
+
+def _cell(text: str) -> str:
+    """Free text in a Markdown table cell: a ``|`` would end the cell, markup would render."""
+    return "".join(f"\\{ch}" if ch in "\\|*_`[]<>#" else ch for ch in text)
 
 
 def _front_matter(card: Card) -> str:
@@ -60,7 +71,7 @@ def dataset_card(card: Card) -> str:
     classes = facts.get("classes")
     verification = classes if isinstance(classes, dict) else {}
     rows = "\n".join(
-        f"| {k} | {entry.name or ''} | {', '.join(str(c) for c in entry.components)} | {entry.images} | {_verification(verification.get(k))} |"
+        f"| {k} | {entry.name or ''} | {_components(entry)} | {entry.images} | {_verification(verification.get(k))} |"
         for k, entry in sorted(card.classes.items(), key=lambda kv: int(kv[0]))
     )
     votes = facts.get("min_votes")

@@ -40,6 +40,7 @@ from spurbench.benchmarks.spurious_folder.card import (
 from spurbench.benchmarks.spurious_folder.readme import dataset_card
 from spurbench.errors import DataError, SpurbenchError
 from spurbench.files import plain, slug
+from spurbench.schemas import FEATURE_NAME_LENGTH, feature_name
 
 _STEM_CHARS = 60  # of the pool file's name, in the stored file's name: readable, not unbounded
 
@@ -121,6 +122,19 @@ def _class_names(facts: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
 
 
+def _component_names(facts: dict[str, Any], k: int, components: list[int]) -> dict[str, str]:
+    """The names of class ``k``'s exported components among ``facts["component_names"]`` (class -> component -> name)."""
+    named = facts.get("component_names")
+    of_class = named.get(str(k)) if isinstance(named, dict) else None
+    if not isinstance(of_class, dict):
+        return {}
+    out = {str(c): of_class[str(c)] for c in components if str(c) in of_class}
+    bad = next((n for n in out.values() if feature_name(n) is None), None)
+    if bad is not None:
+        raise SpurbenchError(f"class {k}: {json.dumps(bad)[:40]} is not a feature name (one line, 1 to {FEATURE_NAME_LENGTH} characters)")
+    return out
+
+
 def write_mined(out: Path, images: Sequence[MinedImage], facts: dict[str, Any]) -> str:
     """Write ``out``: ``images/<class folder>/<file>``, ``spurbench.json`` and ``README.md``; the checksum."""
     facts = _json_facts(facts)
@@ -177,7 +191,10 @@ def new_card(
     classes: dict[str, ClassEntry] = {}
     for k in sorted({e.class_index for e in entries}):
         mine = [e for e in entries if e.class_index == k]
-        classes[str(k)] = ClassEntry(name=names.get(str(k)), components=sorted({e.component for e in mine}), images=len(mine))
+        components = sorted({e.component for e in mine})
+        classes[str(k)] = ClassEntry(
+            name=names.get(str(k)), components=components, images=len(mine), component_names=_component_names(facts, k, components)
+        )
     return Card(
         format_version=FORMAT_VERSION,
         kind=KIND,
@@ -189,7 +206,7 @@ def new_card(
         num_images=len(entries),
         classes=classes,
         images=entries,
-        provenance={k: v for k, v in facts.items() if k not in ("name", "label_space")},
+        provenance={k: v for k, v in facts.items() if k not in ("name", "label_space", "component_names")},  # names: in classes
         written_at=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         shards=list(shards),
     )

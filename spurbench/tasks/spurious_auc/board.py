@@ -125,6 +125,9 @@ def _worst_classes(row: Mapping, result: Result) -> ModelPart:
     for c in sorted(classes, key=lambda c: c.auc)[:WORST_CLASSES]:
         shown = [names.get(str(k), f"component {k}") for k in c.components]
         feature = c.feature or ((("other classes' features: " if names else "") + ", ".join(shown)) if shown else "–")
+        named = result.benchmark.class_component_names.get(str(c.class_index), {})  # what people called this class's features
+        if named:
+            feature = ", ".join(f"{named[str(k)]} (component {k})" if str(k) in named else f"component {k}" for k in c.components)
         rows.append(
             {
                 "class_index": c.class_index,
