@@ -4,11 +4,12 @@ person labels each planted class's feature component on the real label page in h
 same SpuFix gains as the ground-truth demo (`spufix fit --components-from-ground-truth`), for the
 source model and for the transfer to planted:resnet.
 
-The person is played by the generator's ground truth: for each planted class they mark spurious the
-components the ground-truth demo picks (the test first checks what the page shows them: all top-5
-images of the first pick carry the planted feature, some of those of a further pick) and every other
-component not spurious; a class where the demo picks none (clipping no component raised
-its validation AUC) gets only "not spurious" labels. Screenshots: test-artifacts/label-planted-index.png and
+The person is played by the generator's ground truth: for each planted class, with the page's keys, they
+name spurious the components the ground-truth demo picks (the test first checks what the page shows them:
+all top images of the first pick carry the planted feature, some of those of a further pick: its position's
+digit, ``t``, the name, Enter) and mark the rest not spurious with ``a``; a class where the demo picks none
+(clipping no component raised its validation AUC) gets only ``a``. The names reach the export and the
+SpuFix artifacts. Screenshots: test-artifacts/label-planted-index.png and
 test-artifacts/label-planted-class.png.
 """
 
@@ -23,9 +24,9 @@ from spurbench.benchmarks import get_benchmark
 from spurbench.discovery.index import read_index
 from spurbench.results import read_result, result_filename
 from spurbench.settings import FeatureSettings
-from spurbench.spufix.components import load_components
+from spurbench.spufix.components import load_components, read_components
 from spurbench.spufix.ground_truth import ground_truth_choices
-from tests.support.label_server import active_label, chromium, click_label, open_class, open_page, serve
+from tests.support.label_server import active_label, chromium, open_class, open_page, press, serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -76,15 +77,28 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
         for position, rank in enumerate(ranks):
             assert rank < COMPONENTS, (k, ranks)
             carried = [truth.carriers.get(t.image_id) == truth.features[k] for t in index.classes[str(k)].components[rank].top_images]
-            # the demo's first pick shows the feature in all five top images; a further pick (added because
+            # the demo's first pick shows the feature in all its top images; a further pick (added because
             # clipping it too raised the validation AUC) may show it in only some of them
             assert all(carried) if position == 0 else any(carried), (k, rank, carried)
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    names = {k: f"planted feature {truth.features[k]}" for k in picked}
     with serve(folder, "person") as url, chromium() as driver:
         for k, ranks in sorted(picked.items()):
-            open_class(driver, url, k)
-            for rank in range(COMPONENTS):
-                click_label(driver, rank, "spurious" if rank in ranks else "not_spurious")
+            # the keyboard, most important component first: its position's digit, t and the feature's name, then a (the rest not spurious)
+            open_class(driver, url, k, order="share")
+            shown = [
+                int(r) for r in driver.execute_script("return [...document.querySelectorAll('.component')].map((s) => s.dataset.rank)")
+            ]
+            for rank in ranks:
+                press(driver, str(shown.index(rank) + 1))
+                press(driver, "t")
+                ActionChains(driver).send_keys(names[k] + Keys.ENTER).perform()
+            press(driver, "a")
+            wait_until(lambda: driver.execute_script("return document.getElementById('saves').dataset.state") == "saved", what="the saves")
             if k == min(picked):  # the whole page, as tall as it is, to look at
+                open_class(driver, url, k)
                 ARTIFACTS.mkdir(exist_ok=True)
                 driver.set_window_size(1280, driver.execute_script("return document.documentElement.scrollHeight") + 120)
                 driver.save_screenshot(str(ARTIFACTS / "label-planted-class.png"))
@@ -103,6 +117,7 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
     assert proc.returncode == 0, proc.stderr
     assert load_components(exported) == {k: sorted(v) for k, v in picked.items() if v}
     assert json.loads(exported.read_text())["model"] == "planted:cnn"
+    assert read_components(exported).names == {k: dict.fromkeys(v, names[k]) for k, v in picked.items() if v}
 
     for model, source in (("planted:cnn", []), ("planted:resnet", ["--source-model", "planted:cnn"])):
         fits = {}
@@ -112,6 +127,8 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
                 "spufix", "fit", "-m", model, *source, "--train-data", "planted", *choose, "-o", str(fits[how]), "-q", cwd=tmp_path, env=env
             )
             assert fit.returncode == 0, fit.stderr
+        named = json.loads((fits["labelled"] / "spufix.json").read_text())["component_names"]  # the names travel into the artifact
+        assert named == {str(k): {str(r): names[k] for r in v} for k, v in picked.items() if v}, named
         plain, labelled, groups = _spufix_aucs(cli, tmp_path, env, model, fits["labelled"], f"out-labelled-{model}")
         _, demo, _ = _spufix_aucs(cli, tmp_path, env, model, fits["demo"], f"out-demo-{model}")
         assert labelled == pytest.approx(demo, abs=1e-9), model  # the same gains, class by class
