@@ -6,7 +6,8 @@ planted:cnn and planted:resnet on it, plain and SpuFix, through `spurbench run -
 spurious-folder`.
 
 The components: per planted class, the first component after the leading one (the class's overall
-evidence) whose five top training images all carry the planted feature, what a person labelling from
+evidence) whose top training images all carry the planted feature, named as a labeller would (the names
+reach the mining, the verify page's heading, the exported card and the ``spurious-folder`` results), what a person labelling from
 the page would mark (the browser loop of the discovery marks the same component 1 for triangle and
 crescent; for ell, where the ground-truth demo clips nothing, it is component 1 too on this machine).
 
@@ -36,7 +37,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 BY_BROWSER = 4  # candidates per planted class verified through the page; the rest by the ground truth
 
 
-def _verify_in_browser(folder: Path, truth, planted: list[int]) -> None:
+def _verify_in_browser(folder: Path, truth, planted: list[int], names: dict[int, str]) -> None:
     from selenium.webdriver.common.by import By
 
     with serve(folder, "person") as url, chromium() as driver:
@@ -45,6 +46,8 @@ def _verify_in_browser(folder: Path, truth, planted: list[int]) -> None:
         driver.save_screenshot(str(ARTIFACTS / "verify-index.png"))
         for k in planted:
             open_page(driver, f"{url}/class/{k}")
+            heading = driver.find_element(By.CSS_SELECTOR, ".component h2").text
+            assert f"“{names[k]}”" in heading, heading  # the feature's name, as the components file gives it
             cards = driver.find_elements(By.CSS_SELECTOR, ".candidate")[:BY_BROWSER]
             for i, card in enumerate(cards):
                 verdict = "absent" if truth.objects[card.get_attribute("data-image")] != k else "present"
@@ -99,7 +102,9 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     for k in planted:
         carries = [all(gt.carriers.get(t.image_id) == gt.features[k] for t in c.top_images) for c in index.classes[str(k)].components]
         picks[k] = next(rank for rank in range(1, len(carries)) if carries[rank])
-    (tmp_path / "components.json").write_text(json.dumps({"components": {str(k): [r] for k, r in picks.items()}}))
+    names = {k: f"planted feature {gt.features[k]}" for k in picks}  # as a labeller named them (label export's "names")
+    listed = {"components": {str(k): [r] for k, r in picks.items()}, "names": {str(k): {str(r): names[k]} for k, r in picks.items()}}
+    (tmp_path / "components.json").write_text(json.dumps(listed))
 
     truth = write_pool(tmp_path / "pool")
     (tmp_path / "pool" / "part-0" / "broken.png").write_bytes(b"a failed download")
@@ -129,8 +134,9 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
         feature_only = sum(truth.features[c.image_id] == gt.features[k] and truth.objects[c.image_id] is None for c in top) / len(top)
         figures["top50"][k] = {"carry": carry, "feature_only": feature_only, "candidates": len(entry.candidates)}
         assert len(top) == 50 and carry >= 0.9, (k, carry)
+        assert entry.component_name == names[k]
 
-    _verify_in_browser(tmp_path / "m", truth, planted)
+    _verify_in_browser(tmp_path / "m", truth, planted, names)
     by_page = len(read_verdicts(tmp_path / "m").records)
     assert by_page == BY_BROWSER * len(planted)
     for entry in mining.components:  # the ground truth plays the person for the rest
@@ -148,6 +154,7 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
     assert proc.returncode == 0, proc.stderr
     card = json.loads((tmp_path / "bench" / "spurbench.json").read_text())
     figures["verified"] = card["provenance"]["classes"]
+    assert {k: entry.get("component_names") for k, entry in card["classes"].items()} == {str(k): {str(picks[k]): names[k]} for k in picks}
 
     for arch in ("cnn", "resnet"):
         model = f"planted:{arch}"
@@ -194,6 +201,7 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
         control = [c.auc for c in held_out.classes if c.group == "control"]
         files = list((tmp_path / "out").glob(f"*{result_filename(model, 'x').split('__')[-1]}"))
         result = read_result(next(f for f in files if "spurious-folder" in f.name))
+        assert result.benchmark.class_component_names == {str(k): {str(picks[k]): names[k]} for k in picks}  # the board's source
         plain = {c.class_index: c.auc for c in result.heads["plain"].classes}
         fixed = {c.class_index: c.auc for c in result.heads["spufix"].classes}
         assert set(plain) == set(planted)
