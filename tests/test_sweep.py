@@ -409,6 +409,30 @@ def test_a_job_whose_settings_do_not_hold_where_it_runs_says_why_in_its_log(tmp_
     assert capsys.readouterr().err.strip() == f"error: checkpoint '{tmp_path / 'gone.safetensors'}' does not exist"
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="no USR2 on this platform")
+def test_a_time_limit_signal_after_a_jobs_work_is_over_is_ignored(tmp_path) -> None:
+    """A job that ends within --signal's window before its limit: the USR2 that comes once its work is
+    over must neither checkpoint and requeue it (submitit's handler) nor kill it (the default action
+    Python's shutdown restores; on CI srun reported "task 0: User defined signal 2"). A debug job runs
+    in the driver's own process, whose handlers it leaves alone."""
+    from spurbench.sweeps.entry import SweepJob
+
+    raw = json.loads(_tiny_job(tmp_path / "out").model_dump_json())
+    previous = signal.getsignal(signal.SIGUSR2)
+    caught: list[int] = []
+    try:
+        for executor, ignored in (("debug", False), ("slurm", True)):
+            signal.signal(signal.SIGUSR2, lambda signum, frame: caught.append(signum))  # as submitit's handler
+            caught.clear()
+            assert SweepJob(executor)(raw) is not None
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.05)  # Python runs a handler at its next bytecode boundary
+            assert (caught == []) is ignored, executor
+            assert (signal.getsignal(signal.SIGUSR2) == signal.SIG_IGN) is ignored, executor
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
 def test_a_jobs_process_sets_submitits_handlers_before_torch_loads(tmp_path) -> None:
     """What a job's process unpickles (submitit then sets its USR2 and TERM handlers) imports no torch:
     SLURM's time-limit signal may come within seconds of the start, and USR2's default action kills."""

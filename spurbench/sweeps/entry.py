@@ -9,6 +9,7 @@ time-limit signal that comes while torch loads finds the handler already set (``
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
@@ -35,11 +36,24 @@ class SweepJob(submitit.helpers.Checkpointable):
 
         confine_torch_threads()
         try:
-            job = JobSpec.model_validate(spec)
-        except SpurbenchError as exc:  # its settings do not hold where it runs (no such checkpoint on this node):
-            print(f"error: {exc}", file=sys.stderr, flush=True)  # the driver records this last log line
-            return None
-        return run_job(job, self.executor).model_dump(mode="json")
+            try:
+                job = JobSpec.model_validate(spec)
+            except SpurbenchError as exc:  # its settings do not hold where it runs (no such checkpoint on this node):
+                print(f"error: {exc}", file=sys.stderr, flush=True)  # the driver records this last log line
+                return None
+            return run_job(job, self.executor).model_dump(mode="json")
+        finally:
+            if self.executor != "debug":  # (a debug job runs in the driver's own process)
+                ignore_time_limit_signal()
+
+
+def ignore_time_limit_signal() -> None:
+    """Once a job's work is over, SLURM's time-limit USR2 has nothing left to save: caught, it would
+    checkpoint and requeue finished work; and once Python's shutdown has restored USR2's default
+    action, it kills the finished job (srun: "task 0: User defined signal 2", the job FAILED in
+    sacct). A job that ends within ``--signal``'s window before its limit meets it; ignored, it cannot."""
+    if hasattr(signal, "SIGUSR2"):  # (not on Windows)
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 __all__ = ["SweepJob"]
