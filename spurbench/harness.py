@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -14,15 +20,7 @@ from spurbench.files import plain
 from spurbench.heads import PLAIN, SPUFIX, LinearHead
 from spurbench.label_spaces import class_columns
 from spurbench.result_conflicts import existing_result
-from spurbench.results import (
-    Provenance,
-    TaskResult,
-    check_output_dir,
-    git_sha,
-    package_versions,
-    python_version,
-    write_result,
-)
+from spurbench.results import Provenance, SpuFixInfo, TaskResult, check_output_dir, write_result
 from spurbench.settings import RunSettings
 from spurbench.spufix.artifact import SpuFixArtifact, auto_location, load_artifact
 from spurbench.tasks import EvaluationContext, task_of
@@ -32,6 +30,16 @@ def spufix_reference(artifact: SpuFixArtifact | None) -> str | None:
     """What a result's config hash records of its SpuFix artifact: its content fingerprint, so a refitted
     or re-pushed artifact at the same location is a new configuration."""
     return None if artifact is None else f"artifact-sha256:{artifact.fingerprint()}"
+
+
+def spufix_info(artifact: SpuFixArtifact) -> SpuFixInfo:
+    """What a result scored with ``artifact`` records of it (the board names the features it clips)."""
+    return SpuFixInfo(
+        source_model=artifact.source_model,
+        fingerprint=artifact.fingerprint(),
+        clipped={str(k): list(cs) for k, cs in sorted(artifact.components.items()) if cs},
+        component_names={str(k): {str(c): n for c, n in sorted(by.items())} for k, by in sorted(artifact.component_names.items()) if by},
+    )
 
 
 def load_spufix(location: str | None, model_name: str) -> SpuFixArtifact | None:
@@ -129,6 +137,7 @@ def evaluate(
             protocol=spec,
             precision=features.precision,
             provenance=_provenance(feats, features.device),
+            spufix=spufix_info(artifact) if artifact is not None else None,
         )
     )
     if loaded is not None:
@@ -147,10 +156,35 @@ def _provenance(feats: FeatureSet, device: str) -> Provenance:
     )
 
 
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "scikit-learn", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str | None:
+    """Commit of the spurbench checkout, when running from one (asked once per process)."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def python_version() -> str:
+    return platform.python_version()
+
+
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return device
 
 
-__all__ = ["evaluate", "load_spufix", "spufix_reference"]
+__all__ = ["evaluate", "load_spufix", "spufix_info", "spufix_reference"]

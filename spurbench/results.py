@@ -4,11 +4,7 @@ are here, a plugin's task brings its own), read through the table of tasks kept 
 
 from __future__ import annotations
 
-import functools
-import platform
-import subprocess
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -116,6 +112,22 @@ class Provenance(Strict):
     date: str  # when the features were computed (kept across resumes, so reruns are byte-identical)
 
 
+class SpuFixInfo(Strict):
+    """What a result records of the SpuFix artifact its ``spufix`` head came from: which artifact, what it
+    clips, and what people called the clipped features. Provenance for readers and the board: no score
+    is computed from it."""
+
+    source_model: str  # the model the components were found on (the artifact transfers them to this one)
+    fingerprint: str  # the artifact's content sha256 (``SpuFixArtifact.fingerprint``), as in the config hash
+    clipped: dict[str, list[NonNegativeInt]]  # class -> the source components whose positive contributions it clips
+    component_names: dict[str, dict[str, str]] = Field(default_factory=dict, exclude_if=lambda names: not names)
+
+    def names_of(self, class_index: int) -> list[str]:
+        """Class ``class_index``'s clipped components, by name where it has one, else "component c"."""
+        named = self.component_names.get(str(class_index), {})
+        return [named.get(str(c), f"component {c}") for c in self.clipped.get(str(class_index), [])]
+
+
 class TaskResult(Strict):
     """What every result file holds; a task's model narrows ``kind``, ``protocol`` (with at least ``name``,
     ``description``, ``precision``), ``heads`` (each with its ``temperature``) and ``images``, in this order."""
@@ -129,6 +141,8 @@ class TaskResult(Strict):
     heads: dict[str, Any]  # "plain", and SpuFix heads when fitted
     images: dict[str, Any]
     provenance: Provenance
+    # the SpuFix artifact of the ``spufix`` head; left out of the file without one, as in files written before it
+    spufix: SpuFixInfo | None = Field(default=None, exclude_if=lambda info: info is None)
 
     def recorded_facts(self) -> dict[str, Any]:
         """What else of its configuration it records, by ``planned_facts`` keys (``result_conflicts`` compares)."""
@@ -211,31 +225,6 @@ TASKS: Registry[Any] = Registry("task", entry_point_group="spurbench.tasks")
 TASKS.register("spurious-auc", "spurbench.tasks.spurious_auc:SpuriousAUC")
 TASKS.register("views", "spurbench.tasks.views:Views")
 DEFAULT_KIND = "spurious-auc"  # what a file without a ``kind`` is (none was written before views benchmarks)
-
-
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "scikit-learn", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def git_sha() -> str | None:
-    """Commit of the spurbench checkout, when running from one (asked once per process)."""
-    try:
-        root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def python_version() -> str:
-    return platform.python_version()
 
 
 def result_filename(model_name: str, benchmark_name: str) -> str:

@@ -134,3 +134,13 @@ def test_discover_label_export_fit_gives_the_ground_truth_demos_gains(cli, train
         assert labelled == pytest.approx(demo, abs=1e-9), model  # the same gains, class by class
         seeded = [k for k, g in groups.items() if g == "planted"]
         assert sum(labelled[k] - plain[k] for k in seeded) / len(seeded) > 0.02, model  # and they are gains
+        recorded = read_result(tmp_path / f"out-labelled-{model}" / result_filename(model, "planted")).spufix
+        assert recorded is not None and recorded.component_names == named, recorded  # the result records them
+
+    # and the board names, in each model's worst classes, the features its SpuFix head clips
+    runs = [str(tmp_path / f"out-labelled-{model}") for model in ("planted:cnn", "planted:resnet")]
+    board = cli("leaderboard", "build", *runs, "--out", str(tmp_path / "board"), "--model-lists-dir", str(tmp_path), cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    page = (tmp_path / "board" / "index.html").read_text()
+    for k, ranks in picked.items():  # the class's cell in each model's worst classes (10 of 10 classes)
+        assert page.count(f">{', '.join([names[k]] * len(ranks))}</td>") == 2 if ranks else names[k] not in page, k

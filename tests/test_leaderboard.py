@@ -102,6 +102,16 @@ CASES = {
     "top-1 flag": (_flip_top1, "pred_rate"),
     "no plain head": (lambda raw: raw["heads"].pop("plain"), "heads: ['spufix']"),
     "unknown head": (lambda raw: raw["heads"].__setitem__("other", raw["heads"]["plain"]), "heads: ['other', 'plain', 'spufix']"),
+    "spufix names an unclipped component": (
+        lambda raw: raw.__setitem__(
+            "spufix", {"source_model": "m", "fingerprint": "f", "clipped": {"3": [0]}, "component_names": {"3": {"1": "sky"}}}
+        ),
+        "spufix.component_names: class 3 names component 1, which the artifact does not clip",
+    ),
+    "spufix without its head": (
+        lambda raw: (raw["heads"].pop("spufix"), raw.__setitem__("spufix", {"source_model": "m", "fingerprint": "f", "clipped": {}})),
+        "spufix: the result records a SpuFix artifact but has no 'spufix' head",
+    ),
     "unbounded bootstrap": (
         lambda raw: raw["heads"]["plain"]["aggregate"].__setitem__("bootstrap_draws", 10**8),
         "bootstrap_draws: 100000000",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from spurbench.benchmarks import BENCHMARKS, BenchmarkPlugin, Reference, get_benchmark
 from spurbench.errors import SpurbenchError
-from spurbench.heads import HEADS, PLAIN
+from spurbench.heads import HEADS, PLAIN, SPUFIX
 from spurbench.results import TaskResult, read_result
 from spurbench.tasks import VerificationError, task_of_result
 
@@ -58,7 +58,20 @@ def _verify(result: TaskResult) -> None:
         raise VerificationError(f"benchmark.checksum: {bench.checksum!r} is not the checksum of {bench.name} revision {bench.revision!r}")
     if PLAIN not in result.heads or set(result.heads) - set(HEADS.names()):
         raise VerificationError(f"heads: {sorted(result.heads)}; a result has {PLAIN!r} and optionally others of {HEADS.names()}")
+    _verify_spufix_info(result)
     task_of_result(result).verify(result, reference, plugin)
+
+
+def _verify_spufix_info(result: TaskResult) -> None:
+    """The recorded artifact belongs to a SpuFix head, and names only components it clips."""
+    info = result.spufix
+    if info is None:
+        return
+    if SPUFIX not in result.heads:
+        raise VerificationError(f"spufix: the result records a SpuFix artifact but has no {SPUFIX!r} head")
+    for k, named in info.component_names.items():
+        if unclipped := sorted(set(named) - {str(c) for c in info.clipped.get(k, [])}):
+            raise VerificationError(f"spufix.component_names: class {k} names component {unclipped[0]}, which the artifact does not clip")
 
 
 def verify_all(paths: list[Path]) -> list[TaskResult]:

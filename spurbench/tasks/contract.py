@@ -24,7 +24,7 @@ from spurbench.errors import DataError
 from spurbench.features import FeatureSet
 from spurbench.heads import PLAIN
 from spurbench.protocols import EvalProtocol
-from spurbench.results import ModelInfo, Precision, Provenance, TaskResult
+from spurbench.results import ModelInfo, Precision, Provenance, SpuFixInfo, TaskResult
 from spurbench.tasks.board import TaskBoard
 
 
@@ -45,6 +45,7 @@ class EvaluationContext:
     protocol: EvalProtocol  # the benchmark's protocol the run scored under (``protocol.name``: "paper", "model")
     precision: Precision  # the backbone's autocast dtype
     provenance: Provenance
+    spufix: SpuFixInfo | None  # the artifact of the ``spufix`` head, if ``heads`` has one
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class Accuracy(Task):
             heads=heads,
             images=images,
             provenance=context.provenance,
+            spufix=context.spufix,
         )
 
     def verify(self, result: AccuracyResult, reference: Reference, plugin: BenchmarkPlugin) -> None:

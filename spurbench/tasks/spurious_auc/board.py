@@ -48,6 +48,11 @@ WORST_COLUMNS = (
     Column("spurious_pred_rate", "spurious images classified as the class", show=lambda row: f"{row['spurious_pred_rate']:.0%}"),
 )
 GROUP_COLUMN = Column("group", "group", "text")  # shown after the class name
+# With a SpuFix head: the features its artifact clips in the class (by the names people gave them) and the class's AUC with it
+SPUFIX_COLUMNS = (
+    Column("auc_spufix", "AUC SpuFix"),
+    Column("spufix_clips", "SpuFix clips", "text"),
+)
 
 
 def paper_comparison(result: Result, paper: dict | None) -> dict[str, float | None]:
@@ -121,6 +126,7 @@ def _worst_classes(row: Mapping, result: Result) -> ModelPart:
     """A model's worst-classes table (plain head, lowest AUC first)."""
     names = result.benchmark.component_names  # when the benchmark knows what its components are
     classes = result.heads[PLAIN].classes
+    fixed = {c.class_index: c.auc for c in result.heads[SPUFIX].classes} if SPUFIX in result.heads else {}
     rows = []
     for c in sorted(classes, key=lambda c: c.auc)[:WORST_CLASSES]:
         shown = [names.get(str(k), f"component {k}") for k in c.components]
@@ -136,10 +142,15 @@ def _worst_classes(row: Mapping, result: Result) -> ModelPart:
                 "auc": c.auc,
                 "feature": feature,
                 "spurious_pred_rate": c.spurious_pred_rate,
+                "auc_spufix": fixed.get(c.class_index),
+                "spufix_clips": ", ".join(result.spufix.names_of(c.class_index) if result.spufix else []) or "–",
             }
         )
     grouped = any(c.group is not None for c in classes)
-    return ModelPart(row, WORST_COLUMNS[:2] + (GROUP_COLUMN,) + WORST_COLUMNS[2:] if grouped else WORST_COLUMNS, rows)
+    columns: tuple[Column, ...] = WORST_COLUMNS[:2] + (GROUP_COLUMN,) + WORST_COLUMNS[2:] if grouped else WORST_COLUMNS
+    if fixed:  # (a result written before results named their artifact has the AUC, not the clipped features)
+        columns += SPUFIX_COLUMNS if result.spufix is not None else SPUFIX_COLUMNS[:1]
+    return ModelPart(row, columns, rows)
 
 
 def spurious_auc_board(results: list[Result], info: dict[str, dict]) -> TaskBoard:

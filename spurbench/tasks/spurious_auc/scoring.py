@@ -99,6 +99,7 @@ def spurious_auc_result(context: EvaluationContext) -> Result:
         heads=score_heads(bench, context.features, context.columns, context.heads, context.bootstrap, context.temperatures, context.plugin),
         images={im.image_id: ImageRecord(class_index=im.class_index, role=im.role, component=im.component) for im in bench.images},
         provenance=context.provenance,
+        spufix=context.spufix,
     )
 
 

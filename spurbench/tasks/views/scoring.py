@@ -106,6 +106,7 @@ def views_result(context: EvaluationContext, plugin: ScoresViews) -> ViewResult:
         heads=score_view_heads(bench, plugin, context.features, context.columns, watched, context.heads, context.temperatures),
         images={im.image_id: ViewImage(class_index=im.class_index, views=list(im.views)) for im in bench.images},
         provenance=context.provenance,
+        spufix=context.spufix,
     )
 
 
