@@ -3,7 +3,8 @@ the SpuFix artifact's metadata (``component_names``, format 3), the mining index
 ``component_name``, from the components file or the artifact), the exported benchmark's card and README,
 a ``spurious-folder`` result (``benchmark.class_component_names``) and the board's worst-classes table.
 Files written before names existed (format-2 artifacts, mining indexes, cards, results) still load.
-The whole loop on planted is the slow test at the end."""
+The whole loop on planted, names included, is tests/test_mine_loop.py (mined by discovery) and
+tests/test_label_loop.py (named in the browser)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from spurbench.benchmarks import get_benchmark, load_benchmark
 from spurbench.errors import SpurbenchError
 from spurbench.mining.index import INDEX_FILE, read_mining
 from spurbench.mining.pipeline import mine
-from spurbench.results import read_result, result_filename
+from spurbench.results import read_result
 from spurbench.settings import DiscoverySettings, FeatureSettings, MiningSettings
 from spurbench.spufix.artifact import SpuFixArtifact, _model_card, load_artifact
 from spurbench.testing import TinyAdapter, tiny_benchmark
@@ -287,112 +288,3 @@ def test_the_board_shows_the_names_in_the_worst_classes(tmp_path) -> None:
     named.write_text(json.dumps(data))
     page = build_board(sorted(results.glob("*.json")), tmp_path / "site", model_lists_dir=ROOT / "model-lists").html.read_text()
     assert page.count(">bird &lt;feeder&gt; (component 1)</td>") == 1  # one model's table: the other result names nothing
-
-
-# ------------------------------------------------------------------------------------- the loop on planted
-
-
-@pytest.mark.slow
-def test_names_travel_from_a_components_file_to_a_mined_benchmarks_result(cli, trained, tmp_path, monkeypatch) -> None:
-    """components file with names -> `spufix fit` (self and --source-model) -> `mine --spufix` on the
-    planted pool -> verdicts (the ground truth plays the person) -> `mine export` -> `run --benchmark
-    spurious-folder` -> the board's worst classes."""
-    from spurbench.benchmarks.shared.planted_generator import PLANTED_FEATURES
-    from spurbench.spufix.ground_truth import ground_truth_components
-    from spurbench.tasks import get_task
-
-    cache, models = trained
-    env = {"SPURBENCH_CACHE": str(cache)}
-    monkeypatch.setenv("SPURBENCH_CACHE", str(cache))
-    truth = get_benchmark("planted").ground_truth({"seed": 0})
-    table = {k: ranks for k, ranks in ground_truth_components(models["cnn"], truth, FeatureSettings(progress=False)).items() if ranks}
-    assert table, "the ground truth picks components of some planted class"
-    names = {k: {ranks[0]: PLANTED_FEATURES[k]} for k, ranks in table.items()}  # the first pick named after the planted feature
-    exported = {
-        "components": {str(k): v for k, v in table.items()},
-        "names": {str(k): {str(c): n for c, n in by.items()} for k, by in names.items()},
-    }
-    (tmp_path / "components.json").write_text(json.dumps({**exported, "basis": "npca", "model": "planted:cnn"}))
-
-    for arch, source in (("cnn", []), ("resnet", ["--source-model", "planted:cnn"])):
-        fit = cli(
-            "spufix",
-            "fit",
-            "-m",
-            f"planted:{arch}",
-            *source,
-            "--train-data",
-            "planted",
-            "--components",
-            "components.json",
-            "-o",
-            f"spufix-{arch}",
-            "-q",
-            cwd=tmp_path,
-            env=env,
-        )
-        assert fit.returncode == 0, fit.stderr
-        meta = json.loads((tmp_path / f"spufix-{arch}" / "spufix.json").read_text())
-        assert meta["format"] == 3 and meta["component_names"] == exported["names"], arch
-        assert load_artifact(tmp_path / f"spufix-{arch}").component_names == names
-
-    proc = cli(
-        "mine",
-        "-m",
-        "planted:cnn",
-        "--spufix",
-        "spufix-cnn",
-        "--pool",
-        "planted",
-        "--out",
-        "m",
-        "--per-component",
-        "6",
-        "-q",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    mining = read_mining(tmp_path / "m")
-    assert {(e.class_index, e.component): e.component_name for e in mining.components} == {
-        (k, c): names[k].get(c) for k, ranks in table.items() for c in ranks
-    }
-    from spurbench.mining.verdicts import record_verdict
-
-    for entry in mining.components:  # every candidate verified absent: what is tested here is where the names go
-        for c in entry.candidates:
-            record_verdict(tmp_path / "m", entry.class_index, c.image_id, "absent", "person")
-    proc = cli("mine", "export", "m", "--out", "bench", "--name", "named planted", cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    card = json.loads((tmp_path / "bench" / "spurbench.json").read_text())
-    carded = {int(k): {int(c): n for c, n in e.get("component_names", {}).items()} for k, e in card["classes"].items()}
-    assert carded == {k: {c: n for c, n in by.items() if c in card["classes"][str(k)]["components"]} for k, by in names.items()}
-    assert any(carded.values())
-    readme = (tmp_path / "bench" / "README.md").read_text()
-    assert all(f"{c} ({n})" in readme for by in carded.values() for c, n in by.items())
-
-    run = cli(
-        "run",
-        "-m",
-        "planted:cnn",
-        "--benchmark",
-        "spurious-folder",
-        "--data-dir",
-        "bench",
-        "--spufix",
-        "spufix-cnn",
-        "--bootstrap",
-        "0",
-        "-q",
-        "-o",
-        "out",
-        cwd=tmp_path,
-        env=env,
-    )
-    assert run.returncode == 0, run.stderr
-    result = read_result(tmp_path / "out" / result_filename("planted:cnn", "spurious-folder-named-planted"))
-    expected = {str(k): {str(c): n for c, n in by.items()} for k, by in carded.items() if by}
-    assert result.benchmark.class_component_names == expected
-    board = get_task(result.kind).board([result], {})
-    shown = {row["class_index"]: row["feature"] for part in board.sections[0].models for row in part.rows}
-    assert all(f"{n} (component {c})" in shown[k] for k, by in carded.items() for c, n in by.items())

@@ -30,6 +30,7 @@ from spurbench.discovery.index import read_index
 from spurbench.mining.index import read_mining
 from spurbench.mining.verdicts import read_verdicts, record_verdict
 from spurbench.results import read_result, result_filename
+from spurbench.tasks import get_task
 from tests.support.label_server import chromium, open_page, serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +177,8 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
             env=env,
         )
         assert fit.returncode == 0, fit.stderr
+        meta = json.loads((tmp_path / f"spufix-{arch}" / "spufix.json").read_text())  # the names travel into the artifact
+        assert meta["format"] == 3 and meta["component_names"] == listed["names"], arch
         run = cli(
             "run",
             "-m",
@@ -195,13 +198,17 @@ def test_discover_mine_verify_export_run(cli, trained, tmp_path, monkeypatch) ->
             env=env,
         )
         assert run.returncode == 0, run.stderr
-        plain_run = cli("run", "-m", model, "--no-spufix", "--bootstrap", "0", "-q", "-o", "out-planted", cwd=tmp_path, env=env)
-        assert plain_run.returncode == 0, plain_run.stderr
-        held_out = read_result(tmp_path / "out-planted" / result_filename(model, "planted")).heads["plain"]
+        # the held-out planted benchmark with the same (shipped) weights: the committed result, which
+        # tests/test_planted_weights.py checks a fresh run reproduces
+        held_out = read_result(ROOT / "leaderboard" / "results" / result_filename(model, "planted")).heads["plain"]
         control = [c.auc for c in held_out.classes if c.group == "control"]
         files = list((tmp_path / "out").glob(f"*{result_filename(model, 'x').split('__')[-1]}"))
         result = read_result(next(f for f in files if "spurious-folder" in f.name))
         assert result.benchmark.class_component_names == {str(k): {str(picks[k]): names[k]} for k in picks}  # the board's source
+        worst = {row["class_index"]: row for part in get_task(result.kind).board([result], {}).sections[0].models for row in part.rows}
+        assert {k: (worst[k]["feature"], worst[k]["spufix_clips"]) for k in picks} == {
+            k: (f"{names[k]} (component {picks[k]})", names[k]) for k in picks
+        }  # the board's worst classes: the mined feature, and what SpuFix clips, by name
         plain = {c.class_index: c.auc for c in result.heads["plain"].classes}
         fixed = {c.class_index: c.auc for c in result.heads["spufix"].classes}
         assert set(plain) == set(planted)
