@@ -26,6 +26,7 @@ from spurbench.leaderboard.build import build_board
 from spurbench.leaderboard.verify import VerificationError, verify_result
 from spurbench.report import headline
 from spurbench.results import TASKS, read_result
+from tests.support.plugin_dist import plugin_installed
 
 DIST = Path(__file__).parent / "plugin_dist"
 
@@ -44,16 +45,10 @@ def shapes_registered(monkeypatch):
 
 
 @pytest.fixture
-def installed(monkeypatch):
-    """The distribution as if installed: the registries read the entry points again with its folder on
-    the path (and nothing registered in code); every registry is restored afterwards."""
-    registries = (BENCHMARKS, ADAPTERS, TASKS)
-    for registry in registries:
-        registry.names()  # spurbench's own entries first, without the distribution
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    monkeypatch.syspath_prepend(str(DIST))
-    for registry in registries:
-        monkeypatch.setattr(registry, "_entry_points_loaded", False)
+def installed():
+    """The distribution as if installed (``plugin_installed``), for the test's length."""
+    with plugin_installed():
+        yield
 
 
 def _run(args: list[str]) -> int:

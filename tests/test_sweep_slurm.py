@@ -4,9 +4,11 @@ results equal to a serial ``run``, a real ``scontrol requeue``, a real time limi
 ``--retry-failed``, two drivers at once, a lost job, and a cluster without accounting.
 
 A machine without SLURM skips these tests (``.ci/slurm-cluster install`` installs it, as ``.ci/run``
-does). The jobs run planted benchmarks on the CPU; a "long" job is planted-salient under many noise
-levels, long enough (about a minute on one CPU) to be interrupted mid-way, its features cached in
-shards of 64 images.
+does). The array's jobs run the planted benchmark on the CPU. The interrupted jobs must outlast a
+requeue, a time limit and a cancel: they run the test plugin's shapes benchmark (tests/plugin_dist,
+on the jobs' PYTHONPATH) from slow storage, each image taking a fixed time to open in the loader
+worker while using no CPU, so that minutes of job spend no core the other tests need; their features
+are cached in shards of 64 images.
 """
 
 from __future__ import annotations
@@ -27,25 +29,28 @@ from spurbench.settings import RunEntry, RunOptions
 from spurbench.sweeps import plan_sweep
 from spurbench.sweeps.jobs import JobStatus, read_status, write_status
 from tests.support.in_process import run_in_process
+from tests.support.plugin_dist import PLUGIN_DIST, plugin_installed
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / ".ci" / "slurm-cluster"
 
 
-def _long(levels: int) -> list[str]:
-    """planted-salient under ``levels`` noise levels: about 2 s of one CPU per level, cached in 8
-    shards of 64 images, decoded by a forked loader worker."""
-    sigmas = ",".join(f"{0.05 * i:.2f}" for i in range(1, levels + 1))
-    return ["-b", "planted-salient", "-O", f"sigma=[{sigmas}]", "--batch-size", "8", "--num-workers", "1", "--bootstrap", "0"]
+def _long(per_role: int, seconds_per_image: float) -> list[str]:
+    """The shapes benchmark with ``per_role`` images per class and role (6 * per_role in all), each taking
+    ``seconds_per_image`` to open in a forked loader worker; cached in shards of 64 images."""
+    options = ["-O", f"per_role={per_role}", "-O", f"seconds_per_image={seconds_per_image}"]
+    return ["-b", "shapes", *options, "--batch-size", "8", "--num-workers", "1", "--bootstrap", "0"]
 
 
 # A requeued or cancelled job gets TERM, which submitit lets pass, and KILL KillWait seconds later (5 s
-# on the test cluster): 8 levels (about 15 s of one CPU) outlast that. A 2-minute limit signals 30-60 s
-# after a run starts: 64 levels, requeued after the first of 8 shards, outlast that in the run after the
-# requeue (40 did not always: on an idle core the run after the requeue ended before the signal).
-LONG = _long(8)
-LIMITED = _long(64)
-JOB_KEY = "planted-salient__planted_{arch}"
+# on the test cluster). The cancelled job: 3 shards, 6.4 s each, so the two left outlast that. The
+# limited job: a 2-minute limit signals 30-60 s after a run starts; 9 shards of 10.9 s, requeued after
+# the first, leave 87 s for the run after the requeue, which therefore meets the signal (planted-salient
+# under noise levels did this before, computing: 2 s of one CPU per level, and 40 levels did not always
+# outlast the signal on an idle core; waiting does not depend on the core's speed).
+LONG = _long(32, 0.1)
+LIMITED = _long(96, 0.17)
+JOB_KEY = "shapes__shapesnet_{arch}"  # (the plugin's model loads any name: "tiny" and "other" are two jobs)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -69,8 +74,9 @@ def cluster() -> dict[str, str]:
 
 
 def _env(cluster: dict[str, str], cache: Path) -> dict[str, str]:
-    # (the jobs inherit this environment through sbatch: the same cache, offline)
-    return {**os.environ, **cluster, "SPURBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    # (the jobs inherit this environment through sbatch: the same cache, offline, the test plugin installed)
+    path = os.pathsep.join(p for p in (str(PLUGIN_DIST), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, **cluster, "SPURBENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": path}
 
 
 def _driver(args: list[str], cwd: Path, env: dict[str, str], log: str = "driver.log") -> subprocess.Popen:
@@ -148,6 +154,14 @@ def test_array_runs_at_most_n_at_a_time_and_equals_a_serial_run(cluster, tmp_pat
     assert "planted:resnet" in (tmp_path / "board" / "README.md").read_text()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def test_plugin():
+    """The test plugin installed here too, for the module's length: a job's record names its benchmark,
+    and a record whose settings name no known benchmark is not read."""
+    with plugin_installed():
+        yield
+
+
 @pytest.fixture(scope="module")
 def interrupted(cluster, tmp_path_factory):
     """Two drivers at once, each with one long job. The first job runs under a 2-minute limit: once it
@@ -159,9 +173,9 @@ def interrupted(cluster, tmp_path_factory):
     for folder in (limited, cancelled):
         folder.mkdir()
     limit_env, cancel_env = _env(cluster, limited / "cache"), _env(cluster, cancelled / "cache")
-    limit_driver = _driver(["-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env)
-    cancel_driver = _driver(["-m", "planted:resnet", *LONG, "--executor", "slurm", "-o", "out"], cancelled, cancel_env)
-    limit_key, cancel_key = JOB_KEY.format(arch="cnn"), JOB_KEY.format(arch="resnet")
+    limit_driver = _driver(["-m", "shapesnet:tiny", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, limit_env)
+    cancel_driver = _driver(["-m", "shapesnet:other", *LONG, "--executor", "slurm", "-o", "out"], cancelled, cancel_env)
+    limit_key, cancel_key = JOB_KEY.format(arch="tiny"), JOB_KEY.format(arch="other")
 
     # each job is interrupted once it has finished its first shard, whichever gets there first
     waiting = {"requeue": (limited, limit_key, limit_env), "scancel": (cancelled, cancel_key, cancel_env)}
@@ -182,9 +196,11 @@ def interrupted(cluster, tmp_path_factory):
     # while the requeued job waits and runs again, a third driver into its folder: the same job is in
     # flight, so not submitted again; another job would need a second driver there, which is refused
     in_process = {key: limit_env[key] for key in ("SLURM_CONF", "SPURBENCH_CACHE")}
-    same = run_in_process(["sweep", "-m", "planted:cnn", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process)
+    same = run_in_process(
+        ["sweep", "-m", "shapesnet:tiny", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process
+    )
     third = run_in_process(
-        ["sweep", "-m", "planted:resnet", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process
+        ["sweep", "-m", "shapesnet:other", *LIMITED, "--executor", "slurm", "--time", "2", "-o", "out"], limited, in_process
     )
     cancel_code = _ended(cancel_driver, 120)
     noticed_after = (cancelled / "driver.log").stat().st_mtime - cancelled_at  # its last line: the closing table
@@ -217,7 +233,7 @@ def _limited_job(interrupted) -> tuple[JobStatus, str]:
     log = (folder / "driver.log").read_text()
     assert interrupted.limit_code == 0, log
     assert "failed" not in log.split("sweep:")[0]  # no failure reported on the way
-    status = read_status(folder / "out", JOB_KEY.format(arch="cnn"))
+    status = read_status(folder / "out", JOB_KEY.format(arch="tiny"))
     assert status.state == "done" and status.error is None, status
     return status, Path(status.log).read_text() + Path(status.log).with_suffix(".out").read_text()
 
@@ -242,18 +258,18 @@ def test_a_time_limit_requeues_the_job_through_submitits_checkpoint(interrupted)
     assert err.count("Caught signal SIGUSR2") == status.attempts - 2 >= 1, err
     assert "Traceback" not in job_log and "temporary saved file" not in job_log and "No file was saved" not in job_log
     assert "User defined signal 2" not in job_log  # not killed by USR2's default action
-    read_result(interrupted.limited / "out" / f"{JOB_KEY.format(arch='cnn')}.json")  # a valid result file
+    read_result(interrupted.limited / "out" / f"{JOB_KEY.format(arch='tiny')}.json")  # a valid result file
 
 
 def test_scancel_is_noticed_and_said_then_retry_failed_finishes(interrupted, cli) -> None:
-    folder, key = interrupted.cancelled, JOB_KEY.format(arch="resnet")
+    folder, key = interrupted.cancelled, JOB_KEY.format(arch="other")
     log = (folder / "driver.log").read_text()
     assert interrupted.cancel_code == 1 and interrupted.noticed_after < 35, (interrupted.noticed_after, log)
     status = read_status(folder / "out", key)
     assert status.state == "failed" and status.error.startswith("cancelled in SLURM"), status.error
     assert "DataLoader worker" not in status.error
 
-    env = {k: v for k, v in interrupted.cancel_env.items() if k in ("SLURM_CONF", "SPURBENCH_CACHE")}
+    env = {k: v for k, v in interrupted.cancel_env.items() if k in ("SLURM_CONF", "SPURBENCH_CACHE", "PYTHONPATH")}
     retry = cli("sweep", "--retry-failed", "--executor", "slurm", "-o", "out", cwd=folder, env=env)
     assert retry.returncode == 0 and "plan: 1 failed job(s) to resubmit" in retry.stdout, retry.stdout + retry.stderr
     status = read_status(folder / "out", key)

@@ -12,10 +12,12 @@ Installed like any distribution that declares entry points (here: a dist-info fo
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import Field
 from torch import nn
 
 from spurbench.adapters.base import ModelAdapter, ModelCard
@@ -29,6 +31,16 @@ SIZE = 16
 
 class ShapesOptions(BenchmarkOptions):
     brightness: int = 128  # of the spurious-only images
+    per_role: int = Field(PER_ROLE, ge=1, le=1000)  # images per class and role
+    # Slow storage: opening an image waits this long (in the loader worker), using no CPU. The SLURM tests'
+    # long jobs span a time limit this way instead of computing for minutes beside the other tests.
+    seconds_per_image: float = Field(0.0, ge=0, le=10)
+
+
+def _opened(array: np.ndarray, seconds: float) -> Image.Image:
+    if seconds:
+        time.sleep(seconds)
+    return Image.fromarray(array)
 
 
 def _image(seed: int, colour: int | None, stripe: bool, brightness: int) -> np.ndarray:
@@ -41,11 +53,15 @@ def _image(seed: int, colour: int | None, stripe: bool, brightness: int) -> np.n
     return image
 
 
-def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
+def _revision(brightness: int, per_role: int) -> str:
+    return f"v1-b{brightness}" if per_role == PER_ROLE else f"v1-b{brightness}-n{per_role}"
+
+
+def _benchmark(brightness: int = 128, limit: int | None = None, per_role: int = PER_ROLE, seconds_per_image: float = 0.0) -> Benchmark:
     images, digest = [], hashlib.sha256()
     for k, name in enumerate(CLASSES):
         for role in ("positive", "negative"):
-            for i in range(PER_ROLE)[:limit]:
+            for i in range(per_role)[:limit]:
                 array = _image(
                     100 * k + 10 * (role == "negative") + i, k if role == "positive" else None, role == "negative" or k == 0, brightness
                 )
@@ -57,7 +73,7 @@ def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
                         role,
                         0 if role == "negative" else None,
                         f"shapes {name} {role} {i}",
-                        lambda a=array: Image.fromarray(a),
+                        lambda a=array: _opened(a, seconds_per_image),
                     )
                 )
     classes = [BenchmarkClass(k, name, components=(0,), group="striped" if k == 0 else "plain") for k, name in enumerate(CLASSES)]
@@ -66,7 +82,7 @@ def _benchmark(brightness: int = 128, limit: int | None = None) -> Benchmark:
         "shapes",
         classes,
         images,
-        revision=f"v1-b{brightness}",
+        revision=_revision(brightness, per_role),
         checksum=digest.hexdigest(),
         protocols=protocol_table(fixed_paper(1.0, by="images at the model's size"), MODEL_TRANSFORM),
         component_names={0: "grey stripe"},
@@ -85,12 +101,15 @@ class ShapesBenchmark(BenchmarkPlugin):
 
     def load(self, options: BenchmarkOptions) -> Benchmark:
         options = self.parse_options(options)
-        return _benchmark(options.brightness, options.limit)
+        return _benchmark(options.brightness, options.limit, options.per_role, options.seconds_per_image)
 
     def reference(self, revision: str) -> Reference | None:
-        if not revision.startswith("v1-b") or not revision[4:].isdigit():
+        brightness, _, per_role = revision.removeprefix("v1-b").partition("-n")
+        if not revision.startswith("v1-b") or not brightness.isdigit() or not (per_role or str(PER_ROLE)).isdigit():
             return None
-        bench = _benchmark(int(revision[4:]))
+        bench = _benchmark(int(brightness), per_role=int(per_role or PER_ROLE))
+        if bench.revision != revision:
+            return None
         return Reference(self.name, revision, bench.checksum, {im.image_id: (im.class_index, im.role) for im in bench.images})
 
 
