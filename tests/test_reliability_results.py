@@ -26,6 +26,7 @@ import pytest
 
 from tests.support.in_process import run_in_process
 from tests.support.one_line import one_line_error
+from tests.support.plugin_dist import plugin_installed
 from tests.test_cli import spurbench
 from tests.test_reliability import COMMITTED, ROOT, TYPER_LINES, _planted_weights, _result_without_provenance
 
@@ -271,7 +272,10 @@ def test_case11_a_plugins_exception_is_one_line_naming_the_plugin_and_debug_show
     proc = _plugin_cli(tmp_path, *args)
     line = one_line_error(proc, code=1)
     assert "plugin spurbench-shapes failed in shapes_benchmark._image: OverflowError:" in line and "--debug" in line
-    for debug in (_plugin_cli(tmp_path, "--debug", *args), _plugin_cli(tmp_path, *args, env={"SPURBENCH_DEBUG": "1"})):
+    with plugin_installed():  # (the console script's path is the line above; the debug switches need no process of their own)
+        env = {"SPURBENCH_CACHE": str(tmp_path / "cache")}
+        debugs = (run_in_process(["--debug", *args], tmp_path, env), run_in_process(args, tmp_path, {**env, "SPURBENCH_DEBUG": "1"}))
+    for debug in debugs:
         assert debug.returncode == 1 and "Traceback" in debug.stderr and 'shapes_benchmark.py", line' in debug.stderr, debug.stderr[-2000:]
         assert debug.stderr.strip().splitlines()[-1].startswith("error: plugin spurbench-shapes failed in shapes_benchmark._image")
     assert not (tmp_path / "out").exists()
